@@ -1,0 +1,56 @@
+//! Conveyor's configuration: the TOML model, its validation, and secret references.
+//!
+//! Loading happens in two layers (the Vector config-compiler pattern): each
+//! top-level section is deserialised on its own into raw serde structs that
+//! keep spans, so one broken source does not hide the problems of another;
+//! the raw structs are then validated into the [`model`] types. Every problem
+//! found is reported at once as a [`Diagnostic`] with `FILE:LINE:COL`.
+
+pub mod diagnostics;
+pub mod model;
+mod raw;
+pub mod secret;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use diagnostics::{ConfigErrors, Diagnostic};
+pub use model::*;
+pub use secret::{Secret, SecretRef};
+pub use validate::parse_cron;
+
+/// Where the config file is looked for when neither `--config` nor
+/// `CONVEYOR_CONFIG` names one.
+pub const DEFAULT_CONFIG_FILE: &str = "conveyor.toml";
+
+/// Reads and validates the config file at `path`, resolving every secret
+/// reference. Returns every problem found, not just the first.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![Diagnostic::whole_file(
+            path,
+            format!("cannot read config file: {e}"),
+            Some("pass --config PATH or set CONVEYOR_CONFIG".into()),
+        )])
+    })?;
+    parse(&text, path)
+}
+
+/// Validates config `text` as if read from `path` (relative paths in the
+/// config resolve against the file's folder).
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    validate::validate(text, path)
+}
+
+/// Resolves relative paths in the config against the config file's folder,
+/// so `conveyor -c /etc/conveyor/conveyor.toml` works from any directory.
+pub(crate) fn resolve_relative(config_path: &Path, p: &str) -> PathBuf {
+    let p = PathBuf::from(p);
+    if p.is_absolute() {
+        return p;
+    }
+    match config_path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(p),
+        _ => p,
+    }
+}

@@ -1,0 +1,216 @@
+//! The validated configuration model that the rest of Conveyor reads.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::secret::SecretRef;
+
+/// A validated config file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was read from.
+    pub file: PathBuf,
+    pub warehouse: WarehouseConfig,
+    pub server: ServerConfig,
+    pub sources: Vec<SourceConfig>,
+    /// Non-fatal remarks (e.g. an inline secret) for `conveyor check`.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    pub fn source(&self, name: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WarehouseConfig {
+    /// The DuckDB file.
+    pub path: PathBuf,
+}
+
+/// The daemon's local endpoint, which answers `conveyor query` and
+/// `conveyor status` while it holds the warehouse open.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Also the warehouse schema the source's tables live in.
+    pub name: String,
+    pub schedule: Option<Schedule>,
+    pub connector: ConnectorConfig,
+}
+
+/// A cron schedule in a time zone.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// The expression as written.
+    pub expr: String,
+    pub cron: cron::Schedule,
+    pub timezone: chrono_tz::Tz,
+}
+
+#[derive(Debug, Clone)]
+pub enum ConnectorConfig {
+    Rest(RestSourceConfig),
+}
+
+impl ConnectorConfig {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ConnectorConfig::Rest(_) => "rest",
+        }
+    }
+}
+
+/// The declarative REST connector.
+#[derive(Debug, Clone)]
+pub struct RestSourceConfig {
+    pub base_url: url::Url,
+    pub auth: AuthConfig,
+    pub headers: Vec<(String, String)>,
+    pub pagination: PaginationConfig,
+    pub http: HttpConfig,
+    pub streams: Vec<RestStreamConfig>,
+}
+
+/// Transport behaviour shared by every stream of a source.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub timeout: Duration,
+    pub max_retries: u32,
+    /// First backoff delay; doubles each retry, with jitter.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Requests per second per host; `None` means unlimited.
+    pub requests_per_second: Option<f64>,
+    /// Pages fetched ahead of the one being loaded.
+    pub prefetch_pages: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            timeout: Duration::from_secs(30),
+            max_retries: 5,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(60),
+            requests_per_second: None,
+            prefetch_pages: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum AuthConfig {
+    None,
+    ApiKey { location: KeyLocation, key: SecretRef },
+    Basic { username: String, password: SecretRef },
+    Bearer { token: SecretRef },
+    OAuth2ClientCredentials {
+        token_url: url::Url,
+        client_id: String,
+        client_secret: SecretRef,
+        scope: Option<String>,
+    },
+    /// Refresh-token grant. When the server rotates the refresh token, the
+    /// new one is stored (sealed) in the warehouse before it is used.
+    OAuth2RefreshToken {
+        token_url: url::Url,
+        client_id: String,
+        client_secret: SecretRef,
+        refresh_token: SecretRef,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyLocation {
+    Header(String),
+    Query(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PaginationConfig {
+    /// One request per stream.
+    None,
+    /// The body holds the next page's URL (absolute or relative); stop when
+    /// it is missing or null, or when `count_path` reads below `min_count`
+    /// (APIs whose next link is never null).
+    NextUrl { next_path: JsonPath, count_path: Option<JsonPath>, min_count: u64 },
+    /// `Link: <…>; rel="next"`; follow it exactly, stop when absent.
+    LinkHeader,
+    /// A token in the body is sent back as a query parameter.
+    CursorToken { cursor_path: JsonPath, cursor_param: String },
+    /// `offset`/`limit` parameters; stop on a short page.
+    OffsetLimit { offset_param: String, limit_param: String, limit: u64, start_offset: u64 },
+    /// `page`/`per_page` parameters; stop on a short or empty page, or past
+    /// the total-pages header when the API sends one.
+    PageNumber { page_param: String, size_param: String, size: u64, start_page: u64, total_pages_header: Option<String> },
+}
+
+/// A dotted path into a JSON document (`data`, `QueryResponse.Invoice`);
+/// empty means the document itself.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JsonPath(pub Vec<String>);
+
+impl JsonPath {
+    pub fn parse(s: &str) -> JsonPath {
+        let s = s.trim().trim_start_matches('$').trim_start_matches('.');
+        JsonPath(s.split('.').filter(|p| !p.is_empty()).map(str::to_string).collect())
+    }
+}
+
+impl std::fmt::Display for JsonPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("$")
+        } else {
+            write!(f, "{}", self.0.join("."))
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RestStreamConfig {
+    /// Also the warehouse table name.
+    pub name: String,
+    /// Path relative to `base_url`, or an absolute URL.
+    pub path: String,
+    /// Query parameters; values may use `{offset}`, `{limit}`, `{page}` and
+    /// `{cursor}` placeholders.
+    pub params: Vec<(String, String)>,
+    pub record_selector: JsonPath,
+    pub primary_key: Vec<String>,
+    pub incremental: Option<IncrementalConfig>,
+    /// Overrides the source's pagination.
+    pub pagination: Option<PaginationConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IncrementalConfig {
+    /// The record field whose maximum becomes the cursor.
+    pub cursor_field: String,
+    pub location: KeyLocation,
+    /// How the cursor is rendered into the request.
+    pub value_format: CursorFormat,
+    /// Text around the value, e.g. `gte|{cursor}` for Greenhouse.
+    pub template: String,
+    /// Re-read this far behind the saved cursor, for late-arriving updates.
+    pub lookback: Duration,
+    /// Cursor for the first sync; `None` fetches everything.
+    pub start: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CursorFormat {
+    /// The cursor as seen in the data (after look-back, RFC 3339 in UTC).
+    Rfc3339,
+    UnixSeconds,
+    UnixMillis,
+}

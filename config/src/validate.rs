@@ -1,0 +1,703 @@
+//! Turns config text into the validated [`Config`], collecting every problem.
+
+use std::ops::Range;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
+
+use crate::diagnostics::{ConfigErrors, Diagnostic};
+use crate::model::*;
+use crate::raw::*;
+use crate::secret::SecretRef;
+
+const TOP_LEVEL_KEYS: &str = "warehouse, server, sources";
+const SOURCE_TYPES: &str = "rest";
+const AUTH_TYPES: &str =
+    "none, api_key, basic, bearer, oauth2_client_credentials, oauth2_refresh_token";
+const PAGINATION_TYPES: &str = "none, next_url, link_header, cursor, offset, page";
+
+/// Collects diagnostics while walking the raw config.
+struct Checker<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<String>,
+}
+
+pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
+    let mut c = Checker { file, text, errors: Vec::new(), warnings: Vec::new() };
+    let (doc, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        for e in syntax {
+            let span = e.span().unwrap_or(0..0);
+            c.error(span, "", e.message().trim().to_string());
+        }
+        return Err(c.finish_errors());
+    }
+
+    let mut warehouse: Option<RawWarehouse> = None;
+    let mut warehouse_span = 0..0;
+    let mut server: Option<RawServer> = None;
+    let mut sources = Vec::new();
+    for (key, value) in doc.get_ref().iter() {
+        match &**key.get_ref() {
+            "warehouse" => {
+                warehouse_span = key.span();
+                warehouse = c.section("warehouse", value);
+            }
+            "server" => server = c.section("server", value),
+            "sources" => match value.get_ref() {
+                DeValue::Table(t) => {
+                    for (name, v) in t.iter() {
+                        let name_s = name.get_ref().to_string();
+                        let path = format!("sources.{name_s}");
+                        if let Some(raw) = c.section::<RawSource>(&path, v) {
+                            sources.push((Spanned::new(name.span(), name_s), raw));
+                        }
+                    }
+                }
+                _ => {
+                    c.error(value.span(), "sources", "must be a table of named sources");
+                }
+            },
+            other => {
+                c.error(key.span(), other, format!("unknown key `{other}`"))
+                    .hint(format!("valid top-level keys: {TOP_LEVEL_KEYS}"));
+            }
+        }
+    }
+
+    let warehouse = c.warehouse(warehouse, warehouse_span);
+    let server = c.server(server);
+    let mut validated = Vec::new();
+    for (name, raw) in sources {
+        if let Some(s) = c.source(name, raw) {
+            validated.push(s);
+        }
+    }
+    if validated.is_empty() && c.errors.is_empty() {
+        c.warnings.push("no sources are configured; add a [sources.NAME] table".into());
+    }
+    if !c.errors.is_empty() {
+        return Err(c.finish_errors());
+    }
+    Ok(Config {
+        file: file.to_path_buf(),
+        warehouse: warehouse.expect("warehouse validated"),
+        server: server.expect("server validated"),
+        sources: validated,
+        warnings: c.warnings,
+    })
+}
+
+impl<'a> Checker<'a> {
+    fn error(
+        &mut self,
+        span: Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        self.errors.push(Diagnostic::at(self.file, self.text, span, key, message));
+        self.errors.last_mut().expect("just pushed")
+    }
+
+    fn finish_errors(mut self) -> ConfigErrors {
+        self.errors.sort_by_key(|d| (d.line, d.col));
+        ConfigErrors(self.errors)
+    }
+
+    /// Deserialises one section on its own so that its errors do not hide
+    /// those of the other sections.
+    fn section<T: DeserializeOwned>(&mut self, key: &str, value: &Spanned<DeValue<'_>>) -> Option<T> {
+        match T::deserialize(ValueDeserializer::from(value.clone())) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let span = e.span().unwrap_or(value.span());
+                let message = e.message().trim().to_string();
+                self.error(span, key, message);
+                None
+            }
+        }
+    }
+
+    fn warehouse(&mut self, raw: Option<RawWarehouse>, span: Range<usize>) -> Option<WarehouseConfig> {
+        let Some(raw) = raw else {
+            if span == (0..0) {
+                self.error(0..0, "warehouse", "missing [warehouse] section")
+                    .hint("add:\n[warehouse]\npath = \"conveyor.duckdb\"");
+            }
+            return None;
+        };
+        let Some(path) = raw.path else {
+            self.error(span, "warehouse.path", "missing key `path`")
+                .hint("the DuckDB file, e.g. path = \"conveyor.duckdb\"");
+            return None;
+        };
+        if path.get_ref().trim().is_empty() {
+            self.error(path.span(), "warehouse.path", "must not be empty");
+            return None;
+        }
+        Some(WarehouseConfig { path: crate::resolve_relative(self.file, path.get_ref()) })
+    }
+
+    fn server(&mut self, raw: Option<RawServer>) -> Option<ServerConfig> {
+        let listen = raw.and_then(|r| r.listen);
+        let text = listen.as_ref().map(|l| l.get_ref().clone()).unwrap_or(DEFAULT_LISTEN.into());
+        match text.parse() {
+            Ok(listen) => Some(ServerConfig { listen }),
+            Err(_) => {
+                let span = listen.map(|l| l.span()).unwrap_or(0..0);
+                self.error(span, "server.listen", format!("`{text}` is not an address:port"))
+                    .hint("e.g. listen = \"127.0.0.1:7878\"");
+                None
+            }
+        }
+    }
+
+    fn source(&mut self, name: Spanned<String>, raw: RawSource) -> Option<SourceConfig> {
+        let errors_before = self.errors.len();
+        let key = format!("sources.{}", name.get_ref());
+        self.identifier(&name, &key, "source name");
+        let schedule = self.schedule(&key, raw.schedule.as_ref(), raw.timezone.as_ref());
+        let connector = match raw.kind.get_ref().as_str() {
+            "rest" => self.rest_source(&key, &raw).map(ConnectorConfig::Rest),
+            other => {
+                self.error(raw.kind.span(), &format!("{key}.type"), format!("unknown source type `{other}`"))
+                    .hint(format!("built-in types: {SOURCE_TYPES}"));
+                None
+            }
+        };
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(SourceConfig { name: name.into_inner(), schedule: schedule.flatten(), connector: connector? })
+    }
+
+    /// Names become DuckDB schema and table names, so keep them plain.
+    fn identifier(&mut self, name: &Spanned<String>, key: &str, what: &str) {
+        let n = name.get_ref();
+        let ok = n.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !ok || n == "conveyor" {
+            let msg = if n == "conveyor" {
+                format!("{what} `conveyor` is reserved for Conveyor's own tables")
+            } else {
+                format!("{what} `{n}` must be lower-case letters, digits and underscores")
+            };
+            self.error(name.span(), key, msg).hint("it becomes a warehouse schema or table name");
+        }
+    }
+
+    /// `Some(None)` means "no schedule" (manual syncs only).
+    fn schedule(
+        &mut self,
+        key: &str,
+        expr: Option<&Spanned<String>>,
+        tz: Option<&Spanned<String>>,
+    ) -> Option<Option<Schedule>> {
+        let timezone = match tz {
+            None => chrono_tz::UTC,
+            Some(t) => match chrono_tz::Tz::from_str(t.get_ref()) {
+                Ok(z) => z,
+                Err(_) => {
+                    self.error(t.span(), &format!("{key}.timezone"), format!("unknown time zone `{}`", t.get_ref()))
+                        .hint("an IANA name such as \"Europe/London\" or \"UTC\"");
+                    return None;
+                }
+            },
+        };
+        let Some(expr) = expr else { return Some(None) };
+        match parse_cron(expr.get_ref()) {
+            Ok(cron) => Some(Some(Schedule { expr: expr.get_ref().clone(), cron, timezone })),
+            Err(e) => {
+                self.error(expr.span(), &format!("{key}.schedule"), format!("invalid cron expression: {e}"))
+                    .hint("5 fields (min hour day month weekday) or 6 with seconds first, e.g. \"0 */15 * * * *\"");
+                None
+            }
+        }
+    }
+
+    fn rest_source(&mut self, key: &str, raw: &RawSource) -> Option<RestSourceConfig> {
+        let base_url = match &raw.base_url {
+            None => {
+                self.error(raw.kind.span(), &format!("{key}.base_url"), "missing key `base_url` (required by type = \"rest\")");
+                None
+            }
+            Some(u) => self.url(u, &format!("{key}.base_url")),
+        };
+        let auth = match &raw.auth {
+            None => Some(AuthConfig::None),
+            Some(a) => self.auth(&format!("{key}.auth"), a),
+        };
+        let pagination = match &raw.pagination {
+            None => Some(PaginationConfig::None),
+            Some(p) => self.pagination(&format!("{key}.pagination"), p),
+        };
+        let http = self.http(key, raw);
+        let mut headers = Vec::new();
+        for (k, v) in raw.headers.iter().flatten() {
+            headers.push((k.clone(), v.get_ref().clone()));
+        }
+        let mut streams = Vec::new();
+        match &raw.streams {
+            None => {
+                self.error(raw.kind.span(), &format!("{key}.streams"), "a rest source needs at least one [[...streams]] entry");
+            }
+            Some(list) => {
+                let mut seen = std::collections::HashSet::new();
+                for (i, s) in list.iter().enumerate() {
+                    let skey = format!("{key}.streams[{i}]");
+                    if !seen.insert(s.get_ref().name.get_ref().clone()) {
+                        self.error(s.get_ref().name.span(), &format!("{skey}.name"), format!("duplicate stream name `{}`", s.get_ref().name.get_ref()));
+                    }
+                    if let Some(stream) = self.rest_stream(&skey, s.get_ref()) {
+                        streams.push(stream);
+                    }
+                }
+            }
+        }
+        Some(RestSourceConfig { base_url: base_url?, auth: auth?, headers, pagination: pagination?, http: http?, streams })
+    }
+
+    fn http(&mut self, key: &str, raw: &RawSource) -> Option<HttpConfig> {
+        let mut h = HttpConfig::default();
+        if let Some(t) = &raw.timeout_secs {
+            if *t.get_ref() == 0 {
+                self.error(t.span(), &format!("{key}.timeout_secs"), "must be at least 1");
+                return None;
+            }
+            h.timeout = Duration::from_secs(*t.get_ref());
+        }
+        if let Some(r) = &raw.max_retries {
+            h.max_retries = *r.get_ref();
+        }
+        if let Some(b) = &raw.backoff_base_ms {
+            h.backoff_base = Duration::from_millis(*b.get_ref());
+        }
+        if let Some(b) = &raw.backoff_max_secs {
+            h.backoff_max = Duration::from_secs(*b.get_ref());
+        }
+        if let Some(p) = &raw.prefetch_pages {
+            h.prefetch_pages = *p.get_ref() as usize;
+        }
+        if let Some(r) = &raw.requests_per_second {
+            let v = match r.get_ref() {
+                toml::Value::Integer(i) => Some(*i as f64),
+                toml::Value::Float(f) => Some(*f),
+                _ => None,
+            };
+            match v {
+                Some(v) if v > 0.0 => h.requests_per_second = Some(v),
+                _ => {
+                    self.error(r.span(), &format!("{key}.requests_per_second"), "must be a positive number");
+                    return None;
+                }
+            }
+        }
+        Some(h)
+    }
+
+    fn url(&mut self, u: &Spanned<String>, key: &str) -> Option<url::Url> {
+        match url::Url::parse(u.get_ref()) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
+            Ok(_) => {
+                self.error(u.span(), key, "must be an http or https URL");
+                None
+            }
+            Err(e) => {
+                self.error(u.span(), key, format!("invalid URL: {e}"));
+                None
+            }
+        }
+    }
+
+    fn secret(&mut self, s: &Spanned<String>, key: &str) -> Option<SecretRef> {
+        let r = match SecretRef::parse(s.get_ref(), |p| crate::resolve_relative(self.file, p)) {
+            Ok(r) => r,
+            Err(e) => {
+                self.error(s.span(), key, e);
+                return None;
+            }
+        };
+        if r.is_inline() {
+            let (line, col) = crate::diagnostics::line_col(self.text, s.span().start);
+            self.warnings.push(format!(
+                "{}:{line}:{col}: {key}: secret written inline; prefer \"env:NAME\" or \"file:PATH\"",
+                self.file.display()
+            ));
+        }
+        if let Err(e) = r.resolve() {
+            let hint = match &r {
+                SecretRef::Env(n) => format!("export {n}=... in the environment conveyor runs in"),
+                _ => "check the path and its permissions".into(),
+            };
+            self.error(s.span(), key, e).hint(hint);
+            return None;
+        }
+        Some(r)
+    }
+
+    /// Reports set fields that the chosen `type` does not use, so a typo in
+    /// the type or a stray field does not pass silently.
+    fn unused(&mut self, key: &str, kind: &str, fields: &[(&str, Option<Range<usize>>)]) {
+        for (name, span) in fields {
+            if let Some(span) = span {
+                self.error(span.clone(), &format!("{key}.{name}"), format!("not used by type = \"{kind}\""));
+            }
+        }
+    }
+
+    fn required<'r>(&mut self, v: &'r Option<Spanned<String>>, key: &str, field: &str, kind: &str, at: Range<usize>) -> Option<&'r Spanned<String>> {
+        if v.is_none() {
+            self.error(at, &format!("{key}.{field}"), format!("missing key `{field}` (required by type = \"{kind}\")"));
+        }
+        v.as_ref()
+    }
+
+    fn auth(&mut self, key: &str, a: &Spanned<RawAuth>) -> Option<AuthConfig> {
+        let at = a.span();
+        let a = a.get_ref();
+        let kind = a.kind.get_ref().as_str();
+        let sp = |f: &Option<Spanned<String>>| f.as_ref().map(|s| s.span());
+        match kind {
+            "none" => {
+                self.unused(key, kind, &[("key", sp(&a.key)), ("token", sp(&a.token)), ("password", sp(&a.password)), ("client_secret", sp(&a.client_secret))]);
+                Some(AuthConfig::None)
+            }
+            "api_key" => {
+                self.unused(key, kind, &[("username", sp(&a.username)), ("password", sp(&a.password)), ("token", sp(&a.token)), ("token_url", sp(&a.token_url)), ("client_id", sp(&a.client_id)), ("client_secret", sp(&a.client_secret)), ("refresh_token", sp(&a.refresh_token))]);
+                let location = match (&a.header, &a.query_param) {
+                    (Some(h), None) => KeyLocation::Header(h.get_ref().clone()),
+                    (None, Some(q)) => KeyLocation::Query(q.get_ref().clone()),
+                    _ => {
+                        self.error(at.clone(), key, "api_key auth needs exactly one of `header` or `query_param`")
+                            .hint("e.g. header = \"X-API-Key\"");
+                        return None;
+                    }
+                };
+                let k = self.required(&a.key, key, "key", kind, at)?;
+                let key_ref = self.secret(k, &format!("{key}.key"))?;
+                Some(AuthConfig::ApiKey { location, key: key_ref })
+            }
+            "basic" => {
+                self.unused(key, kind, &[("key", sp(&a.key)), ("token", sp(&a.token)), ("token_url", sp(&a.token_url)), ("client_id", sp(&a.client_id)), ("client_secret", sp(&a.client_secret)), ("refresh_token", sp(&a.refresh_token)), ("header", sp(&a.header)), ("query_param", sp(&a.query_param))]);
+                let u = self.required(&a.username, key, "username", kind, at.clone());
+                let p = self.required(&a.password, key, "password", kind, at);
+                let password = self.secret(p?, &format!("{key}.password"))?;
+                Some(AuthConfig::Basic { username: u?.get_ref().clone(), password })
+            }
+            "bearer" => {
+                self.unused(key, kind, &[("key", sp(&a.key)), ("username", sp(&a.username)), ("password", sp(&a.password)), ("token_url", sp(&a.token_url)), ("client_id", sp(&a.client_id)), ("client_secret", sp(&a.client_secret)), ("refresh_token", sp(&a.refresh_token))]);
+                let t = self.required(&a.token, key, "token", kind, at)?;
+                Some(AuthConfig::Bearer { token: self.secret(t, &format!("{key}.token"))? })
+            }
+            "oauth2_client_credentials" | "oauth2_refresh_token" => {
+                self.unused(key, kind, &[("key", sp(&a.key)), ("username", sp(&a.username)), ("password", sp(&a.password)), ("token", sp(&a.token)), ("header", sp(&a.header)), ("query_param", sp(&a.query_param))]);
+                let token_url = self.required(&a.token_url, key, "token_url", kind, at.clone()).and_then(|u| self.url(u, &format!("{key}.token_url")));
+                let client_id = self.required(&a.client_id, key, "client_id", kind, at.clone()).map(|s| s.get_ref().clone());
+                let client_secret = self.required(&a.client_secret, key, "client_secret", kind, at.clone()).and_then(|s| self.secret(s, &format!("{key}.client_secret")));
+                if kind == "oauth2_client_credentials" {
+                    self.unused(key, kind, &[("refresh_token", sp(&a.refresh_token))]);
+                    Some(AuthConfig::OAuth2ClientCredentials {
+                        token_url: token_url?,
+                        client_id: client_id?,
+                        client_secret: client_secret?,
+                        scope: a.scope.as_ref().map(|s| s.get_ref().clone()),
+                    })
+                } else {
+                    self.unused(key, kind, &[("scope", sp(&a.scope))]);
+                    let refresh = self.required(&a.refresh_token, key, "refresh_token", kind, at).and_then(|s| self.secret(s, &format!("{key}.refresh_token")));
+                    Some(AuthConfig::OAuth2RefreshToken { token_url: token_url?, client_id: client_id?, client_secret: client_secret?, refresh_token: refresh? })
+                }
+            }
+            other => {
+                self.error(a.kind.span(), &format!("{key}.type"), format!("unknown auth type `{other}`"))
+                    .hint(format!("one of: {AUTH_TYPES}"));
+                None
+            }
+        }
+    }
+
+    fn pagination(&mut self, key: &str, p: &Spanned<RawPagination>) -> Option<PaginationConfig> {
+        let p = p.get_ref();
+        let kind = p.kind.get_ref().as_str();
+        let s = |f: &Option<Spanned<String>>| f.as_ref().map(|v| v.span());
+        let n = |f: &Option<Spanned<u64>>| f.as_ref().map(|v| v.span());
+        let str_or = |f: &Option<Spanned<String>>, d: &str| f.as_ref().map(|v| v.get_ref().clone()).unwrap_or_else(|| d.to_string());
+        let num_or = |f: &Option<Spanned<u64>>, d: u64| f.as_ref().map(|v| *v.get_ref()).unwrap_or(d);
+        let next_fields = [("next_path", s(&p.next_path)), ("count_path", s(&p.count_path)), ("min_count", n(&p.min_count))];
+        let cursor_fields = [("cursor_path", s(&p.cursor_path)), ("cursor_param", s(&p.cursor_param))];
+        let offset_fields = [("offset_param", s(&p.offset_param)), ("limit_param", s(&p.limit_param)), ("limit", n(&p.limit)), ("start_offset", n(&p.start_offset))];
+        let page_fields = [("page_param", s(&p.page_param)), ("size_param", s(&p.size_param)), ("size", n(&p.size)), ("start_page", n(&p.start_page)), ("total_pages_header", s(&p.total_pages_header))];
+        let unused = |c: &mut Self, except: &str| {
+            for (group, fields) in [("next_url", &next_fields[..]), ("cursor", &cursor_fields[..]), ("offset", &offset_fields[..]), ("page", &page_fields[..])] {
+                if group != except {
+                    c.unused(key, kind, fields);
+                }
+            }
+        };
+        let positive = |c: &mut Self, f: &Option<Spanned<u64>>, name: &str| {
+            if let Some(v) = f {
+                if *v.get_ref() == 0 {
+                    c.error(v.span(), &format!("{key}.{name}"), "must be at least 1");
+                }
+            }
+        };
+        match kind {
+            "none" => {
+                unused(self, "");
+                Some(PaginationConfig::None)
+            }
+            "link_header" => {
+                unused(self, "");
+                Some(PaginationConfig::LinkHeader)
+            }
+            "next_url" => {
+                unused(self, "next_url");
+                Some(PaginationConfig::NextUrl {
+                    next_path: JsonPath::parse(&str_or(&p.next_path, "next")),
+                    count_path: p.count_path.as_ref().map(|c| JsonPath::parse(c.get_ref())),
+                    min_count: num_or(&p.min_count, 1),
+                })
+            }
+            "cursor" => {
+                unused(self, "cursor");
+                let path = self.required(&p.cursor_path, key, "cursor_path", kind, p.kind.span());
+                let param = self.required(&p.cursor_param, key, "cursor_param", kind, p.kind.span());
+                Some(PaginationConfig::CursorToken { cursor_path: JsonPath::parse(path?.get_ref()), cursor_param: param?.get_ref().clone() })
+            }
+            "offset" => {
+                unused(self, "offset");
+                positive(self, &p.limit, "limit");
+                Some(PaginationConfig::OffsetLimit {
+                    offset_param: str_or(&p.offset_param, "offset"),
+                    limit_param: str_or(&p.limit_param, "limit"),
+                    limit: num_or(&p.limit, 100).max(1),
+                    start_offset: num_or(&p.start_offset, 0),
+                })
+            }
+            "page" => {
+                unused(self, "page");
+                positive(self, &p.size, "size");
+                Some(PaginationConfig::PageNumber {
+                    page_param: str_or(&p.page_param, "page"),
+                    size_param: str_or(&p.size_param, "per_page"),
+                    size: num_or(&p.size, 100).max(1),
+                    start_page: num_or(&p.start_page, 1),
+                    total_pages_header: p.total_pages_header.as_ref().map(|h| h.get_ref().clone()),
+                })
+            }
+            other => {
+                self.error(p.kind.span(), &format!("{key}.type"), format!("unknown pagination type `{other}`"))
+                    .hint(format!("one of: {PAGINATION_TYPES}"));
+                None
+            }
+        }
+    }
+
+    fn rest_stream(&mut self, key: &str, s: &RawStream) -> Option<RestStreamConfig> {
+        let errors_before = self.errors.len();
+        self.identifier(&s.name, &format!("{key}.name"), "stream name");
+        let path = self.required(&s.path, key, "path", "rest", s.name.span()).map(|p| p.get_ref().clone());
+        let mut params = Vec::new();
+        if let Some(ps) = &s.params {
+            for (k, v) in ps.get_ref() {
+                let text = match v {
+                    toml::Value::String(x) => x.clone(),
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Float(f) => f.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    _ => {
+                        self.error(ps.span(), &format!("{key}.params.{k}"), "must be a string, number or boolean");
+                        continue;
+                    }
+                };
+                params.push((k.clone(), text));
+            }
+        }
+        let primary_key = match &s.primary_key {
+            None => {
+                self.error(s.name.span(), &format!("{key}.primary_key"), "missing key `primary_key`")
+                    .hint("the field(s) that identify a record, e.g. primary_key = \"id\"; rows are merged by it");
+                Vec::new()
+            }
+            Some(pk) => match pk.get_ref() {
+                toml::Value::String(x) => vec![x.clone()],
+                toml::Value::Array(a) if !a.is_empty() && a.iter().all(|v| v.is_str()) => {
+                    a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
+                }
+                _ => {
+                    self.error(pk.span(), &format!("{key}.primary_key"), "must be a field name or a non-empty list of field names");
+                    Vec::new()
+                }
+            },
+        };
+        let incremental = s.incremental.as_ref().and_then(|i| self.incremental(&format!("{key}.incremental"), i));
+        let pagination = s.pagination.as_ref().map(|p| self.pagination(&format!("{key}.pagination"), p));
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(RestStreamConfig {
+            name: s.name.get_ref().clone(),
+            path: path?,
+            params,
+            record_selector: s.records.as_ref().map(|r| JsonPath::parse(r.get_ref())).unwrap_or_default(),
+            primary_key,
+            incremental,
+            pagination: pagination.flatten(),
+        })
+    }
+
+    fn incremental(&mut self, key: &str, i: &Spanned<RawIncremental>) -> Option<IncrementalConfig> {
+        let at = i.span();
+        let i = i.get_ref();
+        let location = match (&i.param, &i.header) {
+            (Some(p), None) => KeyLocation::Query(p.get_ref().clone()),
+            (None, Some(h)) => KeyLocation::Header(h.get_ref().clone()),
+            _ => {
+                self.error(at, key, "incremental needs exactly one of `param` or `header`")
+                    .hint("where the saved cursor is sent, e.g. param = \"updated_since\"");
+                return None;
+            }
+        };
+        let value_format = match i.format.as_ref().map(|f| f.get_ref().as_str()) {
+            None | Some("rfc3339") => CursorFormat::Rfc3339,
+            Some("unix") => CursorFormat::UnixSeconds,
+            Some("unix_ms") => CursorFormat::UnixMillis,
+            Some(other) => {
+                let span = i.format.as_ref().map(|f| f.span()).unwrap_or(0..0);
+                self.error(span, &format!("{key}.format"), format!("unknown cursor format `{other}`"))
+                    .hint("one of: rfc3339, unix, unix_ms");
+                return None;
+            }
+        };
+        let template = i.template.as_ref().map(|t| t.get_ref().clone()).unwrap_or_else(|| "{cursor}".into());
+        if !template.contains("{cursor}") {
+            let span = i.template.as_ref().map(|t| t.span()).unwrap_or(0..0);
+            self.error(span, &format!("{key}.template"), "must contain `{cursor}`");
+            return None;
+        }
+        Some(IncrementalConfig {
+            cursor_field: i.cursor_field.get_ref().clone(),
+            location,
+            value_format,
+            template,
+            lookback: Duration::from_secs(i.lookback_secs.as_ref().map(|l| *l.get_ref()).unwrap_or(0)),
+            start: i.start.as_ref().map(|s| s.get_ref().clone()),
+        })
+    }
+}
+
+/// Parses a cron expression; a 5-field expression gets seconds = 0.
+pub fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
+    let fields = expr.split_whitespace().count();
+    let full = if fields == 5 { format!("0 {expr}") } else { expr.to_string() };
+    cron::Schedule::from_str(&full).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn check(text: &str) -> Result<Config, ConfigErrors> {
+        validate(text, &PathBuf::from("/etc/conveyor/conveyor.toml"))
+    }
+
+    const GOOD: &str = r#"
+[warehouse]
+path = "wh.duckdb"
+
+[sources.crm]
+type = "rest"
+schedule = "*/5 * * * *"
+timezone = "Europe/London"
+base_url = "https://api.example.com/v1"
+pagination = { type = "link_header" }
+auth = { type = "bearer", token = "env:PATH" }
+
+[[sources.crm.streams]]
+name = "deals"
+path = "/deals"
+primary_key = "id"
+records = "data"
+incremental = { cursor_field = "updated_at", param = "updated_since", lookback_secs = 60 }
+"#;
+
+    #[test]
+    fn valid_config_builds_the_model() {
+        let c = check(GOOD).unwrap();
+        assert_eq!(c.warehouse.path, PathBuf::from("/etc/conveyor/wh.duckdb"));
+        assert_eq!(c.server.listen.to_string(), DEFAULT_LISTEN);
+        let s = c.source("crm").unwrap();
+        let sched = s.schedule.as_ref().unwrap();
+        assert_eq!(sched.timezone, chrono_tz::Europe::London);
+        let ConnectorConfig::Rest(r) = &s.connector;
+        assert_eq!(r.pagination, PaginationConfig::LinkHeader);
+        assert_eq!(r.streams[0].record_selector, JsonPath(vec!["data".into()]));
+        let inc = r.streams[0].incremental.as_ref().unwrap();
+        assert_eq!(inc.lookback, Duration::from_secs(60));
+        assert_eq!(inc.location, KeyLocation::Query("updated_since".into()));
+    }
+
+    #[test]
+    fn every_mistake_is_reported_with_its_location() {
+        let text = r#"[warehouse]
+path = "wh.duckdb"
+colour = "blue"
+
+[sources.crm]
+type = "rest"
+schedule = "every monday"
+base_url = "https://api.example.com"
+auth = { type = "bearer", token = "env:CONVEYOR_TEST_UNSET_TOKEN" }
+[[sources.crm.streams]]
+name = "deals"
+path = "/deals"
+primary_key = "id"
+
+[sources.erp]
+type = "soap"
+
+[sources.pay]
+type = "rest"
+base_url = "https://pay.example.com"
+pagination = { type = "page", cursor_path = "next" }
+[[sources.pay.streams]]
+name = "Employees"
+path = "/employees"
+primary_key = "uuid"
+"#;
+        let errs = check(text).unwrap_err();
+        let lines: Vec<String> = errs.0.iter().map(|d| d.to_string()).collect();
+        let expect = [
+            "/etc/conveyor/conveyor.toml:3:1: warehouse: unknown field `colour`",
+            "/etc/conveyor/conveyor.toml:7:12: sources.crm.schedule: invalid cron expression",
+            "/etc/conveyor/conveyor.toml:9:35: sources.crm.auth.token: environment variable CONVEYOR_TEST_UNSET_TOKEN is not set",
+            "/etc/conveyor/conveyor.toml:16:8: sources.erp.type: unknown source type `soap`",
+            "/etc/conveyor/conveyor.toml:21:45: sources.pay.pagination.cursor_path: not used by type = \"page\"",
+            "/etc/conveyor/conveyor.toml:23:8: sources.pay.streams[0].name: stream name `Employees` must be lower-case",
+        ];
+        assert_eq!(lines.len(), expect.len(), "{lines:#?}");
+        for (line, want) in lines.iter().zip(expect) {
+            assert!(line.starts_with(want), "got {line:?}, want prefix {want:?}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_have_locations() {
+        let errs = check("[warehouse]\npath = \"x\"\n[sources.a\n").unwrap_err();
+        assert_eq!(errs.0[0].line, 3, "{errs}");
+    }
+
+    #[test]
+    fn five_field_cron_gets_seconds() {
+        let s = parse_cron("30 2 * * mon-fri").unwrap();
+        assert_eq!(s.source(), "0 30 2 * * mon-fri");
+        assert!(parse_cron("61 * * * *").is_err());
+    }
+}

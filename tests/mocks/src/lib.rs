@@ -1,0 +1,12 @@
+//! Mock vendor HTTP APIs on 127.0.0.1: fixtures for connector tests and the sandbox behind `conveyor demo`.
+//!
+//! - [`server`]: start any axum router on an ephemeral loopback port; stops on drop.
+//! - [`rest`]: one configurable, generic paginated JSON API (pagination styles, auth, faults).
+//! - [`sandbox`]: four vendor-shaped APIs (Greenhouse, QuickBooks, Gusto, Zendesk Talk) sharing one cast.
+
+pub mod rest;
+pub mod sandbox;
+pub mod server;
+mod wire;
+
+pub use wire::RequestLog;
