@@ -1,1 +1,30 @@
-//! placeholder
+//! Built-in Conveyor connectors and the HTTP toolkit they share.
+//!
+//! Connectors know nothing of DuckDB: they turn API responses into Arrow
+//! record batches and checkpoints (see `conveyor-plugin-api`). Auth, paging,
+//! retries and rate limits live once, in [`http`]; a vendor connector is a
+//! thin layer over it.
+
+pub mod http;
+pub mod json_arrow;
+pub mod rest;
+
+use std::sync::Arc;
+
+use conveyor_config::{ConnectorConfig, SourceConfig};
+use conveyor_plugin_api::{Connector, ConnectorError, CredentialStore};
+
+/// The built-in connector types, by the `type` a source gives in config.
+pub const BUILTIN_CONNECTORS: &[&str] = &["rest"];
+
+/// Builds the connector for a configured source.
+pub fn build(
+    source: &SourceConfig,
+    credentials: Arc<dyn CredentialStore>,
+) -> Result<Box<dyn Connector>, ConnectorError> {
+    match &source.connector {
+        ConnectorConfig::Rest(cfg) => {
+            Ok(Box::new(rest::RestConnector::new(&source.name, cfg.clone(), credentials)?))
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! Request authentication: static keys and tokens, and OAuth2 with token
+//! refresh and refresh-token rotation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use conveyor_config::{AuthConfig, KeyLocation, Secret};
+use conveyor_plugin_api::{ConnectorError, CredentialStore, ErrorKind};
+use tokio::time::Instant;
+
+use super::redact::Redactor;
+
+/// Refresh an access token this long before it expires, so a request is
+/// not sent with a token that dies in flight.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+
+pub enum AuthProvider {
+    None,
+    Header { name: String, value: Secret },
+    Query { name: String, value: Secret },
+    Basic { username: String, password: Secret },
+    Bearer(Secret),
+    OAuth(OAuthClient),
+}
+
+impl AuthProvider {
+    /// Resolves the configured secrets. Every secret value is registered
+    /// with `redactor` so it can never appear in an error.
+    pub fn from_config(
+        cfg: &AuthConfig,
+        store_key: String,
+        store: Arc<dyn CredentialStore>,
+        redactor: &Redactor,
+    ) -> Result<Self, ConnectorError> {
+        let resolve = |r: &conveyor_config::SecretRef| {
+            let s = r.resolve().map_err(|e| ConnectorError::new(ErrorKind::Config, e))?;
+            redactor.add_secret(s.expose());
+            Ok::<_, ConnectorError>(s)
+        };
+        Ok(match cfg {
+            AuthConfig::None => AuthProvider::None,
+            AuthConfig::ApiKey { location: KeyLocation::Header(name), key } => {
+                AuthProvider::Header { name: name.clone(), value: resolve(key)? }
+            }
+            AuthConfig::ApiKey { location: KeyLocation::Query(name), key } => {
+                redactor.add_param(name);
+                AuthProvider::Query { name: name.clone(), value: resolve(key)? }
+            }
+            AuthConfig::Basic { username, password } => {
+                AuthProvider::Basic { username: username.clone(), password: resolve(password)? }
+            }
+            AuthConfig::Bearer { token } => AuthProvider::Bearer(resolve(token)?),
+            AuthConfig::OAuth2ClientCredentials { token_url, client_id, client_secret, scope } => {
+                AuthProvider::OAuth(OAuthClient {
+                    token_url: token_url.clone(),
+                    client_id: client_id.clone(),
+                    client_secret: resolve(client_secret)?,
+                    grant: Grant::ClientCredentials { scope: scope.clone() },
+                    store,
+                    store_key,
+                    redactor: redactor.clone(),
+                    cached: tokio::sync::Mutex::new(None),
+                })
+            }
+            AuthConfig::OAuth2RefreshToken { token_url, client_id, client_secret, refresh_token } => {
+                AuthProvider::OAuth(OAuthClient {
+                    token_url: token_url.clone(),
+                    client_id: client_id.clone(),
+                    client_secret: resolve(client_secret)?,
+                    grant: Grant::RefreshToken { configured: resolve(refresh_token)? },
+                    store,
+                    store_key,
+                    redactor: redactor.clone(),
+                    cached: tokio::sync::Mutex::new(None),
+                })
+            }
+        })
+    }
+
+    /// Adds credentials to a request.
+    pub async fn apply(
+        &self,
+        http: &reqwest::Client,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, ConnectorError> {
+        Ok(match self {
+            AuthProvider::None => req,
+            AuthProvider::Header { name, value } => req.header(name.as_str(), value.expose()),
+            AuthProvider::Query { name, value } => req.query(&[(name.as_str(), value.expose())]),
+            AuthProvider::Basic { username, password } => {
+                req.basic_auth(username, Some(password.expose()))
+            }
+            AuthProvider::Bearer(t) => req.bearer_auth(t.expose()),
+            AuthProvider::OAuth(o) => req.bearer_auth(o.access_token(http).await?.expose()),
+        })
+    }
+
+    /// Forgets a cached access token after the API refused it. Returns
+    /// whether a new token can be fetched (only OAuth can).
+    pub async fn invalidate(&self) -> bool {
+        match self {
+            AuthProvider::OAuth(o) => {
+                *o.cached.lock().await = None;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+enum Grant {
+    ClientCredentials { scope: Option<String> },
+    RefreshToken { configured: Secret },
+}
+
+pub struct OAuthClient {
+    token_url: url::Url,
+    client_id: String,
+    client_secret: Secret,
+    grant: Grant,
+    store: Arc<dyn CredentialStore>,
+    /// Where a rotated refresh token is kept, e.g. `source.refresh_token`.
+    store_key: String,
+    redactor: Redactor,
+    cached: tokio::sync::Mutex<Option<(Secret, Instant)>>,
+}
+
+#[derive(serde::Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    expires_at: Option<String>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+impl OAuthClient {
+    async fn access_token(&self, http: &reqwest::Client) -> Result<Secret, ConnectorError> {
+        let mut cached = self.cached.lock().await;
+        if let Some((token, expires)) = cached.as_ref() {
+            if Instant::now() + EXPIRY_MARGIN < *expires {
+                return Ok(token.clone());
+            }
+        }
+        let (token, ttl) = self.fetch_token(http).await?;
+        *cached = Some((token.clone(), Instant::now() + ttl));
+        Ok(token)
+    }
+
+    /// The refresh token to use: the last rotated one if stored, else the
+    /// configured one.
+    fn current_refresh_token(&self, configured: &Secret) -> Result<Secret, ConnectorError> {
+        match self.store.load(&self.store_key)? {
+            Some(t) => {
+                self.redactor.add_secret(&t);
+                Ok(Secret::new(t))
+            }
+            None => Ok(configured.clone()),
+        }
+    }
+
+    async fn fetch_token(&self, http: &reqwest::Client) -> Result<(Secret, Duration), ConnectorError> {
+        let mut form: Vec<(&str, String)> = Vec::new();
+        match &self.grant {
+            Grant::ClientCredentials { scope } => {
+                form.push(("grant_type", "client_credentials".into()));
+                if let Some(s) = scope {
+                    form.push(("scope", s.clone()));
+                }
+            }
+            Grant::RefreshToken { configured } => {
+                form.push(("grant_type", "refresh_token".into()));
+                form.push(("refresh_token", self.current_refresh_token(configured)?.expose().to_string()));
+            }
+        }
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", self.client_id, self.client_secret.expose()));
+        let url = self.redactor.url(&self.token_url);
+        let resp = http
+            .post(self.token_url.clone())
+            .header("Authorization", format!("Basic {basic}"))
+            .header("Accept", "application/json")
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| ConnectorError::new(ErrorKind::Transient, format!("POST {url}: {}", self.redactor.scrub(&without_url(&e)))))?;
+        let status = resp.status();
+        let body = resp.bytes().await.unwrap_or_default();
+        if !status.is_success() {
+            let snippet = self.redactor.scrub(&super::client::snippet(&body));
+            let kind = if status.is_server_error() { ErrorKind::Transient } else { ErrorKind::Auth };
+            return Err(ConnectorError::new(kind, format!("token request POST {url} failed: HTTP {status}: {snippet}")));
+        }
+        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+            ConnectorError::new(ErrorKind::Auth, format!("token response from {url} is not understood: {e}"))
+        })?;
+        self.redactor.add_secret(&parsed.access_token);
+        if let Some(new_refresh) = &parsed.refresh_token {
+            self.redactor.add_secret(new_refresh);
+            // Rotation: the old refresh token may already be revoked, so the
+            // new one must be durable before the access token is used.
+            if let Grant::RefreshToken { configured } = &self.grant {
+                if *new_refresh != self.current_refresh_token(configured)?.expose() {
+                    self.store.save(&self.store_key, new_refresh)?;
+                    tracing::info!(token_url = %url, "stored rotated refresh token");
+                }
+            }
+        }
+        let ttl = parsed
+            .expires_in
+            .map(Duration::from_secs)
+            .or_else(|| {
+                let at = chrono::DateTime::parse_from_rfc3339(parsed.expires_at.as_deref()?).ok()?;
+                let secs = (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds();
+                Some(Duration::from_secs(secs.max(0) as u64))
+            })
+            .unwrap_or(Duration::from_secs(3600));
+        Ok((Secret::new(parsed.access_token), ttl))
+    }
+}
+
+/// A reqwest error's text without the URL it embeds (which may carry a
+/// query secret); the caller prints a redacted URL itself.
+pub(crate) fn without_url(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(u) = e.url() {
+        text = text.replace(u.as_str(), "<url>");
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

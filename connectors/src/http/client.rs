@@ -1,0 +1,209 @@
+//! The HTTP client every connector uses: auth, retries with backoff and
+//! jitter on 429/5xx/timeouts honouring `Retry-After`, a per-host rate
+//! budget, and errors that name the URL (without secrets), status and body.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use conveyor_config::HttpConfig;
+use conveyor_plugin_api::{ConnectorError, ErrorKind};
+use rand::Rng;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use tokio::time::Instant;
+use url::Url;
+
+use super::auth::{without_url, AuthProvider};
+use super::ratelimit::{self, RateLimiter};
+use super::redact::Redactor;
+
+/// How many characters of an error body to quote.
+const SNIPPET_CHARS: usize = 300;
+
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub url: Url,
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+/// A request; `body` is sent as JSON when present.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    pub method: Method,
+    pub url: Url,
+    pub headers: Vec<(String, String)>,
+    pub json: Option<serde_json::Value>,
+}
+
+impl HttpRequest {
+    pub fn get(url: Url) -> Self {
+        HttpRequest { method: Method::GET, url, headers: Vec::new(), json: None }
+    }
+}
+
+pub struct HttpClient {
+    http: reqwest::Client,
+    cfg: HttpConfig,
+    auth: Arc<AuthProvider>,
+    headers: Vec<(String, String)>,
+    limiter: Option<Arc<RateLimiter>>,
+    redactor: Redactor,
+}
+
+impl HttpClient {
+    pub fn new(
+        cfg: HttpConfig,
+        host: &str,
+        auth: AuthProvider,
+        headers: Vec<(String, String)>,
+        redactor: Redactor,
+    ) -> Result<Self, ConnectorError> {
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("conveyor/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ConnectorError::new(ErrorKind::Config, format!("cannot build HTTP client: {e}")))?;
+        let limiter = cfg.requests_per_second.map(|rps| ratelimit::for_host(host, rps));
+        Ok(HttpClient { http, cfg, auth: Arc::new(auth), headers, limiter, redactor })
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// Sends `req`, retrying transient failures. Only a 2xx response is `Ok`.
+    pub async fn send(&self, req: &HttpRequest) -> Result<HttpResponse, ConnectorError> {
+        let shown = self.redactor.url(&req.url);
+        let mut attempt = 0u32;
+        let mut reauthenticated = false;
+        loop {
+            if let Some(l) = &self.limiter {
+                l.acquire().await;
+            }
+            let mut builder = self.http.request(req.method.clone(), req.url.clone());
+            for (k, v) in self.headers.iter().chain(req.headers.iter()) {
+                builder = builder.header(k.as_str(), v.as_str());
+            }
+            if let Some(j) = &req.json {
+                builder = builder.json(j);
+            }
+            let builder = self.auth.apply(&self.http, builder).await?;
+            let outcome = match builder.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let headers = resp.headers().clone();
+                    match resp.bytes().await {
+                        Ok(body) => Ok(HttpResponse { url: req.url.clone(), status, headers, body }),
+                        Err(e) => Err(without_url(&e)),
+                    }
+                }
+                Err(e) => Err(without_url(&e)),
+            };
+            let (retry_after, failure) = match outcome {
+                Ok(resp) if resp.status.is_success() => return Ok(resp),
+                Ok(resp) if resp.status == StatusCode::UNAUTHORIZED && !reauthenticated && self.auth.invalidate().await => {
+                    // An OAuth access token expired early or was revoked:
+                    // fetch a new one once and repeat the request.
+                    reauthenticated = true;
+                    tracing::debug!(url = %shown, "access token refused; refreshing");
+                    continue;
+                }
+                Ok(resp) if is_retryable_status(resp.status) => {
+                    let wait = retry_after(&resp.headers);
+                    let failure = self.describe(req, &shown, &resp);
+                    (wait, ConnectorError::new(ErrorKind::Transient, failure))
+                }
+                Ok(resp) => {
+                    let kind = match resp.status {
+                        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ErrorKind::Auth,
+                        _ => ErrorKind::Http,
+                    };
+                    return Err(ConnectorError::new(kind, self.describe(req, &shown, &resp)));
+                }
+                Err(text) => (
+                    None,
+                    ConnectorError::new(ErrorKind::Transient, format!("{} {shown}: {}", req.method, self.redactor.scrub(&text))),
+                ),
+            };
+            if attempt >= self.cfg.max_retries {
+                return Err(ConnectorError::new(
+                    failure.kind,
+                    format!("{} (gave up after {} attempts)", failure.message, attempt + 1),
+                ));
+            }
+            let delay = retry_after.unwrap_or_else(|| self.backoff(attempt));
+            tracing::warn!(url = %shown, attempt = attempt + 1, delay_ms = delay.as_millis() as u64, error = %failure, "retrying");
+            if let (Some(l), Some(_)) = (&self.limiter, retry_after) {
+                l.pause_until(Instant::now() + delay).await;
+            }
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    /// Exponential backoff with full jitter, capped.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self.cfg.backoff_base.as_millis() as u64;
+        let cap = self.cfg.backoff_max.as_millis() as u64;
+        let exp = base.saturating_mul(1u64 << attempt.min(20)).min(cap).max(1);
+        Duration::from_millis(rand::rng().random_range(exp / 2..=exp))
+    }
+
+    fn describe(&self, req: &HttpRequest, shown: &str, resp: &HttpResponse) -> String {
+        let snippet = self.redactor.scrub(&snippet(&resp.body));
+        format!("{} {shown}: HTTP {}: {snippet}", req.method, resp.status)
+    }
+}
+
+fn is_retryable_status(s: StatusCode) -> bool {
+    s == StatusCode::TOO_MANY_REQUESTS || s == StatusCode::REQUEST_TIMEOUT || s.is_server_error()
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return Some(Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let secs = (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds();
+    Some(Duration::from_millis(secs.clamp(0, 3_600_000) as u64))
+}
+
+/// The start of a body, on one line, for error messages.
+pub(crate) fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > SNIPPET_CHARS {
+        let cut: String = one_line.chars().take(SNIPPET_CHARS).collect();
+        format!("{cut}…")
+    } else if one_line.is_empty() {
+        "(empty body)".into()
+    } else {
+        one_line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "2".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert("retry-after", "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn snippet_is_short_and_one_line() {
+        let long = "x".repeat(1000);
+        assert_eq!(snippet(long.as_bytes()).chars().count(), SNIPPET_CHARS + 1);
+        assert_eq!(snippet(b"{\n  \"a\": 1\n}"), "{ \"a\": 1 }");
+    }
+}

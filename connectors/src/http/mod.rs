@@ -1,0 +1,11 @@
+//! The shared HTTP toolkit: one client with auth, retries with backoff,
+//! per-host rate limits and secret-free errors, used by every HTTP connector.
+
+pub mod auth;
+pub mod client;
+pub mod ratelimit;
+pub mod redact;
+
+pub use auth::AuthProvider;
+pub use client::{HttpClient, HttpResponse};
+pub use redact::Redactor;

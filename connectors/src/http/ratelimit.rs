@@ -1,0 +1,86 @@
+//! One request budget per host, shared by every stream and source that calls it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Spaces requests at least `interval` apart.
+pub struct RateLimiter {
+    interval: Mutex<Duration>,
+    next_slot: tokio::sync::Mutex<Instant>,
+}
+
+impl RateLimiter {
+    pub fn new(requests_per_second: f64) -> Self {
+        RateLimiter {
+            interval: Mutex::new(Duration::from_secs_f64(1.0 / requests_per_second)),
+            next_slot: tokio::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Waits for this caller's slot.
+    pub async fn acquire(&self) {
+        let interval = *self.interval.lock().expect("limiter lock");
+        let mut next = self.next_slot.lock().await;
+        let now = Instant::now();
+        let at = (*next).max(now);
+        *next = at + interval;
+        drop(next);
+        tokio::time::sleep_until(at).await;
+    }
+
+    /// Pushes every caller back, e.g. after a 429 with `Retry-After`.
+    pub async fn pause_until(&self, until: Instant) {
+        let mut next = self.next_slot.lock().await;
+        if *next < until {
+            *next = until;
+        }
+    }
+
+    fn tighten(&self, requests_per_second: f64) {
+        let want = Duration::from_secs_f64(1.0 / requests_per_second);
+        let mut i = self.interval.lock().expect("limiter lock");
+        if want > *i {
+            *i = want;
+        }
+    }
+}
+
+/// The limiter for `host`. Sources that name the same host share one budget;
+/// the strictest configured rate wins.
+pub fn for_host(host: &str, requests_per_second: f64) -> Arc<RateLimiter> {
+    static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<RateLimiter>>>> = OnceLock::new();
+    let mut map = REGISTRY.get_or_init(Default::default).lock().expect("registry lock");
+    let limiter = map
+        .entry(host.to_string())
+        .or_insert_with(|| Arc::new(RateLimiter::new(requests_per_second)))
+        .clone();
+    limiter.tighten(requests_per_second);
+    limiter
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn spaces_requests_by_the_interval() {
+        let l = RateLimiter::new(10.0);
+        let start = Instant::now();
+        for _ in 0..5 {
+            l.acquire().await;
+        }
+        // Five slots at 0, 100, 200, 300, 400 ms.
+        assert_eq!(start.elapsed(), Duration::from_millis(400));
+    }
+
+    #[test]
+    fn same_host_shares_one_budget() {
+        let a = for_host("ratelimit-test.example", 10.0);
+        let b = for_host("ratelimit-test.example", 2.0);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(*a.interval.lock().unwrap(), Duration::from_millis(500));
+    }
+}

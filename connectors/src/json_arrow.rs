@@ -1,0 +1,245 @@
+//! Turns JSON records into an Arrow record batch, inferring column types.
+//!
+//! Types come from the data: integers, floats, booleans, RFC 3339
+//! timestamps, ISO dates and strings; nested objects and arrays are kept
+//! whole as JSON text in a column tagged [`JSON_TYPE_KEY`] = `json`. A column
+//! whose values disagree gets the narrowest type that holds them all
+//! (integer + float → float, date + timestamp → timestamp, else string), so
+//! nothing is dropped. Columns keep first-seen order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::builder::{BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::{ArrayRef, NullArray, RecordBatch, RecordBatchOptions};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use chrono::{DateTime, NaiveDate, Utc};
+use conveyor_plugin_api::{ConnectorError, ErrorKind};
+use serde_json::{Map, Value};
+
+/// Field metadata key marking a Utf8 column that holds JSON documents.
+pub const JSON_TYPE_KEY: &str = "conveyor.type";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Null,
+    Bool,
+    Int,
+    Float,
+    Date,
+    Timestamp,
+    Str,
+    Json,
+}
+
+impl Kind {
+    fn of(v: &Value) -> Kind {
+        match v {
+            Value::Null => Kind::Null,
+            Value::Bool(_) => Kind::Bool,
+            Value::Number(n) if n.is_i64() => Kind::Int,
+            Value::Number(_) => Kind::Float,
+            Value::String(s) => {
+                if parse_timestamp(s).is_some() {
+                    Kind::Timestamp
+                } else if parse_date(s).is_some() {
+                    Kind::Date
+                } else {
+                    Kind::Str
+                }
+            }
+            Value::Array(_) | Value::Object(_) => Kind::Json,
+        }
+    }
+
+    fn merge(self, other: Kind) -> Kind {
+        use Kind::*;
+        match (self, other) {
+            (a, b) if a == b => a,
+            (Null, x) | (x, Null) => x,
+            (Int, Float) | (Float, Int) => Float,
+            (Date, Timestamp) | (Timestamp, Date) => Timestamp,
+            _ => Str,
+        }
+    }
+}
+
+/// Parses an RFC 3339 timestamp, also accepting a `+0000` offset without colon.
+pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    // Cheap shape check first: most strings are not timestamps.
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') {
+        return None;
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z").ok().map(|t| t.with_timezone(&Utc))
+}
+
+fn parse_date(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+}
+
+const EPOCH_DAYS_CE: i32 = 719_163;
+
+/// Converts records (JSON objects) into one batch. A record that is not an
+/// object is an error: the connector's record selector points at the wrong place.
+pub fn records_to_batch(records: &[Value]) -> Result<RecordBatch, ConnectorError> {
+    let mut order: Vec<&str> = Vec::new();
+    let mut kinds: HashMap<&str, Kind> = HashMap::new();
+    let mut objects: Vec<&Map<String, Value>> = Vec::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        let Value::Object(obj) = r else {
+            return Err(ConnectorError::new(
+                ErrorKind::Data,
+                format!("record {i} is a JSON {}, not an object; check the stream's `records` selector", type_name(r)),
+            ));
+        };
+        for (k, v) in obj {
+            let kind = Kind::of(v);
+            match kinds.get_mut(k.as_str()) {
+                Some(existing) => *existing = existing.merge(kind),
+                None => {
+                    order.push(k.as_str());
+                    kinds.insert(k.as_str(), kind);
+                }
+            }
+        }
+        objects.push(obj);
+    }
+    let mut fields = Vec::with_capacity(order.len());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(order.len());
+    for name in order {
+        let kind = kinds[name];
+        let values = objects.iter().map(|o| o.get(name).unwrap_or(&Value::Null));
+        let (field, array) = build_column(name, kind, values, objects.len());
+        fields.push(field);
+        columns.push(array);
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(objects.len()));
+    RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options)
+        .map_err(|e| ConnectorError::new(ErrorKind::Data, format!("cannot build record batch: {e}")))
+}
+
+fn build_column<'a>(name: &str, kind: Kind, values: impl Iterator<Item = &'a Value>, len: usize) -> (Field, ArrayRef) {
+    match kind {
+        Kind::Null => (Field::new(name, DataType::Null, true), Arc::new(NullArray::new(len))),
+        Kind::Bool => {
+            let mut b = BooleanBuilder::with_capacity(len);
+            values.for_each(|v| b.append_option(v.as_bool()));
+            (Field::new(name, DataType::Boolean, true), Arc::new(b.finish()))
+        }
+        Kind::Int => {
+            let mut b = Int64Builder::with_capacity(len);
+            values.for_each(|v| b.append_option(v.as_i64()));
+            (Field::new(name, DataType::Int64, true), Arc::new(b.finish()))
+        }
+        Kind::Float => {
+            let mut b = Float64Builder::with_capacity(len);
+            values.for_each(|v| b.append_option(v.as_f64()));
+            (Field::new(name, DataType::Float64, true), Arc::new(b.finish()))
+        }
+        Kind::Timestamp => {
+            let mut b = TimestampMicrosecondBuilder::with_capacity(len).with_timezone("UTC");
+            values.for_each(|v| b.append_option(v.as_str().and_then(parse_timestamp).map(|t| t.timestamp_micros())));
+            let dt = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+            (Field::new(name, dt, true), Arc::new(b.finish()))
+        }
+        Kind::Date => {
+            let mut b = Date32Builder::with_capacity(len);
+            values.for_each(|v| {
+                b.append_option(v.as_str().and_then(|s| {
+                    // A date+timestamp column merged to Timestamp, so here
+                    // every non-null value is a plain date.
+                    parse_date(s).map(|d| chrono::Datelike::num_days_from_ce(&d) - EPOCH_DAYS_CE)
+                }))
+            });
+            (Field::new(name, DataType::Date32, true), Arc::new(b.finish()))
+        }
+        Kind::Str | Kind::Json => {
+            let mut b = StringBuilder::with_capacity(len, len * 16);
+            for v in values {
+                match v {
+                    Value::Null => b.append_null(),
+                    Value::String(s) if kind == Kind::Str => b.append_value(s),
+                    other => b.append_value(other.to_string()),
+                }
+            }
+            let mut field = Field::new(name, DataType::Utf8, true);
+            if kind == Kind::Json {
+                field = field.with_metadata([(JSON_TYPE_KEY, "json")]);
+            }
+            (field, Arc::new(b.finish()))
+        }
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
+    use serde_json::json;
+
+    #[test]
+    fn infers_types_and_keeps_nested_values() {
+        let recs = vec![
+            json!({"id": 1, "amount": 10, "ok": true, "at": "2024-06-01T00:00:00.000Z", "day": "2024-06-01", "addr": {"city": "Leeds"}, "tags": ["a"]}),
+            json!({"id": 2, "amount": 10.5, "ok": null, "at": "2024-06-03T07:15:22-07:00", "day": "2024-06-02", "addr": null, "extra": "x"}),
+        ];
+        let b = records_to_batch(&recs).unwrap();
+        let s = b.schema();
+        let types: Vec<_> = s.fields().iter().map(|f| (f.name().as_str(), f.data_type().clone())).collect();
+        assert_eq!(types[0], ("id", DataType::Int64));
+        assert_eq!(types[1], ("amount", DataType::Float64));
+        assert_eq!(types[2], ("ok", DataType::Boolean));
+        assert!(matches!(types[3].1, DataType::Timestamp(TimeUnit::Microsecond, Some(_))));
+        assert_eq!(types[4], ("day", DataType::Date32));
+        assert_eq!(s.field(5).metadata().get(JSON_TYPE_KEY).map(String::as_str), Some("json"));
+        assert_eq!(types[7], ("extra", DataType::Utf8));
+        assert_eq!(b.column(0).as_primitive::<Int64Type>().value(1), 2);
+        assert_eq!(b.column(1).as_primitive::<Float64Type>().value(0), 10.0);
+        // 07:15:22-07:00 is 14:15:22 UTC.
+        let ts = b.column(3).as_primitive::<TimestampMicrosecondType>().value(1);
+        assert_eq!(DateTime::from_timestamp_micros(ts).unwrap().to_rfc3339(), "2024-06-03T14:15:22+00:00");
+        assert_eq!(b.column(5).as_string::<i32>().value(0), r#"{"city":"Leeds"}"#);
+        assert!(b.column(7).is_null(0));
+    }
+
+    #[test]
+    fn mixed_values_widen_to_string_without_loss() {
+        let recs = vec![json!({"v": 1}), json!({"v": "n/a"}), json!({"v": {"x": 1}})];
+        let b = records_to_batch(&recs).unwrap();
+        assert_eq!(b.schema().field(0).data_type(), &DataType::Utf8);
+        let col = b.column(0).as_string::<i32>();
+        assert_eq!((col.value(0), col.value(1), col.value(2)), ("1", "n/a", r#"{"x":1}"#));
+    }
+
+    #[test]
+    fn non_object_record_is_a_clear_error() {
+        let e = records_to_batch(&[json!(5)]).unwrap_err();
+        assert!(e.message.contains("record 0 is a JSON number"), "{e}");
+    }
+
+    #[test]
+    fn salesforce_offsets_parse() {
+        assert!(parse_timestamp("2024-06-28T17:01:02.000+0000").is_some());
+        assert!(parse_timestamp("Person 2024-06-28").is_none());
+    }
+}

@@ -1,0 +1,44 @@
+//! Connector errors with a machine-readable kind the scheduler acts on.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The configuration cannot work (bad URL, unknown stream).
+    Config,
+    /// Credentials were refused.
+    Auth,
+    /// A transient failure that outlived the retries (timeouts, 5xx, 429).
+    Transient,
+    /// The API answered with an error status that retrying cannot fix.
+    Http,
+    /// The response could not be understood (malformed JSON, wrong shape).
+    Data,
+    /// The host (warehouse, sink) failed.
+    Host,
+}
+
+/// A connector failure. The message must never contain a secret: URLs are
+/// stripped of credentials and query secrets before they get here.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConnectorError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ConnectorError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ConnectorError { kind, message: message.into() }
+    }
+    /// Worth running again later without a config change.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.kind, ErrorKind::Transient)
+    }
+}
+
+impl fmt::Display for ConnectorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
