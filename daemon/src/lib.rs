@@ -1,1 +1,31 @@
-//! placeholder
+//! Conveyor, the library behind the `conveyor` binary: CLI commands,
+//! scheduler, warehouse, sync engine and the local query endpoint.
+
+pub mod cli;
+pub mod cmd;
+pub mod logging;
+pub mod progress;
+pub mod query;
+pub mod scheduler;
+pub mod server;
+pub mod status;
+pub mod sync;
+pub mod warehouse;
+
+use std::process::ExitCode;
+
+/// Exit status for bad config or bad usage.
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit status when some work failed.
+pub const EXIT_FAILED: u8 = 1;
+
+/// Runs a parsed command line to completion.
+pub async fn main(cli: cli::Cli) -> ExitCode {
+    match cmd::dispatch(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! The command line, as clap sees it.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::query::Format;
+
+#[derive(Debug, Parser)]
+#[command(name = "conveyor", version, about = "Sync ops systems into DuckDB, reconcile them, act on what you find")]
+pub struct Cli {
+    /// Config file.
+    #[arg(long, short, global = true, env = "CONVEYOR_CONFIG", default_value = conveyor_config::DEFAULT_CONFIG_FILE)]
+    pub config: PathBuf,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    /// More log detail (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the config and the presence of the secrets it references.
+    Check,
+    /// Sync sources once, now (default: all).
+    Sync {
+        /// Source names; all sources when omitted.
+        sources: Vec<String>,
+    },
+    /// Run the daemon: every source on its schedule, queries served locally.
+    Run,
+    /// Run a read-only SQL query on the warehouse (through the daemon if it runs).
+    Query {
+        sql: String,
+        #[arg(long, short, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Last run, state, rows, duration, error and cursor per source and stream.
+    Status {
+        #[arg(long, short, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Start sandbox vendor APIs, sync them end to end, and show the result.
+    Demo {
+        /// Where the demo writes its config, secrets and warehouse.
+        #[arg(long, default_value = "conveyor-demo")]
+        dir: PathBuf,
+    },
+}

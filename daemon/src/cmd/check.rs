@@ -1,0 +1,36 @@
+//! `conveyor check`: validate the config and its secrets, list every problem.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::EXIT_CONFIG;
+
+pub fn check(path: &Path) -> ExitCode {
+    match conveyor_config::load(path) {
+        Ok(c) => {
+            for w in &c.warnings {
+                eprintln!("warning: {w}");
+            }
+            let streams: usize = c
+                .sources
+                .iter()
+                .map(|s| match &s.connector {
+                    conveyor_config::ConnectorConfig::Rest(r) => r.streams.len(),
+                })
+                .sum();
+            let scheduled = c.sources.iter().filter(|s| s.schedule.is_some()).count();
+            println!(
+                "{}: ok — {} source(s), {streams} stream(s), {scheduled} scheduled; warehouse {}",
+                path.display(),
+                c.sources.len(),
+                c.warehouse.path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            println!("{errors}");
+            eprintln!("{}: {} problem(s)", path.display(), errors.0.len());
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}

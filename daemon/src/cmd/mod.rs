@@ -1,0 +1,46 @@
+//! One module per CLI command; `dispatch` picks the one asked for.
+
+mod check;
+pub mod demo;
+mod query;
+pub mod run;
+pub mod sync;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::{logging, EXIT_CONFIG};
+
+pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let quiet = matches!(cli.command, Command::Query { .. } | Command::Status { .. } | Command::Check);
+    logging::init(cli.log_format, cli.verbose, quiet);
+    match cli.command {
+        Command::Check => Ok(check::check(&cli.config)),
+        Command::Sync { sources } => with_config(&cli.config, |c| sync::sync_command(c, sources)).await,
+        Command::Run => with_config(&cli.config, run::run_command).await,
+        Command::Query { sql, format } => with_config(&cli.config, |c| query::query_command(c, sql, format)).await,
+        Command::Status { format } => {
+            with_config(&cli.config, |c| query::query_command(c, crate::status::STATUS_SQL.to_string(), format)).await
+        }
+        Command::Demo { dir } => demo::demo_command(&dir).await,
+    }
+}
+
+/// Loads the config, or prints every problem and exits with status 2.
+async fn with_config<F, Fut>(path: &Path, f: F) -> Result<ExitCode>
+where
+    F: FnOnce(conveyor_config::Config) -> Fut,
+    Fut: std::future::Future<Output = Result<ExitCode>>,
+{
+    match conveyor_config::load(path) {
+        Ok(c) => f(c).await,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("conveyor: {} problem(s) in {}; nothing was run", errors.0.len(), path.display());
+            Ok(ExitCode::from(EXIT_CONFIG))
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! `conveyor run`: the daemon.
+
+use std::future::Future;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+use conveyor_config::Config;
+use conveyor_plugin_api::CancelFlag;
+
+use crate::progress::Progress;
+use crate::scheduler::{run_on_schedule, Clock};
+use crate::sync::sync_source;
+use crate::warehouse::Warehouse;
+
+pub async fn run_command(config: Config) -> Result<ExitCode> {
+    run_daemon(config, async {
+        let _ = shutdown_signal().await;
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
+}
+
+/// Runs every scheduled source until `shutdown` resolves, then lets each
+/// run in flight finish its current batch, commit, and stop.
+pub async fn run_daemon(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let wh = Arc::new(Warehouse::open(&config.warehouse.path)?);
+    let recovered = wh.recover_interrupted_runs()?;
+    if recovered > 0 {
+        tracing::warn!(runs = recovered, "marked runs of a stopped process as interrupted");
+    }
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = crate::server::serve(config.server.listen, wh.clone(), async move {
+        let _ = stop_rx.changed().await;
+    })
+    .await?;
+
+    let cancel = CancelFlag::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    let clock = Clock::new();
+    for source in config.sources.iter().filter(|s| s.schedule.is_some()).cloned() {
+        let (wh, cancel) = (wh.clone(), cancel.clone());
+        tasks.spawn(async move {
+            let schedule = source.schedule.clone().expect("filtered on schedule");
+            tracing::info!(source = %source.name, schedule = %schedule.expr, timezone = %schedule.timezone, "scheduled");
+            run_on_schedule(&source.name, &schedule, clock, cancel.clone(), || {
+                let (wh, cancel, source) = (wh.clone(), cancel.clone(), source.clone());
+                async move {
+                    let report = sync_source(wh, &source, &cancel, &Progress::hidden()).await;
+                    tracing::info!(source = %source.name, rows = report.rows(), failed = report.failed(), "run finished");
+                }
+            })
+            .await;
+        });
+    }
+    if tasks.is_empty() {
+        tracing::warn!("no source has a schedule; the daemon only serves queries");
+    }
+    tracing::info!(warehouse = %config.warehouse.path.display(), sources = tasks.len(), "conveyor daemon started");
+    shutdown.await;
+    tracing::info!("shutdown requested: finishing batches in flight");
+    cancel.cancel();
+    while tasks.join_next().await.is_some() {}
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! One sync of a source: read each stream through its connector and load it
+//! into the warehouse, batch by batch, cursor and rows committed together.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use conveyor_config::{AuthConfig, ConnectorConfig, Secret, SourceConfig};
+use conveyor_plugin_api::{CancelFlag, ConnectorError, ErrorKind, Json, RecordSink};
+
+use crate::progress::Progress;
+use crate::warehouse::credentials::SealedCredentials;
+use crate::warehouse::load::StreamLoader;
+use crate::warehouse::Warehouse;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StreamReport {
+    pub stream: String,
+    pub status: RunStatus,
+    pub rows: u64,
+    pub rejected: u64,
+    pub batches: u64,
+    pub duration: Duration,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceReport {
+    pub source: String,
+    pub streams: Vec<StreamReport>,
+    /// A failure before any stream could start (e.g. bad credentials file).
+    pub error: Option<String>,
+}
+
+impl SourceReport {
+    pub fn failed(&self) -> bool {
+        self.error.is_some() || self.streams.iter().any(|s| s.status == RunStatus::Failed)
+    }
+    pub fn rows(&self) -> u64 {
+        self.streams.iter().map(|s| s.rows).sum()
+    }
+}
+
+/// Secrets that key the sealing of this source's stored credentials.
+fn sealing_key(source: &SourceConfig) -> Vec<Secret> {
+    let ConnectorConfig::Rest(rest) = &source.connector;
+    match &rest.auth {
+        AuthConfig::OAuth2RefreshToken { client_secret, .. }
+        | AuthConfig::OAuth2ClientCredentials { client_secret, .. } => {
+            client_secret.resolve().ok().into_iter().collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Syncs every stream of `source` once. Never panics on connector or load
+/// failures: they are recorded in `conveyor.runs` and in the report.
+pub async fn sync_source(wh: Arc<Warehouse>, source: &SourceConfig, cancel: &CancelFlag, progress: &Progress) -> SourceReport {
+    let mut report = SourceReport { source: source.name.clone(), streams: Vec::new(), error: None };
+    let setup = (|| {
+        let creds = Arc::new(SealedCredentials::new(wh.connection()?, &sealing_key(source)));
+        Ok::<_, anyhow::Error>(conveyor_connectors::build(source, creds)?)
+    })();
+    let connector = match setup {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(source = %source.name, error = %e, "cannot start source");
+            report.error = Some(e.to_string());
+            return report;
+        }
+    };
+    for stream in connector.streams() {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let started = Instant::now();
+        let bar = progress.stream(&source.name, &stream.name);
+        let result = async {
+            let run_id = wh.begin_run(&source.name, &stream.name)?;
+            let state = wh.stream_state(&source.name, &stream.name)?;
+            let loader = StreamLoader::new(wh.connection()?, &source.name, &stream.name, stream.primary_key.clone(), run_id)?;
+            let mut sink = WarehouseSink { loader: Some(loader), pending: Vec::new(), rows: 0, rejected: 0, batches: 0, bar: &bar };
+            let read = connector.read(&stream.name, state, &mut sink, cancel).await;
+            let status = match &read {
+                Ok(()) if cancel.is_cancelled() => RunStatus::Cancelled,
+                Ok(()) => RunStatus::Succeeded,
+                Err(_) => RunStatus::Failed,
+            };
+            let error = read.err().map(|e| e.message);
+            wh.finish_run(run_id, status.as_str(), error.as_deref())?;
+            Ok::<_, anyhow::Error>((status, error, sink.rows, sink.rejected, sink.batches))
+        }
+        .await;
+        let (status, error, rows, rejected, batches) = match result {
+            Ok(r) => r,
+            Err(e) => (RunStatus::Failed, Some(format!("{e:#}")), 0, 0, 0),
+        };
+        let duration = started.elapsed();
+        bar.finish(status, rows, error.as_deref());
+        match &error {
+            Some(e) => tracing::error!(source = %source.name, stream = %stream.name, error = %e, "stream failed"),
+            None => tracing::info!(source = %source.name, stream = %stream.name, rows, rejected,
+                secs = format!("{:.2}", duration.as_secs_f64()), status = status.as_str(), "stream synced"),
+        }
+        report.streams.push(StreamReport { stream: stream.name.clone(), status, rows, rejected, batches, duration, error });
+    }
+    report
+}
+
+/// Buffers batches until the connector's next checkpoint, then commits them
+/// with that checkpoint in one transaction, off the async threads.
+struct WarehouseSink<'a> {
+    loader: Option<StreamLoader>,
+    pending: Vec<RecordBatch>,
+    rows: u64,
+    rejected: u64,
+    batches: u64,
+    bar: &'a crate::progress::StreamProgress,
+}
+
+#[async_trait::async_trait]
+impl RecordSink for WarehouseSink<'_> {
+    async fn batch(&mut self, batch: RecordBatch) -> Result<(), ConnectorError> {
+        self.pending.push(batch);
+        Ok(())
+    }
+
+    async fn checkpoint(&mut self, state: Json) -> Result<(), ConnectorError> {
+        let mut loader = self.loader.take().ok_or_else(|| ConnectorError::new(ErrorKind::Host, "loader lost after an earlier failure"))?;
+        let batches = std::mem::take(&mut self.pending);
+        let n = batches.len() as u64;
+        let (loader, result) = tokio::task::spawn_blocking(move || {
+            let r = loader.commit(&batches, &state);
+            (loader, r)
+        })
+        .await
+        .map_err(|e| ConnectorError::new(ErrorKind::Host, format!("warehouse load panicked: {e}")))?;
+        self.loader = Some(loader);
+        let stats = result.map_err(|e| ConnectorError::new(ErrorKind::Host, format!("warehouse load failed: {e:#}")))?;
+        self.rows += stats.rows;
+        self.rejected += stats.rejected;
+        self.batches += n;
+        self.bar.update(self.batches, self.rows);
+        Ok(())
+    }
+}

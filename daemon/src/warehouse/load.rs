@@ -1,0 +1,259 @@
+//! Loading one stream's batches: schema evolution, rejects, and the merge by
+//! primary key, committed together with the cursor and the run counters.
+
+use anyhow::{Context, Result};
+use arrow_array::RecordBatch;
+use duckdb::{params, Connection};
+
+use super::types::{sql_type, widen};
+use super::ident;
+
+/// Loads the batches of one stream read (one run) into its table.
+pub struct StreamLoader {
+    conn: Connection,
+    source: String,
+    stream: String,
+    primary_key: Vec<String>,
+    run_id: i64,
+    /// The table's columns and DuckDB types, as last read; `None` until the
+    /// table exists.
+    columns: Option<Vec<(String, String)>>,
+}
+
+/// What one commit stored.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CommitStats {
+    pub rows: u64,
+    pub rejected: u64,
+}
+
+const STAGE: &str = "conveyor_stage";
+
+impl StreamLoader {
+    pub fn new(conn: Connection, source: &str, stream: &str, primary_key: Vec<String>, run_id: i64) -> Result<Self> {
+        let mut l = StreamLoader {
+            conn,
+            source: source.into(),
+            stream: stream.into(),
+            primary_key,
+            run_id,
+            columns: None,
+        };
+        l.conn.execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(source)))?;
+        l.refresh_columns()?;
+        Ok(l)
+    }
+
+    fn table(&self) -> String {
+        format!("{}.{}", ident(&self.source), ident(&self.stream))
+    }
+
+    fn refresh_columns(&mut self) -> Result<()> {
+        let mut st = self.conn.prepare(
+            "SELECT column_name, data_type FROM duckdb_columns()
+             WHERE schema_name = ? AND table_name = ? AND database_name = current_database()
+             ORDER BY column_index",
+        )?;
+        let cols: Vec<(String, String)> = st
+            .query_map(params![self.source, self.stream], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        self.columns = if cols.is_empty() { None } else { Some(cols) };
+        Ok(())
+    }
+
+    /// Stores `batches` and `state` atomically: all of it or none of it.
+    pub fn commit(&mut self, batches: &[RecordBatch], state: &serde_json::Value) -> Result<CommitStats> {
+        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        match self.commit_in_transaction(batches, state) {
+            Ok(stats) => {
+                self.conn.execute_batch("COMMIT").context("commit failed")?;
+                Ok(stats)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                // The cached schema may describe DDL that was rolled back.
+                let _ = self.refresh_columns();
+                Err(e)
+            }
+        }
+    }
+
+    fn commit_in_transaction(&mut self, batches: &[RecordBatch], state: &serde_json::Value) -> Result<CommitStats> {
+        let mut stats = CommitStats::default();
+        for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+            let s = self.load_batch(batch)?;
+            stats.rows += s.rows;
+            stats.rejected += s.rejected;
+        }
+        self.conn.execute(
+            "INSERT INTO conveyor.stream_state (source, stream, state, last_run_id, updated_at)
+             VALUES (?, ?, ?, ?, now())
+             ON CONFLICT (source, stream) DO UPDATE SET
+                state = excluded.state, last_run_id = excluded.last_run_id, updated_at = excluded.updated_at",
+            params![self.source, self.stream, state.to_string(), self.run_id],
+        )?;
+        self.conn.execute(
+            "UPDATE conveyor.runs SET rows = rows + ?, rejected = rejected + ?, batches = batches + ? WHERE run_id = ?",
+            params![stats.rows as i64, stats.rejected as i64, batches.len() as i64, self.run_id],
+        )?;
+        Ok(stats)
+    }
+
+    fn load_batch(&mut self, batch: &RecordBatch) -> Result<CommitStats> {
+        self.stage(batch)?;
+        self.evolve(batch)?;
+        let table = self.table();
+        let pk_cols: Vec<String> = self.primary_key.iter().map(|k| ident(k)).collect();
+        let staged: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let missing_pk: Vec<&String> = self.primary_key.iter().filter(|k| !staged.contains(k)).collect();
+
+        // Records without a primary key cannot be merged; keep them aside.
+        let null_pk = if missing_pk.is_empty() {
+            pk_cols.iter().map(|c| format!("{c} IS NULL")).collect::<Vec<_>>().join(" OR ")
+        } else {
+            "TRUE".to_string()
+        };
+        let reason = format!("record has no value for primary key {}", self.primary_key.join(", "));
+        let rejected = self.conn.execute(
+            &format!(
+                "INSERT INTO conveyor.rejects (rejected_at, run_id, source, stream, record_key, reason, record)
+                 SELECT now(), ?, ?, ?, NULL, ?, to_json(s) FROM {STAGE} s WHERE {null_pk}"
+            ),
+            params![self.run_id, self.source, self.stream, reason],
+        )? as u64;
+        if !missing_pk.is_empty() {
+            return Ok(CommitStats { rows: 0, rejected });
+        }
+
+        // Insert columns by name, cast to the table's (possibly wider) type.
+        let columns = self.columns.clone().unwrap_or_default();
+        let select: Vec<String> = columns
+            .iter()
+            .filter(|(c, _)| staged.contains(c))
+            .map(|(c, t)| format!("CAST({} AS {t}) AS {}", ident(c), ident(c)))
+            .collect();
+        let names: Vec<String> = columns.iter().filter(|(c, _)| staged.contains(c)).map(|(c, _)| ident(c)).collect();
+        let keys = pk_cols.join(", ");
+        let join = pk_cols.iter().map(|c| format!("t.{c} = s.{c}")).collect::<Vec<_>>().join(" AND ");
+        // Within one batch the last occurrence of a key wins, as it would
+        // had the records arrived one by one.
+        let dedup = format!(
+            "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY conveyor_ord DESC) AS conveyor_rn
+                            FROM (SELECT *, row_number() OVER () AS conveyor_ord FROM {STAGE} WHERE NOT ({null_pk})))
+             WHERE conveyor_rn = 1"
+        );
+        self.conn.execute_batch(&format!(
+            "CREATE OR REPLACE TEMP TABLE conveyor_merge AS {dedup};
+             DELETE FROM {table} t USING conveyor_merge s WHERE {join};
+             INSERT INTO {table} ({}) SELECT {} FROM conveyor_merge;
+             DROP TABLE conveyor_merge;",
+            names.join(", "),
+            select.join(", ")
+        ))?;
+        let rows = batch.num_rows() as u64 - rejected;
+        Ok(CommitStats { rows, rejected })
+    }
+
+    /// Copies the batch into a temporary staging table through DuckDB's
+    /// Arrow appender (bulk, not row by row).
+    fn stage(&self, batch: &RecordBatch) -> Result<()> {
+        let cols: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                // The appender needs the exact Arrow types; an all-null column
+                // is staged as VARCHAR and never creates a table column.
+                let t = sql_type(f).unwrap_or_else(|| "VARCHAR".into());
+                let t = if t == "JSON" { "VARCHAR".to_string() } else { t };
+                format!("{} {t}", ident(f.name()))
+            })
+            .collect();
+        self.conn.execute_batch(&format!("CREATE OR REPLACE TEMP TABLE {STAGE} ({})", cols.join(", ")))?;
+        let batch = null_columns_as_utf8(batch)?;
+        let mut app = self.conn.appender(STAGE)?;
+        app.append_record_batch(batch).context("bulk append into staging failed")?;
+        app.flush()?;
+        Ok(())
+    }
+
+    /// Creates the table, adds new columns and widens changed ones,
+    /// recording each change in `conveyor.schema_changes`.
+    fn evolve(&mut self, batch: &RecordBatch) -> Result<()> {
+        let schema = batch.schema();
+        let incoming: Vec<(String, String)> = schema
+            .fields()
+            .iter()
+            .filter_map(|f| sql_type(f).map(|t| (f.name().clone(), t)))
+            .collect();
+        let table = self.table();
+        let mut changes: Vec<(String, &str, Option<String>, String)> = Vec::new();
+        match &self.columns {
+            None => {
+                if incoming.is_empty() {
+                    return Ok(());
+                }
+                let defs: Vec<String> = incoming.iter().map(|(c, t)| format!("{} {t}", ident(c))).collect();
+                self.conn.execute_batch(&format!("CREATE TABLE {table} ({})", defs.join(", ")))?;
+                for (c, t) in &incoming {
+                    changes.push((c.clone(), "create_table", None, t.clone()));
+                }
+            }
+            Some(existing) => {
+                for (c, t) in &incoming {
+                    match existing.iter().find(|(e, _)| e.eq_ignore_ascii_case(c)) {
+                        None => {
+                            self.conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {} {t}", ident(c)))?;
+                            changes.push((c.clone(), "add_column", None, t.clone()));
+                        }
+                        Some((_, old)) => {
+                            if let Some(new) = widen(old, t) {
+                                self.conn.execute_batch(&format!(
+                                    "ALTER TABLE {table} ALTER COLUMN {} SET DATA TYPE {new}",
+                                    ident(c)
+                                ))?;
+                                changes.push((c.clone(), "widen", Some(old.clone()), new));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        for (column, change, old, new) in &changes {
+            self.conn.execute(
+                "INSERT INTO conveyor.schema_changes (changed_at, run_id, source, stream, column_name, change, old_type, new_type)
+                 VALUES (now(), ?, ?, ?, ?, ?, ?, ?)",
+                params![self.run_id, self.source, self.stream, column, change, old, new],
+            )?;
+            tracing::info!(source = %self.source, stream = %self.stream, column = %column, change = %change,
+                old_type = old.as_deref().unwrap_or(""), new_type = %new, "schema change");
+        }
+        self.refresh_columns()?;
+        Ok(())
+    }
+}
+
+/// The appender cannot take Arrow's Null type; send such columns as
+/// all-null strings.
+fn null_columns_as_utf8(batch: &RecordBatch) -> Result<RecordBatch> {
+    use arrow_schema::{DataType, Field, Schema};
+    use std::sync::Arc;
+    if !batch.schema().fields().iter().any(|f| f.data_type() == &DataType::Null) {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::new();
+    let mut cols = Vec::new();
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        if f.data_type() == &DataType::Null {
+            fields.push(Field::new(f.name(), DataType::Utf8, true));
+            cols.push(arrow_array::new_null_array(&DataType::Utf8, batch.num_rows()));
+        } else {
+            fields.push(f.as_ref().clone());
+            cols.push(c.clone());
+        }
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+}

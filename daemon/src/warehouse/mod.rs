@@ -1,0 +1,180 @@
+//! The DuckDB warehouse: one schema per source, one table per stream, and
+//! Conveyor's own bookkeeping in schema `conveyor`.
+//!
+//! The daemon is the single writer. Each stream load works on its own
+//! connection to the one database instance, and commits a batch's rows, the
+//! cursor after them and the run's counters in one transaction
+//! ([`load::StreamLoader::commit`]). Readers use further connections and see
+//! the last committed state; DuckDB's MVCC never makes them wait.
+
+pub mod credentials;
+pub mod load;
+pub mod types;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use duckdb::{params, AccessMode, Config, Connection};
+
+/// Conveyor's own tables. Created idempotently on every open.
+const METADATA_DDL: &str = r#"
+CREATE SCHEMA IF NOT EXISTS conveyor;
+CREATE SEQUENCE IF NOT EXISTS conveyor.run_ids START 1;
+CREATE TABLE IF NOT EXISTS conveyor.runs (
+    run_id      BIGINT PRIMARY KEY,
+    source      VARCHAR NOT NULL,
+    stream      VARCHAR NOT NULL,
+    status      VARCHAR NOT NULL,          -- running | succeeded | failed | cancelled | interrupted
+    started_at  TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ,
+    rows        BIGINT NOT NULL DEFAULT 0,
+    batches     BIGINT NOT NULL DEFAULT 0,
+    rejected    BIGINT NOT NULL DEFAULT 0,
+    error       VARCHAR
+);
+CREATE TABLE IF NOT EXISTS conveyor.stream_state (
+    source      VARCHAR NOT NULL,
+    stream      VARCHAR NOT NULL,
+    state       JSON,
+    last_run_id BIGINT,
+    updated_at  TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (source, stream)
+);
+CREATE TABLE IF NOT EXISTS conveyor.schema_changes (
+    changed_at  TIMESTAMPTZ NOT NULL,
+    run_id      BIGINT,
+    source      VARCHAR NOT NULL,
+    stream      VARCHAR NOT NULL,
+    column_name VARCHAR NOT NULL,
+    change      VARCHAR NOT NULL,          -- create_table | add_column | widen
+    old_type    VARCHAR,
+    new_type    VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS conveyor.rejects (
+    rejected_at TIMESTAMPTZ NOT NULL,
+    run_id      BIGINT,
+    source      VARCHAR NOT NULL,
+    stream      VARCHAR NOT NULL,
+    record_key  VARCHAR,
+    reason      VARCHAR NOT NULL,
+    record      JSON
+);
+CREATE TABLE IF NOT EXISTS conveyor.credentials (
+    name        VARCHAR PRIMARY KEY,
+    sealed      VARCHAR NOT NULL,          -- encrypted; never the plain secret
+    updated_at  TIMESTAMPTZ NOT NULL
+);
+"#;
+
+/// The read-write warehouse, held by one process at a time.
+pub struct Warehouse {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl Warehouse {
+    /// Opens (creating if needed) the warehouse file for writing.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create folder {}", dir.display()))?;
+        }
+        let conn = Connection::open(path).map_err(|e| lock_hint(e, path))?;
+        conn.execute_batch(METADATA_DDL).context("cannot create Conveyor's metadata tables")?;
+        Ok(Warehouse { conn: Mutex::new(conn), path: path.to_path_buf() })
+    }
+
+    /// Opens the file read-only, for `query` and `status` when no daemon runs.
+    pub fn open_read_only(path: &Path) -> Result<Connection> {
+        if !path.exists() {
+            anyhow::bail!(
+                "warehouse {} does not exist yet; run `conveyor sync` first",
+                path.display()
+            );
+        }
+        let cfg = Config::default().access_mode(AccessMode::ReadOnly)?;
+        Connection::open_with_flags(path, cfg).map_err(|e| lock_hint(e, path))
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().expect("warehouse connection lock")
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Another connection to the same database, for a loader or a reader.
+    pub fn connection(&self) -> Result<Connection> {
+        Ok(self.conn().try_clone()?)
+    }
+
+    /// Marks runs left `running` by a process that died as `interrupted`.
+    pub fn recover_interrupted_runs(&self) -> Result<usize> {
+        let n = self.conn().execute(
+            "UPDATE conveyor.runs SET status = 'interrupted', finished_at = now(),
+                    error = 'the process stopped before this run finished'
+             WHERE status = 'running'",
+            [],
+        )?;
+        Ok(n)
+    }
+
+    pub fn begin_run(&self, source: &str, stream: &str) -> Result<i64> {
+        let id: i64 = self.conn().query_row(
+            "INSERT INTO conveyor.runs (run_id, source, stream, status, started_at)
+             VALUES (nextval('conveyor.run_ids'), ?, ?, 'running', now()) RETURNING run_id",
+            params![source, stream],
+            |r| r.get(0),
+        )?;
+        Ok(id)
+    }
+
+    pub fn finish_run(&self, run_id: i64, status: &str, error: Option<&str>) -> Result<()> {
+        self.conn().execute(
+            "UPDATE conveyor.runs SET status = ?, error = ?, finished_at = now() WHERE run_id = ?",
+            params![status, error, run_id],
+        )?;
+        Ok(())
+    }
+
+    /// The state saved after the last committed batch of `source.stream`.
+    pub fn stream_state(&self, source: &str, stream: &str) -> Result<Option<serde_json::Value>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT CAST(state AS VARCHAR) FROM conveyor.stream_state WHERE source = ? AND stream = ?",
+        )?;
+        let mut rows = st.query(params![source, stream])?;
+        match rows.next()? {
+            Some(r) => {
+                let text: Option<String> = r.get(0)?;
+                Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// Turns DuckDB's lock error into advice.
+fn lock_hint(e: duckdb::Error, path: &Path) -> anyhow::Error {
+    let text = e.to_string();
+    if text.contains("lock") {
+        anyhow::anyhow!(
+            "the warehouse {} is in use by another process (is `conveyor run` running? \
+             then use `conveyor query`, which asks the daemon): {text}",
+            path.display()
+        )
+    } else {
+        anyhow::anyhow!("cannot open warehouse {}: {text}", path.display())
+    }
+}
+
+/// Quotes an identifier for DuckDB SQL.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes a string literal for DuckDB SQL.
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
