@@ -194,9 +194,12 @@ pub struct RestStreamConfig {
 
 #[derive(Debug, Clone)]
 pub struct IncrementalConfig {
-    /// The record field whose maximum becomes the cursor.
+    /// The record field whose maximum becomes the cursor; a dotted path
+    /// reaches into nested objects (`MetaData.LastUpdatedTime`).
     pub cursor_field: String,
-    pub location: KeyLocation,
+    /// Where the cursor is sent; `None` when only a `{cursor}` placeholder
+    /// in the stream's params uses it.
+    pub location: Option<KeyLocation>,
     /// How the cursor is rendered into the request.
     pub value_format: CursorFormat,
     /// Text around the value, e.g. `gte|{cursor}` for Greenhouse.

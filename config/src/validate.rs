@@ -141,6 +141,14 @@ impl<'a> Checker<'a> {
             self.error(path.span(), "warehouse.path", "must not be empty");
             return None;
         }
+        // DuckDB names the database after the file; a file called
+        // `conveyor.*` would make the schema `conveyor` ambiguous.
+        let stem = std::path::Path::new(path.get_ref()).file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        if stem.eq_ignore_ascii_case("conveyor") {
+            self.error(path.span(), "warehouse.path", "the file must not be named `conveyor.*`")
+                .hint("DuckDB names the database after the file, which would clash with the `conveyor` schema; use e.g. \"warehouse.duckdb\"");
+            return None;
+        }
         Some(WarehouseConfig { path: crate::resolve_relative(self.file, path.get_ref()) })
     }
 
@@ -536,7 +544,8 @@ impl<'a> Checker<'a> {
                 }
             },
         };
-        let incremental = s.incremental.as_ref().and_then(|i| self.incremental(&format!("{key}.incremental"), i));
+        let uses_placeholder = params.iter().any(|(_, v)| v.contains("{cursor}"));
+        let incremental = s.incremental.as_ref().and_then(|i| self.incremental(&format!("{key}.incremental"), i, uses_placeholder));
         let pagination = s.pagination.as_ref().map(|p| self.pagination(&format!("{key}.pagination"), p));
         if self.errors.len() > errors_before {
             return None;
@@ -552,14 +561,15 @@ impl<'a> Checker<'a> {
         })
     }
 
-    fn incremental(&mut self, key: &str, i: &Spanned<RawIncremental>) -> Option<IncrementalConfig> {
+    fn incremental(&mut self, key: &str, i: &Spanned<RawIncremental>, uses_placeholder: bool) -> Option<IncrementalConfig> {
         let at = i.span();
         let i = i.get_ref();
         let location = match (&i.param, &i.header) {
-            (Some(p), None) => KeyLocation::Query(p.get_ref().clone()),
-            (None, Some(h)) => KeyLocation::Header(h.get_ref().clone()),
+            (Some(p), None) => Some(KeyLocation::Query(p.get_ref().clone())),
+            (None, Some(h)) => Some(KeyLocation::Header(h.get_ref().clone())),
+            (None, None) if uses_placeholder => None,
             _ => {
-                self.error(at, key, "incremental needs exactly one of `param` or `header`")
+                self.error(at, key, "incremental needs exactly one of `param` or `header` (or a `{cursor}` placeholder in params)")
                     .hint("where the saved cursor is sent, e.g. param = \"updated_since\"");
                 return None;
             }
@@ -596,7 +606,17 @@ impl<'a> Checker<'a> {
 pub fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
     let fields = expr.split_whitespace().count();
     let full = if fields == 5 { format!("0 {expr}") } else { expr.to_string() };
-    cron::Schedule::from_str(&full).map_err(|e| e.to_string())
+    cron::Schedule::from_str(&full).map_err(|e| {
+        // The cron crate's message repeats the expression with a caret
+        // under the fault; keep only the explanation, on one line.
+        let text = e.to_string();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && *l != full && !l.chars().all(|c| c == '^' || c.is_whitespace()))
+            .collect();
+        if lines.is_empty() { text } else { lines.join(" ") }
+    })
 }
 
 #[cfg(test)]
@@ -641,7 +661,7 @@ incremental = { cursor_field = "updated_at", param = "updated_since", lookback_s
         assert_eq!(r.streams[0].record_selector, JsonPath(vec!["data".into()]));
         let inc = r.streams[0].incremental.as_ref().unwrap();
         assert_eq!(inc.lookback, Duration::from_secs(60));
-        assert_eq!(inc.location, KeyLocation::Query("updated_since".into()));
+        assert_eq!(inc.location, Some(KeyLocation::Query("updated_since".into())));
     }
 
     #[test]

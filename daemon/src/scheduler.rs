@@ -149,7 +149,7 @@ mod tests {
                 .await
             }
         });
-        tokio::time::sleep(Duration::from_secs(100)).await;
+        tokio::time::sleep(Duration::from_secs(105)).await;
         cancel.cancel();
         task.await.unwrap();
         assert_eq!(max_seen.load(Ordering::SeqCst), 1);

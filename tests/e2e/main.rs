@@ -1,1 +1,10 @@
-//! e2e
+//! End-to-end tests: the real `conveyor` binary and library against mock
+//! vendor APIs on 127.0.0.1, writing real DuckDB files.
+
+mod support;
+
+mod cli;
+mod crash;
+mod daemon;
+mod secrets;
+mod warehouse;

@@ -98,7 +98,7 @@ mod tests {
     fn cfg(format: CursorFormat, lookback: u64, template: &str) -> IncrementalConfig {
         IncrementalConfig {
             cursor_field: "updated_at".into(),
-            location: KeyLocation::Query("since".into()),
+            location: Some(KeyLocation::Query("since".into())),
             value_format: format,
             template: template.into(),
             lookback: Duration::from_secs(lookback),

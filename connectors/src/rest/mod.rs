@@ -100,8 +100,9 @@ impl Connector for RestConnector {
         let mut headers = Vec::new();
         if let (Some(inc), Some(value)) = (&s.incremental, &rendered) {
             match &inc.location {
-                KeyLocation::Query(p) => filter.push((p.clone(), value.clone())),
-                KeyLocation::Header(h) => headers.push((h.clone(), value.clone())),
+                Some(KeyLocation::Query(p)) => filter.push((p.clone(), value.clone())),
+                Some(KeyLocation::Header(h)) => headers.push((h.clone(), value.clone())),
+                None => {}
             }
         }
         let cursor_text = rendered.clone().unwrap_or_default();
@@ -112,7 +113,7 @@ impl Connector for RestConnector {
         let (tx, mut rx) = mpsc::channel(self.cfg.http.prefetch_pages.max(1));
         let fetcher = tokio::spawn(fetch_pages(self.client.clone(), pager, headers, s.record_selector.clone(), tx, cancel.clone()));
 
-        let cursor_field = s.incremental.as_ref().map(|i| i.cursor_field.clone());
+        let cursor_field = s.incremental.as_ref().map(|i| conveyor_config::JsonPath::parse(&i.cursor_field));
         let mut newest = saved.clone();
         let resume_state = serde_json::json!({ "cursor": saved.as_ref().map(CursorValue::to_json) });
         let result = async {
@@ -123,7 +124,7 @@ impl Connector for RestConnector {
                 }
                 if let Some(field) = &cursor_field {
                     for r in &records {
-                        if let Some(c) = r.get(field).and_then(CursorValue::from_json) {
+                        if let Some(c) = select::select(r, field).and_then(CursorValue::from_json) {
                             newest = Some(match newest.take() {
                                 Some(n) => n.max(c),
                                 None => c,

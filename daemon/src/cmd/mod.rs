@@ -15,7 +15,7 @@ use crate::cli::{Cli, Command};
 use crate::{logging, EXIT_CONFIG};
 
 pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
-    let quiet = matches!(cli.command, Command::Query { .. } | Command::Status { .. } | Command::Check);
+    let quiet = matches!(cli.command, Command::Query { .. } | Command::Status { .. } | Command::Check | Command::Demo { .. });
     logging::init(cli.log_format, cli.verbose, quiet);
     match cli.command {
         Command::Check => Ok(check::check(&cli.config)),

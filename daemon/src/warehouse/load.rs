@@ -228,8 +228,12 @@ impl StreamLoader {
                  VALUES (now(), ?, ?, ?, ?, ?, ?, ?)",
                 params![self.run_id, self.source, self.stream, column, change, old, new],
             )?;
-            tracing::info!(source = %self.source, stream = %self.stream, column = %column, change = %change,
-                old_type = old.as_deref().unwrap_or(""), new_type = %new, "schema change");
+            if *change == "create_table" {
+                tracing::debug!(source = %self.source, stream = %self.stream, column = %column, new_type = %new, "new table column");
+            } else {
+                tracing::info!(source = %self.source, stream = %self.stream, column = %column, change = %change,
+                    old_type = old.as_deref().unwrap_or(""), new_type = %new, "schema change");
+            }
         }
         self.refresh_columns()?;
         Ok(())

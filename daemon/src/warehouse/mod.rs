@@ -79,7 +79,7 @@ impl Warehouse {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create folder {}", dir.display()))?;
         }
-        let conn = Connection::open(path).map_err(|e| lock_hint(e, path))?;
+        let conn = Connection::open_with_flags(path, base_config()?).map_err(|e| lock_hint(e, path))?;
         conn.execute_batch(METADATA_DDL).context("cannot create Conveyor's metadata tables")?;
         Ok(Warehouse { conn: Mutex::new(conn), path: path.to_path_buf() })
     }
@@ -92,7 +92,7 @@ impl Warehouse {
                 path.display()
             );
         }
-        let cfg = Config::default().access_mode(AccessMode::ReadOnly)?;
+        let cfg = base_config()?.access_mode(AccessMode::ReadOnly)?;
         Connection::open_with_flags(path, cfg).map_err(|e| lock_hint(e, path))
     }
 
@@ -153,6 +153,13 @@ impl Warehouse {
             None => Ok(None),
         }
     }
+}
+
+/// Settings for every connection. Extensions are never fetched at run time:
+/// daemons often run without internet, and a query should fail at once
+/// rather than hang on a download.
+fn base_config() -> Result<Config> {
+    Ok(Config::default().enable_autoload_extension(false)?)
 }
 
 /// Turns DuckDB's lock error into advice.

@@ -55,12 +55,27 @@ pub enum Pagination {
 #[derive(Clone, Debug)]
 pub enum Auth {
     None,
-    ApiKeyHeader { name: String, value: String },
-    ApiKeyQuery { name: String, value: String },
-    Basic { user: String, pass: String },
-    Bearer { token: String },
+    ApiKeyHeader {
+        name: String,
+        value: String,
+    },
+    ApiKeyQuery {
+        name: String,
+        value: String,
+    },
+    Basic {
+        user: String,
+        pass: String,
+    },
+    Bearer {
+        token: String,
+    },
     /// `POST /oauth/token`, `grant_type=client_credentials`, client auth by Basic or form fields.
-    OAuthClientCredentials { client_id: String, client_secret: String, token_ttl_secs: u64 },
+    OAuthClientCredentials {
+        client_id: String,
+        client_secret: String,
+        token_ttl_secs: u64,
+    },
     /// `POST /oauth/token`, `grant_type=refresh_token&refresh_token=..`; with `rotate` each refresh
     /// issues a new refresh token and revokes the old one (QuickBooks).
     OAuthRefreshToken {
@@ -136,7 +151,7 @@ pub fn record(i: u64) -> Value {
         "name": format!("Person {i}"),
         "email": format!("person{i}@example.com"),
         "amount": 10.5 + i as f64,
-        "active": i % 4 != 0,
+        "active": !i.is_multiple_of(4),
         "updated_at": wire::iso_millis(updated),
         "address": {"city": CITIES[(i % 4) as usize], "zip": format!("{:05}", 10000 + i)},
         "tags": tags,
@@ -176,7 +191,9 @@ impl RestMock {
         let mut records = std::mem::take(&mut config.records);
         sort_by_id(&mut records);
         let refresh = match &config.auth {
-            Auth::OAuthRefreshToken { initial_refresh_token, .. } => Some(initial_refresh_token.clone()),
+            Auth::OAuthRefreshToken { initial_refresh_token, .. } => {
+                Some(initial_refresh_token.clone())
+            }
             _ => None,
         };
         let handle = RestMockHandle(Arc::new(Mutex::new(MockState {
@@ -280,8 +297,10 @@ async fn serve(State(h): State<RestMockHandle>, req: Request) -> Response {
     if !rate_headers {
         return resp;
     }
-    let remaining = RATE_LIMIT.saturating_sub(served).to_string();
-    let headers = [("x-ratelimit-limit", RATE_LIMIT.to_string()), ("x-ratelimit-remaining", remaining)];
+    // The window "resets" every RATE_LIMIT requests so long test runs never starve.
+    let remaining = (RATE_LIMIT - 1 - (served - 1) % RATE_LIMIT).to_string();
+    let headers =
+        [("x-ratelimit-limit", RATE_LIMIT.to_string()), ("x-ratelimit-remaining", remaining)];
     wire::with_headers(resp, &headers)
 }
 
@@ -332,15 +351,19 @@ fn fault_response(fault: Fault) -> Response {
 fn authorized(s: &MockState, headers: &HeaderMap, pairs: &[(String, String)]) -> bool {
     match &s.config.auth {
         Auth::None => true,
-        Auth::ApiKeyHeader { name, value } => wire::header_str(headers, name) == Some(value.as_str()),
+        Auth::ApiKeyHeader { name, value } => {
+            wire::header_str(headers, name) == Some(value.as_str())
+        }
         Auth::ApiKeyQuery { name, value } => wire::param(pairs, name) == Some(value.as_str()),
         Auth::Basic { user, pass } => {
             wire::basic_credentials(headers) == Some((user.clone(), pass.clone()))
         }
         Auth::Bearer { token } => wire::bearer(headers) == Some(token.as_str()),
-        Auth::OAuthClientCredentials { .. } | Auth::OAuthRefreshToken { .. } => wire::bearer(headers)
-            .and_then(|t| s.access_tokens.get(t))
-            .is_some_and(|expiry| *expiry > Instant::now()),
+        Auth::OAuthClientCredentials { .. } | Auth::OAuthRefreshToken { .. } => {
+            wire::bearer(headers)
+                .and_then(|t| s.access_tokens.get(t))
+                .is_some_and(|expiry| *expiry > Instant::now())
+        }
     }
 }
 
@@ -364,7 +387,9 @@ fn token(s: &mut MockState, headers: &HeaderMap, body: &[u8]) -> Response {
     let mut reply = match (rotate, grant) {
         (None, Some("client_credentials")) => json!({}),
         (Some(rotate), Some("refresh_token")) => {
-            if s.refresh_current.is_none() || form.get("refresh_token") != s.refresh_current.as_ref() {
+            if s.refresh_current.is_none()
+                || form.get("refresh_token") != s.refresh_current.as_ref()
+            {
                 return wire::json(400, json!({"error": "invalid_grant"}));
             }
             if rotate {
@@ -446,7 +471,8 @@ fn page(s: &MockState, headers: &HeaderMap, pairs: &[(String, String)]) -> Respo
         .filter(|r| since.is_none_or(|t| updated(r).is_some_and(|u| u >= t)))
         .collect();
     let total = matching.len();
-    let items: Vec<Value> = matching.iter().skip(offset).take(limit).map(|v| (*v).clone()).collect();
+    let items: Vec<Value> =
+        matching.iter().skip(offset).take(limit).map(|v| (*v).clone()).collect();
     let end = offset.min(total) + items.len();
     let more = end < total;
     // The cursor carries the filter too, because Greenhouse-style next links must stand alone.
@@ -481,5 +507,295 @@ fn page(s: &MockState, headers: &HeaderMap, pairs: &[(String, String)]) -> Respo
             let body = json!({"calls": items, "next_page": next_url, "count": count, "end_time": end_time});
             wire::json(200, body)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Pagination::*, *};
+
+    fn ids(items: &Value) -> Vec<u64> {
+        items.as_array().expect("array").iter().map(|r| r["id"].as_u64().unwrap()).collect()
+    }
+
+    async fn start(
+        pagination: Pagination,
+        tweak: impl FnOnce(&mut RestMockConfig),
+    ) -> (MockServer, RestMockHandle) {
+        let mut config =
+            RestMockConfig { pagination, page_size: 7, records: dataset(23), ..Default::default() };
+        tweak(&mut config);
+        RestMock::new(config).start().await
+    }
+
+    async fn get(url: &str) -> (u16, HeaderMap, String) {
+        let resp = reqwest::get(url).await.unwrap();
+        (resp.status().as_u16(), resp.headers().clone(), resp.text().await.unwrap())
+    }
+
+    /// Follows the pages the way a connector would, starting at `first`; returns the ids seen.
+    async fn walk(server: &MockServer, style: Pagination, first: &str) -> Vec<u64> {
+        let mut seen = vec![];
+        let mut url = server.url(first);
+        for page in 1.. {
+            assert!(page < 50, "pagination never ended");
+            let (status, headers, text) = get(&url).await;
+            assert_eq!(status, 200, "{text}");
+            let body: Value = serde_json::from_str(&text).unwrap();
+            let next = match style {
+                NextUrlInBody => {
+                    seen.extend(ids(&body["data"]));
+                    body["next"].as_str().map(String::from)
+                }
+                LinkHeader => {
+                    seen.extend(ids(&body));
+                    let link = headers.get("link").map(|l| l.to_str().unwrap().to_string());
+                    link.map(|l| l[l.find('<').unwrap() + 1..l.find('>').unwrap()].to_string())
+                }
+                CursorToken => {
+                    seen.extend(ids(&body["results"]));
+                    let after = body["paging"]["next"]["after"].as_str();
+                    after.map(|a| server.url(&format!("/items?after={a}")))
+                }
+                OffsetLimit => {
+                    seen.extend(ids(&body["items"]));
+                    let done = seen.len() as u64 >= body["total"].as_u64().unwrap();
+                    (!done).then(|| server.url(&format!("/items?offset={}&limit=7", seen.len())))
+                }
+                PageNumber => {
+                    seen.extend(ids(&body["items"]));
+                    let pages: usize = headers["x-total-pages"].to_str().unwrap().parse().unwrap();
+                    (page < pages)
+                        .then(|| server.url(&format!("/items?page={}&per_page=7", page + 1)))
+                }
+                NeverNullNext => {
+                    seen.extend(ids(&body["calls"]));
+                    let next = body["next_page"].as_str().expect("next_page is never null");
+                    (body["count"].as_u64().unwrap() >= 7).then(|| next.to_string())
+                }
+            };
+            match next {
+                Some(n) => url = n,
+                None => break,
+            }
+        }
+        seen
+    }
+
+    #[tokio::test]
+    async fn every_style_walks_all_records_exactly_once() {
+        for style in
+            [NextUrlInBody, LinkHeader, CursorToken, OffsetLimit, PageNumber, NeverNullNext]
+        {
+            let (server, _h) = start(style, |_| {}).await;
+            assert_eq!(
+                walk(&server, style, "/items").await,
+                (1..=23).collect::<Vec<_>>(),
+                "{style:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn page_size_parameter_is_honoured_and_capped() {
+        let (server, _h) = start(OffsetLimit, |c| c.records = dataset(1500)).await;
+        let (_, _, text) = get(&server.url("/items?limit=5")).await;
+        assert_eq!(
+            ids(&serde_json::from_str::<Value>(&text).unwrap()["items"]),
+            vec![1, 2, 3, 4, 5]
+        );
+        let (_, _, text) = get(&server.url("/items?limit=5000&offset=100")).await;
+        let body: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(body["items"].as_array().unwrap().len(), MAX_PAGE_SIZE);
+        assert_eq!(body["total"], 1500);
+        let (_, headers, _) = get(&server.url("/items?page=9&per_page=500")).await;
+        assert!(
+            headers.get("x-total-pages").is_none(),
+            "only the PageNumber style sends page headers"
+        );
+    }
+
+    #[tokio::test]
+    async fn greenhouse_cursor_must_be_the_only_parameter() {
+        let (server, _h) = start(LinkHeader, |_| {}).await;
+        let (_, headers, _) = get(&server.url("/items?per_page=5")).await;
+        let link = headers["link"].to_str().unwrap();
+        assert!(link.ends_with("rel=\"next\""));
+        let next = &link[1..link.find('>').unwrap()];
+        let (status, _, text) = get(&format!("{next}&per_page=5")).await;
+        assert_eq!(status, 422);
+        let body: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(body["errors"][0]["field"], "cursor");
+        let (status, _, text) = get(next).await;
+        assert_eq!(status, 200);
+        assert_eq!(ids(&serde_json::from_str(&text).unwrap()), vec![6, 7, 8, 9, 10]);
+    }
+
+    #[tokio::test]
+    async fn static_auth_schemes() {
+        let cases = [
+            (Auth::ApiKeyHeader { name: "x-api-key".into(), value: "s3cret".into() }, "/items"),
+            (
+                Auth::ApiKeyQuery { name: "api_key".into(), value: "s3cret".into() },
+                "/items?api_key=s3cret",
+            ),
+            (Auth::Basic { user: "u".into(), pass: "s3cret".into() }, "/items"),
+            (Auth::Bearer { token: "s3cret".into() }, "/items"),
+        ];
+        for (auth, path) in cases {
+            let (server, _h) = start(NextUrlInBody, |c| c.auth = auth.clone()).await;
+            let c = reqwest::Client::new();
+            let unauth = c.get(server.url("/items")).send().await.unwrap();
+            assert_eq!(unauth.status(), 401, "{auth:?}");
+            assert_eq!(unauth.json::<Value>().await.unwrap()["error"], "unauthorized");
+            let req = c.get(server.url(path)).header("x-api-key", "s3cret");
+            let req = match auth {
+                Auth::Bearer { .. } => req.bearer_auth("s3cret"),
+                _ => req.basic_auth("u", Some("s3cret")),
+            };
+            assert_eq!(req.send().await.unwrap().status(), 200, "{auth:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn client_credentials_tokens_work_then_expire() {
+        let auth = Auth::OAuthClientCredentials {
+            client_id: "cid".into(),
+            client_secret: "sec".into(),
+            token_ttl_secs: 1,
+        };
+        let (server, h) = start(NextUrlInBody, |c| c.auth = auth).await;
+        let c = reqwest::Client::new();
+        let token_url = server.url(TOKEN_PATH);
+        let grant = [("grant_type", "client_credentials")];
+        let bad =
+            c.post(&token_url).basic_auth("cid", Some("nope")).form(&grant).send().await.unwrap();
+        assert_eq!(bad.status(), 401);
+        h.push_fault(Fault::ServerError);
+        let form =
+            [("grant_type", "client_credentials"), ("client_id", "cid"), ("client_secret", "sec")];
+        let tok: Value = c.post(&token_url).form(&form).send().await.unwrap().json().await.unwrap();
+        assert_eq!(tok["token_type"], "bearer");
+        assert_eq!(tok["expires_in"], 1);
+        let access = tok["access_token"].as_str().unwrap().to_string();
+        let data = || c.get(server.url("/items")).bearer_auth(&access).send();
+        assert_eq!(
+            data().await.unwrap().status(),
+            500,
+            "the token call must not consume the fault"
+        );
+        assert_eq!(data().await.unwrap().status(), 200);
+        h.expire_tokens();
+        assert_eq!(data().await.unwrap().status(), 401);
+        let tok: Value = c
+            .post(&token_url)
+            .basic_auth("cid", Some("sec"))
+            .form(&grant)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let access = tok["access_token"].as_str().unwrap().to_string();
+        let data = || c.get(server.url("/items")).bearer_auth(&access).send();
+        assert_eq!(data().await.unwrap().status(), 200);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(data().await.unwrap().status(), 401, "wall-clock ttl elapsed");
+    }
+
+    #[tokio::test]
+    async fn refresh_tokens_rotate_and_old_ones_are_rejected() {
+        let auth = Auth::OAuthRefreshToken {
+            client_id: "cid".into(),
+            client_secret: "sec".into(),
+            initial_refresh_token: "rt-0".into(),
+            rotate: true,
+            token_ttl_secs: 3600,
+        };
+        let (server, h) = start(CursorToken, |c| c.auth = auth).await;
+        let c = reqwest::Client::new();
+        let refresh = |rt: String| {
+            let form = [("grant_type", "refresh_token".to_string()), ("refresh_token", rt)];
+            c.post(server.url(TOKEN_PATH)).basic_auth("cid", Some("sec")).form(&form).send()
+        };
+        let first: Value = refresh("rt-0".into()).await.unwrap().json().await.unwrap();
+        let rt1 = first["refresh_token"].as_str().unwrap().to_string();
+        assert_ne!(rt1, "rt-0");
+        let stale = refresh("rt-0".into()).await.unwrap();
+        assert_eq!(stale.status(), 400);
+        assert_eq!(stale.json::<Value>().await.unwrap()["error"], "invalid_grant");
+        let second: Value = refresh(rt1.clone()).await.unwrap().json().await.unwrap();
+        let rt2 = second["refresh_token"].as_str().unwrap().to_string();
+        assert_eq!(h.issued_refresh_tokens(), vec!["rt-0".to_string(), rt1, rt2.clone()]);
+        assert_eq!(h.current_refresh_token(), Some(rt2));
+        let access = second["access_token"].as_str().unwrap();
+        let resp = c.get(server.url("/items")).bearer_auth(access).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn faults_are_served_in_order_then_normal_service_resumes() {
+        let (server, h) = start(NextUrlInBody, |c| c.rate_limit_headers = true).await;
+        h.set_faults(vec![
+            Fault::TooManyRequests { retry_after_secs: 2 },
+            Fault::ServerError,
+            Fault::MalformedJson,
+            Fault::Status(418, r#"{"teapot":true}"#.into()),
+            Fault::Delay(Duration::from_millis(200)),
+        ]);
+        let url = server.url("/items");
+        let (status, headers, _) = get(&url).await;
+        assert_eq!(
+            (status, &headers["retry-after"], &headers["x-ratelimit-remaining"]),
+            (429, &"2".parse().unwrap(), &"0".parse().unwrap())
+        );
+        assert!(headers.contains_key("x-ratelimit-reset"));
+        let (status, _, text) = get(&url).await;
+        assert_eq!(
+            (status, serde_json::from_str::<Value>(&text).unwrap()["message"].as_str()),
+            (500, Some("upstream exploded"))
+        );
+        let (status, _, text) = get(&url).await;
+        assert_eq!(status, 200);
+        assert!(serde_json::from_str::<Value>(&text).is_err());
+        assert_eq!(get(&url).await.0, 418);
+        let started = Instant::now();
+        let (status, headers, _) = get(&url).await;
+        assert!(status == 200 && started.elapsed() >= Duration::from_millis(200));
+        assert_eq!(headers["x-ratelimit-limit"], "1000");
+        assert_eq!(get(&url).await.0, 200);
+        assert_eq!(h.request_count(), 6);
+        assert_eq!(h.requests()[0].path, "/items");
+    }
+
+    #[tokio::test]
+    async fn incremental_filter_applies_before_paging() {
+        let incremental = Some(Incremental::QueryParam { name: "updated_since".into() });
+        let (server, h) = start(NextUrlInBody, |c| {
+            c.incremental = incremental;
+            c.page_size = 2;
+        })
+        .await;
+        let since = record(20)["updated_at"].as_str().unwrap().to_string();
+        let unix = (Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 20).unwrap()).timestamp().to_string();
+        for value in [since.clone(), format!("gte|{since}"), unix] {
+            let first = format!("/items?updated_since={}", value.replace('|', "%7C"));
+            assert_eq!(walk(&server, NextUrlInBody, &first).await, vec![20, 21, 22, 23], "{value}");
+        }
+        assert!(h.update(3, |r| r["updated_at"] = json!("2025-01-01T00:00:00.000Z")));
+        h.push(record(24));
+        let first = format!("/items?updated_since={since}");
+        assert_eq!(walk(&server, NextUrlInBody, &first).await, vec![3, 20, 21, 22, 23, 24]);
+
+        let header = Some(Incremental::Header { name: "x-since".into() });
+        let (server, _h) = start(OffsetLimit, |c| c.incremental = header).await;
+        let resp = reqwest::Client::new()
+            .get(server.url("/items"))
+            .header("x-since", &since)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.json::<Value>().await.unwrap()["total"], 4);
     }
 }

@@ -14,23 +14,16 @@ pub struct MockServer {
 impl MockServer {
     /// Binds `127.0.0.1:0` (so parallel tests never collide) and serves `router` on a spawned task.
     pub async fn start(router: Router) -> MockServer {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("listener address");
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let stop = async {
                 let _ = rx.await;
             };
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(stop)
-                .await;
+            let _ = axum::serve(listener, router).with_graceful_shutdown(stop).await;
         });
-        MockServer {
-            addr,
-            shutdown: Some(tx),
-        }
+        MockServer { addr, shutdown: Some(tx) }
     }
 
     pub fn addr(&self) -> SocketAddr {

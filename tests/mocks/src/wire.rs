@@ -1,4 +1,4 @@
-//! HTTP plumbing shared by every mock: request logs, credential parsing, JSON replies, cursors and timestamps.
+//! HTTP plumbing shared by every mock: request logs, credentials, JSON replies, cursors, timestamps.
 
 use std::{
     collections::HashMap,
@@ -95,7 +95,8 @@ fn authorization<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
 
 /// `(user, password)` from an HTTP Basic header; splits at the first `:` as RFC 7617 says.
 pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let decoded = String::from_utf8(STANDARD.decode(authorization(headers, "basic")?).ok()?).ok()?;
+    let decoded =
+        String::from_utf8(STANDARD.decode(authorization(headers, "basic")?).ok()?).ok()?;
     let (user, pass) = decoded.split_once(':')?;
     Some((user.to_string(), pass.to_string()))
 }

@@ -1,0 +1,74 @@
+//! The CLI's contract: `check` output and exit codes, `query` formats and
+//! its read-only guard, `status`.
+
+use conveyor_mocks::rest::RestMockConfig;
+
+use crate::support::{text, Fixture};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_lists_every_problem_with_location_and_exits_2() {
+    let f = Fixture::new(RestMockConfig::default()).await;
+    std::fs::write(
+        f.config(),
+        r#"[warehouse]
+path = "wh.duckdb"
+retention = 3
+
+[sources.crm]
+type = "rest"
+schedule = "*/61 * * * *"
+base_url = "not a url"
+[[sources.crm.streams]]
+name = "deals"
+path = "/deals"
+primary_key = "id"
+"#,
+    )
+    .unwrap();
+    let out = f.conveyor(&["check"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let (stdout, _) = text(&out);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let file = f.config().display().to_string();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(lines[0].starts_with(&format!("{file}:3:1: warehouse: unknown field `retention`")), "{stdout}");
+    assert!(lines[1].starts_with(&format!("{file}:7:12: sources.crm.schedule: invalid cron expression")), "{stdout}");
+    assert!(lines[2].starts_with(&format!("{file}:8:12: sources.crm.base_url: invalid URL")), "{stdout}");
+    // Other commands refuse the same config with the same status.
+    assert_eq!(f.conveyor(&["sync"]).await.status.code(), Some(2));
+
+    f.write_config("", "");
+    let out = f.conveyor(&["check"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(text(&out).0.contains("ok — 1 source(s), 1 stream(s)"), "{:?}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn query_formats_refuses_writes_and_status_reports() {
+    let f = Fixture::new(RestMockConfig::default()).await;
+    f.write_config("", "");
+    assert!(f.conveyor(&["sync"]).await.status.success());
+
+    let out = f.conveyor(&["query", "SELECT id, name FROM src.items WHERE id <= 2 ORDER BY id", "--format", "csv"]).await;
+    assert_eq!(text(&out).0, "id,name\n1,Person 1\n2,Person 2\n");
+    let out = f.conveyor(&["query", "SELECT id, active FROM src.items WHERE id = 4", "--format", "json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
+    assert_eq!(v, serde_json::json!([{"id": 4, "active": false}]));
+
+    let out = f.conveyor(&["query", "DELETE FROM src.items"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("read-only"), "{:?}", text(&out));
+    assert_eq!(f.scalar("SELECT count(*) FROM src.items"), "250");
+
+    let out = f.conveyor(&["query", "SELECT nope FROM src.items"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("nope"), "{:?}", text(&out));
+
+    let out = f.conveyor(&["status", "--format", "json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
+    assert_eq!(v[0]["source"], "src");
+    assert_eq!(v[0]["stream"], "items");
+    assert_eq!(v[0]["state"], "succeeded");
+    assert_eq!(v[0]["rows"], 250);
+    assert!(v[0]["cursor"].as_str().unwrap().contains("2024-06-01"), "{v}");
+}
