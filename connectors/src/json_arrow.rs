@@ -1,7 +1,7 @@
 //! Turns JSON records into an Arrow record batch, inferring column types.
 //!
 //! Types come from the data: integers, floats, booleans, RFC 3339
-//! timestamps, ISO dates and strings; nested objects and arrays are kept
+//! timestamps (as UTC instants), ISO dates and strings; nested objects and arrays are kept
 //! whole as JSON text in a column tagged [`JSON_TYPE_KEY`] = `json`. A column
 //! whose values disagree gets the narrowest type that holds them all
 //! (integer + float → float, date + timestamp → timestamp, else string), so
@@ -145,9 +145,10 @@ fn build_column<'a>(name: &str, kind: Kind, values: impl Iterator<Item = &'a Val
             (Field::new(name, DataType::Float64, true), Arc::new(b.finish()))
         }
         Kind::Timestamp => {
-            let mut b = TimestampMicrosecondBuilder::with_capacity(len).with_timezone("UTC");
+            // Naive UTC: the warehouse stores instants as TIMESTAMP in UTC.
+            let mut b = TimestampMicrosecondBuilder::with_capacity(len);
             values.for_each(|v| b.append_option(v.as_str().and_then(parse_timestamp).map(|t| t.timestamp_micros())));
-            let dt = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+            let dt = DataType::Timestamp(TimeUnit::Microsecond, None);
             (Field::new(name, dt, true), Arc::new(b.finish()))
         }
         Kind::Date => {
@@ -209,7 +210,7 @@ mod tests {
         assert_eq!(types[0], ("id", DataType::Int64));
         assert_eq!(types[1], ("amount", DataType::Float64));
         assert_eq!(types[2], ("ok", DataType::Boolean));
-        assert!(matches!(types[3].1, DataType::Timestamp(TimeUnit::Microsecond, Some(_))));
+        assert_eq!(types[3].1, DataType::Timestamp(TimeUnit::Microsecond, None));
         assert_eq!(types[4], ("day", DataType::Date32));
         assert_eq!(s.field(5).metadata().get(JSON_TYPE_KEY).map(String::as_str), Some("json"));
         assert_eq!(types[7], ("extra", DataType::Utf8));

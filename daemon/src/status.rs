@@ -8,11 +8,11 @@ WITH latest AS (
 )
 SELECT l.source,
        l.stream,
-       strftime(l.started_at::TIMESTAMP, '%Y-%m-%d %H:%M:%SZ') AS last_run,
+       strftime(l.started_at, '%Y-%m-%d %H:%M:%SZ') AS last_run,
        l.status AS state,
        l.rows,
        l.rejected,
-       round(epoch(coalesce(l.finished_at, now())) - epoch(l.started_at), 2) AS seconds,
+       round(epoch(coalesce(l.finished_at, make_timestamp(epoch_us(now())))) - epoch(l.started_at), 2) AS seconds,
        l.error,
        json_extract(s.state, '$.cursor') AS cursor
 FROM latest l

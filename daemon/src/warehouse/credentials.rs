@@ -85,7 +85,7 @@ impl CredentialStore for SealedCredentials {
         let sealed = self.seal(value)?;
         let conn = self.conn.lock().expect("credential connection");
         conn.execute(
-            "INSERT INTO conveyor.credentials (name, sealed, updated_at) VALUES (?, ?, now())
+            "INSERT INTO conveyor.credentials (name, sealed, updated_at) VALUES (?, ?, make_timestamp(epoch_us(now())))
              ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
             params![key, sealed],
         )

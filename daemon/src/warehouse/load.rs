@@ -87,7 +87,7 @@ impl StreamLoader {
         }
         self.conn.execute(
             "INSERT INTO conveyor.stream_state (source, stream, state, last_run_id, updated_at)
-             VALUES (?, ?, ?, ?, now())
+             VALUES (?, ?, ?, ?, make_timestamp(epoch_us(now())))
              ON CONFLICT (source, stream) DO UPDATE SET
                 state = excluded.state, last_run_id = excluded.last_run_id, updated_at = excluded.updated_at",
             params![self.source, self.stream, state.to_string(), self.run_id],
@@ -117,7 +117,7 @@ impl StreamLoader {
         let rejected = self.conn.execute(
             &format!(
                 "INSERT INTO conveyor.rejects (rejected_at, run_id, source, stream, record_key, reason, record)
-                 SELECT now(), ?, ?, ?, NULL, ?, to_json(s) FROM {STAGE} s WHERE {null_pk}"
+                 SELECT make_timestamp(epoch_us(now())), ?, ?, ?, NULL, ?, to_json(s) FROM {STAGE} s WHERE {null_pk}"
             ),
             params![self.run_id, self.source, self.stream, reason],
         )? as u64;
@@ -225,7 +225,7 @@ impl StreamLoader {
         for (column, change, old, new) in &changes {
             self.conn.execute(
                 "INSERT INTO conveyor.schema_changes (changed_at, run_id, source, stream, column_name, change, old_type, new_type)
-                 VALUES (now(), ?, ?, ?, ?, ?, ?, ?)",
+                 VALUES (make_timestamp(epoch_us(now())), ?, ?, ?, ?, ?, ?, ?)",
                 params![self.run_id, self.source, self.stream, column, change, old, new],
             )?;
             if *change == "create_table" {

@@ -17,7 +17,8 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 use duckdb::{params, AccessMode, Config, Connection};
 
-/// Conveyor's own tables. Created idempotently on every open.
+/// Conveyor's own tables. Created idempotently on every open. Times are
+/// TIMESTAMP in UTC (see [`types`] for why not TIMESTAMPTZ).
 const METADATA_DDL: &str = r#"
 CREATE SCHEMA IF NOT EXISTS conveyor;
 CREATE SEQUENCE IF NOT EXISTS conveyor.run_ids START 1;
@@ -26,8 +27,8 @@ CREATE TABLE IF NOT EXISTS conveyor.runs (
     source      VARCHAR NOT NULL,
     stream      VARCHAR NOT NULL,
     status      VARCHAR NOT NULL,          -- running | succeeded | failed | cancelled | interrupted
-    started_at  TIMESTAMPTZ NOT NULL,
-    finished_at TIMESTAMPTZ,
+    started_at  TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP,
     rows        BIGINT NOT NULL DEFAULT 0,
     batches     BIGINT NOT NULL DEFAULT 0,
     rejected    BIGINT NOT NULL DEFAULT 0,
@@ -38,11 +39,11 @@ CREATE TABLE IF NOT EXISTS conveyor.stream_state (
     stream      VARCHAR NOT NULL,
     state       JSON,
     last_run_id BIGINT,
-    updated_at  TIMESTAMPTZ NOT NULL,
+    updated_at  TIMESTAMP NOT NULL,
     PRIMARY KEY (source, stream)
 );
 CREATE TABLE IF NOT EXISTS conveyor.schema_changes (
-    changed_at  TIMESTAMPTZ NOT NULL,
+    changed_at  TIMESTAMP NOT NULL,
     run_id      BIGINT,
     source      VARCHAR NOT NULL,
     stream      VARCHAR NOT NULL,
@@ -52,7 +53,7 @@ CREATE TABLE IF NOT EXISTS conveyor.schema_changes (
     new_type    VARCHAR NOT NULL
 );
 CREATE TABLE IF NOT EXISTS conveyor.rejects (
-    rejected_at TIMESTAMPTZ NOT NULL,
+    rejected_at TIMESTAMP NOT NULL,
     run_id      BIGINT,
     source      VARCHAR NOT NULL,
     stream      VARCHAR NOT NULL,
@@ -63,7 +64,7 @@ CREATE TABLE IF NOT EXISTS conveyor.rejects (
 CREATE TABLE IF NOT EXISTS conveyor.credentials (
     name        VARCHAR PRIMARY KEY,
     sealed      VARCHAR NOT NULL,          -- encrypted; never the plain secret
-    updated_at  TIMESTAMPTZ NOT NULL
+    updated_at  TIMESTAMP NOT NULL
 );
 "#;
 
@@ -112,7 +113,7 @@ impl Warehouse {
     /// Marks runs left `running` by a process that died as `interrupted`.
     pub fn recover_interrupted_runs(&self) -> Result<usize> {
         let n = self.conn().execute(
-            "UPDATE conveyor.runs SET status = 'interrupted', finished_at = now(),
+            "UPDATE conveyor.runs SET status = 'interrupted', finished_at = make_timestamp(epoch_us(now())),
                     error = 'the process stopped before this run finished'
              WHERE status = 'running'",
             [],
@@ -123,7 +124,7 @@ impl Warehouse {
     pub fn begin_run(&self, source: &str, stream: &str) -> Result<i64> {
         let id: i64 = self.conn().query_row(
             "INSERT INTO conveyor.runs (run_id, source, stream, status, started_at)
-             VALUES (nextval('conveyor.run_ids'), ?, ?, 'running', now()) RETURNING run_id",
+             VALUES (nextval('conveyor.run_ids'), ?, ?, 'running', make_timestamp(epoch_us(now()))) RETURNING run_id",
             params![source, stream],
             |r| r.get(0),
         )?;
@@ -132,7 +133,7 @@ impl Warehouse {
 
     pub fn finish_run(&self, run_id: i64, status: &str, error: Option<&str>) -> Result<()> {
         self.conn().execute(
-            "UPDATE conveyor.runs SET status = ?, error = ?, finished_at = now() WHERE run_id = ?",
+            "UPDATE conveyor.runs SET status = ?, error = ?, finished_at = make_timestamp(epoch_us(now())) WHERE run_id = ?",
             params![status, error, run_id],
         )?;
         Ok(())

@@ -1,6 +1,6 @@
 //! Column types: Arrow to DuckDB, and the widening lattice of schema evolution.
 //!
-//! A column only ever widens: BIGINT → DOUBLE → VARCHAR, DATE → TIMESTAMPTZ
+//! A column only ever widens: BIGINT → DOUBLE → VARCHAR, DATE → TIMESTAMP
 //! → VARCHAR, BOOLEAN/JSON → VARCHAR. VARCHAR holds anything, so no value
 //! loses its place; it keeps its text.
 
@@ -19,8 +19,11 @@ pub fn sql_type(field: &Field) -> Option<String> {
         DataType::Float16 | DataType::Float32 | DataType::Float64 => "DOUBLE".into(),
         DataType::Decimal128(p, s) => format!("DECIMAL({p},{s})"),
         DataType::Date32 | DataType::Date64 => "DATE".into(),
-        DataType::Timestamp(_, Some(_)) => "TIMESTAMP WITH TIME ZONE".into(),
-        DataType::Timestamp(_, None) => "TIMESTAMP".into(),
+        // Instants are stored as TIMESTAMP in UTC. The bundled DuckDB has no
+        // ICU extension (it needs a CMake build of DuckDB's sources), and
+        // without ICU a TIMESTAMPTZ column cannot be cast to DATE, shifted by
+        // an INTERVAL or truncated to a week: useless for ops queries.
+        DataType::Timestamp(_, _) => "TIMESTAMP".into(),
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             if field.metadata().get(JSON_TYPE_KEY).map(String::as_str) == Some("json") {
                 "JSON".into()
@@ -44,7 +47,7 @@ pub fn widen(existing: &str, incoming: &str) -> Option<String> {
         (e.as_str(), i.as_str()),
         ("DOUBLE", "BIGINT")
             | ("BIGINT", "INTEGER")
-            | ("TIMESTAMP WITH TIME ZONE", "DATE")
+            | ("TIMESTAMP", "DATE")
     ) || (e.starts_with("DECIMAL") && i == "BIGINT");
     if fits {
         return None;
@@ -52,7 +55,7 @@ pub fn widen(existing: &str, incoming: &str) -> Option<String> {
     let wider = match (e.as_str(), i.as_str()) {
         ("BIGINT", "DOUBLE") | ("INTEGER", "DOUBLE") => "DOUBLE",
         ("INTEGER", "BIGINT") => "BIGINT",
-        ("DATE", "TIMESTAMP WITH TIME ZONE") => "TIMESTAMP WITH TIME ZONE",
+        ("DATE", "TIMESTAMP") => "TIMESTAMP",
         (d, "DOUBLE") if d.starts_with("DECIMAL") => "DOUBLE",
         _ => "VARCHAR",
     };
@@ -69,7 +72,7 @@ mod tests {
         assert_eq!(widen("BIGINT", "DOUBLE").as_deref(), Some("DOUBLE"));
         assert_eq!(widen("DOUBLE", "BIGINT"), None);
         assert_eq!(widen("DOUBLE", "VARCHAR").as_deref(), Some("VARCHAR"));
-        assert_eq!(widen("DATE", "TIMESTAMP WITH TIME ZONE").as_deref(), Some("TIMESTAMP WITH TIME ZONE"));
+        assert_eq!(widen("DATE", "TIMESTAMP").as_deref(), Some("TIMESTAMP"));
         assert_eq!(widen("JSON", "BIGINT").as_deref(), Some("VARCHAR"));
         assert_eq!(widen("VARCHAR", "JSON"), None);
         assert_eq!(widen("BOOLEAN", "BIGINT").as_deref(), Some("VARCHAR"));
