@@ -14,7 +14,7 @@ SELECT l.source,
        l.rejected,
        round(epoch(coalesce(l.finished_at, make_timestamp(epoch_us(now())))) - epoch(l.started_at), 2) AS seconds,
        l.error,
-       json_extract(s.state, '$.cursor') AS cursor
+       json_extract_string(s.state, '$.cursor') AS cursor
 FROM latest l
 LEFT JOIN conveyor.stream_state s USING (source, stream)
 WHERE l.rn = 1

@@ -41,17 +41,18 @@ pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
     drop(sb);
 
     let failed = reports.iter().any(|r| r.failed());
-    let cfg = config_path.display();
-    println!(
-        "\nThe warehouse is {}. Ask it questions, for example:\n\n  \
-         conveyor --config {cfg} status\n  \
-         conveyor --config {cfg} query \"SELECT status, count(*) FROM ats.applications GROUP BY ALL\"\n  \
-         conveyor --config {cfg} query \"SELECT DocNumber, CustomerRef->>'name' AS customer, TotalAmt, Balance FROM accounting.invoices ORDER BY DueDate LIMIT 5\"\n  \
-         conveyor --config {cfg} query \"SELECT agent_id, round(avg(csat), 2) AS csat, count(*) AS calls FROM contact_center.calls GROUP BY ALL ORDER BY csat LIMIT 5\"\n\n\
-         (with the binary from scripts/demo: {})",
-        warehouse.display(),
-        std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "conveyor".into())
-    );
+    // Spell the commands with this binary's path so they can be pasted.
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "conveyor".into());
+    let run = format!("{exe} --config {}", config_path.display());
+    println!("\nThe warehouse is {}. Ask it questions, for example:\n", warehouse.display());
+    for example in [
+        "status".to_string(),
+        r#"query "SELECT status, count(*) AS applications FROM ats.applications GROUP BY ALL""#.to_string(),
+        r#"query "SELECT DocNumber, CustomerRef->>'name' AS customer, TotalAmt, Balance FROM accounting.invoices ORDER BY DueDate LIMIT 5""#.to_string(),
+        r#"query "SELECT agent_id, date_trunc('week', created_at) AS week, round(avg(csat), 2) AS csat FROM contact_center.calls GROUP BY ALL ORDER BY csat LIMIT 5""#.to_string(),
+    ] {
+        println!("  {run} {example}");
+    }
     Ok(if failed { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS })
 }
 
