@@ -97,8 +97,14 @@ pub async fn sync_source(wh: Arc<Warehouse>, source: &SourceConfig, cancel: &Can
             let run_id = wh.begin_run(&source.name, &stream.name)?;
             let state = wh.stream_state(&source.name, &stream.name)?;
             let loader = StreamLoader::new(wh.connection()?, &source.name, &stream.name, stream.primary_key.clone(), run_id)?;
-            let mut sink = WarehouseSink { loader: Some(loader), pending: Vec::new(), rows: 0, rejected: 0, batches: 0, bar: &bar };
-            let read = connector.read(&stream.name, state, &mut sink, cancel).await;
+            let mut sink = WarehouseSink::new(loader, &bar);
+            let mut read = connector.read(&stream.name, state, &mut sink, cancel).await;
+            // What the connector checkpointed still counts after a failure;
+            // only batches after its last checkpoint are dropped.
+            let flushed = sink.flush().await;
+            if let (Ok(()), Err(e)) = (&read, flushed) {
+                read = Err(e);
+            }
             let status = match &read {
                 Ok(()) if cancel.is_cancelled() => RunStatus::Cancelled,
                 Ok(()) => RunStatus::Succeeded,
@@ -125,27 +131,58 @@ pub async fn sync_source(wh: Arc<Warehouse>, source: &SourceConfig, cancel: &Can
     report
 }
 
-/// Buffers batches until the connector's next checkpoint, then commits them
-/// with that checkpoint in one transaction, off the async threads.
+/// Commit at least this many rows at once (unless the stream ends first):
+/// a DuckDB commit and the merge's scan of the table cost the same for ten
+/// rows as for ten thousand.
+const COMMIT_ROWS: usize = 50_000;
+/// …but never keep checkpointed rows uncommitted longer than this.
+const COMMIT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Collects batches and the checkpoints after them, and commits them in one
+/// transaction, off the async threads, once enough rows or time have gathered.
+/// Only rows followed by a checkpoint are ever committed, and always together
+/// with the latest such checkpoint.
 struct WarehouseSink<'a> {
     loader: Option<StreamLoader>,
-    pending: Vec<RecordBatch>,
+    /// Batches since the last commit that a checkpoint has covered.
+    covered: Vec<RecordBatch>,
+    covered_rows: usize,
+    /// Batches after the latest checkpoint.
+    uncovered: Vec<RecordBatch>,
+    state: Option<Json>,
+    last_commit: Instant,
+    received_rows: u64,
+    received_batches: u64,
     rows: u64,
     rejected: u64,
     batches: u64,
     bar: &'a crate::progress::StreamProgress,
 }
 
-#[async_trait::async_trait]
-impl RecordSink for WarehouseSink<'_> {
-    async fn batch(&mut self, batch: RecordBatch) -> Result<(), ConnectorError> {
-        self.pending.push(batch);
-        Ok(())
+impl<'a> WarehouseSink<'a> {
+    fn new(loader: StreamLoader, bar: &'a crate::progress::StreamProgress) -> Self {
+        WarehouseSink {
+            loader: Some(loader),
+            covered: Vec::new(),
+            covered_rows: 0,
+            uncovered: Vec::new(),
+            state: None,
+            last_commit: Instant::now(),
+            received_rows: 0,
+            received_batches: 0,
+            rows: 0,
+            rejected: 0,
+            batches: 0,
+            bar,
+        }
     }
 
-    async fn checkpoint(&mut self, state: Json) -> Result<(), ConnectorError> {
+    /// Commits the covered batches with the latest checkpoint.
+    async fn flush(&mut self) -> Result<(), ConnectorError> {
+        let Some(state) = self.state.take() else { return Ok(()) };
         let mut loader = self.loader.take().ok_or_else(|| ConnectorError::new(ErrorKind::Host, "loader lost after an earlier failure"))?;
-        let batches = std::mem::take(&mut self.pending);
+        let batches = std::mem::take(&mut self.covered);
+        self.covered_rows = 0;
         let n = batches.len() as u64;
         let (loader, result) = tokio::task::spawn_blocking(move || {
             let r = loader.commit(&batches, &state);
@@ -158,7 +195,28 @@ impl RecordSink for WarehouseSink<'_> {
         self.rows += stats.rows;
         self.rejected += stats.rejected;
         self.batches += n;
-        self.bar.update(self.batches, self.rows);
+        self.last_commit = Instant::now();
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl RecordSink for WarehouseSink<'_> {
+    async fn batch(&mut self, batch: RecordBatch) -> Result<(), ConnectorError> {
+        self.received_rows += batch.num_rows() as u64;
+        self.received_batches += 1;
+        self.bar.update(self.received_batches, self.received_rows);
+        self.uncovered.push(batch);
+        Ok(())
+    }
+
+    async fn checkpoint(&mut self, state: Json) -> Result<(), ConnectorError> {
+        self.covered_rows += self.uncovered.iter().map(RecordBatch::num_rows).sum::<usize>();
+        self.covered.append(&mut self.uncovered);
+        self.state = Some(state);
+        if self.covered_rows >= COMMIT_ROWS || self.last_commit.elapsed() >= COMMIT_INTERVAL {
+            self.flush().await?;
+        }
         Ok(())
     }
 }

@@ -65,7 +65,9 @@ impl Pager {
                     .as_ref()
                     .and_then(|p| select(body, p).and_then(Value::as_u64))
                     .is_some_and(|c| c < *min_count);
-                if below || records == 0 {
+                // An empty page is not the end: some APIs filter each page
+                // after slicing it, so later pages may still hold records.
+                if below {
                     None
                 } else {
                     string_at(body, next_path).and_then(|n| current.join(&n).ok())
