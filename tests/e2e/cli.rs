@@ -72,3 +72,20 @@ async fn query_formats_refuses_writes_and_status_reports() {
     assert_eq!(v[0]["rows"], 250);
     assert!(v[0]["cursor"].as_str().unwrap().contains("2024-06-01"), "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_example_config_is_valid() {
+    let f = Fixture::new(RestMockConfig::default()).await;
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../conveyor.example.toml");
+    std::fs::copy(example, f.config()).unwrap();
+    std::fs::create_dir_all(f.path("secrets")).unwrap();
+    std::fs::write(f.path("secrets/qbo_client_secret"), "x-secret").unwrap();
+    std::fs::write(f.path("secrets/qbo_refresh_token"), "x-refresh").unwrap();
+    let out = f.conveyor_env(&["check"], &[("GREENHOUSE_CLIENT_SECRET", "gh-secret")]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(text(&out).0.contains("2 source(s), 2 stream(s), 2 scheduled"), "{:?}", text(&out));
+    // Without the environment variable, check names it.
+    let out = f.conveyor(&["check"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).0.contains("GREENHOUSE_CLIENT_SECRET is not set"), "{:?}", text(&out));
+}

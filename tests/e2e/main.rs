@@ -6,5 +6,6 @@ mod support;
 mod cli;
 mod crash;
 mod daemon;
+mod demo;
 mod secrets;
 mod warehouse;
