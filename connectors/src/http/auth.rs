@@ -21,7 +21,7 @@ pub enum AuthProvider {
     Query { name: String, value: Secret },
     Basic { username: String, password: Secret },
     Bearer(Secret),
-    OAuth(OAuthClient),
+    OAuth(Box<OAuthClient>),
 }
 
 impl AuthProvider {
@@ -52,7 +52,7 @@ impl AuthProvider {
             }
             AuthConfig::Bearer { token } => AuthProvider::Bearer(resolve(token)?),
             AuthConfig::OAuth2ClientCredentials { token_url, client_id, client_secret, scope } => {
-                AuthProvider::OAuth(OAuthClient {
+                AuthProvider::OAuth(Box::new(OAuthClient {
                     token_url: token_url.clone(),
                     client_id: client_id.clone(),
                     client_secret: resolve(client_secret)?,
@@ -61,10 +61,10 @@ impl AuthProvider {
                     store_key,
                     redactor: redactor.clone(),
                     cached: tokio::sync::Mutex::new(None),
-                })
+                }))
             }
             AuthConfig::OAuth2RefreshToken { token_url, client_id, client_secret, refresh_token } => {
-                AuthProvider::OAuth(OAuthClient {
+                AuthProvider::OAuth(Box::new(OAuthClient {
                     token_url: token_url.clone(),
                     client_id: client_id.clone(),
                     client_secret: resolve(client_secret)?,
@@ -73,7 +73,7 @@ impl AuthProvider {
                     store_key,
                     redactor: redactor.clone(),
                     cached: tokio::sync::Mutex::new(None),
-                })
+                }))
             }
         })
     }
