@@ -17,6 +17,9 @@ pub enum ErrorKind {
     Data,
     /// The host (warehouse, sink) failed.
     Host,
+    /// A plugin broke its contract: it panicked, was poisoned by an earlier
+    /// panic, or sent something the ABI does not allow.
+    Plugin,
 }
 
 /// A connector failure. The message must never contain a secret: URLs are

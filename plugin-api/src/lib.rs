@@ -5,13 +5,24 @@
 //! is safe once that batch is stored. The host commits a batch's rows and the
 //! checkpoint after it in one transaction, so a crash never separates them.
 //!
-//! The C ABI for shared-library plugins (issue: connector plugins) will wrap
-//! this same contract; built-in connectors implement the Rust trait directly.
+//! Built-in connectors implement the async [`Connector`] directly. Plugins
+//! (shared libraries loaded at run time) implement its blocking twin,
+//! [`BlockingConnector`], and export it through the C ABI in [`ffi`] with
+//! [`export_connector!`]; [`plugin`] is their side of the ABI, `host` (feature
+//! `host`) the daemon's. `PLUGINS.md` at the repository root is the guide.
 
+mod blocking;
 mod error;
+pub mod ffi;
+#[cfg(feature = "host")]
+pub mod host;
+mod info;
+pub mod plugin;
 
 pub use arrow_array::RecordBatch;
+pub use blocking::{BlockingConnector, BlockingSink, CollectingSink, SinkEvent};
 pub use error::{ConnectorError, ErrorKind};
+pub use info::PluginInfo;
 pub use serde_json::Value as Json;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,0 +1,34 @@
+//! The host's logging callback: plugin messages into the host's tracing,
+//! tagged with the plugin's name.
+
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::ffi::level;
+
+/// What the log callback's `host_data` points to.
+pub(crate) struct LogContext {
+    pub plugin: String,
+}
+
+pub(crate) unsafe extern "C" fn host_log(data: *mut c_void, lvl: u32, message: *const u8, len: usize) {
+    if data.is_null() || message.is_null() {
+        return;
+    }
+    // A broken subscriber must not unwind into the plugin.
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `data` is the `LogContext` the instance owns, alive until
+        // `close` returns, which is as long as the plugin may call this.
+        let ctx = unsafe { &*(data as *const LogContext) };
+        // SAFETY: the plugin passes `len` readable bytes for the call.
+        let text = String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(message, len) });
+        let plugin = ctx.plugin.as_str();
+        match lvl {
+            level::ERROR => tracing::error!(plugin, "{text}"),
+            level::WARN => tracing::warn!(plugin, "{text}"),
+            level::INFO => tracing::info!(plugin, "{text}"),
+            level::DEBUG => tracing::debug!(plugin, "{text}"),
+            _ => tracing::trace!(plugin, "{text}"),
+        }
+    }));
+}
