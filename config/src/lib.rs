@@ -7,15 +7,19 @@
 //! found is reported at once as a [`Diagnostic`] with `FILE:LINE:COL`.
 
 pub mod diagnostics;
+pub mod mapping;
 pub mod model;
 mod raw;
+pub mod reconcile;
 pub mod secret;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
 pub use diagnostics::{ConfigErrors, Diagnostic};
+pub use mapping::{ModelConfig, PresetUse, ViewMapping, MAPPED_VIEWS, MODEL_PRESETS};
 pub use model::*;
+pub use reconcile::{Cardinality, ComparePair, KeyPair, Normalize, ReconcileConfig, Relation, Tolerance};
 pub use secret::{Secret, SecretRef};
 pub use validate::parse_cron;
 

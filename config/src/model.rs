@@ -14,6 +14,10 @@ pub struct Config {
     pub warehouse: WarehouseConfig,
     pub server: ServerConfig,
     pub sources: Vec<SourceConfig>,
+    /// How sources map into the unified model's views.
+    pub model: crate::mapping::ModelConfig,
+    /// `[[reconcile]]` entries, in file order.
+    pub reconciles: Vec<crate::reconcile::ReconcileConfig>,
     /// Non-fatal remarks (e.g. an inline secret) for `conveyor check`.
     pub warnings: Vec<String>,
 }
@@ -22,6 +26,17 @@ impl Config {
     pub fn source(&self, name: &str) -> Option<&SourceConfig> {
         self.sources.iter().find(|s| s.name == name)
     }
+}
+
+/// Where a config entry was written, kept for problems found after
+/// validation (a model mapping checked against the warehouse).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub file: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    /// Dotted key path, e.g. `model.views.placements`.
+    pub key: String,
 }
 
 #[derive(Debug, Clone)]

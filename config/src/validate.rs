@@ -14,14 +14,14 @@ use crate::model::*;
 use crate::raw::*;
 use crate::secret::SecretRef;
 
-const TOP_LEVEL_KEYS: &str = "warehouse, server, sources";
+const TOP_LEVEL_KEYS: &str = "warehouse, server, sources, model, reconcile";
 const SOURCE_TYPES: &str = "rest";
 const AUTH_TYPES: &str =
     "none, api_key, basic, bearer, oauth2_client_credentials, oauth2_refresh_token";
 const PAGINATION_TYPES: &str = "none, next_url, link_header, cursor, offset, page";
 
 /// Collects diagnostics while walking the raw config.
-struct Checker<'a> {
+pub(crate) struct Checker<'a> {
     file: &'a Path,
     text: &'a str,
     errors: Vec<Diagnostic>,
@@ -43,6 +43,8 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
     let mut warehouse_span = 0..0;
     let mut server: Option<RawServer> = None;
     let mut sources = Vec::new();
+    let mut model_raw = None;
+    let mut reconcile_raw = Vec::new();
     for (key, value) in doc.get_ref().iter() {
         match &**key.get_ref() {
             "warehouse" => {
@@ -64,6 +66,10 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
                     c.error(value.span(), "sources", "must be a table of named sources");
                 }
             },
+            "model" => model_raw = c.section::<crate::mapping::RawModel>("model", value),
+            "reconcile" => {
+                reconcile_raw = c.section::<Vec<Spanned<crate::reconcile::RawReconcile>>>("reconcile", value).unwrap_or_default()
+            }
             other => {
                 c.error(key.span(), other, format!("unknown key `{other}`"))
                     .hint(format!("valid top-level keys: {TOP_LEVEL_KEYS}"));
@@ -79,6 +85,9 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
             validated.push(s);
         }
     }
+    let source_names: Vec<String> = sources_named(&validated);
+    let model = c.model(model_raw, &source_names);
+    let reconciles = c.reconciles(reconcile_raw, &source_names);
     if validated.is_empty() && c.errors.is_empty() {
         c.warnings.push("no sources are configured; add a [sources.NAME] table".into());
     }
@@ -90,12 +99,14 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
         warehouse: warehouse.expect("warehouse validated"),
         server: server.expect("server validated"),
         sources: validated,
+        model,
+        reconciles,
         warnings: c.warnings,
     })
 }
 
 impl<'a> Checker<'a> {
-    fn error(
+    pub(crate) fn error(
         &mut self,
         span: Range<usize>,
         key: &str,
@@ -105,6 +116,17 @@ impl<'a> Checker<'a> {
         self.errors.last_mut().expect("just pushed")
     }
 
+    pub(crate) fn error_count(&self) -> usize {
+        self.errors.len()
+    }
+
+    /// Where `span` is, for problems found later (e.g. by `conveyor check`
+    /// against the warehouse).
+    pub(crate) fn located(&self, span: Range<usize>, key: &str) -> Located {
+        let (line, col) = crate::diagnostics::line_col(self.text, span.start);
+        Located { file: self.file.to_path_buf(), line, col, key: key.to_string() }
+    }
+
     fn finish_errors(mut self) -> ConfigErrors {
         self.errors.sort_by_key(|d| (d.line, d.col));
         ConfigErrors(self.errors)
@@ -112,7 +134,7 @@ impl<'a> Checker<'a> {
 
     /// Deserialises one section on its own so that its errors do not hide
     /// those of the other sections.
-    fn section<T: DeserializeOwned>(&mut self, key: &str, value: &Spanned<DeValue<'_>>) -> Option<T> {
+    pub(crate) fn section<T: DeserializeOwned>(&mut self, key: &str, value: &Spanned<DeValue<'_>>) -> Option<T> {
         match T::deserialize(ValueDeserializer::from(value.clone())) {
             Ok(t) => Some(t),
             Err(e) => {
@@ -170,6 +192,10 @@ impl<'a> Checker<'a> {
         let errors_before = self.errors.len();
         let key = format!("sources.{}", name.get_ref());
         self.identifier(&name, &key, "source name");
+        if name.get_ref() == "model" {
+            self.error(name.span(), &key, "source name `model` is reserved for the unified model's views")
+                .hint("it becomes a warehouse schema; pick another name");
+        }
         let schedule = self.schedule(&key, raw.schedule.as_ref(), raw.timezone.as_ref());
         let connector = match raw.kind.get_ref().as_str() {
             "rest" => self.rest_source(&key, &raw).map(ConnectorConfig::Rest),
@@ -186,7 +212,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Names become DuckDB schema and table names, so keep them plain.
-    fn identifier(&mut self, name: &Spanned<String>, key: &str, what: &str) {
+    pub(crate) fn identifier(&mut self, name: &Spanned<String>, key: &str, what: &str) {
         let n = name.get_ref();
         let ok = n.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
             && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
@@ -201,7 +227,7 @@ impl<'a> Checker<'a> {
     }
 
     /// `Some(None)` means "no schedule" (manual syncs only).
-    fn schedule(
+    pub(crate) fn schedule(
         &mut self,
         key: &str,
         expr: Option<&Spanned<String>>,
@@ -600,6 +626,11 @@ impl<'a> Checker<'a> {
             start: i.start.as_ref().map(|s| s.get_ref().clone()),
         })
     }
+}
+
+/// Source names (also warehouse schemas), for sections that refer to them.
+fn sources_named(sources: &[SourceConfig]) -> Vec<String> {
+    sources.iter().map(|s| s.name.clone()).collect()
 }
 
 /// Parses a cron expression; a 5-field expression gets seconds = 0.

@@ -61,6 +61,32 @@ CREATE TABLE IF NOT EXISTS conveyor.rejects (
     reason      VARCHAR NOT NULL,
     record      JSON
 );
+CREATE SEQUENCE IF NOT EXISTS conveyor.recon_run_ids START 1;
+CREATE TABLE IF NOT EXISTS conveyor.recon_runs (
+    run_id          BIGINT PRIMARY KEY,
+    reconciliation  VARCHAR NOT NULL,
+    trigger         VARCHAR NOT NULL,      -- manual | after:SOURCE | schedule | demo
+    status          VARCHAR NOT NULL,      -- succeeded | failed
+    started_at      TIMESTAMP NOT NULL,
+    finished_at     TIMESTAMP,
+    left_rows       BIGINT,
+    right_rows      BIGINT,
+    matched         BIGINT,
+    matched_within_tolerance BIGINT,
+    missing_left    BIGINT,
+    missing_right   BIGINT,
+    mismatched      BIGINT,
+    duplicate       BIGINT,
+    error           VARCHAR
+);
+CREATE TABLE IF NOT EXISTS conveyor.recon_results (
+    run_id          BIGINT NOT NULL,       -- appended per run, never overwritten
+    reconciliation  VARCHAR NOT NULL,
+    status          VARCHAR NOT NULL,      -- matched | matched_within_tolerance | missing_left | missing_right | mismatched | duplicate
+    left_key        VARCHAR,
+    right_key       VARCHAR,
+    differences     JSON                   -- [{column, left, right, delta, status}] for the columns that differ
+);
 CREATE TABLE IF NOT EXISTS conveyor.credentials (
     name        VARCHAR PRIMARY KEY,
     sealed      VARCHAR NOT NULL,          -- encrypted; never the plain secret

@@ -1,0 +1,146 @@
+//! Reconciliation: runs a `[[reconcile]]` entry inside DuckDB and records
+//! every row's status in `conveyor.recon_results` plus one summary row in
+//! `conveyor.recon_runs`. History is kept: each run appends under a new id.
+
+mod plan;
+pub mod report;
+
+use std::time::Instant;
+
+use conveyor_config::{Config, ReconcileConfig};
+use duckdb::{params, Connection};
+
+use crate::warehouse::literal;
+
+/// Every status a result row can have, in report order.
+pub const STATUSES: [&str; 6] = ["matched", "matched_within_tolerance", "missing_left", "missing_right", "mismatched", "duplicate"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconError {
+    /// The relations or expressions did not run (a missing table or column,
+    /// a type that cannot be compared); recorded as a failed run.
+    #[error("reconciliation `{name}` failed: {message}")]
+    Query { name: String, message: String },
+    #[error("cannot record reconciliation `{name}`: {source}")]
+    Store { name: String, source: duckdb::Error },
+}
+
+/// What one run found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    pub run_id: i64,
+    pub reconciliation: String,
+    pub left_rows: i64,
+    pub right_rows: i64,
+    /// Result rows per status, in [`STATUSES`] order.
+    pub counts: [i64; 6],
+    pub millis: i64,
+}
+
+impl RunSummary {
+    pub fn count(&self, status: &str) -> i64 {
+        STATUSES.iter().position(|s| *s == status).map_or(0, |i| self.counts[i])
+    }
+
+    pub fn exceptions(&self) -> i64 {
+        self.counts[2..].iter().sum()
+    }
+}
+
+/// Runs one reconciliation on `conn` (a connection of its own: it creates
+/// temporary tables). `trigger` says why it ran (`manual`, `after:ats`,
+/// `schedule`). A failed run is recorded with its error, then returned.
+pub fn run(conn: &Connection, cfg: &ReconcileConfig, trigger: &str) -> Result<RunSummary, ReconError> {
+    let started = Instant::now();
+    let store = |source| ReconError::Store { name: cfg.name.clone(), source };
+    let run_id: i64 = conn.query_row("SELECT nextval('conveyor.recon_run_ids')", [], |r| r.get(0)).map_err(store)?;
+    let started_sql = "make_timestamp(epoch_us(now()))";
+    conn.execute_batch("BEGIN TRANSACTION").map_err(store)?;
+    match compute(conn, cfg, run_id) {
+        Ok((left_rows, right_rows)) => {
+            let millis = started.elapsed().as_millis() as i64;
+            let summary = format!(
+                "INSERT INTO conveyor.recon_runs \
+                 SELECT {run_id}, {name}, {trigger}, 'succeeded', {started_sql} - to_milliseconds({millis}), {started_sql}, \
+                        {left_rows}, {right_rows}, {counts}, NULL \
+                 FROM conveyor.recon_results WHERE run_id = {run_id}",
+                name = literal(&cfg.name),
+                trigger = literal(trigger),
+                counts = STATUSES.iter().map(|s| format!("count(*) FILTER (WHERE status = '{s}')")).collect::<Vec<_>>().join(", "),
+            );
+            conn.execute_batch(&summary).map_err(store)?;
+            conn.execute_batch("COMMIT").map_err(store)?;
+            drop_temp(conn);
+            load_summary(conn, run_id).map_err(store)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            drop_temp(conn);
+            let message = e.to_string();
+            conn.execute(
+                "INSERT INTO conveyor.recon_runs (run_id, reconciliation, trigger, status, started_at, finished_at, error)
+                 VALUES (?, ?, ?, 'failed', make_timestamp(epoch_us(now())), make_timestamp(epoch_us(now())), ?)",
+                params![run_id, cfg.name, trigger, message],
+            )
+            .map_err(store)?;
+            Err(ReconError::Query { name: cfg.name.clone(), message })
+        }
+    }
+}
+
+/// Builds the temporary tables and inserts the results; returns the row
+/// counts of both sides.
+fn compute(conn: &Connection, cfg: &ReconcileConfig, run_id: i64) -> duckdb::Result<(i64, i64)> {
+    for statement in plan::prepare(cfg) {
+        conn.execute_batch(&statement)?;
+    }
+    conn.execute_batch(&plan::insert_results(cfg, run_id))?;
+    conn.query_row("SELECT (SELECT count(*) FROM recon_l), (SELECT count(*) FROM recon_r)", [], |r| Ok((r.get(0)?, r.get(1)?)))
+}
+
+fn drop_temp(conn: &Connection) {
+    let _ = conn.execute_batch("DROP TABLE IF EXISTS recon_l; DROP TABLE IF EXISTS recon_r; DROP TABLE IF EXISTS recon_p;");
+}
+
+fn load_summary(conn: &Connection, run_id: i64) -> duckdb::Result<RunSummary> {
+    conn.query_row(
+        "SELECT reconciliation, left_rows, right_rows, matched, matched_within_tolerance, missing_left, missing_right,
+                mismatched, duplicate, CAST(epoch_ms(finished_at) - epoch_ms(started_at) AS BIGINT)
+         FROM conveyor.recon_runs WHERE run_id = ?",
+        params![run_id],
+        |r| {
+            Ok(RunSummary {
+                run_id,
+                reconciliation: r.get(0)?,
+                left_rows: r.get(1)?,
+                right_rows: r.get(2)?,
+                counts: [r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?],
+                millis: r.get(9)?,
+            })
+        },
+    )
+}
+
+/// The reconciliations to run after `source` synced.
+pub fn after_source<'c>(config: &'c Config, source: &str) -> Vec<&'c ReconcileConfig> {
+    config.reconciles.iter().filter(|r| r.after.iter().any(|s| s == source)).collect()
+}
+
+/// Runs `recons` one after another on a fresh connection; a failing one is
+/// logged and does not stop the others.
+pub fn run_all(conn: &Connection, recons: &[&ReconcileConfig], trigger: &str) -> Vec<Result<RunSummary, ReconError>> {
+    recons
+        .iter()
+        .map(|r| {
+            let result = run(conn, r, trigger);
+            match &result {
+                Ok(s) => tracing::info!(reconciliation = %s.reconciliation, run_id = s.run_id, exceptions = s.exceptions(), "reconciled"),
+                Err(e) => tracing::error!(error = %e, "reconciliation failed"),
+            }
+            result
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,222 @@
+//! The SQL of one reconciliation run, built from its config: pure text, so
+//! the whole comparison happens set-based inside DuckDB.
+//!
+//! The steps, each one statement:
+//! 1. `recon_l` / `recon_r`: each side's rows with a row id, normalised keys,
+//!    a printable key and the compared values;
+//! 2. `recon_p`: every (left, right) pair whose keys match, with how many
+//!    partners each row has — more than one on the 1:1 side is a duplicate;
+//! 3. results: compared pairs (1:1) or allocations (1:N), then the rows
+//!    nobody paired with, all inserted into `conveyor.recon_results`.
+
+use conveyor_config::{Cardinality, ComparePair, KeyPair, Normalize, ReconcileConfig, Tolerance};
+
+use crate::warehouse::literal;
+
+/// Statements that prepare the temporary tables.
+pub fn prepare(cfg: &ReconcileConfig) -> Vec<String> {
+    let windowed = cfg.keys.iter().any(|k| k.window_days.is_some());
+    let mut out = Vec::new();
+    for (table, side) in [("recon_l", Side::Left), ("recon_r", Side::Right)] {
+        let relation = match side {
+            Side::Left => cfg.left.from_item(),
+            Side::Right => cfg.right.from_item(),
+        };
+        let mut cols = vec!["row_number() OVER () AS rid".to_string()];
+        let mut exact = Vec::new();
+        let mut display = Vec::new();
+        for (i, k) in cfg.keys.iter().enumerate() {
+            let expr = side.pick(&k.left, &k.right);
+            match k.window_days {
+                Some(_) => {
+                    cols.push(format!("CAST({expr} AS DATE) AS w{i}"));
+                    display.push(format!("CAST(w{i} AS VARCHAR)"));
+                }
+                None => {
+                    cols.push(format!("{} AS k{i}", normalised(expr, &k.normalize)));
+                    exact.push(format!("k{i}"));
+                    display.push(format!("k{i}"));
+                }
+            }
+        }
+        for (i, c) in cfg.compare.iter().enumerate() {
+            cols.push(format!("{} AS c{i}", side.pick(&c.left, &c.right)));
+        }
+        // Rows sharing an exact key on their own side. With a date window,
+        // the same client twice is normal, so only partner counts decide.
+        let same_key = if windowed { "1".to_string() } else { format!("count(*) OVER (PARTITION BY {})", exact.join(", ")) };
+        out.push(format!(
+            "CREATE OR REPLACE TEMP TABLE {table} AS \
+             SELECT *, concat_ws('|', {display}) AS key_text, {same_key} AS n_same_key \
+             FROM (SELECT {cols} FROM {relation} AS src)",
+            display = display.join(", "),
+            cols = cols.join(", "),
+        ));
+    }
+    let mut on: Vec<String> = Vec::new();
+    for (i, k) in cfg.keys.iter().enumerate() {
+        match k.window_days {
+            Some(days) => on.push(format!("abs(date_diff('day', l.w{i}, r.w{i})) <= {days}")),
+            None => on.push(format!("l.k{i} = r.k{i}")),
+        }
+    }
+    out.push(format!(
+        "CREATE OR REPLACE TEMP TABLE recon_p AS \
+         SELECT l.rid AS lrid, r.rid AS rrid, \
+                count(*) OVER (PARTITION BY l.rid) AS n_for_left, \
+                count(*) OVER (PARTITION BY r.rid) AS n_for_right \
+         FROM recon_l l JOIN recon_r r ON {}",
+        on.join(" AND ")
+    ));
+    out
+}
+
+/// The statement that writes every result row of run `run_id`.
+pub fn insert_results(cfg: &ReconcileConfig, run_id: i64) -> String {
+    let head = format!(
+        "INSERT INTO conveyor.recon_results (run_id, reconciliation, status, left_key, right_key, differences) \
+         SELECT {run_id}, {name}, status, left_key, right_key, differences FROM (",
+        name = literal(&cfg.name)
+    );
+    let unpaired = format!(
+        "SELECT CASE WHEN n_same_key > 1 THEN 'duplicate' ELSE 'missing_right' END AS status, \
+                key_text AS left_key, NULL AS right_key, NULL::JSON AS differences \
+         FROM recon_l WHERE rid NOT IN (SELECT lrid FROM recon_p) \
+         UNION ALL \
+         SELECT CASE WHEN n_same_key > 1 THEN 'duplicate' ELSE 'missing_left' END, \
+                NULL, key_text, NULL::JSON \
+         FROM recon_r WHERE rid NOT IN (SELECT rrid FROM recon_p)"
+    );
+    let paired = match cfg.cardinality {
+        Cardinality::OneToOne => one_to_one(&cfg.compare),
+        Cardinality::OneToMany => one_to_many(&cfg.compare),
+    };
+    format!("{head}{paired} UNION ALL {unpaired})")
+}
+
+/// Each pair is compared; a row with several partners is a duplicate.
+fn one_to_one(compare: &[ComparePair]) -> String {
+    let (status, diffs) = verdict(compare, |i| (format!("l.c{i}"), format!("r.c{i}")));
+    format!(
+        "SELECT CASE WHEN p.n_for_left > 1 OR p.n_for_right > 1 OR l.n_same_key > 1 OR r.n_same_key > 1 \
+                     THEN 'duplicate' ELSE {status} END AS status, \
+                l.key_text AS left_key, r.key_text AS right_key, \
+                CASE WHEN p.n_for_left > 1 OR p.n_for_right > 1 OR l.n_same_key > 1 OR r.n_same_key > 1 \
+                     THEN NULL ELSE {diffs} END AS differences \
+         FROM recon_p p JOIN recon_l l ON l.rid = p.lrid JOIN recon_r r ON r.rid = p.rrid"
+    )
+}
+
+/// The right rows paired with one left row are summed, then compared. A
+/// right row claimed by two left rows makes both duplicates.
+fn one_to_many(compare: &[ComparePair]) -> String {
+    let sums: String = (0..compare.len()).map(|i| format!(", sum(r.c{i}) AS s{i}")).collect();
+    let lefts: String = (0..compare.len()).map(|i| format!(", any_value(l.c{i}) AS c{i}")).collect();
+    let (status, diffs) = verdict(compare, |i| (format!("a.c{i}"), format!("a.s{i}")));
+    format!(
+        "SELECT CASE WHEN a.ambiguous THEN 'duplicate' ELSE {status} END AS status, \
+                a.left_key, a.right_key, \
+                CASE WHEN a.ambiguous THEN NULL ELSE {diffs} END AS differences \
+         FROM (SELECT p.lrid, any_value(l.key_text) AS left_key, min(r.key_text) AS right_key, \
+                      bool_or(p.n_for_right > 1 OR l.n_same_key > 1 OR r.n_same_key > 1) AS ambiguous{lefts}{sums} \
+               FROM recon_p p JOIN recon_l l ON l.rid = p.lrid JOIN recon_r r ON r.rid = p.rrid \
+               GROUP BY p.lrid) a"
+    )
+}
+
+/// The row status and the differences JSON for compared values given by
+/// `values(i) = (left expr, right expr)`.
+fn verdict(compare: &[ComparePair], values: impl Fn(usize) -> (String, String)) -> (String, String) {
+    if compare.is_empty() {
+        return ("'matched'".into(), "NULL::JSON".into());
+    }
+    let mut states = Vec::new();
+    let mut entries = Vec::new();
+    for (i, c) in compare.iter().enumerate() {
+        let (l, r) = values(i);
+        let (state, delta) = column_state(&l, &r, c.tolerance);
+        let column_status = format!("CASE {state} WHEN 1 THEN 'within_tolerance' WHEN 2 THEN 'mismatched' END");
+        entries.push(format!(
+            "{{'column': {name}, 'left': CAST({l} AS VARCHAR), 'right': CAST({r} AS VARCHAR), 'delta': {delta}, 'status': {column_status}}}",
+            name = literal(&c.name)
+        ));
+        states.push(state);
+    }
+    let worst = if states.len() == 1 { states[0].clone() } else { format!("greatest({})", states.join(", ")) };
+    let status = format!("CASE {worst} WHEN 0 THEN 'matched' WHEN 1 THEN 'matched_within_tolerance' ELSE 'mismatched' END");
+    let diffs = format!(
+        "CAST(to_json(nullif(list_filter([{}], d -> d.status IS NOT NULL), [])) AS JSON)",
+        entries.join(", ")
+    );
+    (status, diffs)
+}
+
+/// `(state, delta)` SQL for one compared column: state 0 equal, 1 within
+/// tolerance, 2 mismatched. Deltas are rounded to 9 decimals so that float
+/// noise (10.3 − 10.0 = 0.30000000000000071) does not push a difference
+/// exactly at the limit past it.
+fn column_state(l: &str, r: &str, tolerance: Tolerance) -> (String, String) {
+    let abs_delta = format!("round(abs(CAST({r} AS DOUBLE) - CAST({l} AS DOUBLE)), 9)");
+    let signed_delta = format!("round(CAST({r} AS DOUBLE) - CAST({l} AS DOUBLE), 9)");
+    let days = format!("date_diff('day', CAST({l} AS DATE), CAST({r} AS DATE))");
+    let (equal, within, delta) = match tolerance {
+        Tolerance::Exact => (format!("{l} IS NOT DISTINCT FROM {r}"), "false".to_string(), "NULL::DOUBLE".to_string()),
+        Tolerance::Absolute(t) => (format!("{abs_delta} = 0"), format!("{abs_delta} <= {}", float(t)), signed_delta),
+        Tolerance::Percent(p) => (
+            format!("{abs_delta} = 0"),
+            format!("{abs_delta} <= round({} * abs(CAST({l} AS DOUBLE)) / 100.0, 9)", float(p)),
+            signed_delta,
+        ),
+        Tolerance::Days(d) => (format!("{days} = 0"), format!("abs({days}) <= {d}"), format!("CAST({days} AS DOUBLE)")),
+    };
+    // Two NULLs agree; one NULL never does (the comparisons yield NULL).
+    let state = format!(
+        "(CASE WHEN {l} IS NULL AND {r} IS NULL THEN 0 WHEN coalesce({equal}, false) THEN 0 \
+               WHEN coalesce({within}, false) THEN 1 ELSE 2 END)"
+    );
+    (state, delta)
+}
+
+fn float(x: f64) -> String {
+    // `{:?}` keeps a decimal point (1.0), so DuckDB reads a DOUBLE.
+    format!("CAST({x:?} AS DOUBLE)")
+}
+
+/// A key expression cast to text and normalised in the configured order.
+fn normalised(expr: &str, steps: &[Normalize]) -> String {
+    let mut e = format!("CAST({expr} AS VARCHAR)");
+    for step in steps {
+        e = match step {
+            Normalize::Trim => format!("trim({e})"),
+            Normalize::Lower => format!("lower({e})"),
+            Normalize::Digits => format!("regexp_replace({e}, '[^0-9]', '', 'g')"),
+        };
+    }
+    if steps.is_empty() {
+        e
+    } else {
+        // A value that normalises to nothing is no key at all.
+        format!("nullif({e}, '')")
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Side {
+    Left,
+    Right,
+}
+
+impl Side {
+    fn pick<'a>(self, left: &'a str, right: &'a str) -> &'a str {
+        match self {
+            Side::Left => left,
+            Side::Right => right,
+        }
+    }
+}
+
+/// Used by the unit tests to build configs briefly.
+#[cfg(test)]
+pub(crate) fn key(left: &str, right: &str, normalize: &[Normalize]) -> KeyPair {
+    KeyPair { left: left.into(), right: right.into(), normalize: normalize.to_vec(), window_days: None }
+}
