@@ -29,6 +29,43 @@ impl PluginConnector {
     }
 }
 
+/// The error a blocking reader sees once the host stopped taking events.
+pub(crate) fn stopped() -> ConnectorError {
+    ConnectorError::new(ErrorKind::Host, "the host stopped taking records")
+}
+
+/// Runs `read` on a blocking thread, forwarding its events into `sink` in
+/// order. A sink error stops the reader (its next delivery fails) and is
+/// the one returned; otherwise the reader's own result is.
+pub(crate) async fn bridge<F>(sink: &mut dyn RecordSink, cancel: &CancelFlag, what: &str, read: F) -> Result<(), ConnectorError>
+where
+    F: FnOnce(CancelFlag, &mut dyn FnMut(ReadEvent) -> bool) -> Result<(), ConnectorError> + Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<ReadEvent>(CHANNEL_DEPTH);
+    let cancel = cancel.clone();
+    let reader = tokio::task::spawn_blocking(move || read(cancel, &mut |event| tx.blocking_send(event).is_ok()));
+    let mut sink_error = None;
+    while let Some(event) = rx.recv().await {
+        let delivered = match event {
+            ReadEvent::Batch(b) => sink.batch(b).await,
+            ReadEvent::Checkpoint(s) => sink.checkpoint(s).await,
+        };
+        if let Err(e) = delivered {
+            sink_error = Some(e);
+            break;
+        }
+    }
+    // Closing the channel makes the reader's next delivery fail, so it stops.
+    drop(rx);
+    let result = reader
+        .await
+        .map_err(|e| ConnectorError::new(ErrorKind::Plugin, format!("{what}: its read thread failed: {e}")))?;
+    match sink_error {
+        Some(e) => Err(e),
+        None => result,
+    }
+}
+
 #[async_trait::async_trait]
 impl Connector for PluginConnector {
     fn streams(&self) -> Vec<StreamDescriptor> {
@@ -42,32 +79,9 @@ impl Connector for PluginConnector {
         sink: &mut dyn RecordSink,
         cancel: &CancelFlag,
     ) -> Result<(), ConnectorError> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<ReadEvent>(CHANNEL_DEPTH);
         let instance = Arc::clone(&self.instance);
         let stream = stream.to_string();
-        let cancel = cancel.clone();
-        let plugin = tokio::task::spawn_blocking(move || {
-            instance.read_blocking(&stream, state.as_ref(), &cancel, &mut |event| tx.blocking_send(event).is_ok())
-        });
-        let mut sink_error = None;
-        while let Some(event) = rx.recv().await {
-            let delivered = match event {
-                ReadEvent::Batch(b) => sink.batch(b).await,
-                ReadEvent::Checkpoint(s) => sink.checkpoint(s).await,
-            };
-            if let Err(e) = delivered {
-                sink_error = Some(e);
-                break;
-            }
-        }
-        // Closing the channel makes the plugin's next delivery fail, so it stops.
-        drop(rx);
-        let result = plugin.await.map_err(|e| {
-            ConnectorError::new(ErrorKind::Plugin, format!("plugin `{}`: its read thread failed: {e}", self.library().info.name))
-        })?;
-        match sink_error {
-            Some(e) => Err(e),
-            None => result,
-        }
+        let what = format!("plugin `{}`", self.library().info.name);
+        bridge(sink, cancel, &what, move |cancel, on_event| instance.read_blocking(&stream, state.as_ref(), &cancel, on_event)).await
     }
 }

@@ -5,7 +5,9 @@ mod connector;
 mod instance;
 mod library;
 mod log;
+mod native;
 
 pub use connector::PluginConnector;
 pub use instance::{PluginInstance, ReadEvent};
 pub use library::{InitFn, LoadError, PluginLibrary, VersionFn};
+pub use native::NativeConnector;
