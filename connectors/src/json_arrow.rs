@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 pub const JSON_TYPE_KEY: &str = "conveyor.type";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Null,
     Bool,
     Int,
@@ -39,20 +39,22 @@ impl Kind {
             Value::Bool(_) => Kind::Bool,
             Value::Number(n) if n.is_i64() => Kind::Int,
             Value::Number(_) => Kind::Float,
-            Value::String(s) => {
-                if parse_timestamp(s).is_some() {
-                    Kind::Timestamp
-                } else if parse_date(s).is_some() {
-                    Kind::Date
-                } else {
-                    Kind::Str
-                }
-            }
+            Value::String(s) => Kind::of_str(s),
             Value::Array(_) | Value::Object(_) => Kind::Json,
         }
     }
 
-    fn merge(self, other: Kind) -> Kind {
+    pub(crate) fn of_str(s: &str) -> Kind {
+        if parse_timestamp(s).is_some() {
+            Kind::Timestamp
+        } else if parse_date(s).is_some() {
+            Kind::Date
+        } else {
+            Kind::Str
+        }
+    }
+
+    pub(crate) fn merge(self, other: Kind) -> Kind {
         use Kind::*;
         match (self, other) {
             (a, b) if a == b => a,
@@ -86,6 +88,11 @@ fn parse_date(s: &str) -> Option<NaiveDate> {
 }
 
 const EPOCH_DAYS_CE: i32 = 719_163;
+
+/// An ISO date as days since 1970-01-01 (Arrow's Date32).
+pub(crate) fn date_days(s: &str) -> Option<i32> {
+    parse_date(s).map(|d| chrono::Datelike::num_days_from_ce(&d) - EPOCH_DAYS_CE)
+}
 
 /// Converts records (JSON objects) into one batch. A record that is not an
 /// object is an error: the connector's record selector points at the wrong place.
@@ -157,7 +164,7 @@ fn build_column<'a>(name: &str, kind: Kind, values: impl Iterator<Item = &'a Val
                 b.append_option(v.as_str().and_then(|s| {
                     // A date+timestamp column merged to Timestamp, so here
                     // every non-null value is a plain date.
-                    parse_date(s).map(|d| chrono::Datelike::num_days_from_ce(&d) - EPOCH_DAYS_CE)
+                    date_days(s)
                 }))
             });
             (Field::new(name, DataType::Date32, true), Arc::new(b.finish()))

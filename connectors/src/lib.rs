@@ -7,6 +7,7 @@
 
 pub mod http;
 pub mod json_arrow;
+pub mod json_columns;
 pub mod rest;
 
 use std::sync::Arc;

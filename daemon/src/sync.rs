@@ -142,8 +142,15 @@ const COMMIT_INTERVAL: Duration = Duration::from_secs(2);
 /// transaction, off the async threads, once enough rows or time have gathered.
 /// Only rows followed by a checkpoint are ever committed, and always together
 /// with the latest such checkpoint.
+///
+/// A commit runs in the background while the connector reads on: the next
+/// pages are fetched and parsed while DuckDB merges the previous ones. At
+/// most one commit is in flight, so commits stay in order and memory stays
+/// bounded (one batch group loading, one gathering).
 struct WarehouseSink<'a> {
+    /// The loader, when no commit holds it.
     loader: Option<StreamLoader>,
+    in_flight: Option<tokio::task::JoinHandle<Committed>>,
     /// Batches since the last commit that a checkpoint has covered.
     covered: Vec<RecordBatch>,
     covered_rows: usize,
@@ -159,10 +166,18 @@ struct WarehouseSink<'a> {
     bar: &'a crate::progress::StreamProgress,
 }
 
+/// A finished background commit: the loader back, and what it stored.
+struct Committed {
+    loader: StreamLoader,
+    result: anyhow::Result<crate::warehouse::load::CommitStats>,
+    batches: u64,
+}
+
 impl<'a> WarehouseSink<'a> {
     fn new(loader: StreamLoader, bar: &'a crate::progress::StreamProgress) -> Self {
         WarehouseSink {
             loader: Some(loader),
+            in_flight: None,
             covered: Vec::new(),
             covered_rows: 0,
             uncovered: Vec::new(),
@@ -177,26 +192,38 @@ impl<'a> WarehouseSink<'a> {
         }
     }
 
-    /// Commits the covered batches with the latest checkpoint.
-    async fn flush(&mut self) -> Result<(), ConnectorError> {
+    /// Waits for the commit in flight, if any, and counts what it stored.
+    async fn settle(&mut self) -> Result<(), ConnectorError> {
+        let Some(handle) = self.in_flight.take() else { return Ok(()) };
+        let done = handle.await.map_err(|e| ConnectorError::new(ErrorKind::Host, format!("warehouse load panicked: {e}")))?;
+        self.loader = Some(done.loader);
+        let stats = done.result.map_err(|e| ConnectorError::new(ErrorKind::Host, format!("warehouse load failed: {e:#}")))?;
+        self.rows += stats.rows;
+        self.rejected += stats.rejected;
+        self.batches += done.batches;
+        Ok(())
+    }
+
+    /// Starts committing the covered batches with the latest checkpoint,
+    /// after the previous commit has finished.
+    async fn start_commit(&mut self) -> Result<(), ConnectorError> {
+        self.settle().await?;
         let Some(state) = self.state.take() else { return Ok(()) };
         let mut loader = self.loader.take().ok_or_else(|| ConnectorError::new(ErrorKind::Host, "loader lost after an earlier failure"))?;
         let batches = std::mem::take(&mut self.covered);
         self.covered_rows = 0;
-        let n = batches.len() as u64;
-        let (loader, result) = tokio::task::spawn_blocking(move || {
-            let r = loader.commit(&batches, &state);
-            (loader, r)
-        })
-        .await
-        .map_err(|e| ConnectorError::new(ErrorKind::Host, format!("warehouse load panicked: {e}")))?;
-        self.loader = Some(loader);
-        let stats = result.map_err(|e| ConnectorError::new(ErrorKind::Host, format!("warehouse load failed: {e:#}")))?;
-        self.rows += stats.rows;
-        self.rejected += stats.rejected;
-        self.batches += n;
         self.last_commit = Instant::now();
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            let result = loader.commit(&batches, &state);
+            Committed { loader, result, batches: batches.len() as u64 }
+        }));
         Ok(())
+    }
+
+    /// Commits everything checkpointed so far and waits until it is stored.
+    async fn flush(&mut self) -> Result<(), ConnectorError> {
+        self.start_commit().await?;
+        self.settle().await
     }
 }
 
@@ -215,7 +242,7 @@ impl RecordSink for WarehouseSink<'_> {
         self.covered.append(&mut self.uncovered);
         self.state = Some(state);
         if self.covered_rows >= COMMIT_ROWS || self.last_commit.elapsed() >= COMMIT_INTERVAL {
-            self.flush().await?;
+            self.start_commit().await?;
         }
         Ok(())
     }

@@ -5,9 +5,18 @@ use std::cmp::Ordering;
 
 use chrono::{DateTime, Utc};
 use conveyor_config::{CursorFormat, IncrementalConfig};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, TimeUnit};
+use conveyor_config::JsonPath;
 use serde_json::Value;
 
-use crate::json_arrow::parse_timestamp;
+use crate::json_arrow::{parse_timestamp, JSON_TYPE_KEY};
+
+fn is_json(batch: &RecordBatch, column: &str) -> bool {
+    batch.schema().field_with_name(column).is_ok_and(|f| f.metadata().get(JSON_TYPE_KEY).is_some_and(|t| t == "json"))
+}
 
 /// A cursor value: a timestamp, a number, or opaque text.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +27,67 @@ pub enum CursorValue {
 }
 
 impl CursorValue {
+    /// The newest cursor among a batch's records: the maximum of the
+    /// column `path` names (its first segment; deeper segments are looked up
+    /// in that column's JSON text). Same result as taking
+    /// [`from_json`](Self::from_json) of every record's value and the max.
+    pub fn newest_in(batch: &RecordBatch, path: &JsonPath) -> Option<CursorValue> {
+        let (first, rest) = path.0.split_first()?;
+        let col = batch.column_by_name(first)?;
+        let mut newest: Option<CursorValue> = None;
+        let mut offer = |c: CursorValue| {
+            newest = Some(match newest.take() {
+                Some(n) => n.max(c),
+                None => c,
+            })
+        };
+        if !rest.is_empty() {
+            let text = col.as_string_opt::<i32>()?;
+            let rest = JsonPath(rest.to_vec());
+            for doc in text.iter().flatten() {
+                let Ok(v) = serde_json::from_str::<Value>(doc) else { continue };
+                if let Some(c) = super::select::select(&v, &rest).and_then(CursorValue::from_json) {
+                    offer(c);
+                }
+            }
+            return newest;
+        }
+        match col.data_type() {
+            DataType::Int64 => col.as_primitive::<Int64Type>().iter().flatten().max().map(|v| CursorValue::Number(v as f64)),
+            DataType::Float64 => col
+                .as_primitive::<Float64Type>()
+                .iter()
+                .flatten()
+                .max_by(|a, b| a.partial_cmp(b).unwrap_or(Ordering::Equal))
+                .map(CursorValue::Number),
+            DataType::Timestamp(TimeUnit::Microsecond, _) => col
+                .as_primitive::<TimestampMicrosecondType>()
+                .iter()
+                .flatten()
+                .max()
+                .and_then(DateTime::from_timestamp_micros)
+                .map(CursorValue::Time),
+            // Dates are not timestamps, so `from_json` keeps them as text;
+            // ISO dates sort as text.
+            DataType::Date32 => col
+                .as_primitive::<Date32Type>()
+                .iter()
+                .flatten()
+                .max()
+                .and_then(|d| chrono::NaiveDate::from_num_days_from_ce_opt(d + 719_163))
+                .map(|d| CursorValue::Text(d.format("%Y-%m-%d").to_string())),
+            DataType::Utf8 if !is_json(batch, first) => {
+                for s in col.as_string::<i32>().iter().flatten() {
+                    if let Some(c) = CursorValue::from_json(&Value::String(s.to_string())) {
+                        offer(c);
+                    }
+                }
+                newest
+            }
+            _ => None,
+        }
+    }
+
     pub fn from_json(v: &Value) -> Option<CursorValue> {
         match v {
             Value::String(s) => Some(match parse_timestamp(s) {

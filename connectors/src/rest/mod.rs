@@ -21,6 +21,7 @@ use conveyor_config::{KeyLocation, RestSourceConfig, RestStreamConfig};
 use conveyor_plugin_api::{
     CancelFlag, Connector, ConnectorError, CredentialStore, ErrorKind, Json, RecordSink, StreamDescriptor,
 };
+use arrow_array::RecordBatch;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use url::Url;
@@ -118,21 +119,14 @@ impl Connector for RestConnector {
         let resume_state = serde_json::json!({ "cursor": saved.as_ref().map(CursorValue::to_json) });
         let result = async {
             while let Some(page) = rx.recv().await {
-                let records = page?;
-                if records.is_empty() {
-                    continue;
+                let Some(batch) = page? else { continue };
+                if let Some(c) = cursor_field.as_ref().and_then(|field| CursorValue::newest_in(&batch, field)) {
+                    newest = Some(match newest.take() {
+                        Some(n) => n.max(c),
+                        None => c,
+                    });
                 }
-                if let Some(field) = &cursor_field {
-                    for r in &records {
-                        if let Some(c) = select::select(r, field).and_then(CursorValue::from_json) {
-                            newest = Some(match newest.take() {
-                                Some(n) => n.max(c),
-                                None => c,
-                            });
-                        }
-                    }
-                }
-                sink.batch(records_to_batch(&records)?).await?;
+                sink.batch(batch).await?;
                 sink.checkpoint(resume_state.clone()).await?;
             }
             Ok::<_, ConnectorError>(())
@@ -149,14 +143,15 @@ impl Connector for RestConnector {
     }
 }
 
-/// Fetches pages in order and sends their records down `tx`; an error is
-/// sent as the last item.
+/// Fetches pages in order, turns each into a batch (straight from the
+/// bytes, see [`json_columns`](crate::json_columns)) and sends it down `tx`
+/// (`None` for a page without records); an error is sent as the last item.
 async fn fetch_pages(
     client: Arc<HttpClient>,
     mut pager: Pager,
     headers: Vec<(String, String)>,
     selector: conveyor_config::JsonPath,
-    tx: mpsc::Sender<Result<Vec<Value>, ConnectorError>>,
+    tx: mpsc::Sender<Result<Option<RecordBatch>, ConnectorError>>,
     cancel: CancelFlag,
 ) {
     while !cancel.is_cancelled() {
@@ -166,24 +161,41 @@ async fn fetch_pages(
         let page = async {
             let resp = client.send(&req).await?;
             let shown = client.redactor().url(&resp.url);
-            let mut body: Value = serde_json::from_slice(&resp.body).map_err(|e| {
+            let not_json = |e: serde_json::Error| {
                 let body = client.redactor().scrub(&snippet(&resp.body));
-                ConnectorError::new(ErrorKind::Data, format!("GET {shown}: response is not valid JSON ({e}); body starts: {body}"))
-            })?;
-            let records = match select::take(&mut body, &selector) {
-                Some(Value::Array(v)) => v,
-                None | Some(Value::Null) => Vec::new(),
-                Some(Value::Object(o)) => vec![Value::Object(o)],
-                Some(other) => {
-                    return Err(ConnectorError::new(
-                        ErrorKind::Data,
-                        format!("GET {shown}: `{selector}` holds {other}, not a list of records"),
-                    ))
+                let message = if e.is_data() {
+                    format!("GET {shown}: cannot read records: {e}")
+                } else {
+                    format!("GET {shown}: response is not valid JSON ({e}); body starts: {body}")
+                };
+                ConnectorError::new(ErrorKind::Data, message)
+            };
+            let (envelope, count, batch) = match crate::json_columns::parse_page(&resp.body, &selector.0) {
+                Some(parsed) => {
+                    let page = parsed.map_err(not_json)?;
+                    (page.envelope, page.records, page.batch)
+                }
+                // A selector through an array: the slower `Value` path.
+                None => {
+                    let mut body: Value = serde_json::from_slice(&resp.body).map_err(not_json)?;
+                    let records = match select::take(&mut body, &selector) {
+                        Some(Value::Array(v)) => v,
+                        None | Some(Value::Null) => Vec::new(),
+                        Some(Value::Object(o)) => vec![Value::Object(o)],
+                        Some(other) => {
+                            return Err(ConnectorError::new(
+                                ErrorKind::Data,
+                                format!("GET {shown}: `{selector}` holds {other}, not a list of records"),
+                            ))
+                        }
+                    };
+                    let batch = if records.is_empty() { None } else { Some(records_to_batch(&records)?) };
+                    (body, records.len(), batch)
                 }
             };
-            tracing::debug!(url = %shown, records = records.len(), "page");
-            pager.advance(&resp, &body, records.len());
-            Ok(records)
+            tracing::debug!(url = %shown, records = count, "page");
+            pager.advance(&resp, &envelope, count);
+            Ok(batch)
         }
         .await;
         let failed = page.is_err();
