@@ -13,6 +13,7 @@ mod raw;
 pub mod reconcile;
 pub mod secret;
 mod validate;
+pub mod vendor;
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,7 @@ pub use model::*;
 pub use reconcile::{Cardinality, ComparePair, KeyPair, Normalize, ReconcileConfig, Relation, Tolerance};
 pub use secret::{Secret, SecretRef};
 pub use validate::parse_cron;
+pub use vendor::{Vendor, VendorSourceConfig};
 
 /// Where the config file is looked for when neither `--config` nor
 /// `CONVEYOR_CONFIG` names one.

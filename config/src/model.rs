@@ -74,12 +74,15 @@ pub struct Schedule {
 #[derive(Debug, Clone)]
 pub enum ConnectorConfig {
     Rest(RestSourceConfig),
+    /// A built-in vendor connector (`type = "greenhouse"` …).
+    Vendor(crate::vendor::VendorSourceConfig),
 }
 
 impl ConnectorConfig {
     pub fn type_name(&self) -> &'static str {
         match self {
             ConnectorConfig::Rest(_) => "rest",
+            ConnectorConfig::Vendor(v) => v.vendor.type_name(),
         }
     }
 }

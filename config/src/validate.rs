@@ -15,7 +15,7 @@ use crate::raw::*;
 use crate::secret::SecretRef;
 
 const TOP_LEVEL_KEYS: &str = "warehouse, server, sources, model, reconcile";
-const SOURCE_TYPES: &str = "rest";
+const SOURCE_TYPES: &str = "rest, greenhouse, quickbooks, gusto, zendesk_talk";
 const AUTH_TYPES: &str =
     "none, api_key, basic, bearer, oauth2_client_credentials, oauth2_refresh_token";
 const PAGINATION_TYPES: &str = "none, next_url, link_header, cursor, offset, page";
@@ -43,6 +43,7 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
     let mut warehouse_span = 0..0;
     let mut server: Option<RawServer> = None;
     let mut sources = Vec::new();
+    let mut vendor_sources = Vec::new();
     let mut model_raw = None;
     let mut reconcile_raw = Vec::new();
     for (key, value) in doc.get_ref().iter() {
@@ -57,7 +58,11 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
                     for (name, v) in t.iter() {
                         let name_s = name.get_ref().to_string();
                         let path = format!("sources.{name_s}");
-                        if let Some(raw) = c.section::<RawSource>(&path, v) {
+                        if crate::vendor::vendor_of(v).is_some() {
+                            if let Some(raw) = c.section::<crate::vendor::RawVendorSource>(&path, v) {
+                                vendor_sources.push((Spanned::new(name.span(), name_s), raw));
+                            }
+                        } else if let Some(raw) = c.section::<RawSource>(&path, v) {
                             sources.push((Spanned::new(name.span(), name_s), raw));
                         }
                     }
@@ -82,6 +87,11 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
     let mut validated = Vec::new();
     for (name, raw) in sources {
         if let Some(s) = c.source(name, raw) {
+            validated.push(s);
+        }
+    }
+    for (name, raw) in vendor_sources {
+        if let Some(s) = c.vendor_source(name, raw) {
             validated.push(s);
         }
     }
@@ -335,7 +345,7 @@ impl<'a> Checker<'a> {
         Some(h)
     }
 
-    fn url(&mut self, u: &Spanned<String>, key: &str) -> Option<url::Url> {
+    pub(crate) fn url(&mut self, u: &Spanned<String>, key: &str) -> Option<url::Url> {
         match url::Url::parse(u.get_ref()) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
             Ok(_) => {
@@ -349,7 +359,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn secret(&mut self, s: &Spanned<String>, key: &str) -> Option<SecretRef> {
+    pub(crate) fn secret(&mut self, s: &Spanned<String>, key: &str) -> Option<SecretRef> {
         let r = match SecretRef::parse(s.get_ref(), |p| crate::resolve_relative(self.file, p)) {
             Ok(r) => r,
             Err(e) => {
@@ -687,7 +697,7 @@ incremental = { cursor_field = "updated_at", param = "updated_since", lookback_s
         let s = c.source("crm").unwrap();
         let sched = s.schedule.as_ref().unwrap();
         assert_eq!(sched.timezone, chrono_tz::Europe::London);
-        let ConnectorConfig::Rest(r) = &s.connector;
+        let ConnectorConfig::Rest(r) = &s.connector else { panic!("a rest source") };
         assert_eq!(r.pagination, PaginationConfig::LinkHeader);
         assert_eq!(r.streams[0].record_selector, JsonPath(vec!["data".into()]));
         let inc = r.streams[0].incremental.as_ref().unwrap();

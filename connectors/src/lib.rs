@@ -9,6 +9,7 @@ pub mod http;
 pub mod json_arrow;
 pub mod json_columns;
 pub mod rest;
+pub mod vendors;
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use conveyor_config::{ConnectorConfig, SourceConfig};
 use conveyor_plugin_api::{Connector, ConnectorError, CredentialStore};
 
 /// The built-in connector types, by the `type` a source gives in config.
-pub const BUILTIN_CONNECTORS: &[&str] = &["rest"];
+pub const BUILTIN_CONNECTORS: &[&str] = &["rest", "greenhouse", "quickbooks"];
 
 /// Builds the connector for a configured source.
 pub fn build(
@@ -27,5 +28,6 @@ pub fn build(
         ConnectorConfig::Rest(cfg) => {
             Ok(Box::new(rest::RestConnector::new(&source.name, cfg.clone(), credentials)?))
         }
+        ConnectorConfig::Vendor(cfg) => vendors::build(&source.name, cfg, credentials),
     }
 }

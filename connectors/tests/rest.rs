@@ -87,7 +87,7 @@ primary_key = "id"
 }
 
 fn connector(source: &SourceConfig, store: Arc<dyn CredentialStore>) -> RestConnector {
-    let ConnectorConfig::Rest(rest) = &source.connector;
+    let ConnectorConfig::Rest(rest) = &source.connector else { panic!("a rest source") };
     RestConnector::new(&source.name, rest.clone(), store).unwrap()
 }
 

@@ -61,8 +61,13 @@ impl SourceReport {
 
 /// Secrets that key the sealing of this source's stored credentials.
 fn sealing_key(source: &SourceConfig) -> Vec<Secret> {
-    let ConnectorConfig::Rest(rest) = &source.connector;
-    match &rest.auth {
+    let auth = match &source.connector {
+        ConnectorConfig::Rest(rest) => &rest.auth,
+        ConnectorConfig::Vendor(v) => &v.auth,
+        #[allow(unreachable_patterns)]
+        _ => return Vec::new(),
+    };
+    match auth {
         AuthConfig::OAuth2RefreshToken { client_secret, .. }
         | AuthConfig::OAuth2ClientCredentials { client_secret, .. } => {
             client_secret.resolve().ok().into_iter().collect()

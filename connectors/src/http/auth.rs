@@ -61,6 +61,8 @@ impl AuthProvider {
                     store_key,
                     redactor: redactor.clone(),
                     cached: tokio::sync::Mutex::new(None),
+                    extra_fields: Vec::new(),
+                    body: TokenBody::default(),
                 }))
             }
             AuthConfig::OAuth2RefreshToken { token_url, client_id, client_secret, refresh_token } => {
@@ -73,6 +75,8 @@ impl AuthProvider {
                     store_key,
                     redactor: redactor.clone(),
                     cached: tokio::sync::Mutex::new(None),
+                    extra_fields: Vec::new(),
+                    body: TokenBody::default(),
                 }))
             }
         })
@@ -96,6 +100,16 @@ impl AuthProvider {
         })
     }
 
+    /// Vendor specifics of the token request: extra fields and the body
+    /// style. No effect on non-OAuth providers.
+    pub fn with_token_request(mut self, extra_fields: Vec<(String, String)>, body: TokenBody) -> Self {
+        if let AuthProvider::OAuth(o) = &mut self {
+            o.extra_fields = extra_fields;
+            o.body = body;
+        }
+        self
+    }
+
     /// Forgets a cached access token after the API refused it. Returns
     /// whether a new token can be fetched (only OAuth can).
     pub async fn invalidate(&self) -> bool {
@@ -114,6 +128,16 @@ enum Grant {
     RefreshToken { configured: Secret },
 }
 
+/// How a token request is sent; vendors differ.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TokenBody {
+    /// Form body, client authenticated by HTTP Basic (RFC 6749 default).
+    #[default]
+    FormWithBasic,
+    /// JSON body carrying `client_id` and `client_secret` (Gusto).
+    JsonWithCredentials,
+}
+
 pub struct OAuthClient {
     token_url: url::Url,
     client_id: String,
@@ -124,6 +148,9 @@ pub struct OAuthClient {
     store_key: String,
     redactor: Redactor,
     cached: tokio::sync::Mutex<Option<(Secret, Instant)>>,
+    /// Extra token-request fields, e.g. Greenhouse's `sub` (the user id).
+    extra_fields: Vec<(String, String)>,
+    body: TokenBody,
 }
 
 #[derive(serde::Deserialize)]
@@ -176,14 +203,24 @@ impl OAuthClient {
                 form.push(("refresh_token", self.current_refresh_token(configured)?.expose().to_string()));
             }
         }
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", self.client_id, self.client_secret.expose()));
+        form.extend(self.extra_fields.iter().map(|(k, v)| (k.as_str(), v.clone())));
         let url = self.redactor.url(&self.token_url);
-        let resp = http
-            .post(self.token_url.clone())
-            .header("Authorization", format!("Basic {basic}"))
-            .header("Accept", "application/json")
-            .form(&form)
+        let request = http.post(self.token_url.clone()).header("Accept", "application/json");
+        let request = match self.body {
+            TokenBody::FormWithBasic => {
+                let basic = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{}", self.client_id, self.client_secret.expose()));
+                request.header("Authorization", format!("Basic {basic}")).form(&form)
+            }
+            TokenBody::JsonWithCredentials => {
+                let mut obj: serde_json::Map<String, serde_json::Value> =
+                    form.into_iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v))).collect();
+                obj.insert("client_id".into(), self.client_id.clone().into());
+                obj.insert("client_secret".into(), self.client_secret.expose().to_string().into());
+                request.json(&obj)
+            }
+        };
+        let resp = request
             .send()
             .await
             .map_err(|e| ConnectorError::new(ErrorKind::Transient, format!("POST {url}: {}", self.redactor.scrub(&without_url(&e)))))?;

@@ -50,7 +50,13 @@ pub struct HttpClient {
     headers: Vec<(String, String)>,
     limiter: Option<Arc<RateLimiter>>,
     redactor: Redactor,
+    /// Pulls the vendor's own message out of an error body, so errors
+    /// quote it instead of a raw snippet.
+    error_message: Option<ErrorMessageFn>,
 }
+
+/// Reads a vendor's error message from a response body.
+pub type ErrorMessageFn = fn(&[u8]) -> Option<String>;
 
 impl HttpClient {
     pub fn new(
@@ -67,7 +73,13 @@ impl HttpClient {
             .build()
             .map_err(|e| ConnectorError::new(ErrorKind::Config, format!("cannot build HTTP client: {e}")))?;
         let limiter = cfg.requests_per_second.map(|rps| ratelimit::for_host(host, rps));
-        Ok(HttpClient { http, cfg, auth: Arc::new(auth), headers, limiter, redactor })
+        Ok(HttpClient { http, cfg, auth: Arc::new(auth), headers, limiter, redactor, error_message: None })
+    }
+
+    /// Errors quote what `f` finds in the body (falling back to a snippet).
+    pub fn with_error_message(mut self, f: ErrorMessageFn) -> Self {
+        self.error_message = Some(f);
+        self
     }
 
     pub fn redactor(&self) -> &Redactor {
@@ -153,8 +165,8 @@ impl HttpClient {
     }
 
     fn describe(&self, req: &HttpRequest, shown: &str, resp: &HttpResponse) -> String {
-        let snippet = self.redactor.scrub(&snippet(&resp.body));
-        format!("{} {shown}: HTTP {}: {snippet}", req.method, resp.status)
+        let text = self.error_message.and_then(|f| f(&resp.body)).unwrap_or_else(|| snippet(&resp.body));
+        format!("{} {shown}: HTTP {}: {}", req.method, resp.status, self.redactor.scrub(&text))
     }
 }
 

@@ -6,6 +6,6 @@ pub mod client;
 pub mod ratelimit;
 pub mod redact;
 
-pub use auth::AuthProvider;
+pub use auth::{AuthProvider, TokenBody};
 pub use client::{HttpClient, HttpResponse};
 pub use redact::Redactor;

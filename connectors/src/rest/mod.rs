@@ -12,7 +12,7 @@
 //! doubled.
 
 mod cursor;
-mod pager;
+pub(crate) mod pager;
 mod select;
 
 use std::sync::Arc;

@@ -16,6 +16,7 @@ pub fn check(path: &Path) -> ExitCode {
                 .iter()
                 .map(|s| match &s.connector {
                     conveyor_config::ConnectorConfig::Rest(r) => r.streams.len(),
+                    conveyor_config::ConnectorConfig::Vendor(v) => v.streams.len(),
                 })
                 .sum();
             let scheduled = c.sources.iter().filter(|s| s.schedule.is_some()).count();

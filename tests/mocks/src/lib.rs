@@ -3,10 +3,12 @@
 //! - [`server`]: start any axum router on an ephemeral loopback port; stops on drop.
 //! - [`rest`]: one configurable, generic paginated JSON API (pagination styles, auth, faults).
 //! - [`sandbox`]: four vendor-shaped APIs (Greenhouse, QuickBooks, Gusto, Zendesk Talk) sharing one cast.
+//! - [`vendors`]: one faithful mock per vendor connector, with a handle for faults, token expiry and data changes.
 
 pub mod rest;
 pub mod sandbox;
 pub mod server;
+pub mod vendors;
 mod wire;
 
 pub use wire::RequestLog;

@@ -1,0 +1,553 @@
+//! Vendor connector sources (`type = "greenhouse"` …): their short config,
+//! its raw form, and its validation into [`VendorSourceConfig`].
+//!
+//! A vendor source names credentials by reference, a start date and
+//! optionally a subset of streams; paging, auth flow, rate limits and
+//! table shapes are the connector's business, not the config's.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+use toml::de::DeValue;
+use toml::Spanned;
+
+use crate::model::{AuthConfig, HttpConfig, SourceConfig};
+use crate::raw::S;
+use crate::validate::Checker;
+
+/// The vendor connectors, in registration order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vendor {
+    /// Greenhouse Harvest v3 (ATS).
+    Greenhouse,
+    /// QuickBooks Online (accounting).
+    QuickBooks,
+    /// Gusto (payroll).
+    Gusto,
+    /// Zendesk Talk (contact center).
+    ZendeskTalk,
+}
+
+impl Vendor {
+    pub const ALL: [Vendor; 4] = [
+        Vendor::Greenhouse,
+        Vendor::QuickBooks,
+        Vendor::Gusto,
+        Vendor::ZendeskTalk,
+    ];
+
+    /// The source `type` that selects it.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Vendor::Greenhouse => "greenhouse",
+            Vendor::QuickBooks => "quickbooks",
+            Vendor::Gusto => "gusto",
+            Vendor::ZendeskTalk => "zendesk_talk",
+        }
+    }
+
+    pub fn from_type(t: &str) -> Option<Vendor> {
+        Vendor::ALL.into_iter().find(|v| v.type_name() == t)
+    }
+
+    /// Stream (and warehouse table) names, in read order.
+    pub fn streams(self) -> &'static [&'static str] {
+        match self {
+            Vendor::Greenhouse => &["jobs", "candidates", "applications", "offers"],
+            Vendor::QuickBooks => &["customers", "invoices", "payments"],
+            Vendor::Gusto => &["employees", "payrolls", "employee_compensations"],
+            Vendor::ZendeskTalk => &["calls"],
+        }
+    }
+
+    /// The production API, used when `base_url` is not set.
+    fn default_base_url(self) -> &'static str {
+        match self {
+            Vendor::Greenhouse => "https://harvest.greenhouse.io/v3",
+            Vendor::QuickBooks => "https://quickbooks.api.intuit.com",
+            Vendor::Gusto => "https://api.gusto.com",
+            // Built from `subdomain`.
+            Vendor::ZendeskTalk => "",
+        }
+    }
+
+    fn default_token_url(self) -> &'static str {
+        match self {
+            Vendor::Greenhouse => "https://auth.greenhouse.io/token",
+            Vendor::QuickBooks => "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
+            Vendor::Gusto => "https://api.gusto.com/oauth/token",
+            Vendor::ZendeskTalk => "",
+        }
+    }
+
+    /// The vendor-specific account key: required, and what it means.
+    fn account_key(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Vendor::Greenhouse => Some((
+                "user_id",
+                "the Greenhouse user id the token acts as (`sub`)",
+            )),
+            Vendor::QuickBooks => Some(("realm_id", "the QuickBooks company (realm) id")),
+            Vendor::Gusto => Some(("company_id", "the Gusto company uuid")),
+            Vendor::ZendeskTalk => None,
+        }
+    }
+}
+
+/// A validated vendor source.
+#[derive(Debug, Clone)]
+pub struct VendorSourceConfig {
+    pub vendor: Vendor,
+    /// The API root (the vendor's production URL unless overridden).
+    pub base_url: url::Url,
+    /// Built from the vendor's credential keys.
+    pub auth: AuthConfig,
+    /// Greenhouse user id, QuickBooks realm id or Gusto company id.
+    pub account: Option<String>,
+    /// Where the first sync starts; `None` reads all history the API allows.
+    pub start_date: Option<NaiveDate>,
+    /// The selected streams, in the vendor's read order.
+    pub streams: Vec<String>,
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVendorSource {
+    #[serde(rename = "type")]
+    pub kind: S<String>,
+    pub schedule: Option<S<String>>,
+    pub timezone: Option<S<String>>,
+    pub base_url: Option<S<String>>,
+    pub token_url: Option<S<String>>,
+    pub client_id: Option<S<String>>,
+    pub client_secret: Option<S<String>>,
+    pub refresh_token: Option<S<String>>,
+    pub user_id: Option<S<toml::Value>>,
+    pub realm_id: Option<S<toml::Value>>,
+    pub company_id: Option<S<toml::Value>>,
+    pub subdomain: Option<S<String>>,
+    pub email: Option<S<String>>,
+    pub api_token: Option<S<String>>,
+    pub start_date: Option<S<toml::Value>>,
+    pub streams: Option<S<Vec<S<String>>>>,
+    pub timeout_secs: Option<S<u64>>,
+    pub max_retries: Option<S<u32>>,
+    pub backoff_base_ms: Option<S<u64>>,
+    pub backoff_max_secs: Option<S<u64>>,
+    pub requests_per_second: Option<S<toml::Value>>,
+}
+
+/// The vendor a source table names in its `type`, if any.
+pub(crate) fn vendor_of(value: &Spanned<DeValue<'_>>) -> Option<Vendor> {
+    let DeValue::Table(t) = value.get_ref() else {
+        return None;
+    };
+    let (_, v) = t.iter().find(|(k, _)| k.get_ref() == "type")?;
+    match v.get_ref() {
+        DeValue::String(s) => Vendor::from_type(s),
+        _ => None,
+    }
+}
+
+fn text(v: &S<toml::Value>) -> Option<String> {
+    match v.get_ref() {
+        toml::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+impl Checker<'_> {
+    pub(crate) fn vendor_source(
+        &mut self,
+        name: Spanned<String>,
+        raw: RawVendorSource,
+    ) -> Option<SourceConfig> {
+        let errors_before = self.error_count();
+        let key = format!("sources.{}", name.get_ref());
+        let vendor = Vendor::from_type(raw.kind.get_ref()).expect("dispatched on a vendor type");
+        let kind = vendor.type_name();
+        self.identifier(&name, &key, "source name");
+        let schedule = self.schedule(&key, raw.schedule.as_ref(), raw.timezone.as_ref());
+        let at = raw.kind.span();
+
+        // Keys that belong to another vendor are mistakes, not noise.
+        let (secret_keys, id_keys): (&[&str], &[&str]) = match vendor {
+            Vendor::Greenhouse => (&["client_id", "client_secret", "token_url"], &["user_id"]),
+            Vendor::QuickBooks => (
+                &["client_id", "client_secret", "refresh_token", "token_url"],
+                &["realm_id"],
+            ),
+            Vendor::Gusto => (
+                &["client_id", "client_secret", "refresh_token", "token_url"],
+                &["company_id"],
+            ),
+            Vendor::ZendeskTalk => (&["email", "api_token"], &["subdomain"]),
+        };
+        let present: [(&str, Option<Range<usize>>); 10] = [
+            ("client_id", raw.client_id.as_ref().map(|v| v.span())),
+            (
+                "client_secret",
+                raw.client_secret.as_ref().map(|v| v.span()),
+            ),
+            (
+                "refresh_token",
+                raw.refresh_token.as_ref().map(|v| v.span()),
+            ),
+            ("token_url", raw.token_url.as_ref().map(|v| v.span())),
+            ("user_id", raw.user_id.as_ref().map(|v| v.span())),
+            ("realm_id", raw.realm_id.as_ref().map(|v| v.span())),
+            ("company_id", raw.company_id.as_ref().map(|v| v.span())),
+            ("subdomain", raw.subdomain.as_ref().map(|v| v.span())),
+            ("email", raw.email.as_ref().map(|v| v.span())),
+            ("api_token", raw.api_token.as_ref().map(|v| v.span())),
+        ];
+        for (field, span) in present {
+            if let Some(span) = span {
+                if !secret_keys.contains(&field) && !id_keys.contains(&field) {
+                    self.error(
+                        span,
+                        &format!("{key}.{field}"),
+                        format!("not used by type = \"{kind}\""),
+                    );
+                }
+            }
+        }
+
+        let need =
+            |c: &mut Self, v: &Option<S<String>>, field: &str, hint: &str| -> Option<S<String>> {
+                match v {
+                    Some(s) => Some(s.clone()),
+                    None => {
+                        c.error(
+                            at.clone(),
+                            &format!("{key}.{field}"),
+                            format!("missing key `{field}` (required by type = \"{kind}\")"),
+                        )
+                        .hint(hint.to_string());
+                        None
+                    }
+                }
+            };
+
+        let account = match vendor.account_key() {
+            None => None,
+            Some((field, what)) => {
+                let v = match field {
+                    "user_id" => &raw.user_id,
+                    "realm_id" => &raw.realm_id,
+                    _ => &raw.company_id,
+                };
+                match v {
+                    None => {
+                        self.error(
+                            at.clone(),
+                            &format!("{key}.{field}"),
+                            format!("missing key `{field}` (required by type = \"{kind}\")"),
+                        )
+                        .hint(what.to_string());
+                        None
+                    }
+                    Some(v) => match text(v) {
+                        Some(t) => Some(t),
+                        None => {
+                            self.error(
+                                v.span(),
+                                &format!("{key}.{field}"),
+                                "must be a non-empty string or number",
+                            )
+                            .hint(what.to_string());
+                            None
+                        }
+                    },
+                }
+            }
+        };
+
+        let base_url = match (&raw.base_url, vendor, &raw.subdomain) {
+            (Some(u), _, _) => self.url(u, &format!("{key}.base_url")),
+            (None, Vendor::ZendeskTalk, Some(sub)) => {
+                let s = sub.get_ref();
+                if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                    self.error(
+                        sub.span(),
+                        &format!("{key}.subdomain"),
+                        "must be the Zendesk subdomain, e.g. \"acme\" for acme.zendesk.com",
+                    );
+                    None
+                } else {
+                    url::Url::parse(&format!("https://{s}.zendesk.com")).ok()
+                }
+            }
+            (None, Vendor::ZendeskTalk, None) => {
+                self.error(at.clone(), &format!("{key}.subdomain"), "missing key `subdomain` (required by type = \"zendesk_talk\" unless base_url is set)")
+                    .hint("e.g. subdomain = \"acme\" for acme.zendesk.com");
+                None
+            }
+            (None, v, _) => url::Url::parse(v.default_base_url()).ok(),
+        };
+
+        let auth = match vendor {
+            Vendor::ZendeskTalk => {
+                let email = need(
+                    self,
+                    &raw.email,
+                    "email",
+                    "the agent e-mail the API token belongs to",
+                );
+                let token = need(
+                    self,
+                    &raw.api_token,
+                    "api_token",
+                    "e.g. api_token = \"env:ZENDESK_API_TOKEN\"",
+                )
+                .and_then(|t| self.secret(&t, &format!("{key}.api_token")));
+                // Zendesk API-token auth: Basic `{email}/token:{api_token}`.
+                match (email, token) {
+                    (Some(e), Some(t)) => Some(AuthConfig::Basic {
+                        username: format!("{}/token", e.get_ref()),
+                        password: t,
+                    }),
+                    _ => None,
+                }
+            }
+            _ => {
+                let client_id = need(
+                    self,
+                    &raw.client_id,
+                    "client_id",
+                    "the OAuth app's client id",
+                )
+                .map(|s| s.into_inner());
+                let secret = need(
+                    self,
+                    &raw.client_secret,
+                    "client_secret",
+                    "e.g. client_secret = \"env:CLIENT_SECRET\"",
+                )
+                .and_then(|s| self.secret(&s, &format!("{key}.client_secret")));
+                let token_url = match &raw.token_url {
+                    Some(u) => self.url(u, &format!("{key}.token_url")),
+                    None if vendor == Vendor::Gusto && raw.base_url.is_some() => {
+                        // Gusto's token endpoint lives on the API host.
+                        base_url.as_ref().and_then(|b| b.join("/oauth/token").ok())
+                    }
+                    None => url::Url::parse(vendor.default_token_url()).ok(),
+                };
+                if vendor == Vendor::Greenhouse {
+                    match (token_url, client_id, secret) {
+                        (Some(token_url), Some(client_id), Some(client_secret)) => {
+                            Some(AuthConfig::OAuth2ClientCredentials {
+                                token_url,
+                                client_id,
+                                client_secret,
+                                scope: None,
+                            })
+                        }
+                        _ => None,
+                    }
+                } else {
+                    let refresh = need(self, &raw.refresh_token, "refresh_token", "the refresh token from the OAuth consent; rotated tokens are then kept in the warehouse")
+                        .and_then(|s| self.secret(&s, &format!("{key}.refresh_token")));
+                    match (token_url, client_id, secret, refresh) {
+                        (
+                            Some(token_url),
+                            Some(client_id),
+                            Some(client_secret),
+                            Some(refresh_token),
+                        ) => Some(AuthConfig::OAuth2RefreshToken {
+                            token_url,
+                            client_id,
+                            client_secret,
+                            refresh_token,
+                        }),
+                        _ => None,
+                    }
+                }
+            }
+        };
+
+        let start_date = raw.start_date.as_ref().and_then(|d| {
+            let t = match d.get_ref() {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Datetime(dt) => dt.to_string(),
+                _ => String::new(),
+            };
+            match NaiveDate::parse_from_str(t.trim(), "%Y-%m-%d") {
+                Ok(date) => Some(date),
+                Err(_) => {
+                    self.error(
+                        d.span(),
+                        &format!("{key}.start_date"),
+                        format!("`{t}` is not a date"),
+                    )
+                    .hint("YYYY-MM-DD, e.g. start_date = \"2024-01-01\"");
+                    None
+                }
+            }
+        });
+
+        let all = vendor.streams();
+        let streams: Vec<String> = match &raw.streams {
+            None => all.iter().map(|s| s.to_string()).collect(),
+            Some(list) => {
+                if list.get_ref().is_empty() {
+                    self.error(
+                        list.span(),
+                        &format!("{key}.streams"),
+                        "must name at least one stream",
+                    )
+                    .hint(format!("type = \"{kind}\" has: {}", all.join(", ")));
+                }
+                for s in list.get_ref() {
+                    if !all.contains(&s.get_ref().as_str()) {
+                        self.error(
+                            s.span(),
+                            &format!("{key}.streams"),
+                            format!("unknown stream `{}`", s.get_ref()),
+                        )
+                        .hint(format!("type = \"{kind}\" has: {}", all.join(", ")));
+                    }
+                }
+                // Keep the vendor's order: later streams may rely on earlier ones.
+                all.iter()
+                    .filter(|a| list.get_ref().iter().any(|s| s.get_ref() == *a))
+                    .map(|s| s.to_string())
+                    .collect()
+            }
+        };
+
+        let http = self.vendor_http(&key, &raw);
+        if self.error_count() > errors_before {
+            return None;
+        }
+        let cfg = VendorSourceConfig {
+            vendor,
+            base_url: base_url?,
+            auth: auth?,
+            account,
+            start_date,
+            streams,
+            http: http?,
+        };
+        Some(SourceConfig {
+            name: name.into_inner(),
+            schedule: schedule.flatten(),
+            connector: crate::model::ConnectorConfig::Vendor(cfg),
+        })
+    }
+
+    fn vendor_http(&mut self, key: &str, raw: &RawVendorSource) -> Option<HttpConfig> {
+        let mut h = HttpConfig::default();
+        if let Some(t) = &raw.timeout_secs {
+            if *t.get_ref() == 0 {
+                self.error(
+                    t.span(),
+                    &format!("{key}.timeout_secs"),
+                    "must be at least 1",
+                );
+                return None;
+            }
+            h.timeout = Duration::from_secs(*t.get_ref());
+        }
+        if let Some(r) = &raw.max_retries {
+            h.max_retries = *r.get_ref();
+        }
+        if let Some(b) = &raw.backoff_base_ms {
+            h.backoff_base = Duration::from_millis(*b.get_ref());
+        }
+        if let Some(b) = &raw.backoff_max_secs {
+            h.backoff_max = Duration::from_secs(*b.get_ref());
+        }
+        if let Some(r) = &raw.requests_per_second {
+            match r.get_ref() {
+                toml::Value::Integer(i) if *i > 0 => h.requests_per_second = Some(*i as f64),
+                toml::Value::Float(f) if *f > 0.0 => h.requests_per_second = Some(*f),
+                _ => {
+                    self.error(
+                        r.span(),
+                        &format!("{key}.requests_per_second"),
+                        "must be a positive number",
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::ConnectorConfig;
+    use std::path::Path;
+
+    use super::*;
+
+    fn check(text: &str) -> Result<crate::Config, crate::ConfigErrors> {
+        crate::parse(text, Path::new("/etc/conveyor/conveyor.toml"))
+    }
+
+    #[test]
+    fn a_short_vendor_source_builds_its_auth_and_streams() {
+        let text = r#"[warehouse]
+path = "wh.duckdb"
+
+[sources.ats]
+type = "greenhouse"
+client_id = "cid"
+client_secret = "env:PATH"
+user_id = 4021
+start_date = "2024-01-01"
+streams = ["offers", "candidates"]
+"#;
+        let c = check(text).unwrap();
+        let ConnectorConfig::Vendor(v) = &c.source("ats").unwrap().connector else {
+            panic!("a vendor source")
+        };
+        assert_eq!(v.vendor, Vendor::Greenhouse);
+        assert_eq!(v.account.as_deref(), Some("4021"));
+        assert_eq!(v.streams, ["candidates", "offers"], "vendor order kept");
+        assert_eq!(v.start_date, NaiveDate::from_ymd_opt(2024, 1, 1));
+        assert_eq!(v.base_url.as_str(), "https://harvest.greenhouse.io/v3");
+        assert!(
+            matches!(&v.auth, AuthConfig::OAuth2ClientCredentials { token_url, .. } if token_url.as_str() == "https://auth.greenhouse.io/token")
+        );
+    }
+
+    #[test]
+    fn vendor_mistakes_have_locations() {
+        let text = r#"[warehouse]
+path = "wh.duckdb"
+
+[sources.books]
+type = "quickbooks"
+client_id = "cid"
+client_secret = "env:PATH"
+realm_id = "123"
+user_id = 5
+start_date = "June"
+streams = ["invoices", "bills"]
+"#;
+        let e = check(text).unwrap_err().to_string();
+        for want in [
+            "conveyor.toml:5:8: sources.books.refresh_token: missing key `refresh_token`",
+            "conveyor.toml:9:11: sources.books.user_id: not used by type = \"quickbooks\"",
+            "conveyor.toml:10:14: sources.books.start_date: `June` is not a date",
+            "conveyor.toml:11:24: sources.books.streams: unknown stream `bills`",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
+        // An unknown key stops that source's deserialisation, with its location.
+        let e = check(&text.replace("user_id = 5", "colour = \"red\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("conveyor.toml:9:1: sources.books: unknown field `colour`"),
+            "{e}"
+        );
+    }
+}

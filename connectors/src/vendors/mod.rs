@@ -1,0 +1,146 @@
+//! Vendor connectors: thin layers over the HTTP toolkit that know one
+//! vendor's API (paging style, auth flow, error bodies, record shapes) and
+//! emit typed tables with primary keys.
+//!
+//! Each vendor is one module; [`VENDORS`] is the list to grep. Retries,
+//! rate limits, token refresh and paging live in [`crate::http`] and
+//! [`crate::rest::pager`]; [`read`] is the one read loop they share.
+
+pub mod greenhouse;
+pub mod quickbooks;
+pub(crate) mod read;
+pub mod table;
+
+use std::sync::Arc;
+
+use conveyor_config::{Vendor, VendorSourceConfig};
+use conveyor_plugin_api::{Connector, ConnectorError, CredentialStore, ErrorKind};
+use serde_json::Value;
+
+use crate::http::client::ErrorMessageFn;
+use crate::http::{AuthProvider, HttpClient, Redactor, TokenBody};
+use table::Table;
+
+/// The vendor connectors that are built in, by source `type`.
+pub const VENDORS: &[Vendor] = &[Vendor::Greenhouse, Vendor::QuickBooks];
+
+/// Builds the connector for a vendor source.
+pub fn build(
+    source: &str,
+    cfg: &VendorSourceConfig,
+    credentials: Arc<dyn CredentialStore>,
+) -> Result<Box<dyn Connector>, ConnectorError> {
+    match cfg.vendor {
+        Vendor::Greenhouse => Ok(Box::new(greenhouse::Greenhouse::new(
+            source,
+            cfg.clone(),
+            credentials,
+        )?)),
+        Vendor::QuickBooks => Ok(Box::new(quickbooks::QuickBooks::new(
+            source,
+            cfg.clone(),
+            credentials,
+        )?)),
+        other => Err(ConnectorError::new(
+            ErrorKind::Config,
+            format!(
+                "source {source}: type = \"{}\" is not built into this version",
+                other.type_name()
+            ),
+        )),
+    }
+}
+
+/// What a vendor adds to the toolkit's client.
+pub(crate) struct ClientSpec {
+    pub headers: Vec<(String, String)>,
+    pub token_fields: Vec<(String, String)>,
+    pub token_body: TokenBody,
+    pub error_message: ErrorMessageFn,
+}
+
+/// The toolkit client for a vendor source: its auth (rotated refresh
+/// tokens kept under `<source>.refresh_token`), rate budget and errors.
+pub(crate) fn client(
+    source: &str,
+    cfg: &VendorSourceConfig,
+    credentials: Arc<dyn CredentialStore>,
+    spec: ClientSpec,
+) -> Result<Arc<HttpClient>, ConnectorError> {
+    let redactor = Redactor::default();
+    let auth = AuthProvider::from_config(
+        &cfg.auth,
+        format!("{source}.refresh_token"),
+        credentials,
+        &redactor,
+    )?
+    .with_token_request(spec.token_fields, spec.token_body);
+    let host = cfg.base_url.host_str().unwrap_or_default().to_string();
+    let client = HttpClient::new(cfg.http.clone(), &host, auth, spec.headers, redactor)?
+        .with_error_message(spec.error_message);
+    Ok(Arc::new(client))
+}
+
+/// The selected tables of a vendor, in read order.
+pub(crate) fn selected(cfg: &VendorSourceConfig, tables: &'static [Table]) -> Vec<&'static Table> {
+    tables
+        .iter()
+        .filter(|t| cfg.streams.iter().any(|s| s == t.name))
+        .collect()
+}
+
+/// The table read by `stream`, or a config error naming the source.
+pub(crate) fn table<'t>(
+    source: &str,
+    tables: &[&'t Table],
+    stream: &str,
+) -> Result<&'t Table, ConnectorError> {
+    tables
+        .iter()
+        .copied()
+        .find(|t| t.name == stream)
+        .ok_or_else(|| {
+            ConnectorError::new(
+                ErrorKind::Config,
+                format!("source {source} has no stream `{stream}` selected"),
+            )
+        })
+}
+
+/// `base` + `/path`, joined as text (Url::join would drop a last segment
+/// without a trailing slash).
+pub(crate) fn endpoint(base: &url::Url, path: &str) -> Result<url::Url, ConnectorError> {
+    let joined = format!(
+        "{}/{}",
+        base.as_str().trim_end_matches('/'),
+        path.trim_start_matches('/')
+    );
+    url::Url::parse(&joined)
+        .map_err(|e| ConnectorError::new(ErrorKind::Config, format!("bad URL {joined}: {e}")))
+}
+
+/// The OAuth error fields many token and API errors share.
+pub(crate) fn oauth_error(v: &Value) -> Option<String> {
+    let e = v.get("error")?.as_str()?;
+    Some(match v.get("error_description").and_then(Value::as_str) {
+        Some(d) => format!("{e}: {d}"),
+        None => e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registered_vendor_declares_the_streams_config_offers() {
+        for v in VENDORS {
+            let declared: Vec<&str> = match v {
+                Vendor::Greenhouse => greenhouse::TABLES.iter().map(|t| t.name).collect(),
+                Vendor::QuickBooks => quickbooks::TABLES.iter().map(|t| t.name).collect(),
+                _ => unreachable!("register the vendor's tables here"),
+            };
+            assert_eq!(declared, v.streams(), "{v:?}");
+        }
+    }
+}

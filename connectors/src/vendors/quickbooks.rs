@@ -1,0 +1,462 @@
+//! QuickBooks Online: customers, invoices and payments through the query
+//! endpoint, deletions through change data capture.
+//!
+//! - Auth: refresh-token grant (Basic client auth); the refresh token
+//!   rotates on every refresh and the toolkit stores the new one before the
+//!   access token is used.
+//! - Query: `select * from Invoice where MetaData.LastUpdatedTime >= '…'
+//!   ORDER BY MetaData.LastUpdatedTime STARTPOSITION n MAXRESULTS 1000`
+//!   (1-based, stop on a short page; an empty result is `QueryResponse:{}`).
+//!   Customers need `Active IN (true,false)` or inactive ones are hidden.
+//! - Deletes: on incremental runs, `GET /cdc?entities=…&changedSince=…`
+//!   (at most 30 days back) lists `status: "Deleted"` records; they become
+//!   tombstone rows with `deleted = true`.
+//! - Errors: a `Fault` object, which may arrive in a 200.
+//! - Timestamps carry the company's offset (`-07:00`); they are stored as
+//!   UTC instants.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use conveyor_config::{PaginationConfig, VendorSourceConfig};
+use conveyor_plugin_api::{
+    CancelFlag, Connector, ConnectorError, CredentialStore, Json, RecordSink, StreamDescriptor,
+};
+use serde_json::{Map, Value};
+
+use super::read::{get_json, iso_millis, object, saved_instant, Emitter, Newest, Pages};
+use super::table::{Col, Table, MONEY};
+use super::{client, endpoint, oauth_error, selected, table, ClientSpec};
+use crate::http::{HttpClient, TokenBody};
+use crate::rest::pager::Pager;
+
+/// Since August 2025 lower minor versions are ignored.
+const MINOR_VERSION: &str = "75";
+/// The largest `MAXRESULTS` the query endpoint takes.
+const MAX_RESULTS: u64 = 1000;
+/// How far back change data capture can look.
+const CDC_DAYS: i64 = 30;
+
+const COMMON: [(&str, Col); 5] = [
+    ("id", Col::Str),
+    ("sync_token", Col::Str),
+    ("created_at", Col::Instant),
+    ("updated_at", Col::Instant),
+    ("deleted", Col::Bool),
+];
+
+pub const TABLES: &[Table] = &[
+    Table {
+        name: "customers",
+        primary_key: &["id"],
+        cursor: Some("updated_at"),
+        columns: &[
+            COMMON[0],
+            COMMON[1],
+            COMMON[2],
+            COMMON[3],
+            COMMON[4],
+            ("display_name", Col::Str),
+            ("company_name", Col::Str),
+            ("given_name", Col::Str),
+            ("family_name", Col::Str),
+            ("email", Col::Str),
+            ("balance", MONEY),
+            ("active", Col::Bool),
+            ("parent_id", Col::Str),
+            ("other", Col::Json),
+        ],
+    },
+    Table {
+        name: "invoices",
+        primary_key: &["id"],
+        cursor: Some("updated_at"),
+        columns: &[
+            COMMON[0],
+            COMMON[1],
+            COMMON[2],
+            COMMON[3],
+            COMMON[4],
+            ("doc_number", Col::Str),
+            ("txn_date", Col::Date),
+            ("due_date", Col::Date),
+            ("customer_id", Col::Str),
+            ("customer_name", Col::Str),
+            ("total_amt", MONEY),
+            ("balance", MONEY),
+            ("currency", Col::Str),
+            ("email_status", Col::Str),
+            ("lines", Col::Json),
+            ("linked_txn", Col::Json),
+            ("other", Col::Json),
+        ],
+    },
+    Table {
+        name: "payments",
+        primary_key: &["id"],
+        cursor: Some("updated_at"),
+        columns: &[
+            COMMON[0],
+            COMMON[1],
+            COMMON[2],
+            COMMON[3],
+            COMMON[4],
+            ("txn_date", Col::Date),
+            ("customer_id", Col::Str),
+            ("customer_name", Col::Str),
+            ("total_amt", MONEY),
+            ("unapplied_amt", MONEY),
+            ("payment_method_id", Col::Str),
+            ("deposit_account_id", Col::Str),
+            // The invoices this payment settles (`LinkedTxn` of type Invoice).
+            ("invoice_ids", Col::Json),
+            ("lines", Col::Json),
+            ("other", Col::Json),
+        ],
+    },
+];
+
+/// The QuickBooks entity behind a table.
+fn entity(table: &str) -> &'static str {
+    match table {
+        "customers" => "Customer",
+        "invoices" => "Invoice",
+        _ => "Payment",
+    }
+}
+
+pub struct QuickBooks {
+    source: String,
+    cfg: VendorSourceConfig,
+    tables: Vec<&'static Table>,
+    client: Arc<HttpClient>,
+}
+
+impl QuickBooks {
+    pub fn new(
+        source: &str,
+        cfg: VendorSourceConfig,
+        credentials: Arc<dyn CredentialStore>,
+    ) -> Result<Self, ConnectorError> {
+        let spec = ClientSpec {
+            headers: vec![("Accept".into(), "application/json".into())],
+            token_fields: Vec::new(),
+            token_body: TokenBody::FormWithBasic,
+            error_message,
+        };
+        let client = client(source, &cfg, credentials, spec)?;
+        Ok(QuickBooks {
+            source: source.to_string(),
+            tables: selected(&cfg, TABLES),
+            cfg,
+            client,
+        })
+    }
+
+    fn company_url(&self, path: &str) -> Result<url::Url, ConnectorError> {
+        let realm = self.cfg.account.as_deref().unwrap_or_default();
+        endpoint(&self.cfg.base_url, &format!("v3/company/{realm}/{path}"))
+    }
+
+    /// Tombstones for records deleted since `since` (bounded by the CDC window).
+    async fn deletions(
+        &self,
+        entity: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Map<String, Value>>, ConnectorError> {
+        let floor = Utc::now() - Duration::days(CDC_DAYS) + Duration::minutes(5);
+        if since < floor {
+            tracing::warn!(source = %self.source, entity, "last sync is older than the {CDC_DAYS}-day CDC window; earlier deletions cannot be seen");
+        }
+        let mut url = self.company_url("cdc")?;
+        url.query_pairs_mut()
+            .append_pair("entities", entity)
+            .append_pair(
+                "changedSince",
+                &since
+                    .max(floor)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            )
+            .append_pair("minorversion", MINOR_VERSION);
+        let body = get_json(&self.client, url, Some(fault)).await?;
+        let mut out = Vec::new();
+        for resp in body["CDCResponse"].as_array().into_iter().flatten() {
+            for qr in resp["QueryResponse"].as_array().into_iter().flatten() {
+                for r in qr[entity].as_array().into_iter().flatten() {
+                    if r["status"] == "Deleted" {
+                        let mut row = Map::new();
+                        row.insert("id".into(), r["Id"].clone());
+                        row.insert(
+                            "updated_at".into(),
+                            r["MetaData"]["LastUpdatedTime"].clone(),
+                        );
+                        row.insert("deleted".into(), Value::Bool(true));
+                        out.push(row);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for QuickBooks {
+    fn streams(&self) -> Vec<StreamDescriptor> {
+        self.tables.iter().map(|t| t.descriptor()).collect()
+    }
+
+    async fn read(
+        &self,
+        stream: &str,
+        state: Option<Json>,
+        sink: &mut dyn RecordSink,
+        cancel: &CancelFlag,
+    ) -> Result<(), ConnectorError> {
+        let t = table(&self.source, &self.tables, stream)?;
+        let entity = entity(t.name);
+        let saved = state
+            .as_ref()
+            .and_then(|s| s.get("cursor"))
+            .is_some_and(|c| !c.is_null());
+        let since = saved_instant(state.as_ref(), self.cfg.start_date);
+        let query = query_text(entity, since);
+        let pager = Pager::new(
+            PaginationConfig::OffsetLimit {
+                offset_param: String::new(),
+                limit_param: String::new(),
+                limit: MAX_RESULTS,
+                start_offset: 1,
+            },
+            self.company_url("query")?,
+            vec![
+                ("query".into(), query),
+                ("minorversion".into(), MINOR_VERSION.into()),
+            ],
+            Vec::new(),
+        );
+        let mut pages =
+            Pages::new(&self.client, pager, &format!("QueryResponse.{entity}")).check_body(fault);
+        let mut out = Emitter::new(
+            sink,
+            t,
+            serde_json::json!({ "cursor": since.map(iso_millis) }),
+        );
+        let mut newest = Newest::default();
+        while let Some(page) = pages.next(cancel).await? {
+            let mut rows = Vec::with_capacity(page.records.len());
+            for r in page.records {
+                let row = project(t.name, object(r, entity)?);
+                newest.see(row.get("updated_at"));
+                rows.push(row);
+            }
+            out.emit(&rows).await?;
+        }
+        // Deletions only matter against rows an earlier run loaded.
+        if let (true, Some(since)) = (saved && !cancel.is_cancelled(), since) {
+            let gone = self.deletions(entity, since).await?;
+            for r in &gone {
+                newest.see(r.get("updated_at"));
+            }
+            out.emit(&gone).await?;
+        }
+        out.finish(newest.state(since), cancel).await
+    }
+}
+
+/// The query for one entity from `since` on; `{offset}`/`{limit}` are the pager's.
+fn query_text(entity: &str, since: Option<DateTime<Utc>>) -> String {
+    let mut conds = Vec::new();
+    if let Some(s) = since {
+        conds.push(format!(
+            "MetaData.LastUpdatedTime >= '{}'",
+            s.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        ));
+    }
+    if entity == "Customer" {
+        // Otherwise inactive customers are left out.
+        conds.push("Active IN (true,false)".into());
+    }
+    let filter = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" where {}", conds.join(" AND "))
+    };
+    format!("select * from {entity}{filter} ORDER BY MetaData.LastUpdatedTime ASC STARTPOSITION {{offset}} MAXRESULTS {{limit}}")
+}
+
+/// Flattens a QuickBooks record into the table's columns; what is not
+/// projected is kept in `other`.
+fn project(table: &str, mut r: Map<String, Value>) -> Map<String, Value> {
+    let mut row = Map::new();
+    let mut put = |k: &str, v: Value| {
+        row.insert(k.to_string(), v);
+    };
+    let take = |r: &mut Map<String, Value>, k: &str| r.remove(k).unwrap_or(Value::Null);
+    let reference = |v: &Value| {
+        (
+            v.get("value").cloned().unwrap_or(Value::Null),
+            v.get("name").cloned().unwrap_or(Value::Null),
+        )
+    };
+    put("id", take(&mut r, "Id"));
+    put("sync_token", take(&mut r, "SyncToken"));
+    let meta = take(&mut r, "MetaData");
+    put(
+        "created_at",
+        meta.get("CreateTime").cloned().unwrap_or(Value::Null),
+    );
+    put(
+        "updated_at",
+        meta.get("LastUpdatedTime").cloned().unwrap_or(Value::Null),
+    );
+    put("deleted", Value::Bool(false));
+    match table {
+        "customers" => {
+            for (col, field) in [
+                ("display_name", "DisplayName"),
+                ("company_name", "CompanyName"),
+                ("given_name", "GivenName"),
+                ("family_name", "FamilyName"),
+                ("balance", "Balance"),
+                ("active", "Active"),
+            ] {
+                put(col, take(&mut r, field));
+            }
+            put(
+                "email",
+                take(&mut r, "PrimaryEmailAddr")
+                    .get("Address")
+                    .cloned()
+                    .unwrap_or(Value::Null),
+            );
+            put("parent_id", reference(&take(&mut r, "ParentRef")).0);
+        }
+        "invoices" => {
+            for (col, field) in [
+                ("doc_number", "DocNumber"),
+                ("txn_date", "TxnDate"),
+                ("due_date", "DueDate"),
+                ("total_amt", "TotalAmt"),
+                ("balance", "Balance"),
+                ("email_status", "EmailStatus"),
+                ("lines", "Line"),
+                ("linked_txn", "LinkedTxn"),
+            ] {
+                put(col, take(&mut r, field));
+            }
+            let (id, name) = reference(&take(&mut r, "CustomerRef"));
+            put("customer_id", id);
+            put("customer_name", name);
+            put("currency", reference(&take(&mut r, "CurrencyRef")).0);
+        }
+        _ => {
+            for (col, field) in [
+                ("txn_date", "TxnDate"),
+                ("total_amt", "TotalAmt"),
+                ("unapplied_amt", "UnappliedAmt"),
+            ] {
+                put(col, take(&mut r, field));
+            }
+            let (id, name) = reference(&take(&mut r, "CustomerRef"));
+            put("customer_id", id);
+            put("customer_name", name);
+            put(
+                "payment_method_id",
+                reference(&take(&mut r, "PaymentMethodRef")).0,
+            );
+            put(
+                "deposit_account_id",
+                reference(&take(&mut r, "DepositToAccountRef")).0,
+            );
+            let lines = take(&mut r, "Line");
+            let invoices: Vec<Value> = lines
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|l| l["LinkedTxn"].as_array().cloned().unwrap_or_default())
+                .filter(|t| t["TxnType"] == "Invoice")
+                .map(|t| t["TxnId"].clone())
+                .collect();
+            put("invoice_ids", Value::Array(invoices));
+            put("lines", lines);
+        }
+    }
+    r.remove("domain");
+    r.remove("sparse");
+    put(
+        "other",
+        if r.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(r)
+        },
+    );
+    row
+}
+
+/// A `Fault` in a response body, as `type: message; detail (code N)`.
+fn fault(body: &Value) -> Option<String> {
+    let f = body.get("Fault")?;
+    let kind = f.get("type").and_then(Value::as_str).unwrap_or("Fault");
+    let errors: Vec<String> = f
+        .get("Error")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            let mut s = text("Message");
+            let detail = text("Detail");
+            if !detail.is_empty() {
+                s = format!("{s}; {detail}");
+            }
+            let code = text("code");
+            if !code.is_empty() {
+                s = format!("{s} (code {code})");
+            }
+            s
+        })
+        .collect();
+    Some(format!("{kind}: {}", errors.join(" | ")))
+}
+
+fn error_message(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    fault(&v).or_else(|| oauth_error(&v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn queries_use_only_and_and_include_inactive_customers() {
+        let since = DateTime::parse_from_rfc3339("2024-06-01T07:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let q = query_text("Customer", Some(since));
+        assert_eq!(q, "select * from Customer where MetaData.LastUpdatedTime >= '2024-06-01T07:00:00+00:00' AND Active IN (true,false) ORDER BY MetaData.LastUpdatedTime ASC STARTPOSITION {offset} MAXRESULTS {limit}");
+        assert!(!query_text("Invoice", None).contains(" where "));
+    }
+
+    #[test]
+    fn faults_read_as_type_message_detail_code() {
+        let body = json!({"Fault":{"Error":[{"Message":"Invalid Reference Id","Detail":"Something you're trying to use has been made inactive.","code":"2500","element":""}],"type":"ValidationFault"},"time":"x"});
+        assert_eq!(fault(&body).unwrap(), "ValidationFault: Invalid Reference Id; Something you're trying to use has been made inactive. (code 2500)");
+        assert!(fault(&json!({"QueryResponse": {}})).is_none());
+    }
+
+    #[test]
+    fn payments_list_the_invoices_they_settle_and_keep_unknown_fields() {
+        let r = json!({"Id":"9","SyncToken":"0","MetaData":{"CreateTime":"2024-06-03T07:15:22-07:00","LastUpdatedTime":"2024-06-04T09:01:10-07:00"},
+            "TotalAmt":100.0,"CustomerRef":{"value":"24","name":"Acme"},"PrivateNote":"hi",
+            "Line":[{"Amount":100.0,"LinkedTxn":[{"TxnId":"130","TxnType":"Invoice"},{"TxnId":"7","TxnType":"CreditMemo"}]}]});
+        let row = project("payments", r.as_object().unwrap().clone());
+        assert_eq!(row["invoice_ids"], json!(["130"]));
+        assert_eq!(row["customer_id"], json!("24"));
+        assert_eq!(row["other"], json!({"PrivateNote": "hi"}));
+        assert_eq!(row["deleted"], json!(false));
+    }
+}
