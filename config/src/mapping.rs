@@ -28,7 +28,10 @@ pub const MODEL_PRESETS: &[(&str, &[&str])] = &[
     ("greenhouse", &["ats_people", "placements"]),
     ("quickbooks", &["invoices", "payments"]),
     ("gusto", &["payroll_people", "payroll_lines"]),
-    ("zendesk_talk", &["contact_center_people", "agent_daily", "evaluations"]),
+    (
+        "zendesk_talk",
+        &["contact_center_people", "agent_daily", "evaluations"],
+    ),
 ];
 
 /// The validated `[model]` section.
@@ -74,17 +77,32 @@ impl Checker<'_> {
             }
             if !MODEL_PRESETS.iter().any(|(p, _)| p == preset.get_ref()) {
                 let names: Vec<&str> = MODEL_PRESETS.iter().map(|(p, _)| *p).collect();
-                self.error(preset.span(), &key, format!("unknown preset `{}`", preset.get_ref()))
-                    .hint(format!("built-in presets: {}; or map the views yourself under [model.views]", names.join(", ")));
+                self.error(
+                    preset.span(),
+                    &key,
+                    format!("unknown preset `{}`", preset.get_ref()),
+                )
+                .hint(format!(
+                    "built-in presets: {}; or map the views yourself under [model.views]",
+                    names.join(", ")
+                ));
                 continue;
             }
-            out.presets.push(PresetUse { source, preset: preset.get_ref().clone(), at: self.located(preset.span(), &key) });
+            out.presets.push(PresetUse {
+                source,
+                preset: preset.get_ref().clone(),
+                at: self.located(preset.span(), &key),
+            });
         }
         for (view, sql) in raw.views.into_iter().flatten() {
             let key = format!("model.views.{view}");
             if !MAPPED_VIEWS.contains(&view.as_str()) {
-                self.error(sql.span(), &key, format!("`{view}` is not a view of the unified model"))
-                    .hint(format!("one of: {}", MAPPED_VIEWS.join(", ")));
+                self.error(
+                    sql.span(),
+                    &key,
+                    format!("`{view}` is not a view of the unified model"),
+                )
+                .hint(format!("one of: {}", MAPPED_VIEWS.join(", ")));
                 continue;
             }
             if sql.get_ref().trim().is_empty() {
@@ -92,7 +110,11 @@ impl Checker<'_> {
                 continue;
             }
             let text = sql.get_ref().trim().trim_end_matches(';').to_string();
-            out.views.push(ViewMapping { view, sql: text, at: self.located(sql.span(), &key) });
+            out.views.push(ViewMapping {
+                view,
+                sql: text,
+                at: self.located(sql.span(), &key),
+            });
         }
         out
     }

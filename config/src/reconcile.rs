@@ -144,7 +144,11 @@ struct RawCompare {
 impl Checker<'_> {
     /// Validates every `[[reconcile]]` entry; `sources` are the configured
     /// source names that `after` may refer to.
-    pub(crate) fn reconciles(&mut self, raws: Vec<Spanned<RawReconcile>>, sources: &[String]) -> Vec<ReconcileConfig> {
+    pub(crate) fn reconciles(
+        &mut self,
+        raws: Vec<Spanned<RawReconcile>>,
+        sources: &[String],
+    ) -> Vec<ReconcileConfig> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for (i, raw) in raws.into_iter().enumerate() {
@@ -152,7 +156,11 @@ impl Checker<'_> {
             let span = raw.span();
             let raw = raw.into_inner();
             if !seen.insert(raw.name.get_ref().clone()) {
-                self.error(raw.name.span(), &format!("{key}.name"), format!("duplicate reconciliation name `{}`", raw.name.get_ref()));
+                self.error(
+                    raw.name.span(),
+                    &format!("{key}.name"),
+                    format!("duplicate reconciliation name `{}`", raw.name.get_ref()),
+                );
             }
             if let Some(r) = self.reconcile(&key, span, raw, sources) {
                 out.push(r);
@@ -161,18 +169,37 @@ impl Checker<'_> {
         out
     }
 
-    fn reconcile(&mut self, key: &str, span: std::ops::Range<usize>, raw: RawReconcile, sources: &[String]) -> Option<ReconcileConfig> {
+    fn reconcile(
+        &mut self,
+        key: &str,
+        span: std::ops::Range<usize>,
+        raw: RawReconcile,
+        sources: &[String],
+    ) -> Option<ReconcileConfig> {
         let errors_before = self.error_count();
         self.identifier(&raw.name, &format!("{key}.name"), "reconciliation name");
         let left = self.relation(key, "left", raw.left.as_ref(), span.clone());
         let right = self.relation(key, "right", raw.right.as_ref(), span.clone());
-        let cardinality = match raw.cardinality.as_ref().map(|c| c.get_ref().to_ascii_lowercase()) {
+        let cardinality = match raw
+            .cardinality
+            .as_ref()
+            .map(|c| c.get_ref().to_ascii_lowercase())
+        {
             None => Cardinality::OneToOne,
             Some(c) if c == "1:1" => Cardinality::OneToOne,
             Some(c) if c == "1:n" => Cardinality::OneToMany,
             Some(other) => {
-                let at = raw.cardinality.as_ref().map(|c| c.span()).unwrap_or(span.clone());
-                self.error(at, &format!("{key}.cardinality"), format!("unknown cardinality `{other}`")).hint(format!("one of: {CARDINALITIES}"));
+                let at = raw
+                    .cardinality
+                    .as_ref()
+                    .map(|c| c.span())
+                    .unwrap_or(span.clone());
+                self.error(
+                    at,
+                    &format!("{key}.cardinality"),
+                    format!("unknown cardinality `{other}`"),
+                )
+                .hint(format!("one of: {CARDINALITIES}"));
                 Cardinality::OneToOne
             }
         };
@@ -183,7 +210,11 @@ impl Checker<'_> {
                     .hint("how rows pair up, e.g. keys = [{ left = \"email\", right = \"work_email\", normalize = \"email\" }]");
             }
             Some(list) if list.get_ref().is_empty() => {
-                self.error(list.span(), &format!("{key}.keys"), "needs at least one key");
+                self.error(
+                    list.span(),
+                    &format!("{key}.keys"),
+                    "needs at least one key",
+                );
             }
             Some(list) => {
                 for (j, k) in list.get_ref().iter().enumerate() {
@@ -203,8 +234,12 @@ impl Checker<'_> {
             let ckey = format!("{key}.compare[{j}]");
             if let Some(c) = self.compare_pair(&ckey, c.get_ref(), cardinality) {
                 if !names.insert(c.name.clone()) {
-                    self.error(raw.compare[j].span(), &ckey, format!("two compared columns are named `{}`", c.name))
-                        .hint("give one a distinct `name`");
+                    self.error(
+                        raw.compare[j].span(),
+                        &ckey,
+                        format!("two compared columns are named `{}`", c.name),
+                    )
+                    .hint("give one a distinct `name`");
                 }
                 compare.push(c);
             }
@@ -214,8 +249,12 @@ impl Checker<'_> {
             if sources.iter().any(|n| n == s.get_ref()) {
                 after.push(s.get_ref().clone());
             } else {
-                self.error(s.span(), &format!("{key}.after"), format!("no source named `{}`", s.get_ref()))
-                    .hint(format!("configured sources: {}", sources.join(", ")));
+                self.error(
+                    s.span(),
+                    &format!("{key}.after"),
+                    format!("no source named `{}`", s.get_ref()),
+                )
+                .hint(format!("configured sources: {}", sources.join(", ")));
             }
         }
         let schedule = self.schedule(key, raw.schedule.as_ref(), raw.timezone.as_ref());
@@ -235,22 +274,36 @@ impl Checker<'_> {
         })
     }
 
-    fn relation(&mut self, key: &str, side: &str, raw: Option<&Spanned<RawRelation>>, at: std::ops::Range<usize>) -> Option<Relation> {
+    fn relation(
+        &mut self,
+        key: &str,
+        side: &str,
+        raw: Option<&Spanned<RawRelation>>,
+        at: std::ops::Range<usize>,
+    ) -> Option<Relation> {
         let path = format!("{key}.{side}");
         let Some(raw) = raw else {
             self.error(at, &path, format!("missing key `{side}`"))
-                .hint(format!("{side} = {{ table = \"model.invoices\" }} or {side} = {{ sql = \"SELECT …\" }}"));
+                .hint(format!(
+                "{side} = {{ table = \"model.invoices\" }} or {side} = {{ sql = \"SELECT …\" }}"
+            ));
             return None;
         };
         let r = raw.get_ref();
         match (&r.table, &r.sql) {
-            (Some(t), None) if !t.get_ref().trim().is_empty() => Some(Relation::Table(t.get_ref().trim().to_string())),
-            (None, Some(s)) if !s.get_ref().trim().is_empty() => {
-                Some(Relation::Sql(s.get_ref().trim().trim_end_matches(';').to_string()))
+            (Some(t), None) if !t.get_ref().trim().is_empty() => {
+                Some(Relation::Table(t.get_ref().trim().to_string()))
             }
+            (None, Some(s)) if !s.get_ref().trim().is_empty() => Some(Relation::Sql(
+                s.get_ref().trim().trim_end_matches(';').to_string(),
+            )),
             _ => {
-                self.error(raw.span(), &path, "needs exactly one non-empty `table` or `sql`")
-                    .hint("a table or view name, or a SELECT statement");
+                self.error(
+                    raw.span(),
+                    &path,
+                    "needs exactly one non-empty `table` or `sql`",
+                )
+                .hint("a table or view name, or a SELECT statement");
                 None
             }
         }
@@ -271,7 +324,9 @@ impl Checker<'_> {
                     Some("digits") | Some("phone") => normalize.push(Normalize::Digits),
                     Some("email") => normalize.extend([Normalize::Trim, Normalize::Lower]),
                     other => {
-                        let what = other.map(|o| format!("unknown normalisation `{o}`")).unwrap_or_else(|| "must be a name or a list of names".into());
+                        let what = other
+                            .map(|o| format!("unknown normalisation `{o}`"))
+                            .unwrap_or_else(|| "must be a name or a list of names".into());
                         self.error(n.span(), &format!("{key}.normalize"), what)
                             .hint(format!("one of: {NORMALIZERS}; for anything else write a SQL expression in `left`/`right`"));
                         return None;
@@ -281,20 +336,33 @@ impl Checker<'_> {
         }
         if let Some(w) = &k.window_days {
             if !normalize.is_empty() {
-                self.error(w.span(), &format!("{key}.window_days"), "a date-window key cannot also be normalised");
+                self.error(
+                    w.span(),
+                    &format!("{key}.window_days"),
+                    "a date-window key cannot also be normalised",
+                );
                 return None;
             }
         }
         let left = k.left.get_ref().clone();
         Some(KeyPair {
-            right: k.right.as_ref().map(|r| r.get_ref().clone()).unwrap_or_else(|| left.clone()),
+            right: k
+                .right
+                .as_ref()
+                .map(|r| r.get_ref().clone())
+                .unwrap_or_else(|| left.clone()),
             left,
             normalize,
             window_days: k.window_days.as_ref().map(|w| *w.get_ref()),
         })
     }
 
-    fn compare_pair(&mut self, key: &str, c: &RawCompare, cardinality: Cardinality) -> Option<ComparePair> {
+    fn compare_pair(
+        &mut self,
+        key: &str,
+        c: &RawCompare,
+        cardinality: Cardinality,
+    ) -> Option<ComparePair> {
         let number = |c: &mut Self, v: &Spanned<toml::Value>, name: &str| -> Option<f64> {
             let n = match v.get_ref() {
                 toml::Value::Integer(i) => Some(*i as f64),
@@ -309,9 +377,16 @@ impl Checker<'_> {
                 }
             }
         };
-        let set = [c.absolute.is_some(), c.percent.is_some(), c.days.is_some()].iter().filter(|b| **b).count();
+        let set = [c.absolute.is_some(), c.percent.is_some(), c.days.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
         if set > 1 {
-            self.error(c.left.span(), key, "at most one of `absolute`, `percent`, `days`");
+            self.error(
+                c.left.span(),
+                key,
+                "at most one of `absolute`, `percent`, `days`",
+            );
             return None;
         }
         let tolerance = if let Some(a) = &c.absolute {
@@ -320,8 +395,12 @@ impl Checker<'_> {
             Tolerance::Percent(number(self, p, "percent")?)
         } else if let Some(d) = &c.days {
             if cardinality == Cardinality::OneToMany {
-                self.error(d.span(), &format!("{key}.days"), "a 1:n reconciliation sums its compared columns; dates cannot be summed")
-                    .hint("compare dates in a 1:1 reconciliation, or use a date-window key");
+                self.error(
+                    d.span(),
+                    &format!("{key}.days"),
+                    "a 1:n reconciliation sums its compared columns; dates cannot be summed",
+                )
+                .hint("compare dates in a 1:1 reconciliation, or use a date-window key");
                 return None;
             }
             Tolerance::Days(*d.get_ref())
@@ -329,8 +408,21 @@ impl Checker<'_> {
             Tolerance::Exact
         };
         let left = c.left.get_ref().clone();
-        let name = c.name.as_ref().map(|n| n.get_ref().clone()).unwrap_or_else(|| left.clone());
-        Some(ComparePair { name, right: c.right.as_ref().map(|r| r.get_ref().clone()).unwrap_or_else(|| left.clone()), left, tolerance })
+        let name = c
+            .name
+            .as_ref()
+            .map(|n| n.get_ref().clone())
+            .unwrap_or_else(|| left.clone());
+        Some(ComparePair {
+            name,
+            right: c
+                .right
+                .as_ref()
+                .map(|r| r.get_ref().clone())
+                .unwrap_or_else(|| left.clone()),
+            left,
+            tolerance,
+        })
     }
 }
 
@@ -378,12 +470,21 @@ compare = [{ name = "fee", left = "fee", right = "amount", absolute = 0.5 }, { l
         .unwrap();
         let r = &c.reconciles[0];
         assert_eq!(r.left, Relation::Table("model.placements".into()));
-        assert_eq!(r.right, Relation::Sql("SELECT * FROM model.invoices".into()));
+        assert_eq!(
+            r.right,
+            Relation::Sql("SELECT * FROM model.invoices".into())
+        );
         assert_eq!(r.cardinality, Cardinality::OneToMany);
-        assert_eq!(r.keys[0].normalize, vec![Normalize::Trim, Normalize::Lower, Normalize::Digits]);
+        assert_eq!(
+            r.keys[0].normalize,
+            vec![Normalize::Trim, Normalize::Lower, Normalize::Digits]
+        );
         assert_eq!(r.keys[1].window_days, Some(7));
         assert_eq!(r.compare[0].tolerance, Tolerance::Absolute(0.5));
-        assert_eq!((r.compare[1].name.as_str(), r.compare[1].right.as_str()), ("hours", "hours"));
+        assert_eq!(
+            (r.compare[1].name.as_str(), r.compare[1].right.as_str()),
+            ("hours", "hours")
+        );
         assert_eq!(r.compare[1].tolerance, Tolerance::Percent(2.0));
         assert_eq!(r.after, vec!["ats".to_string()]);
         assert!(r.schedule.is_some());
@@ -451,6 +552,10 @@ compare = [{ left = "d", days = 2 }]
 "#,
         )
         .unwrap_err();
-        assert!(errs.to_string().contains("reconcile[0].compare[0].days: a 1:n reconciliation sums"), "{errs}");
+        assert!(
+            errs.to_string()
+                .contains("reconcile[0].compare[0].days: a 1:n reconciliation sums"),
+            "{errs}"
+        );
     }
 }

@@ -53,6 +53,14 @@ pub enum Command {
         #[arg(long, short, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Refresh the unified model, run the reconciliations (all, or NAME) and print what they found.
+    Recon {
+        /// One `[[reconcile]]` name; all when omitted.
+        name: Option<String>,
+        /// Print the latest recorded runs instead of running now.
+        #[arg(long)]
+        show: bool,
+    },
     /// Start sandbox vendor APIs, sync them end to end, and show the result.
     Demo {
         /// Where the demo writes its config, secrets and warehouse.

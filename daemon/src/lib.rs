@@ -4,8 +4,10 @@
 pub mod cli;
 pub mod cmd;
 pub mod logging;
+pub mod model;
 pub mod progress;
 pub mod query;
+pub mod recon;
 pub mod scheduler;
 pub mod server;
 pub mod status;

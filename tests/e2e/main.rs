@@ -7,5 +7,6 @@ mod cli;
 mod crash;
 mod daemon;
 mod demo;
+mod recon;
 mod secrets;
 mod warehouse;

@@ -11,6 +11,9 @@ pub fn check(path: &Path) -> ExitCode {
             for w in &c.warnings {
                 eprintln!("warning: {w}");
             }
+            if let Some(code) = super::recon::check_mappings(&c) {
+                return code;
+            }
             let streams: usize = c
                 .sources
                 .iter()

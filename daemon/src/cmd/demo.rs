@@ -37,8 +37,9 @@ pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
     let started = Instant::now();
     let reports = sync_sources(wh.clone(), &sources, &CancelFlag::default(), &Progress::for_terminal()).await;
     print_summary(&reports, started.elapsed().as_secs_f64());
-    drop(wh);
     drop(sb);
+    reconcile(&wh, &config)?;
+    drop(wh);
 
     let failed = reports.iter().any(|r| r.failed());
     // Spell the commands with this binary's path so they can be pasted.
@@ -50,10 +51,23 @@ pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
         r#"query "SELECT status, count(*) AS applications FROM ats.applications GROUP BY ALL""#.to_string(),
         r#"query "SELECT DocNumber, CustomerRef->>'name' AS customer, TotalAmt, Balance FROM accounting.invoices ORDER BY DueDate LIMIT 5""#.to_string(),
         r#"query "SELECT agent_id, date_trunc('week', created_at) AS week, round(avg(csat), 2) AS csat FROM contact_center.calls GROUP BY ALL ORDER BY csat LIMIT 5""#.to_string(),
+        r#"query "SELECT name, ats_id, payroll_id, agent_id, team FROM model.people ORDER BY name LIMIT 5""#.to_string(),
+        "recon --show roster_vs_hires".to_string(),
     ] {
         println!("  {run} {example}");
     }
     Ok(if failed { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS })
+}
+
+/// Builds the unified model over what was synced and runs the built-in
+/// recipes, printing what each found.
+fn reconcile(wh: &Warehouse, config: &conveyor_config::Config) -> Result<()> {
+    println!("\nReconciling the systems against each other (built-in recipes over the model.* views) …\n");
+    let recons: Vec<_> = config.reconciles.iter().collect();
+    let outcomes = crate::recon::after::refresh_and_run(wh, config, &recons, "demo")?;
+    let ids: Vec<i64> = outcomes.iter().filter_map(|o| o.as_ref().ok().map(|s| s.run_id)).collect();
+    // A failed run was logged with its error and is on record in conveyor.recon_runs.
+    crate::cmd::recon::print_runs(&wh.connection()?, &crate::recon::report::Runs::Ids(&ids))
 }
 
 /// Writes secrets as files and a config that references them, the way a
@@ -85,7 +99,9 @@ fn write_demo_config(dir: &Path, sb: &Sandbox) -> Result<PathBuf> {
         .replace("{gusto_version}", sandbox::GUSTO_API_VERSION)
         .replace("{zendesk}", &sb.contact_center_base_url())
         .replace("{zendesk_user}", &format!("{}/token", sandbox::ZENDESK_EMAIL))
-        .replace("{listen}", &format!("127.0.0.1:{}", free_port()?));
+        .replace("{listen}", &format!("127.0.0.1:{}", free_port()?))
+        + DEMO_MODEL
+        + &crate::recon::recipes::toml("ats", "accounting", "payroll", "contact_center");
     let path = dir.join("conveyor.toml");
     std::fs::write(&path, text)?;
     Ok(path)
@@ -94,6 +110,15 @@ fn write_demo_config(dir: &Path, sb: &Sandbox) -> Result<PathBuf> {
 fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
+
+/// The sandboxes speak the vendors' shapes, so the built-in mappings apply.
+const DEMO_MODEL: &str = r#"
+# The unified model: views in schema `model` over the raw tables above.
+[model]
+presets = { ats = "greenhouse", accounting = "quickbooks", payroll = "gusto", contact_center = "zendesk_talk" }
+
+# Built-in reconciliation recipes; results in conveyor.recon_results.
+"#;
 
 /// The demo's sources, read through the generic REST connector. `{…}` are
 /// filled with the sandbox's addresses.

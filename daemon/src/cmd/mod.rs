@@ -3,6 +3,7 @@
 mod check;
 pub mod demo;
 mod query;
+pub mod recon;
 pub mod run;
 pub mod sync;
 
@@ -25,6 +26,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Status { format } => {
             with_config(&cli.config, |c| query::query_command(c, crate::status::STATUS_SQL.to_string(), format)).await
         }
+        Command::Recon { name, show } => with_config(&cli.config, |c| recon::recon_command(c, name, show)).await,
         Command::Demo { dir } => demo::demo_command(&dir).await,
     }
 }

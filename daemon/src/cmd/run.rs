@@ -52,23 +52,46 @@ pub async fn run_daemon(config: Config, shutdown: impl Future<Output = ()>) -> R
     let cancel = CancelFlag::default();
     let mut tasks = tokio::task::JoinSet::new();
     let clock = Clock::new();
+    let shared = Arc::new(config.clone());
     for source in config.sources.iter().filter(|s| s.schedule.is_some()).cloned() {
-        let (wh, cancel) = (wh.clone(), cancel.clone());
+        let (wh, cancel, shared) = (wh.clone(), cancel.clone(), shared.clone());
         tasks.spawn(async move {
             let schedule = source.schedule.clone().expect("filtered on schedule");
             tracing::info!(source = %source.name, schedule = %schedule.expr, timezone = %schedule.timezone, "scheduled");
             run_on_schedule(&source.name, &schedule, clock, cancel.clone(), || {
-                let (wh, cancel, source) = (wh.clone(), cancel.clone(), source.clone());
+                let (wh, cancel, source, shared) = (wh.clone(), cancel.clone(), source.clone(), shared.clone());
                 async move {
-                    let report = sync_source(wh, &source, &cancel, &Progress::hidden()).await;
+                    let report = sync_source(wh.clone(), &source, &cancel, &Progress::hidden()).await;
                     tracing::info!(source = %source.name, rows = report.rows(), failed = report.failed(), "run finished");
+                    if !report.failed() && !cancel.is_cancelled() {
+                        crate::recon::after::after_sync(wh, shared, vec![source.name.clone()]).await;
+                    }
+                }
+            })
+            .await;
+        });
+    }
+    for recon in config.reconciles.iter().filter(|r| r.schedule.is_some()).cloned() {
+        let (wh, cancel, shared) = (wh.clone(), cancel.clone(), shared.clone());
+        tasks.spawn(async move {
+            let schedule = recon.schedule.clone().expect("filtered on schedule");
+            tracing::info!(reconciliation = %recon.name, schedule = %schedule.expr, "scheduled");
+            run_on_schedule(&recon.name, &schedule, clock, cancel, || {
+                let (wh, shared, recon) = (wh.clone(), shared.clone(), recon.clone());
+                async move {
+                    let job = tokio::task::spawn_blocking(move || {
+                        crate::recon::after::refresh_and_run(&wh, &shared, &[&recon], "schedule")
+                    });
+                    if let Ok(Err(e)) = job.await {
+                        tracing::error!(error = %format!("{e:#}"), "scheduled reconciliation could not run");
+                    }
                 }
             })
             .await;
         });
     }
     if tasks.is_empty() {
-        tracing::warn!("no source has a schedule; the daemon only serves queries");
+        tracing::warn!("no source or reconciliation has a schedule; the daemon only serves queries");
     }
     tracing::info!(warehouse = %config.warehouse.path.display(), sources = tasks.len(), "conveyor daemon started");
     shutdown.await;

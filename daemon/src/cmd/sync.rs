@@ -35,8 +35,14 @@ pub async fn sync_command(config: Config, names: Vec<String>) -> Result<ExitCode
         }
     });
     let started = Instant::now();
-    let reports = sync_sources(wh, &selected, &cancel, &Progress::for_terminal()).await;
+    let reports = sync_sources(wh.clone(), &selected, &cancel, &Progress::for_terminal()).await;
     print_summary(&reports, started.elapsed().as_secs_f64());
+    // The model's views and the reconciliations that follow these sources.
+    let synced: Vec<String> = reports.iter().filter(|r| !r.failed()).map(|r| r.source.clone()).collect();
+    let recons = crate::recon::after::after_sync(wh, Arc::new(config.clone()), synced).await;
+    for r in &recons {
+        println!("reconciled {}: run {}, {} exception(s) (conveyor recon --show {})", r.reconciliation, r.run_id, r.exceptions(), r.reconciliation);
+    }
     Ok(if reports.iter().any(SourceReport::failed) { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS })
 }
 

@@ -27,9 +27,23 @@ impl Kind {
     /// Whether a mapping column of DuckDB type `ty` can stand for this kind.
     pub fn accepts(self, ty: &str) -> bool {
         let ty = ty.to_ascii_uppercase();
-        let numeric = ["TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL"]
-            .iter()
-            .any(|n| ty.starts_with(n));
+        let numeric = [
+            "TINYINT",
+            "SMALLINT",
+            "INTEGER",
+            "BIGINT",
+            "HUGEINT",
+            "UTINYINT",
+            "USMALLINT",
+            "UINTEGER",
+            "UBIGINT",
+            "FLOAT",
+            "DOUBLE",
+            "DECIMAL",
+            "REAL",
+        ]
+        .iter()
+        .any(|n| ty.starts_with(n));
         match self {
             Kind::Text => true,
             // NULL literals have type "NULL" (written as `NULL AS col`).
@@ -55,19 +69,121 @@ use Kind::*;
 
 /// Columns of each mapped view, in order.
 pub const VIEWS: &[(&str, &[(&str, Kind)])] = &[
-    ("ats_people", &[("ats_id", Text), ("first_name", Text), ("last_name", Text), ("email", Text), ("phone", Text)]),
-    ("payroll_people", &[("payroll_id", Text), ("first_name", Text), ("last_name", Text), ("email", Text), ("phone", Text), ("hire_date", Date), ("terminated", Boolean)]),
-    ("contact_center_people", &[("agent_id", Text), ("name", Text), ("email", Text), ("phone", Text), ("team", Text), ("supervisor_email", Text)]),
-    ("placements", &[("placement_id", Text), ("ats_id", Text), ("email", Text), ("client", Text), ("start_date", Date), ("fee", Number)]),
-    ("invoices", &[("invoice_id", Text), ("number", Text), ("customer", Text), ("placement_id", Text), ("invoice_date", Date), ("due_date", Date), ("amount", Number), ("balance", Number)]),
-    ("payments", &[("payment_id", Text), ("invoice_id", Text), ("customer", Text), ("payment_date", Date), ("amount", Number)]),
-    ("payroll_lines", &[("payroll_id", Text), ("period_start", Date), ("period_end", Date), ("hours", Number), ("gross", Number)]),
-    ("agent_daily", &[("agent_id", Text), ("day", Date), ("contacts", Number), ("handle_secs", Number), ("csat", Number), ("quality_score", Number), ("logged_hours", Number)]),
-    ("evaluations", &[("evaluation_id", Text), ("agent_id", Text), ("evaluated_at", Timestamp), ("score", Number)]),
+    (
+        "ats_people",
+        &[
+            ("ats_id", Text),
+            ("first_name", Text),
+            ("last_name", Text),
+            ("email", Text),
+            ("phone", Text),
+        ],
+    ),
+    (
+        "payroll_people",
+        &[
+            ("payroll_id", Text),
+            ("first_name", Text),
+            ("last_name", Text),
+            ("email", Text),
+            ("phone", Text),
+            ("hire_date", Date),
+            ("terminated", Boolean),
+        ],
+    ),
+    (
+        "contact_center_people",
+        &[
+            ("agent_id", Text),
+            ("name", Text),
+            ("email", Text),
+            ("phone", Text),
+            ("team", Text),
+            ("supervisor_email", Text),
+        ],
+    ),
+    (
+        "placements",
+        &[
+            ("placement_id", Text),
+            ("ats_id", Text),
+            ("email", Text),
+            ("client", Text),
+            ("start_date", Date),
+            ("fee", Number),
+        ],
+    ),
+    (
+        "invoices",
+        &[
+            ("invoice_id", Text),
+            ("number", Text),
+            ("customer", Text),
+            ("placement_id", Text),
+            ("invoice_date", Date),
+            ("due_date", Date),
+            ("amount", Number),
+            ("balance", Number),
+        ],
+    ),
+    (
+        "payments",
+        &[
+            ("payment_id", Text),
+            ("invoice_id", Text),
+            ("customer", Text),
+            ("payment_date", Date),
+            ("amount", Number),
+        ],
+    ),
+    (
+        "payroll_lines",
+        &[
+            ("payroll_id", Text),
+            ("period_start", Date),
+            ("period_end", Date),
+            ("hours", Number),
+            ("gross", Number),
+        ],
+    ),
+    (
+        "agent_daily",
+        &[
+            ("agent_id", Text),
+            ("day", Date),
+            ("contacts", Number),
+            ("handle_secs", Number),
+            ("csat", Number),
+            ("quality_score", Number),
+            ("logged_hours", Number),
+        ],
+    ),
+    (
+        "evaluations",
+        &[
+            ("evaluation_id", Text),
+            ("agent_id", Text),
+            ("evaluated_at", Timestamp),
+            ("score", Number),
+        ],
+    ),
 ];
 
 pub fn columns(view: &str) -> &'static [(&'static str, Kind)] {
-    VIEWS.iter().find(|(v, _)| *v == view).map(|(_, c)| *c).unwrap_or(&[])
+    VIEWS
+        .iter()
+        .find(|(v, _)| *v == view)
+        .map(|(_, c)| *c)
+        .unwrap_or(&[])
+}
+
+/// `name kind, …` for a hint.
+pub fn describe_view(view: &str) -> String {
+    columns(view)
+        .iter()
+        .map(|(c, k)| format!("{c} {}", k.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Problems with a mapping whose result has columns `described` (name,
@@ -77,7 +193,9 @@ pub fn violations(view: &str, described: &[(String, String)]) -> Vec<String> {
     for (col, kind) in columns(view) {
         match described.iter().find(|(n, _)| n.eq_ignore_ascii_case(col)) {
             None => out.push(format!("missing column `{col}` ({})", kind.name())),
-            Some((_, ty)) if !kind.accepts(ty) => out.push(format!("column `{col}` is {ty}, expected {}", kind.name())),
+            Some((_, ty)) if !kind.accepts(ty) => {
+                out.push(format!("column `{col}` is {ty}, expected {}", kind.name()))
+            }
             Some(_) => {}
         }
     }
@@ -98,9 +216,25 @@ mod tests {
 
     #[test]
     fn violations_name_missing_and_mistyped_columns() {
-        let d = |cols: &[(&str, &str)]| cols.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
-        let v = violations("payments", &d(&[("payment_id", "BIGINT"), ("invoice_id", "VARCHAR"), ("customer", "VARCHAR"), ("payment_date", "VARCHAR"), ("AMOUNT", "DECIMAL(18,2)")]));
-        assert_eq!(v, vec!["column `payment_date` is VARCHAR, expected a date".to_string()]);
+        let d = |cols: &[(&str, &str)]| {
+            cols.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let v = violations(
+            "payments",
+            &d(&[
+                ("payment_id", "BIGINT"),
+                ("invoice_id", "VARCHAR"),
+                ("customer", "VARCHAR"),
+                ("payment_date", "VARCHAR"),
+                ("AMOUNT", "DECIMAL(18,2)"),
+            ]),
+        );
+        assert_eq!(
+            v,
+            vec!["column `payment_date` is VARCHAR, expected a date".to_string()]
+        );
         let v = violations("payments", &d(&[("payment_id", "BIGINT")]));
         assert_eq!(v.len(), 4, "{v:?}");
         assert!(v[0].starts_with("missing column `invoice_id`"));

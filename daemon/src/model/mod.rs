@@ -34,8 +34,16 @@ struct Mapping {
 
 /// The mappings configured for `view`: the user's own SQL wins over presets.
 fn mappings_for(config: &Config, view: &str) -> Vec<Mapping> {
-    let own: Vec<Mapping> =
-        config.model.views.iter().filter(|m| m.view == view).map(|m| Mapping { sql: m.sql.clone(), at: m.at.clone() }).collect();
+    let own: Vec<Mapping> = config
+        .model
+        .views
+        .iter()
+        .filter(|m| m.view == view)
+        .map(|m| Mapping {
+            sql: m.sql.clone(),
+            at: m.at.clone(),
+        })
+        .collect();
     if !own.is_empty() {
         return own;
     }
@@ -43,7 +51,12 @@ fn mappings_for(config: &Config, view: &str) -> Vec<Mapping> {
         .model
         .presets
         .iter()
-        .filter_map(|p| presets::sql(&p.preset, view, &p.source).map(|sql| Mapping { sql, at: p.at.clone() }))
+        .filter_map(|p| {
+            presets::sql(&p.preset, view, &p.source).map(|sql| Mapping {
+                sql,
+                at: p.at.clone(),
+            })
+        })
         .collect()
 }
 
@@ -62,7 +75,12 @@ pub fn check(conn: &Connection, config: &Config) -> Vec<MappingProblem> {
 }
 
 fn check_mapping(conn: &Connection, view: &str, m: &Mapping) -> Result<(), MappingProblem> {
-    let problem = |message: String, not_synced: bool| MappingProblem { view: view.to_string(), at: m.at.clone(), message, not_synced };
+    let problem = |message: String, not_synced: bool| MappingProblem {
+        view: view.to_string(),
+        at: m.at.clone(),
+        message,
+        not_synced,
+    };
     let described = describe(conn, &m.sql).map_err(|e| {
         let text = e.to_string();
         let not_synced = text.contains("Table with name") && text.contains("does not exist");
@@ -83,7 +101,12 @@ fn describe(conn: &Connection, sql: &str) -> duckdb::Result<Vec<(String, String)
 }
 
 fn first_line(text: &str) -> String {
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).take(2).collect::<Vec<_>>().join(" ")
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// (Re)creates every view of the model. A mapping that does not work yet
@@ -100,9 +123,14 @@ pub fn refresh(conn: &Connection, config: &Config) -> anyhow::Result<Vec<Mapping
                 Err(p) => problems.push(p),
             }
         }
-        ddl.push(format!("CREATE OR REPLACE VIEW model.{view} AS {}", wrap(columns, &usable)));
+        ddl.push(format!(
+            "CREATE OR REPLACE VIEW model.{view} AS {}",
+            wrap(columns, &usable)
+        ));
     }
-    ddl.push(format!("CREATE OR REPLACE VIEW model.people AS {PEOPLE_SQL}"));
+    ddl.push(format!(
+        "CREATE OR REPLACE VIEW model.people AS {PEOPLE_SQL}"
+    ));
     conn.execute_batch("BEGIN TRANSACTION")?;
     let result = ddl.iter().try_for_each(|s| conn.execute_batch(s));
     match result {
@@ -125,18 +153,30 @@ pub fn refresh(conn: &Connection, config: &Config) -> anyhow::Result<Vec<Mapping
 /// The view body: the mappings' rows cast to the contract, plus normalised
 /// keys (`email_key` lower-cased and trimmed, `phone_key` digits only).
 fn wrap(columns: &[(&str, Kind)], mappings: &[String]) -> String {
-    let mut select: Vec<String> = columns.iter().map(|(c, k)| format!("CAST({c} AS {}) AS {c}", k.sql_type())).collect();
+    let mut select: Vec<String> = columns
+        .iter()
+        .map(|(c, k)| format!("CAST({c} AS {}) AS {c}", k.sql_type()))
+        .collect();
     if columns.iter().any(|(c, _)| *c == "email") {
         select.push("nullif(lower(trim(CAST(email AS VARCHAR))), '') AS email_key".into());
     }
     if columns.iter().any(|(c, _)| *c == "phone") {
-        select.push("nullif(regexp_replace(CAST(phone AS VARCHAR), '[^0-9]', '', 'g'), '') AS phone_key".into());
+        select.push(
+            "nullif(regexp_replace(CAST(phone AS VARCHAR), '[^0-9]', '', 'g'), '') AS phone_key"
+                .into(),
+        );
     }
     let from = if mappings.is_empty() {
-        let nulls: Vec<String> = columns.iter().map(|(c, k)| format!("CAST(NULL AS {}) AS {c}", k.sql_type())).collect();
+        let nulls: Vec<String> = columns
+            .iter()
+            .map(|(c, k)| format!("CAST(NULL AS {}) AS {c}", k.sql_type()))
+            .collect();
         format!("(SELECT {} WHERE false)", nulls.join(", "))
     } else {
-        let parts: Vec<String> = mappings.iter().map(|m| format!("SELECT * FROM ({m})")).collect();
+        let parts: Vec<String> = mappings
+            .iter()
+            .map(|m| format!("SELECT * FROM ({m})"))
+            .collect();
         format!("({})", parts.join(" UNION ALL BY NAME "))
     };
     format!("SELECT {} FROM {from} AS mapped", select.join(", "))

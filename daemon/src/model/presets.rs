@@ -28,21 +28,23 @@ const PRESET_SQL: &[(&str, &str, &str)] = &[
          WHERE a.status = 'hired'",
     ),
     // QuickBooks Online: references are {value, name} objects; a payment's
-    // lines each settle one linked invoice.
+    // lines each settle one linked invoice. JSON arrays are split with
+    // `json_extract(x, '$[*]')` (a cast to JSON[] would not split them); the
+    // unnested line is not called `line`, which would be the `Line` column.
     (
         "quickbooks",
         "invoices",
         "SELECT Id AS invoice_id, DocNumber AS number, CustomerRef->>'name' AS customer,
-                list_filter(CAST(CustomField AS JSON[]), f -> f->>'Name' = 'Placement ID')[1]->>'StringValue' AS placement_id,
+                list_filter(json_extract(CustomField, '$[*]'), lambda f: f->>'Name' = 'Placement ID')[1]->>'StringValue' AS placement_id,
                 TxnDate AS invoice_date, DueDate AS due_date, TotalAmt AS amount, Balance AS balance
          FROM {s}.invoices",
     ),
     (
         "quickbooks",
         "payments",
-        "SELECT Id AS payment_id, line->'LinkedTxn'->0->>'TxnId' AS invoice_id, CustomerRef->>'name' AS customer,
-                TxnDate AS payment_date, CAST(line->>'Amount' AS DOUBLE) AS amount
-         FROM (SELECT *, unnest(CAST(Line AS JSON[])) AS line FROM {s}.payments)",
+        "SELECT Id AS payment_id, json_extract_string(pl, '$.LinkedTxn[0].TxnId') AS invoice_id,
+                CustomerRef->>'name' AS customer, TxnDate AS payment_date, CAST(pl->>'Amount' AS DOUBLE) AS amount
+         FROM (SELECT Id, CustomerRef, TxnDate, unnest(json_extract(Line, '$[*]')) AS pl FROM {s}.payments)",
     ),
     // Gusto: money and hours are decimal strings; one payroll holds every
     // employee's compensation for its pay period.
@@ -59,9 +61,9 @@ const PRESET_SQL: &[(&str, &str, &str)] = &[
         "SELECT ec->>'employee_uuid' AS payroll_id,
                 CAST(pay_period->>'start_date' AS DATE) AS period_start,
                 CAST(pay_period->>'end_date' AS DATE) AS period_end,
-                coalesce(list_sum(list_transform(CAST(ec->'hourly_compensations' AS JSON[]), h -> CAST(h->>'hours' AS DOUBLE))), 0) AS hours,
+                coalesce(list_sum(list_transform(json_extract(ec, '$.hourly_compensations[*]'), lambda h: CAST(h->>'hours' AS DOUBLE))), 0) AS hours,
                 CAST(ec->>'gross_pay' AS DOUBLE) AS gross
-         FROM (SELECT pay_period, unnest(CAST(employee_compensations AS JSON[])) AS ec FROM {s}.payrolls WHERE processed)",
+         FROM (SELECT pay_period, unnest(json_extract(employee_compensations, '$[*]')) AS ec FROM {s}.payrolls WHERE processed)",
     ),
     // Zendesk Talk: per agent per day, calls (handled = completed), logged
     // time from agent activity, CSAT from call surveys, QA from evaluations.

@@ -2,7 +2,9 @@
 //! every row's status in `conveyor.recon_results` plus one summary row in
 //! `conveyor.recon_runs`. History is kept: each run appends under a new id.
 
+pub mod after;
 mod plan;
+pub mod recipes;
 pub mod report;
 
 use std::time::Instant;
@@ -13,7 +15,14 @@ use duckdb::{params, Connection};
 use crate::warehouse::literal;
 
 /// Every status a result row can have, in report order.
-pub const STATUSES: [&str; 6] = ["matched", "matched_within_tolerance", "missing_left", "missing_right", "mismatched", "duplicate"];
+pub const STATUSES: [&str; 6] = [
+    "matched",
+    "matched_within_tolerance",
+    "missing_left",
+    "missing_right",
+    "mismatched",
+    "duplicate",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconError {
@@ -39,7 +48,10 @@ pub struct RunSummary {
 
 impl RunSummary {
     pub fn count(&self, status: &str) -> i64 {
-        STATUSES.iter().position(|s| *s == status).map_or(0, |i| self.counts[i])
+        STATUSES
+            .iter()
+            .position(|s| *s == status)
+            .map_or(0, |i| self.counts[i])
     }
 
     pub fn exceptions(&self) -> i64 {
@@ -50,10 +62,19 @@ impl RunSummary {
 /// Runs one reconciliation on `conn` (a connection of its own: it creates
 /// temporary tables). `trigger` says why it ran (`manual`, `after:ats`,
 /// `schedule`). A failed run is recorded with its error, then returned.
-pub fn run(conn: &Connection, cfg: &ReconcileConfig, trigger: &str) -> Result<RunSummary, ReconError> {
+pub fn run(
+    conn: &Connection,
+    cfg: &ReconcileConfig,
+    trigger: &str,
+) -> Result<RunSummary, ReconError> {
     let started = Instant::now();
-    let store = |source| ReconError::Store { name: cfg.name.clone(), source };
-    let run_id: i64 = conn.query_row("SELECT nextval('conveyor.recon_run_ids')", [], |r| r.get(0)).map_err(store)?;
+    let store = |source| ReconError::Store {
+        name: cfg.name.clone(),
+        source,
+    };
+    let run_id: i64 = conn
+        .query_row("SELECT nextval('conveyor.recon_run_ids')", [], |r| r.get(0))
+        .map_err(store)?;
     let started_sql = "make_timestamp(epoch_us(now()))";
     conn.execute_batch("BEGIN TRANSACTION").map_err(store)?;
     match compute(conn, cfg, run_id) {
@@ -83,7 +104,10 @@ pub fn run(conn: &Connection, cfg: &ReconcileConfig, trigger: &str) -> Result<Ru
                 params![run_id, cfg.name, trigger, message],
             )
             .map_err(store)?;
-            Err(ReconError::Query { name: cfg.name.clone(), message })
+            Err(ReconError::Query {
+                name: cfg.name.clone(),
+                message,
+            })
         }
     }
 }
@@ -95,11 +119,17 @@ fn compute(conn: &Connection, cfg: &ReconcileConfig, run_id: i64) -> duckdb::Res
         conn.execute_batch(&statement)?;
     }
     conn.execute_batch(&plan::insert_results(cfg, run_id))?;
-    conn.query_row("SELECT (SELECT count(*) FROM recon_l), (SELECT count(*) FROM recon_r)", [], |r| Ok((r.get(0)?, r.get(1)?)))
+    conn.query_row(
+        "SELECT (SELECT count(*) FROM recon_l), (SELECT count(*) FROM recon_r)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
 fn drop_temp(conn: &Connection) {
-    let _ = conn.execute_batch("DROP TABLE IF EXISTS recon_l; DROP TABLE IF EXISTS recon_r; DROP TABLE IF EXISTS recon_p;");
+    let _ = conn.execute_batch(
+        "DROP TABLE IF EXISTS recon_l; DROP TABLE IF EXISTS recon_r; DROP TABLE IF EXISTS recon_p;",
+    );
 }
 
 fn load_summary(conn: &Connection, run_id: i64) -> duckdb::Result<RunSummary> {
@@ -123,12 +153,20 @@ fn load_summary(conn: &Connection, run_id: i64) -> duckdb::Result<RunSummary> {
 
 /// The reconciliations to run after `source` synced.
 pub fn after_source<'c>(config: &'c Config, source: &str) -> Vec<&'c ReconcileConfig> {
-    config.reconciles.iter().filter(|r| r.after.iter().any(|s| s == source)).collect()
+    config
+        .reconciles
+        .iter()
+        .filter(|r| r.after.iter().any(|s| s == source))
+        .collect()
 }
 
 /// Runs `recons` one after another on a fresh connection; a failing one is
 /// logged and does not stop the others.
-pub fn run_all(conn: &Connection, recons: &[&ReconcileConfig], trigger: &str) -> Vec<Result<RunSummary, ReconError>> {
+pub fn run_all(
+    conn: &Connection,
+    recons: &[&ReconcileConfig],
+    trigger: &str,
+) -> Vec<Result<RunSummary, ReconError>> {
     recons
         .iter()
         .map(|r| {

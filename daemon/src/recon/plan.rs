@@ -9,7 +9,7 @@
 //! 3. results: compared pairs (1:1) or allocations (1:N), then the rows
 //!    nobody paired with, all inserted into `conveyor.recon_results`.
 
-use conveyor_config::{Cardinality, ComparePair, KeyPair, Normalize, ReconcileConfig, Tolerance};
+use conveyor_config::{Cardinality, ComparePair, Normalize, ReconcileConfig, Tolerance};
 
 use crate::warehouse::literal;
 
@@ -43,8 +43,23 @@ pub fn prepare(cfg: &ReconcileConfig) -> Vec<String> {
             cols.push(format!("{} AS c{i}", side.pick(&c.left, &c.right)));
         }
         // Rows sharing an exact key on their own side. With a date window,
-        // the same client twice is normal, so only partner counts decide.
-        let same_key = if windowed { "1".to_string() } else { format!("count(*) OVER (PARTITION BY {})", exact.join(", ")) };
+        // the same client twice is normal, so only partner counts decide; on
+        // the many side of 1:N, sharing the key is the point. A row without
+        // a key pairs with nothing and is missing, not a duplicate.
+        let many = matches!(
+            (side, cfg.cardinality),
+            (Side::Right, Cardinality::OneToMany)
+        );
+        let same_key = if windowed || many {
+            "1".to_string()
+        } else {
+            let any_null: Vec<String> = exact.iter().map(|k| format!("{k} IS NULL")).collect();
+            format!(
+                "CASE WHEN {} THEN 1 ELSE count(*) OVER (PARTITION BY {}) END",
+                any_null.join(" OR "),
+                exact.join(", ")
+            )
+        };
         out.push(format!(
             "CREATE OR REPLACE TEMP TABLE {table} AS \
              SELECT *, concat_ws('|', {display}) AS key_text, {same_key} AS n_same_key \
@@ -110,8 +125,12 @@ fn one_to_one(compare: &[ComparePair]) -> String {
 /// The right rows paired with one left row are summed, then compared. A
 /// right row claimed by two left rows makes both duplicates.
 fn one_to_many(compare: &[ComparePair]) -> String {
-    let sums: String = (0..compare.len()).map(|i| format!(", sum(r.c{i}) AS s{i}")).collect();
-    let lefts: String = (0..compare.len()).map(|i| format!(", any_value(l.c{i}) AS c{i}")).collect();
+    let sums: String = (0..compare.len())
+        .map(|i| format!(", sum(r.c{i}) AS s{i}"))
+        .collect();
+    let lefts: String = (0..compare.len())
+        .map(|i| format!(", any_value(l.c{i}) AS c{i}"))
+        .collect();
     let (status, diffs) = verdict(compare, |i| (format!("a.c{i}"), format!("a.s{i}")));
     format!(
         "SELECT CASE WHEN a.ambiguous THEN 'duplicate' ELSE {status} END AS status, \
@@ -126,7 +145,10 @@ fn one_to_many(compare: &[ComparePair]) -> String {
 
 /// The row status and the differences JSON for compared values given by
 /// `values(i) = (left expr, right expr)`.
-fn verdict(compare: &[ComparePair], values: impl Fn(usize) -> (String, String)) -> (String, String) {
+fn verdict(
+    compare: &[ComparePair],
+    values: impl Fn(usize) -> (String, String),
+) -> (String, String) {
     if compare.is_empty() {
         return ("'matched'".into(), "NULL::JSON".into());
     }
@@ -135,17 +157,22 @@ fn verdict(compare: &[ComparePair], values: impl Fn(usize) -> (String, String)) 
     for (i, c) in compare.iter().enumerate() {
         let (l, r) = values(i);
         let (state, delta) = column_state(&l, &r, c.tolerance);
-        let column_status = format!("CASE {state} WHEN 1 THEN 'within_tolerance' WHEN 2 THEN 'mismatched' END");
+        let column_status =
+            format!("CASE {state} WHEN 1 THEN 'within_tolerance' WHEN 2 THEN 'mismatched' END");
         entries.push(format!(
             "{{'column': {name}, 'left': CAST({l} AS VARCHAR), 'right': CAST({r} AS VARCHAR), 'delta': {delta}, 'status': {column_status}}}",
             name = literal(&c.name)
         ));
         states.push(state);
     }
-    let worst = if states.len() == 1 { states[0].clone() } else { format!("greatest({})", states.join(", ")) };
+    let worst = if states.len() == 1 {
+        states[0].clone()
+    } else {
+        format!("greatest({})", states.join(", "))
+    };
     let status = format!("CASE {worst} WHEN 0 THEN 'matched' WHEN 1 THEN 'matched_within_tolerance' ELSE 'mismatched' END");
     let diffs = format!(
-        "CAST(to_json(nullif(list_filter([{}], d -> d.status IS NOT NULL), [])) AS JSON)",
+        "CAST(to_json(nullif(list_filter([{}], lambda d: d.status IS NOT NULL), [])) AS JSON)",
         entries.join(", ")
     );
     (status, diffs)
@@ -160,14 +187,29 @@ fn column_state(l: &str, r: &str, tolerance: Tolerance) -> (String, String) {
     let signed_delta = format!("round(CAST({r} AS DOUBLE) - CAST({l} AS DOUBLE), 9)");
     let days = format!("date_diff('day', CAST({l} AS DATE), CAST({r} AS DATE))");
     let (equal, within, delta) = match tolerance {
-        Tolerance::Exact => (format!("{l} IS NOT DISTINCT FROM {r}"), "false".to_string(), "NULL::DOUBLE".to_string()),
-        Tolerance::Absolute(t) => (format!("{abs_delta} = 0"), format!("{abs_delta} <= {}", float(t)), signed_delta),
-        Tolerance::Percent(p) => (
+        Tolerance::Exact => (
+            format!("{l} IS NOT DISTINCT FROM {r}"),
+            "false".to_string(),
+            "NULL::DOUBLE".to_string(),
+        ),
+        Tolerance::Absolute(t) => (
             format!("{abs_delta} = 0"),
-            format!("{abs_delta} <= round({} * abs(CAST({l} AS DOUBLE)) / 100.0, 9)", float(p)),
+            format!("{abs_delta} <= {}", float(t)),
             signed_delta,
         ),
-        Tolerance::Days(d) => (format!("{days} = 0"), format!("abs({days}) <= {d}"), format!("CAST({days} AS DOUBLE)")),
+        Tolerance::Percent(p) => (
+            format!("{abs_delta} = 0"),
+            format!(
+                "{abs_delta} <= round({} * abs(CAST({l} AS DOUBLE)) / 100.0, 9)",
+                float(p)
+            ),
+            signed_delta,
+        ),
+        Tolerance::Days(d) => (
+            format!("{days} = 0"),
+            format!("abs({days}) <= {d}"),
+            format!("CAST({days} AS DOUBLE)"),
+        ),
     };
     // Two NULLs agree; one NULL never does (the comparisons yield NULL).
     let state = format!(
@@ -217,6 +259,11 @@ impl Side {
 
 /// Used by the unit tests to build configs briefly.
 #[cfg(test)]
-pub(crate) fn key(left: &str, right: &str, normalize: &[Normalize]) -> KeyPair {
-    KeyPair { left: left.into(), right: right.into(), normalize: normalize.to_vec(), window_days: None }
+pub(crate) fn key(left: &str, right: &str, normalize: &[Normalize]) -> conveyor_config::KeyPair {
+    conveyor_config::KeyPair {
+        left: left.into(),
+        right: right.into(),
+        normalize: normalize.to_vec(),
+        window_days: None,
+    }
 }

@@ -19,9 +19,17 @@ impl Runs<'_> {
     fn predicate(&self) -> String {
         match self {
             Runs::Ids(ids) if ids.is_empty() => "false".into(),
-            Runs::Ids(ids) => format!("run_id IN ({})", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")),
+            Runs::Ids(ids) => format!(
+                "run_id IN ({})",
+                ids.iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Runs::Latest(name) => {
-                let filter = name.map(|n| format!("WHERE reconciliation = {}", literal(n))).unwrap_or_default();
+                let filter = name
+                    .map(|n| format!("WHERE reconciliation = {}", literal(n)))
+                    .unwrap_or_default();
                 format!("run_id IN (SELECT max(run_id) FROM conveyor.recon_runs {filter} GROUP BY reconciliation)")
             }
         }

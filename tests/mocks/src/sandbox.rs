@@ -62,10 +62,18 @@ pub struct SandboxFacts {
     /// The sandbox's "today"; every record is dated before it.
     pub anchor_date: NaiveDate,
     pub people: usize,
-    /// Hired applications (= payroll employees).
+    /// Hired applications. Payroll has as many employees: every hire but one, plus one who was
+    /// never hired.
     pub hires: usize,
     /// Greenhouse application ids of hires that have no QuickBooks invoice.
     pub uninvoiced_application_ids: Vec<u64>,
+    /// QuickBooks DocNumbers of invoices past due (before the anchor) with their full balance open:
+    /// the two planted ones, and any that fell due in the five days before the anchor.
+    pub unpaid_invoice_numbers: Vec<String>,
+    /// The hire who is not on Gusto's payroll.
+    pub hired_not_on_payroll_email: String,
+    /// The Gusto employee whose Greenhouse application was rejected.
+    pub paid_never_hired_email: String,
     /// First and last day of the latest complete pay period (2026-10-19 to 2026-11-01).
     pub latest_pay_period: (NaiveDate, NaiveDate),
     /// Agents whose Gusto hours differ from their Zendesk logged time in the latest pay period.
@@ -135,6 +143,9 @@ pub async fn start_sandbox(size: SandboxSize) -> Sandbox {
             .iter()
             .map(|&i| ats::application_id(i))
             .collect(),
+        unpaid_invoice_numbers: accounting::unpaid_doc_numbers(&world),
+        hired_not_on_payroll_email: email(world.unrostered),
+        paid_never_hired_email: email(world.ghost),
         latest_pay_period: (period, period + Duration::days(13)),
         hours_mismatch_emails: world.mismatch.iter().map(|&(i, _)| email(i)).collect(),
         low_csat_agent_email: email(world.low_csat),
@@ -279,23 +290,27 @@ mod tests {
         let hired: Vec<&Value> = applications.iter().filter(|a| a["status"] == "hired").collect();
         assert_eq!(hired.len(), facts.hires);
 
-        // Every hire is on payroll under the same email once case and whitespace are normalised.
+        // Every hire but one is on payroll under the same email once case and whitespace are
+        // normalised, and one employee was never hired.
         let (headers, employees) = gusto(&sb, &c, "employees").await;
         assert!(headers.get("x-total-count").is_none(), "no paging headers without `page`");
         let employees = employees.as_array().unwrap();
         let raw: Vec<&str> = employees.iter().map(|e| e["email"].as_str().unwrap()).collect();
         assert!(raw.iter().any(|e| *e != norm(e)), "normalisation must matter");
         let payroll_emails: HashSet<String> = raw.iter().map(|e| norm(e)).collect();
-        for app in &hired {
-            assert!(payroll_emails.contains(&candidate_email[&n(&app["candidate_id"])]));
-        }
+        let hired_emails: HashSet<String> =
+            hired.iter().map(|a| candidate_email[&n(&a["candidate_id"])].clone()).collect();
+        let not_paid: Vec<&String> = hired_emails.difference(&payroll_emails).collect();
+        assert_eq!(not_paid, vec![&facts.hired_not_on_payroll_email]);
+        let never_hired: Vec<&String> = payroll_emails.difference(&hired_emails).collect();
+        assert_eq!(never_hired, vec![&facts.paid_never_hired_email]);
         let gusto_email: HashMap<&str, String> = employees
             .iter()
             .map(|e| (e["uuid"].as_str().unwrap(), norm(e["email"].as_str().unwrap())))
             .collect();
 
         // Exactly the planted placements have no invoice (invoices quote the application id).
-        let mut invoiced = HashSet::new();
+        let (mut invoiced, mut unpaid) = (HashSet::new(), vec![]);
         for start in (1..).step_by(25) {
             let (status, body) =
                 qbo(&sb, &c, &format!("select * from Invoice STARTPOSITION {start} MAXRESULTS 25"))
@@ -305,6 +320,11 @@ mod tests {
             invoiced.extend(page.iter().map(|i| {
                 i["CustomField"][0]["StringValue"].as_str().unwrap().parse::<u64>().unwrap()
             }));
+            let anchor = facts.anchor_date.to_string();
+            unpaid.extend(page.iter().filter(|i| {
+                i["Balance"].as_f64() == i["TotalAmt"].as_f64()
+                    && i["DueDate"].as_str().unwrap() < anchor.as_str()
+            }).map(|i| i["DocNumber"].as_str().unwrap().to_string()));
             if page.len() < 25 {
                 break;
             }
@@ -313,6 +333,9 @@ mod tests {
             hired.iter().map(|a| n(&a["id"])).filter(|id| !invoiced.contains(id)).collect();
         uninvoiced.sort();
         assert_eq!(uninvoiced, facts.uninvoiced_application_ids);
+        unpaid.sort();
+        assert_eq!(unpaid, facts.unpaid_invoice_numbers);
+        assert!(unpaid.len() >= 2, "the two planted unpaid invoices: {unpaid:?}");
 
         // Zendesk users: agents carry the same canonical emails; ten back-office workers.
         let base = sb.contact_center_base_url();
@@ -329,7 +352,7 @@ mod tests {
             users
                 .iter()
                 .all(|u| u["role"] == "agent"
-                    && payroll_emails.contains(u["email"].as_str().unwrap()))
+                    && hired_emails.contains(u["email"].as_str().unwrap()))
         );
         let email_of: HashMap<u64, String> =
             users.iter().map(|u| (n(&u["id"]), u["email"].as_str().unwrap().to_string())).collect();

@@ -55,7 +55,7 @@ fn build(w: &World) -> Vec<(&'static str, Vec<Value>)> {
         let (due, id) = (txn + Duration::days(30), (130 + n).to_string());
         let created = local(txn, 10 * 3600 + jitter);
         let customer = json!({"value": customer_id(p.client), "name": p.client});
-        let paid_on = (due < anchor() - Duration::days(5))
+        let paid_on = settled(w, p.idx, due)
             .then(|| due - Duration::days((mix(p.idx as u64, 4) % 12) as i64));
         let updated = paid_on.map_or(created.clone(), |d| local(d, 14 * 3600 + jitter));
         let balance = if paid_on.is_some() { 0.0 } else { p.fee };
@@ -109,6 +109,25 @@ fn build(w: &World) -> Vec<(&'static str, Vec<Value>)> {
         })
     });
     vec![("Invoice", invoices), ("Payment", payments), ("Customer", customers.collect())]
+}
+
+/// Clients pay before the due date, unless the invoice fell due in the last five days or is one
+/// of the planted unpaid ones.
+fn settled(w: &World, idx: usize, due: NaiveDate) -> bool {
+    due < anchor() - Duration::days(5) && !w.unpaid.contains(&idx)
+}
+
+/// DocNumbers of the invoices past due and unpaid (invoices are numbered in placement order).
+pub(crate) fn unpaid_doc_numbers(w: &World) -> Vec<String> {
+    w.hired()
+        .filter(|p| !w.uninvoiced.contains(&p.idx))
+        .enumerate()
+        .filter(|(_, p)| {
+            let due = p.hire_date.expect("hired") + Duration::days(30);
+            due < anchor() && !settled(w, p.idx, due)
+        })
+        .map(|(n, _)| (1001 + n).to_string())
+        .collect()
 }
 
 fn now() -> String {

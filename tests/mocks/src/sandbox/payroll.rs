@@ -40,7 +40,7 @@ fn money(x: f64) -> String {
 }
 
 fn employees(w: &World) -> Vec<Value> {
-    w.hired()
+    w.on_payroll()
         .map(|p| {
             // Payroll was keyed in by hand: casing and stray whitespace differ from the ATS.
             let email = match p.idx % 4 {
@@ -49,7 +49,7 @@ fn employees(w: &World) -> Vec<Value> {
                 2 => p.email.to_uppercase(),
                 _ => p.email.clone(),
             };
-            let hire = p.hire_date.expect("hired").to_string();
+            let hire = w.payroll_start(p).to_string();
             let (unit, flsa, rate) = match p.role {
                 Role::Supervisor => ("Year", "Exempt", money(p.rate)),
                 _ => ("Hour", "Nonexempt", money(p.rate)),
@@ -85,7 +85,7 @@ fn payrolls(w: &World) -> Vec<(NaiveDate, Value, Value, Value)> {
         .map(|back| {
             let start = latest_period_start() - Duration::days(14 * back);
             let end = start + Duration::days(13);
-            let on_payroll = w.hired().filter(|p| p.hire_date.is_some_and(|h| h <= end));
+            let on_payroll = w.on_payroll().filter(|p| w.payroll_start(p) <= end);
             let comps: Vec<(f64, Value)> = on_payroll
                 .map(|p| {
                     let job = uuid(0x70b, p.idx as u64);

@@ -56,6 +56,12 @@ pub(crate) struct World {
     pub people: Vec<Person>,
     /// Hired people whose placement was never invoiced.
     pub uninvoiced: Vec<usize>,
+    /// Hired people whose invoice is past due and still unpaid.
+    pub unpaid: Vec<usize>,
+    /// A hire who was never set up in payroll.
+    pub unrostered: usize,
+    /// A rejected applicant who is on payroll anyway ("paid but never hired").
+    pub ghost: usize,
     /// Agents paid for hours that differ from their logged hours in the latest period, and by how much.
     pub mismatch: Vec<(usize, f64)>,
     /// Agent whose CSAT is low in weeks 0, 1 and 3 of the last four.
@@ -162,8 +168,15 @@ impl World {
             |r: Role| people.iter().filter(|p| p.role == r).map(|p| p.idx).collect::<Vec<_>>();
         let (agents, back_office) = (of_role(Role::Agent), of_role(Role::BackOffice));
         // Anomalies land on distinct people so each demo finding has a single cause.
+        let rejected = people.iter().find(|p| p.status == "rejected").map_or(0, |p| p.idx);
+        // The ghost is paid like an agent.
+        let mut people = people;
+        people[rejected].rate = 19.25;
         World {
             uninvoiced: vec![back_office[4], agents[7]],
+            unpaid: vec![back_office[6], agents[9]],
+            unrostered: back_office[8],
+            ghost: rejected,
             mismatch: vec![(agents[2], 6.0), (agents[5], -4.5)],
             low_csat: agents[3],
             quality_miss: back_office[1],
@@ -177,6 +190,18 @@ impl World {
 
     pub fn hired(&self) -> impl Iterator<Item = &Person> {
         self.people.iter().filter(|p| p.role != Role::Candidate)
+    }
+
+    /// Payroll's roster: the hires except the unrostered one, plus the ghost.
+    pub fn on_payroll(&self) -> impl Iterator<Item = &Person> {
+        self.people
+            .iter()
+            .filter(|p| (p.role != Role::Candidate && p.idx != self.unrostered) || p.idx == self.ghost)
+    }
+
+    /// The day payroll started paying `p` (the ghost: twelve weeks before the anchor).
+    pub fn payroll_start(&self, p: &Person) -> NaiveDate {
+        p.hire_date.unwrap_or(anchor() - Duration::days(84))
     }
 
     /// Hours an hourly worker was logged in on `day` (0 on weekends, before hire, or from the anchor on).
@@ -195,6 +220,10 @@ impl World {
     /// Hours payroll paid for the 14-day period starting `start`: the logged hours, except for the
     /// deliberate mismatches in the latest period.
     pub fn paid_hours(&self, p: &Person, start: NaiveDate) -> f64 {
+        if p.idx == self.ghost {
+            // Nobody logs the ghost's time; payroll pays a full period regardless.
+            return 80.0;
+        }
         let logged: f64 = (0..14).map(|d| self.hours_on(p, start + Duration::days(d))).sum();
         let skew = self.mismatch.iter().find(|(i, _)| *i == p.idx).map_or(0.0, |(_, d)| *d);
         logged + if start == latest_period_start() { skew } else { 0.0 }

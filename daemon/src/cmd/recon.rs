@@ -1,0 +1,151 @@
+//! `conveyor recon [NAME]`: refresh the unified model, run the
+//! reconciliations (all, or the one named) now, and print each run's summary
+//! and its top exceptions. `--show` prints the latest recorded runs instead,
+//! which also works while the daemon holds the warehouse.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+use conveyor_config::Config;
+use duckdb::Connection;
+
+use crate::query::{self, Format};
+use crate::recon::report::{exceptions_sql, summary_sql, Runs};
+use crate::warehouse::Warehouse;
+use crate::{server, EXIT_CONFIG, EXIT_FAILED};
+
+pub async fn recon_command(config: Config, name: Option<String>, show: bool) -> Result<ExitCode> {
+    if config.reconciles.is_empty() {
+        eprintln!(
+            "error: {} has no [[reconcile]] entries",
+            config.file.display()
+        );
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    }
+    if let Some(n) = &name {
+        if !config.reconciles.iter().any(|r| &r.name == n) {
+            let known: Vec<&str> = config.reconciles.iter().map(|r| r.name.as_str()).collect();
+            eprintln!(
+                "error: no reconciliation named `{n}`; configured: {}",
+                known.join(", ")
+            );
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    }
+    let daemon = server::find_daemon(config.server.listen, &config.warehouse.path).await;
+    if show || daemon.is_some() {
+        if !show {
+            eprintln!("note: a daemon holds the warehouse and reconciles on its schedule; showing its latest runs");
+        }
+        let runs = Runs::Latest(name.as_deref());
+        let (summary, exceptions) = (summary_sql(&runs), exceptions_sql(&runs));
+        let results = match daemon {
+            Some(d) => (d.query(&summary).await?, d.query(&exceptions).await?),
+            None => {
+                let path = config.warehouse.path.clone();
+                tokio::task::spawn_blocking(move || {
+                    let conn = Warehouse::open_read_only(&path)?;
+                    Ok::<_, anyhow::Error>((
+                        query::run(&conn, &summary)?,
+                        query::run(&conn, &exceptions)?,
+                    ))
+                })
+                .await??
+            }
+        };
+        print_results(&results.0, &results.1);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config = Arc::new(config);
+    tokio::task::spawn_blocking(move || {
+        let wh = Warehouse::open(&config.warehouse.path)?;
+        let recons: Vec<_> = config
+            .reconciles
+            .iter()
+            .filter(|r| name.as_ref().is_none_or(|n| &r.name == n))
+            .collect();
+        let outcomes = crate::recon::after::refresh_and_run(&wh, &config, &recons, "manual")?;
+        let failed = outcomes.iter().filter(|o| o.is_err()).count();
+        print_runs(&wh.connection()?, &Runs::Latest(name.as_deref()))?;
+        Ok(if failed > 0 {
+            ExitCode::from(EXIT_FAILED)
+        } else {
+            ExitCode::SUCCESS
+        })
+    })
+    .await?
+}
+
+/// Prints the summary of `runs` and their top exceptions.
+pub fn print_runs(conn: &Connection, runs: &Runs) -> Result<()> {
+    let summary = query::run(conn, &summary_sql(runs))?;
+    let exceptions = query::run(conn, &exceptions_sql(runs))?;
+    print_results(&summary, &exceptions);
+    Ok(())
+}
+
+fn print_results(summary: &query::QueryResult, exceptions: &query::QueryResult) {
+    println!("{}", query::render(summary, Format::Table));
+    if exceptions.rows.is_empty() {
+        println!("No exceptions.");
+    } else {
+        println!(
+            "\nTop exceptions (at most {} per reconciliation; all in conveyor.recon_results):",
+            crate::recon::report::TOP_EXCEPTIONS
+        );
+        println!("{}", query::render(exceptions, Format::Table));
+    }
+}
+
+/// For `conveyor check`: every model mapping run against the warehouse as it
+/// is (read-only), each problem printed as `FILE:LINE:COL: key: message`.
+/// Returns the exit status when a mapping is wrong. A mapping whose source
+/// never synced, a missing warehouse or one held by the daemon is a note.
+pub fn check_mappings(config: &Config) -> Option<ExitCode> {
+    if config.model.presets.is_empty() && config.model.views.is_empty() {
+        return None;
+    }
+    if !config.warehouse.path.exists() {
+        eprintln!("note: model mappings are checked against the warehouse once it exists (after the first sync)");
+        return None;
+    }
+    let conn = match Warehouse::open_read_only(&config.warehouse.path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("note: model mappings not checked: {e:#}");
+            return None;
+        }
+    };
+    let problems = crate::model::check(&conn, config);
+    let mut wrong = 0;
+    for p in &problems {
+        let at = &p.at;
+        if p.not_synced {
+            eprintln!(
+                "note: {}:{}:{}: {}: not checked yet: {} (sync the source first)",
+                at.file.display(),
+                at.line,
+                at.col,
+                at.key,
+                p.message
+            );
+        } else {
+            wrong += 1;
+            println!(
+                "{}:{}:{}: {}: mapping into model.{} does not fit: {} (the view needs: {})",
+                at.file.display(),
+                at.line,
+                at.col,
+                at.key,
+                p.view,
+                p.message,
+                crate::model::contract::describe_view(&p.view)
+            );
+        }
+    }
+    (wrong > 0).then(|| {
+        eprintln!("{}: {wrong} problem(s)", config.file.display());
+        ExitCode::from(EXIT_CONFIG)
+    })
+}

@@ -1,0 +1,125 @@
+//! When reconciliations run: after the sources they follow have synced, on
+//! their own cron schedule, or by hand. Each time, the unified model's views
+//! are refreshed first so the relations see the latest mappings.
+
+use std::sync::{Arc, Mutex};
+
+use conveyor_config::{Config, ReconcileConfig};
+
+use super::{run_all, ReconError, RunSummary};
+use crate::warehouse::Warehouse;
+
+/// Two sources finishing at once in the daemon would otherwise replace the
+/// same views in two transactions (a DuckDB catalog write-write conflict).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Refreshes the model views, then runs `recons` one after another on a
+/// connection of their own. Blocking: call it off the async threads.
+pub fn refresh_and_run(
+    wh: &Warehouse,
+    config: &Config,
+    recons: &[&ReconcileConfig],
+    trigger: &str,
+) -> anyhow::Result<Vec<Result<RunSummary, ReconError>>> {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let conn = wh.connection()?;
+    crate::model::refresh(&conn, config)?;
+    Ok(run_all(&conn, recons, trigger))
+}
+
+/// The reconciliations that follow any of `synced`, each with the trigger
+/// naming the sources that set it off (`after:ats,accounting`).
+pub fn following<'c>(config: &'c Config, synced: &[String]) -> Vec<(&'c ReconcileConfig, String)> {
+    config
+        .reconciles
+        .iter()
+        .filter_map(|r| {
+            let by: Vec<&str> = r
+                .after
+                .iter()
+                .filter(|s| synced.contains(s))
+                .map(String::as_str)
+                .collect();
+            (!by.is_empty()).then(|| (r, format!("after:{}", by.join(","))))
+        })
+        .collect()
+}
+
+/// After `synced` sources finished (without failing): refresh the model and
+/// run the reconciliations that follow them. Problems are logged, never
+/// raised: a sync that worked stays a sync that worked.
+pub async fn after_sync(
+    wh: Arc<Warehouse>,
+    config: Arc<Config>,
+    synced: Vec<String>,
+) -> Vec<RunSummary> {
+    let job = tokio::task::spawn_blocking(move || {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let conn = wh.connection()?;
+        crate::model::refresh(&conn, &config)?;
+        let mut out = Vec::new();
+        for (recon, trigger) in following(&config, &synced) {
+            out.extend(run_all(&conn, &[recon], &trigger).into_iter().flatten());
+        }
+        Ok::<_, anyhow::Error>(out)
+    });
+    match job.await {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot refresh the unified model after a sync");
+            Vec::new()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "model refresh panicked");
+            Vec::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reconciliation_follows_only_the_sources_it_names() {
+        let text = r#"
+[warehouse]
+path = "wh.duckdb"
+[sources.ats]
+type = "rest"
+base_url = "https://ats.example.com"
+[[sources.ats.streams]]
+name = "offers"
+path = "/offers"
+primary_key = "id"
+[sources.accounting]
+type = "rest"
+base_url = "https://qbo.example.com"
+[[sources.accounting.streams]]
+name = "invoices"
+path = "/invoices"
+primary_key = "id"
+[[reconcile]]
+name = "both"
+after = ["ats", "accounting"]
+left = { table = "a" }
+right = { table = "b" }
+keys = [{ left = "id" }]
+[[reconcile]]
+name = "manual_only"
+left = { table = "a" }
+right = { table = "b" }
+keys = [{ left = "id" }]
+"#;
+        let config = conveyor_config::parse(text, std::path::Path::new("c.toml")).unwrap();
+        let hit = following(&config, &["accounting".to_string()]);
+        assert_eq!(hit.len(), 1);
+        assert_eq!(
+            (hit[0].0.name.as_str(), hit[0].1.as_str()),
+            ("both", "after:accounting")
+        );
+        let hit = following(&config, &["ats".to_string(), "accounting".to_string()]);
+        assert_eq!(hit[0].1, "after:ats,accounting");
+        assert!(following(&config, &["payroll".to_string()]).is_empty());
+    }
+}

@@ -1,0 +1,93 @@
+//! Built-in reconciliation recipes: `[[reconcile]]` entries over the unified
+//! model's views, ready to paste into a config (the demo appends them to its
+//! own). `{ats}`, `{accounting}`, `{payroll}` and `{contact_center}` stand for
+//! the names of the sources that feed each system.
+
+/// `(name, what it finds, TOML)`, in the order the demo prints them.
+pub const RECIPES: &[(&str, &str, &str)] = &[
+    (
+        "placement_without_invoice",
+        "hires with no invoice to their client within a week of the start date",
+        r#"
+[[reconcile]]
+name = "placement_without_invoice"
+after = ["{ats}", "{accounting}"]
+left = { table = "model.placements" }
+right = { table = "model.invoices" }
+keys = [
+  { left = "client", right = "customer", normalize = ["trim", "lower"] },
+  { left = "start_date", right = "invoice_date", window_days = 7 },
+]
+compare = [{ name = "fee", left = "fee", right = "amount", absolute = 0.01 }]
+"#,
+    ),
+    (
+        "payroll_hours_vs_logged",
+        "hours paid per agent per pay period against the hours the contact center logged",
+        // Only people the contact center logs time for, and only the pay
+        // periods its data covers: everyone else has nothing to compare with.
+        r#"
+[[reconcile]]
+name = "payroll_hours_vs_logged"
+after = ["{payroll}", "{contact_center}"]
+left = { sql = """
+  SELECT p.email_key, l.period_start, sum(l.hours) AS hours
+  FROM model.payroll_lines l JOIN model.people p ON p.payroll_id = l.payroll_id
+  WHERE p.agent_id IN (SELECT agent_id FROM model.agent_daily WHERE logged_hours > 0)
+    AND l.period_start >= (SELECT min(day) FROM model.agent_daily WHERE logged_hours > 0)
+  GROUP BY ALL""" }
+right = { sql = """
+  SELECT p.email_key, w.period_start, sum(d.logged_hours) AS hours
+  FROM model.agent_daily d JOIN model.people p ON p.agent_id = d.agent_id
+  JOIN (SELECT DISTINCT period_start, period_end FROM model.payroll_lines) w
+    ON d.day BETWEEN w.period_start AND w.period_end
+  WHERE d.logged_hours > 0
+  GROUP BY ALL""" }
+keys = [{ left = "email_key" }, { left = "period_start" }]
+compare = [{ left = "hours", absolute = 0.25 }]
+"#,
+    ),
+    (
+        "roster_vs_hires",
+        "people paid but never hired (missing_left) and hired but never paid (missing_right)",
+        r#"
+[[reconcile]]
+name = "roster_vs_hires"
+after = ["{ats}", "{payroll}"]
+left = { table = "model.placements" }
+right = { table = "model.payroll_people" }
+keys = [{ left = "email", normalize = "email" }]
+compare = [{ name = "start", left = "start_date", right = "hire_date", days = 3 }]
+"#,
+    ),
+    (
+        "invoices_unpaid_past_due",
+        "invoices past their due date whose payments do not cover them",
+        r#"
+[[reconcile]]
+name = "invoices_unpaid_past_due"
+after = ["{accounting}"]
+cardinality = "1:n"
+# Today in UTC (`current_date` needs DuckDB's ICU extension).
+left = { sql = "SELECT * FROM model.invoices WHERE due_date < CAST(make_timestamp(epoch_us(now())) AS DATE)" }
+right = { table = "model.payments" }
+keys = [{ left = "invoice_id" }]
+compare = [{ left = "amount", absolute = 0.01 }]
+"#,
+    ),
+];
+
+/// Every recipe as TOML, with the source names filled in.
+pub fn toml(ats: &str, accounting: &str, payroll: &str, contact_center: &str) -> String {
+    RECIPES
+        .iter()
+        .map(|(_, what, text)| {
+            let text = text
+                .replace("{ats}", ats)
+                .replace("{accounting}", accounting)
+                .replace("{payroll}", payroll)
+                .replace("{contact_center}", contact_center);
+            format!("\n# Finds {what}.{text}")
+        })
+        .collect()
+}
