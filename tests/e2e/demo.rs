@@ -17,6 +17,34 @@ async fn demo_syncs_every_sandbox_stream() {
     assert_eq!(count("SELECT count(*) FROM ats.applications"), "60");
     assert_eq!(count("SELECT count(*) FROM ats.applications WHERE status = 'hired'"), "48");
     assert_eq!(count("SELECT count(*) FROM payroll.employees"), "48");
+    // The built-in recipes find exactly the anomalies planted in the sandbox.
+    let facts = conveyor_mocks::sandbox::start_sandbox(conveyor_mocks::sandbox::SandboxSize::Default).await.facts;
+    let exceptions = |recon: &str| -> Vec<String> {
+        let sql = format!(
+            "SELECT status || ' ' || coalesce(left_key, right_key) FROM conveyor.recon_results
+             WHERE reconciliation = '{recon}' AND status NOT IN ('matched', 'matched_within_tolerance') ORDER BY 1"
+        );
+        sql_on(&wh, &sql).into_iter().map(|r| r[0].clone()).collect()
+    };
+    assert!(stdout.contains("Top exceptions"), "{stdout}");
+    let uninvoiced = exceptions("placement_without_invoice");
+    assert_eq!(uninvoiced.len(), facts.uninvoiced_application_ids.len(), "{uninvoiced:?}");
+    assert!(uninvoiced.iter().all(|e| e.starts_with("missing_right ")), "{uninvoiced:?}");
+    let period = facts.latest_pay_period.0;
+    let mut hours: Vec<String> = facts.hours_mismatch_emails.iter().map(|e| format!("mismatched {e}|{period}")).collect();
+    hours.sort();
+    assert_eq!(exceptions("payroll_hours_vs_logged"), hours);
+    assert_eq!(
+        exceptions("roster_vs_hires"),
+        [format!("missing_left {}", facts.paid_never_hired_email), format!("missing_right {}", facts.hired_not_on_payroll_email)]
+    );
+    let unpaid = sql_on(
+        &wh,
+        "SELECT DocNumber FROM accounting.invoices WHERE Id IN (SELECT left_key FROM conveyor.recon_results
+         WHERE reconciliation = 'invoices_unpaid_past_due' AND status = 'missing_right') ORDER BY 1",
+    );
+    assert_eq!(unpaid.into_iter().map(|r| r[0].clone()).collect::<Vec<_>>(), facts.unpaid_invoice_numbers);
+    assert_eq!(exceptions("invoices_unpaid_past_due").len(), facts.unpaid_invoice_numbers.len());
     // Zendesk exports repeat boundary rows; the merge keeps each call once.
     assert_eq!(count("SELECT count(*) - count(DISTINCT id) FROM contact_center.calls"), "0");
     assert_eq!(count("SELECT count(*) FROM conveyor.runs WHERE status <> 'succeeded'"), "0");

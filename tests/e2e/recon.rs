@@ -117,3 +117,52 @@ async fn unknown_reconciliation_is_a_usage_error_and_show_reads_history() {
     assert!(stdout.contains("│ agree") && stdout.contains("┆ 2 "), "{stdout}");
     assert_eq!(sql_on(&wh, "SELECT count(*) FROM conveyor.recon_runs")[0][0], "2");
 }
+
+/// A `[model.views]` mapping and a reconciliation that follows source `src`.
+fn model_and_recon(email_column: &str) -> String {
+    format!(
+        r#"
+[model.views]
+payroll_people = "SELECT id AS payroll_id, name AS first_name, '' AS last_name, {email_column}, NULL AS phone, NULL AS hire_date, false AS terminated FROM src.items"
+
+[[reconcile]]
+name = "items_vs_people"
+after = ["src"]
+left = {{ table = "src.items" }}
+right = {{ table = "model.payroll_people" }}
+keys = [{{ left = "email", normalize = "email" }}]
+compare = [{{ left = "name", right = "first_name" }}]
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_refreshes_the_model_and_reconciles_and_check_locates_a_bad_mapping() {
+    let f = crate::support::Fixture::new(conveyor_mocks::rest::RestMockConfig::default()).await;
+    let config = f.write_config("", "");
+    let base = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{base}{}", model_and_recon("email"))).unwrap();
+    // Before the first sync there is nothing to check the mapping against.
+    let out = f.conveyor(&["check"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+
+    let out = f.conveyor(&["sync"]).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("reconciled items_vs_people: run 1, 0 exception(s)"), "{stdout}");
+    assert_eq!(f.scalar("SELECT count(*) FROM model.payroll_people"), f.scalar("SELECT count(*) FROM src.items"));
+    assert_eq!(f.scalar("SELECT trigger || ' ' || matched FROM conveyor.recon_runs"), format!("after:src {}", f.scalar("SELECT count(*) FROM src.items")));
+
+    // The mapping loses its e-mail column: `check` says where, and exits 2.
+    let text_cfg = format!("{base}{}", model_and_recon("email AS mail"));
+    std::fs::write(&config, &text_cfg).unwrap();
+    let line = text_cfg.lines().position(|l| l.starts_with("payroll_people =")).unwrap() + 1;
+    let out = f.conveyor(&["check"]).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    let want = format!(
+        "{}:{line}:18: model.views.payroll_people: mapping into model.payroll_people does not fit: missing column `email` (text)",
+        config.display()
+    );
+    assert!(stdout.contains(&want), "want {want}\n got {stdout}");
+}

@@ -26,7 +26,8 @@ impl Kind {
 
     /// Whether a mapping column of DuckDB type `ty` can stand for this kind.
     pub fn accepts(self, ty: &str) -> bool {
-        let ty = ty.to_ascii_uppercase();
+        // DESCRIBE prints a NULL literal's type as `"NULL"`, quotes included.
+        let ty = ty.trim_matches('"').to_ascii_uppercase();
         let numeric = [
             "TINYINT",
             "SMALLINT",

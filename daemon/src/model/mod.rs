@@ -199,3 +199,6 @@ SELECT coalesce(a.email_key, p.email_key, c.email_key) AS email_key,
        a.ats_id, p.payroll_id, c.agent_id, c.team, c.supervisor_email_key
 FROM a FULL JOIN p ON p.email_key = a.email_key
        FULL JOIN c ON c.email_key = coalesce(a.email_key, p.email_key)";
+
+#[cfg(test)]
+mod tests;

@@ -115,10 +115,13 @@ pub fn run(
 /// Builds the temporary tables and inserts the results; returns the row
 /// counts of both sides.
 fn compute(conn: &Connection, cfg: &ReconcileConfig, run_id: i64) -> duckdb::Result<(i64, i64)> {
-    for statement in plan::prepare(cfg) {
+    let mut statements = plan::prepare(cfg);
+    statements.push(plan::insert_results(cfg, run_id));
+    for statement in statements {
+        let started = Instant::now();
         conn.execute_batch(&statement)?;
+        tracing::debug!(reconciliation = %cfg.name, ms = started.elapsed().as_millis() as u64, sql = %statement, "recon step");
     }
-    conn.execute_batch(&plan::insert_results(cfg, run_id))?;
     conn.query_row(
         "SELECT (SELECT count(*) FROM recon_l), (SELECT count(*) FROM recon_r)",
         [],
