@@ -4,6 +4,7 @@
 //! lets a test change data, expire tokens and queue faults while it runs.
 
 pub mod greenhouse;
+pub mod quickbooks;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
