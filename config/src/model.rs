@@ -14,6 +14,8 @@ pub struct Config {
     pub warehouse: WarehouseConfig,
     pub server: ServerConfig,
     pub sources: Vec<SourceConfig>,
+    /// `[plugins]`: where connector plugins are looked for.
+    pub plugins: PluginsConfig,
     /// How sources map into the unified model's views.
     pub model: crate::mapping::ModelConfig,
     /// `[[reconcile]]` entries, in file order.
@@ -74,17 +76,43 @@ pub struct Schedule {
 #[derive(Debug, Clone)]
 pub enum ConnectorConfig {
     Rest(RestSourceConfig),
+    /// A connector plugin (a shared library in one of `[plugins].dirs`).
+    Plugin(PluginSourceConfig),
     /// A built-in vendor connector (`type = "greenhouse"` …).
     Vendor(crate::vendor::VendorSourceConfig),
 }
 
 impl ConnectorConfig {
-    pub fn type_name(&self) -> &'static str {
+    pub fn type_name(&self) -> &str {
         match self {
             ConnectorConfig::Rest(_) => "rest",
+            ConnectorConfig::Plugin(p) => &p.plugin,
             ConnectorConfig::Vendor(v) => v.vendor.type_name(),
         }
     }
+}
+
+/// `[plugins]`. Plugins are looked up by a source's `type`: the library
+/// `lib<type>.so` (`.dylib` on macOS) in the first of `dirs` that has it.
+#[derive(Debug, Clone, Default)]
+pub struct PluginsConfig {
+    pub dirs: Vec<PathBuf>,
+    /// Plugin name → the SHA-256 (lower-case hex) its library must have;
+    /// a library whose checksum differs is refused before it is loaded.
+    pub sha256: std::collections::BTreeMap<String, String>,
+}
+
+/// A source read by a connector plugin.
+#[derive(Debug, Clone)]
+pub struct PluginSourceConfig {
+    /// The plugin's name: the source's `type`.
+    pub plugin: String,
+    /// The source's `options` table as JSON, handed to the plugin's `open`.
+    pub options: serde_json::Value,
+    /// Where to look for the library (`[plugins].dirs`, in order).
+    pub dirs: Vec<PathBuf>,
+    /// The library's pinned SHA-256 (`[plugins.sha256]`), if any.
+    pub sha256: Option<String>,
 }
 
 /// The declarative REST connector.

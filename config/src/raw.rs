@@ -23,6 +23,14 @@ pub struct RawServer {
     pub listen: Option<S<String>>,
 }
 
+/// `[plugins]`: where connector plugins are found, and their pinned checksums.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlugins {
+    pub dirs: Option<Vec<S<String>>>,
+    pub sha256: Option<BTreeMap<String, S<String>>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSource {
@@ -41,6 +49,8 @@ pub struct RawSource {
     pub requests_per_second: Option<S<toml::Value>>,
     pub prefetch_pages: Option<S<u64>>,
     pub streams: Option<Vec<S<RawStream>>>,
+    /// A plugin source's options, handed to the plugin as JSON.
+    pub options: Option<S<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,7 +14,7 @@ use crate::model::*;
 use crate::raw::*;
 use crate::secret::SecretRef;
 
-const TOP_LEVEL_KEYS: &str = "warehouse, server, sources, model, reconcile";
+const TOP_LEVEL_KEYS: &str = "warehouse, server, plugins, sources, model, reconcile";
 const SOURCE_TYPES: &str = "rest, greenhouse, quickbooks, gusto, zendesk_talk";
 const AUTH_TYPES: &str =
     "none, api_key, basic, bearer, oauth2_client_credentials, oauth2_refresh_token";
@@ -42,6 +42,7 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
     let mut warehouse: Option<RawWarehouse> = None;
     let mut warehouse_span = 0..0;
     let mut server: Option<RawServer> = None;
+    let mut plugins_raw: Option<RawPlugins> = None;
     let mut sources = Vec::new();
     let mut vendor_sources = Vec::new();
     let mut model_raw = None;
@@ -53,6 +54,7 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
                 warehouse = c.section("warehouse", value);
             }
             "server" => server = c.section("server", value),
+            "plugins" => plugins_raw = c.section("plugins", value),
             "sources" => match value.get_ref() {
                 DeValue::Table(t) => {
                     for (name, v) in t.iter() {
@@ -84,9 +86,10 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
 
     let warehouse = c.warehouse(warehouse, warehouse_span);
     let server = c.server(server);
+    let plugins = c.plugins(plugins_raw);
     let mut validated = Vec::new();
     for (name, raw) in sources {
-        if let Some(s) = c.source(name, raw) {
+        if let Some(s) = c.source(name, raw, &plugins) {
             validated.push(s);
         }
     }
@@ -109,6 +112,7 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
         warehouse: warehouse.expect("warehouse validated"),
         server: server.expect("server validated"),
         sources: validated,
+        plugins,
         model,
         reconciles,
         warnings: c.warnings,
@@ -198,7 +202,78 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn source(&mut self, name: Spanned<String>, raw: RawSource) -> Option<SourceConfig> {
+    fn plugins(&mut self, raw: Option<RawPlugins>) -> PluginsConfig {
+        let mut plugins = PluginsConfig::default();
+        let Some(raw) = raw else { return plugins };
+        for d in raw.dirs.iter().flatten() {
+            if d.get_ref().trim().is_empty() {
+                self.error(d.span(), "plugins.dirs", "must not be empty");
+                continue;
+            }
+            plugins.dirs.push(crate::resolve_relative(self.file, d.get_ref()));
+        }
+        for (name, sum) in raw.sha256.iter().flatten() {
+            let hex = sum.get_ref().trim().to_ascii_lowercase();
+            if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                self.error(sum.span(), &format!("plugins.sha256.{name}"), "must be a SHA-256 digest: 64 hex digits")
+                    .hint("print it with `sha256sum PATH` or `conveyor plugins check PATH`");
+                continue;
+            }
+            plugins.sha256.insert(name.clone(), hex);
+        }
+        plugins
+    }
+
+    /// A source whose `type` is not built in names a connector plugin.
+    fn plugin_source(&mut self, key: &str, raw: &RawSource, plugins: &PluginsConfig) -> Option<PluginSourceConfig> {
+        let kind = raw.kind.get_ref();
+        let plain = kind.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && kind.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !plain {
+            self.error(raw.kind.span(), &format!("{key}.type"), format!("unknown source type `{kind}`"))
+                .hint(format!("built-in types: {SOURCE_TYPES}; a plugin's name is lower-case letters, digits and underscores"));
+            return None;
+        }
+        if plugins.dirs.is_empty() {
+            self.error(raw.kind.span(), &format!("{key}.type"), format!("unknown source type `{kind}`"))
+                .hint(format!(
+                    "built-in types: {SOURCE_TYPES}; for a connector plugin, add [plugins] dirs = [\"…\"] with the folder holding lib{kind}.so"
+                ));
+            return None;
+        }
+        self.unused(key, kind, &[
+            ("base_url", raw.base_url.as_ref().map(|v| v.span())),
+            ("auth", raw.auth.as_ref().map(|v| v.span())),
+            ("headers", raw.headers.as_ref().and_then(|h| h.values().next()).map(|v| v.span())),
+            ("pagination", raw.pagination.as_ref().map(|v| v.span())),
+            ("timeout_secs", raw.timeout_secs.as_ref().map(|v| v.span())),
+            ("max_retries", raw.max_retries.as_ref().map(|v| v.span())),
+            ("backoff_base_ms", raw.backoff_base_ms.as_ref().map(|v| v.span())),
+            ("backoff_max_secs", raw.backoff_max_secs.as_ref().map(|v| v.span())),
+            ("requests_per_second", raw.requests_per_second.as_ref().map(|v| v.span())),
+            ("prefetch_pages", raw.prefetch_pages.as_ref().map(|v| v.span())),
+            ("streams", raw.streams.as_ref().and_then(|s| s.first()).map(|s| s.span())),
+        ]);
+        let options = match &raw.options {
+            None => serde_json::Value::Object(Default::default()),
+            Some(o) => match toml_to_json(o.get_ref()) {
+                serde_json::Value::Object(m) => serde_json::Value::Object(m),
+                _ => {
+                    self.error(o.span(), &format!("{key}.options"), "must be a table")
+                        .hint("the plugin's own settings, e.g. options = { dir = \"drops\" }");
+                    return None;
+                }
+            },
+        };
+        Some(PluginSourceConfig {
+            plugin: kind.clone(),
+            options,
+            dirs: plugins.dirs.clone(),
+            sha256: plugins.sha256.get(kind).cloned(),
+        })
+    }
+
+    fn source(&mut self, name: Spanned<String>, raw: RawSource, plugins: &PluginsConfig) -> Option<SourceConfig> {
         let errors_before = self.errors.len();
         let key = format!("sources.{}", name.get_ref());
         self.identifier(&name, &key, "source name");
@@ -209,11 +284,7 @@ impl<'a> Checker<'a> {
         let schedule = self.schedule(&key, raw.schedule.as_ref(), raw.timezone.as_ref());
         let connector = match raw.kind.get_ref().as_str() {
             "rest" => self.rest_source(&key, &raw).map(ConnectorConfig::Rest),
-            other => {
-                self.error(raw.kind.span(), &format!("{key}.type"), format!("unknown source type `{other}`"))
-                    .hint(format!("built-in types: {SOURCE_TYPES}"));
-                None
-            }
+            _ => self.plugin_source(&key, &raw, plugins).map(ConnectorConfig::Plugin),
         };
         if self.errors.len() > errors_before {
             return None;
@@ -266,6 +337,7 @@ impl<'a> Checker<'a> {
     }
 
     fn rest_source(&mut self, key: &str, raw: &RawSource) -> Option<RestSourceConfig> {
+        self.unused(key, "rest", &[("options", raw.options.as_ref().map(|o| o.span()))]);
         let base_url = match &raw.base_url {
             None => {
                 self.error(raw.kind.span(), &format!("{key}.base_url"), "missing key `base_url` (required by type = \"rest\")");
@@ -638,6 +710,20 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// A plugin's options as JSON; TOML dates and times become their text.
+fn toml_to_json(v: &toml::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        toml::Value::String(s) => J::String(s.clone()),
+        toml::Value::Integer(i) => J::from(*i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
+        toml::Value::Boolean(b) => J::Bool(*b),
+        toml::Value::Datetime(d) => J::String(d.to_string()),
+        toml::Value::Array(a) => J::Array(a.iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => J::Object(t.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect()),
+    }
+}
+
 /// Source names (also warehouse schemas), for sections that refer to them.
 fn sources_named(sources: &[SourceConfig]) -> Vec<String> {
     sources.iter().map(|s| s.name.clone()).collect()
@@ -747,6 +833,37 @@ primary_key = "uuid"
         for (line, want) in lines.iter().zip(expect) {
             assert!(line.starts_with(want), "got {line:?}, want prefix {want:?}");
         }
+    }
+
+    #[test]
+    fn a_non_builtin_type_names_a_plugin_from_the_plugin_dirs() {
+        let text = r#"[warehouse]
+path = "wh.duckdb"
+
+[plugins]
+dirs = ["plugins"]
+sha256 = { file_drop = "AB00000000000000000000000000000000000000000000000000000000000000" }
+
+[sources.hours]
+type = "file_drop"
+options = { dir = "/drops", streams = [{ name = "hours", pattern = "*.csv", primary_key = ["id"] }] }
+"#;
+        let c = check(text).unwrap();
+        assert_eq!(c.plugins.dirs, [PathBuf::from("/etc/conveyor/plugins")]);
+        assert_eq!(c.plugins.sha256["file_drop"], format!("ab{}", "0".repeat(62)));
+        let ConnectorConfig::Plugin(p) = &c.source("hours").unwrap().connector else { panic!("a plugin source") };
+        assert_eq!(p.plugin, "file_drop");
+        assert_eq!(p.options["streams"][0]["primary_key"][0], "id");
+        assert_eq!((p.dirs.as_slice(), p.sha256.as_deref()), (c.plugins.dirs.as_slice(), Some(c.plugins.sha256["file_drop"].as_str())));
+
+        // Without plugin dirs the type is unknown, with a hint saying how to add them.
+        let e = check(&text.replace("dirs = [\"plugins\"]", "")).unwrap_err().to_string();
+        assert!(e.contains("sources.hours.type: unknown source type `file_drop`") && e.contains("add [plugins] dirs"), "{e}");
+        // REST keys on a plugin source, options on a REST source, a bad digest.
+        let bad = text.replace("type = \"file_drop\"", "type = \"file_drop\"\nbase_url = \"https://x\"").replace("AB00", "zz");
+        let e = check(&bad).unwrap_err().to_string();
+        assert!(e.contains("sources.hours.base_url: not used by type = \"file_drop\""), "{e}");
+        assert!(e.contains("plugins.sha256.file_drop: must be a SHA-256 digest"), "{e}");
     }
 
     #[test]

@@ -29,5 +29,10 @@ pub fn build(
             Ok(Box::new(rest::RestConnector::new(&source.name, cfg.clone(), credentials)?))
         }
         ConnectorConfig::Vendor(cfg) => vendors::build(&source.name, cfg, credentials),
+        // Plugins are loaded by the daemon, which owns the loader.
+        ConnectorConfig::Plugin(p) => Err(ConnectorError::new(
+            conveyor_plugin_api::ErrorKind::Config,
+            format!("`{}` is a plugin type; the daemon's plugin loader builds it", p.plugin),
+        )),
     }
 }

@@ -61,10 +61,28 @@ pub enum Command {
         #[arg(long)]
         show: bool,
     },
+    /// Connector plugins: list those in `[plugins].dirs`, or check one library.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
     /// Start sandbox vendor APIs, sync them end to end, and show the result.
     Demo {
         /// Where the demo writes its config, secrets and warehouse.
         #[arg(long, default_value = "conveyor-demo")]
         dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// Name, version, ABI version, streams and path of every plugin in `[plugins].dirs`.
+    List,
+    /// Load one library, validate it as a plugin, list its streams (exit 2 on any problem).
+    Check {
+        path: PathBuf,
+        /// The options a source would give it, as a JSON object (streams often depend on them).
+        #[arg(long)]
+        options: Option<String>,
     },
 }

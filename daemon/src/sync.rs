@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use conveyor_config::{AuthConfig, ConnectorConfig, Secret, SourceConfig};
-use conveyor_plugin_api::{CancelFlag, ConnectorError, ErrorKind, Json, RecordSink};
+use conveyor_plugin_api::{CancelFlag, Connector, ConnectorError, ErrorKind, Json, RecordSink};
 
 use crate::progress::Progress;
 use crate::warehouse::credentials::SealedCredentials;
@@ -80,10 +80,14 @@ fn sealing_key(source: &SourceConfig) -> Vec<Secret> {
 /// failures: they are recorded in `conveyor.runs` and in the report.
 pub async fn sync_source(wh: Arc<Warehouse>, source: &SourceConfig, cancel: &CancelFlag, progress: &Progress) -> SourceReport {
     let mut report = SourceReport { source: source.name.clone(), streams: Vec::new(), error: None };
-    let setup = (|| {
+    let setup = async {
+        if let ConnectorConfig::Plugin(plugin) = &source.connector {
+            return Ok(crate::plugins::open_connector(plugin).await?);
+        }
         let creds = Arc::new(SealedCredentials::new(wh.connection()?, &sealing_key(source)));
         Ok::<_, anyhow::Error>(conveyor_connectors::build(source, creds)?)
-    })();
+    }
+    .await;
     let connector = match setup {
         Ok(c) => c,
         Err(e) => {
@@ -92,16 +96,30 @@ pub async fn sync_source(wh: Arc<Warehouse>, source: &SourceConfig, cancel: &Can
             return report;
         }
     };
+    sync_connector(wh, &source.name, connector.as_ref(), cancel, progress).await
+}
+
+/// Syncs every stream of an already built `connector` into the schema
+/// `source` (what `sync_source` does once the connector is built; tests
+/// use it to load a connector natively).
+pub async fn sync_connector(
+    wh: Arc<Warehouse>,
+    source: &str,
+    connector: &dyn Connector,
+    cancel: &CancelFlag,
+    progress: &Progress,
+) -> SourceReport {
+    let mut report = SourceReport { source: source.to_string(), streams: Vec::new(), error: None };
     for stream in connector.streams() {
         if cancel.is_cancelled() {
             break;
         }
         let started = Instant::now();
-        let bar = progress.stream(&source.name, &stream.name);
+        let bar = progress.stream(source, &stream.name);
         let result = async {
-            let run_id = wh.begin_run(&source.name, &stream.name)?;
-            let state = wh.stream_state(&source.name, &stream.name)?;
-            let loader = StreamLoader::new(wh.connection()?, &source.name, &stream.name, stream.primary_key.clone(), run_id)?;
+            let run_id = wh.begin_run(source, &stream.name)?;
+            let state = wh.stream_state(source, &stream.name)?;
+            let loader = StreamLoader::new(wh.connection()?, source, &stream.name, stream.primary_key.clone(), run_id)?;
             let mut sink = WarehouseSink::new(loader, &bar);
             let mut read = connector.read(&stream.name, state, &mut sink, cancel).await;
             // What the connector checkpointed still counts after a failure;
@@ -127,8 +145,8 @@ pub async fn sync_source(wh: Arc<Warehouse>, source: &SourceConfig, cancel: &Can
         let duration = started.elapsed();
         bar.finish(status, rows, error.as_deref());
         match &error {
-            Some(e) => tracing::error!(source = %source.name, stream = %stream.name, error = %e, "stream failed"),
-            None => tracing::info!(source = %source.name, stream = %stream.name, rows, rejected,
+            Some(e) => tracing::error!(source = %source, stream = %stream.name, error = %e, "stream failed"),
+            None => tracing::info!(source = %source, stream = %stream.name, rows, rejected,
                 secs = format!("{:.2}", duration.as_secs_f64()), status = status.as_str(), "stream synced"),
         }
         report.streams.push(StreamReport { stream: stream.name.clone(), status, rows, rejected, batches, duration, error });

@@ -5,11 +5,13 @@ use crate::support::{sql_on, text, BIN};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_syncs_every_sandbox_stream() {
+    // The demo's timekeeping source needs the file-drop plugin next to the binary.
+    crate::plugins::built_plugins();
     let dir = tempfile::tempdir().unwrap();
     let out = tokio::process::Command::new(BIN).args(["demo", "--dir", "d"]).current_dir(dir.path()).output().await.unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("4 source(s), 13 stream(s)"), "{stdout}");
+    assert!(stdout.contains("5 source(s), 15 stream(s)"), "{stdout}");
     assert!(!stdout.contains("failed"), "{stdout}");
     let wh = dir.path().join("d/warehouse.duckdb");
     let count = |sql: &str| sql_on(&wh, sql)[0][0].clone();
@@ -45,6 +47,12 @@ async fn demo_syncs_every_sandbox_stream() {
     );
     assert_eq!(unpaid.into_iter().map(|r| r[0].clone()).collect::<Vec<_>>(), facts.unpaid_invoice_numbers);
     assert_eq!(exceptions("invoices_unpaid_past_due").len(), facts.unpaid_invoice_numbers.len());
+    // Timekeeping exports read by the file-drop plugin through the ABI:
+    // ten back-office workers, ten weekdays, eight half days off.
+    assert_eq!(count("SELECT count(*) FROM timekeeping.hours"), "100");
+    assert_eq!(count("SELECT sum(hours) FROM timekeeping.hours"), "768.0");
+    assert_eq!(count("SELECT count(*) FROM timekeeping.absences"), "8");
+    assert_eq!(count("SELECT typeof(work_date) FROM timekeeping.hours LIMIT 1"), "DATE");
     // Zendesk exports repeat boundary rows; the merge keeps each call once.
     assert_eq!(count("SELECT count(*) - count(DISTINCT id) FROM contact_center.calls"), "0");
     assert_eq!(count("SELECT count(*) FROM conveyor.runs WHERE status <> 'succeeded'"), "0");

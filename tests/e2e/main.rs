@@ -7,6 +7,7 @@ mod cli;
 mod crash;
 mod daemon;
 mod demo;
+mod plugins;
 mod recon;
 mod secrets;
 mod warehouse;

@@ -19,14 +19,26 @@ pub fn check(path: &Path) -> ExitCode {
                 .iter()
                 .map(|s| match &s.connector {
                     conveyor_config::ConnectorConfig::Rest(r) => r.streams.len(),
+                    // A plugin declares its streams when loaded (`conveyor plugins list`).
+                    conveyor_config::ConnectorConfig::Plugin(_) => 0,
                     conveyor_config::ConnectorConfig::Vendor(v) => v.streams.len(),
                 })
                 .sum();
+            let plugin_sources = c
+                .sources
+                .iter()
+                .filter(|s| matches!(s.connector, conveyor_config::ConnectorConfig::Plugin(_)))
+                .count();
             let scheduled = c.sources.iter().filter(|s| s.schedule.is_some()).count();
             println!(
-                "{}: ok — {} source(s), {streams} stream(s), {scheduled} scheduled; warehouse {}",
+                "{}: ok — {} source(s), {streams} stream(s){}, {scheduled} scheduled; warehouse {}",
                 path.display(),
                 c.sources.len(),
+                if plugin_sources > 0 {
+                    format!(" (+ those of {plugin_sources} plugin source(s): `conveyor plugins list`)")
+                } else {
+                    String::new()
+                },
                 c.warehouse.path.display()
             );
             ExitCode::SUCCESS

@@ -53,7 +53,11 @@ pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
         r#"query "SELECT agent_id, date_trunc('week', created_at) AS week, round(avg(csat), 2) AS csat FROM contact_center.calls GROUP BY ALL ORDER BY csat LIMIT 5""#.to_string(),
         r#"query "SELECT name, ats_id, payroll_id, agent_id, team FROM model.people ORDER BY name LIMIT 5""#.to_string(),
         "recon --show roster_vs_hires".to_string(),
-    ] {
+    ]
+    .into_iter()
+    .chain(config.source("timekeeping").map(|_| {
+        r#"query "SELECT employee_email, sum(hours) AS hours FROM timekeeping.hours GROUP BY ALL ORDER BY hours LIMIT 5""#.to_string()
+    })) {
         println!("  {run} {example}");
     }
     Ok(if failed { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS })
@@ -88,7 +92,7 @@ fn write_demo_config(dir: &Path, sb: &Sandbox) -> Result<PathBuf> {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
         }
     }
-    let text = DEMO_CONFIG
+    let mut text = DEMO_CONFIG
         .replace("{ats}", &sb.ats_base_url())
         .replace("{ats_token}", &sb.ats_token_url())
         .replace("{ats_client_id}", sandbox::ATS_CLIENT_ID)
@@ -102,9 +106,81 @@ fn write_demo_config(dir: &Path, sb: &Sandbox) -> Result<PathBuf> {
         .replace("{listen}", &format!("127.0.0.1:{}", free_port()?))
         + DEMO_MODEL
         + &crate::recon::recipes::toml("ats", "accounting", "payroll", "contact_center");
+    text.push_str(&timekeeping_source(dir, sb)?);
     let path = dir.join("conveyor.toml");
     std::fs::write(&path, text)?;
     Ok(path)
+}
+
+/// The file-drop plugin as `cargo build -p conveyor-plugin-file-drop` leaves
+/// it: next to this binary (`scripts/demo` and the tests build both).
+fn file_drop_plugin() -> Option<PathBuf> {
+    let dir = std::env::current_exe().ok()?.parent()?.to_path_buf();
+    crate::plugins::find_library(&[dir], "file_drop").ok()
+}
+
+/// Writes a timekeeping export folder (daily hours as CSV, absences as
+/// NDJSON, as such systems drop them) and returns a source reading it with
+/// the file-drop connector plugin, loaded through the plugin ABI and pinned
+/// by its SHA-256. Without the plugin the source is left out, with a note.
+fn timekeeping_source(dir: &Path, sb: &Sandbox) -> Result<String> {
+    let Some(plugin) = file_drop_plugin() else {
+        println!(
+            "note: the file-drop plugin ({}) is not built, so the timekeeping source is left out; \
+             run `cargo build -p conveyor-plugin-file-drop` (scripts/demo does)",
+            crate::plugins::library_file_name("file_drop")
+        );
+        return Ok(String::new());
+    };
+    let exports = dir.join("timekeeping-exports");
+    std::fs::create_dir_all(&exports)?;
+    let (first, last) = sb.facts.latest_pay_period;
+    let mut hours = String::from("entry_id,employee_email,work_date,hours,approved\n");
+    let mut absences = String::new();
+    let mut day = first;
+    while day <= last {
+        use chrono::Datelike;
+        if day.weekday().number_from_monday() <= 5 {
+            for (i, email) in sb.facts.back_office_emails.iter().enumerate() {
+                // Everyone works 8 hours a day, except one half day each.
+                let off = (day - first).num_days() as usize == i;
+                let h = if off { "4.0" } else { "8.0" };
+                hours.push_str(&format!("{day}-{i:02},{email},{day},{h},true\n"));
+                if off {
+                    let record = serde_json::json!({
+                        "absence_id": format!("A-{day}-{i:02}"), "employee_email": email, "date": day.to_string(),
+                        "hours": 4.0, "reason": "appointment", "approved_by": {"role": "supervisor"}
+                    });
+                    absences.push_str(&format!("{record}\n"));
+                }
+            }
+        }
+        day = day.succ_opt().expect("a later day");
+    }
+    std::fs::write(exports.join(format!("hours_{first}_{last}.csv")), hours)?;
+    std::fs::write(exports.join(format!("absences_{first}_{last}.ndjson")), absences)?;
+    let sha256 = crate::plugins::sha256_file(&plugin)?;
+    let plugin_dir = plugin.parent().expect("a file has a folder");
+    Ok(format!(
+        r#"
+# Timekeeping: CSV and NDJSON exports dropped into a folder, read by the
+# file-drop connector plugin ({file}), loaded through the plugin ABI.
+[plugins]
+dirs = ["{plugin_dir}"]
+sha256 = {{ file_drop = "{sha256}" }}   # refuse the library if it ever changes
+
+[sources.timekeeping]
+type = "file_drop"
+schedule = "0 */10 * * * *"
+options = {{ dir = "{exports}", streams = [
+    {{ name = "hours", pattern = "hours_*.csv", primary_key = ["entry_id"] }},
+    {{ name = "absences", pattern = "absences_*.ndjson", primary_key = ["absence_id"] }},
+] }}
+"#,
+        file = plugin.file_name().and_then(|n| n.to_str()).unwrap_or_default(),
+        plugin_dir = plugin_dir.display(),
+        exports = exports.display(),
+    ))
 }
 
 fn free_port() -> Result<u16> {

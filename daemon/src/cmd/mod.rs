@@ -1,6 +1,7 @@
 //! One module per CLI command; `dispatch` picks the one asked for.
 
 mod check;
+pub mod plugins;
 pub mod demo;
 mod query;
 pub mod recon;
@@ -12,11 +13,11 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, PluginsCommand};
 use crate::{logging, EXIT_CONFIG};
 
 pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
-    let quiet = matches!(cli.command, Command::Query { .. } | Command::Status { .. } | Command::Check | Command::Demo { .. });
+    let quiet = matches!(cli.command, Command::Query { .. } | Command::Status { .. } | Command::Check | Command::Demo { .. } | Command::Plugins { .. });
     logging::init(cli.log_format, cli.verbose, quiet);
     match cli.command {
         Command::Check => Ok(check::check(&cli.config)),
@@ -28,6 +29,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Recon { name, show } => with_config(&cli.config, |c| recon::recon_command(c, name, show)).await,
         Command::Demo { dir } => demo::demo_command(&dir).await,
+        Command::Plugins { command: PluginsCommand::List } => with_config(&cli.config, plugins::list_command).await,
+        Command::Plugins { command: PluginsCommand::Check { path, options } } => plugins::check_command(&path, options).await,
     }
 }
 

@@ -2,8 +2,10 @@
 //! catches panics, turns them into errors and poisons its instance.
 
 use std::any::Any;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
 
 use arrow_array::{RecordBatchIterator, RecordBatchReader};
 
@@ -33,6 +35,42 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
     }
 }
 
+thread_local! {
+    /// Set while this thread runs inside [`guarded`].
+    static GUARDED: Cell<bool> = const { Cell::new(false) };
+    /// Where the last guarded panic on this thread happened.
+    static PANIC_AT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// A plugin has its own copy of std and so its own panic hook, which would
+/// print to the daemon's stderr past its log. Inside guarded calls the hook
+/// only records where the panic happened (the panic becomes an error that
+/// reaches the host's log and `conveyor status`); elsewhere it defers to
+/// the hook that was installed before (e.g. a test harness's).
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if GUARDED.with(Cell::get) {
+                let at = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+                PANIC_AT.with(|p| *p.borrow_mut() = at);
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs `f` with the quiet panic hook armed on this thread.
+fn catch<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    install_panic_hook();
+    let outer = GUARDED.with(|g| g.replace(true));
+    let outcome = catch_unwind(AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(outer));
+    outcome
+}
+
 /// Runs `f`, turning an error or a panic into `STATUS_ERROR` and `*err`.
 fn guarded(
     what: &str,
@@ -46,7 +84,7 @@ fn guarded(
         unsafe { write_error(err, &e) };
         return STATUS_ERROR;
     }
-    let outcome = catch_unwind(AssertUnwindSafe(f));
+    let outcome = catch(f);
     let error = match outcome {
         Ok(Ok(())) => return STATUS_OK,
         Ok(Err(e)) => e,
@@ -54,7 +92,8 @@ fn guarded(
             if let Some(p) = poison {
                 p.store(true, Ordering::SeqCst);
             }
-            ConnectorError::new(ErrorKind::Plugin, format!("panicked in {what}: {}", panic_message(payload)))
+            let at = PANIC_AT.with(|p| p.borrow_mut().take()).map(|l| format!(" (at {l})")).unwrap_or_default();
+            ConnectorError::new(ErrorKind::Plugin, format!("panicked in {what}: {}{at}", panic_message(payload)))
         }
     };
     // SAFETY: `err` is the caller's error slot, valid per the ABI.
@@ -241,8 +280,8 @@ unsafe extern "C" fn close_fn<T: Plugin>(ptr: InstancePtr) {
     }
     // A panic in the connector's `Drop` must not unwind into the host; the
     // instance is gone either way.
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    let _ = catch(|| {
         // SAFETY: `ptr` is the `Box<Instance<T>>` from `open_fn`, closed once.
         drop(unsafe { Box::from_raw(ptr as *mut Instance<T>) });
-    }));
+    });
 }
