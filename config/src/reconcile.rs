@@ -527,15 +527,36 @@ keys = [{ left = "d", window_days = 3 }]
             "/c/conveyor.toml:19:8: reconcile[0].left: needs exactly one non-empty `table` or `sql`",
             "/c/conveyor.toml:20:15: reconcile[0].cardinality: unknown cardinality `n:m`",
             "/c/conveyor.toml:21:10: reconcile[0].after: no source named `payroll`",
-            "/c/conveyor.toml:22:45: reconcile[0].keys[0].normalize: unknown normalisation `soundex`",
-            "/c/conveyor.toml:23:37: reconcile[0].compare[0].absolute: must be a number",
-            "/c/conveyor.toml:23:56: reconcile[0].compare[1]: at most one of",
+            "/c/conveyor.toml:22:39: reconcile[0].keys[0].normalize: unknown normalisation `soundex`",
+            "/c/conveyor.toml:23:39: reconcile[0].compare[0].absolute: must be a number",
+            "/c/conveyor.toml:23:54: reconcile[0].compare[1]: at most one of",
             "/c/conveyor.toml:29:8: reconcile[1].keys: at least one key must match exactly",
         ];
         assert_eq!(lines.len(), expect.len(), "{lines:#?}");
         for (line, want) in lines.iter().zip(expect) {
             assert!(line.starts_with(want), "got {line:?}, want prefix {want:?}");
         }
+    }
+
+    #[test]
+    fn a_source_with_its_own_problem_is_still_a_source_to_refer_to() {
+        let text = BASE.replace(
+            "base_url = \"https://ats.example.com\"",
+            "base_url = \"https://ats.example.com\"\nauth = { type = \"bearer\", token = \"env:CONVEYOR_TEST_UNSET_TOKEN\" }",
+        );
+        let extra = r#"
+[model]
+presets = { ats = "greenhouse" }
+[[reconcile]]
+name = "r"
+after = ["ats"]
+left = { table = "a" }
+right = { table = "b" }
+keys = [{ left = "id" }]
+"#;
+        let errs = crate::parse(&format!("{text}{extra}"), Path::new("/c/conveyor.toml")).unwrap_err();
+        assert_eq!(errs.0.len(), 1, "{errs}");
+        assert!(errs.to_string().contains("CONVEYOR_TEST_UNSET_TOKEN is not set"), "{errs}");
     }
 
     #[test]

@@ -87,6 +87,13 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
     let warehouse = c.warehouse(warehouse, warehouse_span);
     let server = c.server(server);
     let plugins = c.plugins(plugins_raw);
+    // Every declared source, valid or not: a source with a problem of its own
+    // does not also make each `after` or preset naming it an error.
+    let source_names: Vec<String> = sources
+        .iter()
+        .map(|(n, _)| n.get_ref().clone())
+        .chain(vendor_sources.iter().map(|(n, _)| n.get_ref().clone()))
+        .collect();
     let mut validated = Vec::new();
     for (name, raw) in sources {
         if let Some(s) = c.source(name, raw, &plugins) {
@@ -98,7 +105,6 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
             validated.push(s);
         }
     }
-    let source_names: Vec<String> = sources_named(&validated);
     let model = c.model(model_raw, &source_names);
     let reconciles = c.reconciles(reconcile_raw, &source_names);
     if validated.is_empty() && c.errors.is_empty() {
@@ -722,11 +728,6 @@ fn toml_to_json(v: &toml::Value) -> serde_json::Value {
         toml::Value::Array(a) => J::Array(a.iter().map(toml_to_json).collect()),
         toml::Value::Table(t) => J::Object(t.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect()),
     }
-}
-
-/// Source names (also warehouse schemas), for sections that refer to them.
-fn sources_named(sources: &[SourceConfig]) -> Vec<String> {
-    sources.iter().map(|s| s.name.clone()).collect()
 }
 
 /// Parses a cron expression; a 5-field expression gets seconds = 0.
