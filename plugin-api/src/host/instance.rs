@@ -157,6 +157,11 @@ unsafe fn context<'a>(data: *mut c_void) -> &'a mut SinkContext<'a> {
     unsafe { &mut *(data as *mut SinkContext<'a>) }
 }
 
+/// `FfiSink::batches`.
+///
+/// # Safety
+/// `data` must be the current read's `SinkContext`; `stream` null or a valid
+/// Arrow C stream, which this takes ownership of.
 unsafe extern "C" fn sink_batches(data: *mut c_void, stream: *mut FFI_ArrowArrayStream) -> i32 {
     // SAFETY: the plugin passes back the sink data of the current read.
     let ctx = unsafe { context(data) };
@@ -193,6 +198,10 @@ unsafe extern "C" fn sink_batches(data: *mut c_void, stream: *mut FFI_ArrowArray
     outcome.unwrap_or(STATUS_ERROR)
 }
 
+/// `FfiSink::checkpoint`.
+///
+/// # Safety
+/// `data` must be the current read's `SinkContext`; `state` null or valid for `len` bytes.
 unsafe extern "C" fn sink_checkpoint(data: *mut c_void, state: *const u8, len: usize) -> i32 {
     // SAFETY: the plugin passes back the sink data of the current read.
     let ctx = unsafe { context(data) };
@@ -216,6 +225,10 @@ unsafe extern "C" fn sink_checkpoint(data: *mut c_void, state: *const u8, len: u
     outcome.unwrap_or(STATUS_ERROR)
 }
 
+/// `FfiSink::is_cancelled`.
+///
+/// # Safety
+/// `data` must be the current read's `SinkContext`.
 unsafe extern "C" fn sink_is_cancelled(data: *mut c_void) -> u8 {
     // SAFETY: the plugin passes back the sink data of the current read.
     let ctx = unsafe { context(data) };

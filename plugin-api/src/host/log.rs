@@ -11,6 +11,11 @@ pub(crate) struct LogContext {
     pub plugin: String,
 }
 
+/// `HostCallbacks::log`.
+///
+/// # Safety
+/// `data` must be the instance's `LogContext` (alive until `close` returns)
+/// and `message` valid for `len` bytes.
 pub(crate) unsafe extern "C" fn host_log(data: *mut c_void, lvl: u32, message: *const u8, len: usize) {
     if data.is_null() || message.is_null() {
         return;

@@ -133,6 +133,10 @@ pub unsafe fn init<T: Plugin>(table: *mut PluginFunctions, err: *mut FfiError) -
     })
 }
 
+/// `PluginFunctions::info`.
+///
+/// # Safety
+/// `out` must be an empty, writable `FfiBytes`; `err` null or an empty `FfiError`.
 unsafe extern "C" fn info_fn<T: Plugin>(out: *mut FfiBytes, err: *mut FfiError) -> i32 {
     guarded("info", None, err, || {
         let json = serde_json::to_vec(&T::info()).map_err(|e| ConnectorError::new(ErrorKind::Plugin, e.to_string()))?;
@@ -152,6 +156,11 @@ unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
     unsafe { std::slice::from_raw_parts(ptr, len) }
 }
 
+/// `PluginFunctions::open`.
+///
+/// # Safety
+/// `config` valid for `config_len` bytes; `host` null or valid until `close`;
+/// `out` writable; `err` null or an empty `FfiError`.
 unsafe extern "C" fn open_fn<T: Plugin>(
     config: *const u8,
     config_len: usize,
@@ -183,6 +192,11 @@ unsafe fn instance<'a, T>(ptr: InstancePtr) -> &'a Instance<T> {
     unsafe { &*(ptr as *const Instance<T>) }
 }
 
+/// `PluginFunctions::streams`.
+///
+/// # Safety
+/// `ptr` an open instance of this plugin; `out` an empty, writable `FfiBytes`;
+/// `err` null or an empty `FfiError`.
 unsafe extern "C" fn streams_fn<T: Plugin>(ptr: InstancePtr, out: *mut FfiBytes, err: *mut FfiError) -> i32 {
     // SAFETY: the host passes an instance this plugin opened.
     let inst = unsafe { instance::<T>(ptr) };
@@ -240,6 +254,11 @@ impl BlockingSink for FfiSinkAdapter<'_> {
     }
 }
 
+/// `PluginFunctions::read`.
+///
+/// # Safety
+/// `ptr` an open instance of this plugin; `stream` and `state` (if non-null)
+/// valid for their lengths; `sink` valid for the call; `err` null or empty.
 unsafe extern "C" fn read_fn<T: Plugin>(
     ptr: InstancePtr,
     stream: *const u8,
@@ -274,6 +293,10 @@ unsafe extern "C" fn read_fn<T: Plugin>(
     })
 }
 
+/// `PluginFunctions::close`.
+///
+/// # Safety
+/// `ptr` null or an open instance of this plugin, closed only this once.
 unsafe extern "C" fn close_fn<T: Plugin>(ptr: InstancePtr) {
     if ptr.is_null() {
         return;

@@ -28,6 +28,10 @@ pub(crate) unsafe fn write_error(out: *mut FfiError, error: &ConnectorError) {
     unsafe { out.write(filled) };
 }
 
+/// The `release` of errors from `write_error`.
+///
+/// # Safety
+/// `error` must be null or an `FfiError` filled by `write_error`, released once.
 unsafe extern "C" fn release_error(error: *mut FfiError) {
     if error.is_null() {
         return;
@@ -62,6 +66,10 @@ pub(crate) unsafe fn write_bytes(out: *mut FfiBytes, bytes: Vec<u8>) {
     unsafe { out.write(filled) };
 }
 
+/// The `release` of buffers from `write_bytes`.
+///
+/// # Safety
+/// `bytes` must be null or an `FfiBytes` filled by `write_bytes`, released once.
 unsafe extern "C" fn release_bytes(bytes: *mut FfiBytes) {
     if bytes.is_null() {
         return;
