@@ -111,71 +111,80 @@ pub fn insert_results(cfg: &ReconcileConfig, run_id: i64) -> String {
 
 /// Each pair is compared; a row with several partners is a duplicate.
 fn one_to_one(compare: &[ComparePair]) -> String {
-    let (status, diffs) = verdict(compare, |i| (format!("l.c{i}"), format!("r.c{i}")));
-    format!(
-        "SELECT CASE WHEN p.n_for_left > 1 OR p.n_for_right > 1 OR l.n_same_key > 1 OR r.n_same_key > 1 \
-                     THEN 'duplicate' ELSE {status} END AS status, \
-                l.key_text AS left_key, r.key_text AS right_key, \
-                CASE WHEN p.n_for_left > 1 OR p.n_for_right > 1 OR l.n_same_key > 1 OR r.n_same_key > 1 \
-                     THEN NULL ELSE {diffs} END AS differences \
-         FROM recon_p p JOIN recon_l l ON l.rid = p.lrid JOIN recon_r r ON r.rid = p.rrid"
+    let values: String = (0..compare.len())
+        .map(|i| format!(", l.c{i} AS l{i}, r.c{i} AS r{i}"))
+        .collect();
+    judged(
+        compare,
+        &format!(
+            "SELECT p.n_for_left > 1 OR p.n_for_right > 1 OR l.n_same_key > 1 OR r.n_same_key > 1 AS dup, \
+                    l.key_text AS left_key, r.key_text AS right_key{values} \
+             FROM recon_p p JOIN recon_l l ON l.rid = p.lrid JOIN recon_r r ON r.rid = p.rrid"
+        ),
     )
 }
 
 /// The right rows paired with one left row are summed, then compared. A
 /// right row claimed by two left rows makes both duplicates.
 fn one_to_many(compare: &[ComparePair]) -> String {
-    let sums: String = (0..compare.len())
-        .map(|i| format!(", sum(r.c{i}) AS s{i}"))
+    let values: String = (0..compare.len())
+        .map(|i| format!(", any_value(l.c{i}) AS l{i}, sum(r.c{i}) AS r{i}"))
         .collect();
-    let lefts: String = (0..compare.len())
-        .map(|i| format!(", any_value(l.c{i}) AS c{i}"))
-        .collect();
-    let (status, diffs) = verdict(compare, |i| (format!("a.c{i}"), format!("a.s{i}")));
-    format!(
-        "SELECT CASE WHEN a.ambiguous THEN 'duplicate' ELSE {status} END AS status, \
-                a.left_key, a.right_key, \
-                CASE WHEN a.ambiguous THEN NULL ELSE {diffs} END AS differences \
-         FROM (SELECT p.lrid, any_value(l.key_text) AS left_key, min(r.key_text) AS right_key, \
-                      bool_or(p.n_for_right > 1 OR l.n_same_key > 1 OR r.n_same_key > 1) AS ambiguous{lefts}{sums} \
-               FROM recon_p p JOIN recon_l l ON l.rid = p.lrid JOIN recon_r r ON r.rid = p.rrid \
-               GROUP BY p.lrid) a"
+    judged(
+        compare,
+        &format!(
+            "SELECT bool_or(p.n_for_right > 1 OR l.n_same_key > 1 OR r.n_same_key > 1) AS dup, \
+                    any_value(l.key_text) AS left_key, min(r.key_text) AS right_key{values} \
+             FROM recon_p p JOIN recon_l l ON l.rid = p.lrid JOIN recon_r r ON r.rid = p.rrid \
+             GROUP BY p.lrid"
+        ),
     )
 }
 
-/// The row status and the differences JSON for compared values given by
-/// `values(i) = (left expr, right expr)`.
-fn verdict(
-    compare: &[ComparePair],
-    values: impl Fn(usize) -> (String, String),
-) -> (String, String) {
+/// Status and differences for `rows`, a query yielding `dup`, `left_key`,
+/// `right_key` and the compared values `l0, r0, l1, r1, …`. Each column's
+/// state is computed once (in a subquery), and the differences JSON only
+/// for rows that differ: building JSON is most of a run's cost.
+fn judged(compare: &[ComparePair], rows: &str) -> String {
     if compare.is_empty() {
-        return ("'matched'".into(), "NULL::JSON".into());
+        return format!(
+            "SELECT CASE WHEN dup THEN 'duplicate' ELSE 'matched' END AS status, left_key, right_key, \
+                    NULL::JSON AS differences FROM ({rows})"
+        );
     }
     let mut states = Vec::new();
     let mut entries = Vec::new();
     for (i, c) in compare.iter().enumerate() {
-        let (l, r) = values(i);
-        let (state, delta) = column_state(&l, &r, c.tolerance);
-        let column_status =
-            format!("CASE {state} WHEN 1 THEN 'within_tolerance' WHEN 2 THEN 'mismatched' END");
+        let (state, delta) = column_state(&format!("l{i}"), &format!("r{i}"), c.tolerance);
+        states.push(format!("{state} AS s{i}"));
         entries.push(format!(
-            "{{'column': {name}, 'left': CAST({l} AS VARCHAR), 'right': CAST({r} AS VARCHAR), 'delta': {delta}, 'status': {column_status}}}",
+            "CASE WHEN s{i} > 0 THEN json_object('column', {name}, 'left', CAST(l{i} AS VARCHAR), \
+                    'right', CAST(r{i} AS VARCHAR), 'delta', {delta}, \
+                    'status', CASE s{i} WHEN 1 THEN 'within_tolerance' ELSE 'mismatched' END) END",
             name = literal(&c.name)
         ));
-        states.push(state);
     }
-    let worst = if states.len() == 1 {
-        states[0].clone()
+    let worst = if compare.len() == 1 {
+        "s0".to_string()
     } else {
-        format!("greatest({})", states.join(", "))
+        format!(
+            "greatest({})",
+            (0..compare.len())
+                .map(|i| format!("s{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     };
-    let status = format!("CASE {worst} WHEN 0 THEN 'matched' WHEN 1 THEN 'matched_within_tolerance' ELSE 'mismatched' END");
-    let diffs = format!(
-        "CAST(to_json(nullif(list_filter([{}], lambda d: d.status IS NOT NULL), [])) AS JSON)",
-        entries.join(", ")
-    );
-    (status, diffs)
+    format!(
+        "SELECT CASE WHEN dup THEN 'duplicate' \
+                     ELSE CASE {worst} WHEN 0 THEN 'matched' WHEN 1 THEN 'matched_within_tolerance' ELSE 'mismatched' END \
+                END AS status, left_key, right_key, \
+                CASE WHEN dup OR {worst} = 0 THEN NULL \
+                     ELSE CAST('[' || concat_ws(',', {entries}) || ']' AS JSON) END AS differences \
+         FROM (SELECT *, {states} FROM ({rows}))",
+        entries = entries.join(", "),
+        states = states.join(", "),
+    )
 }
 
 /// `(state, delta)` SQL for one compared column: state 0 equal, 1 within
