@@ -83,7 +83,8 @@ async fn the_example_config_is_valid() {
     std::fs::write(f.path("secrets/qbo_refresh_token"), "x-refresh").unwrap();
     let out = f.conveyor_env(&["check"], &[("GREENHOUSE_CLIENT_SECRET", "gh-secret")]).await;
     assert!(out.status.success(), "{:?}", text(&out));
-    assert!(text(&out).0.contains("2 source(s), 2 stream(s), 2 scheduled"), "{:?}", text(&out));
+    let summary = "3 source(s), 2 stream(s) (+ those of 1 plugin source(s): `conveyor plugins list`), 3 scheduled";
+    assert!(text(&out).0.contains(summary), "{:?}", text(&out));
     // Without the environment variable, check names it.
     let out = f.conveyor(&["check"]).await;
     assert_eq!(out.status.code(), Some(2));
