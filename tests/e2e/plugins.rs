@@ -358,6 +358,10 @@ options = { mode = "error_read", message = "vendor answered 503: maintenance unt
     assert_eq!(f.scalar("SELECT count(*) FROM conveyor.runs WHERE source = 'midway' AND status <> 'failed'"), "0");
     let log = std::fs::read_to_string(f.path("daemon.log")).unwrap();
     assert!(log.contains("plugin `misbehaving`: panicked in open: boom in open"), "{log}");
+    // The plugin's own log lines arrive through the host callback, tagged with its name.
+    assert!(log.lines().any(|l| l.contains("misbehaving read starts") && l.contains("\"plugin\":\"misbehaving\"")), "{log}");
+    // Its panics are reported as errors, not printed past the log by its panic hook.
+    assert!(!log.contains("panicked at"), "{log}");
     assert!(log.contains("stopped cleanly"), "{log}");
 }
 
