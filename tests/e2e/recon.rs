@@ -166,3 +166,56 @@ async fn sync_refreshes_the_model_and_reconciles_and_check_locates_a_bad_mapping
     );
     assert!(stdout.contains(&want), "want {want}\n got {stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_reconciles_after_its_sources_and_on_schedule() {
+    let f = crate::support::Fixture::new(conveyor_mocks::rest::RestMockConfig::default()).await;
+    let config = f.write_config("schedule = \"*/2 * * * * *\"", "");
+    let base = std::fs::read_to_string(&config).unwrap();
+    let extra = r#"
+[[reconcile]]
+name = "after_src"
+after = ["src"]
+left = { table = "src.items" }
+right = { table = "src.items" }
+keys = [{ left = "id" }]
+
+[[reconcile]]
+name = "every_second"
+schedule = "* * * * * *"
+left = { sql = "SELECT 1 AS id" }
+right = { sql = "SELECT 2 AS id" }
+keys = [{ left = "id" }]
+"#;
+    std::fs::write(&config, format!("{base}{extra}")).unwrap();
+    let mut daemon = tokio::process::Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let sql = "SELECT string_agg(DISTINCT reconciliation || '=' || trigger, ' ' ORDER BY reconciliation || '=' || trigger) FROM conveyor.recon_runs WHERE status = 'succeeded'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut seen = String::new();
+    while std::time::Instant::now() < deadline {
+        let out = f.conveyor(&["query", sql, "--format", "csv"]).await;
+        seen = text(&out).0;
+        if seen.contains("after_src=after:src") && seen.contains("every_second=schedule") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(seen.contains("after_src=after:src") && seen.contains("every_second=schedule"), "{seen}");
+    // By hand while the daemon holds the file: the latest runs, with a note.
+    let out = f.conveyor(&["recon"]).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("a daemon holds the warehouse") && stdout.contains("every_second"), "{stdout}\n{stderr}");
+
+    let pid = daemon.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), daemon.wait()).await.expect("daemon stops").unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(f.scalar("SELECT count(*) FROM conveyor.recon_runs WHERE status <> 'succeeded'"), "0");
+}
