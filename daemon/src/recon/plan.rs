@@ -93,15 +93,14 @@ pub fn insert_results(cfg: &ReconcileConfig, run_id: i64) -> String {
          SELECT {run_id}, {name}, status, left_key, right_key, differences FROM (",
         name = literal(&cfg.name)
     );
-    let unpaired = format!(
+    let unpaired =
         "SELECT CASE WHEN n_same_key > 1 THEN 'duplicate' ELSE 'missing_right' END AS status, \
                 key_text AS left_key, NULL AS right_key, NULL::JSON AS differences \
          FROM recon_l WHERE rid NOT IN (SELECT lrid FROM recon_p) \
          UNION ALL \
          SELECT CASE WHEN n_same_key > 1 THEN 'duplicate' ELSE 'missing_left' END, \
                 NULL, key_text, NULL::JSON \
-         FROM recon_r WHERE rid NOT IN (SELECT rrid FROM recon_p)"
-    );
+         FROM recon_r WHERE rid NOT IN (SELECT rrid FROM recon_p)";
     let paired = match cfg.cardinality {
         Cardinality::OneToOne => one_to_one(&cfg.compare),
         Cardinality::OneToMany => one_to_many(&cfg.compare),

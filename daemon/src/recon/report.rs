@@ -18,7 +18,7 @@ pub enum Runs<'a> {
 impl Runs<'_> {
     fn predicate(&self) -> String {
         match self {
-            Runs::Ids(ids) if ids.is_empty() => "false".into(),
+            Runs::Ids([]) => "false".into(),
             Runs::Ids(ids) => format!(
                 "run_id IN ({})",
                 ids.iter()
