@@ -17,11 +17,16 @@ use conveyor_plugin_api::{
 use serde_json::json;
 
 /// The line of the `panic!` in `Scripted::read` (mode `panic`).
-const PANIC_LINE: u32 = 54;
+fn panic_line() -> usize {
+    include_str!("abi.rs").lines().position(|l| l.contains("kaboom at {start}\"); // PANIC_LINE")).expect("the marker") + 1
+}
 
 /// How many `counted` instances are alive: `close` must drop each one.
 /// Only `dropping_the_connector_closes_the_instance` opens that mode.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// A `Host` a connector kept somewhere that outlives it (mode `keep_host`).
+static KEPT_HOST: std::sync::Mutex<Option<Host>> = std::sync::Mutex::new(None);
 
 struct Scripted {
     mode: String,
@@ -90,6 +95,9 @@ impl Plugin for Scripted {
         if mode == "counted" {
             LIVE.fetch_add(1, Ordering::SeqCst);
         }
+        if mode == "keep_host" {
+            *KEPT_HOST.lock().unwrap() = Some(host.clone());
+        }
         Ok(Scripted { mode })
     }
 }
@@ -132,7 +140,7 @@ async fn a_panic_becomes_an_error_and_poisons_the_instance() {
     let e = r.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Plugin);
     assert!(e.message.starts_with("plugin `scripted`: panicked in read: kaboom at 1 (at "), "{}", e.message);
-    assert!(e.message.ends_with(&format!("abi.rs:{})", PANIC_LINE)), "the panic's location: {}", e.message);
+    assert!(e.message.ends_with(&format!("abi.rs:{})", panic_line())), "the panic's location: {}", e.message);
     assert_eq!(sink.batches().len(), 1, "what was delivered before the panic still arrives; the host decides");
     let (again, _) = read_all(&c, None).await;
     assert!(again.unwrap_err().message.contains("poisoned by an earlier panic"));
@@ -220,4 +228,18 @@ fn another_major_version_is_refused_naming_both() {
     assert!(text.contains("plugin ABI 2.0 is not supported"), "{text}");
     assert!(text.contains("this conveyor speaks plugin ABI 1.0"), "{text}");
     assert!(text.contains("rebuild the plugin"), "{text}");
+}
+
+#[test]
+fn a_host_kept_past_close_goes_quiet_instead_of_touching_freed_callbacks() {
+    let c = PluginConnector::open(library(), &json!({"mode": "keep_host"})).unwrap();
+    let host = KEPT_HOST.lock().unwrap().take().expect("kept in open");
+    host.info("while open: reaches the host's log");
+    drop(c);
+    // The host freed the instance's log context on close; safe code must
+    // not be able to reach it (this would read freed memory otherwise).
+    for _ in 0..1_000 {
+        host.warn("after close: dropped");
+    }
+    host.clone().error("and from a clone");
 }

@@ -30,6 +30,9 @@ pub enum LoadError {
     BadInfo { path: PathBuf, message: String },
 }
 
+/// Every library this process loaded; they stay loaded until it exits.
+static LOADED: std::sync::Mutex<Vec<&'static libloading::Library>> = std::sync::Mutex::new(Vec::new());
+
 /// A loaded plugin library: its resolved function table and identity.
 pub struct PluginLibrary {
     pub path: PathBuf,
@@ -115,6 +118,8 @@ impl PluginLibrary {
         // Never unloaded: code and thread-local destructors of the plugin
         // must stay mapped as long as the process lives.
         let library: &'static libloading::Library = Box::leak(Box::new(library));
+        // Remembered, so leak checkers see the handles as held, not lost.
+        LOADED.lock().unwrap_or_else(|p| p.into_inner()).push(library);
 
         // SAFETY: the symbol's type is fixed by the ABI (`ffi::ABI_VERSION_SYMBOL`).
         let version: VersionFn = *unsafe { library.get::<VersionFn>(ABI_VERSION_SYMBOL.as_bytes()) }

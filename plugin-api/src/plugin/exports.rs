@@ -10,6 +10,7 @@ use std::sync::Once;
 use arrow_array::{RecordBatchIterator, RecordBatchReader};
 
 use super::owned::{write_bytes, write_error};
+use super::host::HostLink;
 use super::{Host, Plugin};
 use crate::ffi::{
     FFI_ArrowArrayStream, FfiBytes, FfiError, FfiSink, HostCallbacks, InstancePtr, PluginFunctions, STATUS_ERROR,
@@ -23,6 +24,8 @@ struct Instance<T> {
     /// Set by a panic; every later call fails cleanly instead of touching
     /// state the panic may have left half-updated.
     poisoned: AtomicBool,
+    /// The host's callbacks, disconnected on `close`.
+    link: std::sync::Arc<HostLink>,
 }
 
 fn panic_message(payload: Box<dyn Any + Send>) -> String {
@@ -177,8 +180,10 @@ unsafe extern "C" fn open_fn<T: Plugin>(
             serde_json::from_slice(config)
                 .map_err(|e| ConnectorError::new(ErrorKind::Config, format!("options are not JSON: {e}")))?
         };
-        let connector = T::open(options, Host::new(host))?;
-        let instance = Box::new(Instance { connector, poisoned: AtomicBool::new(false) });
+        // SAFETY: the host passes null or callbacks valid until `close`.
+        let link = unsafe { HostLink::new(host) };
+        let connector = T::open(options, Host::new(link.clone()))?;
+        let instance = Box::new(Instance { connector, poisoned: AtomicBool::new(false), link });
         // SAFETY: `out` is the host's writable instance slot.
         unsafe { out.write(Box::into_raw(instance) as InstancePtr) };
         Ok(())
@@ -303,8 +308,11 @@ unsafe extern "C" fn close_fn<T: Plugin>(ptr: InstancePtr) {
     }
     // A panic in the connector's `Drop` must not unwind into the host; the
     // instance is gone either way.
-    let _ = catch(|| {
-        // SAFETY: `ptr` is the `Box<Instance<T>>` from `open_fn`, closed once.
-        drop(unsafe { Box::from_raw(ptr as *mut Instance<T>) });
-    });
+    // SAFETY: `ptr` is the `Box<Instance<T>>` from `open_fn`, closed once.
+    let instance = unsafe { Box::from_raw(ptr as *mut Instance<T>) };
+    let link = instance.link.clone();
+    let _ = catch(move || drop(instance));
+    // The connector could log while dropping; from here on the host frees
+    // the callbacks' data, so any `Host` clone left behind goes quiet.
+    link.disconnect();
 }

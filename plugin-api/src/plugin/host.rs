@@ -1,43 +1,74 @@
 //! The plugin's handle on the host: logging into the daemon's log.
 
+use std::ffi::c_void;
+use std::sync::{Arc, Mutex};
+
 use crate::ffi::{level, HostCallbacks};
 
-/// The host's callbacks as a plugin instance sees them. Valid for the life
-/// of the instance it was given to; do not keep it beyond that.
-#[derive(Clone, Copy)]
-pub struct Host {
-    callbacks: *const HostCallbacks,
+/// The host's log callback as one instance received it, until it is closed.
+pub(crate) struct HostLink {
+    /// `(log, host_data)`; `None` once the instance is closed, because the
+    /// host frees what `host_data` points to after `close` returns.
+    log: Mutex<Option<(LogFn, *mut c_void)>>,
 }
 
+type LogFn = unsafe extern "C" fn(*mut c_void, u32, *const u8, usize);
+
 // SAFETY: the ABI requires the host's `log` callback to be callable from any
-// thread, and `HostCallbacks` itself is never written after `open`.
-unsafe impl Send for Host {}
-// SAFETY: as above; `Host` only reads through the pointer.
-unsafe impl Sync for Host {}
+// thread with its `host_data`; the pair is only read under the mutex.
+unsafe impl Send for HostLink {}
+// SAFETY: as above.
+unsafe impl Sync for HostLink {}
+
+impl HostLink {
+    /// Copies the log callback out of the host's table.
+    ///
+    /// # Safety
+    /// `callbacks` must be null or point to a `HostCallbacks` whose `size`
+    /// covers the fields it claims, valid for this call.
+    pub(crate) unsafe fn new(callbacks: *const HostCallbacks) -> Arc<HostLink> {
+        let log = if callbacks.is_null() {
+            None
+        } else {
+            // SAFETY: non-null and valid for this call per the caller.
+            let cb = unsafe { &*callbacks };
+            let has_log = cb.size >= std::mem::offset_of!(HostCallbacks, log) + std::mem::size_of::<usize>();
+            cb.log.filter(|_| has_log).map(|f| (f, cb.host_data))
+        };
+        Arc::new(HostLink { log: Mutex::new(log) })
+    }
+
+    /// Called when the instance is closed: later log calls do nothing.
+    pub(crate) fn disconnect(&self) {
+        *self.log.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// The host as a plugin instance sees it. Cloning it is cheap; a clone kept
+/// past the instance's `close` (in a stray thread, say) only stops logging.
+#[derive(Clone)]
+pub struct Host {
+    link: Option<Arc<HostLink>>,
+}
 
 impl Host {
-    pub(crate) fn new(callbacks: *const HostCallbacks) -> Self {
-        Host { callbacks }
+    pub(crate) fn new(link: Arc<HostLink>) -> Self {
+        Host { link: Some(link) }
     }
 
     /// A host that drops every message; for using a connector natively.
     pub fn detached() -> Self {
-        Host { callbacks: std::ptr::null() }
+        Host { link: None }
     }
 
     fn log(&self, lvl: u32, message: &str) {
-        if self.callbacks.is_null() {
-            return;
-        }
-        // SAFETY: a non-null pointer came from the host's `open` call and
-        // stays valid until `close` returns (the ABI's lifetime rule), so
-        // reading the table and calling `log` with a valid slice is sound.
-        unsafe {
-            let cb = &*self.callbacks;
-            let has_log = cb.size >= std::mem::offset_of!(HostCallbacks, log) + std::mem::size_of::<usize>();
-            if let (true, Some(log)) = (has_log, cb.log) {
-                log(cb.host_data, lvl, message.as_ptr(), message.len());
-            }
+        let Some(link) = &self.link else { return };
+        // Held during the call, so `close` cannot complete under a log call.
+        let guard = link.log.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((log, data)) = *guard {
+            // SAFETY: the instance is not closed (the link is connected), so
+            // `data` is still valid, and the message is valid for its length.
+            unsafe { log(data, lvl, message.as_ptr(), message.len()) };
         }
     }
 
