@@ -91,3 +91,30 @@ pub fn toml(ats: &str, accounting: &str, payroll: &str, contact_center: &str) ->
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_recipe_is_a_valid_reconcile_entry_for_the_named_sources() {
+        let mut text = String::from("[warehouse]\npath = \"wh.duckdb\"\n");
+        for s in ["hr_ats", "books", "pay", "phones"] {
+            text += &format!(
+                "[sources.{s}]\ntype = \"rest\"\nbase_url = \"https://{s}.example.com\"\n[[sources.{s}.streams]]\nname = \"x\"\npath = \"/x\"\nprimary_key = \"id\"\n"
+            );
+        }
+        text += &toml("hr_ats", "books", "pay", "phones");
+        let config = conveyor_config::parse(&text, std::path::Path::new("c.toml")).unwrap();
+        let names: Vec<&str> = config.reconciles.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            RECIPES.iter().map(|(n, _, _)| *n).collect::<Vec<_>>()
+        );
+        assert_eq!(config.reconciles[0].after, ["hr_ats", "books"]);
+        assert_eq!(
+            config.reconciles[3].cardinality,
+            conveyor_config::Cardinality::OneToMany
+        );
+    }
+}
