@@ -165,6 +165,17 @@ async fn sync_refreshes_the_model_and_reconciles_and_check_locates_a_bad_mapping
         config.display()
     );
     assert!(stdout.contains(&want), "want {want}\n got {stdout}");
+
+    // A reconciliation comparing a column its left side lacks: located too.
+    let text_cfg = format!("{base}{}", model_and_recon("email")).replace("left = \"name\"", "left = \"nme\"");
+    std::fs::write(&config, &text_cfg).unwrap();
+    let line = text_cfg.lines().position(|l| l == "[[reconcile]]").unwrap() + 1;
+    let out = f.conveyor(&["check"]).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    let want = format!("{}:{line}:1: reconcile[0].left: `items_vs_people` does not run: ", config.display());
+    assert!(stdout.contains(&want) && stdout.contains("nme"), "want {want}\n got {stdout}");
+    assert!(!stdout.contains("reconcile[0].right"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -98,22 +98,26 @@ fn print_results(summary: &query::QueryResult, exceptions: &query::QueryResult) 
     }
 }
 
-/// For `conveyor check`: every model mapping run against the warehouse as it
-/// is (read-only), each problem printed as `FILE:LINE:COL: key: message`.
-/// Returns the exit status when a mapping is wrong. A mapping whose source
-/// never synced, a missing warehouse or one held by the daemon is a note.
+/// For `conveyor check`: every model mapping and every reconciliation's
+/// relations run against the warehouse as it is (read-only), each problem
+/// printed as `FILE:LINE:COL: key: message`. Returns the exit status when
+/// one is wrong. A table that is not there yet (its source never synced), a
+/// missing warehouse or one held by the daemon is a note.
 pub fn check_mappings(config: &Config) -> Option<ExitCode> {
-    if config.model.presets.is_empty() && config.model.views.is_empty() {
+    if config.model.presets.is_empty()
+        && config.model.views.is_empty()
+        && config.reconciles.is_empty()
+    {
         return None;
     }
     if !config.warehouse.path.exists() {
-        eprintln!("note: model mappings are checked against the warehouse once it exists (after the first sync)");
+        eprintln!("note: model mappings and reconciliations are checked against the warehouse once it exists (after the first sync)");
         return None;
     }
     let conn = match Warehouse::open_read_only(&config.warehouse.path) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("note: model mappings not checked: {e:#}");
+            eprintln!("note: model mappings and reconciliations not checked: {e:#}");
             return None;
         }
     };
@@ -142,6 +146,28 @@ pub fn check_mappings(config: &Config) -> Option<ExitCode> {
                 p.message,
                 crate::model::contract::describe_view(&p.view)
             );
+        }
+    }
+    for r in &config.reconciles {
+        let at = &r.at;
+        for p in crate::recon::check_relations(&conn, r) {
+            let place = format!(
+                "{}:{}:{}: {}.{}",
+                at.file.display(),
+                at.line,
+                at.col,
+                at.key,
+                p.side
+            );
+            if p.not_there_yet {
+                eprintln!(
+                    "note: {place}: not checked yet: {} (sync its sources first)",
+                    p.message
+                );
+            } else {
+                wrong += 1;
+                println!("{place}: `{}` does not run: {} (hint: check the relation and its key and compare expressions)", r.name, p.message);
+            }
         }
     }
     (wrong > 0).then(|| {

@@ -185,3 +185,48 @@ pub fn run_all(
 
 #[cfg(test)]
 mod tests;
+
+/// A side of a reconciliation that does not bind against the warehouse.
+#[derive(Debug)]
+pub struct RelationProblem {
+    /// `left` or `right`.
+    pub side: &'static str,
+    pub message: String,
+    /// A table it reads does not exist yet (its source never synced).
+    pub not_there_yet: bool,
+}
+
+/// For `conveyor check`: binds each side's relation with its key and
+/// compared expressions on `conn` (read-only is enough; no row is read).
+pub fn check_relations(conn: &Connection, cfg: &ReconcileConfig) -> Vec<RelationProblem> {
+    let mut out = Vec::new();
+    for (side, relation) in [("left", &cfg.left), ("right", &cfg.right)] {
+        let pick = |l: &String, r: &String| if side == "left" { l.clone() } else { r.clone() };
+        let exprs: Vec<String> = cfg
+            .keys
+            .iter()
+            .map(|k| pick(&k.left, &k.right))
+            .chain(cfg.compare.iter().map(|c| pick(&c.left, &c.right)))
+            .collect();
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT {} FROM {} AS src LIMIT 0)",
+            exprs.join(", "),
+            relation.from_item()
+        );
+        if let Err(e) = conn.query_row(&sql, [], |r| r.get::<_, i64>(0)) {
+            let text = e.to_string();
+            let message = text
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or_default()
+                .to_string();
+            out.push(RelationProblem {
+                side,
+                not_there_yet: text.contains("does not exist"),
+                message,
+            });
+        }
+    }
+    out
+}
