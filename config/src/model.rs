@@ -113,6 +113,10 @@ pub struct PluginSourceConfig {
     pub dirs: Vec<PathBuf>,
     /// The library's pinned SHA-256 (`[plugins.sha256]`), if any.
     pub sha256: Option<String>,
+    /// `secrets`: option names whose values are secret references. They are
+    /// resolved when the plugin is opened, added to `options`, and scrubbed
+    /// from everything the plugin says (errors, log lines).
+    pub secrets: Vec<(String, SecretRef)>,
 }
 
 /// The declarative REST connector.

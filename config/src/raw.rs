@@ -51,6 +51,9 @@ pub struct RawSource {
     pub streams: Option<Vec<S<RawStream>>>,
     /// A plugin source's options, handed to the plugin as JSON.
     pub options: Option<S<toml::Value>>,
+    /// A plugin source's secrets (`env:`/`file:` references), resolved and
+    /// added to its options.
+    pub secrets: Option<BTreeMap<String, S<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -260,6 +260,17 @@ impl<'a> Checker<'a> {
             ("prefetch_pages", raw.prefetch_pages.as_ref().map(|v| v.span())),
             ("streams", raw.streams.as_ref().and_then(|s| s.first()).map(|s| s.span())),
         ]);
+        let mut secrets = Vec::new();
+        for (name, value) in raw.secrets.iter().flatten() {
+            let skey = format!("{key}.secrets.{name}");
+            let in_options = raw.options.as_ref().and_then(|o| o.get_ref().as_table()).is_some_and(|t| t.contains_key(name));
+            if in_options {
+                self.error(value.span(), &skey, format!("`{name}` is also in `options`"))
+                    .hint("a secret is added to the options under its name; keep it in one place");
+            } else if let Some(r) = self.secret(value, &skey) {
+                secrets.push((name.clone(), r));
+            }
+        }
         let options = match &raw.options {
             None => serde_json::Value::Object(Default::default()),
             Some(o) => match toml_to_json(o.get_ref()) {
@@ -276,6 +287,7 @@ impl<'a> Checker<'a> {
             options,
             dirs: plugins.dirs.clone(),
             sha256: plugins.sha256.get(kind).cloned(),
+            secrets,
         })
     }
 
@@ -343,7 +355,10 @@ impl<'a> Checker<'a> {
     }
 
     fn rest_source(&mut self, key: &str, raw: &RawSource) -> Option<RestSourceConfig> {
-        self.unused(key, "rest", &[("options", raw.options.as_ref().map(|o| o.span()))]);
+        self.unused(key, "rest", &[
+            ("options", raw.options.as_ref().map(|o| o.span())),
+            ("secrets", raw.secrets.as_ref().and_then(|s| s.values().next()).map(|v| v.span())),
+        ]);
         let base_url = match &raw.base_url {
             None => {
                 self.error(raw.kind.span(), &format!("{key}.base_url"), "missing key `base_url` (required by type = \"rest\")");
@@ -856,6 +871,16 @@ options = { dir = "/drops", streams = [{ name = "hours", pattern = "*.csv", prim
         assert_eq!(p.plugin, "file_drop");
         assert_eq!(p.options["streams"][0]["primary_key"][0], "id");
         assert_eq!((p.dirs.as_slice(), p.sha256.as_deref()), (c.plugins.dirs.as_slice(), Some(c.plugins.sha256["file_drop"].as_str())));
+        assert!(p.secrets.is_empty());
+
+        // Secrets are references, checked like every other secret.
+        let with_secret = text.replace("options = {", "secrets = { api_token = \"env:CONVEYOR_TEST_UNSET_TOKEN\" }\noptions = {");
+        let e = check(&with_secret).unwrap_err().to_string();
+        assert!(e.contains("sources.hours.secrets.api_token: environment variable CONVEYOR_TEST_UNSET_TOKEN is not set"), "{e}");
+        let c = check(&with_secret.replace("env:CONVEYOR_TEST_UNSET_TOKEN", "env:PATH")).unwrap();
+        let ConnectorConfig::Plugin(p) = &c.source("hours").unwrap().connector else { panic!("a plugin source") };
+        assert_eq!(p.secrets.len(), 1);
+        assert_eq!(p.secrets[0].0, "api_token");
 
         // Without plugin dirs the type is unknown, with a hint saying how to add them.
         let e = check(&text.replace("dirs = [\"plugins\"]", "")).unwrap_err().to_string();

@@ -25,8 +25,18 @@ async fn cycle(library: &Arc<PluginLibrary>, options: &Json) -> usize {
     rows
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // One blocking thread, reused by every read: a pool that grows under
+    // load would add thread stacks and malloc arenas to the figure.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
     let args: Vec<String> = std::env::args().collect();
     let [_, path, options, rest @ ..] = args.as_slice() else {
         eprintln!("usage: plugin_loop LIB.so 'OPTIONS_JSON' [N]");

@@ -80,7 +80,9 @@ fn streams_of_sources(config: &Config, library: &Arc<PluginLibrary>, problems: &
         if p.plugin != library.info.name {
             continue;
         }
-        match PluginConnector::open(library.clone(), &p.options) {
+        let opened = plugins::options_with_secrets(p)
+            .and_then(|(options, redact)| PluginConnector::open_redacting(library.clone(), &options, redact));
+        match opened {
             Ok(c) => {
                 let names: Vec<String> = conveyor_plugin_api::Connector::streams(&c).into_iter().map(|s| s.name).collect();
                 parts.push(format!("{}: {}", source.name, names.join(", ")));

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use conveyor_config::PluginSourceConfig;
-use conveyor_plugin_api::host::{PluginConnector, PluginLibrary};
-use conveyor_plugin_api::{Connector, ConnectorError, ErrorKind};
+use conveyor_plugin_api::host::{PluginConnector, PluginLibrary, Redact};
+use conveyor_plugin_api::{Connector, ConnectorError, ErrorKind, Json};
 
 pub use discover::{find_library, library_file_name, list_dir};
 
@@ -103,6 +103,24 @@ pub fn load_for_source(cfg: &PluginSourceConfig) -> Result<Arc<PluginLibrary>, P
     Ok(library)
 }
 
+/// The source's options with its secrets resolved and added under their
+/// names, and the secret values to scrub from what the plugin says.
+pub fn options_with_secrets(cfg: &PluginSourceConfig) -> Result<(Json, Redact), ConnectorError> {
+    let mut options = cfg.options.clone();
+    let mut values = Vec::new();
+    for (name, reference) in &cfg.secrets {
+        // The message names the reference (`env:NAME`), never a value.
+        let secret = reference
+            .resolve()
+            .map_err(|e| ConnectorError::new(ErrorKind::Config, format!("secret `{name}` of plugin `{}`: {e}", cfg.plugin)))?;
+        values.push(secret.expose().to_string());
+        if let Json::Object(map) = &mut options {
+            map.insert(name.clone(), Json::String(secret.expose().to_string()));
+        }
+    }
+    Ok((options, Redact::new(values)))
+}
+
 /// The connector for a plugin source: loads the plugin and opens an
 /// instance with the source's options, off the async threads (both run
 /// plugin code, which may block).
@@ -111,7 +129,8 @@ pub async fn open_connector(cfg: &PluginSourceConfig) -> Result<Box<dyn Connecto
     let opened = tokio::task::spawn_blocking(move || {
         let library = load_for_source(&cfg)?;
         tracing::debug!(plugin = %library.info.name, version = %library.info.version, path = %library.path.display(), "plugin loaded");
-        PluginConnector::open(library, &cfg.options)
+        let (options, redact) = options_with_secrets(&cfg)?;
+        PluginConnector::open_redacting(library, &options, redact)
     })
     .await
     .map_err(|e| ConnectorError::new(ErrorKind::Plugin, format!("opening the plugin failed: {e}")))?;

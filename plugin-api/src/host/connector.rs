@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::instance::{PluginInstance, ReadEvent};
 use super::library::PluginLibrary;
+use super::Redact;
 use crate::{CancelFlag, Connector, ConnectorError, ErrorKind, Json, RecordSink, StreamDescriptor};
 
 /// Events in flight between the plugin thread and the sink.
@@ -19,7 +20,13 @@ pub struct PluginConnector {
 impl PluginConnector {
     /// Opens an instance with the source's `options` and reads its catalog.
     pub fn open(library: Arc<PluginLibrary>, options: &Json) -> Result<PluginConnector, ConnectorError> {
-        let instance = PluginInstance::open(library, options)?;
+        Self::open_redacting(library, options, Redact::default())
+    }
+
+    /// As [`open`](Self::open), for options that hold secrets: `redact`
+    /// scrubs them from the plugin's errors and log lines.
+    pub fn open_redacting(library: Arc<PluginLibrary>, options: &Json, redact: Redact) -> Result<PluginConnector, ConnectorError> {
+        let instance = PluginInstance::open(library, options, redact)?;
         let streams = instance.streams()?;
         Ok(PluginConnector { instance: Arc::new(instance), streams })
     }

@@ -9,6 +9,7 @@ use arrow_array::ffi_stream::RecordBatchStreamReader;
 
 use super::library::{take_bytes, take_error, PluginLibrary};
 use super::log::LogContext;
+use super::Redact;
 use crate::ffi::{FFI_ArrowArrayStream, FfiBytes, FfiError, FfiSink, HostCallbacks, InstancePtr, STATUS_ERROR, STATUS_OK};
 use crate::{CancelFlag, ConnectorError, ErrorKind, Json, RecordBatch, StreamDescriptor};
 
@@ -25,6 +26,7 @@ pub struct PluginInstance {
     ptr: InstancePtr,
     /// Serialises calls: the ABI lets a plugin assume one call at a time.
     lock: Mutex<()>,
+    redact: Redact,
     // The plugin holds pointers to these until `close` returns; boxed so
     // they do not move, dropped after `close` (see `Drop`).
     _callbacks: Box<HostCallbacks>,
@@ -38,9 +40,10 @@ unsafe impl Send for PluginInstance {}
 unsafe impl Sync for PluginInstance {}
 
 impl PluginInstance {
-    /// Opens an instance with `options` (the source's options as JSON).
-    pub fn open(library: Arc<PluginLibrary>, options: &Json) -> Result<PluginInstance, ConnectorError> {
-        let log = Box::new(LogContext { plugin: library.info.name.clone() });
+    /// Opens an instance with `options` (the source's options as JSON);
+    /// `redact` holds the secrets among them, scrubbed from all it says.
+    pub fn open(library: Arc<PluginLibrary>, options: &Json, redact: Redact) -> Result<PluginInstance, ConnectorError> {
+        let log = Box::new(LogContext { plugin: library.info.name.clone(), redact: redact.clone() });
         let callbacks = Box::new(HostCallbacks {
             size: std::mem::size_of::<HostCallbacks>(),
             host_data: &*log as *const LogContext as *mut c_void,
@@ -54,9 +57,9 @@ impl PluginInstance {
         // instance (owned by it below), and the out-slots are valid.
         let status = unsafe { open(config.as_ptr(), config.len(), &*callbacks, &mut ptr, &mut error) };
         if status != STATUS_OK || ptr.is_null() {
-            return Err(plugin_error(&library, "open", status, &mut error));
+            return Err(plugin_error(&library, &redact, "open", status, &mut error));
         }
-        Ok(PluginInstance { library, ptr, lock: Mutex::new(()), _callbacks: callbacks, _log: log })
+        Ok(PluginInstance { library, ptr, lock: Mutex::new(()), redact, _callbacks: callbacks, _log: log })
     }
 
     pub fn library(&self) -> &PluginLibrary {
@@ -72,7 +75,7 @@ impl PluginInstance {
         // SAFETY: `ptr` is this live instance; the out-slots are valid.
         let status = unsafe { streams(self.ptr, &mut out, &mut error) };
         if status != STATUS_OK {
-            return Err(plugin_error(&self.library, "streams", status, &mut error));
+            return Err(plugin_error(&self.library, &self.redact, "streams", status, &mut error));
         }
         // SAFETY: the plugin filled `out` on success.
         let json = unsafe { take_bytes(&mut out) };
@@ -114,10 +117,11 @@ impl PluginInstance {
                 // SAFETY: the plugin filled `error`; release it, ours is more precise.
                 let _ = unsafe { take_error(&mut error) };
             }
+            let message = self.redact.apply(&message);
             return Err(ConnectorError::new(ErrorKind::Plugin, format!("plugin `{}`: {message}", self.library.info.name)));
         }
         if status != STATUS_OK {
-            return Err(plugin_error(&self.library, "read", status, &mut error));
+            return Err(plugin_error(&self.library, &self.redact, "read", status, &mut error));
         }
         Ok(())
     }
@@ -133,13 +137,13 @@ impl Drop for PluginInstance {
 }
 
 /// A failed plugin call as a `ConnectorError` naming the plugin.
-fn plugin_error(library: &PluginLibrary, call: &str, status: i32, error: &mut FfiError) -> ConnectorError {
+fn plugin_error(library: &PluginLibrary, redact: &Redact, call: &str, status: i32, error: &mut FfiError) -> ConnectorError {
     if status == STATUS_OK {
         return ConnectorError::new(ErrorKind::Plugin, format!("plugin `{}`: {call} returned no instance", library.info.name));
     }
     // SAFETY: the plugin filled `error` on failure (or left it empty).
     let (kind, message) = unsafe { take_error(error) };
-    ConnectorError::new(kind, format!("plugin `{}`: {message}", library.info.name))
+    ConnectorError::new(kind, format!("plugin `{}`: {}", library.info.name, redact.apply(&message)))
 }
 
 /// The host side of one `read`'s sink.

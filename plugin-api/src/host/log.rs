@@ -9,6 +9,8 @@ use crate::ffi::level;
 /// What the log callback's `host_data` points to.
 pub(crate) struct LogContext {
     pub plugin: String,
+    /// The source's secrets, scrubbed from every line.
+    pub redact: super::Redact,
 }
 
 /// `HostCallbacks::log`.
@@ -26,7 +28,7 @@ pub(crate) unsafe extern "C" fn host_log(data: *mut c_void, lvl: u32, message: *
         // `close` returns, which is as long as the plugin may call this.
         let ctx = unsafe { &*(data as *const LogContext) };
         // SAFETY: the plugin passes `len` readable bytes for the call.
-        let text = String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(message, len) });
+        let text = ctx.redact.apply(&String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(message, len) }));
         let plugin = ctx.plugin.as_str();
         match lvl {
             level::ERROR => tracing::error!(plugin, "{text}"),

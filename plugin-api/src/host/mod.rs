@@ -6,8 +6,10 @@ mod instance;
 mod library;
 mod log;
 mod native;
+mod redact;
 
 pub use connector::PluginConnector;
 pub use instance::{PluginInstance, ReadEvent};
 pub use library::{InitFn, LoadError, PluginLibrary, VersionFn};
 pub use native::NativeConnector;
+pub use redact::Redact;

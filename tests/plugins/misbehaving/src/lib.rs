@@ -21,6 +21,9 @@ enum Mode {
     PanicMidStream,
     /// Fails `read` with an error (text in `options.message`).
     ErrorRead,
+    /// Logs and fails with its secret `token` in the text, as a careless
+    /// plugin might: the host must scrub it.
+    EchoToken,
 }
 
 #[derive(serde::Deserialize)]
@@ -29,6 +32,9 @@ struct Options {
     mode: Mode,
     #[serde(default)]
     message: Option<String>,
+    /// A secret (from the source's `secrets`).
+    #[serde(default)]
+    token: Option<String>,
 }
 
 pub struct Misbehaving {
@@ -67,6 +73,11 @@ impl BlockingConnector for Misbehaving {
                 ErrorKind::Http,
                 self.options.message.clone().unwrap_or_else(|| "the vendor said no".into()),
             )),
+            Mode::EchoToken => {
+                let token = self.options.token.clone().unwrap_or_default();
+                self.host.warn(&format!("calling the vendor with token {token}"));
+                Err(ConnectorError::new(ErrorKind::Auth, format!("token {token} was refused")))
+            }
             Mode::PanicOpen => unreachable!("open panicked"),
         }
     }
