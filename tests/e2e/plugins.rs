@@ -277,6 +277,7 @@ type = "file_drop"
     let out = f.conveyor(&["plugins", "list"]).await;
     assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
     assert!(text(&out).1.contains("plugin ABI 99.3"), "{:?}", text(&out));
+    assert!(text(&out).1.contains("source `ghost`: plugin `ghost` not found"), "{:?}", text(&out));
 
     // With the right pin the pinned source loads.
     std::fs::write(f.config(), config.replace(&"0".repeat(64), &sha)).unwrap();

@@ -60,6 +60,14 @@ fn list(config: &Config) -> Result<ExitCode> {
             }
         }
     }
+    // A source whose plugin is in none of the folders would fail every run.
+    for source in &config.sources {
+        let ConnectorConfig::Plugin(p) = &source.connector else { continue };
+        if let Err(e) = plugins::find_library(&p.dirs, &p.plugin) {
+            problems += 1;
+            eprintln!("error: source `{}`: {e}", source.name);
+        }
+    }
     println!("{table}");
     Ok(if problems > 0 { ExitCode::from(EXIT_CONFIG) } else { ExitCode::SUCCESS })
 }
