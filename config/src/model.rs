@@ -41,10 +41,17 @@ pub struct Located {
     pub key: String,
 }
 
+/// `warehouse.memory_limit` when the config does not set it.
+pub const DEFAULT_MEMORY_LIMIT: &str = "512MB";
+
 #[derive(Debug, Clone)]
 pub struct WarehouseConfig {
     /// The DuckDB file.
     pub path: PathBuf,
+    /// DuckDB's `memory_limit` (default [`DEFAULT_MEMORY_LIMIT`]). Bounds
+    /// the cache of table blocks, which otherwise grows with the warehouse
+    /// (DuckDB's own default is 80% of RAM); large joins spill to disk.
+    pub memory_limit: String,
 }
 
 /// The daemon's local endpoint, which answers `conveyor query` and

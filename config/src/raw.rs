@@ -15,6 +15,7 @@ pub type S<T> = Spanned<T>;
 #[serde(deny_unknown_fields)]
 pub struct RawWarehouse {
     pub path: Option<S<String>>,
+    pub memory_limit: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

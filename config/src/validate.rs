@@ -170,13 +170,13 @@ impl<'a> Checker<'a> {
         let Some(raw) = raw else {
             if span == (0..0) {
                 self.error(0..0, "warehouse", "missing [warehouse] section")
-                    .hint("add:\n[warehouse]\npath = \"conveyor.duckdb\"");
+                    .hint("add:\n[warehouse]\npath = \"warehouse.duckdb\"");
             }
             return None;
         };
         let Some(path) = raw.path else {
             self.error(span, "warehouse.path", "missing key `path`")
-                .hint("the DuckDB file, e.g. path = \"conveyor.duckdb\"");
+                .hint("the DuckDB file, e.g. path = \"warehouse.duckdb\"");
             return None;
         };
         if path.get_ref().trim().is_empty() {
@@ -191,7 +191,16 @@ impl<'a> Checker<'a> {
                 .hint("DuckDB names the database after the file, which would clash with the `conveyor` schema; use e.g. \"warehouse.duckdb\"");
             return None;
         }
-        Some(WarehouseConfig { path: crate::resolve_relative(self.file, path.get_ref()) })
+        let memory_limit = match raw.memory_limit {
+            None => DEFAULT_MEMORY_LIMIT.to_string(),
+            Some(m) if is_size(m.get_ref()) => m.get_ref().trim().to_string(),
+            Some(m) => {
+                self.error(m.span(), "warehouse.memory_limit", format!("`{}` is not a size", m.get_ref()))
+                    .hint("a number and a unit, e.g. \"256MB\" or \"2GB\"");
+                return None;
+            }
+        };
+        Some(WarehouseConfig { path: crate::resolve_relative(self.file, path.get_ref()), memory_limit })
     }
 
     fn server(&mut self, raw: Option<RawServer>) -> Option<ServerConfig> {
@@ -762,6 +771,15 @@ pub fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
     })
 }
 
+/// A size DuckDB understands: a number and a unit (`512MB`, `2 GiB`).
+fn is_size(text: &str) -> bool {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    const UNITS: [&str; 9] = ["B", "KB", "MB", "GB", "TB", "KIB", "MIB", "GIB", "TIB"];
+    number.parse::<f64>().is_ok_and(|n| n > 0.0) && UNITS.contains(&unit.trim().to_ascii_uppercase().as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -805,6 +823,16 @@ incremental = { cursor_field = "updated_at", param = "updated_since", lookback_s
         let inc = r.streams[0].incremental.as_ref().unwrap();
         assert_eq!(inc.lookback, Duration::from_secs(60));
         assert_eq!(inc.location, Some(KeyLocation::Query("updated_since".into())));
+    }
+
+    #[test]
+    fn memory_limit_must_be_a_size() {
+        let ok = GOOD.replace("path = \"wh.duckdb\"", "path = \"wh.duckdb\"\nmemory_limit = \"256MB\"");
+        assert_eq!(check(&ok).unwrap().warehouse.memory_limit, "256MB");
+        let bad = GOOD.replace("path = \"wh.duckdb\"", "path = \"wh.duckdb\"\nmemory_limit = \"lots\"");
+        let errs = check(&bad).unwrap_err().to_string();
+        assert!(errs.contains("conveyor.toml:4:16: warehouse.memory_limit: `lots` is not a size"), "{errs}");
+        assert_eq!(check(&GOOD).unwrap().warehouse.memory_limit, DEFAULT_MEMORY_LIMIT);
     }
 
     #[test]

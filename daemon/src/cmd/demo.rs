@@ -32,7 +32,7 @@ pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
     };
     println!("Config: {}\n", config_path.display());
 
-    let wh = Arc::new(Warehouse::open(&config.warehouse.path)?);
+    let wh = Arc::new(Warehouse::open_config(&config.warehouse)?);
     let sources: Vec<_> = config.sources.iter().collect();
     let started = Instant::now();
     let reports = sync_sources(wh.clone(), &sources, &CancelFlag::default(), &Progress::for_terminal()).await;

@@ -59,7 +59,7 @@ pub async fn recon_command(config: Config, name: Option<String>, show: bool) -> 
     }
     let config = Arc::new(config);
     tokio::task::spawn_blocking(move || {
-        let wh = Warehouse::open(&config.warehouse.path)?;
+        let wh = Warehouse::open_config(&config.warehouse)?;
         let recons: Vec<_> = config
             .reconciles
             .iter()

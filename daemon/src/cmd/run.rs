@@ -38,7 +38,7 @@ pub async fn shutdown_signal() -> std::io::Result<()> {
 /// Runs every scheduled source until `shutdown` resolves, then lets each
 /// run in flight finish its current batch, commit, and stop.
 pub async fn run_daemon(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
-    let wh = Arc::new(Warehouse::open(&config.warehouse.path)?);
+    let wh = Arc::new(Warehouse::open_config(&config.warehouse)?);
     let recovered = wh.recover_interrupted_runs()?;
     if recovered > 0 {
         tracing::warn!(runs = recovered, "marked runs of a stopped process as interrupted");

@@ -21,7 +21,7 @@ pub async fn sync_command(config: Config, names: Vec<String>) -> Result<ExitCode
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
-    let wh = Arc::new(Warehouse::open(&config.warehouse.path)?);
+    let wh = Arc::new(Warehouse::open_config(&config.warehouse)?);
     let recovered = wh.recover_interrupted_runs()?;
     if recovered > 0 {
         tracing::warn!(runs = recovered, "marked runs of a stopped process as interrupted");

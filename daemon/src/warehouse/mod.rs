@@ -111,6 +111,17 @@ impl Warehouse {
         Ok(Warehouse { conn: Mutex::new(conn), path: path.to_path_buf() })
     }
 
+    /// Opens the configured warehouse with its settings (memory limit).
+    pub fn open_config(cfg: &conveyor_config::WarehouseConfig) -> Result<Self> {
+        let wh = Self::open(&cfg.path)?;
+        // Validated by the config as a number and a unit.
+        let limit = &cfg.memory_limit;
+        wh.conn()
+            .execute_batch(&format!("SET memory_limit = {}", literal(limit)))
+            .with_context(|| format!("cannot set warehouse.memory_limit = {limit:?}"))?;
+        Ok(wh)
+    }
+
     /// Opens the file read-only, for `query` and `status` when no daemon runs.
     pub fn open_read_only(path: &Path) -> Result<Connection> {
         if !path.exists() {
@@ -155,6 +166,14 @@ impl Warehouse {
             |r| r.get(0),
         )?;
         Ok(id)
+    }
+
+    /// Streams of `source` that have run before, by name.
+    pub fn known_streams(&self, source: &str) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT DISTINCT stream FROM conveyor.runs WHERE source = ? ORDER BY stream")?;
+        let rows = st.query_map(params![source], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     pub fn finish_run(&self, run_id: i64, status: &str, error: Option<&str>) -> Result<()> {
