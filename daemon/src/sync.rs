@@ -92,6 +92,16 @@ pub async fn sync_source(wh: Arc<Warehouse>, source: &SourceConfig, cancel: &Can
         Ok(c) => c,
         Err(e) => {
             tracing::error!(source = %source.name, error = %e, "cannot start source");
+            if let ConnectorConfig::Plugin(_) = &source.connector {
+                // A plugin that no longer loads (replaced, another ABI, pin
+                // mismatch) fails the streams it used to read, so `conveyor
+                // status` shows why they stopped, not just the log.
+                for stream in wh.known_streams(&source.name).unwrap_or_default() {
+                    if let Ok(run_id) = wh.begin_run(&source.name, &stream) {
+                        let _ = wh.finish_run(run_id, RunStatus::Failed.as_str(), Some(&e.to_string()));
+                    }
+                }
+            }
             report.error = Some(e.to_string());
             return report;
         }

@@ -284,6 +284,16 @@ type = "file_drop"
     let out = f.conveyor(&["sync", "pinned"]).await;
     assert!(out.status.success(), "{:?}", text(&out));
     assert_eq!(f.scalar("SELECT count(*) FROM pinned.hours"), "3");
+    // Once the library stops matching its pin, the streams it read show why in `status`.
+    std::fs::write(f.config(), &config).unwrap();
+    let out = f.conveyor(&["sync", "pinned"]).await;
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    let out = f.conveyor(&["status", "--format", "csv"]).await;
+    let status = text(&out).0;
+    for stream in ["hours", "punches"] {
+        let line = status.lines().find(|l| l.starts_with(&format!("pinned,{stream},"))).unwrap_or_default();
+        assert!(line.contains(",failed,") && line.contains("refused: its SHA-256 is"), "{status}");
+    }
 }
 
 /// The secret the `leaky` source hands its plugin.
