@@ -111,6 +111,17 @@ impl Warehouse {
         Ok(Warehouse { conn: Mutex::new(conn), path: path.to_path_buf() })
     }
 
+    /// Opens the configured warehouse with its settings (memory limit).
+    pub fn open_config(cfg: &conveyor_config::WarehouseConfig) -> Result<Self> {
+        let wh = Self::open(&cfg.path)?;
+        // Validated by the config as a number and a unit.
+        let limit = &cfg.memory_limit;
+        wh.conn()
+            .execute_batch(&format!("SET memory_limit = {}", literal(limit)))
+            .with_context(|| format!("cannot set warehouse.memory_limit = {limit:?}"))?;
+        Ok(wh)
+    }
+
     /// Opens the file read-only, for `query` and `status` when no daemon runs.
     pub fn open_read_only(path: &Path) -> Result<Connection> {
         if !path.exists() {
