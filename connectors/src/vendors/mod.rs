@@ -7,9 +7,11 @@
 //! [`crate::rest::pager`]; [`read`] is the one read loop they share.
 
 pub mod greenhouse;
+pub mod gusto;
 pub mod quickbooks;
 pub(crate) mod read;
 pub mod table;
+pub mod zendesk_talk;
 
 use std::sync::Arc;
 
@@ -22,7 +24,12 @@ use crate::http::{AuthProvider, HttpClient, Redactor, TokenBody};
 use table::Table;
 
 /// The vendor connectors that are built in, by source `type`.
-pub const VENDORS: &[Vendor] = &[Vendor::Greenhouse, Vendor::QuickBooks];
+pub const VENDORS: &[Vendor] = &[
+    Vendor::Greenhouse,
+    Vendor::QuickBooks,
+    Vendor::Gusto,
+    Vendor::ZendeskTalk,
+];
 
 /// Builds the connector for a vendor source.
 pub fn build(
@@ -41,13 +48,16 @@ pub fn build(
             cfg.clone(),
             credentials,
         )?)),
-        other => Err(ConnectorError::new(
-            ErrorKind::Config,
-            format!(
-                "source {source}: type = \"{}\" is not built into this version",
-                other.type_name()
-            ),
-        )),
+        Vendor::Gusto => Ok(Box::new(gusto::Gusto::new(
+            source,
+            cfg.clone(),
+            credentials,
+        )?)),
+        Vendor::ZendeskTalk => Ok(Box::new(zendesk_talk::ZendeskTalk::new(
+            source,
+            cfg.clone(),
+            credentials,
+        )?)),
     }
 }
 
@@ -138,7 +148,8 @@ mod tests {
             let declared: Vec<&str> = match v {
                 Vendor::Greenhouse => greenhouse::TABLES.iter().map(|t| t.name).collect(),
                 Vendor::QuickBooks => quickbooks::TABLES.iter().map(|t| t.name).collect(),
-                _ => unreachable!("register the vendor's tables here"),
+                Vendor::Gusto => gusto::TABLES.iter().map(|t| t.name).collect(),
+                Vendor::ZendeskTalk => zendesk_talk::TABLES.iter().map(|t| t.name).collect(),
             };
             assert_eq!(declared, v.streams(), "{v:?}");
         }

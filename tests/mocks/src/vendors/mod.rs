@@ -4,7 +4,9 @@
 //! lets a test change data, expire tokens and queue faults while it runs.
 
 pub mod greenhouse;
+pub mod gusto;
 pub mod quickbooks;
+pub mod zendesk_talk;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
