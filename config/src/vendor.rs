@@ -519,6 +519,41 @@ streams = ["offers", "candidates"]
     }
 
     #[test]
+    fn the_commented_vendor_examples_in_the_example_config_are_valid() {
+        let example = include_str!("../../conveyor.example.toml");
+        // The commented `[sources.…]` blocks, uncommented; secrets from a
+        // variable that is always set.
+        let mut text = String::from("[warehouse]\npath = \"wh.duckdb\"\n");
+        let mut inside = false;
+        for line in example.lines() {
+            let body = line.strip_prefix("# ").unwrap_or("");
+            if body.starts_with("[sources.") {
+                inside = true;
+            } else if !line.starts_with("# ") || body.trim().is_empty() {
+                inside = false;
+            }
+            if inside {
+                text.push_str(body);
+                text.push('\n');
+            }
+        }
+        let text: String = text
+            .lines()
+            .map(|l| match l.find("\"env:") {
+                Some(at) => {
+                    let end = l[at + 1..].find('"').map_or(l.len(), |e| at + 2 + e);
+                    format!("{}\"env:PATH\"{}\n", &l[..at], &l[end..])
+                }
+                None => format!("{l}\n"),
+            })
+            .collect();
+        let c = check(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let mut kinds: Vec<&str> = c.sources.iter().map(|s| s.connector.type_name()).collect();
+        kinds.sort();
+        assert_eq!(kinds, ["greenhouse", "gusto", "quickbooks", "zendesk_talk"]);
+    }
+
+    #[test]
     fn vendor_mistakes_have_locations() {
         let text = r#"[warehouse]
 path = "wh.duckdb"
