@@ -28,14 +28,17 @@ pub enum Vendor {
     Gusto,
     /// Zendesk Talk (contact center).
     ZendeskTalk,
+    /// HubSpot CRM v3.
+    HubSpot,
 }
 
 impl Vendor {
-    pub const ALL: [Vendor; 4] = [
+    pub const ALL: [Vendor; 5] = [
         Vendor::Greenhouse,
         Vendor::QuickBooks,
         Vendor::Gusto,
         Vendor::ZendeskTalk,
+        Vendor::HubSpot,
     ];
 
     /// The source `type` that selects it.
@@ -45,6 +48,7 @@ impl Vendor {
             Vendor::QuickBooks => "quickbooks",
             Vendor::Gusto => "gusto",
             Vendor::ZendeskTalk => "zendesk_talk",
+            Vendor::HubSpot => "hubspot",
         }
     }
 
@@ -59,6 +63,7 @@ impl Vendor {
             Vendor::QuickBooks => &["customers", "invoices", "payments"],
             Vendor::Gusto => &["employees", "payrolls", "employee_compensations"],
             Vendor::ZendeskTalk => &["calls"],
+            Vendor::HubSpot => &["owners", "contacts", "deals"],
         }
     }
 
@@ -70,6 +75,7 @@ impl Vendor {
             Vendor::Gusto => "https://api.gusto.com",
             // Built from `subdomain`.
             Vendor::ZendeskTalk => "",
+            Vendor::HubSpot => "https://api.hubapi.com",
         }
     }
 
@@ -79,6 +85,7 @@ impl Vendor {
             Vendor::QuickBooks => "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
             Vendor::Gusto => "https://api.gusto.com/oauth/token",
             Vendor::ZendeskTalk => "",
+            Vendor::HubSpot => "https://api.hubapi.com/oauth/v1/token",
         }
     }
 
@@ -91,7 +98,7 @@ impl Vendor {
             )),
             Vendor::QuickBooks => Some(("realm_id", "the QuickBooks company (realm) id")),
             Vendor::Gusto => Some(("company_id", "the Gusto company uuid")),
-            Vendor::ZendeskTalk => None,
+            Vendor::ZendeskTalk | Vendor::HubSpot => None,
         }
     }
 }
@@ -186,6 +193,10 @@ impl Checker<'_> {
                 &["company_id"],
             ),
             Vendor::ZendeskTalk => (&["email", "api_token"], &["subdomain"]),
+            Vendor::HubSpot => (
+                &["client_id", "client_secret", "refresh_token", "token_url"],
+                &[],
+            ),
         };
         let present: [(&str, Option<Range<usize>>); 10] = [
             ("client_id", raw.client_id.as_ref().map(|v| v.span())),
@@ -335,6 +346,9 @@ impl Checker<'_> {
                         // Gusto's token endpoint lives on the API host.
                         base_url.as_ref().and_then(|b| b.join("/oauth/token").ok())
                     }
+                    None if vendor == Vendor::HubSpot && raw.base_url.is_some() => base_url
+                        .as_ref()
+                        .and_then(|b| b.join("/oauth/v1/token").ok()),
                     None => url::Url::parse(vendor.default_token_url()).ok(),
                 };
                 if vendor == Vendor::Greenhouse {
@@ -550,7 +564,16 @@ streams = ["offers", "candidates"]
         let c = check(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let mut kinds: Vec<&str> = c.sources.iter().map(|s| s.connector.type_name()).collect();
         kinds.sort();
-        assert_eq!(kinds, ["greenhouse", "gusto", "quickbooks", "zendesk_talk"]);
+        assert_eq!(
+            kinds,
+            [
+                "greenhouse",
+                "gusto",
+                "hubspot",
+                "quickbooks",
+                "zendesk_talk"
+            ]
+        );
     }
 
     #[test]

@@ -136,6 +136,8 @@ pub enum TokenBody {
     FormWithBasic,
     /// JSON body carrying `client_id` and `client_secret` (Gusto).
     JsonWithCredentials,
+    /// Form body carrying `client_id` and `client_secret` (HubSpot).
+    FormWithCredentials,
 }
 
 pub struct OAuthClient {
@@ -211,6 +213,11 @@ impl OAuthClient {
                 let basic = base64::engine::general_purpose::STANDARD
                     .encode(format!("{}:{}", self.client_id, self.client_secret.expose()));
                 request.header("Authorization", format!("Basic {basic}")).form(&form)
+            }
+            TokenBody::FormWithCredentials => {
+                form.push(("client_id", self.client_id.clone()));
+                form.push(("client_secret", self.client_secret.expose().to_string()));
+                request.form(&form)
             }
             TokenBody::JsonWithCredentials => {
                 let mut obj: serde_json::Map<String, serde_json::Value> =

@@ -2,6 +2,7 @@
 //! per-host rate limits and secret-free errors, used by every HTTP connector.
 
 pub mod auth;
+pub mod body_pager;
 pub mod client;
 pub mod ratelimit;
 pub mod redact;

@@ -8,6 +8,7 @@
 
 pub mod greenhouse;
 pub mod gusto;
+pub mod hubspot;
 pub mod quickbooks;
 pub(crate) mod read;
 pub mod table;
@@ -29,6 +30,7 @@ pub const VENDORS: &[Vendor] = &[
     Vendor::QuickBooks,
     Vendor::Gusto,
     Vendor::ZendeskTalk,
+    Vendor::HubSpot,
 ];
 
 /// Builds the connector for a vendor source.
@@ -54,6 +56,11 @@ pub fn build(
             credentials,
         )?)),
         Vendor::ZendeskTalk => Ok(Box::new(zendesk_talk::ZendeskTalk::new(
+            source,
+            cfg.clone(),
+            credentials,
+        )?)),
+        Vendor::HubSpot => Ok(Box::new(hubspot::HubSpot::new(
             source,
             cfg.clone(),
             credentials,
@@ -150,6 +157,7 @@ mod tests {
                 Vendor::QuickBooks => quickbooks::TABLES.iter().map(|t| t.name).collect(),
                 Vendor::Gusto => gusto::TABLES.iter().map(|t| t.name).collect(),
                 Vendor::ZendeskTalk => zendesk_talk::TABLES.iter().map(|t| t.name).collect(),
+                Vendor::HubSpot => hubspot::TABLES.iter().map(|t| t.name).collect(),
             };
             assert_eq!(declared, v.streams(), "{v:?}");
         }

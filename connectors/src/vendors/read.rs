@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::table::Table;
+use crate::http::body_pager::BodyPager;
 use crate::http::client::{snippet, HttpRequest, HttpResponse};
 use crate::http::HttpClient;
 use crate::rest::pager::Pager;
@@ -23,10 +24,18 @@ pub(crate) struct Page {
     pub body: Value,
 }
 
+/// Either paging style of the toolkit.
+enum AnyPager {
+    /// Cursor, offset or page in the URL (`rest::pager`).
+    Url(Pager),
+    /// Cursor in a POSTed JSON body (search APIs).
+    Body(BodyPager),
+}
+
 /// Walks the pages of one request sequence.
 pub(crate) struct Pages<'a> {
     client: &'a HttpClient,
-    pager: Pager,
+    pager: AnyPager,
     selector: JsonPath,
     check: Option<BodyCheck>,
 }
@@ -35,9 +44,27 @@ impl<'a> Pages<'a> {
     pub fn new(client: &'a HttpClient, pager: Pager, selector: &str) -> Self {
         Pages {
             client,
-            pager,
+            pager: AnyPager::Url(pager),
             selector: JsonPath::parse(selector),
             check: None,
+        }
+    }
+
+    /// Pages of a search API that takes its cursor in the request body.
+    pub fn body(client: &'a HttpClient, pager: BodyPager, selector: &str) -> Self {
+        Pages {
+            client,
+            pager: AnyPager::Body(pager),
+            selector: JsonPath::parse(selector),
+            check: None,
+        }
+    }
+
+    /// The cursor the next body-paged request would send.
+    pub fn body_cursor(&self) -> Option<&str> {
+        match &self.pager {
+            AnyPager::Body(p) => p.cursor(),
+            AnyPager::Url(_) => None,
         }
     }
 
@@ -51,10 +78,14 @@ impl<'a> Pages<'a> {
         if cancel.is_cancelled() {
             return Ok(None);
         }
-        let Some(url) = self.pager.next_url() else {
+        let req = match &mut self.pager {
+            AnyPager::Url(p) => p.next_url().map(HttpRequest::get),
+            AnyPager::Body(p) => p.next_request(),
+        };
+        let Some(req) = req else {
             return Ok(None);
         };
-        let resp = self.client.send(&HttpRequest::get(url)).await?;
+        let resp = self.client.send(&req).await?;
         let mut body = parse_body(self.client, &resp, self.check)?;
         let records = match take(&mut body, &self.selector) {
             Some(Value::Array(v)) => v,
@@ -65,13 +96,16 @@ impl<'a> Pages<'a> {
                 return Err(ConnectorError::new(
                     ErrorKind::Data,
                     format!(
-                        "GET {shown}: `{}` holds {other}, not a list of records",
-                        self.selector
+                        "{} {shown}: `{}` holds {other}, not a list of records",
+                        req.method, self.selector
                     ),
                 ));
             }
         };
-        self.pager.advance(&resp, &body, records.len());
+        match &mut self.pager {
+            AnyPager::Url(p) => p.advance(&resp, &body, records.len()),
+            AnyPager::Body(p) => p.advance(&body),
+        }
         Ok(Some(Page { records, body }))
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod greenhouse;
 pub mod gusto;
+pub mod hubspot;
 pub mod quickbooks;
 pub mod zendesk_talk;
 

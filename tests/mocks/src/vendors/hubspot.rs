@@ -1,0 +1,343 @@
+//! HubSpot CRM v3 mock: `POST /oauth/v1/token` (refresh-token grant,
+//! client credentials in the form, 30-minute tokens, the refresh token not
+//! rotated), `GET /crm/v3/owners` (`after` cursor), and
+//! `POST /crm/v3/objects/{contacts|deals}/search` with filters, ascending
+//! sort, `limit` ≤ 200, `after` in the body and a 400 past 10,000 results.
+//! Every property value is a string. `X-HubSpot-RateLimit-*` headers, the
+//! `RATE_LIMIT` 429 body, and `{"status":"error",…}` error bodies.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method};
+use axum::response::Response;
+use axum::Router;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::{json, Value};
+
+use super::{lock, receive, Core, Fault, MockHandle};
+use crate::server::MockServer;
+use crate::wire;
+
+pub const SEARCH_CAP: usize = 10_000;
+
+#[derive(Clone, Debug)]
+pub struct HubSpotMockConfig {
+    pub client_id: String,
+    pub client_secret: String,
+    pub refresh_token: String,
+    pub owners: usize,
+    pub contacts: usize,
+    /// Deals come in pairs sharing one modification time.
+    pub deals: usize,
+}
+
+impl Default for HubSpotMockConfig {
+    fn default() -> Self {
+        HubSpotMockConfig {
+            client_id: "hs-client".into(),
+            client_secret: "hs-secret-2718".into(),
+            refresh_token: "hs-rt-na1-0001".into(),
+            owners: 5,
+            contacts: 300,
+            deals: 10_450,
+        }
+    }
+}
+
+struct HubSpot {
+    cfg: HubSpotMockConfig,
+    core: Core,
+    data: BTreeMap<&'static str, Vec<Value>>,
+    owners: Vec<Value>,
+    clock: DateTime<Utc>,
+}
+
+#[derive(Clone)]
+pub struct HubSpotHandle(Arc<Mutex<HubSpot>>);
+
+impl MockHandle for HubSpotHandle {
+    fn with_core<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
+        f(&mut lock(&self.0).core)
+    }
+}
+
+/// The last-modified property of an object type.
+pub fn modified_property(kind: &str) -> &'static str {
+    if kind == "deals" {
+        "hs_lastmodifieddate"
+    } else {
+        "lastmodifieddate"
+    }
+}
+
+impl HubSpotHandle {
+    pub fn records(&self, kind: &str) -> Vec<Value> {
+        lock(&self.0).data.get(kind).cloned().unwrap_or_default()
+    }
+    /// Changes a record; it becomes the most recently modified.
+    pub fn touch(&self, kind: &str, id: &str, f: impl FnOnce(&mut Value)) {
+        let mut h = lock(&self.0);
+        h.clock += Duration::seconds(5);
+        let stamp = iso(h.clock);
+        let r = h
+            .data
+            .get_mut(kind)
+            .and_then(|v| v.iter_mut().find(|r| r["id"] == id))
+            .expect("record exists");
+        f(r);
+        r["properties"][modified_property(kind)] = json!(stamp);
+        r["updatedAt"] = json!(stamp);
+    }
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+pub struct HubSpotMock;
+
+impl HubSpotMock {
+    pub async fn start(cfg: HubSpotMockConfig) -> (MockServer, HubSpotHandle) {
+        let base = Utc.with_ymd_and_hms(2024, 5, 1, 9, 0, 0).unwrap();
+        let owners = (1..=cfg.owners)
+            .map(|i| {
+                json!({"id": format!("{}", 1_234_560 + i), "email": format!("owner{i}@acme.example"), "firstName": format!("Owner{i}"),
+                    "lastName": "Smith", "userId": 9_000 + i, "createdAt": iso(base), "updatedAt": iso(base), "archived": false, "teams": []})
+            })
+            .collect();
+        let contacts = (1..=cfg.contacts)
+            .map(|i| {
+                let t = iso(base + Duration::seconds(i as i64 * 7));
+                json!({"id": format!("{}", 100 + i), "properties": {"email": format!("person{i}@example.com"), "firstname": format!("First{i}"),
+                    "lastname": format!("Last{i}"), "lifecyclestage": "customer", "hs_lead_status": if i % 2 == 0 { "" } else { "OPEN" },
+                    "hubspot_owner_id": format!("{}", 1_234_561 + i % cfg.owners.max(1)), "createdate": t, "lastmodifieddate": t, "hs_object_id": format!("{}", 100 + i)},
+                    "createdAt": t, "updatedAt": t, "archived": false})
+            })
+            .collect();
+        let deals = (1..=cfg.deals)
+            .map(|i| {
+                let t = iso(base + Duration::milliseconds((i / 2) as i64 * 1000 + 1));
+                let won = i % 3 == 0;
+                json!({"id": format!("{}", 50_000 + i), "properties": {"dealname": format!("Deal {i}"), "amount": format!("{}.{:02}", 1000 + i % 900, i % 100),
+                    "dealstage": if won { "closedwon" } else { "appointmentscheduled" }, "pipeline": "default",
+                    "closedate": if won { json!("2024-06-30T00:00:00Z") } else { json!(null) }, "createdate": t, "hs_lastmodifieddate": t,
+                    "hubspot_owner_id": format!("{}", 1_234_561 + i % cfg.owners.max(1)), "hs_is_closed_won": if won { "true" } else { "false" },
+                    "hs_object_id": format!("{}", 50_000 + i)},
+                    "createdAt": t, "updatedAt": t, "archived": false})
+            })
+            .collect();
+        let clock = base + Duration::days(30);
+        let h = HubSpot {
+            core: Core::with_refresh(&cfg.refresh_token),
+            cfg,
+            data: BTreeMap::from([("contacts", contacts), ("deals", deals)]),
+            owners,
+            clock,
+        };
+        let st = Arc::new(Mutex::new(h));
+        let router = Router::new().fallback(serve).with_state(st.clone());
+        (MockServer::start(router).await, HubSpotHandle(st))
+    }
+}
+
+fn error(status: u16, category: &str, message: &str) -> Response {
+    wire::json(
+        status,
+        json!({"status": "error", "message": message, "correlationId": wire::unique_token("corr"), "category": category, "errors": [], "context": {}, "links": {}}),
+    )
+}
+
+async fn serve(State(st): State<Arc<Mutex<HubSpot>>>, req: Request) -> Response {
+    let (parts, body) = receive(|r| lock(&st).core.log.push(r), req).await;
+    let pairs = wire::query_pairs(parts.uri.query().unwrap_or(""));
+    let mut h = lock(&st);
+    let path = parts.uri.path().to_string();
+    if parts.method == Method::POST && path == "/oauth/v1/token" {
+        return token(&mut h, &parts.headers, &body);
+    }
+    let limits = [
+        ("x-hubspot-ratelimit-max", "190".to_string()),
+        ("x-hubspot-ratelimit-remaining", "189".into()),
+        ("x-hubspot-ratelimit-interval-milliseconds", "10000".into()),
+        ("x-hubspot-ratelimit-daily", "650000".into()),
+        ("x-hubspot-ratelimit-daily-remaining", "649000".into()),
+    ];
+    if !h.core.access_ok(wire::bearer(&parts.headers)) {
+        return error(
+            401,
+            "EXPIRED_AUTHENTICATION",
+            "The OAuth token used to make this call expired 5 second(s) ago.",
+        );
+    }
+    let resp = match h.core.next_fault() {
+        Some(Fault::RateLimited { retry_after_secs }) => wire::with_headers(
+            wire::json(
+                429,
+                json!({"status": "error", "message": "You have reached your secondly limit.", "errorType": "RATE_LIMIT", "correlationId": wire::unique_token("corr"), "policyName": "SECONDLY"}),
+            ),
+            &[
+                ("retry-after", retry_after_secs.to_string()),
+                ("x-hubspot-ratelimit-secondly", "10".into()),
+                ("x-hubspot-ratelimit-secondly-remaining", "0".into()),
+            ],
+        ),
+        Some(Fault::Error(status, body)) => wire::json(status, body),
+        None => match (&parts.method, path.as_str()) {
+            (&Method::GET, "/crm/v3/owners") => owners(&h, &pairs, &parts.headers),
+            (&Method::POST, p) if p.starts_with("/crm/v3/objects/") && p.ends_with("/search") => {
+                let kind = &p["/crm/v3/objects/".len()..p.len() - "/search".len()];
+                search(&h, kind, &body)
+            }
+            _ => error(404, "OBJECT_NOT_FOUND", "resource not found"),
+        },
+    };
+    wire::with_headers(resp, &limits)
+}
+
+fn token(h: &mut HubSpot, headers: &HeaderMap, body: &[u8]) -> Response {
+    h.core.token_requests += 1;
+    let f = wire::form_fields(headers, body);
+    if f.get("client_id") != Some(&h.cfg.client_id)
+        || f.get("client_secret") != Some(&h.cfg.client_secret)
+    {
+        return wire::json(
+            400,
+            json!({"status": "BAD_CLIENT_ID", "message": "missing or unknown client id"}),
+        );
+    }
+    if f.get("grant_type").map(String::as_str) != Some("refresh_token")
+        || f.get("refresh_token") != h.core.refresh.as_ref()
+    {
+        return wire::json(
+            400,
+            json!({"status": "BAD_REFRESH_TOKEN", "message": "missing or unknown refresh token"}),
+        );
+    }
+    let access = h.core.issue_access("hs-at");
+    // HubSpot hands back the same refresh token.
+    wire::json(
+        200,
+        json!({"access_token": access, "refresh_token": h.cfg.refresh_token, "expires_in": 1800, "token_type": "bearer"}),
+    )
+}
+
+fn owners(h: &HubSpot, pairs: &[(String, String)], headers: &HeaderMap) -> Response {
+    let limit: usize =
+        wire::param(pairs, "limit").and_then(|l| l.parse().ok()).unwrap_or(100).min(500);
+    let after: usize = wire::param(pairs, "after").and_then(|a| a.parse().ok()).unwrap_or(0);
+    let page: Vec<Value> = h.owners.iter().skip(after).take(limit).cloned().collect();
+    let mut body = json!({"results": page});
+    if after + limit < h.owners.len() {
+        let next = after + limit;
+        body["paging"] = json!({"next": {"after": next.to_string(), "link": format!("{}/crm/v3/owners?after={next}", wire::origin(headers))}});
+    }
+    wire::json(200, body)
+}
+
+/// Epoch milliseconds or an ISO instant, as HubSpot accepts in filters.
+fn filter_time(v: &str) -> Option<i64> {
+    v.parse::<i64>().ok().or_else(|| wire::parse_time(v).map(|t| t.timestamp_millis()))
+}
+
+fn search(h: &HubSpot, kind: &str, body: &[u8]) -> Response {
+    let Some(records) = h.data.get(kind) else {
+        return error(
+            404,
+            "OBJECT_NOT_FOUND",
+            &format!("Unable to infer object type from: {kind}"),
+        );
+    };
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return error(400, "VALIDATION_ERROR", "Invalid input JSON");
+    };
+    let limit = req["limit"].as_u64().unwrap_or(10) as usize;
+    if limit > 200 {
+        return error(400, "VALIDATION_ERROR", "limit must be at most 200");
+    }
+    let after: usize = match &req["after"] {
+        Value::String(s) => s.parse().unwrap_or(0),
+        Value::Number(n) => n.as_u64().unwrap_or(0) as usize,
+        _ => 0,
+    };
+    if after >= SEARCH_CAP {
+        return error(
+            400,
+            "VALIDATION_ERROR",
+            "There was a problem with the request. Search results are limited to 10,000.",
+        );
+    }
+    let groups = req["filterGroups"].as_array().cloned().unwrap_or_default();
+    if groups.len() > 5 {
+        return error(400, "VALIDATION_ERROR", "Too many filter groups (max 5)");
+    }
+    let value_of = |r: &Value, prop: &str| r["properties"][prop].as_str().map(str::to_string);
+    let passes = |r: &Value| {
+        groups.is_empty()
+            || groups.iter().any(|g| {
+                g["filters"].as_array().into_iter().flatten().all(|f| {
+                    let prop = f["propertyName"].as_str().unwrap_or("");
+                    let (Some(have), Some(want)) = (
+                        value_of(r, prop).as_deref().and_then(filter_time),
+                        f["value"].as_str().and_then(filter_time),
+                    ) else {
+                        return false;
+                    };
+                    match f["operator"].as_str().unwrap_or("") {
+                        "GTE" => have >= want,
+                        "GT" => have > want,
+                        "LTE" => have <= want,
+                        "LT" => have < want,
+                        _ => have == want,
+                    }
+                })
+            })
+    };
+    let mut matching: Vec<&Value> = records.iter().filter(|r| passes(r)).collect();
+    if let Some(sort) = req["sorts"].get(0) {
+        let prop = sort["propertyName"].as_str().unwrap_or("").to_string();
+        matching.sort_by_key(|r| {
+            (
+                value_of(r, &prop).as_deref().and_then(filter_time),
+                r["id"].as_str().map(str::to_string),
+            )
+        });
+        if sort["direction"] == "DESCENDING" {
+            matching.reverse();
+        }
+    }
+    let wanted: Vec<String> = req["properties"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str().map(str::to_string))
+        .collect();
+    let total = matching.len();
+    let page: Vec<Value> = matching
+        .into_iter()
+        .skip(after)
+        .take(limit)
+        .map(|r| {
+            let mut r = r.clone();
+            // Only the asked-for properties come back, plus the defaults.
+            let props = r["properties"].as_object().cloned().unwrap_or_default();
+            let keep: serde_json::Map<String, Value> = props
+                .into_iter()
+                .filter(|(k, _)| {
+                    wanted.contains(k)
+                        || k == "hs_object_id"
+                        || k == "createdate"
+                        || k == modified_property(kind)
+                })
+                .collect();
+            r["properties"] = Value::Object(keep);
+            r
+        })
+        .collect();
+    let mut body = json!({"total": total, "results": page});
+    if after + limit < total {
+        body["paging"] = json!({"next": {"after": (after + limit).to_string()}});
+    }
+    wire::json(200, body)
+}
