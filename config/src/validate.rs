@@ -15,7 +15,7 @@ use crate::raw::*;
 use crate::secret::SecretRef;
 
 const TOP_LEVEL_KEYS: &str = "warehouse, server, plugins, sources, model, reconcile";
-const SOURCE_TYPES: &str = "rest, greenhouse, quickbooks, gusto, zendesk_talk, hubspot";
+const SOURCE_TYPES: &str = "rest, greenhouse, quickbooks, gusto, zendesk_talk, hubspot, genesys";
 const AUTH_TYPES: &str =
     "none, api_key, basic, bearer, oauth2_client_credentials, oauth2_refresh_token";
 const PAGINATION_TYPES: &str = "none, next_url, link_header, cursor, offset, page";

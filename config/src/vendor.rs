@@ -30,15 +30,18 @@ pub enum Vendor {
     ZendeskTalk,
     /// HubSpot CRM v3.
     HubSpot,
+    /// Genesys Cloud (contact center).
+    Genesys,
 }
 
 impl Vendor {
-    pub const ALL: [Vendor; 5] = [
+    pub const ALL: [Vendor; 6] = [
         Vendor::Greenhouse,
         Vendor::QuickBooks,
         Vendor::Gusto,
         Vendor::ZendeskTalk,
         Vendor::HubSpot,
+        Vendor::Genesys,
     ];
 
     /// The source `type` that selects it.
@@ -49,6 +52,7 @@ impl Vendor {
             Vendor::Gusto => "gusto",
             Vendor::ZendeskTalk => "zendesk_talk",
             Vendor::HubSpot => "hubspot",
+            Vendor::Genesys => "genesys",
         }
     }
 
@@ -64,6 +68,7 @@ impl Vendor {
             Vendor::Gusto => &["employees", "payrolls", "employee_compensations"],
             Vendor::ZendeskTalk => &["calls"],
             Vendor::HubSpot => &["owners", "contacts", "deals"],
+            Vendor::Genesys => &["users", "conversations", "evaluations"],
         }
     }
 
@@ -76,6 +81,7 @@ impl Vendor {
             // Built from `subdomain`.
             Vendor::ZendeskTalk => "",
             Vendor::HubSpot => "https://api.hubapi.com",
+            Vendor::Genesys => "https://api.mypurecloud.com",
         }
     }
 
@@ -86,6 +92,7 @@ impl Vendor {
             Vendor::Gusto => "https://api.gusto.com/oauth/token",
             Vendor::ZendeskTalk => "",
             Vendor::HubSpot => "https://api.hubapi.com/oauth/v1/token",
+            Vendor::Genesys => "https://login.mypurecloud.com/oauth/token",
         }
     }
 
@@ -98,7 +105,7 @@ impl Vendor {
             )),
             Vendor::QuickBooks => Some(("realm_id", "the QuickBooks company (realm) id")),
             Vendor::Gusto => Some(("company_id", "the Gusto company uuid")),
-            Vendor::ZendeskTalk | Vendor::HubSpot => None,
+            Vendor::ZendeskTalk | Vendor::HubSpot | Vendor::Genesys => None,
         }
     }
 }
@@ -197,6 +204,7 @@ impl Checker<'_> {
                 &["client_id", "client_secret", "refresh_token", "token_url"],
                 &[],
             ),
+            Vendor::Genesys => (&["client_id", "client_secret", "token_url"], &[]),
         };
         let present: [(&str, Option<Range<usize>>); 10] = [
             ("client_id", raw.client_id.as_ref().map(|v| v.span())),
@@ -346,12 +354,24 @@ impl Checker<'_> {
                         // Gusto's token endpoint lives on the API host.
                         base_url.as_ref().and_then(|b| b.join("/oauth/token").ok())
                     }
+                    None if vendor == Vendor::Genesys && raw.base_url.is_some() => {
+                        // The SDKs' rule: the login host is the API host with `api.` → `login.`.
+                        base_url.as_ref().and_then(|b| {
+                            let host = b.host_str()?;
+                            let login = host
+                                .strip_prefix("api.")
+                                .map_or(host.to_string(), |h| format!("login.{h}"));
+                            let mut u = b.clone();
+                            u.set_host(Some(&login)).ok()?;
+                            u.join("/oauth/token").ok()
+                        })
+                    }
                     None if vendor == Vendor::HubSpot && raw.base_url.is_some() => base_url
                         .as_ref()
                         .and_then(|b| b.join("/oauth/v1/token").ok()),
                     None => url::Url::parse(vendor.default_token_url()).ok(),
                 };
-                if vendor == Vendor::Greenhouse {
+                if matches!(vendor, Vendor::Greenhouse | Vendor::Genesys) {
                     match (token_url, client_id, secret) {
                         (Some(token_url), Some(client_id), Some(client_secret)) => {
                             Some(AuthConfig::OAuth2ClientCredentials {
@@ -567,6 +587,7 @@ streams = ["offers", "candidates"]
         assert_eq!(
             kinds,
             [
+                "genesys",
                 "greenhouse",
                 "gusto",
                 "hubspot",

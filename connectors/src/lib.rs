@@ -17,7 +17,7 @@ use conveyor_config::{ConnectorConfig, SourceConfig};
 use conveyor_plugin_api::{Connector, ConnectorError, CredentialStore};
 
 /// The built-in connector types, by the `type` a source gives in config.
-pub const BUILTIN_CONNECTORS: &[&str] = &["rest", "greenhouse", "quickbooks", "gusto", "zendesk_talk", "hubspot"];
+pub const BUILTIN_CONNECTORS: &[&str] = &["rest", "greenhouse", "quickbooks", "gusto", "zendesk_talk", "hubspot", "genesys"];
 
 /// Builds the connector for a configured source.
 pub fn build(

@@ -6,6 +6,7 @@
 //! rate limits, token refresh and paging live in [`crate::http`] and
 //! [`crate::rest::pager`]; [`read`] is the one read loop they share.
 
+pub mod genesys;
 pub mod greenhouse;
 pub mod gusto;
 pub mod hubspot;
@@ -31,6 +32,7 @@ pub const VENDORS: &[Vendor] = &[
     Vendor::Gusto,
     Vendor::ZendeskTalk,
     Vendor::HubSpot,
+    Vendor::Genesys,
 ];
 
 /// Builds the connector for a vendor source.
@@ -61,6 +63,11 @@ pub fn build(
             credentials,
         )?)),
         Vendor::HubSpot => Ok(Box::new(hubspot::HubSpot::new(
+            source,
+            cfg.clone(),
+            credentials,
+        )?)),
+        Vendor::Genesys => Ok(Box::new(genesys::Genesys::new(
             source,
             cfg.clone(),
             credentials,
@@ -158,6 +165,7 @@ mod tests {
                 Vendor::Gusto => gusto::TABLES.iter().map(|t| t.name).collect(),
                 Vendor::ZendeskTalk => zendesk_talk::TABLES.iter().map(|t| t.name).collect(),
                 Vendor::HubSpot => hubspot::TABLES.iter().map(|t| t.name).collect(),
+                Vendor::Genesys => genesys::TABLES.iter().map(|t| t.name).collect(),
             };
             assert_eq!(declared, v.streams(), "{v:?}");
         }

@@ -104,7 +104,7 @@ impl<'a> Pages<'a> {
         };
         match &mut self.pager {
             AnyPager::Url(p) => p.advance(&resp, &body, records.len()),
-            AnyPager::Body(p) => p.advance(&body),
+            AnyPager::Body(p) => p.advance(&body, records.len()),
         }
         Ok(Some(Page { records, body }))
     }

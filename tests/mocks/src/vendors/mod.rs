@@ -3,6 +3,7 @@
 //! refresh-token rotation, rate-limit headers, error bodies), and a handle
 //! lets a test change data, expire tokens and queue faults while it runs.
 
+pub mod genesys;
 pub mod greenhouse;
 pub mod gusto;
 pub mod hubspot;

@@ -1,0 +1,258 @@
+//! The Genesys Cloud connector against its mock over loopback HTTP: users
+//! by `nextUri`, the conversation-details query paged by page number in the
+//! body and flattened per agent session, evaluations per agent, trailing
+//! re-query windows, token expiry, 429s and error bodies.
+
+mod support;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use conveyor_mocks::server::MockServer;
+use conveyor_mocks::vendors::genesys::{GenesysHandle, GenesysMock, GenesysMockConfig};
+use conveyor_mocks::vendors::{Fault, MockHandle};
+use conveyor_plugin_api::{Connector, ErrorKind, MemoryCredentials};
+use serde_json::{json, Value};
+use support::{build, read, read_with_hook, secret_file, source};
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    body: String,
+    server: MockServer,
+    mock: GenesysHandle,
+}
+
+async fn start() -> Setup {
+    let cfg = GenesysMockConfig::default();
+    let (server, mock) = GenesysMock::start(cfg.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "type = \"genesys\"\nbase_url = \"{}\"\ntoken_url = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nbackoff_base_ms = 10\n",
+        server.base_url(),
+        server.url("/oauth/token"),
+        cfg.client_id,
+        secret_file(dir.path(), "cs", &cfg.client_secret),
+    );
+    Setup {
+        _dir: dir,
+        body,
+        server,
+        mock,
+    }
+}
+
+impl Setup {
+    fn connector(&self, extra: &str) -> Box<dyn Connector> {
+        build(
+            &source("cc", &format!("{}{extra}", self.body)),
+            Arc::new(MemoryCredentials::default()),
+        )
+    }
+    fn requests_to(&self, path: &str) -> usize {
+        self.mock
+            .requests()
+            .iter()
+            .filter(|r| r.path == path)
+            .count()
+    }
+}
+
+/// Every (conversation, agent session) pair the mock holds.
+fn agent_sessions(conversations: &[Value]) -> HashSet<(String, String)> {
+    let mut out = HashSet::new();
+    for c in conversations {
+        for p in c["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["purpose"] == "agent")
+        {
+            for s in p["sessions"].as_array().unwrap() {
+                out.insert((
+                    c["conversationId"].as_str().unwrap().to_string(),
+                    s["sessionId"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn pairs(sink: &support::Sink) -> HashSet<(String, String)> {
+    sink.strings("conversation_id")
+        .into_iter()
+        .flatten()
+        .zip(sink.strings("session_id").into_iter().flatten())
+        .collect()
+}
+
+#[tokio::test]
+async fn conversations_become_agent_sessions_with_their_metrics() {
+    let s = start().await;
+    let c = s.connector("");
+    let (r, sink) = read(c.as_ref(), "conversations", None).await;
+    r.unwrap_or_else(|e| panic!("{e}"));
+    let want = agent_sessions(&s.mock.conversations());
+    assert!(want.len() > 400, "transfers add a second agent session");
+    assert_eq!(pairs(&sink), want);
+    // Several pages (400 conversations, 100 a page) over 30 days of 7-day intervals.
+    assert!(s.requests_to("/api/v2/analytics/conversations/details/query") >= 8);
+
+    let conv = &s.mock.conversations()[7];
+    let id = conv["conversationId"].as_str().unwrap();
+    let session = &conv["participants"][1]["sessions"][0];
+    let metric = |name: &str| {
+        session["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap()["value"]
+            .as_i64()
+            .unwrap()
+    };
+    let at = sink
+        .strings("conversation_id")
+        .iter()
+        .position(|c| c.as_deref() == Some(id))
+        .unwrap();
+    assert_eq!(sink.ints("talk_ms")[at], metric("tTalkComplete"));
+    assert_eq!(sink.ints("acw_ms")[at], metric("tAcw"));
+    assert_eq!(
+        sink.ints("transfers")[at],
+        1,
+        "conversation 7 was transferred"
+    );
+    assert_eq!(sink.strings("queue_id")[at].as_deref(), Some("q-support"));
+    assert_eq!(sink.strings("wrap_up_code")[at].as_deref(), Some("wc-3"));
+}
+
+#[tokio::test]
+async fn users_follow_next_uri_and_evaluations_are_read_per_agent() {
+    let s = start().await;
+    let c = s.connector("");
+    let (r, users) = read(c.as_ref(), "users", None).await;
+    r.unwrap();
+    assert_eq!(users.rows(), 130);
+    assert_eq!(s.requests_to("/api/v2/users"), 2, "100 + 30, by nextUri");
+    assert_eq!(users.strings("manager_id")[1], users.strings("id")[0]);
+
+    let (r, evals) = read(c.as_ref(), "evaluations", None).await;
+    r.unwrap();
+    let want: HashSet<String> = s
+        .mock
+        .evaluations()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        evals
+            .strings("id")
+            .into_iter()
+            .flatten()
+            .collect::<HashSet<_>>(),
+        want
+    );
+    let eval_requests: Vec<_> = s
+        .mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/api/v2/quality/evaluations/query")
+        .collect();
+    assert_eq!(eval_requests.len(), 130, "one query per user");
+    assert!(eval_requests
+        .iter()
+        .all(|r| r.query_pairs().iter().any(|(k, _)| k == "agentUserId")));
+    assert!(evals.checkpoints.last().unwrap()["cursor"].is_string());
+
+    // The mock insists on an agent (or conversation…) filter.
+    let tok: Value = reqwest::Client::new()
+        .post(s.server.url("/oauth/token"))
+        .basic_auth("gc-client", Some("gc-secret-1618"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let resp = reqwest::Client::new()
+        .get(s.server.url("/api/v2/quality/evaluations/query"))
+        .bearer_auth(tok["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test]
+async fn incremental_runs_requery_a_trailing_window_only() {
+    let s = start().await;
+    let c = s.connector("");
+    let (r, first) = read(c.as_ref(), "conversations", None).await;
+    r.unwrap();
+    let state = first.checkpoints.last().unwrap().clone();
+    let added = s.mock.add_conversation(chrono::Duration::minutes(5));
+    let (r, second) = read(c.as_ref(), "conversations", Some(state)).await;
+    r.unwrap();
+    let ids: HashSet<String> = second
+        .strings("conversation_id")
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(ids.contains(added["conversationId"].as_str().unwrap()));
+    // Only conversations from the last two days (and the rest of the day
+    // the window starts on) come again.
+    let oldest = second
+        .instants("conversation_start")
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap();
+    let floor = (chrono::Utc::now() - chrono::Duration::days(3)).to_rfc3339();
+    assert!(oldest > floor, "{oldest} is older than the trailing window");
+    assert!(second.rows() < first.rows() / 2);
+}
+
+#[tokio::test]
+async fn an_expired_token_is_replaced_mid_sync() {
+    let s = start().await;
+    let c = s.connector("");
+    let mock = s.mock.clone();
+    let (r, sink) = read_with_hook(c.as_ref(), "conversations", None, move |n| {
+        if n == 2 {
+            mock.expire_tokens();
+        }
+    })
+    .await;
+    r.unwrap();
+    assert_eq!(pairs(&sink), agent_sessions(&s.mock.conversations()));
+    assert_eq!(s.mock.token_requests(), 2);
+}
+
+#[tokio::test]
+async fn a_429_is_waited_out_and_error_bodies_are_quoted() {
+    let s = start().await;
+    let c = s.connector("");
+    s.mock.push_faults([Fault::RateLimited {
+        retry_after_secs: 1,
+    }]);
+    let started = Instant::now();
+    let (r, sink) = read(c.as_ref(), "users", None).await;
+    r.unwrap();
+    assert_eq!(sink.rows(), 130);
+    assert!(started.elapsed() >= Duration::from_millis(950));
+
+    s.mock.push_faults([Fault::Error(400, json!({"message": "Interval is invalid", "code": "bad.request", "status": 400, "contextId": "ctx-42", "details": [], "errors": []}))]);
+    let (r, sink) = read(c.as_ref(), "conversations", None).await;
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Http);
+    assert!(
+        e.message.contains("POST")
+            && e.message
+                .contains("bad.request: Interval is invalid (contextId ctx-42)"),
+        "{e}"
+    );
+    assert!(sink.checkpoints.is_empty());
+}

@@ -1,0 +1,308 @@
+//! Genesys Cloud mock: `POST /oauth/token` (client credentials, Basic),
+//! `GET /api/v2/users` (`pageSize`/`pageNumber`, `nextUri`), the
+//! conversation-details query (`POST …/details/query`: ISO interval, whole
+//! days touched by it, `pageSize` ≤ 100, `conversations` absent on an empty
+//! page), quality evaluations (`GET …/evaluations/query`, one of
+//! `agentUserId`… required, `pageCount` unreliable so `nextUri` must be
+//! followed), 429 with `Retry-After`, and the `{message, code, status,
+//! contextId}` error body.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::response::Response;
+use axum::Router;
+use chrono::{DateTime, Duration, NaiveTime, Utc};
+use serde_json::{json, Value};
+
+use super::{lock, receive, Core, Fault, MockHandle};
+use crate::server::MockServer;
+use crate::wire;
+
+#[derive(Clone, Debug)]
+pub struct GenesysMockConfig {
+    pub client_id: String,
+    pub client_secret: String,
+    pub users: usize,
+    /// Agents are the first `agents` users; conversations go to them.
+    pub agents: usize,
+    /// Conversations per day over the last `days` days.
+    pub per_day: usize,
+    pub days: usize,
+}
+
+impl Default for GenesysMockConfig {
+    fn default() -> Self {
+        GenesysMockConfig {
+            client_id: "gc-client".into(),
+            client_secret: "gc-secret-1618".into(),
+            users: 130,
+            agents: 6,
+            per_day: 40,
+            days: 10,
+        }
+    }
+}
+
+struct Genesys {
+    cfg: GenesysMockConfig,
+    core: Core,
+    users: Vec<Value>,
+    conversations: Vec<Value>,
+    evaluations: Vec<Value>,
+}
+
+#[derive(Clone)]
+pub struct GenesysHandle(Arc<Mutex<Genesys>>);
+
+impl MockHandle for GenesysHandle {
+    fn with_core<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
+        f(&mut lock(&self.0).core)
+    }
+}
+
+impl GenesysHandle {
+    pub fn conversations(&self) -> Vec<Value> {
+        lock(&self.0).conversations.clone()
+    }
+    pub fn evaluations(&self) -> Vec<Value> {
+        lock(&self.0).evaluations.clone()
+    }
+    pub fn users(&self) -> Vec<Value> {
+        lock(&self.0).users.clone()
+    }
+    /// Adds a conversation that started `ago` before now, handled by agent 0.
+    pub fn add_conversation(&self, ago: Duration) -> Value {
+        let mut g = lock(&self.0);
+        let n = g.conversations.len();
+        let c = conversation(n, &g.users[0], Utc::now() - ago, false);
+        g.conversations.push(c.clone());
+        c
+    }
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+fn id(kind: &str, i: usize) -> String {
+    format!("{kind}-{:08x}-{i:04}", wire::mix(kind.len() as u64, i as u64) as u32)
+}
+
+fn conversation(i: usize, agent: &Value, start: DateTime<Utc>, transferred: bool) -> Value {
+    let talk = 60_000 + (i as i64 % 17) * 10_000;
+    let hold = (i as i64 % 3) * 5_000;
+    let acw = 20_000 + (i as i64 % 5) * 1_000;
+    let end = start + Duration::milliseconds(5_000 + talk + hold + acw);
+    let session = |sid: String, talk: i64| {
+        json!({"sessionId": sid, "mediaType": "voice", "direction": "inbound", "ani": "tel:+15551230000", "dnis": "tel:+15559870000",
+            "metrics": [{"name": "tAnswered", "value": 5_000, "emitDate": iso(start)}, {"name": "tTalkComplete", "value": talk, "emitDate": iso(end)},
+                {"name": "tHeldComplete", "value": hold, "emitDate": iso(end)}, {"name": "tAcw", "value": acw, "emitDate": iso(end)},
+                {"name": "tHandle", "value": talk + hold + acw, "emitDate": iso(end)}, {"name": "nTransferred", "value": if transferred { 1 } else { 0 }, "emitDate": iso(end)}],
+            "segments": [{"segmentType": "interact", "queueId": "q-support", "segmentStart": iso(start), "segmentEnd": iso(end - Duration::milliseconds(acw))},
+                {"segmentType": "wrapup", "wrapUpCode": format!("wc-{}", i % 4), "segmentStart": iso(end - Duration::milliseconds(acw)), "segmentEnd": iso(end)}]})
+    };
+    let mut participants = vec![
+        json!({"participantId": format!("p-{i}-c"), "purpose": "customer", "sessions": [{"sessionId": format!("s-{i}-c"), "mediaType": "voice", "direction": "inbound"}]}),
+        json!({"participantId": format!("p-{i}-a"), "purpose": "agent", "userId": agent["id"], "participantName": agent["name"],
+            "sessions": [session(format!("s-{i}-a"), talk)]}),
+    ];
+    if transferred {
+        participants.push(json!({"participantId": format!("p-{i}-b"), "purpose": "agent", "userId": agent["id"], "participantName": agent["name"],
+            "sessions": [session(format!("s-{i}-b"), talk / 2)]}));
+    }
+    json!({"conversationId": id("conv", i), "conversationStart": iso(start), "conversationEnd": iso(end), "originatingDirection": "inbound",
+        "divisionIds": ["div-1"], "participants": participants})
+}
+
+pub struct GenesysMock;
+
+impl GenesysMock {
+    pub async fn start(cfg: GenesysMockConfig) -> (MockServer, GenesysHandle) {
+        let users: Vec<Value> = (0..cfg.users)
+            .map(|i| {
+                json!({"id": id("user", i), "name": format!("Agent {i}"), "email": format!("agent{i}@acme.example"), "username": format!("agent{i}@acme.example"),
+                    "state": "active", "department": "Support", "title": "Agent", "division": {"id": "div-1", "name": "Home"},
+                    "manager": if i == 0 { Value::Null } else { json!({"id": id("user", 0)}) }, "version": 3})
+            })
+            .collect();
+        let now = Utc::now();
+        let mut conversations = Vec::new();
+        for d in 0..cfg.days {
+            for k in 0..cfg.per_day {
+                let i = conversations.len();
+                let start = now - Duration::days(d as i64) - Duration::minutes(30 + 13 * k as i64);
+                conversations.push(conversation(
+                    i,
+                    &users[i % cfg.agents.max(1)],
+                    start,
+                    i % 7 == 0,
+                ));
+            }
+        }
+        let evaluations = (0..cfg.agents * 4)
+            .map(|i| {
+                let agent = &users[i % cfg.agents.max(1)];
+                let at = iso(now - Duration::days(1 + i as i64 % 9));
+                json!({"id": id("eval", i), "conversation": {"id": conversations[i]["conversationId"]}, "evaluationForm": {"id": "form-1", "name": "QA Voice"},
+                    "evaluator": {"id": id("user", 0)}, "agent": {"id": agent["id"]}, "status": "FINISHED",
+                    "answers": {"totalScore": 70.0 + (i % 6) as f64 * 5.0, "totalCriticalScore": 100.0, "totalNonCriticalScore": 65.5, "anyFailedKillQuestions": i % 11 == 0},
+                    "assignedDate": at, "releaseDate": at, "changedDate": at, "submittedDate": at, "conversationDate": at})
+            })
+            .collect();
+        let g = Genesys { cfg, core: Core::default(), users, conversations, evaluations };
+        let st = Arc::new(Mutex::new(g));
+        let router = Router::new().fallback(serve).with_state(st.clone());
+        (MockServer::start(router).await, GenesysHandle(st))
+    }
+}
+
+fn error(status: u16, code: &str, message: &str) -> Response {
+    wire::json(
+        status,
+        json!({"message": message, "code": code, "status": status, "messageParams": {}, "contextId": wire::unique_token("ctx"), "details": [], "errors": []}),
+    )
+}
+
+async fn serve(State(st): State<Arc<Mutex<Genesys>>>, req: Request) -> Response {
+    let (parts, body) = receive(|r| lock(&st).core.log.push(r), req).await;
+    let pairs = wire::query_pairs(parts.uri.query().unwrap_or(""));
+    let mut g = lock(&st);
+    let path = parts.uri.path().to_string();
+    if parts.method == Method::POST && path == "/oauth/token" {
+        g.core.token_requests += 1;
+        if wire::basic_credentials(&parts.headers)
+            != Some((g.cfg.client_id.clone(), g.cfg.client_secret.clone()))
+        {
+            return wire::json(
+                401,
+                json!({"error": "invalid_client", "description": "client not found", "error_description": "client not found"}),
+            );
+        }
+        if wire::form_fields(&parts.headers, &body).get("grant_type").map(String::as_str)
+            != Some("client_credentials")
+        {
+            return wire::json(400, json!({"error": "unsupported_grant_type"}));
+        }
+        let access = g.core.issue_access("gc-at");
+        return wire::json(
+            200,
+            json!({"access_token": access, "token_type": "bearer", "expires_in": 86400}),
+        );
+    }
+    if !g.core.access_ok(wire::bearer(&parts.headers)) {
+        return error(
+            401,
+            "authentication.required",
+            "No authentication bearer token specified in authorization header.",
+        );
+    }
+    match g.core.next_fault() {
+        Some(Fault::RateLimited { retry_after_secs }) => {
+            return wire::with_headers(
+                error(429, "too.many.requests", &format!("Rate limit exceeded the maximum. Retry the request in [{retry_after_secs}] seconds")),
+                &[("retry-after", retry_after_secs.to_string())],
+            )
+        }
+        Some(Fault::Error(status, body)) => return wire::json(status, body),
+        None => {}
+    }
+    match (&parts.method, path.as_str()) {
+        (&Method::GET, "/api/v2/users") => {
+            let all = g.users.clone();
+            listing(&all, &pairs, "/api/v2/users", false)
+        }
+        (&Method::GET, "/api/v2/quality/evaluations/query") => {
+            let Some(agent) = wire::param(&pairs, "agentUserId") else {
+                return error(400, "bad.request", "One of conversationId, agentUserId, evaluatorUserId or assigneeUserId is required");
+            };
+            let (from, to) = (
+                wire::param(&pairs, "startTime").and_then(wire::parse_time),
+                wire::param(&pairs, "endTime").and_then(wire::parse_time),
+            );
+            let mine: Vec<Value> = g
+                .evaluations
+                .iter()
+                .filter(|e| e["agent"]["id"] == agent)
+                .filter(|e| {
+                    let at = e["changedDate"].as_str().and_then(wire::parse_time).unwrap();
+                    from.is_none_or(|f| at >= f) && to.is_none_or(|t| at <= t)
+                })
+                .cloned()
+                .collect();
+            listing(&mine, &pairs, "/api/v2/quality/evaluations/query", true)
+        }
+        (&Method::POST, "/api/v2/analytics/conversations/details/query") => details(&g, &body),
+        _ => error(404, "not.found", "The requested resource was not found."),
+    }
+}
+
+/// `{entities, pageSize, pageNumber, total, pageCount, nextUri?}`; with
+/// `wrong_counts` the totals understate, as the reference warns.
+fn listing(all: &[Value], pairs: &[(String, String)], path: &str, wrong_counts: bool) -> Response {
+    let size: usize =
+        wire::param(pairs, "pageSize").and_then(|v| v.parse().ok()).unwrap_or(25).clamp(1, 500);
+    let number: usize =
+        wire::param(pairs, "pageNumber").and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+    let page: Vec<Value> = all.iter().skip((number - 1) * size).take(size).cloned().collect();
+    let pages = all.len().div_ceil(size).max(1);
+    let keep: Vec<(String, String)> =
+        pairs.iter().filter(|(k, _)| k != "pageNumber").cloned().collect();
+    let uri = |n: usize| {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.extend_pairs(keep.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        q.append_pair("pageNumber", &n.to_string());
+        format!("{path}?{}", q.finish())
+    };
+    let mut body = json!({"entities": page, "pageSize": size, "pageNumber": number,
+        "total": if wrong_counts { 0 } else { all.len() }, "pageCount": if wrong_counts { 1 } else { pages },
+        "firstUri": uri(1), "selfUri": uri(number), "lastUri": uri(pages)});
+    if number < pages {
+        body["nextUri"] = json!(uri(number + 1));
+    }
+    wire::json(200, body)
+}
+
+fn details(g: &Genesys, body: &[u8]) -> Response {
+    let Ok(q) = serde_json::from_slice::<Value>(body) else {
+        return error(
+            400,
+            "bad.request",
+            "The request could not be understood by the server due to malformed syntax.",
+        );
+    };
+    let interval = q["interval"].as_str().unwrap_or("");
+    let Some((from, to)) = interval
+        .split_once('/')
+        .and_then(|(a, b)| Some((wire::parse_time(a)?, wire::parse_time(b)?)))
+    else {
+        return error(400, "bad.request", &format!("Interval is invalid: {interval}"));
+    };
+    let size = q["paging"]["pageSize"].as_u64().unwrap_or(25) as usize;
+    let number = q["paging"]["pageNumber"].as_u64().unwrap_or(1).max(1) as usize;
+    if size > 100 {
+        return error(400, "bad.request", "pageSize must be at most 100");
+    }
+    // Conversations that started on a day the interval touches.
+    let day_start = from.date_naive().and_time(NaiveTime::MIN).and_utc();
+    let day_end = (to - Duration::milliseconds(1)).date_naive().and_time(NaiveTime::MIN).and_utc()
+        + Duration::days(1);
+    let mut hits: Vec<&Value> = g
+        .conversations
+        .iter()
+        .filter(|c| {
+            c["conversationStart"]
+                .as_str()
+                .and_then(wire::parse_time)
+                .is_some_and(|s| s >= day_start && s < day_end)
+        })
+        .collect();
+    hits.sort_by_key(|c| c["conversationStart"].as_str().map(str::to_string));
+    let total = hits.len();
+    let page: Vec<Value> = hits.into_iter().skip((number - 1) * size).take(size).cloned().collect();
+    if page.is_empty() {
+        return wire::json(200, json!({"totalHits": total}));
+    }
+    wire::json(200, json!({"conversations": page, "totalHits": total}))
+}
