@@ -20,6 +20,8 @@ pub struct Config {
     pub model: crate::mapping::ModelConfig,
     /// `[[reconcile]]` entries, in file order.
     pub reconciles: Vec<crate::reconcile::ReconcileConfig>,
+    /// `[[rules]]` entries, in file order.
+    pub rules: Vec<crate::rules::RuleConfig>,
     /// Non-fatal remarks (e.g. an inline secret) for `conveyor check`.
     pub warnings: Vec<String>,
 }

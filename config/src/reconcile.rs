@@ -114,6 +114,13 @@ pub(crate) struct RawReconcile {
     timezone: Option<Spanned<String>>,
 }
 
+impl RawReconcile {
+    /// The name as written, valid or not (rules may follow it).
+    pub(crate) fn name(&self) -> &str {
+        self.name.get_ref()
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRelation {

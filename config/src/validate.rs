@@ -14,7 +14,7 @@ use crate::model::*;
 use crate::raw::*;
 use crate::secret::SecretRef;
 
-const TOP_LEVEL_KEYS: &str = "warehouse, server, plugins, sources, model, reconcile";
+const TOP_LEVEL_KEYS: &str = "warehouse, server, plugins, sources, model, reconcile, rules";
 const SOURCE_TYPES: &str = "rest, greenhouse, quickbooks, gusto, zendesk_talk, hubspot, genesys";
 const AUTH_TYPES: &str =
     "none, api_key, basic, bearer, oauth2_client_credentials, oauth2_refresh_token";
@@ -47,6 +47,7 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
     let mut vendor_sources = Vec::new();
     let mut model_raw = None;
     let mut reconcile_raw = Vec::new();
+    let mut rules_raw = Vec::new();
     for (key, value) in doc.get_ref().iter() {
         match &**key.get_ref() {
             "warehouse" => {
@@ -77,6 +78,7 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
             "reconcile" => {
                 reconcile_raw = c.section::<Vec<Spanned<crate::reconcile::RawReconcile>>>("reconcile", value).unwrap_or_default()
             }
+            "rules" => rules_raw = c.section::<Vec<Spanned<crate::rules::RawRule>>>("rules", value).unwrap_or_default(),
             other => {
                 c.error(key.span(), other, format!("unknown key `{other}`"))
                     .hint(format!("valid top-level keys: {TOP_LEVEL_KEYS}"));
@@ -106,7 +108,9 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
         }
     }
     let model = c.model(model_raw, &source_names);
+    let reconcile_names: Vec<String> = reconcile_raw.iter().map(|r| r.get_ref().name().to_string()).collect();
     let reconciles = c.reconciles(reconcile_raw, &source_names);
+    let rules = c.rules(rules_raw, &source_names, &reconcile_names);
     if validated.is_empty() && c.errors.is_empty() {
         c.warnings.push("no sources are configured; add a [sources.NAME] table".into());
     }
@@ -121,6 +125,7 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
         plugins,
         model,
         reconciles,
+        rules,
         warnings: c.warnings,
     })
 }

@@ -61,6 +61,16 @@ pub enum Command {
         #[arg(long)]
         show: bool,
     },
+    /// Performance rules: evaluate them now.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// Alerts firing or pending, worst first (through the daemon if it runs).
+    Alerts {
+        #[arg(long, short, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Connector plugins: list those in `[plugins].dirs`, or check one library.
     Plugins {
         #[command(subcommand)]
@@ -71,6 +81,15 @@ pub enum Command {
         /// Where the demo writes its config, secrets and warehouse.
         #[arg(long, default_value = "conveyor-demo")]
         dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Refresh the unified model, evaluate the rules (all, or NAME), record results and alert state, print a summary.
+    Eval {
+        /// One `[[rules]]` name; all when omitted.
+        name: Option<String>,
     },
 }
 

@@ -9,6 +9,7 @@ pub mod plugins;
 pub mod progress;
 pub mod query;
 pub mod recon;
+pub mod rules;
 pub mod scheduler;
 pub mod server;
 pub mod status;

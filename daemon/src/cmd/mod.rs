@@ -5,6 +5,7 @@ pub mod plugins;
 pub mod demo;
 mod query;
 pub mod recon;
+pub mod rules;
 pub mod run;
 pub mod sync;
 
@@ -13,11 +14,11 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, PluginsCommand};
+use crate::cli::{Cli, Command, PluginsCommand, RulesCommand};
 use crate::{logging, EXIT_CONFIG};
 
 pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
-    let quiet = matches!(cli.command, Command::Query { .. } | Command::Status { .. } | Command::Check | Command::Demo { .. } | Command::Plugins { .. });
+    let quiet = matches!(cli.command, Command::Query { .. } | Command::Status { .. } | Command::Alerts { .. } | Command::Check | Command::Demo { .. } | Command::Plugins { .. });
     logging::init(cli.log_format, cli.verbose, quiet);
     match cli.command {
         Command::Check => Ok(check::check(&cli.config)),
@@ -28,6 +29,10 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             with_config(&cli.config, |c| query::query_command(c, crate::status::STATUS_SQL.to_string(), format)).await
         }
         Command::Recon { name, show } => with_config(&cli.config, |c| recon::recon_command(c, name, show)).await,
+        Command::Rules { command: RulesCommand::Eval { name } } => with_config(&cli.config, |c| rules::eval_command(c, name)).await,
+        Command::Alerts { format } => {
+            with_config(&cli.config, |c| query::query_command(c, crate::rules::report::alerts_sql(&[]), format)).await
+        }
         Command::Demo { dir } => demo::demo_command(&dir).await,
         Command::Plugins { command: PluginsCommand::List } => with_config(&cli.config, plugins::list_command).await,
         Command::Plugins { command: PluginsCommand::Check { path, options } } => plugins::check_command(&path, options).await,

@@ -45,9 +45,10 @@ pub fn following<'c>(config: &'c Config, synced: &[String]) -> Vec<(&'c Reconcil
         .collect()
 }
 
-/// After `synced` sources finished (without failing): refresh the model and
-/// run the reconciliations that follow them. Problems are logged, never
-/// raised: a sync that worked stays a sync that worked.
+/// After `synced` sources finished (without failing): refresh the model,
+/// run the reconciliations that follow them, then the rules that follow
+/// either. Problems are logged, never raised: a sync that worked stays a
+/// sync that worked.
 pub async fn after_sync(
     wh: Arc<Warehouse>,
     config: Arc<Config>,
@@ -61,6 +62,10 @@ pub async fn after_sync(
         for (recon, trigger) in following(&config, &synced) {
             out.extend(run_all(&conn, &[recon], &trigger).into_iter().flatten());
         }
+        // Then the rules that follow those sources or the reconciliations
+        // that just succeeded, so they measure fresh data (logged only).
+        let done: Vec<String> = synced.iter().cloned().chain(out.iter().map(|s| s.reconciliation.clone())).collect();
+        crate::rules::evaluate_all(&conn, &crate::rules::following(&config, &done));
         Ok::<_, anyhow::Error>(out)
     });
     match job.await {

@@ -87,6 +87,31 @@ CREATE TABLE IF NOT EXISTS conveyor.recon_results (
     right_key       VARCHAR,
     differences     JSON                   -- [{column, left, right, delta, status}] for the columns that differ
 );
+CREATE SEQUENCE IF NOT EXISTS conveyor.rule_eval_ids START 1;
+CREATE TABLE IF NOT EXISTS conveyor.rule_results (
+    eval_id         BIGINT NOT NULL,       -- appended per evaluation, passes included
+    rule            VARCHAR NOT NULL,
+    entity          VARCHAR,
+    period          VARCHAR,
+    value           DOUBLE,
+    level           VARCHAR NOT NULL,      -- ok | warn | critical | no_data
+    context         JSON,                  -- the measure's other columns
+    evaluated_at    TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS conveyor.alerts (
+    rule            VARCHAR NOT NULL,      -- one row per (rule, entity), kept by the evaluator
+    entity          VARCHAR NOT NULL,
+    state           VARCHAR NOT NULL,      -- pending | firing | resolved
+    level           VARCHAR NOT NULL,      -- warn | critical (the latest breach)
+    since           TIMESTAMP NOT NULL,    -- when the current state began
+    last_evaluated  TIMESTAMP NOT NULL,
+    last_eval_id    BIGINT NOT NULL,
+    last_period     VARCHAR,
+    last_value      DOUBLE,
+    consecutive     INTEGER NOT NULL,      -- breaching evaluations in a row
+    fired_at        TIMESTAMP,             -- last time it started firing
+    resolved_at     TIMESTAMP
+);
 CREATE TABLE IF NOT EXISTS conveyor.credentials (
     name        VARCHAR PRIMARY KEY,
     sealed      VARCHAR NOT NULL,          -- encrypted; never the plain secret

@@ -1,0 +1,369 @@
+//! `[[rules]]` entries: a measure (SQL, one row per entity per period), the
+//! thresholds it is judged by, how long a breach must last and when it counts
+//! as over — parsed with spans and validated into [`RuleConfig`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::model::{Located, Schedule};
+use crate::validate::Checker;
+
+const DIRECTIONS: &str = "\"above\", \"below\"";
+
+/// One performance rule.
+#[derive(Debug, Clone)]
+pub struct RuleConfig {
+    /// Also the `rule` column of `conveyor.rule_results` and `conveyor.alerts`.
+    pub name: String,
+    pub description: Option<String>,
+    /// Who answers for the rule (free text: a team or an address).
+    pub owner: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// A SELECT yielding columns `entity`, `period`, `value` and any
+    /// context columns, one row per entity per period.
+    pub measure: String,
+    pub direction: Direction,
+    /// At least one of `warn` and `critical` is set.
+    pub warn: Option<f64>,
+    pub critical: Option<f64>,
+    /// Consecutive breaching evaluations before an alert fires (≥ 1).
+    pub for_evaluations: u32,
+    /// A firing alert resolves only once the value is back on the good side
+    /// of this (hysteresis); defaults to `warn` (else `critical`).
+    pub resolve: f64,
+    /// Evaluate after any of these sources or reconciliations ran.
+    pub after: Vec<String>,
+    /// Evaluate on this schedule as well (daemon only).
+    pub schedule: Option<Schedule>,
+    pub at: Located,
+}
+
+/// Which side of a threshold is a breach. A value exactly at a threshold
+/// does not breach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Breach when the value is greater than the threshold (e.g. handle time).
+    Above,
+    /// Breach when the value is less than the threshold (e.g. CSAT).
+    Below,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Above => "above",
+            Direction::Below => "below",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRule {
+    name: Spanned<String>,
+    description: Option<String>,
+    owner: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    measure: Option<Spanned<String>>,
+    direction: Option<Spanned<String>>,
+    warn: Option<Spanned<toml::Value>>,
+    critical: Option<Spanned<toml::Value>>,
+    #[serde(rename = "for")]
+    for_evaluations: Option<Spanned<i64>>,
+    resolve: Option<Spanned<toml::Value>>,
+    after: Option<Vec<Spanned<String>>>,
+    schedule: Option<Spanned<String>>,
+    timezone: Option<Spanned<String>>,
+}
+
+impl Checker<'_> {
+    /// Validates every `[[rules]]` entry; `after` may name any of `sources`
+    /// or `reconciles`.
+    pub(crate) fn rules(
+        &mut self,
+        raws: Vec<Spanned<RawRule>>,
+        sources: &[String],
+        reconciles: &[String],
+    ) -> Vec<RuleConfig> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (i, raw) in raws.into_iter().enumerate() {
+            let key = format!("rules[{i}]");
+            let span = raw.span();
+            let raw = raw.into_inner();
+            if !seen.insert(raw.name.get_ref().clone()) {
+                self.error(
+                    raw.name.span(),
+                    &format!("{key}.name"),
+                    format!("duplicate rule name `{}`", raw.name.get_ref()),
+                );
+            }
+            if let Some(r) = self.rule(&key, span, raw, sources, reconciles) {
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    fn rule(
+        &mut self,
+        key: &str,
+        span: Range<usize>,
+        raw: RawRule,
+        sources: &[String],
+        reconciles: &[String],
+    ) -> Option<RuleConfig> {
+        let errors_before = self.error_count();
+        self.identifier(&raw.name, &format!("{key}.name"), "rule name");
+        let measure = match &raw.measure {
+            Some(m) if !m.get_ref().trim().is_empty() => {
+                Some(m.get_ref().trim().trim_end_matches(';').trim().to_string())
+            }
+            Some(m) => {
+                self.error(m.span(), &format!("{key}.measure"), "must not be empty");
+                None
+            }
+            None => {
+                self.error(span.clone(), &format!("{key}.measure"), "missing key `measure`")
+                    .hint("a SELECT with columns entity, period, value (one row per entity per period)");
+                None
+            }
+        };
+        let direction = match raw.direction.as_ref().map(|d| d.get_ref().as_str()) {
+            Some("above") => Direction::Above,
+            Some("below") => Direction::Below,
+            Some(other) => {
+                let at = raw.direction.as_ref().map(|d| d.span()).unwrap_or(span.clone());
+                self.error(at, &format!("{key}.direction"), format!("unknown direction `{other}`"))
+                    .hint(format!("one of: {DIRECTIONS}"));
+                Direction::Above
+            }
+            None => {
+                self.error(span.clone(), &format!("{key}.direction"), "missing key `direction`")
+                    .hint(format!("one of: {DIRECTIONS} — which side of the threshold is a breach"));
+                Direction::Above
+            }
+        };
+        let warn = raw.warn.as_ref().and_then(|v| self.number(key, "warn", v));
+        let critical = raw.critical.as_ref().and_then(|v| self.number(key, "critical", v));
+        let resolve = raw.resolve.as_ref().and_then(|v| self.number(key, "resolve", v));
+        if raw.warn.is_none() && raw.critical.is_none() {
+            self.error(span.clone(), key, "needs `warn`, `critical` or both")
+                .hint("the value past which an entity breaches, e.g. warn = 4.2");
+        }
+        // A worse level must lie further along the breach direction, and the
+        // resolve point on the good side of the first threshold crossed.
+        let worse = |a: f64, b: f64| match direction {
+            Direction::Above => a > b,
+            Direction::Below => a < b,
+        };
+        if let (Some(w), Some(c), Some(at)) = (warn, critical, raw.critical.as_ref()) {
+            if worse(w, c) {
+                self.error(at.span(), &format!("{key}.critical"), format!("critical {c} is less severe than warn {w} for direction `{}`", direction.as_str()))
+                    .hint("with direction = \"above\" critical ≥ warn; with \"below\" critical ≤ warn");
+            }
+        }
+        let first = warn.or(critical);
+        if let (Some(r), Some(f), Some(at)) = (resolve, first, raw.resolve.as_ref()) {
+            if worse(r, f) {
+                self.error(at.span(), &format!("{key}.resolve"), format!("resolve {r} lies past the breach threshold {f}"))
+                    .hint("resolve is where a firing alert clears: below warn for \"above\", above warn for \"below\"");
+            }
+        }
+        let for_evaluations = match &raw.for_evaluations {
+            None => 1,
+            Some(n) if (1..=10_000).contains(n.get_ref()) => *n.get_ref() as u32,
+            Some(n) => {
+                self.error(n.span(), &format!("{key}.for"), "must be a whole number of evaluations ≥ 1")
+                    .hint("1 fires on the first breach; 3 needs three breaching evaluations in a row");
+                1
+            }
+        };
+        for a in raw.after.iter().flatten() {
+            let n = a.get_ref();
+            if !sources.contains(n) && !reconciles.contains(n) {
+                let mut known: Vec<&str> = sources.iter().chain(reconciles).map(String::as_str).collect();
+                known.sort_unstable();
+                self.error(a.span(), &format!("{key}.after"), format!("no source or reconciliation named `{n}`"))
+                    .hint(format!("configured: {}", known.join(", ")));
+            }
+        }
+        let schedule = self.schedule(key, raw.schedule.as_ref(), raw.timezone.as_ref());
+        if self.error_count() > errors_before {
+            return None;
+        }
+        Some(RuleConfig {
+            name: raw.name.into_inner(),
+            description: raw.description,
+            owner: raw.owner,
+            labels: raw.labels,
+            measure: measure?,
+            direction,
+            warn,
+            critical,
+            for_evaluations,
+            resolve: resolve.or(first)?,
+            after: raw.after.into_iter().flatten().map(Spanned::into_inner).collect(),
+            schedule: schedule.flatten(),
+            at: self.located(span, key),
+        })
+    }
+
+    fn number(&mut self, key: &str, name: &str, v: &Spanned<toml::Value>) -> Option<f64> {
+        let n = match v.get_ref() {
+            toml::Value::Integer(i) => Some(*i as f64),
+            toml::Value::Float(f) if f.is_finite() => Some(*f),
+            _ => None,
+        };
+        if n.is_none() {
+            self.error(v.span(), &format!("{key}.{name}"), "must be a finite number");
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const BASE: &str = r#"
+[warehouse]
+path = "wh.duckdb"
+
+[sources.ats]
+type = "rest"
+base_url = "https://ats.example.com"
+[[sources.ats.streams]]
+name = "offers"
+path = "/offers"
+primary_key = "id"
+"#;
+
+    fn parse(extra: &str) -> Result<crate::Config, crate::ConfigErrors> {
+        crate::parse(&format!("{BASE}{extra}"), Path::new("/c/conveyor.toml"))
+    }
+
+    #[test]
+    fn rules_a_full_entry_builds_the_model() {
+        let c = parse(
+            r#"
+[[rules]]
+name = "csat_low"
+description = "Agents below the CSAT target"
+owner = "ops@example.com"
+labels = { team = "support" }
+measure = "SELECT agent AS entity, week AS period, csat AS value, supervisor FROM t;"
+direction = "below"
+warn = 4.2
+critical = 3
+for = 3
+resolve = 4.4
+after = ["ats"]
+schedule = "0 6 * * mon"
+"#,
+        )
+        .unwrap();
+        let r = &c.rules[0];
+        assert_eq!(r.measure, "SELECT agent AS entity, week AS period, csat AS value, supervisor FROM t");
+        assert_eq!(r.direction, Direction::Below);
+        assert_eq!((r.warn, r.critical, r.resolve, r.for_evaluations), (Some(4.2), Some(3.0), 4.4, 3));
+        assert_eq!(r.labels.get("team").map(String::as_str), Some("support"));
+        assert_eq!(r.owner.as_deref(), Some("ops@example.com"));
+        assert_eq!(r.after, vec!["ats".to_string()]);
+        assert!(r.schedule.is_some());
+        assert_eq!((r.at.line, r.at.key.as_str()), (13, "rules[0]"));
+    }
+
+    #[test]
+    fn rules_defaults_resolve_to_warn_then_critical_and_for_to_one() {
+        let c = parse(
+            r#"
+[[rules]]
+name = "a"
+measure = "SELECT 1"
+direction = "above"
+warn = 10
+critical = 20
+
+[[rules]]
+name = "b"
+measure = "SELECT 1"
+direction = "above"
+critical = 20
+"#,
+        )
+        .unwrap();
+        assert_eq!((c.rules[0].resolve, c.rules[0].for_evaluations), (10.0, 1));
+        assert_eq!(c.rules[1].resolve, 20.0);
+    }
+
+    #[test]
+    fn rules_every_mistake_is_reported_with_its_location() {
+        let errs = parse(
+            r#"
+[[reconcile]]
+name = "placed"
+left = { table = "a" }
+right = { table = "b" }
+keys = [{ left = "id" }]
+
+[[rules]]
+name = "no_measure"
+direction = "sideways"
+warn = 1
+after = ["placed", "crm"]
+
+[[rules]]
+name = "bad_levels"
+measure = "SELECT 1"
+direction = "above"
+warn = 10
+critical = 5
+resolve = 12
+for = 0
+
+[[rules]]
+name = "nothing"
+measure = "SELECT 1"
+direction = "below"
+"#,
+        )
+        .unwrap_err();
+        let lines: Vec<String> = errs.0.iter().map(|d| d.to_string()).collect();
+        let expect = [
+            "/c/conveyor.toml:19:1: rules[0].measure: missing key `measure`",
+            "/c/conveyor.toml:21:13: rules[0].direction: unknown direction `sideways`",
+            "/c/conveyor.toml:23:20: rules[0].after: no source or reconciliation named `crm` (hint: configured: ats, placed)",
+            "/c/conveyor.toml:30:12: rules[1].critical: critical 5 is less severe than warn 10 for direction `above`",
+            "/c/conveyor.toml:31:11: rules[1].resolve: resolve 12 lies past the breach threshold 10",
+            "/c/conveyor.toml:32:7: rules[1].for: must be a whole number",
+            "/c/conveyor.toml:34:1: rules[2]: needs `warn`, `critical` or both",
+        ];
+        assert_eq!(lines.len(), expect.len(), "{lines:#?}");
+        for (line, want) in lines.iter().zip(expect) {
+            assert!(line.starts_with(want), "got {line:?}, want prefix {want:?}");
+        }
+    }
+
+    #[test]
+    fn rules_an_unknown_key_is_located() {
+        let errs = parse(
+            r#"
+[[rules]]
+name = "r"
+measure = "SELECT 1"
+direction = "above"
+warn = 1
+threshold = 2
+"#,
+        )
+        .unwrap_err();
+        let text = errs.to_string();
+        assert!(text.starts_with("/c/conveyor.toml:18:1: rules: unknown field `threshold`"), "{text}");
+    }
+}

@@ -1,0 +1,219 @@
+//! Performance rules: evaluates a `[[rules]]` entry inside DuckDB, appends
+//! every result row (passes included) to `conveyor.rule_results` and moves
+//! each entity's alert in `conveyor.alerts` through pending → firing →
+//! resolved — results and alert transitions in one transaction.
+//!
+//! An alert follows the entity's latest period in the evaluation. It turns
+//! pending on a breach and fires after `for` breaching evaluations in a row;
+//! a pass while pending drops it (it never fired). A firing alert stays
+//! firing until the value is back on the good side of `resolve`
+//! (hysteresis). An entity the measure no longer returns keeps its alert as
+//! it is.
+
+mod plan;
+pub mod report;
+
+use std::time::Instant;
+
+use chrono::NaiveDateTime;
+use conveyor_config::{Config, RuleConfig};
+use duckdb::Connection;
+
+/// Levels a result row can have, in report order.
+pub const LEVELS: [&str; 4] = ["ok", "warn", "critical", "no_data"];
+
+/// The columns every measure must return.
+const REQUIRED: [&str; 3] = ["entity", "period", "value"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    /// The measure did not run or does not have the expected shape; nothing
+    /// was recorded.
+    #[error("rule `{rule}`: {message}")]
+    Measure { rule: String, message: String },
+    #[error("cannot record rule `{rule}`: {source}")]
+    Store { rule: String, source: duckdb::Error },
+}
+
+/// What one evaluation found and changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EvalSummary {
+    pub eval_id: i64,
+    pub rule: String,
+    /// Result rows per level, in [`LEVELS`] order.
+    pub levels: [i64; 4],
+    /// Alerts of this rule after the evaluation, per state.
+    pub pending: i64,
+    pub firing: i64,
+    /// Transitions made by this evaluation.
+    pub started_firing: i64,
+    pub resolved: i64,
+    pub millis: i64,
+}
+
+impl EvalSummary {
+    pub fn rows(&self) -> i64 {
+        self.levels.iter().sum()
+    }
+
+    pub fn count(&self, level: &str) -> i64 {
+        LEVELS.iter().position(|l| *l == level).map_or(0, |i| self.levels[i])
+    }
+}
+
+/// Evaluates `rule` now.
+pub fn evaluate(conn: &Connection, rule: &RuleConfig) -> Result<EvalSummary, RuleError> {
+    evaluate_at(conn, rule, chrono::Utc::now().naive_utc())
+}
+
+/// Evaluates `rule` as of `now` (UTC), on a connection of its own (it
+/// creates temporary tables). A measure that fails leaves no trace.
+pub fn evaluate_at(conn: &Connection, rule: &RuleConfig, now: NaiveDateTime) -> Result<EvalSummary, RuleError> {
+    let started = Instant::now();
+    let store = |source| RuleError::Store { rule: rule.name.clone(), source };
+    let eval_id: i64 = conn
+        .query_row("SELECT nextval('conveyor.rule_eval_ids')", [], |r| r.get(0))
+        .map_err(store)?;
+    let now = format!("TIMESTAMP '{}'", now.format("%Y-%m-%d %H:%M:%S%.6f"));
+    drop_temp(conn);
+    conn.execute_batch("BEGIN TRANSACTION").map_err(store)?;
+    let outcome = compute(conn, rule, eval_id, &now).and_then(|mut summary| {
+        conn.execute_batch("COMMIT").map_err(|e| Step::Store(e))?;
+        summary.millis = started.elapsed().as_millis() as i64;
+        Ok(summary)
+    });
+    if outcome.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    drop_temp(conn);
+    outcome.map_err(|step| match step {
+        Step::Measure(message) => RuleError::Measure { rule: rule.name.clone(), message },
+        Step::Store(source) => RuleError::Store { rule: rule.name.clone(), source },
+    })
+}
+
+/// Which part of an evaluation failed: the user's SQL or our bookkeeping.
+enum Step {
+    Measure(String),
+    Store(duckdb::Error),
+}
+
+fn compute(conn: &Connection, rule: &RuleConfig, eval_id: i64, now: &str) -> Result<EvalSummary, Step> {
+    let measure_err = |e: duckdb::Error| Step::Measure(first_line(&e.to_string()));
+    conn.execute_batch(&plan::materialise(rule)).map_err(measure_err)?;
+    let columns = columns(conn).map_err(Step::Store)?;
+    let missing: Vec<&str> = REQUIRED
+        .iter()
+        .copied()
+        .filter(|r| !columns.iter().any(|c| c.eq_ignore_ascii_case(r)))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Step::Measure(format!(
+            "the measure lacks column(s) {} (it returns: {}); alias them, e.g. `agent_id AS entity`",
+            missing.join(", "),
+            columns.join(", ")
+        )));
+    }
+    // Two rows for one entity and period would make the alert ambiguous.
+    let dup: Option<(String, String, i64)> = conn
+        .query_row(
+            "SELECT CAST(entity AS VARCHAR), CAST(period AS VARCHAR), count(*) FROM rule_m
+             GROUP BY ALL HAVING count(*) > 1 ORDER BY 3 DESC, 1, 2 LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .map(Some)
+        .or_else(|e| match e {
+            duckdb::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })
+        .map_err(Step::Store)?;
+    if let Some((entity, period, n)) = dup {
+        return Err(Step::Measure(format!(
+            "the measure returned {n} rows for entity `{entity}`, period `{period}`; it must return one row per entity per period"
+        )));
+    }
+    let context: Vec<String> = columns
+        .into_iter()
+        .filter(|c| !REQUIRED.iter().any(|r| c.eq_ignore_ascii_case(r)))
+        .collect();
+    conn.execute_batch(&plan::classify(rule, &context)).map_err(measure_err)?;
+    let mut statements = vec![plan::insert_results(rule, eval_id, now)];
+    statements.extend(plan::transitions(rule, now));
+    statements.extend(plan::apply(rule, eval_id, now));
+    for statement in statements {
+        conn.execute_batch(&statement).map_err(Step::Store)?;
+    }
+    summarise(conn, rule, eval_id).map_err(Step::Store)
+}
+
+fn columns(conn: &Connection) -> duckdb::Result<Vec<String>> {
+    let mut st = conn.prepare("SELECT column_name FROM (DESCRIBE rule_m)")?;
+    let names = st.query_map([], |r| r.get(0))?.collect();
+    names
+}
+
+fn summarise(conn: &Connection, rule: &RuleConfig, eval_id: i64) -> duckdb::Result<EvalSummary> {
+    let levels = LEVELS
+        .iter()
+        .map(|l| format!("(SELECT count(*) FROM rule_c WHERE level = '{l}')"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    conn.query_row(
+        &format!(
+            "SELECT {levels},
+               (SELECT count(*) FROM conveyor.alerts WHERE rule = ? AND state = 'pending'),
+               (SELECT count(*) FROM conveyor.alerts WHERE rule = ? AND state = 'firing'),
+               (SELECT count(*) FROM rule_t WHERE new_state = 'firing' AND old_state IS DISTINCT FROM 'firing'),
+               (SELECT count(*) FROM rule_t WHERE new_state = 'resolved' AND old_state = 'firing')"
+        ),
+        [&rule.name, &rule.name],
+        |r| {
+            Ok(EvalSummary {
+                eval_id,
+                rule: rule.name.clone(),
+                levels: [r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?],
+                pending: r.get(4)?,
+                firing: r.get(5)?,
+                started_firing: r.get(6)?,
+                resolved: r.get(7)?,
+                millis: 0,
+            })
+        },
+    )
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default().to_string()
+}
+
+fn drop_temp(conn: &Connection) {
+    for t in plan::TEMP_TABLES {
+        let _ = conn.execute_batch(&format!("DROP TABLE IF EXISTS temp.main.{t}"));
+    }
+}
+
+/// The rules to evaluate after `done` (sources synced and reconciliations
+/// run without failing).
+pub fn following<'c>(config: &'c Config, done: &[String]) -> Vec<&'c RuleConfig> {
+    config.rules.iter().filter(|r| r.after.iter().any(|a| done.contains(a))).collect()
+}
+
+/// Evaluates `rules` one after another; a failing one is logged and does
+/// not stop the others.
+pub fn evaluate_all(conn: &Connection, rules: &[&RuleConfig]) -> Vec<Result<EvalSummary, RuleError>> {
+    rules
+        .iter()
+        .map(|r| {
+            let result = evaluate(conn, r);
+            match &result {
+                Ok(s) => tracing::info!(rule = %s.rule, eval_id = s.eval_id, firing = s.firing, pending = s.pending, "rule evaluated"),
+                Err(e) => tracing::error!(error = %e, "rule evaluation failed"),
+            }
+            result
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
