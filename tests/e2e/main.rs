@@ -9,5 +9,6 @@ mod daemon;
 mod demo;
 mod plugins;
 mod recon;
+mod rules;
 mod secrets;
 mod warehouse;

@@ -90,8 +90,29 @@ pub async fn run_daemon(config: Config, shutdown: impl Future<Output = ()>) -> R
             .await;
         });
     }
+    for rule in config.rules.iter().filter(|r| r.schedule.is_some()).cloned() {
+        let (wh, cancel) = (wh.clone(), cancel.clone());
+        tasks.spawn(async move {
+            let schedule = rule.schedule.clone().expect("filtered on schedule");
+            tracing::info!(rule = %rule.name, schedule = %schedule.expr, "scheduled");
+            run_on_schedule(&rule.name, &schedule, clock, cancel, || {
+                let (wh, rule) = (wh.clone(), rule.clone());
+                async move {
+                    let job = tokio::task::spawn_blocking(move || {
+                        let conn = wh.connection()?;
+                        crate::rules::evaluate_all(&conn, &[&rule]);
+                        Ok::<_, anyhow::Error>(())
+                    });
+                    if let Ok(Err(e)) = job.await {
+                        tracing::error!(error = %format!("{e:#}"), "scheduled rule could not run");
+                    }
+                }
+            })
+            .await;
+        });
+    }
     if tasks.is_empty() {
-        tracing::warn!("no source or reconciliation has a schedule; the daemon only serves queries");
+        tracing::warn!("no source, reconciliation or rule has a schedule; the daemon only serves queries");
     }
     tracing::info!(warehouse = %config.warehouse.path.display(), sources = tasks.len(), "conveyor daemon started");
     shutdown.await;

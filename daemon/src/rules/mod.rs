@@ -13,6 +13,7 @@
 mod plan;
 pub mod report;
 
+use std::sync::Mutex;
 use std::time::Instant;
 
 use chrono::NaiveDateTime;
@@ -193,6 +194,8 @@ fn drop_temp(conn: &Connection) {
     }
 }
 
+static SERIAL: Mutex<()> = Mutex::new(());
+
 /// The rules to evaluate after `done` (sources synced and reconciliations
 /// run without failing).
 pub fn following<'c>(config: &'c Config, done: &[String]) -> Vec<&'c RuleConfig> {
@@ -202,6 +205,9 @@ pub fn following<'c>(config: &'c Config, done: &[String]) -> Vec<&'c RuleConfig>
 /// Evaluates `rules` one after another; a failing one is logged and does
 /// not stop the others.
 pub fn evaluate_all(conn: &Connection, rules: &[&RuleConfig]) -> Vec<Result<EvalSummary, RuleError>> {
+    // A rule on its schedule and the same rule after a sync would otherwise
+    // rewrite the same alert rows in two transactions (a write conflict).
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     rules
         .iter()
         .map(|r| {
