@@ -36,6 +36,8 @@ const MINOR_VERSION: &str = "75";
 const MAX_RESULTS: u64 = 1000;
 /// How far back change data capture can look.
 const CDC_DAYS: i64 = 30;
+/// Objects one CDC response holds at most.
+const CDC_CAP: usize = 1000;
 
 const COMMON: [(&str, Col); 5] = [
     ("id", Col::Str),
@@ -182,6 +184,12 @@ impl QuickBooks {
         let mut out = Vec::new();
         for resp in body["CDCResponse"].as_array().into_iter().flatten() {
             for qr in resp["QueryResponse"].as_array().into_iter().flatten() {
+                let listed = qr[entity].as_array().map_or(0, Vec::len);
+                if listed >= CDC_CAP {
+                    // CDC has no end bound to shorten the window with: say
+                    // that deletions beyond the cap went unseen this run.
+                    tracing::warn!(source = %self.source, entity, listed, "CDC returned its cap of {CDC_CAP} objects; some deletions may be missed until a later run");
+                }
                 for r in qr[entity].as_array().into_iter().flatten() {
                     if r["status"] == "Deleted" {
                         let mut row = Map::new();
