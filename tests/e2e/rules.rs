@@ -52,6 +52,18 @@ async fn rules_run_after_sync_and_by_hand_and_alerts_lists_them() {
     let out = f.conveyor(&["rules", "eval", "nope"]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).1.contains("no rule named `nope`; configured: items_seen, needs_two"), "{:?}", text(&out));
+
+    // `check` binds each measure against the warehouse and locates one that does not run.
+    let broken = "\n[[rules]]\nname = \"broken\"\nmeasure = \"SELECT id AS entity, 1 AS period, nope AS value FROM src.items\"\ndirection = \"above\"\nwarn = 1\n";
+    let text_before = format!("{base}{RULES}");
+    let line = text_before.lines().count() + 2;
+    std::fs::write(&config, format!("{text_before}{broken}")).unwrap();
+    let out = f.conveyor(&["check"]).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    let want = format!("{}:{line}:1: rules[2].measure: `broken` does not run: ", config.display());
+    assert!(stdout.contains(&want) && stdout.contains("nope"), "want {want}\n got {stdout}");
+    assert!(!stdout.contains("rules[0]") && !stdout.contains("rules[1]"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

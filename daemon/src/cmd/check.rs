@@ -14,6 +14,9 @@ pub fn check(path: &Path) -> ExitCode {
             if let Some(code) = super::recon::check_mappings(&c) {
                 return code;
             }
+            if let Some(code) = super::rules::check_measures(&c) {
+                return code;
+            }
             let streams: usize = c
                 .sources
                 .iter()

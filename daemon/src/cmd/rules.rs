@@ -1,6 +1,7 @@
 //! `conveyor rules eval [NAME]`: refresh the unified model, evaluate the
 //! rules (all, or the one named) now, and print what each found and the
-//! alerts now firing or pending.
+//! alerts now firing or pending. Also the warehouse part of `conveyor check`
+//! for rule measures.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -79,4 +80,37 @@ fn summary_table(done: &[EvalSummary]) -> QueryResult {
         .collect();
     let literal = columns.iter().map(|c| c != "rule").collect();
     QueryResult { columns, literal, rows }
+}
+
+/// For `conveyor check`: binds every rule's measure against the warehouse
+/// as it is (read-only), each problem printed as `FILE:LINE:COL: key:
+/// message`. Returns the exit status when one is wrong; a table that is not
+/// there yet, a missing warehouse or one held by the daemon is a note.
+pub fn check_measures(config: &Config) -> Option<ExitCode> {
+    if config.rules.is_empty() || !config.warehouse.path.exists() {
+        return None;
+    }
+    let conn = match Warehouse::open_read_only(&config.warehouse.path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("note: rule measures not checked: {e:#}");
+            return None;
+        }
+    };
+    let mut wrong = 0;
+    for r in &config.rules {
+        let Some(p) = rules::check_measure(&conn, r) else { continue };
+        let at = &r.at;
+        let place = format!("{}:{}:{}: {}.measure", at.file.display(), at.line, at.col, at.key);
+        if p.not_there_yet {
+            eprintln!("note: {place}: not checked yet: {} (sync its sources first)", p.message);
+        } else {
+            wrong += 1;
+            println!("{place}: `{}` does not run: {} (hint: one row per entity per period, columns entity, period, value)", r.name, p.message);
+        }
+    }
+    (wrong > 0).then(|| {
+        eprintln!("{}: {wrong} problem(s)", config.file.display());
+        ExitCode::from(EXIT_CONFIG)
+    })
 }

@@ -79,7 +79,7 @@ pub fn evaluate_at(conn: &Connection, rule: &RuleConfig, now: NaiveDateTime) -> 
     drop_temp(conn);
     conn.execute_batch("BEGIN TRANSACTION").map_err(store)?;
     let outcome = compute(conn, rule, eval_id, &now).and_then(|mut summary| {
-        conn.execute_batch("COMMIT").map_err(|e| Step::Store(e))?;
+        conn.execute_batch("COMMIT").map_err(Step::Store)?;
         summary.millis = started.elapsed().as_millis() as i64;
         Ok(summary)
     });
@@ -219,6 +219,35 @@ pub fn evaluate_all(conn: &Connection, rules: &[&RuleConfig]) -> Vec<Result<Eval
             result
         })
         .collect()
+}
+
+/// A measure that does not bind against the warehouse, for `conveyor check`.
+#[derive(Debug)]
+pub struct MeasureProblem {
+    pub message: String,
+    /// A table it reads does not exist yet (its source never synced).
+    pub not_there_yet: bool,
+}
+
+/// Binds `rule`'s measure on `conn` (read-only is enough; no row is read)
+/// and checks it returns `entity`, `period` and `value`.
+pub fn check_measure(conn: &Connection, rule: &RuleConfig) -> Option<MeasureProblem> {
+    let described = conn
+        .prepare(&format!("DESCRIBE SELECT * FROM ({}) AS measure", rule.measure))
+        .and_then(|mut st| st.query_map([], |r| r.get::<_, String>(0))?.collect::<duckdb::Result<Vec<String>>>());
+    let columns = match described {
+        Ok(c) => c,
+        Err(e) => {
+            let text = e.to_string();
+            return Some(MeasureProblem { not_there_yet: text.contains("does not exist"), message: first_line(&text) });
+        }
+    };
+    let missing: Vec<&str> =
+        REQUIRED.iter().copied().filter(|r| !columns.iter().any(|c| c.eq_ignore_ascii_case(r))).collect();
+    (!missing.is_empty()).then(|| MeasureProblem {
+        message: format!("lacks column(s) {} (it returns: {})", missing.join(", "), columns.join(", ")),
+        not_there_yet: false,
+    })
 }
 
 #[cfg(test)]

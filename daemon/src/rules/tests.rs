@@ -326,3 +326,19 @@ warn = 1
         .unwrap();
     assert_eq!(firing, 1);
 }
+
+#[test]
+fn rules_check_binds_the_measure_without_running_it() {
+    let d = db();
+    let mut r = rule(Direction::Above, Some(1.0), None);
+    assert!(check_measure(&d.conn, &r).is_none());
+    r.measure = "SELECT agent AS who, week AS period, score AS value FROM m".into();
+    let p = check_measure(&d.conn, &r).unwrap();
+    assert!(!p.not_there_yet && p.message.contains("lacks column(s) entity"), "{p:?}");
+    r.measure = "SELECT * FROM src.not_synced_yet".into();
+    let p = check_measure(&d.conn, &r).unwrap();
+    assert!(p.not_there_yet && p.message.contains("not_synced_yet"), "{p:?}");
+    r.measure = "SELECT agent AS entity, week AS period, scor AS value FROM m".into();
+    let p = check_measure(&d.conn, &r).unwrap();
+    assert!(!p.not_there_yet && p.message.contains("scor"), "{p:?}");
+}
