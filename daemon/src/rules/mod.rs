@@ -8,7 +8,7 @@
 //! a pass while pending drops it (it never fired). A firing alert stays
 //! firing until the value is back on the good side of `resolve`
 //! (hysteresis). An entity the measure no longer returns keeps its alert as
-//! it is.
+//! it is; a row without an entity is recorded but raises no alert.
 
 mod plan;
 pub mod report;
@@ -233,7 +233,7 @@ pub struct MeasureProblem {
 /// and checks it returns `entity`, `period` and `value`.
 pub fn check_measure(conn: &Connection, rule: &RuleConfig) -> Option<MeasureProblem> {
     let described = conn
-        .prepare(&format!("DESCRIBE SELECT * FROM ({}) AS measure", rule.measure))
+        .prepare(&format!("DESCRIBE SELECT * FROM ({}\n) AS measure", rule.measure))
         .and_then(|mut st| st.query_map([], |r| r.get::<_, String>(0))?.collect::<duckdb::Result<Vec<String>>>());
     let columns = match described {
         Ok(c) => c,

@@ -220,6 +220,16 @@ fn rules_results_are_appended_across_evaluations_with_context() {
 }
 
 #[test]
+fn rules_a_measure_ending_in_a_line_comment_still_runs() {
+    let d = db();
+    let mut r = rule(Direction::Above, Some(1.0), None);
+    r.measure = "SELECT agent AS entity, week AS period, score AS value FROM m -- weekly scores".into();
+    set(&d.conn, 1, &[("ann", 2.0)]);
+    assert!(check_measure(&d.conn, &r).is_none());
+    assert_eq!(evaluate_at(&d.conn, &r, t(0)).unwrap().firing, 1);
+}
+
+#[test]
 fn rules_the_alert_follows_the_latest_period() {
     let d = db();
     d.conn
