@@ -6,6 +6,7 @@
 //! the raw structs are then validated into the [`model`] types. Every problem
 //! found is reported at once as a [`Diagnostic`] with `FILE:LINE:COL`.
 
+pub mod actions;
 pub mod diagnostics;
 pub mod mapping;
 pub mod model;
@@ -18,6 +19,7 @@ pub mod vendor;
 
 use std::path::{Path, PathBuf};
 
+pub use actions::{EmailAction, SmtpConfig, SmtpTls, Template, BUILTIN_VARIABLES, DEFAULT_MAX_ATTEMPTS};
 pub use diagnostics::{ConfigErrors, Diagnostic};
 pub use mapping::{ModelConfig, PresetUse, ViewMapping, MAPPED_VIEWS, MODEL_PRESETS};
 pub use model::*;

@@ -22,6 +22,8 @@ pub struct Config {
     pub reconciles: Vec<crate::reconcile::ReconcileConfig>,
     /// `[[rules]]` entries, in file order.
     pub rules: Vec<crate::rules::RuleConfig>,
+    /// `[smtp]`: required once a rule has an e-mail action.
+    pub smtp: Option<crate::actions::SmtpConfig>,
     /// Non-fatal remarks (e.g. an inline secret) for `conveyor check`.
     pub warnings: Vec<String>,
 }

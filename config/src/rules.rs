@@ -38,6 +38,10 @@ pub struct RuleConfig {
     pub after: Vec<String>,
     /// Evaluate on this schedule as well (daemon only).
     pub schedule: Option<Schedule>,
+    /// Sent when an alert starts firing, through the outbox.
+    pub actions: Vec<crate::actions::EmailAction>,
+    /// Also notify when a firing alert resolves.
+    pub notify_resolved: bool,
     pub at: Located,
 }
 
@@ -78,6 +82,9 @@ pub(crate) struct RawRule {
     after: Option<Vec<Spanned<String>>>,
     schedule: Option<Spanned<String>>,
     timezone: Option<Spanned<String>>,
+    #[serde(default)]
+    actions: Vec<Spanned<crate::actions::RawAction>>,
+    notify_resolved: Option<bool>,
 }
 
 impl Checker<'_> {
@@ -193,6 +200,7 @@ impl Checker<'_> {
             }
         }
         let schedule = self.schedule(key, raw.schedule.as_ref(), raw.timezone.as_ref());
+        let actions = self.actions(key, raw.actions);
         if self.error_count() > errors_before {
             return None;
         }
@@ -209,6 +217,8 @@ impl Checker<'_> {
             resolve: resolve.or(first)?,
             after: raw.after.into_iter().flatten().map(Spanned::into_inner).collect(),
             schedule: schedule.flatten(),
+            actions,
+            notify_resolved: raw.notify_resolved.unwrap_or(false),
             at: self.located(span, key),
         })
     }
@@ -365,5 +375,91 @@ threshold = 2
         .unwrap_err();
         let text = errs.to_string();
         assert!(text.starts_with("/c/conveyor.toml:18:1: rules: unknown field `threshold`"), "{text}");
+    }
+
+    #[test]
+    fn rules_email_actions_and_smtp_build_the_model() {
+        let c = parse(
+            r#"
+[smtp]
+host = "smtp.example.com"
+username = "conveyor"
+password = "env:PATH"
+from = "Conveyor <ops@example.com>"
+
+[[rules]]
+name = "r"
+measure = "SELECT 1"
+direction = "below"
+warn = 4
+notify_resolved = true
+[[rules.actions]]
+type = "email"
+to = ["ops@example.com"]
+to_column = "supervisor"
+subject = "{{ entity }} is {{ level }}"
+body = "{% if value < 3 %}{{ agent_name }}{% endif %}"
+"#,
+        )
+        .unwrap();
+        let smtp = c.smtp.as_ref().unwrap();
+        assert_eq!((smtp.port, smtp.tls, smtp.max_attempts), (587, crate::SmtpTls::StartTls, 8));
+        let r = &c.rules[0];
+        assert!(r.notify_resolved);
+        let a = &r.actions[0];
+        assert_eq!(a.to_column.as_deref(), Some("supervisor"));
+        let vars: Vec<&str> = a.body.variables.iter().map(String::as_str).collect();
+        assert_eq!(vars, ["agent_name", "value"]);
+        assert_eq!((a.subject.at.line, a.subject.at.key.as_str()), (29, "rules[0].actions[0].subject"));
+    }
+
+    #[test]
+    fn rules_action_mistakes_are_located() {
+        let errs = parse(
+            r#"
+[[rules]]
+name = "r"
+measure = "SELECT 1"
+direction = "below"
+warn = 4
+[[rules.actions]]
+type = "email"
+subject = "{{ entity "
+body = "x"
+[[rules.actions]]
+type = "pager"
+"#,
+        )
+        .unwrap_err();
+        let lines: Vec<String> = errs.0.iter().map(|d| d.to_string()).collect();
+        let expect = [
+            "/c/conveyor.toml:18:1: rules[0].actions[0]: needs `to`, `to_column` or both",
+            "/c/conveyor.toml:20:11: rules[0].actions[0].subject: template does not parse",
+            "/c/conveyor.toml:23:8: rules[0].actions[1].type: unknown action type `pager`",
+        ];
+        assert_eq!(lines.len(), expect.len(), "{lines:#?}");
+        for (line, want) in lines.iter().zip(expect) {
+            assert!(line.starts_with(want), "got {line:?}, want prefix {want:?}");
+        }
+    }
+
+    #[test]
+    fn rules_an_email_action_without_smtp_is_an_error() {
+        let errs = parse(
+            r#"
+[[rules]]
+name = "r"
+measure = "SELECT 1"
+direction = "below"
+warn = 4
+[[rules.actions]]
+type = "email"
+to = ["ops@example.com"]
+subject = "s"
+body = "b"
+"#,
+        )
+        .unwrap_err();
+        assert!(errs.to_string().contains("rules[0].actions[0]: an e-mail action needs an [smtp] section"), "{errs}");
     }
 }

@@ -14,7 +14,7 @@ use crate::model::*;
 use crate::raw::*;
 use crate::secret::SecretRef;
 
-const TOP_LEVEL_KEYS: &str = "warehouse, server, plugins, sources, model, reconcile, rules";
+const TOP_LEVEL_KEYS: &str = "warehouse, server, plugins, sources, model, reconcile, rules, smtp";
 const SOURCE_TYPES: &str = "rest, greenhouse, quickbooks, gusto, zendesk_talk, hubspot, genesys";
 const AUTH_TYPES: &str =
     "none, api_key, basic, bearer, oauth2_client_credentials, oauth2_refresh_token";
@@ -48,6 +48,7 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
     let mut model_raw = None;
     let mut reconcile_raw = Vec::new();
     let mut rules_raw = Vec::new();
+    let mut smtp_raw = None;
     for (key, value) in doc.get_ref().iter() {
         match &**key.get_ref() {
             "warehouse" => {
@@ -78,6 +79,7 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
             "reconcile" => {
                 reconcile_raw = c.section::<Vec<Spanned<crate::reconcile::RawReconcile>>>("reconcile", value).unwrap_or_default()
             }
+            "smtp" => smtp_raw = c.section::<crate::actions::RawSmtp>("smtp", value).map(|r| Spanned::new(value.span(), r)),
             "rules" => rules_raw = c.section::<Vec<Spanned<crate::rules::RawRule>>>("rules", value).unwrap_or_default(),
             other => {
                 c.error(key.span(), other, format!("unknown key `{other}`"))
@@ -111,6 +113,21 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
     let reconcile_names: Vec<String> = reconcile_raw.iter().map(|r| r.get_ref().name().to_string()).collect();
     let reconciles = c.reconciles(reconcile_raw, &source_names);
     let rules = c.rules(rules_raw, &source_names, &reconcile_names);
+    let smtp_given = smtp_raw.is_some();
+    let smtp = c.smtp(smtp_raw);
+    if !smtp_given {
+        if let Some(r) = rules.iter().find(|r| !r.actions.is_empty()) {
+            let at = r.actions[0].at.clone();
+            c.errors.push(crate::Diagnostic {
+                file: at.file,
+                line: at.line,
+                col: at.col,
+                key: at.key,
+                message: "an e-mail action needs an [smtp] section".into(),
+                hint: Some("add [smtp] with host and from (username, password = \"env:NAME\" if the server needs them)".into()),
+            });
+        }
+    }
     if validated.is_empty() && c.errors.is_empty() {
         c.warnings.push("no sources are configured; add a [sources.NAME] table".into());
     }
@@ -126,6 +143,7 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
         model,
         reconciles,
         rules,
+        smtp,
         warnings: c.warnings,
     })
 }

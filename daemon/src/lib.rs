@@ -5,6 +5,7 @@ pub mod cli;
 pub mod cmd;
 pub mod logging;
 pub mod model;
+pub mod outbox;
 pub mod plugins;
 pub mod progress;
 pub mod query;

@@ -40,6 +40,7 @@ pub async fn eval_command(config: Config, name: Option<String>) -> Result<ExitCo
         crate::model::refresh(&conn, &config)?;
         let chosen: Vec<_> = config.rules.iter().filter(|r| name.as_ref().is_none_or(|n| &r.name == n)).collect();
         let outcomes = rules::evaluate_all(&conn, &chosen);
+        crate::outbox::deliver_logged(&conn, &config);
         let mut done = Vec::new();
         for outcome in outcomes {
             match outcome {
@@ -99,7 +100,15 @@ pub fn check_measures(config: &Config) -> Option<ExitCode> {
     };
     let mut wrong = 0;
     for r in &config.rules {
-        let Some(p) = rules::check_measure(&conn, r) else { continue };
+        let p = match rules::measure_columns(&conn, r) {
+            Ok(columns) => {
+                let problems = check_templates(r, &columns);
+                wrong += problems.len();
+                problems.iter().for_each(|p| println!("{p}"));
+                continue;
+            }
+            Err(p) => p,
+        };
         let at = &r.at;
         let place = format!("{}:{}:{}: {}.measure", at.file.display(), at.line, at.col, at.key);
         if p.not_there_yet {
@@ -113,4 +122,29 @@ pub fn check_measures(config: &Config) -> Option<ExitCode> {
         eprintln!("{}: {wrong} problem(s)", config.file.display());
         ExitCode::from(EXIT_CONFIG)
     })
+}
+
+/// Each template variable of `rule`'s actions that is neither a measure
+/// column nor a built-in (and a `to_column` the measure lacks), located.
+pub fn check_templates(rule: &conveyor_config::RuleConfig, columns: &[String]) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for action in &rule.actions {
+        for t in [&action.subject, &action.body] {
+            for v in &t.variables {
+                if conveyor_config::BUILTIN_VARIABLES.contains(&v.as_str()) || columns.iter().any(|c| c == v) {
+                    continue;
+                }
+                let at = &t.at;
+                wrong.push(format!(
+                    "{}:{}:{}: {}: unknown template variable `{v}` (hint: the measure returns {}; also {})",
+                    at.file.display(), at.line, at.col, at.key, columns.join(", "), conveyor_config::BUILTIN_VARIABLES.join(", ")
+                ));
+            }
+        }
+        if let Some(col) = action.to_column.as_ref().filter(|c| !columns.contains(c)) {
+            let at = &action.at;
+            wrong.push(format!("{}:{}:{}: {}.to_column: the measure has no column `{col}` (hint: it returns {})", at.file.display(), at.line, at.col, at.key, columns.join(", ")));
+        }
+    }
+    wrong
 }

@@ -21,6 +21,9 @@ pub async fn run_command(config: Config) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// How often the daemon looks for outbox rows that are due.
+const OUTBOX_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() -> std::io::Result<()> {
     #[cfg(unix)]
@@ -109,6 +112,24 @@ pub async fn run_daemon(config: Config, shutdown: impl Future<Output = ()>) -> R
                 }
             })
             .await;
+        });
+    }
+    if config.smtp.is_some() {
+        // The outbox worker: retries come due on their own clock, not only
+        // after an evaluation.
+        let (wh, cancel, shared) = (wh.clone(), cancel.clone(), shared.clone());
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(OUTBOX_EVERY);
+            while !cancel.is_cancelled() {
+                tick.tick().await;
+                let (wh, shared) = (wh.clone(), shared.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Ok(conn) = wh.connection() {
+                        crate::outbox::deliver_logged(&conn, &shared);
+                    }
+                })
+                .await;
+            }
         });
     }
     if tasks.is_empty() {

@@ -145,6 +145,11 @@ fn compute(conn: &Connection, rule: &RuleConfig, eval_id: i64, now: &str) -> Res
     for statement in statements {
         conn.execute_batch(&statement).map_err(Step::Store)?;
     }
+    // The notifications join the transaction: no alert fires unannounced.
+    crate::outbox::enqueue(conn, rule, eval_id, now).map_err(|e| match e {
+        crate::outbox::EnqueueError::Render(m) => Step::Measure(format!("action template: {m}")),
+        crate::outbox::EnqueueError::Store(e) => Step::Store(e),
+    })?;
     summarise(conn, rule, eval_id).map_err(Step::Store)
 }
 
@@ -232,6 +237,12 @@ pub struct MeasureProblem {
 /// Binds `rule`'s measure on `conn` (read-only is enough; no row is read)
 /// and checks it returns `entity`, `period` and `value`.
 pub fn check_measure(conn: &Connection, rule: &RuleConfig) -> Option<MeasureProblem> {
+    measure_columns(conn, rule).err()
+}
+
+/// The columns `rule`'s measure returns, once it binds and has the
+/// required ones (for checking action templates against them).
+pub fn measure_columns(conn: &Connection, rule: &RuleConfig) -> Result<Vec<String>, MeasureProblem> {
     let described = conn
         .prepare(&format!("DESCRIBE SELECT * FROM ({}\n) AS measure", rule.measure))
         .and_then(|mut st| st.query_map([], |r| r.get::<_, String>(0))?.collect::<duckdb::Result<Vec<String>>>());
@@ -239,15 +250,18 @@ pub fn check_measure(conn: &Connection, rule: &RuleConfig) -> Option<MeasureProb
         Ok(c) => c,
         Err(e) => {
             let text = e.to_string();
-            return Some(MeasureProblem { not_there_yet: text.contains("does not exist"), message: first_line(&text) });
+            return Err(MeasureProblem { not_there_yet: text.contains("does not exist"), message: first_line(&text) });
         }
     };
     let missing: Vec<&str> =
         REQUIRED.iter().copied().filter(|r| !columns.iter().any(|c| c.eq_ignore_ascii_case(r))).collect();
-    (!missing.is_empty()).then(|| MeasureProblem {
-        message: format!("lacks column(s) {} (it returns: {})", missing.join(", "), columns.join(", ")),
-        not_there_yet: false,
-    })
+    if !missing.is_empty() {
+        return Err(MeasureProblem {
+            message: format!("lacks column(s) {} (it returns: {})", missing.join(", "), columns.join(", ")),
+            not_there_yet: false,
+        });
+    }
+    Ok(columns)
 }
 
 #[cfg(test)]

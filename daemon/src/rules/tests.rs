@@ -38,6 +38,8 @@ fn rule(direction: Direction, warn: Option<f64>, critical: Option<f64>) -> RuleC
         resolve: warn.or(critical).unwrap(),
         after: vec![],
         schedule: None,
+        actions: vec![],
+        notify_resolved: false,
         at: Located { file: "c.toml".into(), line: 1, col: 1, key: "rules[0]".into() },
     }
 }

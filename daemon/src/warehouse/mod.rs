@@ -112,6 +112,23 @@ CREATE TABLE IF NOT EXISTS conveyor.alerts (
     fired_at        TIMESTAMP,             -- last time it started firing
     resolved_at     TIMESTAMP
 );
+CREATE SEQUENCE IF NOT EXISTS conveyor.outbox_ids START 1;
+CREATE TABLE IF NOT EXISTS conveyor.outbox (
+    id              BIGINT NOT NULL,       -- written with the alert transitions it announces
+    key             VARCHAR NOT NULL,      -- sha256(rule|eval_id|channel|recipient): Message-ID
+    rule            VARCHAR NOT NULL,
+    eval_id         BIGINT NOT NULL,
+    channel         VARCHAR NOT NULL,      -- email
+    recipient       VARCHAR NOT NULL,
+    subject         VARCHAR NOT NULL,
+    body            VARCHAR NOT NULL,
+    created_at      TIMESTAMP NOT NULL,
+    attempts        INTEGER NOT NULL,
+    next_attempt_at TIMESTAMP NOT NULL,
+    delivered_at    TIMESTAMP,             -- the server accepted it
+    dead_at         TIMESTAMP,             -- gave up after max_attempts
+    last_error      VARCHAR
+);
 CREATE TABLE IF NOT EXISTS conveyor.credentials (
     name        VARCHAR PRIMARY KEY,
     sealed      VARCHAR NOT NULL,          -- encrypted; never the plain secret

@@ -1,0 +1,202 @@
+//! Rule actions (`[[rules.actions]]`, e-mail for now) and the `[smtp]`
+//! section they are delivered through — parsed with spans, templates
+//! compiled here so a syntax error is a located config error.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::model::Located;
+use crate::secret::SecretRef;
+use crate::validate::Checker;
+
+/// Variables every action template may use besides the measure's columns.
+pub const BUILTIN_VARIABLES: [&str; 6] = ["rule", "entity", "level", "value", "period", "transition"];
+
+/// `[smtp]` `max_attempts` when the config does not set it.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
+
+/// An e-mail sent when an alert starts firing (and on resolve when the rule
+/// sets `notify_resolved`).
+#[derive(Debug, Clone)]
+pub struct EmailAction {
+    /// Static recipients.
+    pub to: Vec<String>,
+    /// A measure column holding a recipient per row (e.g. the supervisor).
+    pub to_column: Option<String>,
+    pub subject: Template,
+    pub body: Template,
+    pub at: Located,
+}
+
+/// A template's source and the variables it reads (checked by
+/// `conveyor check` against the measure's columns).
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub source: String,
+    pub variables: BTreeSet<String>,
+    pub at: Located,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    None,
+    StartTls,
+    Tls,
+}
+
+/// `[smtp]`: where e-mail actions are sent.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<SecretRef>,
+    pub from: String,
+    /// Failed attempts after which a notification is dead-lettered.
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAction {
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    #[serde(default)]
+    to: Vec<Spanned<String>>,
+    to_column: Option<Spanned<String>>,
+    subject: Option<Spanned<String>>,
+    body: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSmtp {
+    host: Option<Spanned<String>>,
+    port: Option<Spanned<i64>>,
+    tls: Option<Spanned<String>>,
+    username: Option<String>,
+    password: Option<Spanned<String>>,
+    from: Option<Spanned<String>>,
+    max_attempts: Option<Spanned<i64>>,
+}
+
+impl Checker<'_> {
+    pub(crate) fn actions(&mut self, key: &str, raws: Vec<Spanned<RawAction>>) -> Vec<EmailAction> {
+        let mut out = Vec::new();
+        for (i, raw) in raws.into_iter().enumerate() {
+            let key = format!("{key}.actions[{i}]");
+            let span = raw.span();
+            let raw = raw.into_inner();
+            if raw.kind.get_ref() != "email" {
+                self.error(raw.kind.span(), &format!("{key}.type"), format!("unknown action type `{}`", raw.kind.get_ref()))
+                    .hint("one of: \"email\"");
+                continue;
+            }
+            if raw.to.is_empty() && raw.to_column.is_none() {
+                self.error(span.clone(), &key, "needs `to`, `to_column` or both")
+                    .hint("to = [\"ops@example.com\"] or to_column = \"supervisor_email\" (a column of the measure)");
+            }
+            for t in &raw.to {
+                if !t.get_ref().contains('@') || t.get_ref().chars().any(char::is_control) {
+                    self.error(t.span(), &format!("{key}.to"), format!("`{}` is not an e-mail address", t.get_ref()));
+                }
+            }
+            let subject = self.template(&key, "subject", raw.subject, &span);
+            let body = self.template(&key, "body", raw.body, &span);
+            if let (Some(subject), Some(body)) = (subject, body) {
+                out.push(EmailAction {
+                    to: raw.to.into_iter().map(Spanned::into_inner).collect(),
+                    to_column: raw.to_column.map(Spanned::into_inner),
+                    subject,
+                    body,
+                    at: self.located(span, &key),
+                });
+            }
+        }
+        out
+    }
+
+    fn template(&mut self, key: &str, name: &str, raw: Option<Spanned<String>>, entry: &Range<usize>) -> Option<Template> {
+        let key = format!("{key}.{name}");
+        let Some(raw) = raw else {
+            self.error(entry.clone(), &key, format!("missing key `{name}`"))
+                .hint("a template, e.g. \"{{ entity }} is {{ level }}: {{ value }}\"");
+            return None;
+        };
+        let env = minijinja::Environment::new();
+        match env.template_from_str(raw.get_ref()) {
+            Ok(t) => {
+                let variables = t.undeclared_variables(false).into_iter().collect();
+                Some(Template { source: raw.get_ref().clone(), variables, at: self.located(raw.span(), &key) })
+            }
+            Err(e) => {
+                self.error(raw.span(), &key, format!("template does not parse: {}", e.detail().unwrap_or("syntax error")));
+                None
+            }
+        }
+    }
+
+    pub(crate) fn smtp(&mut self, raw: Option<Spanned<RawSmtp>>) -> Option<SmtpConfig> {
+        let raw = raw?;
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let required = |c: &mut Self, v: Option<Spanned<String>>, name: &str, hint: &str| match v {
+            Some(v) if !v.get_ref().trim().is_empty() => Some(v),
+            _ => {
+                c.error(span.clone(), &format!("smtp.{name}"), format!("missing key `{name}`")).hint(hint);
+                None
+            }
+        };
+        let host = required(self, raw.host, "host", "the SMTP server, e.g. host = \"smtp.example.com\"");
+        let from = required(self, raw.from, "from", "the sender, e.g. from = \"Conveyor <ops@example.com>\"");
+        let tls = match raw.tls.as_ref().map(|t| t.get_ref().as_str()) {
+            None | Some("starttls") => SmtpTls::StartTls,
+            Some("tls") => SmtpTls::Tls,
+            Some("none") => SmtpTls::None,
+            Some(other) => {
+                let at = raw.tls.as_ref().map(|t| t.span()).unwrap_or(span.clone());
+                self.error(at, "smtp.tls", format!("unknown tls mode `{other}`")).hint("one of: \"none\", \"starttls\", \"tls\"");
+                SmtpTls::StartTls
+            }
+        };
+        let port = match &raw.port {
+            None => Some(match tls {
+                SmtpTls::Tls => 465,
+                SmtpTls::StartTls => 587,
+                SmtpTls::None => 25,
+            }),
+            Some(p) => match u16::try_from(*p.get_ref()) {
+                Ok(p) if p > 0 => Some(p),
+                _ => {
+                    self.error(p.span(), "smtp.port", "must be a port number 1–65535");
+                    None
+                }
+            },
+        };
+        let max_attempts = match &raw.max_attempts {
+            None => Some(DEFAULT_MAX_ATTEMPTS),
+            Some(n) if (1..=1000).contains(n.get_ref()) => Some(*n.get_ref() as u32),
+            Some(n) => {
+                self.error(n.span(), "smtp.max_attempts", "must be a whole number 1–1000");
+                None
+            }
+        };
+        let password = raw.password.as_ref().and_then(|p| self.secret(p, "smtp.password"));
+        if raw.password.is_some() && raw.username.is_none() {
+            self.error(span.clone(), "smtp.username", "`password` is set without `username`");
+        }
+        Some(SmtpConfig {
+            host: host?.into_inner(),
+            port: port?,
+            tls,
+            username: raw.username,
+            password: if raw.password.is_some() { Some(password?) } else { None },
+            from: from?.into_inner(),
+            max_attempts: max_attempts?,
+        })
+    }
+}

@@ -1,0 +1,144 @@
+//! The delivery worker: sends the outbox rows that are due over SMTP and
+//! marks each one delivered once the server accepted it; a failure counts
+//! an attempt and backs off exponentially, and after `max_attempts` the row
+//! is dead-lettered.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::NaiveDateTime;
+use conveyor_config::{SmtpConfig, SmtpTls};
+use duckdb::Connection;
+use lettre::message::header::ContentType;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{Message, SmtpTransport, Transport};
+
+/// The wait after the first failed attempt; doubles with each attempt.
+const FIRST_BACKOFF_SECS: i64 = 30;
+/// No wait is longer than this, however many attempts failed.
+const MAX_BACKOFF_SECS: i64 = 6 * 3600;
+
+/// What one pass of the worker did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub delivered: usize,
+    /// Failed attempts that will be retried.
+    pub failed: usize,
+    /// Failed attempts that were the last (dead-lettered).
+    pub dead: usize,
+}
+
+impl DeliveryReport {
+    pub fn attempted(&self) -> usize {
+        self.delivered + self.failed + self.dead
+    }
+}
+
+static ONE_PASS: Mutex<()> = Mutex::new(());
+
+struct Due {
+    id: i64,
+    key: String,
+    recipient: String,
+    subject: String,
+    body: String,
+    attempts: i32,
+}
+
+/// Sends every e-mail due at `now`, oldest first. Each row is marked on its
+/// own after the server answered, so a crash loses at most that mark.
+pub fn deliver_due(conn: &Connection, smtp: &SmtpConfig, now: NaiveDateTime) -> Result<DeliveryReport> {
+    // Two passes at once (the daemon's loop and one after a sync) would
+    // both pick the same due rows and send them twice.
+    let _one_pass = ONE_PASS.lock().unwrap_or_else(|e| e.into_inner());
+    let due = due(conn, now).context("cannot read the outbox")?;
+    let mut report = DeliveryReport::default();
+    if due.is_empty() {
+        return Ok(report);
+    }
+    let password = smtp.password.as_ref().map(|p| p.resolve()).transpose().map_err(|e| anyhow::anyhow!("smtp.password: {e}"))?;
+    let transport = transport(smtp, password.as_ref().map(|p| p.expose().to_string()))?;
+    let ts = now.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    for d in due {
+        let outcome = message(smtp, &d).and_then(|m| transport.send(&m).map(|_| ()).map_err(|e| e.to_string()));
+        let attempts = d.attempts + 1;
+        match outcome {
+            Ok(()) => {
+                conn.execute(
+                    "UPDATE conveyor.outbox SET delivered_at = CAST(? AS TIMESTAMP), attempts = ?, last_error = NULL WHERE id = ?",
+                    duckdb::params![ts, attempts, d.id],
+                )?;
+                report.delivered += 1;
+            }
+            Err(e) => {
+                // Errors come from the server or the socket; scrub the
+                // password anyway in case a server echoes it.
+                let e = match &password {
+                    Some(p) if !p.expose().is_empty() => e.replace(p.expose(), "***"),
+                    _ => e,
+                };
+                let dead = attempts as u32 >= smtp.max_attempts;
+                let wait = backoff_secs(attempts);
+                conn.execute(
+                    "UPDATE conveyor.outbox SET attempts = ?, last_error = ?,
+                       next_attempt_at = CAST(? AS TIMESTAMP) + to_seconds(?),
+                       dead_at = CASE WHEN ? THEN CAST(? AS TIMESTAMP) END
+                     WHERE id = ?",
+                    duckdb::params![attempts, e, ts, wait, dead, ts, d.id],
+                )?;
+                tracing::warn!(id = d.id, attempts, dead, error = %e, "e-mail not delivered");
+                if dead { report.dead += 1 } else { report.failed += 1 }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Seconds to wait after `attempts` failed attempts: 30 s, 60 s, 120 s, …
+/// capped at six hours.
+pub(crate) fn backoff_secs(attempts: i32) -> i64 {
+    let doublings = (attempts.max(1) - 1).min(20) as u32;
+    (FIRST_BACKOFF_SECS << doublings).min(MAX_BACKOFF_SECS)
+}
+
+fn due(conn: &Connection, now: NaiveDateTime) -> duckdb::Result<Vec<Due>> {
+    let mut st = conn.prepare(
+        "SELECT id, key, recipient, subject, body, attempts FROM conveyor.outbox
+         WHERE channel = 'email' AND delivered_at IS NULL AND dead_at IS NULL
+           AND next_attempt_at <= CAST(? AS TIMESTAMP)
+         ORDER BY id",
+    )?;
+    let rows = st.query_map([now.format("%Y-%m-%d %H:%M:%S%.6f").to_string()], |r| {
+        Ok(Due { id: r.get(0)?, key: r.get(1)?, recipient: r.get(2)?, subject: r.get(3)?, body: r.get(4)?, attempts: r.get(5)? })
+    })?;
+    rows.collect()
+}
+
+fn transport(smtp: &SmtpConfig, password: Option<String>) -> Result<SmtpTransport> {
+    let builder = match smtp.tls {
+        SmtpTls::None => SmtpTransport::builder_dangerous(&smtp.host),
+        SmtpTls::StartTls => SmtpTransport::starttls_relay(&smtp.host).with_context(|| format!("smtp.host `{}`", smtp.host))?,
+        SmtpTls::Tls => SmtpTransport::relay(&smtp.host).with_context(|| format!("smtp.host `{}`", smtp.host))?,
+    };
+    let mut builder = builder.port(smtp.port).timeout(Some(Duration::from_secs(30)));
+    if let Some(user) = &smtp.username {
+        builder = builder.credentials(Credentials::new(user.clone(), password.unwrap_or_default()));
+    }
+    Ok(builder.build())
+}
+
+/// The e-mail for one row; its Message-ID is derived from the notification
+/// key, so a resend after a crash is recognisably the same message.
+fn message(smtp: &SmtpConfig, d: &Due) -> Result<Message, String> {
+    let from = smtp.from.parse().map_err(|e| format!("smtp.from `{}`: {e}", smtp.from))?;
+    let to = d.recipient.parse().map_err(|e| format!("recipient `{}`: {e}", d.recipient))?;
+    Message::builder()
+        .message_id(Some(format!("<{}@conveyor>", d.key)))
+        .from(from)
+        .to(to)
+        .subject(d.subject.clone())
+        .header(ContentType::TEXT_PLAIN)
+        .body(d.body.clone())
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,118 @@
+//! Turns one evaluation's alert transitions into outbox rows, inside the
+//! evaluation's transaction: one e-mail per recipient per action listing
+//! every alert of that recipient that started firing (or resolved, when the
+//! rule asks), rendered from the action's templates.
+
+use std::collections::BTreeMap;
+
+use conveyor_config::{EmailAction, RuleConfig};
+use duckdb::Connection;
+use minijinja::{Environment, UndefinedBehavior, Value};
+
+/// One transition to announce, as the templates see it.
+struct Transition {
+    entity: String,
+    vars: BTreeMap<String, serde_json::Value>,
+}
+
+/// Inserts the outbox rows for the transitions in `rule_t` (the evaluation's
+/// temp table). `now` is a SQL TIMESTAMP literal. A template that fails to
+/// render fails the evaluation (never an empty e-mail).
+pub(crate) fn enqueue(conn: &Connection, rule: &RuleConfig, eval_id: i64, now: &str) -> Result<usize, EnqueueError> {
+    if rule.actions.is_empty() {
+        return Ok(0);
+    }
+    let transitions = transitions(conn, rule)?;
+    if transitions.is_empty() {
+        return Ok(0);
+    }
+    let mut env = Environment::new();
+    // An unknown variable is an error, not an empty string in an e-mail.
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    let mut st = conn.prepare(&format!(
+        "INSERT INTO conveyor.outbox VALUES (nextval('conveyor.outbox_ids'), ?, ?, ?, 'email', ?, ?, ?,
+                 {now}, 0, {now}, NULL, NULL, NULL)"
+    ))?;
+    let mut rows = 0;
+    for action in &rule.actions {
+        for (recipient, items) in by_recipient(action, &transitions) {
+            let mut subjects = Vec::new();
+            let mut bodies = Vec::new();
+            for t in items {
+                let ctx = Value::from_serialize(&t.vars);
+                subjects.push(render(&env, &action.subject.source, &ctx)?);
+                bodies.push(render(&env, &action.body.source, &ctx)?);
+            }
+            // One e-mail lists all the recipient's alerts: the first subject
+            // stands for them all. CR/LF never reach a header.
+            let mut subject = subjects[0].replace(['\r', '\n'], " ");
+            if subjects.len() > 1 {
+                subject += &format!(" (+{} more)", subjects.len() - 1);
+            }
+            let body = bodies.join("\n\n");
+            let key = super::notification_key(&rule.name, eval_id, "email", &recipient);
+            st.execute(duckdb::params![key, rule.name, eval_id, recipient, subject, body])?;
+            rows += 1;
+        }
+    }
+    Ok(rows)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EnqueueError {
+    #[error("action template: {0}")]
+    Render(String),
+    #[error(transparent)]
+    Store(#[from] duckdb::Error),
+}
+
+fn render(env: &Environment, source: &str, ctx: &Value) -> Result<String, EnqueueError> {
+    env.render_str(source, ctx).map_err(|e| EnqueueError::Render(e.to_string()))
+}
+
+/// The transitions of this evaluation worth a notification, with the
+/// measure's context columns and the built-in variables.
+fn transitions(conn: &Connection, rule: &RuleConfig) -> duckdb::Result<Vec<Transition>> {
+    let resolved = if rule.notify_resolved { "OR (t.new_state = 'resolved' AND t.old_state = 'firing')" } else { "" };
+    let mut st = conn.prepare(&format!(
+        "SELECT t.entity, t.new_state, t.level, t.value, t.period, CAST(l.context AS VARCHAR)
+         FROM rule_t AS t JOIN rule_l AS l USING (entity)
+         WHERE (t.new_state = 'firing' AND t.old_state IS DISTINCT FROM 'firing') {resolved}
+         ORDER BY t.entity"
+    ))?;
+    let rows = st.query_map([], |r| {
+        let entity: String = r.get(0)?;
+        let context: Option<String> = r.get(5)?;
+        let mut vars: BTreeMap<String, serde_json::Value> = context
+            .and_then(|c| serde_json::from_str(&c).ok())
+            .unwrap_or_default();
+        let state: String = r.get(1)?;
+        vars.insert("rule".into(), rule.name.clone().into());
+        vars.insert("entity".into(), entity.clone().into());
+        vars.insert("transition".into(), state.into());
+        vars.insert("level".into(), r.get::<_, String>(2)?.into());
+        vars.insert("value".into(), r.get::<_, Option<f64>>(3)?.into());
+        vars.insert("period".into(), r.get::<_, Option<String>>(4)?.into());
+        Ok(Transition { entity, vars })
+    })?;
+    rows.collect()
+}
+
+/// Groups transitions by recipient (static `to` first, then `to_column`),
+/// recipients in a stable order. A row without a usable address in
+/// `to_column` is logged and gets no e-mail of its own.
+fn by_recipient<'t>(action: &EmailAction, transitions: &'t [Transition]) -> BTreeMap<String, Vec<&'t Transition>> {
+    let mut out: BTreeMap<String, Vec<&Transition>> = BTreeMap::new();
+    for t in transitions {
+        for to in &action.to {
+            out.entry(to.clone()).or_default().push(t);
+        }
+        if let Some(col) = &action.to_column {
+            match t.vars.get(col).and_then(|v| v.as_str()).map(str::trim) {
+                Some(a) if a.parse::<lettre::Address>().is_ok() => out.entry(a.to_string()).or_default().push(t),
+                other => tracing::warn!(entity = %t.entity, column = %col, value = ?other, "no valid recipient address in to_column; no e-mail for this row"),
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,43 @@
+//! The outbox: notifications written in the same transaction as the alert
+//! transitions they announce (`enqueue`), and the worker that delivers the
+//! due ones over SMTP (`deliver`).
+//!
+//! Guarantee: a notification is never lost (it is a row before it is an
+//! e-mail) and is sent again only if the process dies between the server
+//! accepting it and the row being marked delivered; the resend carries the
+//! same Message-ID (derived from the notification key), so a receiving
+//! system can drop the duplicate.
+
+mod deliver;
+mod enqueue;
+
+pub use deliver::{deliver_due, DeliveryReport};
+pub(crate) use enqueue::{enqueue, EnqueueError};
+
+use sha2::{Digest, Sha256};
+
+/// The stable key of one notification: the same evaluation, rule, channel
+/// and recipient always give the same key (the e-mail's Message-ID).
+pub fn notification_key(rule: &str, eval_id: i64, channel: &str, recipient: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [rule, &eval_id.to_string(), channel, recipient] {
+        h.update(part.as_bytes());
+        // A separator no part contains keeps ("a|b", "c") apart from ("a", "b|c").
+        h.update([0u8]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Delivers what is due now when `[smtp]` is configured; logs the outcome,
+/// never fails the caller (the rows stay queued).
+pub fn deliver_logged(conn: &duckdb::Connection, config: &conveyor_config::Config) {
+    let Some(smtp) = &config.smtp else { return };
+    match deliver_due(conn, smtp, chrono::Utc::now().naive_utc()) {
+        Ok(r) if r.attempted() == 0 => {}
+        Ok(r) => tracing::info!(delivered = r.delivered, failed = r.failed, dead = r.dead, "outbox delivery"),
+        Err(e) => tracing::error!(error = %format!("{e:#}"), "outbox delivery could not run"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,243 @@
+//! The outbox against a real SMTP server (aiosmtpd, `tests/smtp_capture.py`,
+//! from the venv `scripts/setup-test-tools` installs): what a firing alert
+//! sends, that nothing is sent twice, SMTP down then up, dead letters, and
+//! templates checked against the measure's columns.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use chrono::{Duration, NaiveDate, NaiveDateTime};
+use conveyor_config::Config;
+use duckdb::Connection;
+
+use super::*;
+use crate::warehouse::Warehouse;
+
+/// The SMTP capture server; killed when dropped.
+struct Smtp {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Smtp {
+    /// Starts the capture on `port` (0: any), writing into `dir`.
+    fn start(dir: &Path, port: u16) -> Smtp {
+        let python = std::env::var("CONVEYOR_TEST_PYTHON").unwrap_or_else(|_| {
+            format!("{}/.cache/conveyor-venv/bin/python", std::env::var("HOME").unwrap_or_default())
+        });
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/smtp_capture.py");
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .arg(dir)
+            .arg(port.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {python} (run scripts/setup-test-tools): {e}"));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port = line.trim().parse().unwrap_or_else(|_| panic!("smtp_capture printed {line:?} (is aiosmtpd installed?)"));
+        Smtp { child, port, dir: dir.to_path_buf() }
+    }
+
+    /// The messages received so far, in order.
+    fn messages(&self) -> Vec<String> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        paths.sort();
+        paths.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect()
+    }
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    conn: Connection,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::open(&dir.path().join("wh.duckdb")).unwrap();
+    let conn = wh.connection().unwrap();
+    conn.execute_batch(
+        "CREATE TABLE m (agent VARCHAR, agent_name VARCHAR, week DATE, score DOUBLE, supervisor VARCHAR);
+         INSERT INTO m VALUES
+           ('a1', 'Ann', DATE '2026-01-05', 3.1, 'sup@example.com'),
+           ('a2', 'Bob', DATE '2026-01-05', 3.5, 'sup@example.com'),
+           ('a3', 'Cy',  DATE '2026-01-05', 4.8, 'sup@example.com'),
+           ('a4', 'Di',  DATE '2026-01-05', 3.9, 'Ann\r\nBcc: x@evil.example');",
+    )
+    .unwrap();
+    Fixture { dir, conn }
+}
+
+/// A config with one rule e-mailing `to`/`to_column`, sending to `port`.
+fn config(port: u16, action: &str) -> Config {
+    let text = format!(
+        r#"
+[warehouse]
+path = "wh.duckdb"
+
+[sources.ats]
+type = "rest"
+base_url = "https://ats.example.com"
+[[sources.ats.streams]]
+name = "offers"
+path = "/offers"
+primary_key = "id"
+
+[smtp]
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+from = "Conveyor <conveyor@example.com>"
+max_attempts = 3
+
+[[rules]]
+name = "csat_low"
+measure = "SELECT agent AS entity, week AS period, score AS value, agent_name, supervisor FROM m"
+direction = "below"
+warn = 4.0
+
+[[rules.actions]]
+type = "email"
+{action}
+"#
+    );
+    conveyor_config::parse(&text, Path::new("/c/conveyor.toml")).unwrap()
+}
+
+const TO_SUPERVISOR: &str = r#"to_column = "supervisor"
+subject = "CSAT below target: {{ agent_name }}"
+body = "{{ agent_name }} ({{ entity }}) scored {{ value }} in the week of {{ period }} [{{ level }}]""#;
+
+fn t0() -> NaiveDateTime {
+    NaiveDate::from_ymd_opt(2026, 1, 6).unwrap().and_hms_opt(6, 0, 0).unwrap()
+}
+
+/// `(attempts, delivered, dead, last_error)` of every outbox row, by id.
+fn rows(conn: &Connection) -> Vec<(i32, bool, bool, Option<String>)> {
+    let mut st = conn
+        .prepare("SELECT attempts, delivered_at IS NOT NULL, dead_at IS NOT NULL, last_error FROM conveyor.outbox ORDER BY id")
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(Result::unwrap).collect()
+}
+
+/// A loopback port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn outbox_a_firing_alert_sends_one_email_per_recipient_once() {
+    let f = fixture();
+    let smtp = Smtp::start(&f.dir.path().join("mail"), 0);
+    let config = config(smtp.port, TO_SUPERVISOR);
+    let rule = &config.rules[0];
+    let s = crate::rules::evaluate_at(&f.conn, rule, t0()).unwrap();
+    assert_eq!(s.started_firing, 3, "a1, a2 and a4 breach");
+    // a4's supervisor value carries CR/LF and a header: no e-mail, no row.
+    let queued: Vec<(String, String, String)> = {
+        let mut st = f.conn.prepare("SELECT key, recipient, subject FROM conveyor.outbox ORDER BY id").unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    let key = notification_key("csat_low", s.eval_id, "email", "sup@example.com");
+    assert_eq!(queued[0], (key.clone(), "sup@example.com".into(), "CSAT below target: Ann (+1 more)".into()));
+
+    let smtp_config = config.smtp.as_ref().unwrap();
+    let r = deliver_due(&f.conn, smtp_config, t0()).unwrap();
+    assert_eq!(r, DeliveryReport { delivered: 1, failed: 0, dead: 0 });
+    let mail = smtp.messages();
+    assert_eq!(mail.len(), 1);
+    let m = &mail[0];
+    assert!(m.contains(&format!("Message-ID: <{key}@conveyor>")), "{m}");
+    assert!(m.contains("To: sup@example.com"), "{m}");
+    assert!(m.contains("Subject: CSAT below target: Ann (+1 more)"), "{m}");
+    assert!(m.contains("Ann (a1) scored 3.1 in the week of 2026-01-05 [warn]"), "{m}");
+    assert!(m.contains("Bob (a2) scored 3.5 in the week of 2026-01-05 [warn]"), "{m}");
+    assert!(!m.contains("Cy (a3)") && !m.to_lowercase().contains("bcc:"), "{m}");
+
+    // Delivering again, or evaluating again while still firing, sends nothing.
+    assert_eq!(deliver_due(&f.conn, smtp_config, t0() + Duration::hours(1)).unwrap().attempted(), 0);
+    crate::rules::evaluate_at(&f.conn, rule, t0() + Duration::hours(2)).unwrap();
+    assert_eq!(deliver_due(&f.conn, smtp_config, t0() + Duration::hours(3)).unwrap().attempted(), 0);
+    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(rows(&f.conn), vec![(1, true, false, None)]);
+}
+
+#[test]
+fn outbox_smtp_down_keeps_rows_queued_then_delivers_when_it_returns() {
+    let f = fixture();
+    let port = closed_port();
+    let config = config(port, r#"to = ["ops@example.com"]
+subject = "{{ rule }}: {{ entity }}"
+body = "{{ value }}""#);
+    crate::rules::evaluate_at(&f.conn, &config.rules[0], t0()).unwrap();
+    let smtp_config = config.smtp.as_ref().unwrap();
+    let r = deliver_due(&f.conn, smtp_config, t0()).unwrap();
+    assert_eq!(r, DeliveryReport { delivered: 0, failed: 1, dead: 0 });
+    let after_failure = rows(&f.conn);
+    assert_eq!((after_failure[0].0, after_failure[0].1), (1, false));
+    assert!(after_failure[0].3.is_some(), "the error is kept");
+    // Backing off: not due again before 30 s.
+    let smtp = Smtp::start(&f.dir.path().join("mail"), port);
+    assert_eq!(deliver_due(&f.conn, smtp_config, t0() + Duration::seconds(29)).unwrap().attempted(), 0);
+    assert!(smtp.messages().is_empty());
+    let r = deliver_due(&f.conn, smtp_config, t0() + Duration::seconds(30)).unwrap();
+    assert_eq!(r.delivered, 1);
+    assert_eq!(rows(&f.conn), vec![(2, true, false, None)]);
+    let mail = smtp.messages();
+    assert_eq!(mail.len(), 1);
+    assert!(mail[0].contains("Subject: csat_low: a1 (+2 more)"), "{}", mail[0]);
+}
+
+#[test]
+fn outbox_dead_letters_after_max_attempts() {
+    let f = fixture();
+    let config = config(closed_port(), r#"to = ["ops@example.com"]
+subject = "{{ entity }}"
+body = "{{ value }}""#);
+    crate::rules::evaluate_at(&f.conn, &config.rules[0], t0()).unwrap();
+    let smtp_config = config.smtp.as_ref().unwrap();
+    let mut now = t0();
+    let mut reports = Vec::new();
+    for _ in 0..4 {
+        reports.push(deliver_due(&f.conn, smtp_config, now).unwrap());
+        now += Duration::hours(7);
+    }
+    let dead: Vec<usize> = reports.iter().map(|r| r.dead).collect();
+    assert_eq!(dead, vec![0, 0, 1, 0], "max_attempts = 3; a dead row is not retried");
+    let r = &rows(&f.conn)[0];
+    assert_eq!((r.0, r.1, r.2), (3, false, true));
+}
+
+#[test]
+fn outbox_backoff_doubles_and_is_capped() {
+    let waits: Vec<i64> = [1, 2, 3, 30].map(deliver::backoff_secs).to_vec();
+    assert_eq!(waits, vec![30, 60, 120, 6 * 3600]);
+}
+
+#[test]
+fn outbox_unknown_template_variable_is_a_located_check_error() {
+    let f = fixture();
+    let config = config(25, r#"to = ["ops@example.com"]
+subject = "{{ agent_name }} / {{ team }}"
+body = "{{ entity }} {{ supervisor_email }}""#);
+    let rule = &config.rules[0];
+    let columns = crate::rules::measure_columns(&f.conn, rule).unwrap();
+    let problems = crate::cmd::rules::check_templates(rule, &columns);
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(problems[0].starts_with("/c/conveyor.toml:29:11: rules[0].actions[0].subject: unknown template variable `team`"), "{problems:#?}");
+    assert!(problems[1].starts_with("/c/conveyor.toml:30:8: rules[0].actions[0].body: unknown template variable `supervisor_email`"), "{problems:#?}");
+}
