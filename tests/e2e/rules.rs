@@ -102,3 +102,80 @@ async fn the_daemon_evaluates_rules_on_their_schedule() {
     assert!(status.success(), "{status:?}");
     assert_eq!(f.scalar("SELECT count(*) FROM conveyor.rule_results WHERE rule = 'items_seen'"), "0", "no sync ran");
 }
+
+/// The SMTP capture server (`tests/smtp_capture.py`, aiosmtpd) writing into
+/// `dir`; killed on drop.
+struct Smtp(std::process::Child, u16);
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn smtp_capture(dir: &std::path::Path) -> Smtp {
+    use std::io::BufRead;
+    let python = std::env::var("CONVEYOR_TEST_PYTHON")
+        .unwrap_or_else(|_| format!("{}/.cache/conveyor-venv/bin/python", std::env::var("HOME").unwrap_or_default()));
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/smtp_capture.py");
+    let mut child = std::process::Command::new(&python)
+        .arg(script)
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {python} (run scripts/setup-test-tools): {e}"));
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port = line.trim().parse().unwrap_or_else(|_| panic!("smtp_capture printed {line:?}"));
+    Smtp(child, port)
+}
+
+fn emails(dir: &std::path::Path) -> Vec<String> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "eml")).collect();
+    paths.sort();
+    paths.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rules_email_action_is_sent_once_through_the_binary_and_checked() {
+    let f = Fixture::new(RestMockConfig::default()).await;
+    let mail = f.path("mail");
+    let smtp = smtp_capture(&mail);
+    let config = f.write_config("", "");
+    let base = std::fs::read_to_string(&config).unwrap();
+    let action = r#"
+[[rules.actions]]
+type = "email"
+to_column = "owner_email"
+subject = "{{ rule }}: {{ entity }} is {{ level }}"
+body = "Owner {{ owner_email }} saw {{ value }} items"
+"#;
+    let rules = RULES.replacen("warn = 0\n", &format!("warn = 0\n{action}"), 1);
+    let smtp_section = format!("\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nfrom = \"conveyor@example.com\"\n", smtp.1);
+    std::fs::write(&config, format!("{base}{rules}{smtp_section}")).unwrap();
+
+    let out = f.conveyor(&["sync"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let sent = emails(&mail);
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert!(sent[0].contains("Subject: items_seen: src is warn") && sent[0].contains("To: ops@example.com"), "{}", sent[0]);
+    let key = f.scalar("SELECT key FROM conveyor.outbox WHERE delivered_at IS NOT NULL");
+    assert!(sent[0].contains(&format!("Message-ID: <{key}@conveyor>")), "{}", sent[0]);
+
+    // Still firing: evaluating again queues and sends nothing new.
+    let out = f.conveyor(&["rules", "eval"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert_eq!(emails(&mail).len(), 1);
+    assert_eq!(f.scalar("SELECT count(*) FROM conveyor.outbox"), "1");
+
+    // A template variable the measure does not return is a located check error.
+    let bad = format!("{base}{}{smtp_section}", rules.replace("Owner {{ owner_email }}", "Owner {{ owner_mail }}"));
+    std::fs::write(&config, &bad).unwrap();
+    let line = bad.lines().position(|l| l.starts_with("body = \"Owner")).unwrap() + 1;
+    let out = f.conveyor(&["check"]).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    let want = format!("{}:{line}:8: rules[0].actions[0].body: unknown template variable `owner_mail`", config.display());
+    assert!(stdout.contains(&want), "want {want}\n got {stdout}");
+}

@@ -119,16 +119,20 @@ pub async fn run_daemon(config: Config, shutdown: impl Future<Output = ()>) -> R
         // after an evaluation.
         let (wh, cancel, shared) = (wh.clone(), cancel.clone(), shared.clone());
         tasks.spawn(async move {
-            let mut tick = tokio::time::interval(OUTBOX_EVERY);
+            let mut last: Option<tokio::time::Instant> = None;
+            // Short naps, so a shutdown is noticed within a quarter second.
             while !cancel.is_cancelled() {
-                tick.tick().await;
-                let (wh, shared) = (wh.clone(), shared.clone());
-                let _ = tokio::task::spawn_blocking(move || {
-                    if let Ok(conn) = wh.connection() {
-                        crate::outbox::deliver_logged(&conn, &shared);
-                    }
-                })
-                .await;
+                if last.is_none_or(|l| l.elapsed() >= OUTBOX_EVERY) {
+                    last = Some(tokio::time::Instant::now());
+                    let (wh, shared) = (wh.clone(), shared.clone());
+                    let _ = tokio::task::spawn_blocking(move || {
+                        if let Ok(conn) = wh.connection() {
+                            crate::outbox::deliver_logged(&conn, &shared);
+                        }
+                    })
+                    .await;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }
         });
     }
