@@ -241,3 +241,31 @@ body = "{{ entity }} {{ supervisor_email }}""#);
     assert!(problems[0].starts_with("/c/conveyor.toml:29:11: rules[0].actions[0].subject: unknown template variable `team`"), "{problems:#?}");
     assert!(problems[1].starts_with("/c/conveyor.toml:30:8: rules[0].actions[0].body: unknown template variable `supervisor_email`"), "{problems:#?}");
 }
+
+#[test]
+fn outbox_notify_resolved_sends_the_resolution_only_when_asked() {
+    let f = fixture();
+    let smtp = Smtp::start(&f.dir.path().join("mail"), 0);
+    let action = r#"to = ["ops@example.com"]
+subject = "{{ entity }} {{ transition }}"
+body = "{{ value }}""#;
+    let mut config = config(smtp.port, action);
+    let smtp_config = config.smtp.clone().unwrap();
+    f.conn.execute_batch("DELETE FROM m WHERE agent <> 'a1'").unwrap();
+    crate::rules::evaluate_at(&f.conn, &config.rules[0], t0()).unwrap();
+    f.conn.execute_batch("UPDATE m SET score = 4.5").unwrap();
+    // Without notify_resolved the recovery queues nothing.
+    crate::rules::evaluate_at(&f.conn, &config.rules[0], t0() + Duration::hours(1)).unwrap();
+    f.conn.execute_batch("UPDATE m SET score = 3.0").unwrap();
+    crate::rules::evaluate_at(&f.conn, &config.rules[0], t0() + Duration::hours(2)).unwrap();
+    config.rules[0].notify_resolved = true;
+    f.conn.execute_batch("UPDATE m SET score = 4.5").unwrap();
+    crate::rules::evaluate_at(&f.conn, &config.rules[0], t0() + Duration::hours(3)).unwrap();
+    deliver_due(&f.conn, &smtp_config, t0() + Duration::hours(4)).unwrap();
+    let subjects: Vec<String> = smtp
+        .messages()
+        .iter()
+        .map(|m| m.lines().find(|l| l.starts_with("Subject: ")).unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(subjects, ["Subject: a1 firing", "Subject: a1 firing", "Subject: a1 resolved"]);
+}
