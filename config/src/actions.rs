@@ -1,5 +1,5 @@
-//! Rule actions (`[[rules.actions]]`, e-mail for now) and the `[smtp]`
-//! section they are delivered through — parsed with spans, templates
+//! Rule actions (`[[rules.actions]]`: e-mail and webhook) and the `[smtp]`
+//! section e-mails are delivered through — parsed with spans, templates
 //! compiled here so a syntax error is a located config error.
 
 use std::collections::BTreeSet;
@@ -28,6 +28,19 @@ pub struct EmailAction {
     pub to_column: Option<String>,
     pub subject: Template,
     pub body: Template,
+    pub at: Located,
+}
+
+/// A JSON POST per alert transition (e.g. enrol the agent in training),
+/// signed with HMAC-SHA256 when a secret is set.
+#[derive(Debug, Clone)]
+pub struct WebhookAction {
+    pub url: String,
+    /// Key of the `X-Conveyor-Signature: sha256=<hex>` header; by reference
+    /// only, resolved at delivery so it never reaches the warehouse.
+    pub secret: Option<SecretRef>,
+    /// A template producing the JSON body; `None`: the default object.
+    pub body: Option<Template>,
     pub at: Located,
 }
 
@@ -70,6 +83,8 @@ pub(crate) struct RawAction {
     to_column: Option<Spanned<String>>,
     subject: Option<Spanned<String>>,
     body: Option<Spanned<String>>,
+    url: Option<Spanned<String>>,
+    secret: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,16 +100,29 @@ pub(crate) struct RawSmtp {
 }
 
 impl Checker<'_> {
-    pub(crate) fn actions(&mut self, key: &str, raws: Vec<Spanned<RawAction>>) -> Vec<EmailAction> {
+    pub(crate) fn actions(&mut self, key: &str, raws: Vec<Spanned<RawAction>>) -> (Vec<EmailAction>, Vec<WebhookAction>) {
         let mut out = Vec::new();
+        let mut hooks = Vec::new();
         for (i, raw) in raws.into_iter().enumerate() {
             let key = format!("{key}.actions[{i}]");
             let span = raw.span();
             let raw = raw.into_inner();
-            if raw.kind.get_ref() != "email" {
-                self.error(raw.kind.span(), &format!("{key}.type"), format!("unknown action type `{}`", raw.kind.get_ref()))
-                    .hint("one of: \"email\"");
-                continue;
+            match raw.kind.get_ref().as_str() {
+                "email" => {}
+                "webhook" => {
+                    hooks.extend(self.webhook(&key, span, raw));
+                    continue;
+                }
+                other => {
+                    self.error(raw.kind.span(), &format!("{key}.type"), format!("unknown action type `{other}`"))
+                        .hint("one of: \"email\", \"webhook\"");
+                    continue;
+                }
+            }
+            for (name, v) in [("url", &raw.url), ("secret", &raw.secret)] {
+                if let Some(v) = v {
+                    self.error(v.span(), &format!("{key}.{name}"), format!("`{name}` belongs to a webhook action"));
+                }
             }
             if raw.to.is_empty() && raw.to_column.is_none() {
                 self.error(span.clone(), &key, "needs `to`, `to_column` or both")
@@ -117,7 +145,37 @@ impl Checker<'_> {
                 });
             }
         }
-        out
+        (out, hooks)
+    }
+
+    fn webhook(&mut self, key: &str, span: Range<usize>, raw: RawAction) -> Option<WebhookAction> {
+        for (name, present) in [("to", !raw.to.is_empty()), ("to_column", raw.to_column.is_some()), ("subject", raw.subject.is_some())] {
+            if present {
+                self.error(span.clone(), &format!("{key}.{name}"), format!("`{name}` belongs to an e-mail action"));
+            }
+        }
+        let url = match &raw.url {
+            None => {
+                self.error(span.clone(), &format!("{key}.url"), "missing key `url`").hint("url = \"https://lms.example.com/hooks/enrol\"");
+                None
+            }
+            Some(u) => match url::Url::parse(u.get_ref()) {
+                Ok(p) if matches!(p.scheme(), "http" | "https") => Some(u.get_ref().clone()),
+                _ => {
+                    self.error(u.span(), &format!("{key}.url"), format!("`{}` is not an http(s) URL", u.get_ref()));
+                    None
+                }
+            },
+        };
+        let secret = match &raw.secret {
+            None => Some(None),
+            Some(s) => self.secret(s, &format!("{key}.secret")).map(Some),
+        };
+        let body = match raw.body {
+            None => Some(None),
+            Some(b) => self.template(key, "body", Some(b), &span).map(Some),
+        };
+        Some(WebhookAction { url: url?, secret: secret?, body: body?, at: self.located(span, key) })
     }
 
     fn template(&mut self, key: &str, name: &str, raw: Option<Spanned<String>>, entry: &Range<usize>) -> Option<Template> {

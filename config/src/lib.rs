@@ -19,7 +19,7 @@ pub mod vendor;
 
 use std::path::{Path, PathBuf};
 
-pub use actions::{EmailAction, SmtpConfig, SmtpTls, Template, BUILTIN_VARIABLES, DEFAULT_MAX_ATTEMPTS};
+pub use actions::{EmailAction, WebhookAction, SmtpConfig, SmtpTls, Template, BUILTIN_VARIABLES, DEFAULT_MAX_ATTEMPTS};
 pub use diagnostics::{ConfigErrors, Diagnostic};
 pub use mapping::{ModelConfig, PresetUse, ViewMapping, MAPPED_VIEWS, MODEL_PRESETS};
 pub use model::*;

@@ -40,6 +40,8 @@ pub struct RuleConfig {
     pub schedule: Option<Schedule>,
     /// Sent when an alert starts firing, through the outbox.
     pub actions: Vec<crate::actions::EmailAction>,
+    /// Webhook actions (`type = "webhook"`), one POST per transition.
+    pub webhooks: Vec<crate::actions::WebhookAction>,
     /// Also notify when a firing alert resolves.
     pub notify_resolved: bool,
     pub at: Located,
@@ -200,7 +202,7 @@ impl Checker<'_> {
             }
         }
         let schedule = self.schedule(key, raw.schedule.as_ref(), raw.timezone.as_ref());
-        let actions = self.actions(key, raw.actions);
+        let (actions, webhooks) = self.actions(key, raw.actions);
         if self.error_count() > errors_before {
             return None;
         }
@@ -218,6 +220,7 @@ impl Checker<'_> {
             after: raw.after.into_iter().flatten().map(Spanned::into_inner).collect(),
             schedule: schedule.flatten(),
             actions,
+            webhooks,
             notify_resolved: raw.notify_resolved.unwrap_or(false),
             at: self.located(span, key),
         })
@@ -461,5 +464,60 @@ body = "b"
         )
         .unwrap_err();
         assert!(errs.to_string().contains("rules[0].actions[0]: an e-mail action needs an [smtp] section"), "{errs}");
+    }
+
+    #[test]
+    fn rules_webhook_actions_build_the_model_and_locate_mistakes() {
+        let config = parse(
+            r#"
+[[rules]]
+name = "r"
+measure = "SELECT 1"
+direction = "below"
+warn = 4
+[[rules.actions]]
+type = "webhook"
+url = "https://lms.example.com/enrol"
+secret = "env:HOME"
+body = '{"agent": {{ entity|tojson }}}'
+"#,
+        )
+        .unwrap();
+        let w = &config.rules[0].webhooks[0];
+        assert!(config.rules[0].actions.is_empty());
+        assert_eq!(w.url, "https://lms.example.com/enrol");
+        assert_eq!(w.secret, Some(crate::SecretRef::Env("HOME".into())));
+        assert_eq!(w.body.as_ref().unwrap().variables.iter().collect::<Vec<_>>(), ["entity"]);
+
+        let errs = parse(
+            r#"
+[[rules]]
+name = "r"
+measure = "SELECT 1"
+direction = "below"
+warn = 4
+[[rules.actions]]
+type = "webhook"
+url = "ftp://x"
+secret = "hunter2-inline"
+[[rules.actions]]
+type = "webhook"
+to = ["a@example.com"]
+body = "{{ x "
+"#,
+        )
+        .unwrap_err();
+        let lines: Vec<String> = errs.0.iter().map(|d| d.to_string()).collect();
+        assert!(lines.iter().all(|l| !l.contains("hunter2-inline")), "{lines:#?}");
+        let expect = [
+            "/c/conveyor.toml:20:7: rules[0].actions[0].url: `ftp://x` is not an http(s) URL",
+            "/c/conveyor.toml:22:1: rules[0].actions[1].to: `to` belongs to an e-mail action",
+            "/c/conveyor.toml:22:1: rules[0].actions[1].url: missing key `url`",
+            "/c/conveyor.toml:25:8: rules[0].actions[1].body: template does not parse",
+        ];
+        assert_eq!(lines.len(), expect.len(), "{lines:#?}");
+        for (line, want) in lines.iter().zip(expect) {
+            assert!(line.starts_with(want), "got {line:?}, want prefix {want:?}");
+        }
     }
 }

@@ -128,19 +128,21 @@ pub fn check_measures(config: &Config) -> Option<ExitCode> {
 /// column nor a built-in (and a `to_column` the measure lacks), located.
 pub fn check_templates(rule: &conveyor_config::RuleConfig, columns: &[String]) -> Vec<String> {
     let mut wrong = Vec::new();
-    for action in &rule.actions {
-        for t in [&action.subject, &action.body] {
-            for v in &t.variables {
-                if conveyor_config::BUILTIN_VARIABLES.contains(&v.as_str()) || columns.iter().any(|c| c == v) {
-                    continue;
-                }
-                let at = &t.at;
-                wrong.push(format!(
-                    "{}:{}:{}: {}: unknown template variable `{v}` (hint: the measure returns {}; also {})",
-                    at.file.display(), at.line, at.col, at.key, columns.join(", "), conveyor_config::BUILTIN_VARIABLES.join(", ")
-                ));
+    let email = rule.actions.iter().flat_map(|a| [&a.subject, &a.body]);
+    let webhook = rule.webhooks.iter().filter_map(|w| w.body.as_ref());
+    for t in email.chain(webhook) {
+        for v in &t.variables {
+            if conveyor_config::BUILTIN_VARIABLES.contains(&v.as_str()) || columns.iter().any(|c| c == v) {
+                continue;
             }
+            let at = &t.at;
+            wrong.push(format!(
+                "{}:{}:{}: {}: unknown template variable `{v}` (hint: the measure returns {}; also {})",
+                at.file.display(), at.line, at.col, at.key, columns.join(", "), conveyor_config::BUILTIN_VARIABLES.join(", ")
+            ));
         }
+    }
+    for action in &rule.actions {
         if let Some(col) = action.to_column.as_ref().filter(|c| !columns.contains(c)) {
             let at = &action.at;
             wrong.push(format!("{}:{}:{}: {}.to_column: the measure has no column `{col}` (hint: it returns {})", at.file.display(), at.line, at.col, at.key, columns.join(", ")));

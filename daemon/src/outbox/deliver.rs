@@ -35,7 +35,7 @@ impl DeliveryReport {
     }
 }
 
-static ONE_PASS: Mutex<()> = Mutex::new(());
+pub(super) static ONE_PASS: Mutex<()> = Mutex::new(());
 
 struct Due {
     id: i64,

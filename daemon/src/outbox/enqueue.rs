@@ -1,7 +1,8 @@
 //! Turns one evaluation's alert transitions into outbox rows, inside the
 //! evaluation's transaction: one e-mail per recipient per action listing
 //! every alert of that recipient that started firing (or resolved, when the
-//! rule asks), rendered from the action's templates.
+//! rule asks), rendered from the action's templates; and one webhook POST
+//! per transition per webhook action.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +20,7 @@ struct Transition {
 /// temp table). `now` is a SQL TIMESTAMP literal. A template that fails to
 /// render fails the evaluation (never an empty e-mail).
 pub(crate) fn enqueue(conn: &Connection, rule: &RuleConfig, eval_id: i64, now: &str) -> Result<usize, EnqueueError> {
-    if rule.actions.is_empty() {
+    if rule.actions.is_empty() && rule.webhooks.is_empty() {
         return Ok(0);
     }
     let transitions = transitions(conn, rule)?;
@@ -55,7 +56,62 @@ pub(crate) fn enqueue(conn: &Connection, rule: &RuleConfig, eval_id: i64, now: &
             rows += 1;
         }
     }
+    rows += enqueue_webhooks(conn, rule, eval_id, now, &env, &transitions)?;
     Ok(rows)
+}
+
+/// One row per transition per webhook action: recipient is the URL (the
+/// secret is looked up again at delivery, never stored), body the JSON.
+fn enqueue_webhooks(
+    conn: &Connection,
+    rule: &RuleConfig,
+    eval_id: i64,
+    now: &str,
+    env: &Environment,
+    transitions: &[Transition],
+) -> Result<usize, EnqueueError> {
+    let mut st = conn.prepare(&format!(
+        "INSERT INTO conveyor.outbox VALUES (nextval('conveyor.outbox_ids'), ?, ?, ?, 'webhook', ?, ?, ?,
+                 {now}, 0, {now}, NULL, NULL, NULL)"
+    ))?;
+    let mut rows = 0;
+    for (i, hook) in rule.webhooks.iter().enumerate() {
+        for t in transitions {
+            let body = match &hook.body {
+                Some(template) => {
+                    let text = render(env, &template.source, &Value::from_serialize(&t.vars))?;
+                    // A body the receiver cannot parse would only fail there,
+                    // over and over: refuse it here, located.
+                    if let Err(e) = serde_json::from_str::<serde_json::Value>(&text) {
+                        return Err(EnqueueError::Render(format!("{}: webhook body is not JSON ({e}); quote strings with |tojson", hook.at.key)));
+                    }
+                    text
+                }
+                None => default_body(t).to_string(),
+            };
+            // The action's index and the entity keep two hooks to one URL,
+            // and two entities of one evaluation, apart.
+            let key = super::notification_key(&rule.name, eval_id, "webhook", &format!("{i}\u{1}{}\u{1}{}", hook.url, t.entity));
+            st.execute(duckdb::params![key, rule.name, eval_id, hook.url, t.entity, body])?;
+            rows += 1;
+        }
+    }
+    Ok(rows)
+}
+
+/// `{rule, entity, level, value, period, transition, context: {column: value}}`.
+fn default_body(t: &Transition) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    let mut context = serde_json::Map::new();
+    for (k, v) in &t.vars {
+        if conveyor_config::BUILTIN_VARIABLES.contains(&k.as_str()) {
+            out.insert(k.clone(), v.clone());
+        } else {
+            context.insert(k.clone(), v.clone());
+        }
+    }
+    out.insert("context".into(), context.into());
+    out.into()
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,18 +1,21 @@
 //! The outbox: notifications written in the same transaction as the alert
 //! transitions they announce (`enqueue`), and the worker that delivers the
-//! due ones over SMTP (`deliver`).
+//! due ones over SMTP (`deliver`) or HTTP POST (`webhook`).
 //!
 //! Guarantee: a notification is never lost (it is a row before it is an
 //! e-mail) and is sent again only if the process dies between the server
 //! accepting it and the row being marked delivered; the resend carries the
 //! same Message-ID (derived from the notification key), so a receiving
-//! system can drop the duplicate.
+//! system can drop the duplicate. A webhook resend carries the same
+//! `Idempotency-Key`.
 
 mod deliver;
 mod enqueue;
+mod webhook;
 
 pub use deliver::{deliver_due, DeliveryReport};
 pub(crate) use enqueue::{enqueue, EnqueueError};
+pub use webhook::{deliver_webhooks_due, signature};
 
 use sha2::{Digest, Sha256};
 
@@ -28,14 +31,18 @@ pub fn notification_key(rule: &str, eval_id: i64, channel: &str, recipient: &str
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Delivers what is due now when `[smtp]` is configured; logs the outcome,
-/// never fails the caller (the rows stay queued).
+/// Delivers what is due now (e-mail when `[smtp]` is configured, then
+/// webhooks); logs the outcome, never fails the caller (the rows stay queued).
 pub fn deliver_logged(conn: &duckdb::Connection, config: &conveyor_config::Config) {
-    let Some(smtp) = &config.smtp else { return };
-    match deliver_due(conn, smtp, chrono::Utc::now().naive_utc()) {
-        Ok(r) if r.attempted() == 0 => {}
-        Ok(r) => tracing::info!(delivered = r.delivered, failed = r.failed, dead = r.dead, "outbox delivery"),
-        Err(e) => tracing::error!(error = %format!("{e:#}"), "outbox delivery could not run"),
+    let now = chrono::Utc::now().naive_utc();
+    let email = config.smtp.as_ref().map(|smtp| deliver_due(conn, smtp, now));
+    for (channel, result) in [("email", email), ("webhook", Some(deliver_webhooks_due(conn, config, now)))] {
+        match result {
+            None => {}
+            Some(Ok(r)) if r.attempted() == 0 => {}
+            Some(Ok(r)) => tracing::info!(channel, delivered = r.delivered, failed = r.failed, dead = r.dead, "outbox delivery"),
+            Some(Err(e)) => tracing::error!(channel, error = %format!("{e:#}"), "outbox delivery could not run"),
+        }
     }
 }
 

@@ -269,3 +269,175 @@ body = "{{ value }}""#;
         .collect();
     assert_eq!(subjects, ["Subject: a1 firing", "Subject: a1 firing", "Subject: a1 resolved"]);
 }
+
+/// One request a [`Receiver`] saw.
+#[derive(Debug, Clone)]
+struct Seen {
+    idempotency_key: String,
+    signature: Option<String>,
+    body: String,
+}
+
+/// A webhook receiver on 127.0.0.1 (axum on its own runtime thread) that
+/// records each request and answers with the next scripted status (then 200).
+struct Receiver {
+    url: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Receiver {
+    fn start(statuses: &[u16]) -> Receiver {
+        use std::sync::{Arc, Mutex};
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let script: Arc<Mutex<std::collections::VecDeque<u16>>> = Arc::new(Mutex::new(statuses.iter().copied().collect()));
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let url = format!("http://{}/hooks/enrol", listener.local_addr().unwrap());
+        let (s, sc) = (seen.clone(), script.clone());
+        let app = axum::Router::new().route(
+            "/hooks/enrol",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let (s, sc) = (s.clone(), sc.clone());
+                async move {
+                    let h = |n: &str| headers.get(n).map(|v| v.to_str().unwrap().to_string());
+                    s.lock().unwrap().push(Seen {
+                        idempotency_key: h("idempotency-key").unwrap_or_default(),
+                        signature: h("x-conveyor-signature"),
+                        body,
+                    });
+                    let status = sc.lock().unwrap().pop_front().unwrap_or(200);
+                    (axum::http::StatusCode::from_u16(status).unwrap(), format!("status {status}"))
+                }
+            }),
+        );
+        runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver { url, seen, _runtime: runtime }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// A config with one rule whose webhook POSTs to `url` (no `[smtp]`).
+fn webhook_config(url: &str, extra: &str) -> Config {
+    let text = format!(
+        r#"
+[warehouse]
+path = "wh.duckdb"
+
+[sources.ats]
+type = "rest"
+base_url = "https://ats.example.com"
+[[sources.ats.streams]]
+name = "offers"
+path = "/offers"
+primary_key = "id"
+
+[[rules]]
+name = "csat_low"
+measure = "SELECT agent AS entity, week AS period, score AS value, agent_name FROM m"
+direction = "below"
+warn = 4.0
+
+[[rules.actions]]
+type = "webhook"
+url = "{url}"
+{extra}
+"#
+    );
+    conveyor_config::parse(&text, Path::new("/c/conveyor.toml")).unwrap()
+}
+
+/// Only a1 breaches, so each evaluation announces one transition.
+fn one_breach(f: &Fixture) {
+    f.conn.execute_batch("DELETE FROM m WHERE agent <> 'a1'").unwrap();
+}
+
+#[test]
+fn outbox_webhook_posts_signed_json_once_with_the_key() {
+    let f = fixture();
+    one_breach(&f);
+    let secret_file = f.dir.path().join("hook.secret");
+    std::fs::write(&secret_file, "s3cr3t-hook").unwrap();
+    let hook = Receiver::start(&[]);
+    let config = webhook_config(&hook.url, &format!("secret = \"file:{}\"", secret_file.display()));
+    let s = crate::rules::evaluate_at(&f.conn, &config.rules[0], t0()).unwrap();
+    let r = deliver_webhooks_due(&f.conn, &config, t0()).unwrap();
+    assert_eq!(r, DeliveryReport { delivered: 1, failed: 0, dead: 0 });
+    let seen = hook.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let body: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"rule": "csat_low", "entity": "a1", "level": "warn", "value": 3.1, "period": "2026-01-05",
+                           "transition": "firing", "context": {"agent_name": "Ann"}})
+    );
+    // The receiver's check: HMAC-SHA256 of the exact body with the shared secret.
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cr3t-hook").unwrap();
+    mac.update(seen[0].body.as_bytes());
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(seen[0].signature.as_deref(), Some(format!("sha256={hex}").as_str()));
+    let key: String = f.conn.query_row("SELECT key FROM conveyor.outbox", [], |r| r.get(0)).unwrap();
+    assert_eq!(seen[0].idempotency_key, key);
+    assert_eq!(key, notification_key("csat_low", s.eval_id, "webhook", &format!("0\u{1}{}\u{1}a1", hook.url)));
+    // The secret is nowhere in the warehouse's outbox.
+    let stored: String = f.conn.query_row("SELECT string_agg(CAST(o AS VARCHAR), '') FROM conveyor.outbox AS o", [], |r| r.get(0)).unwrap();
+    assert!(!stored.contains("s3cr3t-hook"));
+
+    // Redelivery, and a re-evaluation while still firing, POST nothing more.
+    assert_eq!(deliver_webhooks_due(&f.conn, &config, t0() + Duration::hours(1)).unwrap().attempted(), 0);
+    crate::rules::evaluate_at(&f.conn, &config.rules[0], t0() + Duration::hours(2)).unwrap();
+    assert_eq!(deliver_webhooks_due(&f.conn, &config, t0() + Duration::hours(3)).unwrap().attempted(), 0);
+    assert_eq!(hook.seen().len(), 1);
+    assert_eq!(rows(&f.conn), vec![(1, true, false, None)]);
+}
+
+#[test]
+fn outbox_webhook_500_then_200_delivers_once_after_backoff() {
+    let f = fixture();
+    one_breach(&f);
+    let hook = Receiver::start(&[500]);
+    let config = webhook_config(&hook.url, r#"body = '{"agent": {{ agent_name|tojson }}, "score": {{ value }}}'"#);
+    crate::rules::evaluate_at(&f.conn, &config.rules[0], t0()).unwrap();
+    assert_eq!(deliver_webhooks_due(&f.conn, &config, t0()).unwrap(), DeliveryReport { delivered: 0, failed: 1, dead: 0 });
+    let r = &rows(&f.conn)[0];
+    assert!(r.3.as_deref().is_some_and(|e| e.contains("500")), "{r:?}");
+    assert_eq!(deliver_webhooks_due(&f.conn, &config, t0() + Duration::seconds(29)).unwrap().attempted(), 0, "backing off");
+    assert_eq!(deliver_webhooks_due(&f.conn, &config, t0() + Duration::seconds(30)).unwrap().delivered, 1);
+    assert_eq!(deliver_webhooks_due(&f.conn, &config, t0() + Duration::hours(1)).unwrap().attempted(), 0);
+    let seen = hook.seen();
+    assert_eq!(seen.len(), 2, "the failed POST and the one that delivered");
+    assert_eq!(seen[0].idempotency_key, seen[1].idempotency_key);
+    assert_eq!(seen[1].body, r#"{"agent": "Ann", "score": 3.1}"#);
+    assert_eq!(seen[1].signature, None, "no secret, no signature");
+    assert_eq!(rows(&f.conn), vec![(2, true, false, None)]);
+}
+
+#[test]
+fn outbox_webhook_400_dead_letters_at_once_with_the_response() {
+    let f = fixture();
+    one_breach(&f);
+    let hook = Receiver::start(&[400]);
+    let config = webhook_config(&hook.url, "");
+    crate::rules::evaluate_at(&f.conn, &config.rules[0], t0()).unwrap();
+    assert_eq!(deliver_webhooks_due(&f.conn, &config, t0()).unwrap(), DeliveryReport { delivered: 0, failed: 0, dead: 1 });
+    assert_eq!(deliver_webhooks_due(&f.conn, &config, t0() + Duration::hours(7)).unwrap().attempted(), 0);
+    assert_eq!(hook.seen().len(), 1);
+    let r = &rows(&f.conn)[0];
+    assert_eq!((r.0, r.1, r.2), (1, false, true));
+    assert!(r.3.as_deref().is_some_and(|e| e.contains("400") && e.contains("status 400")), "{r:?}");
+}
+
+#[test]
+fn outbox_webhook_unknown_body_variable_is_a_located_check_error() {
+    let f = fixture();
+    let config = webhook_config("http://127.0.0.1:9/x", r#"body = '{"team": {{ team|tojson }}}'"#);
+    let rule = &config.rules[0];
+    let columns = crate::rules::measure_columns(&f.conn, rule).unwrap();
+    let problems = crate::cmd::rules::check_templates(rule, &columns);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(problems[0].starts_with("/c/conveyor.toml:22:8: rules[0].actions[0].body: unknown template variable `team`"), "{problems:#?}");
+}

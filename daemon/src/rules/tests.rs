@@ -39,6 +39,7 @@ fn rule(direction: Direction, warn: Option<f64>, critical: Option<f64>) -> RuleC
         after: vec![],
         schedule: None,
         actions: vec![],
+        webhooks: vec![],
         notify_resolved: false,
         at: Located { file: "c.toml".into(), line: 1, col: 1, key: "rules[0]".into() },
     }

@@ -118,7 +118,7 @@ CREATE TABLE IF NOT EXISTS conveyor.outbox (
     key             VARCHAR NOT NULL,      -- sha256(rule|eval_id|channel|recipient): Message-ID
     rule            VARCHAR NOT NULL,
     eval_id         BIGINT NOT NULL,
-    channel         VARCHAR NOT NULL,      -- email
+    channel         VARCHAR NOT NULL,      -- email | webhook (recipient: the URL)
     recipient       VARCHAR NOT NULL,
     subject         VARCHAR NOT NULL,
     body            VARCHAR NOT NULL,
