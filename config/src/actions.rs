@@ -13,7 +13,8 @@ use crate::secret::SecretRef;
 use crate::validate::Checker;
 
 /// Variables every action template may use besides the measure's columns.
-pub const BUILTIN_VARIABLES: [&str; 6] = ["rule", "entity", "level", "value", "period", "transition"];
+pub const BUILTIN_VARIABLES: [&str; 6] =
+    ["rule", "entity", "level", "value", "period", "transition"];
 
 /// `[smtp]` `max_attempts` when the config does not set it.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
@@ -100,7 +101,11 @@ pub(crate) struct RawSmtp {
 }
 
 impl Checker<'_> {
-    pub(crate) fn actions(&mut self, key: &str, raws: Vec<Spanned<RawAction>>) -> (Vec<EmailAction>, Vec<WebhookAction>) {
+    pub(crate) fn actions(
+        &mut self,
+        key: &str,
+        raws: Vec<Spanned<RawAction>>,
+    ) -> (Vec<EmailAction>, Vec<WebhookAction>) {
         let mut out = Vec::new();
         let mut hooks = Vec::new();
         for (i, raw) in raws.into_iter().enumerate() {
@@ -114,14 +119,22 @@ impl Checker<'_> {
                     continue;
                 }
                 other => {
-                    self.error(raw.kind.span(), &format!("{key}.type"), format!("unknown action type `{other}`"))
-                        .hint("one of: \"email\", \"webhook\"");
+                    self.error(
+                        raw.kind.span(),
+                        &format!("{key}.type"),
+                        format!("unknown action type `{other}`"),
+                    )
+                    .hint("one of: \"email\", \"webhook\"");
                     continue;
                 }
             }
             for (name, v) in [("url", &raw.url), ("secret", &raw.secret)] {
                 if let Some(v) = v {
-                    self.error(v.span(), &format!("{key}.{name}"), format!("`{name}` belongs to a webhook action"));
+                    self.error(
+                        v.span(),
+                        &format!("{key}.{name}"),
+                        format!("`{name}` belongs to a webhook action"),
+                    );
                 }
             }
             if raw.to.is_empty() && raw.to_column.is_none() {
@@ -130,7 +143,11 @@ impl Checker<'_> {
             }
             for t in &raw.to {
                 if !t.get_ref().contains('@') || t.get_ref().chars().any(char::is_control) {
-                    self.error(t.span(), &format!("{key}.to"), format!("`{}` is not an e-mail address", t.get_ref()));
+                    self.error(
+                        t.span(),
+                        &format!("{key}.to"),
+                        format!("`{}` is not an e-mail address", t.get_ref()),
+                    );
                 }
             }
             let subject = self.template(&key, "subject", raw.subject, &span);
@@ -149,20 +166,33 @@ impl Checker<'_> {
     }
 
     fn webhook(&mut self, key: &str, span: Range<usize>, raw: RawAction) -> Option<WebhookAction> {
-        for (name, present) in [("to", !raw.to.is_empty()), ("to_column", raw.to_column.is_some()), ("subject", raw.subject.is_some())] {
+        for (name, present) in [
+            ("to", !raw.to.is_empty()),
+            ("to_column", raw.to_column.is_some()),
+            ("subject", raw.subject.is_some()),
+        ] {
             if present {
-                self.error(span.clone(), &format!("{key}.{name}"), format!("`{name}` belongs to an e-mail action"));
+                self.error(
+                    span.clone(),
+                    &format!("{key}.{name}"),
+                    format!("`{name}` belongs to an e-mail action"),
+                );
             }
         }
         let url = match &raw.url {
             None => {
-                self.error(span.clone(), &format!("{key}.url"), "missing key `url`").hint("url = \"https://lms.example.com/hooks/enrol\"");
+                self.error(span.clone(), &format!("{key}.url"), "missing key `url`")
+                    .hint("url = \"https://lms.example.com/hooks/enrol\"");
                 None
             }
             Some(u) => match url::Url::parse(u.get_ref()) {
                 Ok(p) if matches!(p.scheme(), "http" | "https") => Some(u.get_ref().clone()),
                 _ => {
-                    self.error(u.span(), &format!("{key}.url"), format!("`{}` is not an http(s) URL", u.get_ref()));
+                    self.error(
+                        u.span(),
+                        &format!("{key}.url"),
+                        format!("`{}` is not an http(s) URL", u.get_ref()),
+                    );
                     None
                 }
             },
@@ -175,10 +205,21 @@ impl Checker<'_> {
             None => Some(None),
             Some(b) => self.template(key, "body", Some(b), &span).map(Some),
         };
-        Some(WebhookAction { url: url?, secret: secret?, body: body?, at: self.located(span, key) })
+        Some(WebhookAction {
+            url: url?,
+            secret: secret?,
+            body: body?,
+            at: self.located(span, key),
+        })
     }
 
-    fn template(&mut self, key: &str, name: &str, raw: Option<Spanned<String>>, entry: &Range<usize>) -> Option<Template> {
+    fn template(
+        &mut self,
+        key: &str,
+        name: &str,
+        raw: Option<Spanned<String>>,
+        entry: &Range<usize>,
+    ) -> Option<Template> {
         let key = format!("{key}.{name}");
         let Some(raw) = raw else {
             self.error(entry.clone(), &key, format!("missing key `{name}`"))
@@ -189,10 +230,21 @@ impl Checker<'_> {
         match env.template_from_str(raw.get_ref()) {
             Ok(t) => {
                 let variables = t.undeclared_variables(false).into_iter().collect();
-                Some(Template { source: raw.get_ref().clone(), variables, at: self.located(raw.span(), &key) })
+                Some(Template {
+                    source: raw.get_ref().clone(),
+                    variables,
+                    at: self.located(raw.span(), &key),
+                })
             }
             Err(e) => {
-                self.error(raw.span(), &key, format!("template does not parse: {}", e.detail().unwrap_or("syntax error")));
+                self.error(
+                    raw.span(),
+                    &key,
+                    format!(
+                        "template does not parse: {}",
+                        e.detail().unwrap_or("syntax error")
+                    ),
+                );
                 None
             }
         }
@@ -205,19 +257,35 @@ impl Checker<'_> {
         let required = |c: &mut Self, v: Option<Spanned<String>>, name: &str, hint: &str| match v {
             Some(v) if !v.get_ref().trim().is_empty() => Some(v),
             _ => {
-                c.error(span.clone(), &format!("smtp.{name}"), format!("missing key `{name}`")).hint(hint);
+                c.error(
+                    span.clone(),
+                    &format!("smtp.{name}"),
+                    format!("missing key `{name}`"),
+                )
+                .hint(hint);
                 None
             }
         };
-        let host = required(self, raw.host, "host", "the SMTP server, e.g. host = \"smtp.example.com\"");
-        let from = required(self, raw.from, "from", "the sender, e.g. from = \"Conveyor <ops@example.com>\"");
+        let host = required(
+            self,
+            raw.host,
+            "host",
+            "the SMTP server, e.g. host = \"smtp.example.com\"",
+        );
+        let from = required(
+            self,
+            raw.from,
+            "from",
+            "the sender, e.g. from = \"Conveyor <ops@example.com>\"",
+        );
         let tls = match raw.tls.as_ref().map(|t| t.get_ref().as_str()) {
             None | Some("starttls") => SmtpTls::StartTls,
             Some("tls") => SmtpTls::Tls,
             Some("none") => SmtpTls::None,
             Some(other) => {
                 let at = raw.tls.as_ref().map(|t| t.span()).unwrap_or(span.clone());
-                self.error(at, "smtp.tls", format!("unknown tls mode `{other}`")).hint("one of: \"none\", \"starttls\", \"tls\"");
+                self.error(at, "smtp.tls", format!("unknown tls mode `{other}`"))
+                    .hint("one of: \"none\", \"starttls\", \"tls\"");
                 SmtpTls::StartTls
             }
         };
@@ -239,20 +307,35 @@ impl Checker<'_> {
             None => Some(DEFAULT_MAX_ATTEMPTS),
             Some(n) if (1..=1000).contains(n.get_ref()) => Some(*n.get_ref() as u32),
             Some(n) => {
-                self.error(n.span(), "smtp.max_attempts", "must be a whole number 1–1000");
+                self.error(
+                    n.span(),
+                    "smtp.max_attempts",
+                    "must be a whole number 1–1000",
+                );
                 None
             }
         };
-        let password = raw.password.as_ref().and_then(|p| self.secret(p, "smtp.password"));
+        let password = raw
+            .password
+            .as_ref()
+            .and_then(|p| self.secret(p, "smtp.password"));
         if raw.password.is_some() && raw.username.is_none() {
-            self.error(span.clone(), "smtp.username", "`password` is set without `username`");
+            self.error(
+                span.clone(),
+                "smtp.username",
+                "`password` is set without `username`",
+            );
         }
         Some(SmtpConfig {
             host: host?.into_inner(),
             port: port?,
             tls,
             username: raw.username,
-            password: if raw.password.is_some() { Some(password?) } else { None },
+            password: if raw.password.is_some() {
+                Some(password?)
+            } else {
+                None
+            },
             from: from?.into_inner(),
             max_attempts: max_attempts?,
         })

@@ -19,11 +19,16 @@ pub mod vendor;
 
 use std::path::{Path, PathBuf};
 
-pub use actions::{EmailAction, WebhookAction, SmtpConfig, SmtpTls, Template, BUILTIN_VARIABLES, DEFAULT_MAX_ATTEMPTS};
+pub use actions::{
+    EmailAction, SmtpConfig, SmtpTls, Template, WebhookAction, BUILTIN_VARIABLES,
+    DEFAULT_MAX_ATTEMPTS,
+};
 pub use diagnostics::{ConfigErrors, Diagnostic};
 pub use mapping::{ModelConfig, PresetUse, ViewMapping, MAPPED_VIEWS, MODEL_PRESETS};
 pub use model::*;
-pub use reconcile::{Cardinality, ComparePair, KeyPair, Normalize, ReconcileConfig, Relation, Tolerance};
+pub use reconcile::{
+    Cardinality, ComparePair, KeyPair, Normalize, ReconcileConfig, Relation, Tolerance,
+};
 pub use rules::{Direction, RuleConfig};
 pub use secret::{Secret, SecretRef};
 pub use validate::parse_cron;

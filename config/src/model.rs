@@ -171,9 +171,17 @@ impl Default for HttpConfig {
 #[derive(Debug, Clone)]
 pub enum AuthConfig {
     None,
-    ApiKey { location: KeyLocation, key: SecretRef },
-    Basic { username: String, password: SecretRef },
-    Bearer { token: SecretRef },
+    ApiKey {
+        location: KeyLocation,
+        key: SecretRef,
+    },
+    Basic {
+        username: String,
+        password: SecretRef,
+    },
+    Bearer {
+        token: SecretRef,
+    },
     OAuth2ClientCredentials {
         token_url: url::Url,
         client_id: String,
@@ -203,16 +211,34 @@ pub enum PaginationConfig {
     /// The body holds the next page's URL (absolute or relative); stop when
     /// it is missing or null, or when `count_path` reads below `min_count`
     /// (APIs whose next link is never null).
-    NextUrl { next_path: JsonPath, count_path: Option<JsonPath>, min_count: u64 },
+    NextUrl {
+        next_path: JsonPath,
+        count_path: Option<JsonPath>,
+        min_count: u64,
+    },
     /// `Link: <…>; rel="next"`; follow it exactly, stop when absent.
     LinkHeader,
     /// A token in the body is sent back as a query parameter.
-    CursorToken { cursor_path: JsonPath, cursor_param: String },
+    CursorToken {
+        cursor_path: JsonPath,
+        cursor_param: String,
+    },
     /// `offset`/`limit` parameters; stop on a short page.
-    OffsetLimit { offset_param: String, limit_param: String, limit: u64, start_offset: u64 },
+    OffsetLimit {
+        offset_param: String,
+        limit_param: String,
+        limit: u64,
+        start_offset: u64,
+    },
     /// `page`/`per_page` parameters; stop on a short or empty page, or past
     /// the total-pages header when the API sends one.
-    PageNumber { page_param: String, size_param: String, size: u64, start_page: u64, total_pages_header: Option<String> },
+    PageNumber {
+        page_param: String,
+        size_param: String,
+        size: u64,
+        start_page: u64,
+        total_pages_header: Option<String>,
+    },
 }
 
 /// A dotted path into a JSON document (`data`, `QueryResponse.Invoice`);
@@ -223,7 +249,12 @@ pub struct JsonPath(pub Vec<String>);
 impl JsonPath {
     pub fn parse(s: &str) -> JsonPath {
         let s = s.trim().trim_start_matches('$').trim_start_matches('.');
-        JsonPath(s.split('.').filter(|p| !p.is_empty()).map(str::to_string).collect())
+        JsonPath(
+            s.split('.')
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect(),
+        )
     }
 }
 

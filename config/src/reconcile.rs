@@ -561,9 +561,14 @@ left = { table = "a" }
 right = { table = "b" }
 keys = [{ left = "id" }]
 "#;
-        let errs = crate::parse(&format!("{text}{extra}"), Path::new("/c/conveyor.toml")).unwrap_err();
+        let errs =
+            crate::parse(&format!("{text}{extra}"), Path::new("/c/conveyor.toml")).unwrap_err();
         assert_eq!(errs.0.len(), 1, "{errs}");
-        assert!(errs.to_string().contains("CONVEYOR_TEST_UNSET_TOKEN is not set"), "{errs}");
+        assert!(
+            errs.to_string()
+                .contains("CONVEYOR_TEST_UNSET_TOKEN is not set"),
+            "{errs}"
+        );
     }
 
     #[test]

@@ -137,8 +137,14 @@ impl Checker<'_> {
                 None
             }
             None => {
-                self.error(span.clone(), &format!("{key}.measure"), "missing key `measure`")
-                    .hint("a SELECT with columns entity, period, value (one row per entity per period)");
+                self.error(
+                    span.clone(),
+                    &format!("{key}.measure"),
+                    "missing key `measure`",
+                )
+                .hint(
+                    "a SELECT with columns entity, period, value (one row per entity per period)",
+                );
                 None
             }
         };
@@ -146,20 +152,40 @@ impl Checker<'_> {
             Some("above") => Direction::Above,
             Some("below") => Direction::Below,
             Some(other) => {
-                let at = raw.direction.as_ref().map(|d| d.span()).unwrap_or(span.clone());
-                self.error(at, &format!("{key}.direction"), format!("unknown direction `{other}`"))
-                    .hint(format!("one of: {DIRECTIONS}"));
+                let at = raw
+                    .direction
+                    .as_ref()
+                    .map(|d| d.span())
+                    .unwrap_or(span.clone());
+                self.error(
+                    at,
+                    &format!("{key}.direction"),
+                    format!("unknown direction `{other}`"),
+                )
+                .hint(format!("one of: {DIRECTIONS}"));
                 Direction::Above
             }
             None => {
-                self.error(span.clone(), &format!("{key}.direction"), "missing key `direction`")
-                    .hint(format!("one of: {DIRECTIONS} — which side of the threshold is a breach"));
+                self.error(
+                    span.clone(),
+                    &format!("{key}.direction"),
+                    "missing key `direction`",
+                )
+                .hint(format!(
+                    "one of: {DIRECTIONS} — which side of the threshold is a breach"
+                ));
                 Direction::Above
             }
         };
         let warn = raw.warn.as_ref().and_then(|v| self.number(key, "warn", v));
-        let critical = raw.critical.as_ref().and_then(|v| self.number(key, "critical", v));
-        let resolve = raw.resolve.as_ref().and_then(|v| self.number(key, "resolve", v));
+        let critical = raw
+            .critical
+            .as_ref()
+            .and_then(|v| self.number(key, "critical", v));
+        let resolve = raw
+            .resolve
+            .as_ref()
+            .and_then(|v| self.number(key, "resolve", v));
         if raw.warn.is_none() && raw.critical.is_none() {
             self.error(span.clone(), key, "needs `warn`, `critical` or both")
                 .hint("the value past which an entity breaches, e.g. warn = 4.2");
@@ -172,8 +198,15 @@ impl Checker<'_> {
         };
         if let (Some(w), Some(c), Some(at)) = (warn, critical, raw.critical.as_ref()) {
             if worse(w, c) {
-                self.error(at.span(), &format!("{key}.critical"), format!("critical {c} is less severe than warn {w} for direction `{}`", direction.as_str()))
-                    .hint("with direction = \"above\" critical ≥ warn; with \"below\" critical ≤ warn");
+                self.error(
+                    at.span(),
+                    &format!("{key}.critical"),
+                    format!(
+                        "critical {c} is less severe than warn {w} for direction `{}`",
+                        direction.as_str()
+                    ),
+                )
+                .hint("with direction = \"above\" critical ≥ warn; with \"below\" critical ≤ warn");
             }
         }
         let first = warn.or(critical);
@@ -187,18 +220,30 @@ impl Checker<'_> {
             None => 1,
             Some(n) if (1..=10_000).contains(n.get_ref()) => *n.get_ref() as u32,
             Some(n) => {
-                self.error(n.span(), &format!("{key}.for"), "must be a whole number of evaluations ≥ 1")
-                    .hint("1 fires on the first breach; 3 needs three breaching evaluations in a row");
+                self.error(
+                    n.span(),
+                    &format!("{key}.for"),
+                    "must be a whole number of evaluations ≥ 1",
+                )
+                .hint("1 fires on the first breach; 3 needs three breaching evaluations in a row");
                 1
             }
         };
         for a in raw.after.iter().flatten() {
             let n = a.get_ref();
             if !sources.contains(n) && !reconciles.contains(n) {
-                let mut known: Vec<&str> = sources.iter().chain(reconciles).map(String::as_str).collect();
+                let mut known: Vec<&str> = sources
+                    .iter()
+                    .chain(reconciles)
+                    .map(String::as_str)
+                    .collect();
                 known.sort_unstable();
-                self.error(a.span(), &format!("{key}.after"), format!("no source or reconciliation named `{n}`"))
-                    .hint(format!("configured: {}", known.join(", ")));
+                self.error(
+                    a.span(),
+                    &format!("{key}.after"),
+                    format!("no source or reconciliation named `{n}`"),
+                )
+                .hint(format!("configured: {}", known.join(", ")));
             }
         }
         let schedule = self.schedule(key, raw.schedule.as_ref(), raw.timezone.as_ref());
@@ -217,7 +262,12 @@ impl Checker<'_> {
             critical,
             for_evaluations,
             resolve: resolve.or(first)?,
-            after: raw.after.into_iter().flatten().map(Spanned::into_inner).collect(),
+            after: raw
+                .after
+                .into_iter()
+                .flatten()
+                .map(Spanned::into_inner)
+                .collect(),
             schedule: schedule.flatten(),
             actions,
             webhooks,
@@ -233,7 +283,11 @@ impl Checker<'_> {
             _ => None,
         };
         if n.is_none() {
-            self.error(v.span(), &format!("{key}.{name}"), "must be a finite number");
+            self.error(
+                v.span(),
+                &format!("{key}.{name}"),
+                "must be a finite number",
+            );
         }
         n
     }
@@ -282,9 +336,15 @@ schedule = "0 6 * * mon"
         )
         .unwrap();
         let r = &c.rules[0];
-        assert_eq!(r.measure, "SELECT agent AS entity, week AS period, csat AS value, supervisor FROM t");
+        assert_eq!(
+            r.measure,
+            "SELECT agent AS entity, week AS period, csat AS value, supervisor FROM t"
+        );
         assert_eq!(r.direction, Direction::Below);
-        assert_eq!((r.warn, r.critical, r.resolve, r.for_evaluations), (Some(4.2), Some(3.0), 4.4, 3));
+        assert_eq!(
+            (r.warn, r.critical, r.resolve, r.for_evaluations),
+            (Some(4.2), Some(3.0), 4.4, 3)
+        );
         assert_eq!(r.labels.get("team").map(String::as_str), Some("support"));
         assert_eq!(r.owner.as_deref(), Some("ops@example.com"));
         assert_eq!(r.after, vec!["ats".to_string()]);
@@ -377,7 +437,10 @@ threshold = 2
         )
         .unwrap_err();
         let text = errs.to_string();
-        assert!(text.starts_with("/c/conveyor.toml:18:1: rules: unknown field `threshold`"), "{text}");
+        assert!(
+            text.starts_with("/c/conveyor.toml:18:1: rules: unknown field `threshold`"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -406,14 +469,20 @@ body = "{% if value < 3 %}{{ agent_name }}{% endif %}"
         )
         .unwrap();
         let smtp = c.smtp.as_ref().unwrap();
-        assert_eq!((smtp.port, smtp.tls, smtp.max_attempts), (587, crate::SmtpTls::StartTls, 8));
+        assert_eq!(
+            (smtp.port, smtp.tls, smtp.max_attempts),
+            (587, crate::SmtpTls::StartTls, 8)
+        );
         let r = &c.rules[0];
         assert!(r.notify_resolved);
         let a = &r.actions[0];
         assert_eq!(a.to_column.as_deref(), Some("supervisor"));
         let vars: Vec<&str> = a.body.variables.iter().map(String::as_str).collect();
         assert_eq!(vars, ["agent_name", "value"]);
-        assert_eq!((a.subject.at.line, a.subject.at.key.as_str()), (29, "rules[0].actions[0].subject"));
+        assert_eq!(
+            (a.subject.at.line, a.subject.at.key.as_str()),
+            (29, "rules[0].actions[0].subject")
+        );
     }
 
     #[test]
@@ -463,7 +532,11 @@ body = "b"
 "#,
         )
         .unwrap_err();
-        assert!(errs.to_string().contains("rules[0].actions[0]: an e-mail action needs an [smtp] section"), "{errs}");
+        assert!(
+            errs.to_string()
+                .contains("rules[0].actions[0]: an e-mail action needs an [smtp] section"),
+            "{errs}"
+        );
     }
 
     #[test]
@@ -487,7 +560,15 @@ body = '{"agent": {{ entity|tojson }}}'
         assert!(config.rules[0].actions.is_empty());
         assert_eq!(w.url, "https://lms.example.com/enrol");
         assert_eq!(w.secret, Some(crate::SecretRef::Env("HOME".into())));
-        assert_eq!(w.body.as_ref().unwrap().variables.iter().collect::<Vec<_>>(), ["entity"]);
+        assert_eq!(
+            w.body
+                .as_ref()
+                .unwrap()
+                .variables
+                .iter()
+                .collect::<Vec<_>>(),
+            ["entity"]
+        );
 
         let errs = parse(
             r#"
@@ -508,7 +589,10 @@ body = "{{ x "
         )
         .unwrap_err();
         let lines: Vec<String> = errs.0.iter().map(|d| d.to_string()).collect();
-        assert!(lines.iter().all(|l| !l.contains("hunter2-inline")), "{lines:#?}");
+        assert!(
+            lines.iter().all(|l| !l.contains("hunter2-inline")),
+            "{lines:#?}"
+        );
         let expect = [
             "/c/conveyor.toml:20:7: rules[0].actions[0].url: `ftp://x` is not an http(s) URL",
             "/c/conveyor.toml:22:1: rules[0].actions[1].to: `to` belongs to an e-mail action",

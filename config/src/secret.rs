@@ -102,8 +102,14 @@ mod tests {
     #[test]
     fn parses_references() {
         let id = |p: &str| PathBuf::from(p);
-        assert_eq!(SecretRef::parse("env:API_KEY", id).unwrap(), SecretRef::Env("API_KEY".into()));
-        assert_eq!(SecretRef::parse("file:/run/k", id).unwrap(), SecretRef::File("/run/k".into()));
+        assert_eq!(
+            SecretRef::parse("env:API_KEY", id).unwrap(),
+            SecretRef::Env("API_KEY".into())
+        );
+        assert_eq!(
+            SecretRef::parse("file:/run/k", id).unwrap(),
+            SecretRef::File("/run/k".into())
+        );
         assert!(SecretRef::parse("env:bad-name", id).is_err());
         assert!(SecretRef::parse("plain", id).unwrap().is_inline());
     }
@@ -111,6 +117,9 @@ mod tests {
     #[test]
     fn missing_env_is_a_clear_error() {
         let r = SecretRef::Env("CONVEYOR_TEST_SURELY_UNSET_VAR".into());
-        assert!(r.resolve().unwrap_err().contains("CONVEYOR_TEST_SURELY_UNSET_VAR is not set"));
+        assert!(r
+            .resolve()
+            .unwrap_err()
+            .contains("CONVEYOR_TEST_SURELY_UNSET_VAR is not set"));
     }
 }

@@ -29,7 +29,12 @@ pub(crate) struct Checker<'a> {
 }
 
 pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
-    let mut c = Checker { file, text, errors: Vec::new(), warnings: Vec::new() };
+    let mut c = Checker {
+        file,
+        text,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
     let (doc, syntax) = DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
         for e in syntax {
@@ -63,7 +68,8 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
                         let name_s = name.get_ref().to_string();
                         let path = format!("sources.{name_s}");
                         if crate::vendor::vendor_of(v).is_some() {
-                            if let Some(raw) = c.section::<crate::vendor::RawVendorSource>(&path, v) {
+                            if let Some(raw) = c.section::<crate::vendor::RawVendorSource>(&path, v)
+                            {
                                 vendor_sources.push((Spanned::new(name.span(), name_s), raw));
                             }
                         } else if let Some(raw) = c.section::<RawSource>(&path, v) {
@@ -77,10 +83,20 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
             },
             "model" => model_raw = c.section::<crate::mapping::RawModel>("model", value),
             "reconcile" => {
-                reconcile_raw = c.section::<Vec<Spanned<crate::reconcile::RawReconcile>>>("reconcile", value).unwrap_or_default()
+                reconcile_raw = c
+                    .section::<Vec<Spanned<crate::reconcile::RawReconcile>>>("reconcile", value)
+                    .unwrap_or_default()
             }
-            "smtp" => smtp_raw = c.section::<crate::actions::RawSmtp>("smtp", value).map(|r| Spanned::new(value.span(), r)),
-            "rules" => rules_raw = c.section::<Vec<Spanned<crate::rules::RawRule>>>("rules", value).unwrap_or_default(),
+            "smtp" => {
+                smtp_raw = c
+                    .section::<crate::actions::RawSmtp>("smtp", value)
+                    .map(|r| Spanned::new(value.span(), r))
+            }
+            "rules" => {
+                rules_raw = c
+                    .section::<Vec<Spanned<crate::rules::RawRule>>>("rules", value)
+                    .unwrap_or_default()
+            }
             other => {
                 c.error(key.span(), other, format!("unknown key `{other}`"))
                     .hint(format!("valid top-level keys: {TOP_LEVEL_KEYS}"));
@@ -110,7 +126,10 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
         }
     }
     let model = c.model(model_raw, &source_names);
-    let reconcile_names: Vec<String> = reconcile_raw.iter().map(|r| r.get_ref().name().to_string()).collect();
+    let reconcile_names: Vec<String> = reconcile_raw
+        .iter()
+        .map(|r| r.get_ref().name().to_string())
+        .collect();
     let reconciles = c.reconciles(reconcile_raw, &source_names);
     let rules = c.rules(rules_raw, &source_names, &reconcile_names);
     let smtp_given = smtp_raw.is_some();
@@ -129,7 +148,8 @@ pub(crate) fn validate(text: &str, file: &Path) -> Result<Config, ConfigErrors> 
         }
     }
     if validated.is_empty() && c.errors.is_empty() {
-        c.warnings.push("no sources are configured; add a [sources.NAME] table".into());
+        c.warnings
+            .push("no sources are configured; add a [sources.NAME] table".into());
     }
     if !c.errors.is_empty() {
         return Err(c.finish_errors());
@@ -155,7 +175,8 @@ impl<'a> Checker<'a> {
         key: &str,
         message: impl Into<String>,
     ) -> &mut Diagnostic {
-        self.errors.push(Diagnostic::at(self.file, self.text, span, key, message));
+        self.errors
+            .push(Diagnostic::at(self.file, self.text, span, key, message));
         self.errors.last_mut().expect("just pushed")
     }
 
@@ -167,7 +188,12 @@ impl<'a> Checker<'a> {
     /// against the warehouse).
     pub(crate) fn located(&self, span: Range<usize>, key: &str) -> Located {
         let (line, col) = crate::diagnostics::line_col(self.text, span.start);
-        Located { file: self.file.to_path_buf(), line, col, key: key.to_string() }
+        Located {
+            file: self.file.to_path_buf(),
+            line,
+            col,
+            key: key.to_string(),
+        }
     }
 
     fn finish_errors(mut self) -> ConfigErrors {
@@ -177,7 +203,11 @@ impl<'a> Checker<'a> {
 
     /// Deserialises one section on its own so that its errors do not hide
     /// those of the other sections.
-    pub(crate) fn section<T: DeserializeOwned>(&mut self, key: &str, value: &Spanned<DeValue<'_>>) -> Option<T> {
+    pub(crate) fn section<T: DeserializeOwned>(
+        &mut self,
+        key: &str,
+        value: &Spanned<DeValue<'_>>,
+    ) -> Option<T> {
         match T::deserialize(ValueDeserializer::from(value.clone())) {
             Ok(t) => Some(t),
             Err(e) => {
@@ -189,7 +219,11 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn warehouse(&mut self, raw: Option<RawWarehouse>, span: Range<usize>) -> Option<WarehouseConfig> {
+    fn warehouse(
+        &mut self,
+        raw: Option<RawWarehouse>,
+        span: Range<usize>,
+    ) -> Option<WarehouseConfig> {
         let Some(raw) = raw else {
             if span == (0..0) {
                 self.error(0..0, "warehouse", "missing [warehouse] section")
@@ -208,7 +242,10 @@ impl<'a> Checker<'a> {
         }
         // DuckDB names the database after the file; a file called
         // `conveyor.*` would make the schema `conveyor` ambiguous.
-        let stem = std::path::Path::new(path.get_ref()).file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let stem = std::path::Path::new(path.get_ref())
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("");
         if stem.eq_ignore_ascii_case("conveyor") {
             self.error(path.span(), "warehouse.path", "the file must not be named `conveyor.*`")
                 .hint("DuckDB names the database after the file, which would clash with the `conveyor` schema; use e.g. \"warehouse.duckdb\"");
@@ -218,23 +255,37 @@ impl<'a> Checker<'a> {
             None => DEFAULT_MEMORY_LIMIT.to_string(),
             Some(m) if is_size(m.get_ref()) => m.get_ref().trim().to_string(),
             Some(m) => {
-                self.error(m.span(), "warehouse.memory_limit", format!("`{}` is not a size", m.get_ref()))
-                    .hint("a number and a unit, e.g. \"256MB\" or \"2GB\"");
+                self.error(
+                    m.span(),
+                    "warehouse.memory_limit",
+                    format!("`{}` is not a size", m.get_ref()),
+                )
+                .hint("a number and a unit, e.g. \"256MB\" or \"2GB\"");
                 return None;
             }
         };
-        Some(WarehouseConfig { path: crate::resolve_relative(self.file, path.get_ref()), memory_limit })
+        Some(WarehouseConfig {
+            path: crate::resolve_relative(self.file, path.get_ref()),
+            memory_limit,
+        })
     }
 
     fn server(&mut self, raw: Option<RawServer>) -> Option<ServerConfig> {
         let listen = raw.and_then(|r| r.listen);
-        let text = listen.as_ref().map(|l| l.get_ref().clone()).unwrap_or(DEFAULT_LISTEN.into());
+        let text = listen
+            .as_ref()
+            .map(|l| l.get_ref().clone())
+            .unwrap_or(DEFAULT_LISTEN.into());
         match text.parse() {
             Ok(listen) => Some(ServerConfig { listen }),
             Err(_) => {
                 let span = listen.map(|l| l.span()).unwrap_or(0..0);
-                self.error(span, "server.listen", format!("`{text}` is not an address:port"))
-                    .hint("e.g. listen = \"127.0.0.1:7878\"");
+                self.error(
+                    span,
+                    "server.listen",
+                    format!("`{text}` is not an address:port"),
+                )
+                .hint("e.g. listen = \"127.0.0.1:7878\"");
                 None
             }
         }
@@ -248,13 +299,19 @@ impl<'a> Checker<'a> {
                 self.error(d.span(), "plugins.dirs", "must not be empty");
                 continue;
             }
-            plugins.dirs.push(crate::resolve_relative(self.file, d.get_ref()));
+            plugins
+                .dirs
+                .push(crate::resolve_relative(self.file, d.get_ref()));
         }
         for (name, sum) in raw.sha256.iter().flatten() {
             let hex = sum.get_ref().trim().to_ascii_lowercase();
             if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-                self.error(sum.span(), &format!("plugins.sha256.{name}"), "must be a SHA-256 digest: 64 hex digits")
-                    .hint("print it with `sha256sum PATH` or `conveyor plugins check PATH`");
+                self.error(
+                    sum.span(),
+                    &format!("plugins.sha256.{name}"),
+                    "must be a SHA-256 digest: 64 hex digits",
+                )
+                .hint("print it with `sha256sum PATH` or `conveyor plugins check PATH`");
                 continue;
             }
             plugins.sha256.insert(name.clone(), hex);
@@ -263,10 +320,17 @@ impl<'a> Checker<'a> {
     }
 
     /// A source whose `type` is not built in names a connector plugin.
-    fn plugin_source(&mut self, key: &str, raw: &RawSource, plugins: &PluginsConfig) -> Option<PluginSourceConfig> {
+    fn plugin_source(
+        &mut self,
+        key: &str,
+        raw: &RawSource,
+        plugins: &PluginsConfig,
+    ) -> Option<PluginSourceConfig> {
         let kind = raw.kind.get_ref();
         let plain = kind.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-            && kind.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            && kind
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !plain {
             self.error(raw.kind.span(), &format!("{key}.type"), format!("unknown source type `{kind}`"))
                 .hint(format!("built-in types: {SOURCE_TYPES}; a plugin's name is lower-case letters, digits and underscores"));
@@ -279,26 +343,62 @@ impl<'a> Checker<'a> {
                 ));
             return None;
         }
-        self.unused(key, kind, &[
-            ("base_url", raw.base_url.as_ref().map(|v| v.span())),
-            ("auth", raw.auth.as_ref().map(|v| v.span())),
-            ("headers", raw.headers.as_ref().and_then(|h| h.values().next()).map(|v| v.span())),
-            ("pagination", raw.pagination.as_ref().map(|v| v.span())),
-            ("timeout_secs", raw.timeout_secs.as_ref().map(|v| v.span())),
-            ("max_retries", raw.max_retries.as_ref().map(|v| v.span())),
-            ("backoff_base_ms", raw.backoff_base_ms.as_ref().map(|v| v.span())),
-            ("backoff_max_secs", raw.backoff_max_secs.as_ref().map(|v| v.span())),
-            ("requests_per_second", raw.requests_per_second.as_ref().map(|v| v.span())),
-            ("prefetch_pages", raw.prefetch_pages.as_ref().map(|v| v.span())),
-            ("streams", raw.streams.as_ref().and_then(|s| s.first()).map(|s| s.span())),
-        ]);
+        self.unused(
+            key,
+            kind,
+            &[
+                ("base_url", raw.base_url.as_ref().map(|v| v.span())),
+                ("auth", raw.auth.as_ref().map(|v| v.span())),
+                (
+                    "headers",
+                    raw.headers
+                        .as_ref()
+                        .and_then(|h| h.values().next())
+                        .map(|v| v.span()),
+                ),
+                ("pagination", raw.pagination.as_ref().map(|v| v.span())),
+                ("timeout_secs", raw.timeout_secs.as_ref().map(|v| v.span())),
+                ("max_retries", raw.max_retries.as_ref().map(|v| v.span())),
+                (
+                    "backoff_base_ms",
+                    raw.backoff_base_ms.as_ref().map(|v| v.span()),
+                ),
+                (
+                    "backoff_max_secs",
+                    raw.backoff_max_secs.as_ref().map(|v| v.span()),
+                ),
+                (
+                    "requests_per_second",
+                    raw.requests_per_second.as_ref().map(|v| v.span()),
+                ),
+                (
+                    "prefetch_pages",
+                    raw.prefetch_pages.as_ref().map(|v| v.span()),
+                ),
+                (
+                    "streams",
+                    raw.streams
+                        .as_ref()
+                        .and_then(|s| s.first())
+                        .map(|s| s.span()),
+                ),
+            ],
+        );
         let mut secrets = Vec::new();
         for (name, value) in raw.secrets.iter().flatten() {
             let skey = format!("{key}.secrets.{name}");
-            let in_options = raw.options.as_ref().and_then(|o| o.get_ref().as_table()).is_some_and(|t| t.contains_key(name));
+            let in_options = raw
+                .options
+                .as_ref()
+                .and_then(|o| o.get_ref().as_table())
+                .is_some_and(|t| t.contains_key(name));
             if in_options {
-                self.error(value.span(), &skey, format!("`{name}` is also in `options`"))
-                    .hint("a secret is added to the options under its name; keep it in one place");
+                self.error(
+                    value.span(),
+                    &skey,
+                    format!("`{name}` is also in `options`"),
+                )
+                .hint("a secret is added to the options under its name; keep it in one place");
             } else if let Some(r) = self.secret(value, &skey) {
                 secrets.push((name.clone(), r));
             }
@@ -323,37 +423,57 @@ impl<'a> Checker<'a> {
         })
     }
 
-    fn source(&mut self, name: Spanned<String>, raw: RawSource, plugins: &PluginsConfig) -> Option<SourceConfig> {
+    fn source(
+        &mut self,
+        name: Spanned<String>,
+        raw: RawSource,
+        plugins: &PluginsConfig,
+    ) -> Option<SourceConfig> {
         let errors_before = self.errors.len();
         let key = format!("sources.{}", name.get_ref());
         self.identifier(&name, &key, "source name");
         if name.get_ref() == "model" {
-            self.error(name.span(), &key, "source name `model` is reserved for the unified model's views")
-                .hint("it becomes a warehouse schema; pick another name");
+            self.error(
+                name.span(),
+                &key,
+                "source name `model` is reserved for the unified model's views",
+            )
+            .hint("it becomes a warehouse schema; pick another name");
         }
         let schedule = self.schedule(&key, raw.schedule.as_ref(), raw.timezone.as_ref());
         let connector = match raw.kind.get_ref().as_str() {
             "rest" => self.rest_source(&key, &raw).map(ConnectorConfig::Rest),
-            _ => self.plugin_source(&key, &raw, plugins).map(ConnectorConfig::Plugin),
+            _ => self
+                .plugin_source(&key, &raw, plugins)
+                .map(ConnectorConfig::Plugin),
         };
         if self.errors.len() > errors_before {
             return None;
         }
-        Some(SourceConfig { name: name.into_inner(), schedule: schedule.flatten(), connector: connector? })
+        Some(SourceConfig {
+            name: name.into_inner(),
+            schedule: schedule.flatten(),
+            connector: connector?,
+        })
     }
 
     /// Names become DuckDB schema and table names, so keep them plain.
     pub(crate) fn identifier(&mut self, name: &Spanned<String>, key: &str, what: &str) {
         let n = name.get_ref();
-        let ok = n.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-            && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        let ok = n
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !ok || n == "conveyor" {
             let msg = if n == "conveyor" {
                 format!("{what} `conveyor` is reserved for Conveyor's own tables")
             } else {
                 format!("{what} `{n}` must be lower-case letters, digits and underscores")
             };
-            self.error(name.span(), key, msg).hint("it becomes a warehouse schema or table name");
+            self.error(name.span(), key, msg)
+                .hint("it becomes a warehouse schema or table name");
         }
     }
 
@@ -369,15 +489,23 @@ impl<'a> Checker<'a> {
             Some(t) => match chrono_tz::Tz::from_str(t.get_ref()) {
                 Ok(z) => z,
                 Err(_) => {
-                    self.error(t.span(), &format!("{key}.timezone"), format!("unknown time zone `{}`", t.get_ref()))
-                        .hint("an IANA name such as \"Europe/London\" or \"UTC\"");
+                    self.error(
+                        t.span(),
+                        &format!("{key}.timezone"),
+                        format!("unknown time zone `{}`", t.get_ref()),
+                    )
+                    .hint("an IANA name such as \"Europe/London\" or \"UTC\"");
                     return None;
                 }
             },
         };
         let Some(expr) = expr else { return Some(None) };
         match parse_cron(expr.get_ref()) {
-            Ok(cron) => Some(Some(Schedule { expr: expr.get_ref().clone(), cron, timezone })),
+            Ok(cron) => Some(Some(Schedule {
+                expr: expr.get_ref().clone(),
+                cron,
+                timezone,
+            })),
             Err(e) => {
                 self.error(expr.span(), &format!("{key}.schedule"), format!("invalid cron expression: {e}"))
                     .hint("5 fields (min hour day month weekday) or 6 with seconds first, e.g. \"0 */15 * * * *\"");
@@ -387,13 +515,27 @@ impl<'a> Checker<'a> {
     }
 
     fn rest_source(&mut self, key: &str, raw: &RawSource) -> Option<RestSourceConfig> {
-        self.unused(key, "rest", &[
-            ("options", raw.options.as_ref().map(|o| o.span())),
-            ("secrets", raw.secrets.as_ref().and_then(|s| s.values().next()).map(|v| v.span())),
-        ]);
+        self.unused(
+            key,
+            "rest",
+            &[
+                ("options", raw.options.as_ref().map(|o| o.span())),
+                (
+                    "secrets",
+                    raw.secrets
+                        .as_ref()
+                        .and_then(|s| s.values().next())
+                        .map(|v| v.span()),
+                ),
+            ],
+        );
         let base_url = match &raw.base_url {
             None => {
-                self.error(raw.kind.span(), &format!("{key}.base_url"), "missing key `base_url` (required by type = \"rest\")");
+                self.error(
+                    raw.kind.span(),
+                    &format!("{key}.base_url"),
+                    "missing key `base_url` (required by type = \"rest\")",
+                );
                 None
             }
             Some(u) => self.url(u, &format!("{key}.base_url")),
@@ -414,14 +556,22 @@ impl<'a> Checker<'a> {
         let mut streams = Vec::new();
         match &raw.streams {
             None => {
-                self.error(raw.kind.span(), &format!("{key}.streams"), "a rest source needs at least one [[...streams]] entry");
+                self.error(
+                    raw.kind.span(),
+                    &format!("{key}.streams"),
+                    "a rest source needs at least one [[...streams]] entry",
+                );
             }
             Some(list) => {
                 let mut seen = std::collections::HashSet::new();
                 for (i, s) in list.iter().enumerate() {
                     let skey = format!("{key}.streams[{i}]");
                     if !seen.insert(s.get_ref().name.get_ref().clone()) {
-                        self.error(s.get_ref().name.span(), &format!("{skey}.name"), format!("duplicate stream name `{}`", s.get_ref().name.get_ref()));
+                        self.error(
+                            s.get_ref().name.span(),
+                            &format!("{skey}.name"),
+                            format!("duplicate stream name `{}`", s.get_ref().name.get_ref()),
+                        );
                     }
                     if let Some(stream) = self.rest_stream(&skey, s.get_ref()) {
                         streams.push(stream);
@@ -429,14 +579,25 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        Some(RestSourceConfig { base_url: base_url?, auth: auth?, headers, pagination: pagination?, http: http?, streams })
+        Some(RestSourceConfig {
+            base_url: base_url?,
+            auth: auth?,
+            headers,
+            pagination: pagination?,
+            http: http?,
+            streams,
+        })
     }
 
     fn http(&mut self, key: &str, raw: &RawSource) -> Option<HttpConfig> {
         let mut h = HttpConfig::default();
         if let Some(t) = &raw.timeout_secs {
             if *t.get_ref() == 0 {
-                self.error(t.span(), &format!("{key}.timeout_secs"), "must be at least 1");
+                self.error(
+                    t.span(),
+                    &format!("{key}.timeout_secs"),
+                    "must be at least 1",
+                );
                 return None;
             }
             h.timeout = Duration::from_secs(*t.get_ref());
@@ -462,7 +623,11 @@ impl<'a> Checker<'a> {
             match v {
                 Some(v) if v > 0.0 => h.requests_per_second = Some(v),
                 _ => {
-                    self.error(r.span(), &format!("{key}.requests_per_second"), "must be a positive number");
+                    self.error(
+                        r.span(),
+                        &format!("{key}.requests_per_second"),
+                        "must be a positive number",
+                    );
                     return None;
                 }
             }
@@ -515,14 +680,29 @@ impl<'a> Checker<'a> {
     fn unused(&mut self, key: &str, kind: &str, fields: &[(&str, Option<Range<usize>>)]) {
         for (name, span) in fields {
             if let Some(span) = span {
-                self.error(span.clone(), &format!("{key}.{name}"), format!("not used by type = \"{kind}\""));
+                self.error(
+                    span.clone(),
+                    &format!("{key}.{name}"),
+                    format!("not used by type = \"{kind}\""),
+                );
             }
         }
     }
 
-    fn required<'r>(&mut self, v: &'r Option<Spanned<String>>, key: &str, field: &str, kind: &str, at: Range<usize>) -> Option<&'r Spanned<String>> {
+    fn required<'r>(
+        &mut self,
+        v: &'r Option<Spanned<String>>,
+        key: &str,
+        field: &str,
+        kind: &str,
+        at: Range<usize>,
+    ) -> Option<&'r Spanned<String>> {
         if v.is_none() {
-            self.error(at, &format!("{key}.{field}"), format!("missing key `{field}` (required by type = \"{kind}\")"));
+            self.error(
+                at,
+                &format!("{key}.{field}"),
+                format!("missing key `{field}` (required by type = \"{kind}\")"),
+            );
         }
         v.as_ref()
     }
@@ -534,41 +714,116 @@ impl<'a> Checker<'a> {
         let sp = |f: &Option<Spanned<String>>| f.as_ref().map(|s| s.span());
         match kind {
             "none" => {
-                self.unused(key, kind, &[("key", sp(&a.key)), ("token", sp(&a.token)), ("password", sp(&a.password)), ("client_secret", sp(&a.client_secret))]);
+                self.unused(
+                    key,
+                    kind,
+                    &[
+                        ("key", sp(&a.key)),
+                        ("token", sp(&a.token)),
+                        ("password", sp(&a.password)),
+                        ("client_secret", sp(&a.client_secret)),
+                    ],
+                );
                 Some(AuthConfig::None)
             }
             "api_key" => {
-                self.unused(key, kind, &[("username", sp(&a.username)), ("password", sp(&a.password)), ("token", sp(&a.token)), ("token_url", sp(&a.token_url)), ("client_id", sp(&a.client_id)), ("client_secret", sp(&a.client_secret)), ("refresh_token", sp(&a.refresh_token))]);
+                self.unused(
+                    key,
+                    kind,
+                    &[
+                        ("username", sp(&a.username)),
+                        ("password", sp(&a.password)),
+                        ("token", sp(&a.token)),
+                        ("token_url", sp(&a.token_url)),
+                        ("client_id", sp(&a.client_id)),
+                        ("client_secret", sp(&a.client_secret)),
+                        ("refresh_token", sp(&a.refresh_token)),
+                    ],
+                );
                 let location = match (&a.header, &a.query_param) {
                     (Some(h), None) => KeyLocation::Header(h.get_ref().clone()),
                     (None, Some(q)) => KeyLocation::Query(q.get_ref().clone()),
                     _ => {
-                        self.error(at.clone(), key, "api_key auth needs exactly one of `header` or `query_param`")
-                            .hint("e.g. header = \"X-API-Key\"");
+                        self.error(
+                            at.clone(),
+                            key,
+                            "api_key auth needs exactly one of `header` or `query_param`",
+                        )
+                        .hint("e.g. header = \"X-API-Key\"");
                         return None;
                     }
                 };
                 let k = self.required(&a.key, key, "key", kind, at)?;
                 let key_ref = self.secret(k, &format!("{key}.key"))?;
-                Some(AuthConfig::ApiKey { location, key: key_ref })
+                Some(AuthConfig::ApiKey {
+                    location,
+                    key: key_ref,
+                })
             }
             "basic" => {
-                self.unused(key, kind, &[("key", sp(&a.key)), ("token", sp(&a.token)), ("token_url", sp(&a.token_url)), ("client_id", sp(&a.client_id)), ("client_secret", sp(&a.client_secret)), ("refresh_token", sp(&a.refresh_token)), ("header", sp(&a.header)), ("query_param", sp(&a.query_param))]);
+                self.unused(
+                    key,
+                    kind,
+                    &[
+                        ("key", sp(&a.key)),
+                        ("token", sp(&a.token)),
+                        ("token_url", sp(&a.token_url)),
+                        ("client_id", sp(&a.client_id)),
+                        ("client_secret", sp(&a.client_secret)),
+                        ("refresh_token", sp(&a.refresh_token)),
+                        ("header", sp(&a.header)),
+                        ("query_param", sp(&a.query_param)),
+                    ],
+                );
                 let u = self.required(&a.username, key, "username", kind, at.clone());
                 let p = self.required(&a.password, key, "password", kind, at);
                 let password = self.secret(p?, &format!("{key}.password"))?;
-                Some(AuthConfig::Basic { username: u?.get_ref().clone(), password })
+                Some(AuthConfig::Basic {
+                    username: u?.get_ref().clone(),
+                    password,
+                })
             }
             "bearer" => {
-                self.unused(key, kind, &[("key", sp(&a.key)), ("username", sp(&a.username)), ("password", sp(&a.password)), ("token_url", sp(&a.token_url)), ("client_id", sp(&a.client_id)), ("client_secret", sp(&a.client_secret)), ("refresh_token", sp(&a.refresh_token))]);
+                self.unused(
+                    key,
+                    kind,
+                    &[
+                        ("key", sp(&a.key)),
+                        ("username", sp(&a.username)),
+                        ("password", sp(&a.password)),
+                        ("token_url", sp(&a.token_url)),
+                        ("client_id", sp(&a.client_id)),
+                        ("client_secret", sp(&a.client_secret)),
+                        ("refresh_token", sp(&a.refresh_token)),
+                    ],
+                );
                 let t = self.required(&a.token, key, "token", kind, at)?;
-                Some(AuthConfig::Bearer { token: self.secret(t, &format!("{key}.token"))? })
+                Some(AuthConfig::Bearer {
+                    token: self.secret(t, &format!("{key}.token"))?,
+                })
             }
             "oauth2_client_credentials" | "oauth2_refresh_token" => {
-                self.unused(key, kind, &[("key", sp(&a.key)), ("username", sp(&a.username)), ("password", sp(&a.password)), ("token", sp(&a.token)), ("header", sp(&a.header)), ("query_param", sp(&a.query_param))]);
-                let token_url = self.required(&a.token_url, key, "token_url", kind, at.clone()).and_then(|u| self.url(u, &format!("{key}.token_url")));
-                let client_id = self.required(&a.client_id, key, "client_id", kind, at.clone()).map(|s| s.get_ref().clone());
-                let client_secret = self.required(&a.client_secret, key, "client_secret", kind, at.clone()).and_then(|s| self.secret(s, &format!("{key}.client_secret")));
+                self.unused(
+                    key,
+                    kind,
+                    &[
+                        ("key", sp(&a.key)),
+                        ("username", sp(&a.username)),
+                        ("password", sp(&a.password)),
+                        ("token", sp(&a.token)),
+                        ("header", sp(&a.header)),
+                        ("query_param", sp(&a.query_param)),
+                    ],
+                );
+                let token_url = self
+                    .required(&a.token_url, key, "token_url", kind, at.clone())
+                    .and_then(|u| self.url(u, &format!("{key}.token_url")));
+                let client_id = self
+                    .required(&a.client_id, key, "client_id", kind, at.clone())
+                    .map(|s| s.get_ref().clone());
+                let client_secret = self
+                    .required(&a.client_secret, key, "client_secret", kind, at.clone())
+                    .and_then(|s| self.secret(s, &format!("{key}.client_secret")));
                 if kind == "oauth2_client_credentials" {
                     self.unused(key, kind, &[("refresh_token", sp(&a.refresh_token))]);
                     Some(AuthConfig::OAuth2ClientCredentials {
@@ -579,13 +834,24 @@ impl<'a> Checker<'a> {
                     })
                 } else {
                     self.unused(key, kind, &[("scope", sp(&a.scope))]);
-                    let refresh = self.required(&a.refresh_token, key, "refresh_token", kind, at).and_then(|s| self.secret(s, &format!("{key}.refresh_token")));
-                    Some(AuthConfig::OAuth2RefreshToken { token_url: token_url?, client_id: client_id?, client_secret: client_secret?, refresh_token: refresh? })
+                    let refresh = self
+                        .required(&a.refresh_token, key, "refresh_token", kind, at)
+                        .and_then(|s| self.secret(s, &format!("{key}.refresh_token")));
+                    Some(AuthConfig::OAuth2RefreshToken {
+                        token_url: token_url?,
+                        client_id: client_id?,
+                        client_secret: client_secret?,
+                        refresh_token: refresh?,
+                    })
                 }
             }
             other => {
-                self.error(a.kind.span(), &format!("{key}.type"), format!("unknown auth type `{other}`"))
-                    .hint(format!("one of: {AUTH_TYPES}"));
+                self.error(
+                    a.kind.span(),
+                    &format!("{key}.type"),
+                    format!("unknown auth type `{other}`"),
+                )
+                .hint(format!("one of: {AUTH_TYPES}"));
                 None
             }
         }
@@ -596,14 +862,42 @@ impl<'a> Checker<'a> {
         let kind = p.kind.get_ref().as_str();
         let s = |f: &Option<Spanned<String>>| f.as_ref().map(|v| v.span());
         let n = |f: &Option<Spanned<u64>>| f.as_ref().map(|v| v.span());
-        let str_or = |f: &Option<Spanned<String>>, d: &str| f.as_ref().map(|v| v.get_ref().clone()).unwrap_or_else(|| d.to_string());
-        let num_or = |f: &Option<Spanned<u64>>, d: u64| f.as_ref().map(|v| *v.get_ref()).unwrap_or(d);
-        let next_fields = [("next_path", s(&p.next_path)), ("count_path", s(&p.count_path)), ("min_count", n(&p.min_count))];
-        let cursor_fields = [("cursor_path", s(&p.cursor_path)), ("cursor_param", s(&p.cursor_param))];
-        let offset_fields = [("offset_param", s(&p.offset_param)), ("limit_param", s(&p.limit_param)), ("limit", n(&p.limit)), ("start_offset", n(&p.start_offset))];
-        let page_fields = [("page_param", s(&p.page_param)), ("size_param", s(&p.size_param)), ("size", n(&p.size)), ("start_page", n(&p.start_page)), ("total_pages_header", s(&p.total_pages_header))];
+        let str_or = |f: &Option<Spanned<String>>, d: &str| {
+            f.as_ref()
+                .map(|v| v.get_ref().clone())
+                .unwrap_or_else(|| d.to_string())
+        };
+        let num_or =
+            |f: &Option<Spanned<u64>>, d: u64| f.as_ref().map(|v| *v.get_ref()).unwrap_or(d);
+        let next_fields = [
+            ("next_path", s(&p.next_path)),
+            ("count_path", s(&p.count_path)),
+            ("min_count", n(&p.min_count)),
+        ];
+        let cursor_fields = [
+            ("cursor_path", s(&p.cursor_path)),
+            ("cursor_param", s(&p.cursor_param)),
+        ];
+        let offset_fields = [
+            ("offset_param", s(&p.offset_param)),
+            ("limit_param", s(&p.limit_param)),
+            ("limit", n(&p.limit)),
+            ("start_offset", n(&p.start_offset)),
+        ];
+        let page_fields = [
+            ("page_param", s(&p.page_param)),
+            ("size_param", s(&p.size_param)),
+            ("size", n(&p.size)),
+            ("start_page", n(&p.start_page)),
+            ("total_pages_header", s(&p.total_pages_header)),
+        ];
         let unused = |c: &mut Self, except: &str| {
-            for (group, fields) in [("next_url", &next_fields[..]), ("cursor", &cursor_fields[..]), ("offset", &offset_fields[..]), ("page", &page_fields[..])] {
+            for (group, fields) in [
+                ("next_url", &next_fields[..]),
+                ("cursor", &cursor_fields[..]),
+                ("offset", &offset_fields[..]),
+                ("page", &page_fields[..]),
+            ] {
                 if group != except {
                     c.unused(key, kind, fields);
                 }
@@ -636,8 +930,12 @@ impl<'a> Checker<'a> {
             "cursor" => {
                 unused(self, "cursor");
                 let path = self.required(&p.cursor_path, key, "cursor_path", kind, p.kind.span());
-                let param = self.required(&p.cursor_param, key, "cursor_param", kind, p.kind.span());
-                Some(PaginationConfig::CursorToken { cursor_path: JsonPath::parse(path?.get_ref()), cursor_param: param?.get_ref().clone() })
+                let param =
+                    self.required(&p.cursor_param, key, "cursor_param", kind, p.kind.span());
+                Some(PaginationConfig::CursorToken {
+                    cursor_path: JsonPath::parse(path?.get_ref()),
+                    cursor_param: param?.get_ref().clone(),
+                })
             }
             "offset" => {
                 unused(self, "offset");
@@ -661,8 +959,12 @@ impl<'a> Checker<'a> {
                 })
             }
             other => {
-                self.error(p.kind.span(), &format!("{key}.type"), format!("unknown pagination type `{other}`"))
-                    .hint(format!("one of: {PAGINATION_TYPES}"));
+                self.error(
+                    p.kind.span(),
+                    &format!("{key}.type"),
+                    format!("unknown pagination type `{other}`"),
+                )
+                .hint(format!("one of: {PAGINATION_TYPES}"));
                 None
             }
         }
@@ -671,7 +973,9 @@ impl<'a> Checker<'a> {
     fn rest_stream(&mut self, key: &str, s: &RawStream) -> Option<RestStreamConfig> {
         let errors_before = self.errors.len();
         self.identifier(&s.name, &format!("{key}.name"), "stream name");
-        let path = self.required(&s.path, key, "path", "rest", s.name.span()).map(|p| p.get_ref().clone());
+        let path = self
+            .required(&s.path, key, "path", "rest", s.name.span())
+            .map(|p| p.get_ref().clone());
         let mut params = Vec::new();
         if let Some(ps) = &s.params {
             for (k, v) in ps.get_ref() {
@@ -681,7 +985,11 @@ impl<'a> Checker<'a> {
                     toml::Value::Float(f) => f.to_string(),
                     toml::Value::Boolean(b) => b.to_string(),
                     _ => {
-                        self.error(ps.span(), &format!("{key}.params.{k}"), "must be a string, number or boolean");
+                        self.error(
+                            ps.span(),
+                            &format!("{key}.params.{k}"),
+                            "must be a string, number or boolean",
+                        );
                         continue;
                     }
                 };
@@ -696,18 +1004,29 @@ impl<'a> Checker<'a> {
             }
             Some(pk) => match pk.get_ref() {
                 toml::Value::String(x) => vec![x.clone()],
-                toml::Value::Array(a) if !a.is_empty() && a.iter().all(|v| v.is_str()) => {
-                    a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
-                }
+                toml::Value::Array(a) if !a.is_empty() && a.iter().all(|v| v.is_str()) => a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
                 _ => {
-                    self.error(pk.span(), &format!("{key}.primary_key"), "must be a field name or a non-empty list of field names");
+                    self.error(
+                        pk.span(),
+                        &format!("{key}.primary_key"),
+                        "must be a field name or a non-empty list of field names",
+                    );
                     Vec::new()
                 }
             },
         };
         let uses_placeholder = params.iter().any(|(_, v)| v.contains("{cursor}"));
-        let incremental = s.incremental.as_ref().and_then(|i| self.incremental(&format!("{key}.incremental"), i, uses_placeholder));
-        let pagination = s.pagination.as_ref().map(|p| self.pagination(&format!("{key}.pagination"), p));
+        let incremental = s
+            .incremental
+            .as_ref()
+            .and_then(|i| self.incremental(&format!("{key}.incremental"), i, uses_placeholder));
+        let pagination = s
+            .pagination
+            .as_ref()
+            .map(|p| self.pagination(&format!("{key}.pagination"), p));
         if self.errors.len() > errors_before {
             return None;
         }
@@ -715,14 +1034,23 @@ impl<'a> Checker<'a> {
             name: s.name.get_ref().clone(),
             path: path?,
             params,
-            record_selector: s.records.as_ref().map(|r| JsonPath::parse(r.get_ref())).unwrap_or_default(),
+            record_selector: s
+                .records
+                .as_ref()
+                .map(|r| JsonPath::parse(r.get_ref()))
+                .unwrap_or_default(),
             primary_key,
             incremental,
             pagination: pagination.flatten(),
         })
     }
 
-    fn incremental(&mut self, key: &str, i: &Spanned<RawIncremental>, uses_placeholder: bool) -> Option<IncrementalConfig> {
+    fn incremental(
+        &mut self,
+        key: &str,
+        i: &Spanned<RawIncremental>,
+        uses_placeholder: bool,
+    ) -> Option<IncrementalConfig> {
         let at = i.span();
         let i = i.get_ref();
         let location = match (&i.param, &i.header) {
@@ -741,12 +1069,20 @@ impl<'a> Checker<'a> {
             Some("unix_ms") => CursorFormat::UnixMillis,
             Some(other) => {
                 let span = i.format.as_ref().map(|f| f.span()).unwrap_or(0..0);
-                self.error(span, &format!("{key}.format"), format!("unknown cursor format `{other}`"))
-                    .hint("one of: rfc3339, unix, unix_ms");
+                self.error(
+                    span,
+                    &format!("{key}.format"),
+                    format!("unknown cursor format `{other}`"),
+                )
+                .hint("one of: rfc3339, unix, unix_ms");
                 return None;
             }
         };
-        let template = i.template.as_ref().map(|t| t.get_ref().clone()).unwrap_or_else(|| "{cursor}".into());
+        let template = i
+            .template
+            .as_ref()
+            .map(|t| t.get_ref().clone())
+            .unwrap_or_else(|| "{cursor}".into());
         if !template.contains("{cursor}") {
             let span = i.template.as_ref().map(|t| t.span()).unwrap_or(0..0);
             self.error(span, &format!("{key}.template"), "must contain `{cursor}`");
@@ -757,7 +1093,9 @@ impl<'a> Checker<'a> {
             location,
             value_format,
             template,
-            lookback: Duration::from_secs(i.lookback_secs.as_ref().map(|l| *l.get_ref()).unwrap_or(0)),
+            lookback: Duration::from_secs(
+                i.lookback_secs.as_ref().map(|l| *l.get_ref()).unwrap_or(0),
+            ),
             start: i.start.as_ref().map(|s| s.get_ref().clone()),
         })
     }
@@ -769,18 +1107,28 @@ fn toml_to_json(v: &toml::Value) -> serde_json::Value {
     match v {
         toml::Value::String(s) => J::String(s.clone()),
         toml::Value::Integer(i) => J::from(*i),
-        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(J::Number)
+            .unwrap_or(J::Null),
         toml::Value::Boolean(b) => J::Bool(*b),
         toml::Value::Datetime(d) => J::String(d.to_string()),
         toml::Value::Array(a) => J::Array(a.iter().map(toml_to_json).collect()),
-        toml::Value::Table(t) => J::Object(t.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect()),
+        toml::Value::Table(t) => J::Object(
+            t.iter()
+                .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                .collect(),
+        ),
     }
 }
 
 /// Parses a cron expression; a 5-field expression gets seconds = 0.
 pub fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
     let fields = expr.split_whitespace().count();
-    let full = if fields == 5 { format!("0 {expr}") } else { expr.to_string() };
+    let full = if fields == 5 {
+        format!("0 {expr}")
+    } else {
+        expr.to_string()
+    };
     cron::Schedule::from_str(&full).map_err(|e| {
         // The cron crate's message repeats the expression with a caret
         // under the fault; keep only the explanation, on one line.
@@ -788,19 +1136,28 @@ pub fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
         let lines: Vec<&str> = text
             .lines()
             .map(str::trim)
-            .filter(|l| !l.is_empty() && *l != full && !l.chars().all(|c| c == '^' || c.is_whitespace()))
+            .filter(|l| {
+                !l.is_empty() && *l != full && !l.chars().all(|c| c == '^' || c.is_whitespace())
+            })
             .collect();
-        if lines.is_empty() { text } else { lines.join(" ") }
+        if lines.is_empty() {
+            text
+        } else {
+            lines.join(" ")
+        }
     })
 }
 
 /// A size DuckDB understands: a number and a unit (`512MB`, `2 GiB`).
 fn is_size(text: &str) -> bool {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
     const UNITS: [&str; 9] = ["B", "KB", "MB", "GB", "TB", "KIB", "MIB", "GIB", "TIB"];
-    number.parse::<f64>().is_ok_and(|n| n > 0.0) && UNITS.contains(&unit.trim().to_ascii_uppercase().as_str())
+    number.parse::<f64>().is_ok_and(|n| n > 0.0)
+        && UNITS.contains(&unit.trim().to_ascii_uppercase().as_str())
 }
 
 #[cfg(test)]
@@ -840,22 +1197,39 @@ incremental = { cursor_field = "updated_at", param = "updated_since", lookback_s
         let s = c.source("crm").unwrap();
         let sched = s.schedule.as_ref().unwrap();
         assert_eq!(sched.timezone, chrono_tz::Europe::London);
-        let ConnectorConfig::Rest(r) = &s.connector else { panic!("a rest source") };
+        let ConnectorConfig::Rest(r) = &s.connector else {
+            panic!("a rest source")
+        };
         assert_eq!(r.pagination, PaginationConfig::LinkHeader);
         assert_eq!(r.streams[0].record_selector, JsonPath(vec!["data".into()]));
         let inc = r.streams[0].incremental.as_ref().unwrap();
         assert_eq!(inc.lookback, Duration::from_secs(60));
-        assert_eq!(inc.location, Some(KeyLocation::Query("updated_since".into())));
+        assert_eq!(
+            inc.location,
+            Some(KeyLocation::Query("updated_since".into()))
+        );
     }
 
     #[test]
     fn memory_limit_must_be_a_size() {
-        let ok = GOOD.replace("path = \"wh.duckdb\"", "path = \"wh.duckdb\"\nmemory_limit = \"256MB\"");
+        let ok = GOOD.replace(
+            "path = \"wh.duckdb\"",
+            "path = \"wh.duckdb\"\nmemory_limit = \"256MB\"",
+        );
         assert_eq!(check(&ok).unwrap().warehouse.memory_limit, "256MB");
-        let bad = GOOD.replace("path = \"wh.duckdb\"", "path = \"wh.duckdb\"\nmemory_limit = \"lots\"");
+        let bad = GOOD.replace(
+            "path = \"wh.duckdb\"",
+            "path = \"wh.duckdb\"\nmemory_limit = \"lots\"",
+        );
         let errs = check(&bad).unwrap_err().to_string();
-        assert!(errs.contains("conveyor.toml:4:16: warehouse.memory_limit: `lots` is not a size"), "{errs}");
-        assert_eq!(check(&GOOD).unwrap().warehouse.memory_limit, DEFAULT_MEMORY_LIMIT);
+        assert!(
+            errs.contains("conveyor.toml:4:16: warehouse.memory_limit: `lots` is not a size"),
+            "{errs}"
+        );
+        assert_eq!(
+            check(&GOOD).unwrap().warehouse.memory_limit,
+            DEFAULT_MEMORY_LIMIT
+        );
     }
 
     #[test]
@@ -917,30 +1291,63 @@ options = { dir = "/drops", streams = [{ name = "hours", pattern = "*.csv", prim
 "#;
         let c = check(text).unwrap();
         assert_eq!(c.plugins.dirs, [PathBuf::from("/etc/conveyor/plugins")]);
-        assert_eq!(c.plugins.sha256["file_drop"], format!("ab{}", "0".repeat(62)));
-        let ConnectorConfig::Plugin(p) = &c.source("hours").unwrap().connector else { panic!("a plugin source") };
+        assert_eq!(
+            c.plugins.sha256["file_drop"],
+            format!("ab{}", "0".repeat(62))
+        );
+        let ConnectorConfig::Plugin(p) = &c.source("hours").unwrap().connector else {
+            panic!("a plugin source")
+        };
         assert_eq!(p.plugin, "file_drop");
         assert_eq!(p.options["streams"][0]["primary_key"][0], "id");
-        assert_eq!((p.dirs.as_slice(), p.sha256.as_deref()), (c.plugins.dirs.as_slice(), Some(c.plugins.sha256["file_drop"].as_str())));
+        assert_eq!(
+            (p.dirs.as_slice(), p.sha256.as_deref()),
+            (
+                c.plugins.dirs.as_slice(),
+                Some(c.plugins.sha256["file_drop"].as_str())
+            )
+        );
         assert!(p.secrets.is_empty());
 
         // Secrets are references, checked like every other secret.
-        let with_secret = text.replace("options = {", "secrets = { api_token = \"env:CONVEYOR_TEST_UNSET_TOKEN\" }\noptions = {");
+        let with_secret = text.replace(
+            "options = {",
+            "secrets = { api_token = \"env:CONVEYOR_TEST_UNSET_TOKEN\" }\noptions = {",
+        );
         let e = check(&with_secret).unwrap_err().to_string();
         assert!(e.contains("sources.hours.secrets.api_token: environment variable CONVEYOR_TEST_UNSET_TOKEN is not set"), "{e}");
         let c = check(&with_secret.replace("env:CONVEYOR_TEST_UNSET_TOKEN", "env:PATH")).unwrap();
-        let ConnectorConfig::Plugin(p) = &c.source("hours").unwrap().connector else { panic!("a plugin source") };
+        let ConnectorConfig::Plugin(p) = &c.source("hours").unwrap().connector else {
+            panic!("a plugin source")
+        };
         assert_eq!(p.secrets.len(), 1);
         assert_eq!(p.secrets[0].0, "api_token");
 
         // Without plugin dirs the type is unknown, with a hint saying how to add them.
-        let e = check(&text.replace("dirs = [\"plugins\"]", "")).unwrap_err().to_string();
-        assert!(e.contains("sources.hours.type: unknown source type `file_drop`") && e.contains("add [plugins] dirs"), "{e}");
+        let e = check(&text.replace("dirs = [\"plugins\"]", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sources.hours.type: unknown source type `file_drop`")
+                && e.contains("add [plugins] dirs"),
+            "{e}"
+        );
         // REST keys on a plugin source, options on a REST source, a bad digest.
-        let bad = text.replace("type = \"file_drop\"", "type = \"file_drop\"\nbase_url = \"https://x\"").replace("AB00", "zz");
+        let bad = text
+            .replace(
+                "type = \"file_drop\"",
+                "type = \"file_drop\"\nbase_url = \"https://x\"",
+            )
+            .replace("AB00", "zz");
         let e = check(&bad).unwrap_err().to_string();
-        assert!(e.contains("sources.hours.base_url: not used by type = \"file_drop\""), "{e}");
-        assert!(e.contains("plugins.sha256.file_drop: must be a SHA-256 digest"), "{e}");
+        assert!(
+            e.contains("sources.hours.base_url: not used by type = \"file_drop\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("plugins.sha256.file_drop: must be a SHA-256 digest"),
+            "{e}"
+        );
     }
 
     #[test]

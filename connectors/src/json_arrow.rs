@@ -10,7 +10,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::builder::{BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::builder::{
+    BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
 use arrow_array::{ArrayRef, NullArray, RecordBatch, RecordBatchOptions};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -70,13 +73,19 @@ impl Kind {
 pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
     let b = s.as_bytes();
     // Cheap shape check first: most strings are not timestamps.
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ')
+    {
         return None;
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z").ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 fn parse_date(s: &str) -> Option<NaiveDate> {
@@ -104,7 +113,10 @@ pub fn records_to_batch(records: &[Value]) -> Result<RecordBatch, ConnectorError
         let Value::Object(obj) = r else {
             return Err(ConnectorError::new(
                 ErrorKind::Data,
-                format!("record {i} is a JSON {}, not an object; check the stream's `records` selector", type_name(r)),
+                format!(
+                    "record {i} is a JSON {}, not an object; check the stream's `records` selector",
+                    type_name(r)
+                ),
             ));
         };
         for (k, v) in obj {
@@ -129,32 +141,56 @@ pub fn records_to_batch(records: &[Value]) -> Result<RecordBatch, ConnectorError
         columns.push(array);
     }
     let options = RecordBatchOptions::new().with_row_count(Some(objects.len()));
-    RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options)
-        .map_err(|e| ConnectorError::new(ErrorKind::Data, format!("cannot build record batch: {e}")))
+    RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options).map_err(
+        |e| ConnectorError::new(ErrorKind::Data, format!("cannot build record batch: {e}")),
+    )
 }
 
-fn build_column<'a>(name: &str, kind: Kind, values: impl Iterator<Item = &'a Value>, len: usize) -> (Field, ArrayRef) {
+fn build_column<'a>(
+    name: &str,
+    kind: Kind,
+    values: impl Iterator<Item = &'a Value>,
+    len: usize,
+) -> (Field, ArrayRef) {
     match kind {
-        Kind::Null => (Field::new(name, DataType::Null, true), Arc::new(NullArray::new(len))),
+        Kind::Null => (
+            Field::new(name, DataType::Null, true),
+            Arc::new(NullArray::new(len)),
+        ),
         Kind::Bool => {
             let mut b = BooleanBuilder::with_capacity(len);
             values.for_each(|v| b.append_option(v.as_bool()));
-            (Field::new(name, DataType::Boolean, true), Arc::new(b.finish()))
+            (
+                Field::new(name, DataType::Boolean, true),
+                Arc::new(b.finish()),
+            )
         }
         Kind::Int => {
             let mut b = Int64Builder::with_capacity(len);
             values.for_each(|v| b.append_option(v.as_i64()));
-            (Field::new(name, DataType::Int64, true), Arc::new(b.finish()))
+            (
+                Field::new(name, DataType::Int64, true),
+                Arc::new(b.finish()),
+            )
         }
         Kind::Float => {
             let mut b = Float64Builder::with_capacity(len);
             values.for_each(|v| b.append_option(v.as_f64()));
-            (Field::new(name, DataType::Float64, true), Arc::new(b.finish()))
+            (
+                Field::new(name, DataType::Float64, true),
+                Arc::new(b.finish()),
+            )
         }
         Kind::Timestamp => {
             // Naive UTC: the warehouse stores instants as TIMESTAMP in UTC.
             let mut b = TimestampMicrosecondBuilder::with_capacity(len);
-            values.for_each(|v| b.append_option(v.as_str().and_then(parse_timestamp).map(|t| t.timestamp_micros())));
+            values.for_each(|v| {
+                b.append_option(
+                    v.as_str()
+                        .and_then(parse_timestamp)
+                        .map(|t| t.timestamp_micros()),
+                )
+            });
             let dt = DataType::Timestamp(TimeUnit::Microsecond, None);
             (Field::new(name, dt, true), Arc::new(b.finish()))
         }
@@ -167,7 +203,10 @@ fn build_column<'a>(name: &str, kind: Kind, values: impl Iterator<Item = &'a Val
                     date_days(s)
                 }))
             });
-            (Field::new(name, DataType::Date32, true), Arc::new(b.finish()))
+            (
+                Field::new(name, DataType::Date32, true),
+                Arc::new(b.finish()),
+            )
         }
         Kind::Str | Kind::Json => {
             let mut b = StringBuilder::with_capacity(len, len * 16);
@@ -213,20 +252,36 @@ mod tests {
         ];
         let b = records_to_batch(&recs).unwrap();
         let s = b.schema();
-        let types: Vec<_> = s.fields().iter().map(|f| (f.name().as_str(), f.data_type().clone())).collect();
+        let types: Vec<_> = s
+            .fields()
+            .iter()
+            .map(|f| (f.name().as_str(), f.data_type().clone()))
+            .collect();
         assert_eq!(types[0], ("id", DataType::Int64));
         assert_eq!(types[1], ("amount", DataType::Float64));
         assert_eq!(types[2], ("ok", DataType::Boolean));
         assert_eq!(types[3].1, DataType::Timestamp(TimeUnit::Microsecond, None));
         assert_eq!(types[4], ("day", DataType::Date32));
-        assert_eq!(s.field(5).metadata().get(JSON_TYPE_KEY).map(String::as_str), Some("json"));
+        assert_eq!(
+            s.field(5).metadata().get(JSON_TYPE_KEY).map(String::as_str),
+            Some("json")
+        );
         assert_eq!(types[7], ("extra", DataType::Utf8));
         assert_eq!(b.column(0).as_primitive::<Int64Type>().value(1), 2);
         assert_eq!(b.column(1).as_primitive::<Float64Type>().value(0), 10.0);
         // 07:15:22-07:00 is 14:15:22 UTC.
-        let ts = b.column(3).as_primitive::<TimestampMicrosecondType>().value(1);
-        assert_eq!(DateTime::from_timestamp_micros(ts).unwrap().to_rfc3339(), "2024-06-03T14:15:22+00:00");
-        assert_eq!(b.column(5).as_string::<i32>().value(0), r#"{"city":"Leeds"}"#);
+        let ts = b
+            .column(3)
+            .as_primitive::<TimestampMicrosecondType>()
+            .value(1);
+        assert_eq!(
+            DateTime::from_timestamp_micros(ts).unwrap().to_rfc3339(),
+            "2024-06-03T14:15:22+00:00"
+        );
+        assert_eq!(
+            b.column(5).as_string::<i32>().value(0),
+            r#"{"city":"Leeds"}"#
+        );
         assert!(b.column(7).is_null(0));
     }
 
@@ -236,7 +291,10 @@ mod tests {
         let b = records_to_batch(&recs).unwrap();
         assert_eq!(b.schema().field(0).data_type(), &DataType::Utf8);
         let col = b.column(0).as_string::<i32>();
-        assert_eq!((col.value(0), col.value(1), col.value(2)), ("1", "n/a", r#"{"x":1}"#));
+        assert_eq!(
+            (col.value(0), col.value(1), col.value(2)),
+            ("1", "n/a", r#"{"x":1}"#)
+        );
     }
 
     #[test]

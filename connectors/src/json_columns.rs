@@ -12,7 +12,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow_array::builder::{BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::builder::{
+    BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
 use arrow_array::{ArrayRef, NullArray, RecordBatch, RecordBatchOptions};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -42,13 +45,23 @@ pub fn parse_page(body: &[u8], selector: &[String]) -> Option<Result<Page, serde
     }
     let mut columns = Columns::default();
     let mut de = serde_json::Deserializer::from_slice(body);
-    let envelope = match (DocSeed { selector, columns: &mut columns }).deserialize(&mut de).and_then(|v| de.end().map(|_| v)) {
+    let envelope = match (DocSeed {
+        selector,
+        columns: &mut columns,
+    })
+    .deserialize(&mut de)
+    .and_then(|v| de.end().map(|_| v))
+    {
         Ok(v) => v,
         Err(e) => return Some(Err(e)),
     };
     let records = columns.rows;
     let batch = (records > 0).then(|| columns.finish());
-    Some(Ok(Page { envelope, records, batch }))
+    Some(Ok(Page {
+        envelope,
+        records,
+        batch,
+    }))
 }
 
 /// A field value as read, before the column's type is known.
@@ -59,7 +72,10 @@ enum Cell {
     Int(i64),
     Float(f64),
     /// A string or a nested document (as JSON text) in the column's buffer.
-    Text { start: u32, len: u32 },
+    Text {
+        start: u32,
+        len: u32,
+    },
 }
 
 struct Column {
@@ -85,7 +101,14 @@ impl Column {
     fn push_text(&mut self, row: usize, s: &str, kind: Kind) {
         let start = self.text.len() as u32;
         self.text.push_str(s);
-        self.set(row, Cell::Text { start, len: s.len() as u32 }, kind);
+        self.set(
+            row,
+            Cell::Text {
+                start,
+                len: s.len() as u32,
+            },
+            kind,
+        );
     }
 
     fn str_at(&self, start: u32, len: u32) -> &str {
@@ -111,7 +134,12 @@ impl Columns {
                 Some(&i) => i,
                 None => {
                     self.index.insert(key.to_string(), self.columns.len());
-                    self.columns.push(Column { name: key.to_string(), kind: Kind::Null, cells: Vec::new(), text: String::new() });
+                    self.columns.push(Column {
+                        name: key.to_string(),
+                        kind: Kind::Null,
+                        cells: Vec::new(),
+                        text: String::new(),
+                    });
                     self.columns.len() - 1
                 }
             },
@@ -140,16 +168,31 @@ fn build(col: &Column, len: usize) -> (Field, ArrayRef) {
     let name = col.name.as_str();
     let cells = col.cells.iter();
     match col.kind {
-        Kind::Null => (Field::new(name, DataType::Null, true), Arc::new(NullArray::new(len))),
+        Kind::Null => (
+            Field::new(name, DataType::Null, true),
+            Arc::new(NullArray::new(len)),
+        ),
         Kind::Bool => {
             let mut b = BooleanBuilder::with_capacity(len);
-            cells.for_each(|c| b.append_option(if let Cell::Bool(v) = c { Some(*v) } else { None }));
-            (Field::new(name, DataType::Boolean, true), Arc::new(b.finish()))
+            cells.for_each(|c| {
+                b.append_option(if let Cell::Bool(v) = c {
+                    Some(*v)
+                } else {
+                    None
+                })
+            });
+            (
+                Field::new(name, DataType::Boolean, true),
+                Arc::new(b.finish()),
+            )
         }
         Kind::Int => {
             let mut b = Int64Builder::with_capacity(len);
             cells.for_each(|c| b.append_option(if let Cell::Int(v) = c { Some(*v) } else { None }));
-            (Field::new(name, DataType::Int64, true), Arc::new(b.finish()))
+            (
+                Field::new(name, DataType::Int64, true),
+                Arc::new(b.finish()),
+            )
         }
         Kind::Float => {
             let mut b = Float64Builder::with_capacity(len);
@@ -160,17 +203,25 @@ fn build(col: &Column, len: usize) -> (Field, ArrayRef) {
                     _ => None,
                 })
             });
-            (Field::new(name, DataType::Float64, true), Arc::new(b.finish()))
+            (
+                Field::new(name, DataType::Float64, true),
+                Arc::new(b.finish()),
+            )
         }
         Kind::Timestamp => {
             let mut b = TimestampMicrosecondBuilder::with_capacity(len);
             cells.for_each(|c| {
                 b.append_option(match c {
-                    Cell::Text { start, len } => parse_timestamp(col.str_at(*start, *len)).map(|t| t.timestamp_micros()),
+                    Cell::Text { start, len } => {
+                        parse_timestamp(col.str_at(*start, *len)).map(|t| t.timestamp_micros())
+                    }
                     _ => None,
                 })
             });
-            (Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, None), true), Arc::new(b.finish()))
+            (
+                Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, None), true),
+                Arc::new(b.finish()),
+            )
         }
         Kind::Date => {
             let mut b = Date32Builder::with_capacity(len);
@@ -180,7 +231,10 @@ fn build(col: &Column, len: usize) -> (Field, ArrayRef) {
                     _ => None,
                 })
             });
-            (Field::new(name, DataType::Date32, true), Arc::new(b.finish()))
+            (
+                Field::new(name, DataType::Date32, true),
+                Arc::new(b.finish()),
+            )
         }
         Kind::Str | Kind::Json => {
             let mut b = StringBuilder::with_capacity(len, col.text.len() + len * 4);
@@ -200,7 +254,10 @@ fn build(col: &Column, len: usize) -> (Field, ArrayRef) {
             }
             let mut field = Field::new(name, DataType::Utf8, true);
             if col.kind == Kind::Json {
-                field = field.with_metadata(std::collections::HashMap::from([(JSON_TYPE_KEY.to_string(), "json".to_string())]));
+                field = field.with_metadata(std::collections::HashMap::from([(
+                    JSON_TYPE_KEY.to_string(),
+                    "json".to_string(),
+                )]));
             }
             (field, Arc::new(b.finish()))
         }
@@ -227,7 +284,10 @@ impl<'de> DeserializeSeed<'de> for DocSeed<'_> {
     type Value = Value;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         if self.selector.is_empty() {
-            d.deserialize_any(RecordsVisitor { columns: self.columns }).map(|()| Value::Null)
+            d.deserialize_any(RecordsVisitor {
+                columns: self.columns,
+            })
+            .map(|()| Value::Null)
         } else {
             d.deserialize_any(self)
         }
@@ -244,7 +304,10 @@ impl<'de> Visitor<'de> for DocSeed<'_> {
         let (first, rest) = self.selector.split_first().expect("selector is not empty");
         while let Some(key) = map.next_key::<String>()? {
             let value = if key == *first {
-                map.next_value_seed(DocSeed { selector: rest, columns: &mut *self.columns })?
+                map.next_value_seed(DocSeed {
+                    selector: rest,
+                    columns: &mut *self.columns,
+                })?
             } else {
                 map.next_value::<Value>()?
             };
@@ -291,29 +354,47 @@ impl<'de> Visitor<'de> for RecordsVisitor<'_> {
         f.write_str("a list of records")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(RecordSeed { columns: &mut *self.columns })?.is_some() {}
+        while seq
+            .next_element_seed(RecordSeed {
+                columns: &mut *self.columns,
+            })?
+            .is_some()
+        {}
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        RecordSeed { columns: self.columns }.visit_map(map)
+        RecordSeed {
+            columns: self.columns,
+        }
+        .visit_map(map)
     }
     fn visit_unit<E>(self) -> Result<(), E> {
         Ok(())
     }
     fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
-        Err(E::custom("the records selector holds a boolean, not a list of records"))
+        Err(E::custom(
+            "the records selector holds a boolean, not a list of records",
+        ))
     }
     fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
-        Err(E::custom("the records selector holds a number, not a list of records"))
+        Err(E::custom(
+            "the records selector holds a number, not a list of records",
+        ))
     }
     fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
-        Err(E::custom("the records selector holds a number, not a list of records"))
+        Err(E::custom(
+            "the records selector holds a number, not a list of records",
+        ))
     }
     fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
-        Err(E::custom("the records selector holds a number, not a list of records"))
+        Err(E::custom(
+            "the records selector holds a number, not a list of records",
+        ))
     }
     fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
-        Err(E::custom("the records selector holds a string, not a list of records"))
+        Err(E::custom(
+            "the records selector holds a string, not a list of records",
+        ))
     }
 }
 
@@ -332,7 +413,11 @@ impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
 impl<'de> Visitor<'de> for RecordSeed<'_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "record {} to be an object (check the stream's `records` selector)", self.columns.rows)
+        write!(
+            f,
+            "record {} to be an object (check the stream's `records` selector)",
+            self.columns.rows
+        )
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let row = self.columns.rows;
@@ -416,7 +501,9 @@ impl<'de> Visitor<'de> for CellSeed<'_> {
     fn visit_u64<E>(self, v: u64) -> Result<(), E> {
         match i64::try_from(v) {
             Ok(i) => self.column.set(self.row, Cell::Int(i), Kind::Int),
-            Err(_) => self.column.set(self.row, Cell::Float(v as f64), Kind::Float),
+            Err(_) => self
+                .column
+                .set(self.row, Cell::Float(v as f64), Kind::Float),
         }
         Ok(())
     }
@@ -461,32 +548,58 @@ mod tests {
             {"id": 4, "id": 5, "mixed": {"x": 1}}
         ]);
         let body = json!({"data": {"items": records.clone()}, "next": "/p2"}).to_string();
-        let page = parse_page(body.as_bytes(), &selector("data.items")).unwrap().unwrap();
+        let page = parse_page(body.as_bytes(), &selector("data.items"))
+            .unwrap()
+            .unwrap();
         let want = records_to_batch(records.as_array().unwrap()).unwrap();
         assert_eq!(page.records, 4);
         assert_eq!(page.batch.unwrap(), want);
-        assert_eq!(page.envelope, json!({"data": {"items": null}, "next": "/p2"}));
+        assert_eq!(
+            page.envelope,
+            json!({"data": {"items": null}, "next": "/p2"})
+        );
     }
 
     #[test]
     fn top_level_lists_single_objects_and_empty_pages() {
-        let page = parse_page(br#"[{"a": 1}, {"a": 2}]"#, &[]).unwrap().unwrap();
+        let page = parse_page(br#"[{"a": 1}, {"a": 2}]"#, &[])
+            .unwrap()
+            .unwrap();
         assert_eq!(page.records, 2);
-        let page = parse_page(br#"{"calls": {"a": 1}}"#, &selector("calls")).unwrap().unwrap();
+        let page = parse_page(br#"{"calls": {"a": 1}}"#, &selector("calls"))
+            .unwrap()
+            .unwrap();
         assert_eq!(page.records, 1);
-        let page = parse_page(br#"{"calls": [], "next_page": null}"#, &selector("calls")).unwrap().unwrap();
+        let page = parse_page(br#"{"calls": [], "next_page": null}"#, &selector("calls"))
+            .unwrap()
+            .unwrap();
         assert!(page.batch.is_none());
-        let page = parse_page(br#"{"count": 0}"#, &selector("calls")).unwrap().unwrap();
+        let page = parse_page(br#"{"count": 0}"#, &selector("calls"))
+            .unwrap()
+            .unwrap();
         assert_eq!((page.records, page.envelope), (0, json!({"count": 0})));
     }
 
     #[test]
     fn bad_records_are_clear_errors() {
-        let e = parse_page(br#"{"calls": [{"a": 1}, 5]}"#, &selector("calls")).unwrap().unwrap_err();
-        assert!(e.is_data() && e.to_string().contains("record 1 to be an object"), "{e}");
-        let e = parse_page(br#"{"calls": "nope"}"#, &selector("calls")).unwrap().unwrap_err();
-        assert!(e.to_string().contains("holds a string, not a list of records"), "{e}");
-        let e = parse_page(br#"{"calls": [{"a": 1}"#, &selector("calls")).unwrap().unwrap_err();
+        let e = parse_page(br#"{"calls": [{"a": 1}, 5]}"#, &selector("calls"))
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            e.is_data() && e.to_string().contains("record 1 to be an object"),
+            "{e}"
+        );
+        let e = parse_page(br#"{"calls": "nope"}"#, &selector("calls"))
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("holds a string, not a list of records"),
+            "{e}"
+        );
+        let e = parse_page(br#"{"calls": [{"a": 1}"#, &selector("calls"))
+            .unwrap()
+            .unwrap_err();
         assert!(e.is_eof(), "{e}");
         assert!(parse_page(b"{}", &selector("pages.0.items")).is_none());
     }

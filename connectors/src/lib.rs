@@ -17,7 +17,15 @@ use conveyor_config::{ConnectorConfig, SourceConfig};
 use conveyor_plugin_api::{Connector, ConnectorError, CredentialStore};
 
 /// The built-in connector types, by the `type` a source gives in config.
-pub const BUILTIN_CONNECTORS: &[&str] = &["rest", "greenhouse", "quickbooks", "gusto", "zendesk_talk", "hubspot", "genesys"];
+pub const BUILTIN_CONNECTORS: &[&str] = &[
+    "rest",
+    "greenhouse",
+    "quickbooks",
+    "gusto",
+    "zendesk_talk",
+    "hubspot",
+    "genesys",
+];
 
 /// Builds the connector for a configured source.
 pub fn build(
@@ -25,14 +33,19 @@ pub fn build(
     credentials: Arc<dyn CredentialStore>,
 ) -> Result<Box<dyn Connector>, ConnectorError> {
     match &source.connector {
-        ConnectorConfig::Rest(cfg) => {
-            Ok(Box::new(rest::RestConnector::new(&source.name, cfg.clone(), credentials)?))
-        }
+        ConnectorConfig::Rest(cfg) => Ok(Box::new(rest::RestConnector::new(
+            &source.name,
+            cfg.clone(),
+            credentials,
+        )?)),
         ConnectorConfig::Vendor(cfg) => vendors::build(&source.name, cfg, credentials),
         // Plugins are loaded by the daemon, which owns the loader.
         ConnectorConfig::Plugin(p) => Err(ConnectorError::new(
             conveyor_plugin_api::ErrorKind::Config,
-            format!("`{}` is a plugin type; the daemon's plugin loader builds it", p.plugin),
+            format!(
+                "`{}` is a plugin type; the daemon's plugin loader builds it",
+                p.plugin
+            ),
         )),
     }
 }

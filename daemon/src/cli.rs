@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::query::Format;
 
 #[derive(Debug, Parser)]
-#[command(name = "conveyor", version, about = "Sync ops systems into DuckDB, reconcile them, act on what you find")]
+#[command(
+    name = "conveyor",
+    version,
+    about = "Sync ops systems into DuckDB, reconcile them, act on what you find"
+)]
 pub struct Cli {
     /// Config file.
     #[arg(long, short, global = true, env = "CONVEYOR_CONFIG", default_value = conveyor_config::DEFAULT_CONFIG_FILE)]

@@ -18,7 +18,9 @@ impl Progress {
     pub fn for_terminal() -> Self {
         use std::io::IsTerminal;
         if std::io::stderr().is_terminal() {
-            Progress { multi: Some(MultiProgress::with_draw_target(ProgressDrawTarget::stderr())) }
+            Progress {
+                multi: Some(MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            }
         } else {
             Progress::hidden()
         }
@@ -31,12 +33,18 @@ impl Progress {
     pub fn stream(&self, source: &str, stream: &str) -> StreamProgress {
         let bar = self.multi.as_ref().map(|m| {
             let b = m.add(ProgressBar::new_spinner());
-            b.set_style(ProgressStyle::with_template("{spinner} {prefix:.bold} {msg}").expect("valid template"));
+            b.set_style(
+                ProgressStyle::with_template("{spinner} {prefix:.bold} {msg}")
+                    .expect("valid template"),
+            );
             b.set_prefix(format!("{source}.{stream}"));
             b.enable_steady_tick(std::time::Duration::from_millis(120));
             b
         });
-        StreamProgress { bar, started: Instant::now() }
+        StreamProgress {
+            bar,
+            started: Instant::now(),
+        }
     }
 }
 
@@ -49,7 +57,10 @@ impl StreamProgress {
     pub fn update(&self, pages: u64, rows: u64) {
         if let Some(b) = &self.bar {
             let secs = self.started.elapsed().as_secs_f64().max(1e-3);
-            b.set_message(format!("{pages} pages, {rows} rows, {:.0} rows/s", rows as f64 / secs));
+            b.set_message(format!(
+                "{pages} pages, {rows} rows, {:.0} rows/s",
+                rows as f64 / secs
+            ));
         }
     }
 
@@ -58,7 +69,10 @@ impl StreamProgress {
             let secs = self.started.elapsed().as_secs_f64();
             match error {
                 Some(e) => b.abandon_with_message(format!("FAILED after {rows} rows: {e}")),
-                None => b.finish_with_message(format!("{} — {rows} rows in {secs:.1}s", status.as_str())),
+                None => b.finish_with_message(format!(
+                    "{} — {rows} rows in {secs:.1}s",
+                    status.as_str()
+                )),
             }
         }
     }

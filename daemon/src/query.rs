@@ -8,7 +8,18 @@ use duckdb::arrow::util::display::{ArrayFormatter, FormatOptions};
 use duckdb::Connection;
 
 /// Statements that only read. Anything else is refused before it runs.
-const READ_KEYWORDS: &[&str] = &["SELECT", "WITH", "FROM", "SHOW", "DESCRIBE", "DESC", "SUMMARIZE", "EXPLAIN", "VALUES", "TABLE"];
+const READ_KEYWORDS: &[&str] = &[
+    "SELECT",
+    "WITH",
+    "FROM",
+    "SHOW",
+    "DESCRIBE",
+    "DESC",
+    "SUMMARIZE",
+    "EXPLAIN",
+    "VALUES",
+    "TABLE",
+];
 
 /// A query result, ready to print or send over the wire.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -29,7 +40,11 @@ pub fn check_read_only(sql: &str) -> Result<(), String> {
     if trimmed.contains(';') {
         return Err("one statement at a time, please".into());
     }
-    let first = trimmed.split(|c: char| c.is_whitespace() || c == '(').next().unwrap_or("").to_ascii_uppercase();
+    let first = trimmed
+        .split(|c: char| c.is_whitespace() || c == '(')
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
     if READ_KEYWORDS.contains(&first.as_str()) {
         Ok(())
     } else {
@@ -112,7 +127,11 @@ pub fn run(conn: &Connection, sql: &str) -> Result<QueryResult> {
             );
         }
     }
-    Ok(QueryResult { columns, literal, rows })
+    Ok(QueryResult {
+        columns,
+        literal,
+        rows,
+    })
 }
 
 /// Runs a query on a connection to a database that is being written: inside
@@ -141,34 +160,54 @@ pub fn render(result: &QueryResult, format: Format) -> String {
             for r in &result.rows {
                 t.add_row(r.iter().map(|v| v.clone().unwrap_or_default()));
             }
-            format!("{t}\n({} row{})", result.rows.len(), if result.rows.len() == 1 { "" } else { "s" })
+            format!(
+                "{t}\n({} row{})",
+                result.rows.len(),
+                if result.rows.len() == 1 { "" } else { "s" }
+            )
         }
         Format::Csv => {
             let mut out = String::new();
-            out.push_str(&result.columns.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","));
+            out.push_str(
+                &result
+                    .columns
+                    .iter()
+                    .map(|c| csv_field(c))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
             out.push('\n');
             for r in &result.rows {
-                out.push_str(&r.iter().map(|v| v.as_deref().map(csv_field).unwrap_or_default()).collect::<Vec<_>>().join(","));
+                out.push_str(
+                    &r.iter()
+                        .map(|v| v.as_deref().map(csv_field).unwrap_or_default())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
                 out.push('\n');
             }
             out.trim_end().to_string()
         }
         Format::Json => {
-            let rows: Vec<serde_json::Value> = result
-                .rows
-                .iter()
-                .map(|r| {
-                    let obj = result.columns.iter().zip(r).zip(&result.literal).map(|((c, v), lit)| {
-                        let value = match v {
-                            None => serde_json::Value::Null,
-                            Some(s) if *lit => serde_json::from_str(s).unwrap_or_else(|_| serde_json::Value::String(s.clone())),
-                            Some(s) => serde_json::Value::String(s.clone()),
-                        };
-                        (c.clone(), value)
-                    });
-                    serde_json::Value::Object(obj.collect())
-                })
-                .collect();
+            let rows: Vec<serde_json::Value> =
+                result
+                    .rows
+                    .iter()
+                    .map(|r| {
+                        let obj = result.columns.iter().zip(r).zip(&result.literal).map(
+                            |((c, v), lit)| {
+                                let value = match v {
+                                    None => serde_json::Value::Null,
+                                    Some(s) if *lit => serde_json::from_str(s)
+                                        .unwrap_or_else(|_| serde_json::Value::String(s.clone())),
+                                    Some(s) => serde_json::Value::String(s.clone()),
+                                };
+                                (c.clone(), value)
+                            },
+                        );
+                        serde_json::Value::Object(obj.collect())
+                    })
+                    .collect();
             serde_json::to_string_pretty(&rows).expect("JSON values serialise")
         }
     }
@@ -201,7 +240,14 @@ mod tests {
 
     #[test]
     fn csv_quotes_when_needed() {
-        let r = QueryResult { columns: vec!["a".into(), "b".into()], literal: vec![true, false], rows: vec![vec![Some("1".into()), Some("x, \"y\"".into())], vec![None, Some("z".into())]] };
+        let r = QueryResult {
+            columns: vec!["a".into(), "b".into()],
+            literal: vec![true, false],
+            rows: vec![
+                vec![Some("1".into()), Some("x, \"y\"".into())],
+                vec![None, Some("z".into())],
+            ],
+        };
         assert_eq!(render(&r, Format::Csv), "a,b\n1,\"x, \"\"y\"\"\"\n,z");
         let j: serde_json::Value = serde_json::from_str(&render(&r, Format::Json)).unwrap();
         assert_eq!(j[0]["a"], serde_json::json!(1));

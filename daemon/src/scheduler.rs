@@ -19,16 +19,23 @@ pub struct Clock {
 
 impl Clock {
     pub fn new() -> Self {
-        Clock { wall_at_start: Utc::now(), instant_at_start: Instant::now() }
+        Clock {
+            wall_at_start: Utc::now(),
+            instant_at_start: Instant::now(),
+        }
     }
 
     /// A clock that reads `at` now (for tests).
     pub fn starting_at(at: DateTime<Utc>) -> Self {
-        Clock { wall_at_start: at, instant_at_start: Instant::now() }
+        Clock {
+            wall_at_start: at,
+            instant_at_start: Instant::now(),
+        }
     }
 
     pub fn now(&self) -> DateTime<Utc> {
-        let elapsed = chrono::Duration::from_std(self.instant_at_start.elapsed()).unwrap_or_default();
+        let elapsed =
+            chrono::Duration::from_std(self.instant_at_start.elapsed()).unwrap_or_default();
         self.wall_at_start + elapsed
     }
 
@@ -56,8 +63,13 @@ pub fn next_fire(schedule: &Schedule, after: DateTime<Utc>) -> Option<DateTime<U
 /// Runs `job` at each firing of `schedule` until `cancel` is set. A run is
 /// awaited before the next firing is computed, so runs never overlap;
 /// firings missed while a run was still going are skipped, not queued.
-pub async fn run_on_schedule<F, Fut>(name: &str, schedule: &Schedule, clock: Clock, cancel: CancelFlag, mut job: F)
-where
+pub async fn run_on_schedule<F, Fut>(
+    name: &str,
+    schedule: &Schedule,
+    clock: Clock,
+    cancel: CancelFlag,
+    mut job: F,
+) where
     F: FnMut() -> Fut,
     Fut: Future<Output = ()>,
 {
@@ -95,11 +107,17 @@ mod tests {
     use std::time::Duration;
 
     fn every(expr: &str) -> Schedule {
-        Schedule { expr: expr.into(), cron: conveyor_config::parse_cron(expr).unwrap(), timezone: chrono_tz::UTC }
+        Schedule {
+            expr: expr.into(),
+            cron: conveyor_config::parse_cron(expr).unwrap(),
+            timezone: chrono_tz::UTC,
+        }
     }
 
     fn t0() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-01-05T09:00:00Z").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-01-05T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     #[tokio::test(start_paused = true)]
@@ -177,6 +195,9 @@ mod tests {
         let mut s = every("0 0 9 * * *");
         s.timezone = chrono_tz::America::New_York;
         // 09:00 in New York in January is 14:00 UTC.
-        assert_eq!(next_fire(&s, t0()).unwrap().to_rfc3339(), "2026-01-05T14:00:00+00:00");
+        assert_eq!(
+            next_fire(&s, t0()).unwrap().to_rfc3339(),
+            "2026-01-05T14:00:00+00:00"
+        );
     }
 }

@@ -44,23 +44,40 @@ pub fn router(wh: Arc<Warehouse>) -> Router {
 }
 
 /// Binds `listen` and serves until `shutdown` completes.
-pub async fn serve(listen: SocketAddr, wh: Arc<Warehouse>, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<tokio::task::JoinHandle<()>> {
+pub async fn serve(
+    listen: SocketAddr,
+    wh: Arc<Warehouse>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {listen} (server.listen); is another conveyor daemon running?"))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {listen} (server.listen); is another conveyor daemon running?"
+            )
+        })?;
     tracing::info!(%listen, "query endpoint ready");
     Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(wh)).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(listener, router(wh))
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(error = %e, "query endpoint failed");
         }
     }))
 }
 
 async fn health(State(s): State<AppState>) -> Json<Health> {
-    Json(Health { pid: std::process::id(), warehouse: s.wh.path().to_path_buf() })
+    Json(Health {
+        pid: std::process::id(),
+        warehouse: s.wh.path().to_path_buf(),
+    })
 }
 
-async fn run_query(State(s): State<AppState>, Json(req): Json<QueryRequest>) -> Result<Json<QueryResult>, (StatusCode, Json<ErrorBody>)> {
+async fn run_query(
+    State(s): State<AppState>,
+    Json(req): Json<QueryRequest>,
+) -> Result<Json<QueryResult>, (StatusCode, Json<ErrorBody>)> {
     let bad = |code: StatusCode, e: String| (code, Json(ErrorBody { error: e }));
     if let Err(e) = query::check_read_only(&req.sql) {
         return Err(bad(StatusCode::BAD_REQUEST, e));
@@ -72,21 +89,36 @@ async fn run_query(State(s): State<AppState>, Json(req): Json<QueryRequest>) -> 
     })
     .await
     .map_err(|e| bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    result.map(Json).map_err(|e| bad(StatusCode::BAD_REQUEST, format!("{e:#}")))
+    result
+        .map(Json)
+        .map_err(|e| bad(StatusCode::BAD_REQUEST, format!("{e:#}")))
 }
 
 /// Client side: a daemon serving this warehouse on `listen`, if one runs.
 pub async fn find_daemon(listen: SocketAddr, warehouse: &std::path::Path) -> Option<DaemonClient> {
-    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(2)).build().ok()?;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(2))
+        .build()
+        .ok()?;
     let base = format!("http://{listen}");
-    let health: Health = http.get(format!("{base}/v1/health")).send().await.ok()?.json().await.ok()?;
+    let health: Health = http
+        .get(format!("{base}/v1/health"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
     let same = |a: &std::path::Path| std::fs::canonicalize(a).ok();
     if same(&health.warehouse) != same(warehouse) {
         tracing::warn!(%listen, theirs = %health.warehouse.display(), "a daemon on server.listen serves another warehouse; not using it");
         return None;
     }
     // Queries may run long; only the health probe has a short timeout.
-    Some(DaemonClient { http: reqwest::Client::new(), base })
+    Some(DaemonClient {
+        http: reqwest::Client::new(),
+        base,
+    })
 }
 
 pub struct DaemonClient {
@@ -99,14 +131,18 @@ impl DaemonClient {
         let resp = self
             .http
             .post(format!("{}/v1/query", self.base))
-            .json(&QueryRequest { sql: sql.to_string() })
+            .json(&QueryRequest {
+                sql: sql.to_string(),
+            })
             .send()
             .await
             .context("the daemon did not answer")?;
         if resp.status().is_success() {
             Ok(resp.json().await?)
         } else {
-            let body: ErrorBody = resp.json().await.unwrap_or(ErrorBody { error: "unknown error".into() });
+            let body: ErrorBody = resp.json().await.unwrap_or(ErrorBody {
+                error: "unknown error".into(),
+            });
             anyhow::bail!(body.error)
         }
     }

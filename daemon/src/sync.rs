@@ -78,13 +78,25 @@ fn sealing_key(source: &SourceConfig) -> Vec<Secret> {
 
 /// Syncs every stream of `source` once. Never panics on connector or load
 /// failures: they are recorded in `conveyor.runs` and in the report.
-pub async fn sync_source(wh: Arc<Warehouse>, source: &SourceConfig, cancel: &CancelFlag, progress: &Progress) -> SourceReport {
-    let mut report = SourceReport { source: source.name.clone(), streams: Vec::new(), error: None };
+pub async fn sync_source(
+    wh: Arc<Warehouse>,
+    source: &SourceConfig,
+    cancel: &CancelFlag,
+    progress: &Progress,
+) -> SourceReport {
+    let mut report = SourceReport {
+        source: source.name.clone(),
+        streams: Vec::new(),
+        error: None,
+    };
     let setup = async {
         if let ConnectorConfig::Plugin(plugin) = &source.connector {
             return Ok(crate::plugins::open_connector(plugin).await?);
         }
-        let creds = Arc::new(SealedCredentials::new(wh.connection()?, &sealing_key(source)));
+        let creds = Arc::new(SealedCredentials::new(
+            wh.connection()?,
+            &sealing_key(source),
+        ));
         Ok::<_, anyhow::Error>(conveyor_connectors::build(source, creds)?)
     }
     .await;
@@ -98,7 +110,8 @@ pub async fn sync_source(wh: Arc<Warehouse>, source: &SourceConfig, cancel: &Can
                 // status` shows why they stopped, not just the log.
                 for stream in wh.known_streams(&source.name).unwrap_or_default() {
                     if let Ok(run_id) = wh.begin_run(&source.name, &stream) {
-                        let _ = wh.finish_run(run_id, RunStatus::Failed.as_str(), Some(&e.to_string()));
+                        let _ =
+                            wh.finish_run(run_id, RunStatus::Failed.as_str(), Some(&e.to_string()));
                     }
                 }
             }
@@ -119,7 +132,11 @@ pub async fn sync_connector(
     cancel: &CancelFlag,
     progress: &Progress,
 ) -> SourceReport {
-    let mut report = SourceReport { source: source.to_string(), streams: Vec::new(), error: None };
+    let mut report = SourceReport {
+        source: source.to_string(),
+        streams: Vec::new(),
+        error: None,
+    };
     for stream in connector.streams() {
         if cancel.is_cancelled() {
             break;
@@ -129,7 +146,13 @@ pub async fn sync_connector(
         let result = async {
             let run_id = wh.begin_run(source, &stream.name)?;
             let state = wh.stream_state(source, &stream.name)?;
-            let loader = StreamLoader::new(wh.connection()?, source, &stream.name, stream.primary_key.clone(), run_id)?;
+            let loader = StreamLoader::new(
+                wh.connection()?,
+                source,
+                &stream.name,
+                stream.primary_key.clone(),
+                run_id,
+            )?;
             let mut sink = WarehouseSink::new(loader, &bar);
             let mut read = connector.read(&stream.name, state, &mut sink, cancel).await;
             // What the connector checkpointed still counts after a failure;
@@ -155,11 +178,21 @@ pub async fn sync_connector(
         let duration = started.elapsed();
         bar.finish(status, rows, error.as_deref());
         match &error {
-            Some(e) => tracing::error!(source = %source, stream = %stream.name, error = %e, "stream failed"),
+            Some(e) => {
+                tracing::error!(source = %source, stream = %stream.name, error = %e, "stream failed")
+            }
             None => tracing::info!(source = %source, stream = %stream.name, rows, rejected,
                 secs = format!("{:.2}", duration.as_secs_f64()), status = status.as_str(), "stream synced"),
         }
-        report.streams.push(StreamReport { stream: stream.name.clone(), status, rows, rejected, batches, duration, error });
+        report.streams.push(StreamReport {
+            stream: stream.name.clone(),
+            status,
+            rows,
+            rejected,
+            batches,
+            duration,
+            error,
+        });
     }
     report
 }
@@ -227,10 +260,16 @@ impl<'a> WarehouseSink<'a> {
 
     /// Waits for the commit in flight, if any, and counts what it stored.
     async fn settle(&mut self) -> Result<(), ConnectorError> {
-        let Some(handle) = self.in_flight.take() else { return Ok(()) };
-        let done = handle.await.map_err(|e| ConnectorError::new(ErrorKind::Host, format!("warehouse load panicked: {e}")))?;
+        let Some(handle) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let done = handle.await.map_err(|e| {
+            ConnectorError::new(ErrorKind::Host, format!("warehouse load panicked: {e}"))
+        })?;
         self.loader = Some(done.loader);
-        let stats = done.result.map_err(|e| ConnectorError::new(ErrorKind::Host, format!("warehouse load failed: {e:#}")))?;
+        let stats = done.result.map_err(|e| {
+            ConnectorError::new(ErrorKind::Host, format!("warehouse load failed: {e:#}"))
+        })?;
         self.rows += stats.rows;
         self.rejected += stats.rejected;
         self.batches += done.batches;
@@ -241,14 +280,22 @@ impl<'a> WarehouseSink<'a> {
     /// after the previous commit has finished.
     async fn start_commit(&mut self) -> Result<(), ConnectorError> {
         self.settle().await?;
-        let Some(state) = self.state.take() else { return Ok(()) };
-        let mut loader = self.loader.take().ok_or_else(|| ConnectorError::new(ErrorKind::Host, "loader lost after an earlier failure"))?;
+        let Some(state) = self.state.take() else {
+            return Ok(());
+        };
+        let mut loader = self.loader.take().ok_or_else(|| {
+            ConnectorError::new(ErrorKind::Host, "loader lost after an earlier failure")
+        })?;
         let batches = std::mem::take(&mut self.covered);
         self.covered_rows = 0;
         self.last_commit = Instant::now();
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
             let result = loader.commit(&batches, &state);
-            Committed { loader, result, batches: batches.len() as u64 }
+            Committed {
+                loader,
+                result,
+                batches: batches.len() as u64,
+            }
         }));
         Ok(())
     }
@@ -271,7 +318,11 @@ impl RecordSink for WarehouseSink<'_> {
     }
 
     async fn checkpoint(&mut self, state: Json) -> Result<(), ConnectorError> {
-        self.covered_rows += self.uncovered.iter().map(RecordBatch::num_rows).sum::<usize>();
+        self.covered_rows += self
+            .uncovered
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>();
         self.covered.append(&mut self.uncovered);
         self.state = Some(state);
         if self.covered_rows >= COMMIT_ROWS || self.last_commit.elapsed() >= COMMIT_INTERVAL {

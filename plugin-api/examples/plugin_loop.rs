@@ -11,7 +11,12 @@ use conveyor_plugin_api::{CancelFlag, CollectingSink, Connector, Json};
 /// Resident set size of this process, in KiB (Linux).
 fn rss_kib() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4
+    statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 4
 }
 
 async fn cycle(library: &Arc<PluginLibrary>, options: &Json) -> usize {
@@ -19,7 +24,9 @@ async fn cycle(library: &Arc<PluginLibrary>, options: &Json) -> usize {
     let mut rows = 0;
     for s in c.streams() {
         let mut sink = CollectingSink::default();
-        c.read(&s.name, None, &mut sink, &CancelFlag::default()).await.expect("read");
+        c.read(&s.name, None, &mut sink, &CancelFlag::default())
+            .await
+            .expect("read");
         rows += sink.batches().iter().map(|b| b.num_rows()).sum::<usize>();
     }
     rows
@@ -42,7 +49,10 @@ async fn run() {
         eprintln!("usage: plugin_loop LIB.so 'OPTIONS_JSON' [N]");
         std::process::exit(2);
     };
-    let n: usize = rest.first().map(|n| n.parse().expect("N is a number")).unwrap_or(1_000);
+    let n: usize = rest
+        .first()
+        .map(|n| n.parse().expect("N is a number"))
+        .unwrap_or(1_000);
     let options: Json = serde_json::from_str(options).expect("options are JSON");
     let library = Arc::new(PluginLibrary::load(std::path::Path::new(path)).expect("a plugin"));
     let warmup = (n / 5).max(1);

@@ -32,7 +32,10 @@ pub struct ConnectorError {
 
 impl ConnectorError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ConnectorError { kind, message: message.into() }
+        ConnectorError {
+            kind,
+            message: message.into(),
+        }
     }
     /// Worth running again later without a config change.
     pub fn is_retryable(&self) -> bool {

@@ -67,7 +67,13 @@ pub struct FfiError {
 impl FfiError {
     /// An empty error for the callee to fill.
     pub const fn empty() -> Self {
-        FfiError { kind: 0, message: std::ptr::null(), message_len: 0, release: None, private_data: std::ptr::null_mut() }
+        FfiError {
+            kind: 0,
+            message: std::ptr::null(),
+            message_len: 0,
+            release: None,
+            private_data: std::ptr::null_mut(),
+        }
     }
 }
 
@@ -83,7 +89,12 @@ pub struct FfiBytes {
 
 impl FfiBytes {
     pub const fn empty() -> Self {
-        FfiBytes { data: std::ptr::null(), len: 0, release: None, private_data: std::ptr::null_mut() }
+        FfiBytes {
+            data: std::ptr::null(),
+            len: 0,
+            release: None,
+            private_data: std::ptr::null_mut(),
+        }
     }
 }
 
@@ -129,7 +140,15 @@ pub struct PluginFunctions {
     pub info: Option<unsafe extern "C" fn(*mut FfiBytes, *mut FfiError) -> i32>,
     /// `open(config, config_len, host, out_instance, err)`: `config` is the
     /// source's `options` as UTF-8 JSON.
-    pub open: Option<unsafe extern "C" fn(*const u8, usize, *const HostCallbacks, *mut InstancePtr, *mut FfiError) -> i32>,
+    pub open: Option<
+        unsafe extern "C" fn(
+            *const u8,
+            usize,
+            *const HostCallbacks,
+            *mut InstancePtr,
+            *mut FfiError,
+        ) -> i32,
+    >,
     /// `streams(instance, out, err)`: the catalog, a JSON array of
     /// `{"name", "primary_key": [..], "cursor_field": null | ".."}`.
     pub streams: Option<unsafe extern "C" fn(InstancePtr, *mut FfiBytes, *mut FfiError) -> i32>,
@@ -137,7 +156,15 @@ pub struct PluginFunctions {
     /// blocks on the caller's thread until the stream is read, cancelled or
     /// failed. `state` is null on the first sync, else UTF-8 JSON.
     pub read: Option<
-        unsafe extern "C" fn(InstancePtr, *const u8, usize, *const u8, usize, *const FfiSink, *mut FfiError) -> i32,
+        unsafe extern "C" fn(
+            InstancePtr,
+            *const u8,
+            usize,
+            *const u8,
+            usize,
+            *const FfiSink,
+            *mut FfiError,
+        ) -> i32,
     >,
     /// `close(instance)`: frees the instance; never called twice.
     pub close: Option<unsafe extern "C" fn(InstancePtr)>,

@@ -65,7 +65,10 @@ impl CredentialStore for MemoryCredentials {
         Ok(self.0.lock().expect("credential lock").get(key).cloned())
     }
     fn save(&self, key: &str, value: &str) -> Result<(), ConnectorError> {
-        self.0.lock().expect("credential lock").insert(key.into(), value.into());
+        self.0
+            .lock()
+            .expect("credential lock")
+            .insert(key.into(), value.into());
         Ok(())
     }
 }

@@ -11,14 +11,18 @@ use conveyor_plugin_api::ffi::{self, FfiError, PluginFunctions};
 use conveyor_plugin_api::host::{LoadError, PluginConnector, PluginLibrary};
 use conveyor_plugin_api::plugin::{Host, Plugin};
 use conveyor_plugin_api::{
-    BlockingConnector, BlockingSink, CancelFlag, CollectingSink, Connector, ConnectorError, ErrorKind, Json,
-    PluginInfo, RecordSink, SinkEvent, StreamDescriptor,
+    BlockingConnector, BlockingSink, CancelFlag, CollectingSink, Connector, ConnectorError,
+    ErrorKind, Json, PluginInfo, RecordSink, SinkEvent, StreamDescriptor,
 };
 use serde_json::json;
 
 /// The line of the `panic!` in `Scripted::read` (mode `panic`).
 fn panic_line() -> usize {
-    include_str!("abi.rs").lines().position(|l| l.contains("kaboom at {start}\"); // PANIC_LINE")).expect("the marker") + 1
+    include_str!("abi.rs")
+        .lines()
+        .position(|l| l.contains("kaboom at {start}\"); // PANIC_LINE"))
+        .expect("the marker")
+        + 1
 }
 
 /// How many `counted` instances are alive: `close` must drop each one.
@@ -47,10 +51,20 @@ fn batch(ids: &[i64]) -> RecordBatch {
 
 impl BlockingConnector for Scripted {
     fn streams(&self) -> Vec<StreamDescriptor> {
-        vec![StreamDescriptor { name: "items".into(), primary_key: vec!["id".into()], cursor_field: Some("id".into()) }]
+        vec![StreamDescriptor {
+            name: "items".into(),
+            primary_key: vec!["id".into()],
+            cursor_field: Some("id".into()),
+        }]
     }
 
-    fn read(&self, stream: &str, state: Option<Json>, sink: &mut dyn BlockingSink, cancel: &CancelFlag) -> Result<(), ConnectorError> {
+    fn read(
+        &self,
+        stream: &str,
+        state: Option<Json>,
+        sink: &mut dyn BlockingSink,
+        cancel: &CancelFlag,
+    ) -> Result<(), ConnectorError> {
         assert_eq!(stream, "items");
         let start = state.and_then(|s| s["next"].as_i64()).unwrap_or(1);
         match self.mode.as_str() {
@@ -81,7 +95,11 @@ impl BlockingConnector for Scripted {
 
 impl Plugin for Scripted {
     fn info() -> PluginInfo {
-        PluginInfo { name: "scripted".into(), version: "1.2.3".into(), description: "test".into() }
+        PluginInfo {
+            name: "scripted".into(),
+            version: "1.2.3".into(),
+            description: "test".into(),
+        }
     }
     fn open(options: Json, host: Host) -> Result<Self, ConnectorError> {
         host.info("opening");
@@ -106,12 +124,26 @@ conveyor_plugin_api::export_connector!(Scripted);
 
 fn library() -> Arc<PluginLibrary> {
     // SAFETY: the entry points are this binary's own `export_connector!` symbols.
-    Arc::new(unsafe { PluginLibrary::from_entry_points(PathBuf::from("scripted"), conveyor_plugin_abi_version, conveyor_plugin_init) }.unwrap())
+    Arc::new(
+        unsafe {
+            PluginLibrary::from_entry_points(
+                PathBuf::from("scripted"),
+                conveyor_plugin_abi_version,
+                conveyor_plugin_init,
+            )
+        }
+        .unwrap(),
+    )
 }
 
-async fn read_all(c: &PluginConnector, state: Option<Json>) -> (Result<(), ConnectorError>, CollectingSink) {
+async fn read_all(
+    c: &PluginConnector,
+    state: Option<Json>,
+) -> (Result<(), ConnectorError>, CollectingSink) {
     let mut sink = CollectingSink::default();
-    let r = c.read("items", state, &mut sink, &CancelFlag::default()).await;
+    let r = c
+        .read("items", state, &mut sink, &CancelFlag::default())
+        .await;
     (r, sink)
 }
 
@@ -127,7 +159,14 @@ async fn records_and_checkpoints_cross_in_order_and_match_native() {
     let (r, via_abi) = read_all(&c, Some(json!({"next": 10}))).await;
     r.unwrap();
     let mut native = CollectingSink::default();
-    Scripted { mode: "ok".into() }.read("items", Some(json!({"next": 10})), &mut native, &CancelFlag::default()).unwrap();
+    Scripted { mode: "ok".into() }
+        .read(
+            "items",
+            Some(json!({"next": 10})),
+            &mut native,
+            &CancelFlag::default(),
+        )
+        .unwrap();
     assert_eq!(via_abi.events, native.events);
     assert_eq!(via_abi.events.len(), 5);
     assert!(matches!(via_abi.events[1], SinkEvent::Checkpoint(ref s) if s == &json!({"next": 12})));
@@ -139,27 +178,58 @@ async fn a_panic_becomes_an_error_and_poisons_the_instance() {
     let (r, sink) = read_all(&c, None).await;
     let e = r.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Plugin);
-    assert!(e.message.starts_with("plugin `scripted`: panicked in read: kaboom at 1 (at "), "{}", e.message);
-    assert!(e.message.ends_with(&format!("abi.rs:{})", panic_line())), "the panic's location: {}", e.message);
-    assert_eq!(sink.batches().len(), 1, "what was delivered before the panic still arrives; the host decides");
+    assert!(
+        e.message
+            .starts_with("plugin `scripted`: panicked in read: kaboom at 1 (at "),
+        "{}",
+        e.message
+    );
+    assert!(
+        e.message.ends_with(&format!("abi.rs:{})", panic_line())),
+        "the panic's location: {}",
+        e.message
+    );
+    assert_eq!(
+        sink.batches().len(),
+        1,
+        "what was delivered before the panic still arrives; the host decides"
+    );
     let (again, _) = read_all(&c, None).await;
-    assert!(again.unwrap_err().message.contains("poisoned by an earlier panic"));
+    assert!(again
+        .unwrap_err()
+        .message
+        .contains("poisoned by an earlier panic"));
 }
 
 #[test]
 fn open_failures_name_the_plugin_and_keep_their_kind() {
-    let e = PluginConnector::open(library(), &json!({"mode": "panic_open"})).err().unwrap();
+    let e = PluginConnector::open(library(), &json!({"mode": "panic_open"}))
+        .err()
+        .unwrap();
     assert_eq!(e.kind, ErrorKind::Plugin);
-    assert!(e.message.starts_with("plugin `scripted`: panicked in open: cannot open (at "), "{}", e.message);
-    let e = PluginConnector::open(library(), &json!({"mode": "bad_options"})).err().unwrap();
-    assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Config, "plugin `scripted`: mode is wrong"));
+    assert!(
+        e.message
+            .starts_with("plugin `scripted`: panicked in open: cannot open (at "),
+        "{}",
+        e.message
+    );
+    let e = PluginConnector::open(library(), &json!({"mode": "bad_options"}))
+        .err()
+        .unwrap();
+    assert_eq!(
+        (e.kind, e.message.as_str()),
+        (ErrorKind::Config, "plugin `scripted`: mode is wrong")
+    );
 }
 
 #[tokio::test]
 async fn read_errors_keep_kind_and_text() {
     let c = PluginConnector::open(library(), &json!({"mode": "error"})).unwrap();
     let e = read_all(&c, None).await.0.unwrap_err();
-    assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Auth, "plugin `scripted`: token expired"));
+    assert_eq!(
+        (e.kind, e.message.as_str()),
+        (ErrorKind::Auth, "plugin `scripted`: token expired")
+    );
 }
 
 /// A sink that fails on its first batch, like a warehouse that went away.
@@ -177,7 +247,10 @@ impl RecordSink for FailingSink {
 #[tokio::test]
 async fn a_failing_sink_stops_the_plugin_with_the_sinks_error() {
     let c = PluginConnector::open(library(), &json!({"mode": "cancel_aware"})).unwrap();
-    let e = c.read("items", None, &mut FailingSink, &CancelFlag::default()).await.unwrap_err();
+    let e = c
+        .read("items", None, &mut FailingSink, &CancelFlag::default())
+        .await
+        .unwrap_err();
     assert_eq!(e.message, "disk full");
 }
 
@@ -188,7 +261,10 @@ async fn the_plugin_sees_the_hosts_cancellation() {
     cancel.cancel();
     let mut sink = CollectingSink::default();
     c.read("items", None, &mut sink, &cancel).await.unwrap();
-    assert_eq!(sink.events, vec![SinkEvent::Checkpoint(json!({"stopped_at": 0}))]);
+    assert_eq!(
+        sink.events,
+        vec![SinkEvent::Checkpoint(json!({"stopped_at": 0}))]
+    );
 }
 
 #[test]
@@ -211,7 +287,10 @@ fn an_older_host_gets_only_the_table_prefix_it_knows() {
     assert_eq!(status, ffi::STATUS_OK);
     assert_eq!(table.size, known);
     assert!(table.info.is_some() && table.open.is_some());
-    assert!(table.streams.is_none() && table.read.is_none() && table.close.is_none(), "nothing written past the host's size");
+    assert!(
+        table.streams.is_none() && table.read.is_none() && table.close.is_none(),
+        "nothing written past the host's size"
+    );
 }
 
 unsafe extern "C" fn version_2_0() -> u32 {
@@ -221,12 +300,28 @@ unsafe extern "C" fn version_2_0() -> u32 {
 #[test]
 fn another_major_version_is_refused_naming_both() {
     // SAFETY: `version_2_0` is a valid version function; init is never reached.
-    let e = unsafe { PluginLibrary::from_entry_points(PathBuf::from("/plugins/libnext.so"), version_2_0, conveyor_plugin_init) }
-        .unwrap_err();
-    assert!(matches!(e, LoadError::AbiMismatch { plugin_major: 2, host_major: 1, .. }));
+    let e = unsafe {
+        PluginLibrary::from_entry_points(
+            PathBuf::from("/plugins/libnext.so"),
+            version_2_0,
+            conveyor_plugin_init,
+        )
+    }
+    .unwrap_err();
+    assert!(matches!(
+        e,
+        LoadError::AbiMismatch {
+            plugin_major: 2,
+            host_major: 1,
+            ..
+        }
+    ));
     let text = e.to_string();
     assert!(text.contains("plugin ABI 2.0 is not supported"), "{text}");
-    assert!(text.contains("this conveyor speaks plugin ABI 1.0"), "{text}");
+    assert!(
+        text.contains("this conveyor speaks plugin ABI 1.0"),
+        "{text}"
+    );
     assert!(text.contains("rebuild the plugin"), "{text}");
 }
 

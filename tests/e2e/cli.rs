@@ -31,16 +31,31 @@ primary_key = "id"
     let lines: Vec<&str> = stdout.lines().collect();
     let file = f.config().display().to_string();
     assert_eq!(lines.len(), 3, "{stdout}");
-    assert!(lines[0].starts_with(&format!("{file}:3:1: warehouse: unknown field `retention`")), "{stdout}");
-    assert!(lines[1].starts_with(&format!("{file}:7:12: sources.crm.schedule: invalid cron expression")), "{stdout}");
-    assert!(lines[2].starts_with(&format!("{file}:8:12: sources.crm.base_url: invalid URL")), "{stdout}");
+    assert!(
+        lines[0].starts_with(&format!("{file}:3:1: warehouse: unknown field `retention`")),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{file}:7:12: sources.crm.schedule: invalid cron expression"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].starts_with(&format!("{file}:8:12: sources.crm.base_url: invalid URL")),
+        "{stdout}"
+    );
     // Other commands refuse the same config with the same status.
     assert_eq!(f.conveyor(&["sync"]).await.status.code(), Some(2));
 
     f.write_config("", "");
     let out = f.conveyor(&["check"]).await;
     assert!(out.status.success(), "{:?}", text(&out));
-    assert!(text(&out).0.contains("ok — 1 source(s), 1 stream(s)"), "{:?}", text(&out));
+    assert!(
+        text(&out).0.contains("ok — 1 source(s), 1 stream(s)"),
+        "{:?}",
+        text(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -49,9 +64,23 @@ async fn query_formats_refuses_writes_and_status_reports() {
     f.write_config("", "");
     assert!(f.conveyor(&["sync"]).await.status.success());
 
-    let out = f.conveyor(&["query", "SELECT id, name FROM src.items WHERE id <= 2 ORDER BY id", "--format", "csv"]).await;
+    let out = f
+        .conveyor(&[
+            "query",
+            "SELECT id, name FROM src.items WHERE id <= 2 ORDER BY id",
+            "--format",
+            "csv",
+        ])
+        .await;
     assert_eq!(text(&out).0, "id,name\n1,Person 1\n2,Person 2\n");
-    let out = f.conveyor(&["query", "SELECT id, active FROM src.items WHERE id = 4", "--format", "json"]).await;
+    let out = f
+        .conveyor(&[
+            "query",
+            "SELECT id, active FROM src.items WHERE id = 4",
+            "--format",
+            "json",
+        ])
+        .await;
     let v: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
     assert_eq!(v, serde_json::json!([{"id": 4, "active": false}]));
 
@@ -70,7 +99,10 @@ async fn query_formats_refuses_writes_and_status_reports() {
     assert_eq!(v[0]["stream"], "items");
     assert_eq!(v[0]["state"], "succeeded");
     assert_eq!(v[0]["rows"], 250);
-    assert!(v[0]["cursor"].as_str().unwrap().contains("2024-06-01"), "{v}");
+    assert!(
+        v[0]["cursor"].as_str().unwrap().contains("2024-06-01"),
+        "{v}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -81,12 +113,18 @@ async fn the_example_config_is_valid() {
     std::fs::create_dir_all(f.path("secrets")).unwrap();
     std::fs::write(f.path("secrets/qbo_client_secret"), "x-secret").unwrap();
     std::fs::write(f.path("secrets/qbo_refresh_token"), "x-refresh").unwrap();
-    let out = f.conveyor_env(&["check"], &[("GREENHOUSE_CLIENT_SECRET", "gh-secret")]).await;
+    let out = f
+        .conveyor_env(&["check"], &[("GREENHOUSE_CLIENT_SECRET", "gh-secret")])
+        .await;
     assert!(out.status.success(), "{:?}", text(&out));
     let summary = "3 source(s), 2 stream(s) (+ those of 1 plugin source(s): `conveyor plugins list`), 3 scheduled";
     assert!(text(&out).0.contains(summary), "{:?}", text(&out));
     // Without the environment variable, check names it.
     let out = f.conveyor(&["check"]).await;
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).0.contains("GREENHOUSE_CLIENT_SECRET is not set"), "{:?}", text(&out));
+    assert!(
+        text(&out).0.contains("GREENHOUSE_CLIENT_SECRET is not set"),
+        "{:?}",
+        text(&out)
+    );
 }

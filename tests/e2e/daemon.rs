@@ -9,9 +9,14 @@ use crate::support::{text, Fixture, BIN};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn daemon_answers_queries_while_loading_and_stops_gracefully() {
-    let f = Fixture::new(RestMockConfig { records: dataset(20_000), ..Default::default() }).await;
+    let f = Fixture::new(RestMockConfig {
+        records: dataset(20_000),
+        ..Default::default()
+    })
+    .await;
     // Slow pages keep a sync in flight long enough to query during it.
-    f.mock.set_faults(vec![Fault::Delay(Duration::from_millis(40)); 2_000]);
+    f.mock
+        .set_faults(vec![Fault::Delay(Duration::from_millis(40)); 2_000]);
     f.write_config("schedule = \"*/2 * * * * *\"", "");
     let log = std::fs::File::create(f.path("daemon.log")).unwrap();
     let mut daemon = tokio::process::Command::new(BIN)
@@ -29,13 +34,22 @@ async fn daemon_answers_queries_while_loading_and_stops_gracefully() {
         let out = f.conveyor(&["query", "SELECT count(*) FILTER (WHERE status = 'running') AS r, coalesce(sum(rows), 0) AS n FROM conveyor.runs", "--format", "csv"]).await;
         let (stdout, stderr) = text(&out);
         if out.status.success() {
-            let vals: Vec<u64> = stdout.lines().nth(1).unwrap().split(',').map(|v| v.parse().unwrap()).collect();
+            let vals: Vec<u64> = stdout
+                .lines()
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .map(|v| v.parse().unwrap())
+                .collect();
             if vals[0] == 1 && vals[1] > 0 {
                 seen_loading = true;
                 break;
             }
         } else {
-            assert!(stderr.contains("does not exist yet") || stderr.contains("daemon"), "{stderr}");
+            assert!(
+                stderr.contains("does not exist yet") || stderr.contains("daemon"),
+                "{stderr}"
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -47,20 +61,41 @@ async fn daemon_answers_queries_while_loading_and_stops_gracefully() {
     // A second writer is refused with advice, not a crash.
     let out = f.conveyor(&["sync"]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).1.contains("in use by another process"), "{:?}", text(&out));
+    assert!(
+        text(&out).1.contains("in use by another process"),
+        "{:?}",
+        text(&out)
+    );
 
     let pid = daemon.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = tokio::time::timeout(Duration::from_secs(30), daemon.wait()).await.expect("daemon stops").unwrap();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::time::timeout(Duration::from_secs(30), daemon.wait())
+        .await
+        .expect("daemon stops")
+        .unwrap();
     assert!(status.success(), "exit status {status:?}");
 
     let log = std::fs::read_to_string(f.path("daemon.log")).unwrap();
-    assert!(log.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "non-JSON log line in:\n{log}");
+    assert!(
+        log.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "non-JSON log line in:\n{log}"
+    );
     assert!(log.contains("stopped cleanly"), "{log}");
     // The run in flight committed its last batch and recorded how it ended.
-    assert_eq!(f.scalar("SELECT count(*) FROM conveyor.runs WHERE status IN ('running', 'interrupted')"), "0");
+    assert_eq!(
+        f.scalar("SELECT count(*) FROM conveyor.runs WHERE status IN ('running', 'interrupted')"),
+        "0"
+    );
     let last = f.sql("SELECT status, rows FROM conveyor.runs ORDER BY run_id DESC LIMIT 1");
-    assert!(last[0][0] == "cancelled" || last[0][0] == "succeeded", "{last:?}");
+    assert!(
+        last[0][0] == "cancelled" || last[0][0] == "succeeded",
+        "{last:?}"
+    );
     let rows: u64 = f.scalar("SELECT count(*) FROM src.items").parse().unwrap();
     assert!(rows > 0);
 }

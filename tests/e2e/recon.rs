@@ -29,8 +29,12 @@ for key, s in sorted(sides.items(), key=lambda kv: int(kv[0])):
 "#;
 
 fn python() -> String {
-    std::env::var("CONVEYOR_TEST_PYTHON")
-        .unwrap_or_else(|_| format!("{}/.cache/conveyor-venv/bin/python", std::env::var("HOME").unwrap()))
+    std::env::var("CONVEYOR_TEST_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/conveyor-venv/bin/python",
+            std::env::var("HOME").unwrap()
+        )
+    })
 }
 
 fn write_config(dir: &std::path::Path) -> std::path::PathBuf {
@@ -59,10 +63,19 @@ compare = [{{ left = "amount" }}, {{ left = "name" }}]
 async fn missing_and_mismatched_keys_agree_with_reladiff() {
     let dir = tempfile::tempdir().unwrap();
     let wh = dir.path().join("wh.duckdb");
-    duckdb::Connection::open(&wh).unwrap().execute_batch(TABLES).unwrap();
+    duckdb::Connection::open(&wh)
+        .unwrap()
+        .execute_batch(TABLES)
+        .unwrap();
     let config = write_config(dir.path());
 
-    let out = tokio::process::Command::new(BIN).arg("--config").arg(&config).args(["recon", "agree"]).output().await.unwrap();
+    let out = tokio::process::Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args(["recon", "agree"])
+        .output()
+        .await
+        .unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("Top exceptions"), "{stdout}");
@@ -80,7 +93,10 @@ async fn missing_and_mismatched_keys_agree_with_reladiff() {
         .output()
         .unwrap_or_else(|e| panic!("cannot run {py} ({e}); run scripts/setup-test-tools"));
     let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "reladiff failed (run scripts/setup-test-tools): {stderr}");
+    assert!(
+        out.status.success(),
+        "reladiff failed (run scripts/setup-test-tools): {stderr}"
+    );
     let theirs: BTreeSet<(String, String)> = stdout
         .lines()
         .map(|l| {
@@ -91,7 +107,11 @@ async fn missing_and_mismatched_keys_agree_with_reladiff() {
     // Left only: the 19 multiples of 101 up to 2000. Right only: the 20
     // multiples of 97, and 2001..2100 but 2020. The fixture is not trivial.
     let count = |s: &str| theirs.iter().filter(|(_, st)| st == s).count();
-    assert_eq!((count("missing_right"), count("missing_left")), (19, 119), "{theirs:?}");
+    assert_eq!(
+        (count("missing_right"), count("missing_left")),
+        (19, 119),
+        "{theirs:?}"
+    );
     assert!(count("mismatched") > 20, "{theirs:?}");
     assert_eq!(ours, theirs);
 }
@@ -100,13 +120,29 @@ async fn missing_and_mismatched_keys_agree_with_reladiff() {
 async fn unknown_reconciliation_is_a_usage_error_and_show_reads_history() {
     let dir = tempfile::tempdir().unwrap();
     let wh = dir.path().join("wh.duckdb");
-    duckdb::Connection::open(&wh).unwrap().execute_batch(TABLES).unwrap();
+    duckdb::Connection::open(&wh)
+        .unwrap()
+        .execute_batch(TABLES)
+        .unwrap();
     let config = write_config(dir.path());
-    let run = |args: &[&str]| std::process::Command::new(BIN).arg("--config").arg(&config).args(args).output().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
 
     let out = run(&["recon", "nope"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).1.contains("no reconciliation named `nope`; configured: agree"), "{:?}", text(&out));
+    assert!(
+        text(&out)
+            .1
+            .contains("no reconciliation named `nope`; configured: agree"),
+        "{:?}",
+        text(&out)
+    );
 
     assert!(run(&["recon"]).status.success());
     assert!(run(&["recon"]).status.success());
@@ -114,8 +150,14 @@ async fn unknown_reconciliation_is_a_usage_error_and_show_reads_history() {
     let out = run(&["recon", "--show"]);
     let (stdout, _) = text(&out);
     assert!(out.status.success());
-    assert!(stdout.contains("│ agree") && stdout.contains("┆ 2 "), "{stdout}");
-    assert_eq!(sql_on(&wh, "SELECT count(*) FROM conveyor.recon_runs")[0][0], "2");
+    assert!(
+        stdout.contains("│ agree") && stdout.contains("┆ 2 "),
+        "{stdout}"
+    );
+    assert_eq!(
+        sql_on(&wh, "SELECT count(*) FROM conveyor.recon_runs")[0][0],
+        "2"
+    );
 }
 
 /// A `[model.views]` mapping and a reconciliation that follows source `src`.
@@ -149,14 +191,27 @@ async fn sync_refreshes_the_model_and_reconciles_and_check_locates_a_bad_mapping
     let out = f.conveyor(&["sync"]).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("reconciled items_vs_people: run 1, 0 exception(s)"), "{stdout}");
-    assert_eq!(f.scalar("SELECT count(*) FROM model.payroll_people"), f.scalar("SELECT count(*) FROM src.items"));
-    assert_eq!(f.scalar("SELECT trigger || ' ' || matched FROM conveyor.recon_runs"), format!("after:src {}", f.scalar("SELECT count(*) FROM src.items")));
+    assert!(
+        stdout.contains("reconciled items_vs_people: run 1, 0 exception(s)"),
+        "{stdout}"
+    );
+    assert_eq!(
+        f.scalar("SELECT count(*) FROM model.payroll_people"),
+        f.scalar("SELECT count(*) FROM src.items")
+    );
+    assert_eq!(
+        f.scalar("SELECT trigger || ' ' || matched FROM conveyor.recon_runs"),
+        format!("after:src {}", f.scalar("SELECT count(*) FROM src.items"))
+    );
 
     // The mapping loses its e-mail column: `check` says where, and exits 2.
     let text_cfg = format!("{base}{}", model_and_recon("email AS mail"));
     std::fs::write(&config, &text_cfg).unwrap();
-    let line = text_cfg.lines().position(|l| l.starts_with("payroll_people =")).unwrap() + 1;
+    let line = text_cfg
+        .lines()
+        .position(|l| l.starts_with("payroll_people ="))
+        .unwrap()
+        + 1;
     let out = f.conveyor(&["check"]).await;
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
@@ -167,14 +222,21 @@ async fn sync_refreshes_the_model_and_reconciles_and_check_locates_a_bad_mapping
     assert!(stdout.contains(&want), "want {want}\n got {stdout}");
 
     // A reconciliation comparing a column its left side lacks: located too.
-    let text_cfg = format!("{base}{}", model_and_recon("email")).replace("left = \"name\"", "left = \"nme\"");
+    let text_cfg =
+        format!("{base}{}", model_and_recon("email")).replace("left = \"name\"", "left = \"nme\"");
     std::fs::write(&config, &text_cfg).unwrap();
     let line = text_cfg.lines().position(|l| l == "[[reconcile]]").unwrap() + 1;
     let out = f.conveyor(&["check"]).await;
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
-    let want = format!("{}:{line}:1: reconcile[0].left: `items_vs_people` does not run: ", config.display());
-    assert!(stdout.contains(&want) && stdout.contains("nme"), "want {want}\n got {stdout}");
+    let want = format!(
+        "{}:{line}:1: reconcile[0].left: `items_vs_people` does not run: ",
+        config.display()
+    );
+    assert!(
+        stdout.contains(&want) && stdout.contains("nme"),
+        "want {want}\n got {stdout}"
+    );
     assert!(!stdout.contains("reconcile[0].right"), "{stdout}");
 }
 
@@ -217,16 +279,32 @@ keys = [{ left = "id" }]
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    assert!(seen.contains("after_src=after:src") && seen.contains("every_second=schedule"), "{seen}");
+    assert!(
+        seen.contains("after_src=after:src") && seen.contains("every_second=schedule"),
+        "{seen}"
+    );
     // By hand while the daemon holds the file: the latest runs, with a note.
     let out = f.conveyor(&["recon"]).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stderr.contains("a daemon holds the warehouse") && stdout.contains("every_second"), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("a daemon holds the warehouse") && stdout.contains("every_second"),
+        "{stdout}\n{stderr}"
+    );
 
     let pid = daemon.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = tokio::time::timeout(std::time::Duration::from_secs(30), daemon.wait()).await.expect("daemon stops").unwrap();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), daemon.wait())
+        .await
+        .expect("daemon stops")
+        .unwrap();
     assert!(status.success(), "{status:?}");
-    assert_eq!(f.scalar("SELECT count(*) FROM conveyor.recon_runs WHERE status <> 'succeeded'"), "0");
+    assert_eq!(
+        f.scalar("SELECT count(*) FROM conveyor.recon_runs WHERE status <> 'succeeded'"),
+        "0"
+    );
 }

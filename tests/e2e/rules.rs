@@ -32,26 +32,53 @@ async fn rules_run_after_sync_and_by_hand_and_alerts_lists_them() {
 
     let out = f.conveyor(&["sync"]).await;
     assert!(out.status.success(), "{:?}", text(&out));
-    assert_eq!(f.scalar("SELECT rule || ':' || state FROM conveyor.alerts"), "items_seen:firing");
-    assert_eq!(f.scalar("SELECT context->>'owner_email' FROM conveyor.rule_results"), "ops@example.com");
+    assert_eq!(
+        f.scalar("SELECT rule || ':' || state FROM conveyor.alerts"),
+        "items_seen:firing"
+    );
+    assert_eq!(
+        f.scalar("SELECT context->>'owner_email' FROM conveyor.rule_results"),
+        "ops@example.com"
+    );
 
     let out = f.conveyor(&["rules", "eval", "needs_two"]).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("needs_two") && stdout.contains("pending"), "{stdout}");
+    assert!(
+        stdout.contains("needs_two") && stdout.contains("pending"),
+        "{stdout}"
+    );
     let out = f.conveyor(&["rules", "eval"]).await;
     assert!(out.status.success(), "{:?}", text(&out));
 
     let out = f.conveyor(&["alerts", "--format", "csv"]).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    let rows: Vec<String> = stdout.lines().skip(1).map(|l| l.splitn(4, ',').take(3).collect::<Vec<_>>().join(",")).collect();
-    assert_eq!(rows, ["items_seen,src,firing", "needs_two,ann,firing"], "{stdout}");
-    assert_eq!(f.scalar("SELECT count(*) FROM conveyor.rule_results"), "4", "history kept: 1 + 1 + 2");
+    let rows: Vec<String> = stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.splitn(4, ',').take(3).collect::<Vec<_>>().join(","))
+        .collect();
+    assert_eq!(
+        rows,
+        ["items_seen,src,firing", "needs_two,ann,firing"],
+        "{stdout}"
+    );
+    assert_eq!(
+        f.scalar("SELECT count(*) FROM conveyor.rule_results"),
+        "4",
+        "history kept: 1 + 1 + 2"
+    );
 
     let out = f.conveyor(&["rules", "eval", "nope"]).await;
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).1.contains("no rule named `nope`; configured: items_seen, needs_two"), "{:?}", text(&out));
+    assert!(
+        text(&out)
+            .1
+            .contains("no rule named `nope`; configured: items_seen, needs_two"),
+        "{:?}",
+        text(&out)
+    );
 
     // `check` binds each measure against the warehouse and locates one that does not run.
     let broken = "\n[[rules]]\nname = \"broken\"\nmeasure = \"SELECT id AS entity, 1 AS period, nope AS value FROM src.items\"\ndirection = \"above\"\nwarn = 1\n";
@@ -61,9 +88,18 @@ async fn rules_run_after_sync_and_by_hand_and_alerts_lists_them() {
     let out = f.conveyor(&["check"]).await;
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
-    let want = format!("{}:{line}:1: rules[2].measure: `broken` does not run: ", config.display());
-    assert!(stdout.contains(&want) && stdout.contains("nope"), "want {want}\n got {stdout}");
-    assert!(!stdout.contains("rules[0]") && !stdout.contains("rules[1]"), "{stdout}");
+    let want = format!(
+        "{}:{line}:1: rules[2].measure: `broken` does not run: ",
+        config.display()
+    );
+    assert!(
+        stdout.contains(&want) && stdout.contains("nope"),
+        "want {want}\n got {stdout}"
+    );
+    assert!(
+        !stdout.contains("rules[0]") && !stdout.contains("rules[1]"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -94,13 +130,28 @@ async fn the_daemon_evaluates_rules_on_their_schedule() {
     // By hand while the daemon holds the file: refused, with the reason.
     let out = f.conveyor(&["rules", "eval"]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).1.contains("a daemon holds the warehouse"), "{:?}", text(&out));
+    assert!(
+        text(&out).1.contains("a daemon holds the warehouse"),
+        "{:?}",
+        text(&out)
+    );
 
     let pid = daemon.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = tokio::time::timeout(std::time::Duration::from_secs(30), daemon.wait()).await.expect("daemon stops").unwrap();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), daemon.wait())
+        .await
+        .expect("daemon stops")
+        .unwrap();
     assert!(status.success(), "{status:?}");
-    assert_eq!(f.scalar("SELECT count(*) FROM conveyor.rule_results WHERE rule = 'items_seen'"), "0", "no sync ran");
+    assert_eq!(
+        f.scalar("SELECT count(*) FROM conveyor.rule_results WHERE rule = 'items_seen'"),
+        "0",
+        "no sync ran"
+    );
 }
 
 /// The SMTP capture server (`tests/smtp_capture.py`, aiosmtpd) writing into
@@ -116,8 +167,12 @@ impl Drop for Smtp {
 
 fn smtp_capture(dir: &std::path::Path) -> Smtp {
     use std::io::BufRead;
-    let python = std::env::var("CONVEYOR_TEST_PYTHON")
-        .unwrap_or_else(|_| format!("{}/.cache/conveyor-venv/bin/python", std::env::var("HOME").unwrap_or_default()));
+    let python = std::env::var("CONVEYOR_TEST_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/conveyor-venv/bin/python",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/smtp_capture.py");
     let mut child = std::process::Command::new(&python)
         .arg(script)
@@ -126,15 +181,27 @@ fn smtp_capture(dir: &std::path::Path) -> Smtp {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {python} (run scripts/setup-test-tools): {e}"));
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let port = line.trim().parse().unwrap_or_else(|_| panic!("smtp_capture printed {line:?}"));
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("smtp_capture printed {line:?}"));
     Smtp(child, port)
 }
 
 fn emails(dir: &std::path::Path) -> Vec<String> {
-    let mut paths: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "eml")).collect();
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
     paths.sort();
-    paths.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect()
+    paths
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -159,9 +226,18 @@ body = "Owner {{ owner_email }} saw {{ value }} items"
     assert!(out.status.success(), "{:?}", text(&out));
     let sent = emails(&mail);
     assert_eq!(sent.len(), 1, "{sent:#?}");
-    assert!(sent[0].contains("Subject: items_seen: src is warn") && sent[0].contains("To: ops@example.com"), "{}", sent[0]);
+    assert!(
+        sent[0].contains("Subject: items_seen: src is warn")
+            && sent[0].contains("To: ops@example.com"),
+        "{}",
+        sent[0]
+    );
     let key = f.scalar("SELECT key FROM conveyor.outbox WHERE delivered_at IS NOT NULL");
-    assert!(sent[0].contains(&format!("Message-ID: <{key}@conveyor>")), "{}", sent[0]);
+    assert!(
+        sent[0].contains(&format!("Message-ID: <{key}@conveyor>")),
+        "{}",
+        sent[0]
+    );
 
     // Still firing: evaluating again queues and sends nothing new.
     let out = f.conveyor(&["rules", "eval"]).await;
@@ -170,12 +246,22 @@ body = "Owner {{ owner_email }} saw {{ value }} items"
     assert_eq!(f.scalar("SELECT count(*) FROM conveyor.outbox"), "1");
 
     // A template variable the measure does not return is a located check error.
-    let bad = format!("{base}{}{smtp_section}", rules.replace("Owner {{ owner_email }}", "Owner {{ owner_mail }}"));
+    let bad = format!(
+        "{base}{}{smtp_section}",
+        rules.replace("Owner {{ owner_email }}", "Owner {{ owner_mail }}")
+    );
     std::fs::write(&config, &bad).unwrap();
-    let line = bad.lines().position(|l| l.starts_with("body = \"Owner")).unwrap() + 1;
+    let line = bad
+        .lines()
+        .position(|l| l.starts_with("body = \"Owner"))
+        .unwrap()
+        + 1;
     let out = f.conveyor(&["check"]).await;
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
-    let want = format!("{}:{line}:8: rules[0].actions[0].body: unknown template variable `owner_mail`", config.display());
+    let want = format!(
+        "{}:{line}:8: rules[0].actions[0].body: unknown template variable `owner_mail`",
+        config.display()
+    );
     assert!(stdout.contains(&want), "want {want}\n got {stdout}");
 }

@@ -25,20 +25,43 @@ async fn tokens_never_leave_the_process() {
         f.server.url("/oauth/token")
     );
     f.write_config(&auth, "");
-    let env = [("E2E_CLIENT_SECRET", CLIENT_SECRET), ("E2E_REFRESH", REFRESH), ("RUST_LOG", "trace")];
+    let env = [
+        ("E2E_CLIENT_SECRET", CLIENT_SECRET),
+        ("E2E_REFRESH", REFRESH),
+        ("RUST_LOG", "trace"),
+    ];
     let mut outputs = Vec::new();
-    for args in [&["sync"][..], &["sync"], &["status"], &["check"], &["--log-format", "json", "sync"]] {
+    for args in [
+        &["sync"][..],
+        &["sync"],
+        &["status"],
+        &["check"],
+        &["--log-format", "json", "sync"],
+    ] {
         let out = f.conveyor_env(args, &env).await;
         assert!(out.status.success(), "{args:?}: {:?}", text(&out));
         outputs.push(out);
     }
     // A failure path too: the server refuses the secret.
     f.write_config(&auth.replace("env:E2E_CLIENT_SECRET", "env:E2E_WRONG"), "");
-    let out = f.conveyor_env(&["sync"], &[("E2E_WRONG", "cs-WRONG-but-secret-55"), ("E2E_REFRESH", REFRESH), ("RUST_LOG", "trace")]).await;
+    let out = f
+        .conveyor_env(
+            &["sync"],
+            &[
+                ("E2E_WRONG", "cs-WRONG-but-secret-55"),
+                ("E2E_REFRESH", REFRESH),
+                ("RUST_LOG", "trace"),
+            ],
+        )
+        .await;
     assert_eq!(out.status.code(), Some(1));
     outputs.push(out);
 
-    let mut secrets = vec![CLIENT_SECRET.to_string(), REFRESH.to_string(), "cs-WRONG-but-secret-55".to_string()];
+    let mut secrets = vec![
+        CLIENT_SECRET.to_string(),
+        REFRESH.to_string(),
+        "cs-WRONG-but-secret-55".to_string(),
+    ];
     secrets.extend(f.mock.issued_refresh_tokens());
     assert!(secrets.len() >= 4, "the server rotated tokens: {secrets:?}");
     let warehouse = std::fs::read(f.warehouse()).unwrap();
@@ -46,10 +69,16 @@ async fn tokens_never_leave_the_process() {
     for s in &secrets {
         for o in &outputs {
             let (stdout, stderr) = text(o);
-            assert!(!stdout.contains(s.as_str()) && !stderr.contains(s.as_str()), "{s} leaked in output");
+            assert!(
+                !stdout.contains(s.as_str()) && !stderr.contains(s.as_str()),
+                "{s} leaked in output"
+            );
         }
         for bytes in [&warehouse, &wal] {
-            assert!(!bytes.windows(s.len()).any(|w| w == s.as_bytes()), "{s} found in the warehouse file");
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                "{s} found in the warehouse file"
+            );
         }
     }
     // The rotated token was stored (sealed) and is what the server expects now.

@@ -17,7 +17,11 @@ pub struct Fixture {
 impl Fixture {
     pub async fn new(cfg: RestMockConfig) -> Fixture {
         let (server, mock) = RestMock::new(cfg).start().await;
-        Fixture { dir: tempfile::tempdir().unwrap(), server, mock }
+        Fixture {
+            dir: tempfile::tempdir().unwrap(),
+            server,
+            mock,
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -71,7 +75,10 @@ incremental = {{ cursor_field = "updated_at", param = "updated_since" }}
 
     pub async fn conveyor_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = tokio::process::Command::new(BIN);
-        cmd.arg("--config").arg(self.config()).args(args).current_dir(self.dir.path());
+        cmd.arg("--config")
+            .arg(self.config())
+            .args(args)
+            .current_dir(self.dir.path());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -89,10 +96,14 @@ incremental = {{ cursor_field = "updated_at", param = "updated_since" }}
 }
 
 pub fn sql_on(path: &Path, sql: &str) -> Vec<Vec<String>> {
-    let cfg = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly).unwrap();
+    let cfg = duckdb::Config::default()
+        .access_mode(duckdb::AccessMode::ReadOnly)
+        .unwrap();
     let conn = duckdb::Connection::open_with_flags(path, cfg).unwrap();
     // Every value as text, so tests compare strings.
-    let mut st = conn.prepare(&format!("SELECT COLUMNS(*)::VARCHAR FROM ({sql})")).unwrap();
+    let mut st = conn
+        .prepare(&format!("SELECT COLUMNS(*)::VARCHAR FROM ({sql})"))
+        .unwrap();
     let mut rows = st.query([]).unwrap();
     let mut out = Vec::new();
     while let Some(r) = rows.next().unwrap() {
@@ -111,9 +122,16 @@ pub fn sql_on(path: &Path, sql: &str) -> Vec<Vec<String>> {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }

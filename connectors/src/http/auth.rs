@@ -34,51 +34,74 @@ impl AuthProvider {
         redactor: &Redactor,
     ) -> Result<Self, ConnectorError> {
         let resolve = |r: &conveyor_config::SecretRef| {
-            let s = r.resolve().map_err(|e| ConnectorError::new(ErrorKind::Config, e))?;
+            let s = r
+                .resolve()
+                .map_err(|e| ConnectorError::new(ErrorKind::Config, e))?;
             redactor.add_secret(s.expose());
             Ok::<_, ConnectorError>(s)
         };
         Ok(match cfg {
             AuthConfig::None => AuthProvider::None,
-            AuthConfig::ApiKey { location: KeyLocation::Header(name), key } => {
-                AuthProvider::Header { name: name.clone(), value: resolve(key)? }
-            }
-            AuthConfig::ApiKey { location: KeyLocation::Query(name), key } => {
+            AuthConfig::ApiKey {
+                location: KeyLocation::Header(name),
+                key,
+            } => AuthProvider::Header {
+                name: name.clone(),
+                value: resolve(key)?,
+            },
+            AuthConfig::ApiKey {
+                location: KeyLocation::Query(name),
+                key,
+            } => {
                 redactor.add_param(name);
-                AuthProvider::Query { name: name.clone(), value: resolve(key)? }
+                AuthProvider::Query {
+                    name: name.clone(),
+                    value: resolve(key)?,
+                }
             }
-            AuthConfig::Basic { username, password } => {
-                AuthProvider::Basic { username: username.clone(), password: resolve(password)? }
-            }
+            AuthConfig::Basic { username, password } => AuthProvider::Basic {
+                username: username.clone(),
+                password: resolve(password)?,
+            },
             AuthConfig::Bearer { token } => AuthProvider::Bearer(resolve(token)?),
-            AuthConfig::OAuth2ClientCredentials { token_url, client_id, client_secret, scope } => {
-                AuthProvider::OAuth(Box::new(OAuthClient {
-                    token_url: token_url.clone(),
-                    client_id: client_id.clone(),
-                    client_secret: resolve(client_secret)?,
-                    grant: Grant::ClientCredentials { scope: scope.clone() },
-                    store,
-                    store_key,
-                    redactor: redactor.clone(),
-                    cached: tokio::sync::Mutex::new(None),
-                    extra_fields: Vec::new(),
-                    body: TokenBody::default(),
-                }))
-            }
-            AuthConfig::OAuth2RefreshToken { token_url, client_id, client_secret, refresh_token } => {
-                AuthProvider::OAuth(Box::new(OAuthClient {
-                    token_url: token_url.clone(),
-                    client_id: client_id.clone(),
-                    client_secret: resolve(client_secret)?,
-                    grant: Grant::RefreshToken { configured: resolve(refresh_token)? },
-                    store,
-                    store_key,
-                    redactor: redactor.clone(),
-                    cached: tokio::sync::Mutex::new(None),
-                    extra_fields: Vec::new(),
-                    body: TokenBody::default(),
-                }))
-            }
+            AuthConfig::OAuth2ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scope,
+            } => AuthProvider::OAuth(Box::new(OAuthClient {
+                token_url: token_url.clone(),
+                client_id: client_id.clone(),
+                client_secret: resolve(client_secret)?,
+                grant: Grant::ClientCredentials {
+                    scope: scope.clone(),
+                },
+                store,
+                store_key,
+                redactor: redactor.clone(),
+                cached: tokio::sync::Mutex::new(None),
+                extra_fields: Vec::new(),
+                body: TokenBody::default(),
+            })),
+            AuthConfig::OAuth2RefreshToken {
+                token_url,
+                client_id,
+                client_secret,
+                refresh_token,
+            } => AuthProvider::OAuth(Box::new(OAuthClient {
+                token_url: token_url.clone(),
+                client_id: client_id.clone(),
+                client_secret: resolve(client_secret)?,
+                grant: Grant::RefreshToken {
+                    configured: resolve(refresh_token)?,
+                },
+                store,
+                store_key,
+                redactor: redactor.clone(),
+                cached: tokio::sync::Mutex::new(None),
+                extra_fields: Vec::new(),
+                body: TokenBody::default(),
+            })),
         })
     }
 
@@ -102,7 +125,11 @@ impl AuthProvider {
 
     /// Vendor specifics of the token request: extra fields and the body
     /// style. No effect on non-OAuth providers.
-    pub fn with_token_request(mut self, extra_fields: Vec<(String, String)>, body: TokenBody) -> Self {
+    pub fn with_token_request(
+        mut self,
+        extra_fields: Vec<(String, String)>,
+        body: TokenBody,
+    ) -> Self {
         if let AuthProvider::OAuth(o) = &mut self {
             o.extra_fields = extra_fields;
             o.body = body;
@@ -191,7 +218,10 @@ impl OAuthClient {
         }
     }
 
-    async fn fetch_token(&self, http: &reqwest::Client) -> Result<(Secret, Duration), ConnectorError> {
+    async fn fetch_token(
+        &self,
+        http: &reqwest::Client,
+    ) -> Result<(Secret, Duration), ConnectorError> {
         let mut form: Vec<(&str, String)> = Vec::new();
         match &self.grant {
             Grant::ClientCredentials { scope } => {
@@ -202,17 +232,31 @@ impl OAuthClient {
             }
             Grant::RefreshToken { configured } => {
                 form.push(("grant_type", "refresh_token".into()));
-                form.push(("refresh_token", self.current_refresh_token(configured)?.expose().to_string()));
+                form.push((
+                    "refresh_token",
+                    self.current_refresh_token(configured)?.expose().to_string(),
+                ));
             }
         }
-        form.extend(self.extra_fields.iter().map(|(k, v)| (k.as_str(), v.clone())));
+        form.extend(
+            self.extra_fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.clone())),
+        );
         let url = self.redactor.url(&self.token_url);
-        let request = http.post(self.token_url.clone()).header("Accept", "application/json");
+        let request = http
+            .post(self.token_url.clone())
+            .header("Accept", "application/json");
         let request = match self.body {
             TokenBody::FormWithBasic => {
-                let basic = base64::engine::general_purpose::STANDARD
-                    .encode(format!("{}:{}", self.client_id, self.client_secret.expose()));
-                request.header("Authorization", format!("Basic {basic}")).form(&form)
+                let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+                    "{}:{}",
+                    self.client_id,
+                    self.client_secret.expose()
+                ));
+                request
+                    .header("Authorization", format!("Basic {basic}"))
+                    .form(&form)
             }
             TokenBody::FormWithCredentials => {
                 form.push(("client_id", self.client_id.clone()));
@@ -220,26 +264,43 @@ impl OAuthClient {
                 request.form(&form)
             }
             TokenBody::JsonWithCredentials => {
-                let mut obj: serde_json::Map<String, serde_json::Value> =
-                    form.into_iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v))).collect();
+                let mut obj: serde_json::Map<String, serde_json::Value> = form
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
+                    .collect();
                 obj.insert("client_id".into(), self.client_id.clone().into());
-                obj.insert("client_secret".into(), self.client_secret.expose().to_string().into());
+                obj.insert(
+                    "client_secret".into(),
+                    self.client_secret.expose().to_string().into(),
+                );
                 request.json(&obj)
             }
         };
-        let resp = request
-            .send()
-            .await
-            .map_err(|e| ConnectorError::new(ErrorKind::Transient, format!("POST {url}: {}", self.redactor.scrub(&without_url(&e)))))?;
+        let resp = request.send().await.map_err(|e| {
+            ConnectorError::new(
+                ErrorKind::Transient,
+                format!("POST {url}: {}", self.redactor.scrub(&without_url(&e))),
+            )
+        })?;
         let status = resp.status();
         let body = resp.bytes().await.unwrap_or_default();
         if !status.is_success() {
             let snippet = self.redactor.scrub(&super::client::snippet(&body));
-            let kind = if status.is_server_error() { ErrorKind::Transient } else { ErrorKind::Auth };
-            return Err(ConnectorError::new(kind, format!("token request POST {url} failed: HTTP {status}: {snippet}")));
+            let kind = if status.is_server_error() {
+                ErrorKind::Transient
+            } else {
+                ErrorKind::Auth
+            };
+            return Err(ConnectorError::new(
+                kind,
+                format!("token request POST {url} failed: HTTP {status}: {snippet}"),
+            ));
         }
         let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
-            ConnectorError::new(ErrorKind::Auth, format!("token response from {url} is not understood: {e}"))
+            ConnectorError::new(
+                ErrorKind::Auth,
+                format!("token response from {url} is not understood: {e}"),
+            )
         })?;
         self.redactor.add_secret(&parsed.access_token);
         if let Some(new_refresh) = &parsed.refresh_token {
@@ -257,7 +318,8 @@ impl OAuthClient {
             .expires_in
             .map(Duration::from_secs)
             .or_else(|| {
-                let at = chrono::DateTime::parse_from_rfc3339(parsed.expires_at.as_deref()?).ok()?;
+                let at =
+                    chrono::DateTime::parse_from_rfc3339(parsed.expires_at.as_deref()?).ok()?;
                 let secs = (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds();
                 Some(Duration::from_secs(secs.max(0) as u64))
             })

@@ -39,7 +39,12 @@ pub struct HttpRequest {
 
 impl HttpRequest {
     pub fn get(url: Url) -> Self {
-        HttpRequest { method: Method::GET, url, headers: Vec::new(), json: None }
+        HttpRequest {
+            method: Method::GET,
+            url,
+            headers: Vec::new(),
+            json: None,
+        }
     }
 }
 
@@ -71,9 +76,21 @@ impl HttpClient {
             .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("conveyor/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ConnectorError::new(ErrorKind::Config, format!("cannot build HTTP client: {e}")))?;
-        let limiter = cfg.requests_per_second.map(|rps| ratelimit::for_host(host, rps));
-        Ok(HttpClient { http, cfg, auth: Arc::new(auth), headers, limiter, redactor, error_message: None })
+            .map_err(|e| {
+                ConnectorError::new(ErrorKind::Config, format!("cannot build HTTP client: {e}"))
+            })?;
+        let limiter = cfg
+            .requests_per_second
+            .map(|rps| ratelimit::for_host(host, rps));
+        Ok(HttpClient {
+            http,
+            cfg,
+            auth: Arc::new(auth),
+            headers,
+            limiter,
+            redactor,
+            error_message: None,
+        })
     }
 
     /// Errors quote what `f` finds in the body (falling back to a snippet).
@@ -108,7 +125,12 @@ impl HttpClient {
                     let status = resp.status();
                     let headers = resp.headers().clone();
                     match resp.bytes().await {
-                        Ok(body) => Ok(HttpResponse { url: req.url.clone(), status, headers, body }),
+                        Ok(body) => Ok(HttpResponse {
+                            url: req.url.clone(),
+                            status,
+                            headers,
+                            body,
+                        }),
                         Err(e) => Err(without_url(&e)),
                     }
                 }
@@ -116,7 +138,11 @@ impl HttpClient {
             };
             let (retry_after, failure) = match outcome {
                 Ok(resp) if resp.status.is_success() => return Ok(resp),
-                Ok(resp) if resp.status == StatusCode::UNAUTHORIZED && !reauthenticated && self.auth.invalidate().await => {
+                Ok(resp)
+                    if resp.status == StatusCode::UNAUTHORIZED
+                        && !reauthenticated
+                        && self.auth.invalidate().await =>
+                {
                     // An OAuth access token expired early or was revoked:
                     // fetch a new one once and repeat the request.
                     reauthenticated = true;
@@ -137,13 +163,20 @@ impl HttpClient {
                 }
                 Err(text) => (
                     None,
-                    ConnectorError::new(ErrorKind::Transient, format!("{} {shown}: {}", req.method, self.redactor.scrub(&text))),
+                    ConnectorError::new(
+                        ErrorKind::Transient,
+                        format!("{} {shown}: {}", req.method, self.redactor.scrub(&text)),
+                    ),
                 ),
             };
             if attempt >= self.cfg.max_retries {
                 return Err(ConnectorError::new(
                     failure.kind,
-                    format!("{} (gave up after {} attempts)", failure.message, attempt + 1),
+                    format!(
+                        "{} (gave up after {} attempts)",
+                        failure.message,
+                        attempt + 1
+                    ),
                 ));
             }
             let delay = retry_after.unwrap_or_else(|| self.backoff(attempt));
@@ -165,8 +198,16 @@ impl HttpClient {
     }
 
     fn describe(&self, req: &HttpRequest, shown: &str, resp: &HttpResponse) -> String {
-        let text = self.error_message.and_then(|f| f(&resp.body)).unwrap_or_else(|| snippet(&resp.body));
-        format!("{} {shown}: HTTP {}: {}", req.method, resp.status, self.redactor.scrub(&text))
+        let text = self
+            .error_message
+            .and_then(|f| f(&resp.body))
+            .unwrap_or_else(|| snippet(&resp.body));
+        format!(
+            "{} {shown}: HTTP {}: {}",
+            req.method,
+            resp.status,
+            self.redactor.scrub(&text)
+        )
     }
 }
 
@@ -176,7 +217,11 @@ fn is_retryable_status(s: StatusCode) -> bool {
 
 /// `Retry-After` as seconds or an HTTP date.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = v.parse::<f64>() {
         return Some(Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
     }

@@ -52,7 +52,10 @@ impl RateLimiter {
 /// the strictest configured rate wins.
 pub fn for_host(host: &str, requests_per_second: f64) -> Arc<RateLimiter> {
     static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<RateLimiter>>>> = OnceLock::new();
-    let mut map = REGISTRY.get_or_init(Default::default).lock().expect("registry lock");
+    let mut map = REGISTRY
+        .get_or_init(Default::default)
+        .lock()
+        .expect("registry lock");
     let limiter = map
         .entry(host.to_string())
         .or_insert_with(|| Arc::new(RateLimiter::new(requests_per_second)))

@@ -6,8 +6,18 @@ use url::Url;
 
 /// Query parameters whose values are always hidden, whatever the config says.
 const SENSITIVE_PARAMS: &[&str] = &[
-    "api_key", "apikey", "key", "token", "access_token", "refresh_token", "client_secret",
-    "password", "secret", "signature", "sig", "auth",
+    "api_key",
+    "apikey",
+    "key",
+    "token",
+    "access_token",
+    "refresh_token",
+    "client_secret",
+    "password",
+    "secret",
+    "signature",
+    "sig",
+    "auth",
 ];
 
 /// Knows every secret value a connector holds (configured secrets and tokens
@@ -32,7 +42,10 @@ impl Redactor {
 
     /// Marks a query parameter (e.g. the configured API-key parameter) as secret.
     pub fn add_param(&self, name: &str) {
-        self.extra_params.write().expect("redactor lock").push(name.to_ascii_lowercase());
+        self.extra_params
+            .write()
+            .expect("redactor lock")
+            .push(name.to_ascii_lowercase());
     }
 
     pub fn scrub(&self, text: &str) -> String {
@@ -57,7 +70,14 @@ impl Redactor {
                 .map(|(k, v)| {
                     let lk = k.to_ascii_lowercase();
                     let hide = SENSITIVE_PARAMS.contains(&lk.as_str()) || extra.contains(&lk);
-                    (k.into_owned(), if hide { "***".to_string() } else { v.into_owned() })
+                    (
+                        k.into_owned(),
+                        if hide {
+                            "***".to_string()
+                        } else {
+                            v.into_owned()
+                        },
+                    )
                 })
                 .collect();
             u.query_pairs_mut().clear().extend_pairs(pairs);
@@ -75,9 +95,14 @@ mod tests {
         let r = Redactor::default();
         r.add_secret("s3cr3t-token");
         r.add_param("x_custom");
-        let u = Url::parse("https://user:pw@api.test/a?page=2&api_key=zzz&x_custom=q&q=s3cr3t-token").unwrap();
+        let u =
+            Url::parse("https://user:pw@api.test/a?page=2&api_key=zzz&x_custom=q&q=s3cr3t-token")
+                .unwrap();
         let shown = r.url(&u);
-        assert_eq!(shown, "https://api.test/a?page=2&api_key=***&x_custom=***&q=***");
+        assert_eq!(
+            shown,
+            "https://api.test/a?page=2&api_key=***&x_custom=***&q=***"
+        );
         assert_eq!(r.scrub("bad token s3cr3t-token here"), "bad token *** here");
     }
 }

@@ -3,19 +3,22 @@
 
 use std::cmp::Ordering;
 
-use chrono::{DateTime, Utc};
-use conveyor_config::{CursorFormat, IncrementalConfig};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, TimeUnit};
+use chrono::{DateTime, Utc};
 use conveyor_config::JsonPath;
+use conveyor_config::{CursorFormat, IncrementalConfig};
 use serde_json::Value;
 
 use crate::json_arrow::{parse_timestamp, JSON_TYPE_KEY};
 
 fn is_json(batch: &RecordBatch, column: &str) -> bool {
-    batch.schema().field_with_name(column).is_ok_and(|f| f.metadata().get(JSON_TYPE_KEY).is_some_and(|t| t == "json"))
+    batch
+        .schema()
+        .field_with_name(column)
+        .is_ok_and(|f| f.metadata().get(JSON_TYPE_KEY).is_some_and(|t| t == "json"))
 }
 
 /// A cursor value: a timestamp, a number, or opaque text.
@@ -45,7 +48,9 @@ impl CursorValue {
             let text = col.as_string_opt::<i32>()?;
             let rest = JsonPath(rest.to_vec());
             for doc in text.iter().flatten() {
-                let Ok(v) = serde_json::from_str::<Value>(doc) else { continue };
+                let Ok(v) = serde_json::from_str::<Value>(doc) else {
+                    continue;
+                };
                 if let Some(c) = super::select::select(&v, &rest).and_then(CursorValue::from_json) {
                     offer(c);
                 }
@@ -53,7 +58,12 @@ impl CursorValue {
             return newest;
         }
         match col.data_type() {
-            DataType::Int64 => col.as_primitive::<Int64Type>().iter().flatten().max().map(|v| CursorValue::Number(v as f64)),
+            DataType::Int64 => col
+                .as_primitive::<Int64Type>()
+                .iter()
+                .flatten()
+                .max()
+                .map(|v| CursorValue::Number(v as f64)),
             DataType::Float64 => col
                 .as_primitive::<Float64Type>()
                 .iter()
@@ -102,7 +112,9 @@ impl CursorValue {
     /// How the cursor is saved in the stream state.
     pub fn to_json(&self) -> Value {
         match self {
-            CursorValue::Time(t) => Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            CursorValue::Time(t) => {
+                Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            }
             CursorValue::Number(n) => serde_json::json!(n),
             CursorValue::Text(s) => Value::String(s.clone()),
         }
@@ -111,7 +123,9 @@ impl CursorValue {
     fn compare(&self, other: &CursorValue) -> Ordering {
         match (self, other) {
             (CursorValue::Time(a), CursorValue::Time(b)) => a.cmp(b),
-            (CursorValue::Number(a), CursorValue::Number(b)) => a.partial_cmp(b).unwrap_or(Ordering::Equal),
+            (CursorValue::Number(a), CursorValue::Number(b)) => {
+                a.partial_cmp(b).unwrap_or(Ordering::Equal)
+            }
             (a, b) => a.text().cmp(&b.text()),
         }
     }
@@ -152,7 +166,11 @@ pub fn render(cfg: &IncrementalConfig, saved: &CursorValue) -> String {
                 CursorFormat::UnixMillis => n - secs * 1000.0,
                 _ => n - secs,
             };
-            if v.fract() == 0.0 { format!("{}", v as i64) } else { v.to_string() }
+            if v.fract() == 0.0 {
+                format!("{}", v as i64)
+            } else {
+                v.to_string()
+            }
         }
         CursorValue::Text(s) => s.clone(),
     };
@@ -179,8 +197,14 @@ mod tests {
     #[test]
     fn renders_with_lookback_and_template() {
         let c = CursorValue::from_json(&serde_json::json!("2024-06-01T01:00:00.000Z")).unwrap();
-        assert_eq!(render(&cfg(CursorFormat::Rfc3339, 3600, "gte|{cursor}"), &c), "gte|2024-06-01T00:00:00.000Z");
-        assert_eq!(render(&cfg(CursorFormat::UnixSeconds, 0, "{cursor}"), &c), "1717203600");
+        assert_eq!(
+            render(&cfg(CursorFormat::Rfc3339, 3600, "gte|{cursor}"), &c),
+            "gte|2024-06-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            render(&cfg(CursorFormat::UnixSeconds, 0, "{cursor}"), &c),
+            "1717203600"
+        );
     }
 
     #[test]

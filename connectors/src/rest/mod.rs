@@ -17,11 +17,12 @@ mod select;
 
 use std::sync::Arc;
 
+use arrow_array::RecordBatch;
 use conveyor_config::{KeyLocation, RestSourceConfig, RestStreamConfig};
 use conveyor_plugin_api::{
-    CancelFlag, Connector, ConnectorError, CredentialStore, ErrorKind, Json, RecordSink, StreamDescriptor,
+    CancelFlag, Connector, ConnectorError, CredentialStore, ErrorKind, Json, RecordSink,
+    StreamDescriptor,
 };
-use arrow_array::RecordBatch;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use url::Url;
@@ -39,29 +40,53 @@ pub struct RestConnector {
 }
 
 impl RestConnector {
-    pub fn new(source: &str, cfg: RestSourceConfig, credentials: Arc<dyn CredentialStore>) -> Result<Self, ConnectorError> {
+    pub fn new(
+        source: &str,
+        cfg: RestSourceConfig,
+        credentials: Arc<dyn CredentialStore>,
+    ) -> Result<Self, ConnectorError> {
         let redactor = Redactor::default();
-        let auth = AuthProvider::from_config(&cfg.auth, format!("{source}.refresh_token"), credentials, &redactor)?;
+        let auth = AuthProvider::from_config(
+            &cfg.auth,
+            format!("{source}.refresh_token"),
+            credentials,
+            &redactor,
+        )?;
         let host = cfg.base_url.host_str().unwrap_or_default().to_string();
         let client = HttpClient::new(cfg.http.clone(), &host, auth, cfg.headers.clone(), redactor)?;
-        Ok(RestConnector { source: source.to_string(), cfg, client: Arc::new(client) })
+        Ok(RestConnector {
+            source: source.to_string(),
+            cfg,
+            client: Arc::new(client),
+        })
     }
 
     fn stream(&self, name: &str) -> Result<&RestStreamConfig, ConnectorError> {
-        self.cfg.streams.iter().find(|s| s.name == name).ok_or_else(|| {
-            ConnectorError::new(ErrorKind::Config, format!("source {} has no stream `{name}`", self.source))
-        })
+        self.cfg
+            .streams
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| {
+                ConnectorError::new(
+                    ErrorKind::Config,
+                    format!("source {} has no stream `{name}`", self.source),
+                )
+            })
     }
 
     fn stream_url(&self, path: &str) -> Result<Url, ConnectorError> {
         if path.starts_with("http://") || path.starts_with("https://") {
-            return Url::parse(path).map_err(|e| ConnectorError::new(ErrorKind::Config, format!("bad stream URL {path}: {e}")));
+            return Url::parse(path).map_err(|e| {
+                ConnectorError::new(ErrorKind::Config, format!("bad stream URL {path}: {e}"))
+            });
         }
         // Join as text: Url::join would drop the last segment of a base
         // URL without a trailing slash ("…/api/v2" + "users").
         let base = self.cfg.base_url.as_str().trim_end_matches('/');
         let url = format!("{base}/{}", path.trim_start_matches('/'));
-        Url::parse(&url).map_err(|e| ConnectorError::new(ErrorKind::Config, format!("bad stream URL {url}: {e}")))
+        Url::parse(&url).map_err(|e| {
+            ConnectorError::new(ErrorKind::Config, format!("bad stream URL {url}: {e}"))
+        })
     }
 }
 
@@ -87,7 +112,11 @@ impl Connector for RestConnector {
         cancel: &CancelFlag,
     ) -> Result<(), ConnectorError> {
         let s = self.stream(stream)?.clone();
-        let saved_json = state.as_ref().and_then(|st| st.get("cursor")).cloned().unwrap_or(Value::Null);
+        let saved_json = state
+            .as_ref()
+            .and_then(|st| st.get("cursor"))
+            .cloned()
+            .unwrap_or(Value::Null);
         let saved = CursorValue::from_json(&saved_json).or_else(|| {
             let start = s.incremental.as_ref()?.start.as_ref()?;
             CursorValue::from_json(&Value::String(start.clone()))
@@ -107,20 +136,41 @@ impl Connector for RestConnector {
             }
         }
         let cursor_text = rendered.clone().unwrap_or_default();
-        let params = s.params.iter().map(|(k, v)| (k.clone(), v.replace("{cursor}", &cursor_text))).collect();
-        let pagination = s.pagination.clone().unwrap_or_else(|| self.cfg.pagination.clone());
+        let params = s
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.replace("{cursor}", &cursor_text)))
+            .collect();
+        let pagination = s
+            .pagination
+            .clone()
+            .unwrap_or_else(|| self.cfg.pagination.clone());
         let pager = Pager::new(pagination, self.stream_url(&s.path)?, params, filter);
 
         let (tx, mut rx) = mpsc::channel(self.cfg.http.prefetch_pages.max(1));
-        let fetcher = tokio::spawn(fetch_pages(self.client.clone(), pager, headers, s.record_selector.clone(), tx, cancel.clone()));
+        let fetcher = tokio::spawn(fetch_pages(
+            self.client.clone(),
+            pager,
+            headers,
+            s.record_selector.clone(),
+            tx,
+            cancel.clone(),
+        ));
 
-        let cursor_field = s.incremental.as_ref().map(|i| conveyor_config::JsonPath::parse(&i.cursor_field));
+        let cursor_field = s
+            .incremental
+            .as_ref()
+            .map(|i| conveyor_config::JsonPath::parse(&i.cursor_field));
         let mut newest = saved.clone();
-        let resume_state = serde_json::json!({ "cursor": saved.as_ref().map(CursorValue::to_json) });
+        let resume_state =
+            serde_json::json!({ "cursor": saved.as_ref().map(CursorValue::to_json) });
         let result = async {
             while let Some(page) = rx.recv().await {
                 let Some(batch) = page? else { continue };
-                if let Some(c) = cursor_field.as_ref().and_then(|field| CursorValue::newest_in(&batch, field)) {
+                if let Some(c) = cursor_field
+                    .as_ref()
+                    .and_then(|field| CursorValue::newest_in(&batch, field))
+                {
                     newest = Some(match newest.take() {
                         Some(n) => n.max(c),
                         None => c,
@@ -139,7 +189,8 @@ impl Connector for RestConnector {
             // Not read to the end: the cursor must not move.
             return Ok(());
         }
-        sink.checkpoint(serde_json::json!({ "cursor": newest.as_ref().map(CursorValue::to_json) })).await
+        sink.checkpoint(serde_json::json!({ "cursor": newest.as_ref().map(CursorValue::to_json) }))
+            .await
     }
 }
 
@@ -170,29 +221,37 @@ async fn fetch_pages(
                 };
                 ConnectorError::new(ErrorKind::Data, message)
             };
-            let (envelope, count, batch) = match crate::json_columns::parse_page(&resp.body, &selector.0) {
-                Some(parsed) => {
-                    let page = parsed.map_err(not_json)?;
-                    (page.envelope, page.records, page.batch)
-                }
-                // A selector through an array: the slower `Value` path.
-                None => {
-                    let mut body: Value = serde_json::from_slice(&resp.body).map_err(not_json)?;
-                    let records = match select::take(&mut body, &selector) {
-                        Some(Value::Array(v)) => v,
-                        None | Some(Value::Null) => Vec::new(),
-                        Some(Value::Object(o)) => vec![Value::Object(o)],
-                        Some(other) => {
-                            return Err(ConnectorError::new(
-                                ErrorKind::Data,
-                                format!("GET {shown}: `{selector}` holds {other}, not a list of records"),
-                            ))
-                        }
-                    };
-                    let batch = if records.is_empty() { None } else { Some(records_to_batch(&records)?) };
-                    (body, records.len(), batch)
-                }
-            };
+            let (envelope, count, batch) =
+                match crate::json_columns::parse_page(&resp.body, &selector.0) {
+                    Some(parsed) => {
+                        let page = parsed.map_err(not_json)?;
+                        (page.envelope, page.records, page.batch)
+                    }
+                    // A selector through an array: the slower `Value` path.
+                    None => {
+                        let mut body: Value =
+                            serde_json::from_slice(&resp.body).map_err(not_json)?;
+                        let records = match select::take(&mut body, &selector) {
+                            Some(Value::Array(v)) => v,
+                            None | Some(Value::Null) => Vec::new(),
+                            Some(Value::Object(o)) => vec![Value::Object(o)],
+                            Some(other) => {
+                                return Err(ConnectorError::new(
+                                    ErrorKind::Data,
+                                    format!(
+                                "GET {shown}: `{selector}` holds {other}, not a list of records"
+                            ),
+                                ))
+                            }
+                        };
+                        let batch = if records.is_empty() {
+                            None
+                        } else {
+                            Some(records_to_batch(&records)?)
+                        };
+                        (body, records.len(), batch)
+                    }
+                };
             tracing::debug!(url = %shown, records = count, "page");
             pager.advance(&resp, &envelope, count);
             Ok(batch)

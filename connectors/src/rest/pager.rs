@@ -23,14 +23,27 @@ pub struct Pager {
 }
 
 impl Pager {
-    pub fn new(cfg: PaginationConfig, base: Url, params: Vec<(String, String)>, filter: Vec<(String, String)>) -> Self {
+    pub fn new(
+        cfg: PaginationConfig,
+        base: Url,
+        params: Vec<(String, String)>,
+        filter: Vec<(String, String)>,
+    ) -> Self {
         // Follow-the-link styles carry the filter inside the links they hand
         // back; offset, page and cursor-token styles must repeat it.
         let (params, first_only) = match cfg {
             PaginationConfig::LinkHeader | PaginationConfig::NextUrl { .. } => (params, filter),
             _ => ([params, filter].concat(), Vec::new()),
         };
-        Pager { cfg, base, params, first_only, page_index: 0, next: None, started: false }
+        Pager {
+            cfg,
+            base,
+            params,
+            first_only,
+            page_index: 0,
+            next: None,
+            started: false,
+        }
     }
 
     /// The next URL to fetch, or `None` when the stream is exhausted.
@@ -60,7 +73,11 @@ impl Pager {
         self.next = match &self.cfg {
             PaginationConfig::None => None,
             PaginationConfig::LinkHeader => link_next(resp),
-            PaginationConfig::NextUrl { next_path, count_path, min_count } => {
+            PaginationConfig::NextUrl {
+                next_path,
+                count_path,
+                min_count,
+            } => {
                 let below = count_path
                     .as_ref()
                     .and_then(|p| select(body, p).and_then(Value::as_u64))
@@ -73,18 +90,23 @@ impl Pager {
                     string_at(body, next_path).and_then(|n| current.join(&n).ok())
                 }
             }
-            PaginationConfig::CursorToken { cursor_path, cursor_param } => {
-                string_at(body, cursor_path).map(|token| {
-                    let mut ps = self.params.clone();
-                    ps.push((cursor_param.clone(), token));
-                    self.with_params_list(&ps)
-                })
-            }
+            PaginationConfig::CursorToken {
+                cursor_path,
+                cursor_param,
+            } => string_at(body, cursor_path).map(|token| {
+                let mut ps = self.params.clone();
+                ps.push((cursor_param.clone(), token));
+                self.with_params_list(&ps)
+            }),
             PaginationConfig::OffsetLimit { limit, .. } => {
                 self.page_index += 1;
                 (records as u64 >= *limit).then(|| current.clone())
             }
-            PaginationConfig::PageNumber { size, total_pages_header, .. } => {
+            PaginationConfig::PageNumber {
+                size,
+                total_pages_header,
+                ..
+            } => {
                 self.page_index += 1;
                 let total = total_pages_header
                     .as_ref()
@@ -96,7 +118,10 @@ impl Pager {
         };
         // A next link equal to the page just read would loop forever.
         if self.next.as_ref() == Some(&current)
-            && !matches!(self.cfg, PaginationConfig::OffsetLimit { .. } | PaginationConfig::PageNumber { .. })
+            && !matches!(
+                self.cfg,
+                PaginationConfig::OffsetLimit { .. } | PaginationConfig::PageNumber { .. }
+            )
         {
             self.next = None;
         }
@@ -105,7 +130,12 @@ impl Pager {
     /// The page size the configured parameters ask for, for `{limit}`.
     fn paging_params(&self) -> Vec<(String, String)> {
         match &self.cfg {
-            PaginationConfig::OffsetLimit { offset_param, limit_param, limit, start_offset } => {
+            PaginationConfig::OffsetLimit {
+                offset_param,
+                limit_param,
+                limit,
+                start_offset,
+            } => {
                 let offset = start_offset + self.page_index * limit;
                 [(offset_param, offset), (limit_param, *limit)]
                     .into_iter()
@@ -113,7 +143,13 @@ impl Pager {
                     .map(|(n, v)| (n.clone(), v.to_string()))
                     .collect()
             }
-            PaginationConfig::PageNumber { page_param, size_param, size, start_page, .. } => {
+            PaginationConfig::PageNumber {
+                page_param,
+                size_param,
+                size,
+                start_page,
+                ..
+            } => {
                 let page = start_page + self.page_index;
                 [(page_param, page), (size_param, *size)]
                     .into_iter()
@@ -127,15 +163,25 @@ impl Pager {
 
     fn placeholders(&self) -> [(&'static str, String); 3] {
         let (offset, limit, page) = match &self.cfg {
-            PaginationConfig::OffsetLimit { limit, start_offset, .. } => {
-                (start_offset + self.page_index * limit, *limit, self.page_index + 1)
-            }
-            PaginationConfig::PageNumber { size, start_page, .. } => {
-                (self.page_index * size, *size, start_page + self.page_index)
-            }
+            PaginationConfig::OffsetLimit {
+                limit,
+                start_offset,
+                ..
+            } => (
+                start_offset + self.page_index * limit,
+                *limit,
+                self.page_index + 1,
+            ),
+            PaginationConfig::PageNumber {
+                size, start_page, ..
+            } => (self.page_index * size, *size, start_page + self.page_index),
             _ => (0, 0, self.page_index + 1),
         };
-        [("{offset}", offset.to_string()), ("{limit}", limit.to_string()), ("{page}", page.to_string())]
+        [
+            ("{offset}", offset.to_string()),
+            ("{limit}", limit.to_string()),
+            ("{page}", page.to_string()),
+        ]
     }
 
     fn with_params(&self, extra: &[(String, String)]) -> Url {
@@ -200,42 +246,91 @@ mod tests {
         if let Some(l) = link {
             headers.insert("link", l.parse().unwrap());
         }
-        HttpResponse { url: Url::parse(url).unwrap(), status: reqwest::StatusCode::OK, headers, body: Default::default() }
+        HttpResponse {
+            url: Url::parse(url).unwrap(),
+            status: reqwest::StatusCode::OK,
+            headers,
+            body: Default::default(),
+        }
     }
 
     #[test]
     fn link_header_is_followed_exactly_and_filter_sent_once() {
         let base = Url::parse("http://h/v3/jobs").unwrap();
-        let mut p = Pager::new(PaginationConfig::LinkHeader, base, vec![("per_page".into(), "2".into())], vec![("updated_at".into(), "gte|X".into())]);
-        assert_eq!(p.next_url().unwrap().as_str(), "http://h/v3/jobs?per_page=2&updated_at=gte%7CX");
-        p.advance(&resp("http://h/v3/jobs?per_page=2", Some(r#"<http://h/v3/jobs?cursor=abc>; rel="next""#)), &Value::Null, 2);
-        assert_eq!(p.next_url().unwrap().as_str(), "http://h/v3/jobs?cursor=abc");
+        let mut p = Pager::new(
+            PaginationConfig::LinkHeader,
+            base,
+            vec![("per_page".into(), "2".into())],
+            vec![("updated_at".into(), "gte|X".into())],
+        );
+        assert_eq!(
+            p.next_url().unwrap().as_str(),
+            "http://h/v3/jobs?per_page=2&updated_at=gte%7CX"
+        );
+        p.advance(
+            &resp(
+                "http://h/v3/jobs?per_page=2",
+                Some(r#"<http://h/v3/jobs?cursor=abc>; rel="next""#),
+            ),
+            &Value::Null,
+            2,
+        );
+        assert_eq!(
+            p.next_url().unwrap().as_str(),
+            "http://h/v3/jobs?cursor=abc"
+        );
         p.advance(&resp("http://h/v3/jobs?cursor=abc", None), &Value::Null, 1);
         assert!(p.next_url().is_none());
     }
 
     #[test]
     fn offset_pages_substitute_placeholders_and_stop_short() {
-        let cfg = PaginationConfig::OffsetLimit { offset_param: String::new(), limit_param: String::new(), limit: 2, start_offset: 1 };
+        let cfg = PaginationConfig::OffsetLimit {
+            offset_param: String::new(),
+            limit_param: String::new(),
+            limit: 2,
+            start_offset: 1,
+        };
         let base = Url::parse("http://h/query").unwrap();
-        let mut p = Pager::new(cfg, base, vec![("query".into(), "select * from Invoice STARTPOSITION {offset} MAXRESULTS {limit}".into())], vec![]);
+        let mut p = Pager::new(
+            cfg,
+            base,
+            vec![(
+                "query".into(),
+                "select * from Invoice STARTPOSITION {offset} MAXRESULTS {limit}".into(),
+            )],
+            vec![],
+        );
         let u1 = p.next_url().unwrap();
-        assert!(u1.as_str().ends_with("STARTPOSITION+1+MAXRESULTS+2"), "{u1}");
+        assert!(
+            u1.as_str().ends_with("STARTPOSITION+1+MAXRESULTS+2"),
+            "{u1}"
+        );
         p.advance(&resp(u1.as_str(), None), &Value::Null, 2);
         let u2 = p.next_url().unwrap();
-        assert!(u2.as_str().ends_with("STARTPOSITION+3+MAXRESULTS+2"), "{u2}");
+        assert!(
+            u2.as_str().ends_with("STARTPOSITION+3+MAXRESULTS+2"),
+            "{u2}"
+        );
         p.advance(&resp(u2.as_str(), None), &Value::Null, 1);
         assert!(p.next_url().is_none());
     }
 
     #[test]
     fn next_url_stops_on_low_count_even_if_link_present() {
-        let cfg = PaginationConfig::NextUrl { next_path: JsonPath::parse("next_page"), count_path: Some(JsonPath::parse("count")), min_count: 1 };
+        let cfg = PaginationConfig::NextUrl {
+            next_path: JsonPath::parse("next_page"),
+            count_path: Some(JsonPath::parse("count")),
+            min_count: 1,
+        };
         let mut p = Pager::new(cfg, Url::parse("http://h/calls").unwrap(), vec![], vec![]);
         p.next_url();
         let body = serde_json::json!({"next_page": "/calls?start_time=5", "count": 3});
         p.advance(&resp("http://h/calls", None), &body, 3);
-        assert_eq!(p.next_url().unwrap().as_str(), "http://h/calls?start_time=5");
+        assert_eq!(
+            p.next_url().unwrap().as_str(),
+            "http://h/calls?start_time=5"
+        );
         let body = serde_json::json!({"next_page": "/calls?start_time=9", "count": 0});
         p.advance(&resp("http://h/calls?start_time=5", None), &body, 0);
         assert!(p.next_url().is_none());

@@ -38,7 +38,9 @@ pub fn check(path: &Path) -> ExitCode {
                 path.display(),
                 c.sources.len(),
                 if plugin_sources > 0 {
-                    format!(" (+ those of {plugin_sources} plugin source(s): `conveyor plugins list`)")
+                    format!(
+                        " (+ those of {plugin_sources} plugin source(s): `conveyor plugins list`)"
+                    )
                 } else {
                     String::new()
                 },

@@ -16,9 +16,12 @@ use crate::warehouse::Warehouse;
 use crate::EXIT_FAILED;
 
 pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
-    std::fs::create_dir_all(dir.join("secrets")).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("secrets"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = std::fs::canonicalize(dir)?;
-    println!("Starting sandbox APIs (Greenhouse, QuickBooks, Gusto, Zendesk Talk shapes) on 127.0.0.1 …");
+    println!(
+        "Starting sandbox APIs (Greenhouse, QuickBooks, Gusto, Zendesk Talk shapes) on 127.0.0.1 …"
+    );
     let sb = sandbox::start_sandbox(SandboxSize::Default).await;
     let config_path = write_demo_config(&dir, &sb)?;
     // A fresh warehouse each time, so the numbers below are the demo's own.
@@ -35,7 +38,13 @@ pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
     let wh = Arc::new(Warehouse::open_config(&config.warehouse)?);
     let sources: Vec<_> = config.sources.iter().collect();
     let started = Instant::now();
-    let reports = sync_sources(wh.clone(), &sources, &CancelFlag::default(), &Progress::for_terminal()).await;
+    let reports = sync_sources(
+        wh.clone(),
+        &sources,
+        &CancelFlag::default(),
+        &Progress::for_terminal(),
+    )
+    .await;
     print_summary(&reports, started.elapsed().as_secs_f64());
     drop(sb);
     reconcile(&wh, &config)?;
@@ -43,9 +52,14 @@ pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
 
     let failed = reports.iter().any(|r| r.failed());
     // Spell the commands with this binary's path so they can be pasted.
-    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "conveyor".into());
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "conveyor".into());
     let run = format!("{exe} --config {}", config_path.display());
-    println!("\nThe warehouse is {}. Ask it questions, for example:\n", warehouse.display());
+    println!(
+        "\nThe warehouse is {}. Ask it questions, for example:\n",
+        warehouse.display()
+    );
     for example in [
         "status".to_string(),
         r#"query "SELECT status, count(*) AS applications FROM ats.applications GROUP BY ALL""#.to_string(),
@@ -60,7 +74,11 @@ pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
     })) {
         println!("  {run} {example}");
     }
-    Ok(if failed { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Builds the unified model over what was synced and runs the built-in
@@ -69,7 +87,10 @@ fn reconcile(wh: &Warehouse, config: &conveyor_config::Config) -> Result<()> {
     println!("\nReconciling the systems against each other (built-in recipes over the model.* views) …\n");
     let recons: Vec<_> = config.reconciles.iter().collect();
     let outcomes = crate::recon::after::refresh_and_run(wh, config, &recons, "demo")?;
-    let ids: Vec<i64> = outcomes.iter().filter_map(|o| o.as_ref().ok().map(|s| s.run_id)).collect();
+    let ids: Vec<i64> = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().ok().map(|s| s.run_id))
+        .collect();
     // A failed run was logged with its error and is on record in conveyor.recon_runs.
     crate::cmd::recon::print_runs(&wh.connection()?, &crate::recon::report::Runs::Ids(&ids))
 }
@@ -102,7 +123,10 @@ fn write_demo_config(dir: &Path, sb: &Sandbox) -> Result<PathBuf> {
         .replace("{company}", sandbox::GUSTO_COMPANY_ID)
         .replace("{gusto_version}", sandbox::GUSTO_API_VERSION)
         .replace("{zendesk}", &sb.contact_center_base_url())
-        .replace("{zendesk_user}", &format!("{}/token", sandbox::ZENDESK_EMAIL))
+        .replace(
+            "{zendesk_user}",
+            &format!("{}/token", sandbox::ZENDESK_EMAIL),
+        )
         .replace("{listen}", &format!("127.0.0.1:{}", free_port()?))
         + DEMO_MODEL
         + &crate::recon::recipes::toml("ats", "accounting", "payroll", "contact_center");
@@ -158,7 +182,10 @@ fn timekeeping_source(dir: &Path, sb: &Sandbox) -> Result<String> {
         day = day.succ_opt().expect("a later day");
     }
     std::fs::write(exports.join(format!("hours_{first}_{last}.csv")), hours)?;
-    std::fs::write(exports.join(format!("absences_{first}_{last}.ndjson")), absences)?;
+    std::fs::write(
+        exports.join(format!("absences_{first}_{last}.ndjson")),
+        absences,
+    )?;
     let sha256 = crate::plugins::sha256_file(&plugin)?;
     let plugin_dir = plugin.parent().expect("a file has a folder");
     Ok(format!(
@@ -177,14 +204,19 @@ options = {{ dir = "{exports}", streams = [
     {{ name = "absences", pattern = "absences_*.ndjson", primary_key = ["absence_id"] }},
 ] }}
 "#,
-        file = plugin.file_name().and_then(|n| n.to_str()).unwrap_or_default(),
+        file = plugin
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default(),
         plugin_dir = plugin_dir.display(),
         exports = exports.display(),
     ))
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// The sandboxes speak the vendors' shapes, so the built-in mappings apply.

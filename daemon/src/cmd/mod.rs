@@ -1,8 +1,8 @@
 //! One module per CLI command; `dispatch` picks the one asked for.
 
 mod check;
-pub mod plugins;
 pub mod demo;
+pub mod plugins;
 mod query;
 pub mod recon;
 pub mod rules;
@@ -18,24 +18,50 @@ use crate::cli::{Cli, Command, PluginsCommand, RulesCommand};
 use crate::{logging, EXIT_CONFIG};
 
 pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
-    let quiet = matches!(cli.command, Command::Query { .. } | Command::Status { .. } | Command::Alerts { .. } | Command::Check | Command::Demo { .. } | Command::Plugins { .. });
+    let quiet = matches!(
+        cli.command,
+        Command::Query { .. }
+            | Command::Status { .. }
+            | Command::Alerts { .. }
+            | Command::Check
+            | Command::Demo { .. }
+            | Command::Plugins { .. }
+    );
     logging::init(cli.log_format, cli.verbose, quiet);
     match cli.command {
         Command::Check => Ok(check::check(&cli.config)),
-        Command::Sync { sources } => with_config(&cli.config, |c| sync::sync_command(c, sources)).await,
-        Command::Run => with_config(&cli.config, run::run_command).await,
-        Command::Query { sql, format } => with_config(&cli.config, |c| query::query_command(c, sql, format)).await,
-        Command::Status { format } => {
-            with_config(&cli.config, |c| query::query_command(c, crate::status::STATUS_SQL.to_string(), format)).await
+        Command::Sync { sources } => {
+            with_config(&cli.config, |c| sync::sync_command(c, sources)).await
         }
-        Command::Recon { name, show } => with_config(&cli.config, |c| recon::recon_command(c, name, show)).await,
-        Command::Rules { command: RulesCommand::Eval { name } } => with_config(&cli.config, |c| rules::eval_command(c, name)).await,
+        Command::Run => with_config(&cli.config, run::run_command).await,
+        Command::Query { sql, format } => {
+            with_config(&cli.config, |c| query::query_command(c, sql, format)).await
+        }
+        Command::Status { format } => {
+            with_config(&cli.config, |c| {
+                query::query_command(c, crate::status::STATUS_SQL.to_string(), format)
+            })
+            .await
+        }
+        Command::Recon { name, show } => {
+            with_config(&cli.config, |c| recon::recon_command(c, name, show)).await
+        }
+        Command::Rules {
+            command: RulesCommand::Eval { name },
+        } => with_config(&cli.config, |c| rules::eval_command(c, name)).await,
         Command::Alerts { format } => {
-            with_config(&cli.config, |c| query::query_command(c, crate::rules::report::alerts_sql(&[]), format)).await
+            with_config(&cli.config, |c| {
+                query::query_command(c, crate::rules::report::alerts_sql(&[]), format)
+            })
+            .await
         }
         Command::Demo { dir } => demo::demo_command(&dir).await,
-        Command::Plugins { command: PluginsCommand::List } => with_config(&cli.config, plugins::list_command).await,
-        Command::Plugins { command: PluginsCommand::Check { path, options } } => plugins::check_command(&path, options).await,
+        Command::Plugins {
+            command: PluginsCommand::List,
+        } => with_config(&cli.config, plugins::list_command).await,
+        Command::Plugins {
+            command: PluginsCommand::Check { path, options },
+        } => plugins::check_command(&path, options).await,
     }
 }
 
@@ -49,7 +75,11 @@ where
         Ok(c) => f(c).await,
         Err(errors) => {
             eprintln!("{errors}");
-            eprintln!("conveyor: {} problem(s) in {}; nothing was run", errors.0.len(), path.display());
+            eprintln!(
+                "conveyor: {} problem(s) in {}; nothing was run",
+                errors.0.len(),
+                path.display()
+            );
             Ok(ExitCode::from(EXIT_CONFIG))
         }
     }

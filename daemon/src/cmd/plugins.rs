@@ -22,7 +22,10 @@ pub async fn list_command(config: Config) -> Result<ExitCode> {
 
 fn list(config: &Config) -> Result<ExitCode> {
     if config.plugins.dirs.is_empty() {
-        println!("no plugin folders configured: add [plugins] dirs = [\"…\"] to {}", config.file.display());
+        println!(
+            "no plugin folders configured: add [plugins] dirs = [\"…\"] to {}",
+            config.file.display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = comfy_table::Table::new();
@@ -42,7 +45,9 @@ fn list(config: &Config) -> Result<ExitCode> {
                     let streams = streams_of_sources(config, &library, &mut problems);
                     let sha = match pin {
                         Some(_) => "pinned, matches".to_string(),
-                        None => plugins::sha256_file(&path).map(|s| format!("{}…", &s[..16])).unwrap_or_default(),
+                        None => plugins::sha256_file(&path)
+                            .map(|s| format!("{}…", &s[..16]))
+                            .unwrap_or_default(),
                     };
                     table.add_row([
                         library.info.name.clone(),
@@ -62,37 +67,60 @@ fn list(config: &Config) -> Result<ExitCode> {
     }
     // A source whose plugin is in none of the folders would fail every run.
     for source in &config.sources {
-        let ConnectorConfig::Plugin(p) = &source.connector else { continue };
+        let ConnectorConfig::Plugin(p) = &source.connector else {
+            continue;
+        };
         if let Err(e) = plugins::find_library(&p.dirs, &p.plugin) {
             problems += 1;
             eprintln!("error: source `{}`: {e}", source.name);
         }
     }
     println!("{table}");
-    Ok(if problems > 0 { ExitCode::from(EXIT_CONFIG) } else { ExitCode::SUCCESS })
+    Ok(if problems > 0 {
+        ExitCode::from(EXIT_CONFIG)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `libfile_drop.so` → `file_drop`: the name sources use as `type`.
 fn file_stem(path: &Path) -> String {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    let name = name.strip_prefix(std::env::consts::DLL_PREFIX).unwrap_or(name);
-    name.strip_suffix(std::env::consts::DLL_SUFFIX).unwrap_or(name).to_string()
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let name = name
+        .strip_prefix(std::env::consts::DLL_PREFIX)
+        .unwrap_or(name);
+    name.strip_suffix(std::env::consts::DLL_SUFFIX)
+        .unwrap_or(name)
+        .to_string()
 }
 
 /// A plugin's streams depend on its options, so they are listed per source
 /// that uses it: `source: a, b; other: c`.
-fn streams_of_sources(config: &Config, library: &Arc<PluginLibrary>, problems: &mut usize) -> String {
+fn streams_of_sources(
+    config: &Config,
+    library: &Arc<PluginLibrary>,
+    problems: &mut usize,
+) -> String {
     let mut parts = Vec::new();
     for source in &config.sources {
-        let ConnectorConfig::Plugin(p) = &source.connector else { continue };
+        let ConnectorConfig::Plugin(p) = &source.connector else {
+            continue;
+        };
         if p.plugin != library.info.name {
             continue;
         }
-        let opened = plugins::options_with_secrets(p)
-            .and_then(|(options, redact)| PluginConnector::open_redacting(library.clone(), &options, redact));
+        let opened = plugins::options_with_secrets(p).and_then(|(options, redact)| {
+            PluginConnector::open_redacting(library.clone(), &options, redact)
+        });
         match opened {
             Ok(c) => {
-                let names: Vec<String> = conveyor_plugin_api::Connector::streams(&c).into_iter().map(|s| s.name).collect();
+                let names: Vec<String> = conveyor_plugin_api::Connector::streams(&c)
+                    .into_iter()
+                    .map(|s| s.name)
+                    .collect();
                 parts.push(format!("{}: {}", source.name, names.join(", ")));
             }
             Err(e) => {
@@ -102,7 +130,11 @@ fn streams_of_sources(config: &Config, library: &Arc<PluginLibrary>, problems: &
             }
         }
     }
-    if parts.is_empty() { "(no source uses it)".into() } else { parts.join("; ") }
+    if parts.is_empty() {
+        "(no source uses it)".into()
+    } else {
+        parts.join("; ")
+    }
 }
 
 /// Loads one library, validates it and lists its streams (opened with
@@ -135,20 +167,42 @@ fn check(path: &Path, options: Option<&str>) -> ExitCode {
         }
     };
     let info = &library.info;
-    println!("plugin   {} {} — {}", info.name, info.version, info.description);
-    println!("abi      {}.{} (this conveyor: {}.{})", library.abi.0, library.abi.1, conveyor_plugin_api::ffi::ABI_MAJOR, conveyor_plugin_api::ffi::ABI_MINOR);
+    println!(
+        "plugin   {} {} — {}",
+        info.name, info.version, info.description
+    );
+    println!(
+        "abi      {}.{} (this conveyor: {}.{})",
+        library.abi.0,
+        library.abi.1,
+        conveyor_plugin_api::ffi::ABI_MAJOR,
+        conveyor_plugin_api::ffi::ABI_MINOR
+    );
     println!("sha256   {sha256}");
     let expected = plugins::library_file_name(&info.name);
     if path.file_name().and_then(|n| n.to_str()) != Some(expected.as_str()) {
-        eprintln!("error: sources find this plugin as {expected} (type = \"{}\"); rename the file", info.name);
+        eprintln!(
+            "error: sources find this plugin as {expected} (type = \"{}\"); rename the file",
+            info.name
+        );
         return ExitCode::from(EXIT_CONFIG);
     }
     let given = parsed.is_some();
-    match PluginConnector::open(library.clone(), &parsed.unwrap_or_else(|| Json::Object(Default::default()))) {
+    match PluginConnector::open(
+        library.clone(),
+        &parsed.unwrap_or_else(|| Json::Object(Default::default())),
+    ) {
         Ok(c) => {
             for s in conveyor_plugin_api::Connector::streams(&c) {
-                let cursor = s.cursor_field.map(|c| format!(", cursor {c}")).unwrap_or_default();
-                println!("stream   {} (primary key {}{cursor})", s.name, s.primary_key.join(", "));
+                let cursor = s
+                    .cursor_field
+                    .map(|c| format!(", cursor {c}"))
+                    .unwrap_or_default();
+                println!(
+                    "stream   {} (primary key {}{cursor})",
+                    s.name,
+                    s.primary_key.join(", ")
+                );
             }
             println!("{}: ok", path.display());
             ExitCode::SUCCESS

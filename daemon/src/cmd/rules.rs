@@ -22,13 +22,19 @@ pub async fn eval_command(config: Config, name: Option<String>) -> Result<ExitCo
     if let Some(n) = &name {
         if !config.rules.iter().any(|r| &r.name == n) {
             let known: Vec<&str> = config.rules.iter().map(|r| r.name.as_str()).collect();
-            eprintln!("error: no rule named `{n}`; configured: {}", known.join(", "));
+            eprintln!(
+                "error: no rule named `{n}`; configured: {}",
+                known.join(", ")
+            );
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     }
     // Evaluating writes results and alert state; the daemon is the single
     // writer while it runs.
-    if server::find_daemon(config.server.listen, &config.warehouse.path).await.is_some() {
+    if server::find_daemon(config.server.listen, &config.warehouse.path)
+        .await
+        .is_some()
+    {
         eprintln!("error: a daemon holds the warehouse; stop it to evaluate rules by hand (`conveyor alerts` works meanwhile)");
         return Ok(ExitCode::from(EXIT_FAILED));
     }
@@ -38,7 +44,11 @@ pub async fn eval_command(config: Config, name: Option<String>) -> Result<ExitCo
         let conn = wh.connection()?;
         // Measures read the unified model's views; bring them up to date.
         crate::model::refresh(&conn, &config)?;
-        let chosen: Vec<_> = config.rules.iter().filter(|r| name.as_ref().is_none_or(|n| &r.name == n)).collect();
+        let chosen: Vec<_> = config
+            .rules
+            .iter()
+            .filter(|r| name.as_ref().is_none_or(|n| &r.name == n))
+            .collect();
         let outcomes = rules::evaluate_all(&conn, &chosen);
         crate::outbox::deliver_logged(&conn, &config);
         let mut done = Vec::new();
@@ -60,7 +70,11 @@ pub async fn eval_command(config: Config, name: Option<String>) -> Result<ExitCo
                 println!("{}", query::render(&alerts, Format::Table));
             }
         }
-        Ok(if failed > 0 { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS })
+        Ok(if failed > 0 {
+            ExitCode::from(EXIT_FAILED)
+        } else {
+            ExitCode::SUCCESS
+        })
     })
     .await?
 }
@@ -75,12 +89,19 @@ fn summary_table(done: &[EvalSummary]) -> QueryResult {
         .map(|s| {
             let mut row = vec![s.rule.clone(), s.eval_id.to_string(), s.rows().to_string()];
             row.extend(s.levels.iter().map(i64::to_string));
-            row.extend([s.pending, s.firing, s.started_firing, s.resolved, s.millis].map(|n| n.to_string()));
+            row.extend(
+                [s.pending, s.firing, s.started_firing, s.resolved, s.millis]
+                    .map(|n| n.to_string()),
+            );
             row.into_iter().map(Some).collect()
         })
         .collect();
     let literal = columns.iter().map(|c| c != "rule").collect();
-    QueryResult { columns, literal, rows }
+    QueryResult {
+        columns,
+        literal,
+        rows,
+    }
 }
 
 /// For `conveyor check`: binds every rule's measure against the warehouse
@@ -110,9 +131,18 @@ pub fn check_measures(config: &Config) -> Option<ExitCode> {
             Err(p) => p,
         };
         let at = &r.at;
-        let place = format!("{}:{}:{}: {}.measure", at.file.display(), at.line, at.col, at.key);
+        let place = format!(
+            "{}:{}:{}: {}.measure",
+            at.file.display(),
+            at.line,
+            at.col,
+            at.key
+        );
         if p.not_there_yet {
-            eprintln!("note: {place}: not checked yet: {} (sync its sources first)", p.message);
+            eprintln!(
+                "note: {place}: not checked yet: {} (sync its sources first)",
+                p.message
+            );
         } else {
             wrong += 1;
             println!("{place}: `{}` does not run: {} (hint: one row per entity per period, columns entity, period, value)", r.name, p.message);
@@ -132,7 +162,9 @@ pub fn check_templates(rule: &conveyor_config::RuleConfig, columns: &[String]) -
     let webhook = rule.webhooks.iter().filter_map(|w| w.body.as_ref());
     for t in email.chain(webhook) {
         for v in &t.variables {
-            if conveyor_config::BUILTIN_VARIABLES.contains(&v.as_str()) || columns.iter().any(|c| c == v) {
+            if conveyor_config::BUILTIN_VARIABLES.contains(&v.as_str())
+                || columns.iter().any(|c| c == v)
+            {
                 continue;
             }
             let at = &t.at;
@@ -145,7 +177,14 @@ pub fn check_templates(rule: &conveyor_config::RuleConfig, columns: &[String]) -
     for action in &rule.actions {
         if let Some(col) = action.to_column.as_ref().filter(|c| !columns.contains(c)) {
             let at = &action.at;
-            wrong.push(format!("{}:{}:{}: {}.to_column: the measure has no column `{col}` (hint: it returns {})", at.file.display(), at.line, at.col, at.key, columns.join(", ")));
+            wrong.push(format!(
+                "{}:{}:{}: {}.to_column: the measure has no column `{col}` (hint: it returns {})",
+                at.file.display(),
+                at.line,
+                at.col,
+                at.key,
+                columns.join(", ")
+            ));
         }
     }
     wrong

@@ -44,7 +44,10 @@ pub async fn run_daemon(config: Config, shutdown: impl Future<Output = ()>) -> R
     let wh = Arc::new(Warehouse::open_config(&config.warehouse)?);
     let recovered = wh.recover_interrupted_runs()?;
     if recovered > 0 {
-        tracing::warn!(runs = recovered, "marked runs of a stopped process as interrupted");
+        tracing::warn!(
+            runs = recovered,
+            "marked runs of a stopped process as interrupted"
+        );
     }
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let server = crate::server::serve(config.server.listen, wh.clone(), async move {
@@ -56,7 +59,12 @@ pub async fn run_daemon(config: Config, shutdown: impl Future<Output = ()>) -> R
     let mut tasks = tokio::task::JoinSet::new();
     let clock = Clock::new();
     let shared = Arc::new(config.clone());
-    for source in config.sources.iter().filter(|s| s.schedule.is_some()).cloned() {
+    for source in config
+        .sources
+        .iter()
+        .filter(|s| s.schedule.is_some())
+        .cloned()
+    {
         let (wh, cancel, shared) = (wh.clone(), cancel.clone(), shared.clone());
         tasks.spawn(async move {
             let schedule = source.schedule.clone().expect("filtered on schedule");
@@ -74,7 +82,12 @@ pub async fn run_daemon(config: Config, shutdown: impl Future<Output = ()>) -> R
             .await;
         });
     }
-    for recon in config.reconciles.iter().filter(|r| r.schedule.is_some()).cloned() {
+    for recon in config
+        .reconciles
+        .iter()
+        .filter(|r| r.schedule.is_some())
+        .cloned()
+    {
         let (wh, cancel, shared) = (wh.clone(), cancel.clone(), shared.clone());
         tasks.spawn(async move {
             let schedule = recon.schedule.clone().expect("filtered on schedule");
@@ -93,7 +106,12 @@ pub async fn run_daemon(config: Config, shutdown: impl Future<Output = ()>) -> R
             .await;
         });
     }
-    for rule in config.rules.iter().filter(|r| r.schedule.is_some()).cloned() {
+    for rule in config
+        .rules
+        .iter()
+        .filter(|r| r.schedule.is_some())
+        .cloned()
+    {
         let (wh, cancel) = (wh.clone(), cancel.clone());
         tasks.spawn(async move {
             let schedule = rule.schedule.clone().expect("filtered on schedule");
@@ -137,7 +155,9 @@ pub async fn run_daemon(config: Config, shutdown: impl Future<Output = ()>) -> R
         });
     }
     if tasks.is_empty() {
-        tracing::warn!("no source, reconciliation or rule has a schedule; the daemon only serves queries");
+        tracing::warn!(
+            "no source, reconciliation or rule has a schedule; the daemon only serves queries"
+        );
     }
     tracing::info!(warehouse = %config.warehouse.path.display(), sources = tasks.len(), "conveyor daemon started");
     shutdown.await;

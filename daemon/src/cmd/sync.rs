@@ -24,7 +24,10 @@ pub async fn sync_command(config: Config, names: Vec<String>) -> Result<ExitCode
     let wh = Arc::new(Warehouse::open_config(&config.warehouse)?);
     let recovered = wh.recover_interrupted_runs()?;
     if recovered > 0 {
-        tracing::warn!(runs = recovered, "marked runs of a stopped process as interrupted");
+        tracing::warn!(
+            runs = recovered,
+            "marked runs of a stopped process as interrupted"
+        );
     }
     let cancel = CancelFlag::default();
     let on_signal = cancel.clone();
@@ -38,21 +41,45 @@ pub async fn sync_command(config: Config, names: Vec<String>) -> Result<ExitCode
     let reports = sync_sources(wh.clone(), &selected, &cancel, &Progress::for_terminal()).await;
     print_summary(&reports, started.elapsed().as_secs_f64());
     // The model's views and the reconciliations that follow these sources.
-    let synced: Vec<String> = reports.iter().filter(|r| !r.failed()).map(|r| r.source.clone()).collect();
+    let synced: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.failed())
+        .map(|r| r.source.clone())
+        .collect();
     let recons = crate::recon::after::after_sync(wh, Arc::new(config.clone()), synced).await;
     for r in &recons {
-        println!("reconciled {}: run {}, {} exception(s) (conveyor recon --show {})", r.reconciliation, r.run_id, r.exceptions(), r.reconciliation);
+        println!(
+            "reconciled {}: run {}, {} exception(s) (conveyor recon --show {})",
+            r.reconciliation,
+            r.run_id,
+            r.exceptions(),
+            r.reconciliation
+        );
     }
-    Ok(if reports.iter().any(SourceReport::failed) { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS })
+    Ok(if reports.iter().any(SourceReport::failed) {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Syncs sources concurrently; one failing does not stop the others.
-pub async fn sync_sources(wh: Arc<Warehouse>, sources: &[&SourceConfig], cancel: &CancelFlag, progress: &Progress) -> Vec<SourceReport> {
-    let runs = sources.iter().map(|s| sync_source(wh.clone(), s, cancel, progress));
+pub async fn sync_sources(
+    wh: Arc<Warehouse>,
+    sources: &[&SourceConfig],
+    cancel: &CancelFlag,
+    progress: &Progress,
+) -> Vec<SourceReport> {
+    let runs = sources
+        .iter()
+        .map(|s| sync_source(wh.clone(), s, cancel, progress));
     futures::future::join_all(runs).await
 }
 
-fn select_sources<'c>(config: &'c Config, names: &[String]) -> Result<Vec<&'c SourceConfig>, String> {
+fn select_sources<'c>(
+    config: &'c Config,
+    names: &[String],
+) -> Result<Vec<&'c SourceConfig>, String> {
     if names.is_empty() {
         return Ok(config.sources.iter().collect());
     }
@@ -61,7 +88,11 @@ fn select_sources<'c>(config: &'c Config, names: &[String]) -> Result<Vec<&'c So
         .map(|n| {
             config.source(n).ok_or_else(|| {
                 let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
-                format!("no source named `{n}` in {}; configured: {}", config.file.display(), known.join(", "))
+                format!(
+                    "no source named `{n}` in {}; configured: {}",
+                    config.file.display(),
+                    known.join(", ")
+                )
             })
         })
         .collect()
@@ -70,7 +101,9 @@ fn select_sources<'c>(config: &'c Config, names: &[String]) -> Result<Vec<&'c So
 pub fn print_summary(reports: &[SourceReport], seconds: f64) {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    t.set_header(["source", "stream", "status", "rows", "rejected", "seconds", "error"]);
+    t.set_header([
+        "source", "stream", "status", "rows", "rejected", "seconds", "error",
+    ]);
     let mut rows = 0;
     let mut streams = 0;
     for r in reports {

@@ -48,7 +48,11 @@ struct Due {
 
 /// Sends every e-mail due at `now`, oldest first. Each row is marked on its
 /// own after the server answered, so a crash loses at most that mark.
-pub fn deliver_due(conn: &Connection, smtp: &SmtpConfig, now: NaiveDateTime) -> Result<DeliveryReport> {
+pub fn deliver_due(
+    conn: &Connection,
+    smtp: &SmtpConfig,
+    now: NaiveDateTime,
+) -> Result<DeliveryReport> {
     // Two passes at once (the daemon's loop and one after a sync) would
     // both pick the same due rows and send them twice.
     let _one_pass = ONE_PASS.lock().unwrap_or_else(|e| e.into_inner());
@@ -57,11 +61,17 @@ pub fn deliver_due(conn: &Connection, smtp: &SmtpConfig, now: NaiveDateTime) -> 
     if due.is_empty() {
         return Ok(report);
     }
-    let password = smtp.password.as_ref().map(|p| p.resolve()).transpose().map_err(|e| anyhow::anyhow!("smtp.password: {e}"))?;
+    let password = smtp
+        .password
+        .as_ref()
+        .map(|p| p.resolve())
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("smtp.password: {e}"))?;
     let transport = transport(smtp, password.as_ref().map(|p| p.expose().to_string()))?;
     let ts = now.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
     for d in due {
-        let outcome = message(smtp, &d).and_then(|m| transport.send(&m).map(|_| ()).map_err(|e| e.to_string()));
+        let outcome = message(smtp, &d)
+            .and_then(|m| transport.send(&m).map(|_| ()).map_err(|e| e.to_string()));
         let attempts = d.attempts + 1;
         match outcome {
             Ok(()) => {
@@ -88,7 +98,11 @@ pub fn deliver_due(conn: &Connection, smtp: &SmtpConfig, now: NaiveDateTime) -> 
                     duckdb::params![attempts, e, ts, wait, dead, ts, d.id],
                 )?;
                 tracing::warn!(id = d.id, attempts, dead, error = %e, "e-mail not delivered");
-                if dead { report.dead += 1 } else { report.failed += 1 }
+                if dead {
+                    report.dead += 1
+                } else {
+                    report.failed += 1
+                }
             }
         }
     }
@@ -110,7 +124,14 @@ fn due(conn: &Connection, now: NaiveDateTime) -> duckdb::Result<Vec<Due>> {
          ORDER BY id",
     )?;
     let rows = st.query_map([now.format("%Y-%m-%d %H:%M:%S%.6f").to_string()], |r| {
-        Ok(Due { id: r.get(0)?, key: r.get(1)?, recipient: r.get(2)?, subject: r.get(3)?, body: r.get(4)?, attempts: r.get(5)? })
+        Ok(Due {
+            id: r.get(0)?,
+            key: r.get(1)?,
+            recipient: r.get(2)?,
+            subject: r.get(3)?,
+            body: r.get(4)?,
+            attempts: r.get(5)?,
+        })
     })?;
     rows.collect()
 }
@@ -118,10 +139,14 @@ fn due(conn: &Connection, now: NaiveDateTime) -> duckdb::Result<Vec<Due>> {
 fn transport(smtp: &SmtpConfig, password: Option<String>) -> Result<SmtpTransport> {
     let builder = match smtp.tls {
         SmtpTls::None => SmtpTransport::builder_dangerous(&smtp.host),
-        SmtpTls::StartTls => SmtpTransport::starttls_relay(&smtp.host).with_context(|| format!("smtp.host `{}`", smtp.host))?,
-        SmtpTls::Tls => SmtpTransport::relay(&smtp.host).with_context(|| format!("smtp.host `{}`", smtp.host))?,
+        SmtpTls::StartTls => SmtpTransport::starttls_relay(&smtp.host)
+            .with_context(|| format!("smtp.host `{}`", smtp.host))?,
+        SmtpTls::Tls => SmtpTransport::relay(&smtp.host)
+            .with_context(|| format!("smtp.host `{}`", smtp.host))?,
     };
-    let mut builder = builder.port(smtp.port).timeout(Some(Duration::from_secs(30)));
+    let mut builder = builder
+        .port(smtp.port)
+        .timeout(Some(Duration::from_secs(30)));
     if let Some(user) = &smtp.username {
         builder = builder.credentials(Credentials::new(user.clone(), password.unwrap_or_default()));
     }
@@ -131,8 +156,14 @@ fn transport(smtp: &SmtpConfig, password: Option<String>) -> Result<SmtpTranspor
 /// The e-mail for one row; its Message-ID is derived from the notification
 /// key, so a resend after a crash is recognisably the same message.
 fn message(smtp: &SmtpConfig, d: &Due) -> Result<Message, String> {
-    let from = smtp.from.parse().map_err(|e| format!("smtp.from `{}`: {e}", smtp.from))?;
-    let to = d.recipient.parse().map_err(|e| format!("recipient `{}`: {e}", d.recipient))?;
+    let from = smtp
+        .from
+        .parse()
+        .map_err(|e| format!("smtp.from `{}`: {e}", smtp.from))?;
+    let to = d
+        .recipient
+        .parse()
+        .map_err(|e| format!("recipient `{}`: {e}", d.recipient))?;
     Message::builder()
         .message_id(Some(format!("<{}@conveyor>", d.key)))
         .from(from)

@@ -19,7 +19,12 @@ struct Transition {
 /// Inserts the outbox rows for the transitions in `rule_t` (the evaluation's
 /// temp table). `now` is a SQL TIMESTAMP literal. A template that fails to
 /// render fails the evaluation (never an empty e-mail).
-pub(crate) fn enqueue(conn: &Connection, rule: &RuleConfig, eval_id: i64, now: &str) -> Result<usize, EnqueueError> {
+pub(crate) fn enqueue(
+    conn: &Connection,
+    rule: &RuleConfig,
+    eval_id: i64,
+    now: &str,
+) -> Result<usize, EnqueueError> {
     if rule.actions.is_empty() && rule.webhooks.is_empty() {
         return Ok(0);
     }
@@ -52,7 +57,9 @@ pub(crate) fn enqueue(conn: &Connection, rule: &RuleConfig, eval_id: i64, now: &
             }
             let body = bodies.join("\n\n");
             let key = super::notification_key(&rule.name, eval_id, "email", &recipient);
-            st.execute(duckdb::params![key, rule.name, eval_id, recipient, subject, body])?;
+            st.execute(duckdb::params![
+                key, rule.name, eval_id, recipient, subject, body
+            ])?;
             rows += 1;
         }
     }
@@ -83,7 +90,10 @@ fn enqueue_webhooks(
                     // A body the receiver cannot parse would only fail there,
                     // over and over: refuse it here, located.
                     if let Err(e) = serde_json::from_str::<serde_json::Value>(&text) {
-                        return Err(EnqueueError::Render(format!("{}: webhook body is not JSON ({e}); quote strings with |tojson", hook.at.key)));
+                        return Err(EnqueueError::Render(format!(
+                            "{}: webhook body is not JSON ({e}); quote strings with |tojson",
+                            hook.at.key
+                        )));
                     }
                     text
                 }
@@ -91,8 +101,15 @@ fn enqueue_webhooks(
             };
             // The action's index and the entity keep two hooks to one URL,
             // and two entities of one evaluation, apart.
-            let key = super::notification_key(&rule.name, eval_id, "webhook", &format!("{i}\u{1}{}\u{1}{}", hook.url, t.entity));
-            st.execute(duckdb::params![key, rule.name, eval_id, hook.url, t.entity, body])?;
+            let key = super::notification_key(
+                &rule.name,
+                eval_id,
+                "webhook",
+                &format!("{i}\u{1}{}\u{1}{}", hook.url, t.entity),
+            );
+            st.execute(duckdb::params![
+                key, rule.name, eval_id, hook.url, t.entity, body
+            ])?;
             rows += 1;
         }
     }
@@ -123,13 +140,18 @@ pub(crate) enum EnqueueError {
 }
 
 fn render(env: &Environment, source: &str, ctx: &Value) -> Result<String, EnqueueError> {
-    env.render_str(source, ctx).map_err(|e| EnqueueError::Render(e.to_string()))
+    env.render_str(source, ctx)
+        .map_err(|e| EnqueueError::Render(e.to_string()))
 }
 
 /// The transitions of this evaluation worth a notification, with the
 /// measure's context columns and the built-in variables.
 fn transitions(conn: &Connection, rule: &RuleConfig) -> duckdb::Result<Vec<Transition>> {
-    let resolved = if rule.notify_resolved { "OR (t.new_state = 'resolved' AND t.old_state = 'firing')" } else { "" };
+    let resolved = if rule.notify_resolved {
+        "OR (t.new_state = 'resolved' AND t.old_state = 'firing')"
+    } else {
+        ""
+    };
     let mut st = conn.prepare(&format!(
         "SELECT t.entity, t.new_state, t.level, t.value, t.period, CAST(l.context AS VARCHAR)
          FROM rule_t AS t JOIN rule_l AS l USING (entity)
@@ -157,7 +179,10 @@ fn transitions(conn: &Connection, rule: &RuleConfig) -> duckdb::Result<Vec<Trans
 /// Groups transitions by recipient (static `to` first, then `to_column`),
 /// recipients in a stable order. A row without a usable address in
 /// `to_column` is logged and gets no e-mail of its own.
-fn by_recipient<'t>(action: &EmailAction, transitions: &'t [Transition]) -> BTreeMap<String, Vec<&'t Transition>> {
+fn by_recipient<'t>(
+    action: &EmailAction,
+    transitions: &'t [Transition],
+) -> BTreeMap<String, Vec<&'t Transition>> {
     let mut out: BTreeMap<String, Vec<&Transition>> = BTreeMap::new();
     for t in transitions {
         for to in &action.to {
@@ -165,8 +190,12 @@ fn by_recipient<'t>(action: &EmailAction, transitions: &'t [Transition]) -> BTre
         }
         if let Some(col) = &action.to_column {
             match t.vars.get(col).and_then(|v| v.as_str()).map(str::trim) {
-                Some(a) if a.parse::<lettre::Address>().is_ok() => out.entry(a.to_string()).or_default().push(t),
-                other => tracing::warn!(entity = %t.entity, column = %col, value = ?other, "no valid recipient address in to_column; no e-mail for this row"),
+                Some(a) if a.parse::<lettre::Address>().is_ok() => {
+                    out.entry(a.to_string()).or_default().push(t)
+                }
+                other => {
+                    tracing::warn!(entity = %t.entity, column = %col, value = ?other, "no valid recipient address in to_column; no e-mail for this row")
+                }
             }
         }
     }

@@ -35,13 +35,27 @@ pub fn notification_key(rule: &str, eval_id: i64, channel: &str, recipient: &str
 /// webhooks); logs the outcome, never fails the caller (the rows stay queued).
 pub fn deliver_logged(conn: &duckdb::Connection, config: &conveyor_config::Config) {
     let now = chrono::Utc::now().naive_utc();
-    let email = config.smtp.as_ref().map(|smtp| deliver_due(conn, smtp, now));
-    for (channel, result) in [("email", email), ("webhook", Some(deliver_webhooks_due(conn, config, now)))] {
+    let email = config
+        .smtp
+        .as_ref()
+        .map(|smtp| deliver_due(conn, smtp, now));
+    for (channel, result) in [
+        ("email", email),
+        ("webhook", Some(deliver_webhooks_due(conn, config, now))),
+    ] {
         match result {
             None => {}
             Some(Ok(r)) if r.attempted() == 0 => {}
-            Some(Ok(r)) => tracing::info!(channel, delivered = r.delivered, failed = r.failed, dead = r.dead, "outbox delivery"),
-            Some(Err(e)) => tracing::error!(channel, error = %format!("{e:#}"), "outbox delivery could not run"),
+            Some(Ok(r)) => tracing::info!(
+                channel,
+                delivered = r.delivered,
+                failed = r.failed,
+                dead = r.dead,
+                "outbox delivery"
+            ),
+            Some(Err(e)) => {
+                tracing::error!(channel, error = %format!("{e:#}"), "outbox delivery could not run")
+            }
         }
     }
 }

@@ -32,7 +32,10 @@ impl Smtp {
     /// Starts the capture on `port` (0: any), writing into `dir`.
     fn start(dir: &Path, port: u16) -> Smtp {
         let python = std::env::var("CONVEYOR_TEST_PYTHON").unwrap_or_else(|_| {
-            format!("{}/.cache/conveyor-venv/bin/python", std::env::var("HOME").unwrap_or_default())
+            format!(
+                "{}/.cache/conveyor-venv/bin/python",
+                std::env::var("HOME").unwrap_or_default()
+            )
         });
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/smtp_capture.py");
         let mut child = Command::new(&python)
@@ -41,11 +44,22 @@ impl Smtp {
             .arg(port.to_string())
             .stdout(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {python} (run scripts/setup-test-tools): {e}"));
+            .unwrap_or_else(|e| {
+                panic!("cannot start {python} (run scripts/setup-test-tools): {e}")
+            });
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let port = line.trim().parse().unwrap_or_else(|_| panic!("smtp_capture printed {line:?} (is aiosmtpd installed?)"));
-        Smtp { child, port, dir: dir.to_path_buf() }
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("smtp_capture printed {line:?} (is aiosmtpd installed?)"));
+        Smtp {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
     }
 
     /// The messages received so far, in order.
@@ -56,7 +70,10 @@ impl Smtp {
             .filter(|p| p.extension().is_some_and(|x| x == "eml"))
             .collect();
         paths.sort();
-        paths.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect()
+        paths
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
     }
 }
 
@@ -122,7 +139,10 @@ subject = "CSAT below target: {{ agent_name }}"
 body = "{{ agent_name }} ({{ entity }}) scored {{ value }} in the week of {{ period }} [{{ level }}]""#;
 
 fn t0() -> NaiveDateTime {
-    NaiveDate::from_ymd_opt(2026, 1, 6).unwrap().and_hms_opt(6, 0, 0).unwrap()
+    NaiveDate::from_ymd_opt(2026, 1, 6)
+        .unwrap()
+        .and_hms_opt(6, 0, 0)
+        .unwrap()
 }
 
 /// `(attempts, delivered, dead, last_error)` of every outbox row, by id.
@@ -130,12 +150,19 @@ fn rows(conn: &Connection) -> Vec<(i32, bool, bool, Option<String>)> {
     let mut st = conn
         .prepare("SELECT attempts, delivered_at IS NOT NULL, dead_at IS NOT NULL, last_error FROM conveyor.outbox ORDER BY id")
         .unwrap();
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(Result::unwrap).collect()
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 /// A loopback port nothing listens on (bound, then released).
 fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
@@ -148,30 +175,72 @@ fn outbox_a_firing_alert_sends_one_email_per_recipient_once() {
     assert_eq!(s.started_firing, 3, "a1, a2 and a4 breach");
     // a4's supervisor value carries CR/LF and a header: no e-mail, no row.
     let queued: Vec<(String, String, String)> = {
-        let mut st = f.conn.prepare("SELECT key, recipient, subject FROM conveyor.outbox ORDER BY id").unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+        let mut st = f
+            .conn
+            .prepare("SELECT key, recipient, subject FROM conveyor.outbox ORDER BY id")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     };
     assert_eq!(queued.len(), 1, "{queued:?}");
     let key = notification_key("csat_low", s.eval_id, "email", "sup@example.com");
-    assert_eq!(queued[0], (key.clone(), "sup@example.com".into(), "CSAT below target: Ann (+1 more)".into()));
+    assert_eq!(
+        queued[0],
+        (
+            key.clone(),
+            "sup@example.com".into(),
+            "CSAT below target: Ann (+1 more)".into()
+        )
+    );
 
     let smtp_config = config.smtp.as_ref().unwrap();
     let r = deliver_due(&f.conn, smtp_config, t0()).unwrap();
-    assert_eq!(r, DeliveryReport { delivered: 1, failed: 0, dead: 0 });
+    assert_eq!(
+        r,
+        DeliveryReport {
+            delivered: 1,
+            failed: 0,
+            dead: 0
+        }
+    );
     let mail = smtp.messages();
     assert_eq!(mail.len(), 1);
     let m = &mail[0];
     assert!(m.contains(&format!("Message-ID: <{key}@conveyor>")), "{m}");
     assert!(m.contains("To: sup@example.com"), "{m}");
-    assert!(m.contains("Subject: CSAT below target: Ann (+1 more)"), "{m}");
-    assert!(m.contains("Ann (a1) scored 3.1 in the week of 2026-01-05 [warn]"), "{m}");
-    assert!(m.contains("Bob (a2) scored 3.5 in the week of 2026-01-05 [warn]"), "{m}");
-    assert!(!m.contains("Cy (a3)") && !m.to_lowercase().contains("bcc:"), "{m}");
+    assert!(
+        m.contains("Subject: CSAT below target: Ann (+1 more)"),
+        "{m}"
+    );
+    assert!(
+        m.contains("Ann (a1) scored 3.1 in the week of 2026-01-05 [warn]"),
+        "{m}"
+    );
+    assert!(
+        m.contains("Bob (a2) scored 3.5 in the week of 2026-01-05 [warn]"),
+        "{m}"
+    );
+    assert!(
+        !m.contains("Cy (a3)") && !m.to_lowercase().contains("bcc:"),
+        "{m}"
+    );
 
     // Delivering again, or evaluating again while still firing, sends nothing.
-    assert_eq!(deliver_due(&f.conn, smtp_config, t0() + Duration::hours(1)).unwrap().attempted(), 0);
+    assert_eq!(
+        deliver_due(&f.conn, smtp_config, t0() + Duration::hours(1))
+            .unwrap()
+            .attempted(),
+        0
+    );
     crate::rules::evaluate_at(&f.conn, rule, t0() + Duration::hours(2)).unwrap();
-    assert_eq!(deliver_due(&f.conn, smtp_config, t0() + Duration::hours(3)).unwrap().attempted(), 0);
+    assert_eq!(
+        deliver_due(&f.conn, smtp_config, t0() + Duration::hours(3))
+            .unwrap()
+            .attempted(),
+        0
+    );
     assert_eq!(smtp.messages().len(), 1);
     assert_eq!(rows(&f.conn), vec![(1, true, false, None)]);
 }
@@ -180,34 +249,56 @@ fn outbox_a_firing_alert_sends_one_email_per_recipient_once() {
 fn outbox_smtp_down_keeps_rows_queued_then_delivers_when_it_returns() {
     let f = fixture();
     let port = closed_port();
-    let config = config(port, r#"to = ["ops@example.com"]
+    let config = config(
+        port,
+        r#"to = ["ops@example.com"]
 subject = "{{ rule }}: {{ entity }}"
-body = "{{ value }}""#);
+body = "{{ value }}""#,
+    );
     crate::rules::evaluate_at(&f.conn, &config.rules[0], t0()).unwrap();
     let smtp_config = config.smtp.as_ref().unwrap();
     let r = deliver_due(&f.conn, smtp_config, t0()).unwrap();
-    assert_eq!(r, DeliveryReport { delivered: 0, failed: 1, dead: 0 });
+    assert_eq!(
+        r,
+        DeliveryReport {
+            delivered: 0,
+            failed: 1,
+            dead: 0
+        }
+    );
     let after_failure = rows(&f.conn);
     assert_eq!((after_failure[0].0, after_failure[0].1), (1, false));
     assert!(after_failure[0].3.is_some(), "the error is kept");
     // Backing off: not due again before 30 s.
     let smtp = Smtp::start(&f.dir.path().join("mail"), port);
-    assert_eq!(deliver_due(&f.conn, smtp_config, t0() + Duration::seconds(29)).unwrap().attempted(), 0);
+    assert_eq!(
+        deliver_due(&f.conn, smtp_config, t0() + Duration::seconds(29))
+            .unwrap()
+            .attempted(),
+        0
+    );
     assert!(smtp.messages().is_empty());
     let r = deliver_due(&f.conn, smtp_config, t0() + Duration::seconds(30)).unwrap();
     assert_eq!(r.delivered, 1);
     assert_eq!(rows(&f.conn), vec![(2, true, false, None)]);
     let mail = smtp.messages();
     assert_eq!(mail.len(), 1);
-    assert!(mail[0].contains("Subject: csat_low: a1 (+2 more)"), "{}", mail[0]);
+    assert!(
+        mail[0].contains("Subject: csat_low: a1 (+2 more)"),
+        "{}",
+        mail[0]
+    );
 }
 
 #[test]
 fn outbox_dead_letters_after_max_attempts() {
     let f = fixture();
-    let config = config(closed_port(), r#"to = ["ops@example.com"]
+    let config = config(
+        closed_port(),
+        r#"to = ["ops@example.com"]
 subject = "{{ entity }}"
-body = "{{ value }}""#);
+body = "{{ value }}""#,
+    );
     crate::rules::evaluate_at(&f.conn, &config.rules[0], t0()).unwrap();
     let smtp_config = config.smtp.as_ref().unwrap();
     let mut now = t0();
@@ -217,7 +308,11 @@ body = "{{ value }}""#);
         now += Duration::hours(7);
     }
     let dead: Vec<usize> = reports.iter().map(|r| r.dead).collect();
-    assert_eq!(dead, vec![0, 0, 1, 0], "max_attempts = 3; a dead row is not retried");
+    assert_eq!(
+        dead,
+        vec![0, 0, 1, 0],
+        "max_attempts = 3; a dead row is not retried"
+    );
     let r = &rows(&f.conn)[0];
     assert_eq!((r.0, r.1, r.2), (3, false, true));
 }
@@ -231,14 +326,22 @@ fn outbox_backoff_doubles_and_is_capped() {
 #[test]
 fn outbox_unknown_template_variable_is_a_located_check_error() {
     let f = fixture();
-    let config = config(25, r#"to = ["ops@example.com"]
+    let config = config(
+        25,
+        r#"to = ["ops@example.com"]
 subject = "{{ agent_name }} / {{ team }}"
-body = "{{ entity }} {{ supervisor_email }}""#);
+body = "{{ entity }} {{ supervisor_email }}""#,
+    );
     let rule = &config.rules[0];
     let columns = crate::rules::measure_columns(&f.conn, rule).unwrap();
     let problems = crate::cmd::rules::check_templates(rule, &columns);
     assert_eq!(problems.len(), 2, "{problems:#?}");
-    assert!(problems[0].starts_with("/c/conveyor.toml:29:11: rules[0].actions[0].subject: unknown template variable `team`"), "{problems:#?}");
+    assert!(
+        problems[0].starts_with(
+            "/c/conveyor.toml:29:11: rules[0].actions[0].subject: unknown template variable `team`"
+        ),
+        "{problems:#?}"
+    );
     assert!(problems[1].starts_with("/c/conveyor.toml:30:8: rules[0].actions[0].body: unknown template variable `supervisor_email`"), "{problems:#?}");
 }
 
@@ -251,7 +354,9 @@ subject = "{{ entity }} {{ transition }}"
 body = "{{ value }}""#;
     let mut config = config(smtp.port, action);
     let smtp_config = config.smtp.clone().unwrap();
-    f.conn.execute_batch("DELETE FROM m WHERE agent <> 'a1'").unwrap();
+    f.conn
+        .execute_batch("DELETE FROM m WHERE agent <> 'a1'")
+        .unwrap();
     crate::rules::evaluate_at(&f.conn, &config.rules[0], t0()).unwrap();
     f.conn.execute_batch("UPDATE m SET score = 4.5").unwrap();
     // Without notify_resolved the recovery queues nothing.
@@ -265,9 +370,21 @@ body = "{{ value }}""#;
     let subjects: Vec<String> = smtp
         .messages()
         .iter()
-        .map(|m| m.lines().find(|l| l.starts_with("Subject: ")).unwrap_or_default().to_string())
+        .map(|m| {
+            m.lines()
+                .find(|l| l.starts_with("Subject: "))
+                .unwrap_or_default()
+                .to_string()
+        })
         .collect();
-    assert_eq!(subjects, ["Subject: a1 firing", "Subject: a1 firing", "Subject: a1 resolved"]);
+    assert_eq!(
+        subjects,
+        [
+            "Subject: a1 firing",
+            "Subject: a1 firing",
+            "Subject: a1 resolved"
+        ]
+    );
 }
 
 /// One request a [`Receiver`] saw.
@@ -290,9 +407,16 @@ impl Receiver {
     fn start(statuses: &[u16]) -> Receiver {
         use std::sync::{Arc, Mutex};
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let script: Arc<Mutex<std::collections::VecDeque<u16>>> = Arc::new(Mutex::new(statuses.iter().copied().collect()));
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let script: Arc<Mutex<std::collections::VecDeque<u16>>> =
+            Arc::new(Mutex::new(statuses.iter().copied().collect()));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
         let url = format!("http://{}/hooks/enrol", listener.local_addr().unwrap());
         let (s, sc) = (seen.clone(), script.clone());
         let app = axum::Router::new().route(
@@ -307,12 +431,19 @@ impl Receiver {
                         body,
                     });
                     let status = sc.lock().unwrap().pop_front().unwrap_or(200);
-                    (axum::http::StatusCode::from_u16(status).unwrap(), format!("status {status}"))
+                    (
+                        axum::http::StatusCode::from_u16(status).unwrap(),
+                        format!("status {status}"),
+                    )
                 }
             }),
         );
         runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Receiver { url, seen, _runtime: runtime }
+        Receiver {
+            url,
+            seen,
+            _runtime: runtime,
+        }
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -352,7 +483,9 @@ url = "{url}"
 
 /// Only a1 breaches, so each evaluation announces one transition.
 fn one_breach(f: &Fixture) {
-    f.conn.execute_batch("DELETE FROM m WHERE agent <> 'a1'").unwrap();
+    f.conn
+        .execute_batch("DELETE FROM m WHERE agent <> 'a1'")
+        .unwrap();
 }
 
 #[test]
@@ -362,10 +495,20 @@ fn outbox_webhook_posts_signed_json_once_with_the_key() {
     let secret_file = f.dir.path().join("hook.secret");
     std::fs::write(&secret_file, "s3cr3t-hook").unwrap();
     let hook = Receiver::start(&[]);
-    let config = webhook_config(&hook.url, &format!("secret = \"file:{}\"", secret_file.display()));
+    let config = webhook_config(
+        &hook.url,
+        &format!("secret = \"file:{}\"", secret_file.display()),
+    );
     let s = crate::rules::evaluate_at(&f.conn, &config.rules[0], t0()).unwrap();
     let r = deliver_webhooks_due(&f.conn, &config, t0()).unwrap();
-    assert_eq!(r, DeliveryReport { delivered: 1, failed: 0, dead: 0 });
+    assert_eq!(
+        r,
+        DeliveryReport {
+            delivered: 1,
+            failed: 0,
+            dead: 0
+        }
+    );
     let seen = hook.seen();
     assert_eq!(seen.len(), 1, "{seen:?}");
     let body: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
@@ -378,19 +521,55 @@ fn outbox_webhook_posts_signed_json_once_with_the_key() {
     use hmac::Mac;
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cr3t-hook").unwrap();
     mac.update(seen[0].body.as_bytes());
-    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(seen[0].signature.as_deref(), Some(format!("sha256={hex}").as_str()));
-    let key: String = f.conn.query_row("SELECT key FROM conveyor.outbox", [], |r| r.get(0)).unwrap();
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        seen[0].signature.as_deref(),
+        Some(format!("sha256={hex}").as_str())
+    );
+    let key: String = f
+        .conn
+        .query_row("SELECT key FROM conveyor.outbox", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(seen[0].idempotency_key, key);
-    assert_eq!(key, notification_key("csat_low", s.eval_id, "webhook", &format!("0\u{1}{}\u{1}a1", hook.url)));
+    assert_eq!(
+        key,
+        notification_key(
+            "csat_low",
+            s.eval_id,
+            "webhook",
+            &format!("0\u{1}{}\u{1}a1", hook.url)
+        )
+    );
     // The secret is nowhere in the warehouse's outbox.
-    let stored: String = f.conn.query_row("SELECT string_agg(CAST(o AS VARCHAR), '') FROM conveyor.outbox AS o", [], |r| r.get(0)).unwrap();
+    let stored: String = f
+        .conn
+        .query_row(
+            "SELECT string_agg(CAST(o AS VARCHAR), '') FROM conveyor.outbox AS o",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert!(!stored.contains("s3cr3t-hook"));
 
     // Redelivery, and a re-evaluation while still firing, POST nothing more.
-    assert_eq!(deliver_webhooks_due(&f.conn, &config, t0() + Duration::hours(1)).unwrap().attempted(), 0);
+    assert_eq!(
+        deliver_webhooks_due(&f.conn, &config, t0() + Duration::hours(1))
+            .unwrap()
+            .attempted(),
+        0
+    );
     crate::rules::evaluate_at(&f.conn, &config.rules[0], t0() + Duration::hours(2)).unwrap();
-    assert_eq!(deliver_webhooks_due(&f.conn, &config, t0() + Duration::hours(3)).unwrap().attempted(), 0);
+    assert_eq!(
+        deliver_webhooks_due(&f.conn, &config, t0() + Duration::hours(3))
+            .unwrap()
+            .attempted(),
+        0
+    );
     assert_eq!(hook.seen().len(), 1);
     assert_eq!(rows(&f.conn), vec![(1, true, false, None)]);
 }
@@ -400,14 +579,40 @@ fn outbox_webhook_500_then_200_delivers_once_after_backoff() {
     let f = fixture();
     one_breach(&f);
     let hook = Receiver::start(&[500]);
-    let config = webhook_config(&hook.url, r#"body = '{"agent": {{ agent_name|tojson }}, "score": {{ value }}}'"#);
+    let config = webhook_config(
+        &hook.url,
+        r#"body = '{"agent": {{ agent_name|tojson }}, "score": {{ value }}}'"#,
+    );
     crate::rules::evaluate_at(&f.conn, &config.rules[0], t0()).unwrap();
-    assert_eq!(deliver_webhooks_due(&f.conn, &config, t0()).unwrap(), DeliveryReport { delivered: 0, failed: 1, dead: 0 });
+    assert_eq!(
+        deliver_webhooks_due(&f.conn, &config, t0()).unwrap(),
+        DeliveryReport {
+            delivered: 0,
+            failed: 1,
+            dead: 0
+        }
+    );
     let r = &rows(&f.conn)[0];
     assert!(r.3.as_deref().is_some_and(|e| e.contains("500")), "{r:?}");
-    assert_eq!(deliver_webhooks_due(&f.conn, &config, t0() + Duration::seconds(29)).unwrap().attempted(), 0, "backing off");
-    assert_eq!(deliver_webhooks_due(&f.conn, &config, t0() + Duration::seconds(30)).unwrap().delivered, 1);
-    assert_eq!(deliver_webhooks_due(&f.conn, &config, t0() + Duration::hours(1)).unwrap().attempted(), 0);
+    assert_eq!(
+        deliver_webhooks_due(&f.conn, &config, t0() + Duration::seconds(29))
+            .unwrap()
+            .attempted(),
+        0,
+        "backing off"
+    );
+    assert_eq!(
+        deliver_webhooks_due(&f.conn, &config, t0() + Duration::seconds(30))
+            .unwrap()
+            .delivered,
+        1
+    );
+    assert_eq!(
+        deliver_webhooks_due(&f.conn, &config, t0() + Duration::hours(1))
+            .unwrap()
+            .attempted(),
+        0
+    );
     let seen = hook.seen();
     assert_eq!(seen.len(), 2, "the failed POST and the one that delivered");
     assert_eq!(seen[0].idempotency_key, seen[1].idempotency_key);
@@ -423,21 +628,45 @@ fn outbox_webhook_400_dead_letters_at_once_with_the_response() {
     let hook = Receiver::start(&[400]);
     let config = webhook_config(&hook.url, "");
     crate::rules::evaluate_at(&f.conn, &config.rules[0], t0()).unwrap();
-    assert_eq!(deliver_webhooks_due(&f.conn, &config, t0()).unwrap(), DeliveryReport { delivered: 0, failed: 0, dead: 1 });
-    assert_eq!(deliver_webhooks_due(&f.conn, &config, t0() + Duration::hours(7)).unwrap().attempted(), 0);
+    assert_eq!(
+        deliver_webhooks_due(&f.conn, &config, t0()).unwrap(),
+        DeliveryReport {
+            delivered: 0,
+            failed: 0,
+            dead: 1
+        }
+    );
+    assert_eq!(
+        deliver_webhooks_due(&f.conn, &config, t0() + Duration::hours(7))
+            .unwrap()
+            .attempted(),
+        0
+    );
     assert_eq!(hook.seen().len(), 1);
     let r = &rows(&f.conn)[0];
     assert_eq!((r.0, r.1, r.2), (1, false, true));
-    assert!(r.3.as_deref().is_some_and(|e| e.contains("400") && e.contains("status 400")), "{r:?}");
+    assert!(
+        r.3.as_deref()
+            .is_some_and(|e| e.contains("400") && e.contains("status 400")),
+        "{r:?}"
+    );
 }
 
 #[test]
 fn outbox_webhook_unknown_body_variable_is_a_located_check_error() {
     let f = fixture();
-    let config = webhook_config("http://127.0.0.1:9/x", r#"body = '{"team": {{ team|tojson }}}'"#);
+    let config = webhook_config(
+        "http://127.0.0.1:9/x",
+        r#"body = '{"team": {{ team|tojson }}}'"#,
+    );
     let rule = &config.rules[0];
     let columns = crate::rules::measure_columns(&f.conn, rule).unwrap();
     let problems = crate::cmd::rules::check_templates(rule, &columns);
     assert_eq!(problems.len(), 1, "{problems:#?}");
-    assert!(problems[0].starts_with("/c/conveyor.toml:22:8: rules[0].actions[0].body: unknown template variable `team`"), "{problems:#?}");
+    assert!(
+        problems[0].starts_with(
+            "/c/conveyor.toml:22:8: rules[0].actions[0].body: unknown template variable `team`"
+        ),
+        "{problems:#?}"
+    );
 }

@@ -34,16 +34,26 @@ enum Outcome {
 
 /// `sha256=<hex>` of HMAC-SHA256(secret, body): the signature header value.
 pub fn signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
     mac.update(body);
-    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!("sha256={hex}")
 }
 
 /// POSTs every webhook due at `now`, oldest first, each marked on its own
 /// after the receiver answered (a crash resends at most that one, with the
 /// same Idempotency-Key).
-pub fn deliver_webhooks_due(conn: &Connection, config: &Config, now: NaiveDateTime) -> Result<DeliveryReport> {
+pub fn deliver_webhooks_due(
+    conn: &Connection,
+    config: &Config,
+    now: NaiveDateTime,
+) -> Result<DeliveryReport> {
     // Shared with the e-mail pass: two passes would POST the same rows.
     let _one_pass = ONE_PASS.lock().unwrap_or_else(|e| e.into_inner());
     let due = due(conn, now).context("cannot read the outbox")?;
@@ -51,8 +61,14 @@ pub fn deliver_webhooks_due(conn: &Connection, config: &Config, now: NaiveDateTi
     if due.is_empty() {
         return Ok(report);
     }
-    let max_attempts = config.smtp.as_ref().map_or(conveyor_config::DEFAULT_MAX_ATTEMPTS, |s| s.max_attempts);
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().context("HTTP client")?;
+    let max_attempts = config
+        .smtp
+        .as_ref()
+        .map_or(conveyor_config::DEFAULT_MAX_ATTEMPTS, |s| s.max_attempts);
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("HTTP client")?;
     let ts = now.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
     for d in due {
         let (outcome, secret) = post(&client, config, &d);
@@ -82,7 +98,11 @@ pub fn deliver_webhooks_due(conn: &Connection, config: &Config, now: NaiveDateTi
             duckdb::params![attempts, error, ts, backoff_secs(attempts), dead, ts, d.id],
         )?;
         tracing::warn!(id = d.id, attempts, dead, error = %error, "webhook not delivered");
-        if dead { report.dead += 1 } else { report.failed += 1 }
+        if dead {
+            report.dead += 1
+        } else {
+            report.failed += 1
+        }
     }
     Ok(report)
 }
@@ -90,8 +110,20 @@ pub fn deliver_webhooks_due(conn: &Connection, config: &Config, now: NaiveDateTi
 /// One POST; also returns the resolved secret so errors can be scrubbed.
 fn post(client: &reqwest::blocking::Client, config: &Config, d: &Due) -> (Outcome, Option<String>) {
     // The secret is never stored: find the action again by rule and URL.
-    let Some(hook) = config.rules.iter().filter(|r| r.name == d.rule).flat_map(|r| &r.webhooks).find(|h| h.url == d.url) else {
-        return (Outcome::Retry(format!("rule `{}` has no webhook to {} any more", d.rule, d.url)), None);
+    let Some(hook) = config
+        .rules
+        .iter()
+        .filter(|r| r.name == d.rule)
+        .flat_map(|r| &r.webhooks)
+        .find(|h| h.url == d.url)
+    else {
+        return (
+            Outcome::Retry(format!(
+                "rule `{}` has no webhook to {} any more",
+                d.rule, d.url
+            )),
+            None,
+        );
     };
     let secret = match hook.secret.as_ref().map(|s| s.resolve()).transpose() {
         Ok(s) => s.map(|s| s.expose().to_string()),
@@ -112,10 +144,20 @@ fn post(client: &reqwest::blocking::Client, config: &Config, d: &Due) -> (Outcom
             if status.is_success() {
                 Outcome::Delivered
             } else {
-                let text: String = resp.text().unwrap_or_default().chars().take(RESPONSE_SNIPPET).collect();
+                let text: String = resp
+                    .text()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(RESPONSE_SNIPPET)
+                    .collect();
                 let e = format!("POST {}: HTTP {status}: {text}", d.url);
-                let retryable = status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429;
-                if retryable { Outcome::Retry(e) } else { Outcome::Dead(e) }
+                let retryable =
+                    status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429;
+                if retryable {
+                    Outcome::Retry(e)
+                } else {
+                    Outcome::Dead(e)
+                }
             }
         }
     };
@@ -130,7 +172,14 @@ fn due(conn: &Connection, now: NaiveDateTime) -> duckdb::Result<Vec<Due>> {
          ORDER BY id",
     )?;
     let rows = st.query_map([now.format("%Y-%m-%d %H:%M:%S%.6f").to_string()], |r| {
-        Ok(Due { id: r.get(0)?, key: r.get(1)?, rule: r.get(2)?, url: r.get(3)?, body: r.get(4)?, attempts: r.get(5)? })
+        Ok(Due {
+            id: r.get(0)?,
+            key: r.get(1)?,
+            rule: r.get(2)?,
+            url: r.get(3)?,
+            body: r.get(4)?,
+            attempts: r.get(5)?,
+        })
     })?;
     rows.collect()
 }

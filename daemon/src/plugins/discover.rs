@@ -7,7 +7,11 @@ use super::PluginError;
 
 /// The file a plugin called `name` lives in, e.g. `libfile_drop.so`.
 pub fn library_file_name(name: &str) -> String {
-    format!("{}{name}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX)
+    format!(
+        "{}{name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
 }
 
 /// The first of `dirs` holding the library for plugin `name`.
@@ -22,9 +26,16 @@ pub fn find_library(dirs: &[PathBuf], name: &str) -> Result<PathBuf, PluginError
     let searched = if dirs.is_empty() {
         "no folder ([plugins] dirs is empty)".to_string()
     } else {
-        dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    Err(PluginError::NotFound { name: name.to_string(), file, searched })
+    Err(PluginError::NotFound {
+        name: name.to_string(),
+        file,
+        searched,
+    })
 }
 
 /// Every shared library in `dir`, sorted by name (missing folder: none).
@@ -35,7 +46,12 @@ pub fn list_dir(dir: &Path) -> Vec<PathBuf> {
         .flatten()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.is_file() && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(suffix)))
+        .filter(|p| {
+            p.is_file()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.ends_with(suffix))
+        })
         .collect();
     found.sort();
     found
@@ -51,12 +67,28 @@ mod tests {
         let file = library_file_name("file_drop");
         std::fs::write(b.path().join(&file), b"").unwrap();
         let dirs = [a.path().to_path_buf(), b.path().to_path_buf()];
-        assert_eq!(find_library(&dirs, "file_drop").unwrap(), b.path().join(&file));
+        assert_eq!(
+            find_library(&dirs, "file_drop").unwrap(),
+            b.path().join(&file)
+        );
         std::fs::write(a.path().join(&file), b"").unwrap();
-        assert_eq!(find_library(&dirs, "file_drop").unwrap(), a.path().join(&file));
+        assert_eq!(
+            find_library(&dirs, "file_drop").unwrap(),
+            a.path().join(&file)
+        );
         let e = find_library(&dirs, "nope").unwrap_err().to_string();
-        assert!(e.starts_with(&format!("plugin `nope` not found: no {}", library_file_name("nope"))), "{e}");
-        assert!(e.contains(&a.path().display().to_string()) && e.contains(&b.path().display().to_string()), "{e}");
+        assert!(
+            e.starts_with(&format!(
+                "plugin `nope` not found: no {}",
+                library_file_name("nope")
+            )),
+            "{e}"
+        );
+        assert!(
+            e.contains(&a.path().display().to_string())
+                && e.contains(&b.path().display().to_string()),
+            "{e}"
+        );
         assert_eq!(list_dir(a.path()), [a.path().join(&file)]);
     }
 }

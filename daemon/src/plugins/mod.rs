@@ -22,18 +22,33 @@ pub use discover::{find_library, library_file_name, list_dir};
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
     #[error("plugin `{name}` not found: no {file} in {searched}")]
-    NotFound { name: String, file: String, searched: String },
+    NotFound {
+        name: String,
+        file: String,
+        searched: String,
+    },
     #[error("cannot read {path}: {reason}")]
     Unreadable { path: PathBuf, reason: String },
     #[error(
         "{path}: refused: its SHA-256 is {actual} but [plugins.sha256] pins {name} = \"{pinned}\" \
          (if you upgraded the plugin on purpose, update the pin; otherwise the file was replaced)"
     )]
-    Checksum { path: PathBuf, name: String, pinned: String, actual: String },
+    Checksum {
+        path: PathBuf,
+        name: String,
+        pinned: String,
+        actual: String,
+    },
     #[error(transparent)]
     Load(#[from] conveyor_plugin_api::host::LoadError),
-    #[error("{path}: its file name asks for plugin `{wanted}` but the library says it is `{actual}`")]
-    WrongName { path: PathBuf, wanted: String, actual: String },
+    #[error(
+        "{path}: its file name asks for plugin `{wanted}` but the library says it is `{actual}`"
+    )]
+    WrongName {
+        path: PathBuf,
+        wanted: String,
+        actual: String,
+    },
 }
 
 impl From<PluginError> for ConnectorError {
@@ -61,15 +76,27 @@ fn loaded() -> &'static Mutex<HashMap<PathBuf, Loaded>> {
 /// The SHA-256 of a file, lower-case hex.
 pub fn sha256_file(path: &Path) -> Result<String, PluginError> {
     use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(path).map_err(|e| PluginError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
-    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+    let bytes = std::fs::read(path).map_err(|e| PluginError::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// Loads the library at `path` (once per process), refusing it before it is
 /// mapped if `pinned` is given and the file's SHA-256 differs.
-pub fn load(path: &Path, name_for_pin: &str, pinned: Option<&str>) -> Result<Arc<PluginLibrary>, PluginError> {
-    let canonical = std::fs::canonicalize(path)
-        .map_err(|e| PluginError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
+pub fn load(
+    path: &Path,
+    name_for_pin: &str,
+    pinned: Option<&str>,
+) -> Result<Arc<PluginLibrary>, PluginError> {
+    let canonical = std::fs::canonicalize(path).map_err(|e| PluginError::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     let mut cache = loaded().lock().unwrap_or_else(|p| p.into_inner());
     let check = |actual: &str| match pinned {
         Some(pin) if pin != actual => Err(PluginError::Checksum {
@@ -88,7 +115,13 @@ pub fn load(path: &Path, name_for_pin: &str, pinned: Option<&str>) -> Result<Arc
     let sha256 = sha256_file(&canonical)?;
     check(&sha256)?;
     let library = Arc::new(PluginLibrary::load(&canonical)?);
-    cache.insert(canonical, Loaded { library: library.clone(), sha256 });
+    cache.insert(
+        canonical,
+        Loaded {
+            library: library.clone(),
+            sha256,
+        },
+    );
     Ok(library)
 }
 
@@ -98,7 +131,11 @@ pub fn load_for_source(cfg: &PluginSourceConfig) -> Result<Arc<PluginLibrary>, P
     let path = find_library(&cfg.dirs, &cfg.plugin)?;
     let library = load(&path, &cfg.plugin, cfg.sha256.as_deref())?;
     if library.info.name != cfg.plugin {
-        return Err(PluginError::WrongName { path, wanted: cfg.plugin.clone(), actual: library.info.name.clone() });
+        return Err(PluginError::WrongName {
+            path,
+            wanted: cfg.plugin.clone(),
+            actual: library.info.name.clone(),
+        });
     }
     Ok(library)
 }
@@ -110,9 +147,12 @@ pub fn options_with_secrets(cfg: &PluginSourceConfig) -> Result<(Json, Redact), 
     let mut values = Vec::new();
     for (name, reference) in &cfg.secrets {
         // The message names the reference (`env:NAME`), never a value.
-        let secret = reference
-            .resolve()
-            .map_err(|e| ConnectorError::new(ErrorKind::Config, format!("secret `{name}` of plugin `{}`: {e}", cfg.plugin)))?;
+        let secret = reference.resolve().map_err(|e| {
+            ConnectorError::new(
+                ErrorKind::Config,
+                format!("secret `{name}` of plugin `{}`: {e}", cfg.plugin),
+            )
+        })?;
         values.push(secret.expose().to_string());
         if let Json::Object(map) = &mut options {
             map.insert(name.clone(), Json::String(secret.expose().to_string()));
@@ -124,7 +164,9 @@ pub fn options_with_secrets(cfg: &PluginSourceConfig) -> Result<(Json, Redact), 
 /// The connector for a plugin source: loads the plugin and opens an
 /// instance with the source's options, off the async threads (both run
 /// plugin code, which may block).
-pub async fn open_connector(cfg: &PluginSourceConfig) -> Result<Box<dyn Connector>, ConnectorError> {
+pub async fn open_connector(
+    cfg: &PluginSourceConfig,
+) -> Result<Box<dyn Connector>, ConnectorError> {
     let cfg = cfg.clone();
     let opened = tokio::task::spawn_blocking(move || {
         let library = load_for_source(&cfg)?;

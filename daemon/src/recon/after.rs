@@ -64,7 +64,11 @@ pub async fn after_sync(
         }
         // Then the rules that follow those sources or the reconciliations
         // that just succeeded, so they measure fresh data (logged only).
-        let done: Vec<String> = synced.iter().cloned().chain(out.iter().map(|s| s.reconciliation.clone())).collect();
+        let done: Vec<String> = synced
+            .iter()
+            .cloned()
+            .chain(out.iter().map(|s| s.reconciliation.clone()))
+            .collect();
         crate::rules::evaluate_all(&conn, &crate::rules::following(&config, &done));
         // Send what those evaluations queued (and anything still due).
         crate::outbox::deliver_logged(&conn, &config);

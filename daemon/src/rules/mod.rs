@@ -58,7 +58,10 @@ impl EvalSummary {
     }
 
     pub fn count(&self, level: &str) -> i64 {
-        LEVELS.iter().position(|l| *l == level).map_or(0, |i| self.levels[i])
+        LEVELS
+            .iter()
+            .position(|l| *l == level)
+            .map_or(0, |i| self.levels[i])
     }
 }
 
@@ -69,9 +72,16 @@ pub fn evaluate(conn: &Connection, rule: &RuleConfig) -> Result<EvalSummary, Rul
 
 /// Evaluates `rule` as of `now` (UTC), on a connection of its own (it
 /// creates temporary tables). A measure that fails leaves no trace.
-pub fn evaluate_at(conn: &Connection, rule: &RuleConfig, now: NaiveDateTime) -> Result<EvalSummary, RuleError> {
+pub fn evaluate_at(
+    conn: &Connection,
+    rule: &RuleConfig,
+    now: NaiveDateTime,
+) -> Result<EvalSummary, RuleError> {
     let started = Instant::now();
-    let store = |source| RuleError::Store { rule: rule.name.clone(), source };
+    let store = |source| RuleError::Store {
+        rule: rule.name.clone(),
+        source,
+    };
     let eval_id: i64 = conn
         .query_row("SELECT nextval('conveyor.rule_eval_ids')", [], |r| r.get(0))
         .map_err(store)?;
@@ -88,8 +98,14 @@ pub fn evaluate_at(conn: &Connection, rule: &RuleConfig, now: NaiveDateTime) -> 
     }
     drop_temp(conn);
     outcome.map_err(|step| match step {
-        Step::Measure(message) => RuleError::Measure { rule: rule.name.clone(), message },
-        Step::Store(source) => RuleError::Store { rule: rule.name.clone(), source },
+        Step::Measure(message) => RuleError::Measure {
+            rule: rule.name.clone(),
+            message,
+        },
+        Step::Store(source) => RuleError::Store {
+            rule: rule.name.clone(),
+            source,
+        },
     })
 }
 
@@ -99,9 +115,15 @@ enum Step {
     Store(duckdb::Error),
 }
 
-fn compute(conn: &Connection, rule: &RuleConfig, eval_id: i64, now: &str) -> Result<EvalSummary, Step> {
+fn compute(
+    conn: &Connection,
+    rule: &RuleConfig,
+    eval_id: i64,
+    now: &str,
+) -> Result<EvalSummary, Step> {
     let measure_err = |e: duckdb::Error| Step::Measure(first_line(&e.to_string()));
-    conn.execute_batch(&plan::materialise(rule)).map_err(measure_err)?;
+    conn.execute_batch(&plan::materialise(rule))
+        .map_err(measure_err)?;
     let columns = columns(conn).map_err(Step::Store)?;
     let missing: Vec<&str> = REQUIRED
         .iter()
@@ -138,7 +160,8 @@ fn compute(conn: &Connection, rule: &RuleConfig, eval_id: i64, now: &str) -> Res
         .into_iter()
         .filter(|c| !REQUIRED.iter().any(|r| c.eq_ignore_ascii_case(r)))
         .collect();
-    conn.execute_batch(&plan::classify(rule, &context)).map_err(measure_err)?;
+    conn.execute_batch(&plan::classify(rule, &context))
+        .map_err(measure_err)?;
     let mut statements = vec![plan::insert_results(rule, eval_id, now)];
     statements.extend(plan::transitions(rule, now));
     statements.extend(plan::apply(rule, eval_id, now));
@@ -190,7 +213,11 @@ fn summarise(conn: &Connection, rule: &RuleConfig, eval_id: i64) -> duckdb::Resu
 }
 
 fn first_line(text: &str) -> String {
-    text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default().to_string()
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn drop_temp(conn: &Connection) {
@@ -204,12 +231,19 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// The rules to evaluate after `done` (sources synced and reconciliations
 /// run without failing).
 pub fn following<'c>(config: &'c Config, done: &[String]) -> Vec<&'c RuleConfig> {
-    config.rules.iter().filter(|r| r.after.iter().any(|a| done.contains(a))).collect()
+    config
+        .rules
+        .iter()
+        .filter(|r| r.after.iter().any(|a| done.contains(a)))
+        .collect()
 }
 
 /// Evaluates `rules` one after another; a failing one is logged and does
 /// not stop the others.
-pub fn evaluate_all(conn: &Connection, rules: &[&RuleConfig]) -> Vec<Result<EvalSummary, RuleError>> {
+pub fn evaluate_all(
+    conn: &Connection,
+    rules: &[&RuleConfig],
+) -> Vec<Result<EvalSummary, RuleError>> {
     // A rule on its schedule and the same rule after a sync would otherwise
     // rewrite the same alert rows in two transactions (a write conflict).
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -242,22 +276,41 @@ pub fn check_measure(conn: &Connection, rule: &RuleConfig) -> Option<MeasureProb
 
 /// The columns `rule`'s measure returns, once it binds and has the
 /// required ones (for checking action templates against them).
-pub fn measure_columns(conn: &Connection, rule: &RuleConfig) -> Result<Vec<String>, MeasureProblem> {
+pub fn measure_columns(
+    conn: &Connection,
+    rule: &RuleConfig,
+) -> Result<Vec<String>, MeasureProblem> {
     let described = conn
-        .prepare(&format!("DESCRIBE SELECT * FROM ({}\n) AS measure", rule.measure))
-        .and_then(|mut st| st.query_map([], |r| r.get::<_, String>(0))?.collect::<duckdb::Result<Vec<String>>>());
+        .prepare(&format!(
+            "DESCRIBE SELECT * FROM ({}\n) AS measure",
+            rule.measure
+        ))
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<duckdb::Result<Vec<String>>>()
+        });
     let columns = match described {
         Ok(c) => c,
         Err(e) => {
             let text = e.to_string();
-            return Err(MeasureProblem { not_there_yet: text.contains("does not exist"), message: first_line(&text) });
+            return Err(MeasureProblem {
+                not_there_yet: text.contains("does not exist"),
+                message: first_line(&text),
+            });
         }
     };
-    let missing: Vec<&str> =
-        REQUIRED.iter().copied().filter(|r| !columns.iter().any(|c| c.eq_ignore_ascii_case(r))).collect();
+    let missing: Vec<&str> = REQUIRED
+        .iter()
+        .copied()
+        .filter(|r| !columns.iter().any(|c| c.eq_ignore_ascii_case(r)))
+        .collect();
     if !missing.is_empty() {
         return Err(MeasureProblem {
-            message: format!("lacks column(s) {} (it returns: {})", missing.join(", "), columns.join(", ")),
+            message: format!(
+                "lacks column(s) {} (it returns: {})",
+                missing.join(", "),
+                columns.join(", ")
+            ),
             not_there_yet: false,
         });
     }

@@ -12,7 +12,10 @@ pub const TEMP_TABLES: [&str; 4] = ["rule_m", "rule_c", "rule_l", "rule_t"];
 /// The measure's rows, materialised once so a slow measure runs once.
 /// The newline before `)` keeps a measure ending in a `-- comment` whole.
 pub fn materialise(rule: &RuleConfig) -> String {
-    format!("CREATE TEMP TABLE rule_m AS SELECT * FROM ({}\n) AS measure", rule.measure)
+    format!(
+        "CREATE TEMP TABLE rule_m AS SELECT * FROM ({}\n) AS measure",
+        rule.measure
+    )
 }
 
 /// A number as a DOUBLE literal (never exponent syntax DuckDB might read

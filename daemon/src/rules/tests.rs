@@ -41,7 +41,12 @@ fn rule(direction: Direction, warn: Option<f64>, critical: Option<f64>) -> RuleC
         actions: vec![],
         webhooks: vec![],
         notify_resolved: false,
-        at: Located { file: "c.toml".into(), line: 1, col: 1, key: "rules[0]".into() },
+        at: Located {
+            file: "c.toml".into(),
+            line: 1,
+            col: 1,
+            key: "rules[0]".into(),
+        },
     }
 }
 
@@ -58,7 +63,11 @@ fn set(conn: &Connection, day: u32, scores: &[(&str, f64)]) {
 }
 
 fn t(n: i64) -> NaiveDateTime {
-    NaiveDate::from_ymd_opt(2026, 1, 1).unwrap().and_hms_opt(6, 0, 0).unwrap() + Duration::hours(n)
+    NaiveDate::from_ymd_opt(2026, 1, 1)
+        .unwrap()
+        .and_hms_opt(6, 0, 0)
+        .unwrap()
+        + Duration::hours(n)
 }
 
 /// `t(n)` as DuckDB prints a TIMESTAMP cast to VARCHAR.
@@ -68,9 +77,14 @@ fn ts(n: i64) -> String {
 
 fn levels(conn: &Connection, eval_id: i64) -> Vec<(String, String)> {
     let mut st = conn
-        .prepare("SELECT entity, level FROM conveyor.rule_results WHERE eval_id = ? ORDER BY entity")
+        .prepare(
+            "SELECT entity, level FROM conveyor.rule_results WHERE eval_id = ? ORDER BY entity",
+        )
         .unwrap();
-    st.query_map([eval_id], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+    st.query_map([eval_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 /// `(state, consecutive)` of the alert on `entity`, if it has a row.
@@ -90,31 +104,84 @@ fn state(conn: &Connection, entity: &str) -> Option<String> {
 #[test]
 fn rules_thresholds_at_and_just_past_the_limit_above() {
     let d = db();
-    set(&d.conn, 1, &[("at_warn", 10.0), ("past_warn", 10.001), ("at_crit", 20.0), ("past_crit", 20.001), ("low", 3.0)]);
-    let s = evaluate_at(&d.conn, &rule(Direction::Above, Some(10.0), Some(20.0)), t(0)).unwrap();
+    set(
+        &d.conn,
+        1,
+        &[
+            ("at_warn", 10.0),
+            ("past_warn", 10.001),
+            ("at_crit", 20.0),
+            ("past_crit", 20.001),
+            ("low", 3.0),
+        ],
+    );
+    let s = evaluate_at(
+        &d.conn,
+        &rule(Direction::Above, Some(10.0), Some(20.0)),
+        t(0),
+    )
+    .unwrap();
     assert_eq!(
         levels(&d.conn, s.eval_id),
-        [("at_crit", "warn"), ("at_warn", "ok"), ("low", "ok"), ("past_crit", "critical"), ("past_warn", "warn")]
-            .map(|(a, b)| (a.to_string(), b.to_string()))
+        [
+            ("at_crit", "warn"),
+            ("at_warn", "ok"),
+            ("low", "ok"),
+            ("past_crit", "critical"),
+            ("past_warn", "warn")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
     );
-    assert_eq!((s.count("ok"), s.count("warn"), s.count("critical"), s.rows()), (2, 2, 1, 5));
+    assert_eq!(
+        (
+            s.count("ok"),
+            s.count("warn"),
+            s.count("critical"),
+            s.rows()
+        ),
+        (2, 2, 1, 5)
+    );
     assert_eq!((s.firing, s.started_firing), (3, 3));
-    assert_eq!(state(&d.conn, "at_warn"), None, "a pass leaves no alert row");
+    assert_eq!(
+        state(&d.conn, "at_warn"),
+        None,
+        "a pass leaves no alert row"
+    );
 }
 
 #[test]
 fn rules_thresholds_at_and_just_past_the_limit_below() {
     let d = db();
-    set(&d.conn, 1, &[("at_warn", 4.2), ("past_warn", 4.199), ("at_crit", 3.0), ("past_crit", 2.999), ("high", 5.0)]);
+    set(
+        &d.conn,
+        1,
+        &[
+            ("at_warn", 4.2),
+            ("past_warn", 4.199),
+            ("at_crit", 3.0),
+            ("past_crit", 2.999),
+            ("high", 5.0),
+        ],
+    );
     let s = evaluate_at(&d.conn, &rule(Direction::Below, Some(4.2), Some(3.0)), t(0)).unwrap();
     assert_eq!(
         levels(&d.conn, s.eval_id),
-        [("at_crit", "warn"), ("at_warn", "ok"), ("high", "ok"), ("past_crit", "critical"), ("past_warn", "warn")]
-            .map(|(a, b)| (a.to_string(), b.to_string()))
+        [
+            ("at_crit", "warn"),
+            ("at_warn", "ok"),
+            ("high", "ok"),
+            ("past_crit", "critical"),
+            ("past_warn", "warn")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
     );
     let level: String = d
         .conn
-        .query_row("SELECT level FROM conveyor.alerts WHERE entity = 'past_crit'", [], |r| r.get(0))
+        .query_row(
+            "SELECT level FROM conveyor.alerts WHERE entity = 'past_crit'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(level, "critical");
 }
@@ -144,7 +211,11 @@ fn rules_for_three_fires_only_on_the_third_consecutive_breach_and_a_pass_resets(
     assert_eq!(seen, want);
     let (since, fired): (String, String) = d
         .conn
-        .query_row("SELECT since::VARCHAR, fired_at::VARCHAR FROM conveyor.alerts WHERE entity = 'ann'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            "SELECT since::VARCHAR, fired_at::VARCHAR FROM conveyor.alerts WHERE entity = 'ann'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     assert_eq!((since, fired), (ts(5), ts(5)));
 }
@@ -166,7 +237,11 @@ fn rules_hysteresis_keeps_firing_between_resolve_and_warn() {
     for (i, (value, want)) in steps.iter().enumerate() {
         set(&d.conn, i as u32 + 1, &[("bob", *value)]);
         let s = evaluate_at(&d.conn, &r, t(i as i64)).unwrap();
-        assert_eq!(state(&d.conn, "bob").as_deref(), Some(*want), "step {i}: value {value}");
+        assert_eq!(
+            state(&d.conn, "bob").as_deref(),
+            Some(*want),
+            "step {i}: value {value}"
+        );
         if i == 4 {
             assert_eq!(s.resolved, 1);
         }
@@ -189,7 +264,11 @@ fn rules_a_pending_that_clears_after_an_earlier_firing_goes_back_to_resolved() {
     }
     let (state, resolved_at): (String, String) = d
         .conn
-        .query_row("SELECT state, resolved_at::VARCHAR FROM conveyor.alerts WHERE entity = 'cy'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            "SELECT state, resolved_at::VARCHAR FROM conveyor.alerts WHERE entity = 'cy'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     assert_eq!((state.as_str(), resolved_at), ("resolved", ts(2)));
 }
@@ -208,15 +287,28 @@ fn rules_results_are_appended_across_evaluations_with_context() {
             .conn
             .prepare("SELECT eval_id, entity, period, level FROM conveyor.rule_results ORDER BY eval_id, entity")
             .unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(Result::unwrap).collect()
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     };
     assert_eq!(history.len(), 4, "{history:?}");
-    assert_eq!((history[0].1.as_str(), history[0].3.as_str()), ("ann", "warn"));
-    assert_eq!((history[0].2.as_str(), history[2].2.as_str()), ("2026-01-01", "2026-01-08"));
+    assert_eq!(
+        (history[0].1.as_str(), history[0].3.as_str()),
+        ("ann", "warn")
+    );
+    assert_eq!(
+        (history[0].2.as_str(), history[2].2.as_str()),
+        ("2026-01-01", "2026-01-08")
+    );
     assert_eq!(history[2].3, "ok");
     let supervisor: String = d
         .conn
-        .query_row("SELECT context->>'supervisor' FROM conveyor.rule_results LIMIT 1", [], |r| r.get(0))
+        .query_row(
+            "SELECT context->>'supervisor' FROM conveyor.rule_results LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(supervisor, "sup@example.com");
     assert_eq!(state(&d.conn, "ann").as_deref(), Some("resolved"));
@@ -226,7 +318,8 @@ fn rules_results_are_appended_across_evaluations_with_context() {
 fn rules_a_measure_ending_in_a_line_comment_still_runs() {
     let d = db();
     let mut r = rule(Direction::Above, Some(1.0), None);
-    r.measure = "SELECT agent AS entity, week AS period, score AS value FROM m -- weekly scores".into();
+    r.measure =
+        "SELECT agent AS entity, week AS period, score AS value FROM m -- weekly scores".into();
     set(&d.conn, 1, &[("ann", 2.0)]);
     assert!(check_measure(&d.conn, &r).is_none());
     assert_eq!(evaluate_at(&d.conn, &r, t(0)).unwrap().firing, 1);
@@ -252,19 +345,32 @@ fn rules_a_bad_measure_records_nothing_and_says_why() {
     let mut r = rule(Direction::Above, Some(1.0), None);
     r.measure = "SELECT agent AS who, week AS period, score AS value FROM m".into();
     let e = evaluate_at(&d.conn, &r, t(0)).unwrap_err().to_string();
-    assert!(e.contains("lacks column(s) entity") && e.contains("who, period, value"), "{e}");
+    assert!(
+        e.contains("lacks column(s) entity") && e.contains("who, period, value"),
+        "{e}"
+    );
 
     r.measure = "SELECT agent AS entity, 1 AS period, score AS value FROM m".into();
     set(&d.conn, 1, &[("ann", 2.0)]);
-    d.conn.execute_batch("INSERT INTO m SELECT * FROM m").unwrap();
+    d.conn
+        .execute_batch("INSERT INTO m SELECT * FROM m")
+        .unwrap();
     let e = evaluate_at(&d.conn, &r, t(0)).unwrap_err().to_string();
-    assert!(e.contains("returned 2 rows for entity `ann`, period `1`"), "{e}");
+    assert!(
+        e.contains("returned 2 rows for entity `ann`, period `1`"),
+        "{e}"
+    );
 
     r.measure = "SELECT * FROM no_such_table".into();
     let e = evaluate_at(&d.conn, &r, t(0)).unwrap_err().to_string();
     assert!(e.contains("rule `r`") && e.contains("no_such_table"), "{e}");
 
-    let rows: i64 = d.conn.query_row("SELECT count(*) FROM conveyor.rule_results", [], |r| r.get(0)).unwrap();
+    let rows: i64 = d
+        .conn
+        .query_row("SELECT count(*) FROM conveyor.rule_results", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
     assert_eq!(rows, 0);
     // The temporary tables are gone: the next evaluation works.
     r.measure = "SELECT agent AS entity, week AS period, score AS value FROM m".into();
@@ -323,19 +429,40 @@ warn = 1
     );
     let config = conveyor_config::parse(&text, &dir.path().join("c.toml")).unwrap();
     let wh = std::sync::Arc::new(Warehouse::open(&config.warehouse.path).unwrap());
-    wh.connection().unwrap().execute_batch("CREATE TABLE a (id INT); CREATE TABLE b (id INT);").unwrap();
-    let recons = crate::recon::after::after_sync(wh.clone(), std::sync::Arc::new(config), vec!["ats".into()]).await;
+    wh.connection()
+        .unwrap()
+        .execute_batch("CREATE TABLE a (id INT); CREATE TABLE b (id INT);")
+        .unwrap();
+    let recons = crate::recon::after::after_sync(
+        wh.clone(),
+        std::sync::Arc::new(config),
+        vec!["ats".into()],
+    )
+    .await;
     assert_eq!(recons.len(), 1);
     let conn = wh.connection().unwrap();
-    let mut st = conn.prepare("SELECT rule, entity, level FROM conveyor.rule_results ORDER BY rule").unwrap();
-    let rows: Vec<(String, String, String)> =
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect();
+    let mut st = conn
+        .prepare("SELECT rule, entity, level FROM conveyor.rule_results ORDER BY rule")
+        .unwrap();
+    let rows: Vec<(String, String, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(
         rows,
-        [("by_recon", "bob", "ok"), ("by_source", "ann", "warn")].map(|(a, b, c)| (a.into(), b.into(), c.into()))
+        [("by_recon", "bob", "ok"), ("by_source", "ann", "warn")].map(|(a, b, c)| (
+            a.into(),
+            b.into(),
+            c.into()
+        ))
     );
     let firing: i64 = conn
-        .query_row("SELECT count(*) FROM conveyor.alerts WHERE rule = 'by_source' AND state = 'firing'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM conveyor.alerts WHERE rule = 'by_source' AND state = 'firing'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(firing, 1);
 }
@@ -347,10 +474,16 @@ fn rules_check_binds_the_measure_without_running_it() {
     assert!(check_measure(&d.conn, &r).is_none());
     r.measure = "SELECT agent AS who, week AS period, score AS value FROM m".into();
     let p = check_measure(&d.conn, &r).unwrap();
-    assert!(!p.not_there_yet && p.message.contains("lacks column(s) entity"), "{p:?}");
+    assert!(
+        !p.not_there_yet && p.message.contains("lacks column(s) entity"),
+        "{p:?}"
+    );
     r.measure = "SELECT * FROM src.not_synced_yet".into();
     let p = check_measure(&d.conn, &r).unwrap();
-    assert!(p.not_there_yet && p.message.contains("not_synced_yet"), "{p:?}");
+    assert!(
+        p.not_there_yet && p.message.contains("not_synced_yet"),
+        "{p:?}"
+    );
     r.measure = "SELECT agent AS entity, week AS period, scor AS value FROM m".into();
     let p = check_measure(&d.conn, &r).unwrap();
     assert!(!p.not_there_yet && p.message.contains("scor"), "{p:?}");

@@ -30,7 +30,10 @@ impl SealedCredentials {
             h.update(s.expose().as_bytes());
         }
         let key = Key::from(<[u8; 32]>::from(h.finalize()));
-        SealedCredentials { conn: Mutex::new(conn), cipher: ChaCha20Poly1305::new(&key) }
+        SealedCredentials {
+            conn: Mutex::new(conn),
+            cipher: ChaCha20Poly1305::new(&key),
+        }
     }
 
     fn seal(&self, plain: &str) -> Result<String, ConnectorError> {
@@ -46,7 +49,9 @@ impl SealedCredentials {
     }
 
     fn open(&self, sealed: &str) -> Option<String> {
-        let raw = base64::engine::general_purpose::STANDARD.decode(sealed).ok()?;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(sealed)
+            .ok()?;
         if raw.len() < 12 {
             return None;
         }
@@ -68,7 +73,9 @@ impl CredentialStore for SealedCredentials {
             .prepare("SELECT sealed FROM conveyor.credentials WHERE name = ?")
             .map_err(host_error)?;
         let mut rows = st.query(params![key]).map_err(host_error)?;
-        let Some(row) = rows.next().map_err(host_error)? else { return Ok(None) };
+        let Some(row) = rows.next().map_err(host_error)? else {
+            return Ok(None);
+        };
         let sealed: String = row.get(0).map_err(host_error)?;
         match self.open(&sealed) {
             Some(v) => Ok(Some(v)),

@@ -5,8 +5,8 @@ use anyhow::{Context, Result};
 use arrow_array::RecordBatch;
 use duckdb::{params, Connection};
 
-use super::types::{sql_type, widen};
 use super::ident;
+use super::types::{sql_type, widen};
 
 /// Loads the batches of one stream read (one run) into its table.
 pub struct StreamLoader {
@@ -30,7 +30,13 @@ pub struct CommitStats {
 const STAGE: &str = "conveyor_stage";
 
 impl StreamLoader {
-    pub fn new(conn: Connection, source: &str, stream: &str, primary_key: Vec<String>, run_id: i64) -> Result<Self> {
+    pub fn new(
+        conn: Connection,
+        source: &str,
+        stream: &str,
+        primary_key: Vec<String>,
+        run_id: i64,
+    ) -> Result<Self> {
         let mut l = StreamLoader {
             conn,
             source: source.into(),
@@ -39,7 +45,8 @@ impl StreamLoader {
             run_id,
             columns: None,
         };
-        l.conn.execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(source)))?;
+        l.conn
+            .execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(source)))?;
         l.refresh_columns()?;
         Ok(l)
     }
@@ -55,14 +62,20 @@ impl StreamLoader {
              ORDER BY column_index",
         )?;
         let cols: Vec<(String, String)> = st
-            .query_map(params![self.source, self.stream], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map(params![self.source, self.stream], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
             .collect::<Result<_, _>>()?;
         self.columns = if cols.is_empty() { None } else { Some(cols) };
         Ok(())
     }
 
     /// Stores `batches` and `state` atomically: all of it or none of it.
-    pub fn commit(&mut self, batches: &[RecordBatch], state: &serde_json::Value) -> Result<CommitStats> {
+    pub fn commit(
+        &mut self,
+        batches: &[RecordBatch],
+        state: &serde_json::Value,
+    ) -> Result<CommitStats> {
         self.conn.execute_batch("BEGIN TRANSACTION")?;
         match self.commit_in_transaction(batches, state) {
             Ok(stats) => {
@@ -78,7 +91,11 @@ impl StreamLoader {
         }
     }
 
-    fn commit_in_transaction(&mut self, batches: &[RecordBatch], state: &serde_json::Value) -> Result<CommitStats> {
+    fn commit_in_transaction(
+        &mut self,
+        batches: &[RecordBatch],
+        state: &serde_json::Value,
+    ) -> Result<CommitStats> {
         let mut stats = CommitStats::default();
         // Consecutive batches with one schema are staged and merged together:
         // one merge of 50,000 rows costs about what one of 1,000 does.
@@ -110,16 +127,32 @@ impl StreamLoader {
         self.evolve(batch)?;
         let table = self.table();
         let pk_cols: Vec<String> = self.primary_key.iter().map(|k| ident(k)).collect();
-        let staged: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
-        let missing_pk: Vec<&String> = self.primary_key.iter().filter(|k| !staged.contains(k)).collect();
+        let staged: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let missing_pk: Vec<&String> = self
+            .primary_key
+            .iter()
+            .filter(|k| !staged.contains(k))
+            .collect();
 
         // Records without a primary key cannot be merged; keep them aside.
         let null_pk = if missing_pk.is_empty() {
-            pk_cols.iter().map(|c| format!("{c} IS NULL")).collect::<Vec<_>>().join(" OR ")
+            pk_cols
+                .iter()
+                .map(|c| format!("{c} IS NULL"))
+                .collect::<Vec<_>>()
+                .join(" OR ")
         } else {
             "TRUE".to_string()
         };
-        let reason = format!("record has no value for primary key {}", self.primary_key.join(", "));
+        let reason = format!(
+            "record has no value for primary key {}",
+            self.primary_key.join(", ")
+        );
         let rejected = self.conn.execute(
             &format!(
                 "INSERT INTO conveyor.rejects (rejected_at, run_id, source, stream, record_key, reason, record)
@@ -138,14 +171,24 @@ impl StreamLoader {
             .filter(|(c, _)| staged.contains(c))
             .map(|(c, t)| format!("CAST({} AS {t}) AS {}", ident(c), ident(c)))
             .collect();
-        let names: Vec<String> = columns.iter().filter(|(c, _)| staged.contains(c)).map(|(c, _)| ident(c)).collect();
+        let names: Vec<String> = columns
+            .iter()
+            .filter(|(c, _)| staged.contains(c))
+            .map(|(c, _)| ident(c))
+            .collect();
         let keys = pk_cols.join(", ");
-        let join = pk_cols.iter().map(|c| format!("t.{c} = s.{c}")).collect::<Vec<_>>().join(" AND ");
+        let join = pk_cols
+            .iter()
+            .map(|c| format!("t.{c} = s.{c}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
         // Within one commit the last occurrence of a key wins, as it would
         // had the records arrived one by one. Duplicates are rare (a page
         // re-read after a restart): look for them first, and sort only then.
         let duplicates: i64 = self.conn.query_row(
-            &format!("SELECT count(*) - count(DISTINCT ({keys})) FROM {STAGE} WHERE NOT ({null_pk})"),
+            &format!(
+                "SELECT count(*) - count(DISTINCT ({keys})) FROM {STAGE} WHERE NOT ({null_pk})"
+            ),
             [],
             |r| r.get(0),
         )?;
@@ -182,14 +225,22 @@ impl StreamLoader {
                 // The appender needs the exact Arrow types; an all-null column
                 // is staged as VARCHAR and never creates a table column.
                 let t = sql_type(f).unwrap_or_else(|| "VARCHAR".into());
-                let t = if t == "JSON" { "VARCHAR".to_string() } else { t };
+                let t = if t == "JSON" {
+                    "VARCHAR".to_string()
+                } else {
+                    t
+                };
                 format!("{} {t}", ident(f.name()))
             })
             .collect();
-        self.conn.execute_batch(&format!("CREATE OR REPLACE TEMP TABLE {STAGE} ({})", cols.join(", ")))?;
+        self.conn.execute_batch(&format!(
+            "CREATE OR REPLACE TEMP TABLE {STAGE} ({})",
+            cols.join(", ")
+        ))?;
         let mut app = self.conn.appender(STAGE)?;
         for batch in group {
-            app.append_record_batch(null_columns_as_utf8(batch)?).context("bulk append into staging failed")?;
+            app.append_record_batch(null_columns_as_utf8(batch)?)
+                .context("bulk append into staging failed")?;
         }
         app.flush()?;
         Ok(())
@@ -211,8 +262,12 @@ impl StreamLoader {
                 if incoming.is_empty() {
                     return Ok(());
                 }
-                let defs: Vec<String> = incoming.iter().map(|(c, t)| format!("{} {t}", ident(c))).collect();
-                self.conn.execute_batch(&format!("CREATE TABLE {table} ({})", defs.join(", ")))?;
+                let defs: Vec<String> = incoming
+                    .iter()
+                    .map(|(c, t)| format!("{} {t}", ident(c)))
+                    .collect();
+                self.conn
+                    .execute_batch(&format!("CREATE TABLE {table} ({})", defs.join(", ")))?;
                 for (c, t) in &incoming {
                     changes.push((c.clone(), "create_table", None, t.clone()));
                 }
@@ -221,7 +276,10 @@ impl StreamLoader {
                 for (c, t) in &incoming {
                     match existing.iter().find(|(e, _)| e.eq_ignore_ascii_case(c)) {
                         None => {
-                            self.conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {} {t}", ident(c)))?;
+                            self.conn.execute_batch(&format!(
+                                "ALTER TABLE {table} ADD COLUMN {} {t}",
+                                ident(c)
+                            ))?;
                             changes.push((c.clone(), "add_column", None, t.clone()));
                         }
                         Some((_, old)) => {
@@ -263,7 +321,12 @@ impl StreamLoader {
 fn null_columns_as_utf8(batch: &RecordBatch) -> Result<RecordBatch> {
     use arrow_schema::{DataType, Field, Schema};
     use std::sync::Arc;
-    if !batch.schema().fields().iter().any(|f| f.data_type() == &DataType::Null) {
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| f.data_type() == &DataType::Null)
+    {
         return Ok(batch.clone());
     }
     let mut fields = Vec::new();
@@ -271,7 +334,10 @@ fn null_columns_as_utf8(batch: &RecordBatch) -> Result<RecordBatch> {
     for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
         if f.data_type() == &DataType::Null {
             fields.push(Field::new(f.name(), DataType::Utf8, true));
-            cols.push(arrow_array::new_null_array(&DataType::Utf8, batch.num_rows()));
+            cols.push(arrow_array::new_null_array(
+                &DataType::Utf8,
+                batch.num_rows(),
+            ));
         } else {
             fields.push(f.as_ref().clone());
             cols.push(c.clone());
@@ -296,8 +362,12 @@ mod tests {
         RecordBatch::try_new(
             Arc::new(schema),
             vec![
-                Arc::new(Int64Array::from(keys.iter().map(|k| k.0).collect::<Vec<_>>())),
-                Arc::new(StringArray::from(keys.iter().map(|k| k.1).collect::<Vec<_>>())),
+                Arc::new(Int64Array::from(
+                    keys.iter().map(|k| k.0).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    keys.iter().map(|k| k.1).collect::<Vec<_>>(),
+                )),
                 Arc::new(StringArray::from(values.to_vec())),
             ],
         )
@@ -306,8 +376,13 @@ mod tests {
 
     fn rows(wh: &crate::warehouse::Warehouse) -> Vec<(i64, String, String)> {
         let conn = wh.connection().unwrap();
-        let mut st = conn.prepare("SELECT id, region, v FROM s.t ORDER BY id, region").unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+        let mut st = conn
+            .prepare("SELECT id, region, v FROM s.t ORDER BY id, region")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     }
 
     #[test]
@@ -319,7 +394,12 @@ mod tests {
         let mut loader = StreamLoader::new(wh.connection().unwrap(), "s", "t", key, run).unwrap();
         let state = serde_json::json!({});
         // No duplicates: the fast path.
-        loader.commit(&[batch(&[(1, "a"), (1, "b"), (2, "a")], &["x", "y", "z"])], &state).unwrap();
+        loader
+            .commit(
+                &[batch(&[(1, "a"), (1, "b"), (2, "a")], &["x", "y", "z"])],
+                &state,
+            )
+            .unwrap();
         // Duplicates within one commit, across two batches and within one;
         // (1, "b") also replaces the row stored before.
         let first = batch(&[(1, "b"), (3, "a")], &["old", "old"]);

@@ -146,11 +146,17 @@ impl Warehouse {
     /// Opens (creating if needed) the warehouse file for writing.
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create folder {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create folder {}", dir.display()))?;
         }
-        let conn = Connection::open_with_flags(path, base_config()?).map_err(|e| lock_hint(e, path))?;
-        conn.execute_batch(METADATA_DDL).context("cannot create Conveyor's metadata tables")?;
-        Ok(Warehouse { conn: Mutex::new(conn), path: path.to_path_buf() })
+        let conn =
+            Connection::open_with_flags(path, base_config()?).map_err(|e| lock_hint(e, path))?;
+        conn.execute_batch(METADATA_DDL)
+            .context("cannot create Conveyor's metadata tables")?;
+        Ok(Warehouse {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
     }
 
     /// Opens the configured warehouse with its settings (memory limit).
@@ -213,7 +219,9 @@ impl Warehouse {
     /// Streams of `source` that have run before, by name.
     pub fn known_streams(&self, source: &str) -> Result<Vec<String>> {
         let conn = self.conn();
-        let mut st = conn.prepare("SELECT DISTINCT stream FROM conveyor.runs WHERE source = ? ORDER BY stream")?;
+        let mut st = conn.prepare(
+            "SELECT DISTINCT stream FROM conveyor.runs WHERE source = ? ORDER BY stream",
+        )?;
         let rows = st.query_map(params![source], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }

@@ -45,9 +45,7 @@ pub fn widen(existing: &str, incoming: &str) -> Option<String> {
     }
     let fits = matches!(
         (e.as_str(), i.as_str()),
-        ("DOUBLE", "BIGINT")
-            | ("BIGINT", "INTEGER")
-            | ("TIMESTAMP", "DATE")
+        ("DOUBLE", "BIGINT") | ("BIGINT", "INTEGER") | ("TIMESTAMP", "DATE")
     ) || (e.starts_with("DECIMAL") && i == "BIGINT");
     if fits {
         return None;

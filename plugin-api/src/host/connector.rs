@@ -19,16 +19,26 @@ pub struct PluginConnector {
 
 impl PluginConnector {
     /// Opens an instance with the source's `options` and reads its catalog.
-    pub fn open(library: Arc<PluginLibrary>, options: &Json) -> Result<PluginConnector, ConnectorError> {
+    pub fn open(
+        library: Arc<PluginLibrary>,
+        options: &Json,
+    ) -> Result<PluginConnector, ConnectorError> {
         Self::open_redacting(library, options, Redact::default())
     }
 
     /// As [`open`](Self::open), for options that hold secrets: `redact`
     /// scrubs them from the plugin's errors and log lines.
-    pub fn open_redacting(library: Arc<PluginLibrary>, options: &Json, redact: Redact) -> Result<PluginConnector, ConnectorError> {
+    pub fn open_redacting(
+        library: Arc<PluginLibrary>,
+        options: &Json,
+        redact: Redact,
+    ) -> Result<PluginConnector, ConnectorError> {
         let instance = PluginInstance::open(library, options, redact)?;
         let streams = instance.streams()?;
-        Ok(PluginConnector { instance: Arc::new(instance), streams })
+        Ok(PluginConnector {
+            instance: Arc::new(instance),
+            streams,
+        })
     }
 
     pub fn library(&self) -> &PluginLibrary {
@@ -44,13 +54,22 @@ pub(crate) fn stopped() -> ConnectorError {
 /// Runs `read` on a blocking thread, forwarding its events into `sink` in
 /// order. A sink error stops the reader (its next delivery fails) and is
 /// the one returned; otherwise the reader's own result is.
-pub(crate) async fn bridge<F>(sink: &mut dyn RecordSink, cancel: &CancelFlag, what: &str, read: F) -> Result<(), ConnectorError>
+pub(crate) async fn bridge<F>(
+    sink: &mut dyn RecordSink,
+    cancel: &CancelFlag,
+    what: &str,
+    read: F,
+) -> Result<(), ConnectorError>
 where
-    F: FnOnce(CancelFlag, &mut dyn FnMut(ReadEvent) -> bool) -> Result<(), ConnectorError> + Send + 'static,
+    F: FnOnce(CancelFlag, &mut dyn FnMut(ReadEvent) -> bool) -> Result<(), ConnectorError>
+        + Send
+        + 'static,
 {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ReadEvent>(CHANNEL_DEPTH);
     let cancel = cancel.clone();
-    let reader = tokio::task::spawn_blocking(move || read(cancel, &mut |event| tx.blocking_send(event).is_ok()));
+    let reader = tokio::task::spawn_blocking(move || {
+        read(cancel, &mut |event| tx.blocking_send(event).is_ok())
+    });
     let mut sink_error = None;
     while let Some(event) = rx.recv().await {
         let delivered = match event {
@@ -64,9 +83,12 @@ where
     }
     // Closing the channel makes the reader's next delivery fail, so it stops.
     drop(rx);
-    let result = reader
-        .await
-        .map_err(|e| ConnectorError::new(ErrorKind::Plugin, format!("{what}: its read thread failed: {e}")))?;
+    let result = reader.await.map_err(|e| {
+        ConnectorError::new(
+            ErrorKind::Plugin,
+            format!("{what}: its read thread failed: {e}"),
+        )
+    })?;
     match sink_error {
         Some(e) => Err(e),
         None => result,
@@ -89,6 +111,9 @@ impl Connector for PluginConnector {
         let instance = Arc::clone(&self.instance);
         let stream = stream.to_string();
         let what = format!("plugin `{}`", self.library().info.name);
-        bridge(sink, cancel, &what, move |cancel, on_event| instance.read_blocking(&stream, state.as_ref(), &cancel, on_event)).await
+        bridge(sink, cancel, &what, move |cancel, on_event| {
+            instance.read_blocking(&stream, state.as_ref(), &cancel, on_event)
+        })
+        .await
     }
 }

@@ -10,7 +10,10 @@ use arrow_array::ffi_stream::RecordBatchStreamReader;
 use super::library::{take_bytes, take_error, PluginLibrary};
 use super::log::LogContext;
 use super::Redact;
-use crate::ffi::{FFI_ArrowArrayStream, FfiBytes, FfiError, FfiSink, HostCallbacks, InstancePtr, STATUS_ERROR, STATUS_OK};
+use crate::ffi::{
+    FFI_ArrowArrayStream, FfiBytes, FfiError, FfiSink, HostCallbacks, InstancePtr, STATUS_ERROR,
+    STATUS_OK,
+};
 use crate::{CancelFlag, ConnectorError, ErrorKind, Json, RecordBatch, StreamDescriptor};
 
 /// What a plugin's read produced, in order.
@@ -42,24 +45,47 @@ unsafe impl Sync for PluginInstance {}
 impl PluginInstance {
     /// Opens an instance with `options` (the source's options as JSON);
     /// `redact` holds the secrets among them, scrubbed from all it says.
-    pub fn open(library: Arc<PluginLibrary>, options: &Json, redact: Redact) -> Result<PluginInstance, ConnectorError> {
-        let log = Box::new(LogContext { plugin: library.info.name.clone(), redact: redact.clone() });
+    pub fn open(
+        library: Arc<PluginLibrary>,
+        options: &Json,
+        redact: Redact,
+    ) -> Result<PluginInstance, ConnectorError> {
+        let log = Box::new(LogContext {
+            plugin: library.info.name.clone(),
+            redact: redact.clone(),
+        });
         let callbacks = Box::new(HostCallbacks {
             size: std::mem::size_of::<HostCallbacks>(),
             host_data: &*log as *const LogContext as *mut c_void,
             log: Some(super::log::host_log),
         });
-        let config = serde_json::to_vec(options).map_err(|e| ConnectorError::new(ErrorKind::Config, e.to_string()))?;
+        let config = serde_json::to_vec(options)
+            .map_err(|e| ConnectorError::new(ErrorKind::Config, e.to_string()))?;
         let open = library.functions.open.expect("checked at load");
         let mut ptr: InstancePtr = std::ptr::null_mut();
         let mut error = FfiError::empty();
         // SAFETY: `config` is valid for its length, `callbacks` outlives the
         // instance (owned by it below), and the out-slots are valid.
-        let status = unsafe { open(config.as_ptr(), config.len(), &*callbacks, &mut ptr, &mut error) };
+        let status = unsafe {
+            open(
+                config.as_ptr(),
+                config.len(),
+                &*callbacks,
+                &mut ptr,
+                &mut error,
+            )
+        };
         if status != STATUS_OK || ptr.is_null() {
             return Err(plugin_error(&library, &redact, "open", status, &mut error));
         }
-        Ok(PluginInstance { library, ptr, lock: Mutex::new(()), redact, _callbacks: callbacks, _log: log })
+        Ok(PluginInstance {
+            library,
+            ptr,
+            lock: Mutex::new(()),
+            redact,
+            _callbacks: callbacks,
+            _log: log,
+        })
     }
 
     pub fn library(&self) -> &PluginLibrary {
@@ -75,12 +101,24 @@ impl PluginInstance {
         // SAFETY: `ptr` is this live instance; the out-slots are valid.
         let status = unsafe { streams(self.ptr, &mut out, &mut error) };
         if status != STATUS_OK {
-            return Err(plugin_error(&self.library, &self.redact, "streams", status, &mut error));
+            return Err(plugin_error(
+                &self.library,
+                &self.redact,
+                "streams",
+                status,
+                &mut error,
+            ));
         }
         // SAFETY: the plugin filled `out` on success.
         let json = unsafe { take_bytes(&mut out) };
         serde_json::from_slice(&json).map_err(|e| {
-            ConnectorError::new(ErrorKind::Plugin, format!("plugin `{}`: invalid stream catalog: {e}", self.library.info.name))
+            ConnectorError::new(
+                ErrorKind::Plugin,
+                format!(
+                    "plugin `{}`: invalid stream catalog: {e}",
+                    self.library.info.name
+                ),
+            )
         })
     }
 
@@ -94,8 +132,15 @@ impl PluginInstance {
         on_event: &mut dyn FnMut(ReadEvent) -> bool,
     ) -> Result<(), ConnectorError> {
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let state = state.map(serde_json::to_vec).transpose().map_err(|e| ConnectorError::new(ErrorKind::Host, e.to_string()))?;
-        let mut ctx = SinkContext { on_event, cancel: cancel.clone(), protocol_error: None };
+        let state = state
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| ConnectorError::new(ErrorKind::Host, e.to_string()))?;
+        let mut ctx = SinkContext {
+            on_event,
+            cancel: cancel.clone(),
+            protocol_error: None,
+        };
         let sink = FfiSink {
             size: std::mem::size_of::<FfiSink>(),
             sink_data: &mut ctx as *mut SinkContext as *mut c_void,
@@ -111,17 +156,36 @@ impl PluginInstance {
         let mut error = FfiError::empty();
         // SAFETY: `ptr` is this live instance; every buffer is valid for its
         // length during the call; `sink` and `ctx` outlive the call.
-        let status = unsafe { read(self.ptr, stream.as_ptr(), stream.len(), state_ptr, state_len, &sink, &mut error) };
+        let status = unsafe {
+            read(
+                self.ptr,
+                stream.as_ptr(),
+                stream.len(),
+                state_ptr,
+                state_len,
+                &sink,
+                &mut error,
+            )
+        };
         if let Some(message) = ctx.protocol_error.take() {
             if status != STATUS_OK {
                 // SAFETY: the plugin filled `error`; release it, ours is more precise.
                 let _ = unsafe { take_error(&mut error) };
             }
             let message = self.redact.apply(&message);
-            return Err(ConnectorError::new(ErrorKind::Plugin, format!("plugin `{}`: {message}", self.library.info.name)));
+            return Err(ConnectorError::new(
+                ErrorKind::Plugin,
+                format!("plugin `{}`: {message}", self.library.info.name),
+            ));
         }
         if status != STATUS_OK {
-            return Err(plugin_error(&self.library, &self.redact, "read", status, &mut error));
+            return Err(plugin_error(
+                &self.library,
+                &self.redact,
+                "read",
+                status,
+                &mut error,
+            ));
         }
         Ok(())
     }
@@ -137,13 +201,28 @@ impl Drop for PluginInstance {
 }
 
 /// A failed plugin call as a `ConnectorError` naming the plugin.
-fn plugin_error(library: &PluginLibrary, redact: &Redact, call: &str, status: i32, error: &mut FfiError) -> ConnectorError {
+fn plugin_error(
+    library: &PluginLibrary,
+    redact: &Redact,
+    call: &str,
+    status: i32,
+    error: &mut FfiError,
+) -> ConnectorError {
     if status == STATUS_OK {
-        return ConnectorError::new(ErrorKind::Plugin, format!("plugin `{}`: {call} returned no instance", library.info.name));
+        return ConnectorError::new(
+            ErrorKind::Plugin,
+            format!(
+                "plugin `{}`: {call} returned no instance",
+                library.info.name
+            ),
+        );
     }
     // SAFETY: the plugin filled `error` on failure (or left it empty).
     let (kind, message) = unsafe { take_error(error) };
-    ConnectorError::new(kind, format!("plugin `{}`: {}", library.info.name, redact.apply(&message)))
+    ConnectorError::new(
+        kind,
+        format!("plugin `{}`: {}", library.info.name, redact.apply(&message)),
+    )
 }
 
 /// The host side of one `read`'s sink.
@@ -218,7 +297,11 @@ unsafe extern "C" fn sink_checkpoint(data: *mut c_void, state: *const u8, len: u
         };
         match serde_json::from_slice::<Json>(raw) {
             Ok(state) => {
-                if (ctx.on_event)(ReadEvent::Checkpoint(state)) { STATUS_OK } else { STATUS_ERROR }
+                if (ctx.on_event)(ReadEvent::Checkpoint(state)) {
+                    STATUS_OK
+                } else {
+                    STATUS_ERROR
+                }
             }
             Err(e) => {
                 ctx.protocol_error = Some(format!("sent a checkpoint that is not JSON: {e}"));

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::ffi::{
-    unpack_version, FfiBytes, FfiError, PluginFunctions, ABI_MAJOR, ABI_MINOR, ABI_VERSION_SYMBOL, INIT_SYMBOL,
-    STATUS_OK,
+    unpack_version, FfiBytes, FfiError, PluginFunctions, ABI_MAJOR, ABI_MINOR, ABI_VERSION_SYMBOL,
+    INIT_SYMBOL, STATUS_OK,
 };
 use crate::PluginInfo;
 
@@ -21,17 +21,27 @@ pub enum LoadError {
         "{path}: plugin ABI {plugin_major}.{plugin_minor} is not supported: this conveyor speaks plugin ABI {host_major}.{host_minor} \
          (rebuild the plugin against conveyor-plugin-api with ABI {host_major}.x, or run a conveyor whose plugin ABI major is {plugin_major})"
     )]
-    AbiMismatch { path: PathBuf, plugin_major: u16, plugin_minor: u16, host_major: u16, host_minor: u16 },
+    AbiMismatch {
+        path: PathBuf,
+        plugin_major: u16,
+        plugin_minor: u16,
+        host_major: u16,
+        host_minor: u16,
+    },
     #[error("{path}: plugin init failed: {message}")]
     Init { path: PathBuf, message: String },
     #[error("{path}: plugin's function table lacks `{function}`")]
-    Incomplete { path: PathBuf, function: &'static str },
+    Incomplete {
+        path: PathBuf,
+        function: &'static str,
+    },
     #[error("{path}: plugin info is invalid: {message}")]
     BadInfo { path: PathBuf, message: String },
 }
 
 /// Every library this process loaded; they stay loaded until it exits.
-static LOADED: std::sync::Mutex<Vec<&'static libloading::Library>> = std::sync::Mutex::new(Vec::new());
+static LOADED: std::sync::Mutex<Vec<&'static libloading::Library>> =
+    std::sync::Mutex::new(Vec::new());
 
 /// A loaded plugin library: its resolved function table and identity.
 pub struct PluginLibrary {
@@ -44,7 +54,11 @@ pub struct PluginLibrary {
 
 impl std::fmt::Debug for PluginLibrary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginLibrary").field("path", &self.path).field("info", &self.info).field("abi", &self.abi).finish()
+        f.debug_struct("PluginLibrary")
+            .field("path", &self.path)
+            .field("info", &self.info)
+            .field("abi", &self.abi)
+            .finish()
     }
 }
 
@@ -62,7 +76,8 @@ pub(crate) unsafe fn take_error(e: &mut FfiError) -> (crate::ErrorKind, String) 
         "the plugin reported an error without a message".to_string()
     } else {
         // SAFETY: the plugin guarantees `message_len` readable bytes until release.
-        String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(e.message, e.message_len) }).into_owned()
+        String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(e.message, e.message_len) })
+            .into_owned()
     };
     let kind = crate::ffi::kind_from_code(e.kind);
     if let Some(release) = e.release {
@@ -113,24 +128,40 @@ impl PluginLibrary {
         // SAFETY: loading a library runs its initialisers. Plugins are code
         // the operator chose to trust (and may pin by sha256); Rust cdylibs
         // built with this SDK have no initialisers with preconditions.
-        let library = unsafe { libloading::Library::new(&path) }
-            .map_err(|e| LoadError::NotALibrary { path: path.clone(), reason: e.to_string() })?;
+        let library =
+            unsafe { libloading::Library::new(&path) }.map_err(|e| LoadError::NotALibrary {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
         // Never unloaded: code and thread-local destructors of the plugin
         // must stay mapped as long as the process lives.
         let library: &'static libloading::Library = Box::leak(Box::new(library));
         // Remembered, so leak checkers see the handles as held, not lost.
-        LOADED.lock().unwrap_or_else(|p| p.into_inner()).push(library);
+        LOADED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(library);
 
         // SAFETY: the symbol's type is fixed by the ABI (`ffi::ABI_VERSION_SYMBOL`).
-        let version: VersionFn = *unsafe { library.get::<VersionFn>(ABI_VERSION_SYMBOL.as_bytes()) }
-            .map_err(|_| LoadError::MissingSymbol { path: path.clone(), symbol: ABI_VERSION_SYMBOL })?;
+        let version: VersionFn = *unsafe {
+            library.get::<VersionFn>(ABI_VERSION_SYMBOL.as_bytes())
+        }
+        .map_err(|_| LoadError::MissingSymbol {
+            path: path.clone(),
+            symbol: ABI_VERSION_SYMBOL,
+        })?;
         // The version is checked before `init` is even looked up: a library
         // from another major version may lay out everything differently.
         // SAFETY: takes no arguments and only returns a number.
         check_version(&path, unsafe { version() })?;
         // SAFETY: the symbol's type is fixed by the ABI (`ffi::INIT_SYMBOL`).
-        let init: InitFn = *unsafe { library.get::<InitFn>(INIT_SYMBOL.as_bytes()) }
-            .map_err(|_| LoadError::MissingSymbol { path: path.clone(), symbol: INIT_SYMBOL })?;
+        let init: InitFn =
+            *unsafe { library.get::<InitFn>(INIT_SYMBOL.as_bytes()) }.map_err(|_| {
+                LoadError::MissingSymbol {
+                    path: path.clone(),
+                    symbol: INIT_SYMBOL,
+                }
+            })?;
         // SAFETY: both functions come from the library, which stays loaded.
         unsafe { Self::from_entry_points(path, version, init) }
     }
@@ -142,7 +173,11 @@ impl PluginLibrary {
     /// `version` and `init` must follow the ABI contract in [`crate::ffi`],
     /// and every function `init` hands out must stay callable for the life
     /// of the process.
-    pub unsafe fn from_entry_points(path: PathBuf, version: VersionFn, init: InitFn) -> Result<PluginLibrary, LoadError> {
+    pub unsafe fn from_entry_points(
+        path: PathBuf,
+        version: VersionFn,
+        init: InitFn,
+    ) -> Result<PluginLibrary, LoadError> {
         // SAFETY: per the caller, `version` is a valid ABI version function.
         let (plugin_major, plugin_minor) = check_version(&path, unsafe { version() })?;
         let mut functions = PluginFunctions::empty();
@@ -160,8 +195,13 @@ impl PluginLibrary {
         let present = |offset: usize| filled >= offset + std::mem::size_of::<usize>();
         macro_rules! require {
             ($field:ident) => {
-                if !present(std::mem::offset_of!(PluginFunctions, $field)) || functions.$field.is_none() {
-                    return Err(LoadError::Incomplete { path, function: stringify!($field) });
+                if !present(std::mem::offset_of!(PluginFunctions, $field))
+                    || functions.$field.is_none()
+                {
+                    return Err(LoadError::Incomplete {
+                        path,
+                        function: stringify!($field),
+                    });
                 }
             };
         }
@@ -183,8 +223,15 @@ impl PluginLibrary {
         }
         // SAFETY: the plugin filled `out` on success.
         let json = unsafe { take_bytes(&mut out) };
-        let info: PluginInfo = serde_json::from_slice(&json)
-            .map_err(|e| LoadError::BadInfo { path: path.clone(), message: e.to_string() })?;
-        Ok(PluginLibrary { path, info, abi: (plugin_major, plugin_minor), functions })
+        let info: PluginInfo = serde_json::from_slice(&json).map_err(|e| LoadError::BadInfo {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(PluginLibrary {
+            path,
+            info,
+            abi: (plugin_major, plugin_minor),
+            functions,
+        })
     }
 }

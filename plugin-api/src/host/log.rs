@@ -18,7 +18,12 @@ pub(crate) struct LogContext {
 /// # Safety
 /// `data` must be the instance's `LogContext` (alive until `close` returns)
 /// and `message` valid for `len` bytes.
-pub(crate) unsafe extern "C" fn host_log(data: *mut c_void, lvl: u32, message: *const u8, len: usize) {
+pub(crate) unsafe extern "C" fn host_log(
+    data: *mut c_void,
+    lvl: u32,
+    message: *const u8,
+    len: usize,
+) {
     if data.is_null() || message.is_null() {
         return;
     }
@@ -28,7 +33,9 @@ pub(crate) unsafe extern "C" fn host_log(data: *mut c_void, lvl: u32, message: *
         // `close` returns, which is as long as the plugin may call this.
         let ctx = unsafe { &*(data as *const LogContext) };
         // SAFETY: the plugin passes `len` readable bytes for the call.
-        let text = ctx.redact.apply(&String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(message, len) }));
+        let text = ctx.redact.apply(&String::from_utf8_lossy(unsafe {
+            std::slice::from_raw_parts(message, len)
+        }));
         let plugin = ctx.plugin.as_str();
         match lvl {
             level::ERROR => tracing::error!(plugin, "{text}"),

@@ -5,8 +5,11 @@
 use std::sync::Arc;
 
 use super::connector::bridge;
-use crate::{BlockingConnector, BlockingSink, CancelFlag, Connector, ConnectorError, Json, RecordBatch, RecordSink, StreamDescriptor};
 use super::instance::ReadEvent;
+use crate::{
+    BlockingConnector, BlockingSink, CancelFlag, Connector, ConnectorError, Json, RecordBatch,
+    RecordSink, StreamDescriptor,
+};
 
 /// `T` driven on a blocking thread, its output crossing into the async sink.
 pub struct NativeConnector<T>(Arc<T>);
@@ -22,10 +25,18 @@ struct EventSink<'a>(&'a mut dyn FnMut(ReadEvent) -> bool);
 
 impl BlockingSink for EventSink<'_> {
     fn batch(&mut self, batch: RecordBatch) -> Result<(), ConnectorError> {
-        if (self.0)(ReadEvent::Batch(batch)) { Ok(()) } else { Err(super::connector::stopped()) }
+        if (self.0)(ReadEvent::Batch(batch)) {
+            Ok(())
+        } else {
+            Err(super::connector::stopped())
+        }
     }
     fn checkpoint(&mut self, state: Json) -> Result<(), ConnectorError> {
-        if (self.0)(ReadEvent::Checkpoint(state)) { Ok(()) } else { Err(super::connector::stopped()) }
+        if (self.0)(ReadEvent::Checkpoint(state)) {
+            Ok(())
+        } else {
+            Err(super::connector::stopped())
+        }
     }
 }
 

@@ -16,7 +16,9 @@ impl Redact {
 
     /// `text` with every secret replaced by `***`.
     pub fn apply(&self, text: &str) -> String {
-        self.0.iter().fold(text.to_string(), |t, s| t.replace(s.as_str(), "***"))
+        self.0
+            .iter()
+            .fold(text.to_string(), |t, s| t.replace(s.as_str(), "***"))
     }
 }
 

@@ -9,12 +9,12 @@ use std::sync::Once;
 
 use arrow_array::{RecordBatchIterator, RecordBatchReader};
 
-use super::owned::{write_bytes, write_error};
 use super::host::HostLink;
+use super::owned::{write_bytes, write_error};
 use super::{Host, Plugin};
 use crate::ffi::{
-    FFI_ArrowArrayStream, FfiBytes, FfiError, FfiSink, HostCallbacks, InstancePtr, PluginFunctions, STATUS_ERROR,
-    STATUS_OK,
+    FFI_ArrowArrayStream, FfiBytes, FfiError, FfiSink, HostCallbacks, InstancePtr, PluginFunctions,
+    STATUS_ERROR, STATUS_OK,
 };
 use crate::{BlockingSink, CancelFlag, ConnectorError, ErrorKind, Json, RecordBatch};
 
@@ -56,7 +56,9 @@ fn install_panic_hook() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if GUARDED.with(Cell::get) {
-                let at = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+                let at = info
+                    .location()
+                    .map(|l| format!("{}:{}", l.file(), l.line()));
                 PANIC_AT.with(|p| *p.borrow_mut() = at);
             } else {
                 previous(info);
@@ -82,7 +84,10 @@ fn guarded(
     f: impl FnOnce() -> Result<(), ConnectorError>,
 ) -> i32 {
     if poison.is_some_and(|p| p.load(Ordering::SeqCst)) {
-        let e = ConnectorError::new(ErrorKind::Plugin, format!("{what} refused: the instance was poisoned by an earlier panic"));
+        let e = ConnectorError::new(
+            ErrorKind::Plugin,
+            format!("{what} refused: the instance was poisoned by an earlier panic"),
+        );
         // SAFETY: `err` is the caller's error slot, valid per the ABI.
         unsafe { write_error(err, &e) };
         return STATUS_ERROR;
@@ -95,8 +100,14 @@ fn guarded(
             if let Some(p) = poison {
                 p.store(true, Ordering::SeqCst);
             }
-            let at = PANIC_AT.with(|p| p.borrow_mut().take()).map(|l| format!(" (at {l})")).unwrap_or_default();
-            ConnectorError::new(ErrorKind::Plugin, format!("panicked in {what}: {}{at}", panic_message(payload)))
+            let at = PANIC_AT
+                .with(|p| p.borrow_mut().take())
+                .map(|l| format!(" (at {l})"))
+                .unwrap_or_default();
+            ConnectorError::new(
+                ErrorKind::Plugin,
+                format!("panicked in {what}: {}{at}", panic_message(payload)),
+            )
         }
     };
     // SAFETY: `err` is the caller's error slot, valid per the ABI.
@@ -113,7 +124,10 @@ fn guarded(
 pub unsafe fn init<T: Plugin>(table: *mut PluginFunctions, err: *mut FfiError) -> i32 {
     guarded("init", None, err, || {
         if table.is_null() {
-            return Err(ConnectorError::new(ErrorKind::Host, "init called with a null function table"));
+            return Err(ConnectorError::new(
+                ErrorKind::Host,
+                "init called with a null function table",
+            ));
         }
         // SAFETY: `table` is non-null and its first field is readable per the contract.
         let host_size = unsafe { (*table).size };
@@ -130,7 +144,11 @@ pub unsafe fn init<T: Plugin>(table: *mut PluginFunctions, err: *mut FfiError) -
         // `filled` is at most that and at most our table's size. Copying a
         // prefix keeps an older host's smaller table intact (append-only).
         unsafe {
-            std::ptr::copy_nonoverlapping(&ours as *const PluginFunctions as *const u8, table as *mut u8, filled);
+            std::ptr::copy_nonoverlapping(
+                &ours as *const PluginFunctions as *const u8,
+                table as *mut u8,
+                filled,
+            );
         }
         Ok(())
     })
@@ -142,7 +160,8 @@ pub unsafe fn init<T: Plugin>(table: *mut PluginFunctions, err: *mut FfiError) -
 /// `out` must be an empty, writable `FfiBytes`; `err` null or an empty `FfiError`.
 unsafe extern "C" fn info_fn<T: Plugin>(out: *mut FfiBytes, err: *mut FfiError) -> i32 {
     guarded("info", None, err, || {
-        let json = serde_json::to_vec(&T::info()).map_err(|e| ConnectorError::new(ErrorKind::Plugin, e.to_string()))?;
+        let json = serde_json::to_vec(&T::info())
+            .map_err(|e| ConnectorError::new(ErrorKind::Plugin, e.to_string()))?;
         // SAFETY: `out` is the host's empty, writable slot.
         unsafe { write_bytes(out, json) };
         Ok(())
@@ -177,13 +196,18 @@ unsafe extern "C" fn open_fn<T: Plugin>(
         let options: Json = if config.is_empty() {
             Json::Object(Default::default())
         } else {
-            serde_json::from_slice(config)
-                .map_err(|e| ConnectorError::new(ErrorKind::Config, format!("options are not JSON: {e}")))?
+            serde_json::from_slice(config).map_err(|e| {
+                ConnectorError::new(ErrorKind::Config, format!("options are not JSON: {e}"))
+            })?
         };
         // SAFETY: the host passes null or callbacks valid until `close`.
         let link = unsafe { HostLink::new(host) };
         let connector = T::open(options, Host::new(link.clone()))?;
-        let instance = Box::new(Instance { connector, poisoned: AtomicBool::new(false), link });
+        let instance = Box::new(Instance {
+            connector,
+            poisoned: AtomicBool::new(false),
+            link,
+        });
         // SAFETY: `out` is the host's writable instance slot.
         unsafe { out.write(Box::into_raw(instance) as InstancePtr) };
         Ok(())
@@ -202,7 +226,11 @@ unsafe fn instance<'a, T>(ptr: InstancePtr) -> &'a Instance<T> {
 /// # Safety
 /// `ptr` an open instance of this plugin; `out` an empty, writable `FfiBytes`;
 /// `err` null or an empty `FfiError`.
-unsafe extern "C" fn streams_fn<T: Plugin>(ptr: InstancePtr, out: *mut FfiBytes, err: *mut FfiError) -> i32 {
+unsafe extern "C" fn streams_fn<T: Plugin>(
+    ptr: InstancePtr,
+    out: *mut FfiBytes,
+    err: *mut FfiError,
+) -> i32 {
     // SAFETY: the host passes an instance this plugin opened.
     let inst = unsafe { instance::<T>(ptr) };
     guarded("streams", Some(&inst.poisoned), err, || {
@@ -238,24 +266,38 @@ impl FfiSinkAdapter<'_> {
 
 impl BlockingSink for FfiSinkAdapter<'_> {
     fn batch(&mut self, batch: RecordBatch) -> Result<(), ConnectorError> {
-        let Some(deliver) = self.sink.batches else { return Err(Self::refused()) };
+        let Some(deliver) = self.sink.batches else {
+            return Err(Self::refused());
+        };
         let schema = batch.schema();
-        let reader: Box<dyn RecordBatchReader + Send> = Box::new(RecordBatchIterator::new([Ok(batch)], schema));
+        let reader: Box<dyn RecordBatchReader + Send> =
+            Box::new(RecordBatchIterator::new([Ok(batch)], schema));
         let mut stream = FFI_ArrowArrayStream::new(reader);
         // SAFETY: the sink is valid during `read`; the host moves the stream
         // out (or leaves it, and our `Drop` releases it).
         let status = unsafe { deliver(self.sink.sink_data, &mut stream) };
         self.refresh_cancel();
-        if status == STATUS_OK { Ok(()) } else { Err(Self::refused()) }
+        if status == STATUS_OK {
+            Ok(())
+        } else {
+            Err(Self::refused())
+        }
     }
 
     fn checkpoint(&mut self, state: Json) -> Result<(), ConnectorError> {
-        let Some(deliver) = self.sink.checkpoint else { return Err(Self::refused()) };
-        let json = serde_json::to_vec(&state).map_err(|e| ConnectorError::new(ErrorKind::Plugin, e.to_string()))?;
+        let Some(deliver) = self.sink.checkpoint else {
+            return Err(Self::refused());
+        };
+        let json = serde_json::to_vec(&state)
+            .map_err(|e| ConnectorError::new(ErrorKind::Plugin, e.to_string()))?;
         // SAFETY: the sink is valid during `read`; the host copies the bytes.
         let status = unsafe { deliver(self.sink.sink_data, json.as_ptr(), json.len()) };
         self.refresh_cancel();
-        if status == STATUS_OK { Ok(()) } else { Err(Self::refused()) }
+        if status == STATUS_OK {
+            Ok(())
+        } else {
+            Err(Self::refused())
+        }
     }
 }
 
@@ -284,14 +326,22 @@ unsafe extern "C" fn read_fn<T: Plugin>(
         } else {
             // SAFETY: non-null state comes with `state_len` readable bytes.
             let raw = unsafe { bytes(state, state_len) };
-            Some(serde_json::from_slice(raw).map_err(|e| ConnectorError::new(ErrorKind::Host, format!("state is not JSON: {e}")))?)
+            Some(serde_json::from_slice(raw).map_err(|e| {
+                ConnectorError::new(ErrorKind::Host, format!("state is not JSON: {e}"))
+            })?)
         };
         if sink.is_null() {
-            return Err(ConnectorError::new(ErrorKind::Host, "read called without a sink"));
+            return Err(ConnectorError::new(
+                ErrorKind::Host,
+                "read called without a sink",
+            ));
         }
         // SAFETY: non-null, and valid for the duration of this call per the ABI.
         let sink = unsafe { &*sink };
-        let mut adapter = FfiSinkAdapter { sink, cancel: CancelFlag::default() };
+        let mut adapter = FfiSinkAdapter {
+            sink,
+            cancel: CancelFlag::default(),
+        };
         adapter.refresh_cancel();
         let cancel = adapter.cancel.clone();
         inst.connector.read(stream, state, &mut adapter, &cancel)

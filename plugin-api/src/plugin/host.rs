@@ -32,10 +32,13 @@ impl HostLink {
         } else {
             // SAFETY: non-null and valid for this call per the caller.
             let cb = unsafe { &*callbacks };
-            let has_log = cb.size >= std::mem::offset_of!(HostCallbacks, log) + std::mem::size_of::<usize>();
+            let has_log =
+                cb.size >= std::mem::offset_of!(HostCallbacks, log) + std::mem::size_of::<usize>();
             cb.log.filter(|_| has_log).map(|f| (f, cb.host_data))
         };
-        Arc::new(HostLink { log: Mutex::new(log) })
+        Arc::new(HostLink {
+            log: Mutex::new(log),
+        })
     }
 
     /// Called when the instance is closed: later log calls do nothing.

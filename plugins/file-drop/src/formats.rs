@@ -19,7 +19,10 @@ impl Format {
         } else if lower.ends_with(".ndjson") || lower.ends_with(".jsonl") {
             Ok(Format::Ndjson)
         } else {
-            Err(ConnectorError::new(ErrorKind::Config, format!("`{name}`: end the pattern in .csv, .ndjson or .jsonl")))
+            Err(ConnectorError::new(
+                ErrorKind::Config,
+                format!("`{name}`: end the pattern in .csv, .ndjson or .jsonl"),
+            ))
         }
     }
 }
@@ -57,7 +60,10 @@ impl Table {
 }
 
 pub fn read(path: &Path, format: Format) -> Result<Table, ConnectorError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let bad = |e: String| ConnectorError::new(ErrorKind::Data, format!("{name}: {e}"));
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     match format {
@@ -79,7 +85,9 @@ fn csv_cell(raw: &str) -> Cell {
         if let Ok(i) = t.parse::<i64>() {
             return Cell::Int(i);
         }
-        if t.chars().any(|c| c.is_ascii_digit()) && !t.chars().any(|c| c.is_alphabetic() && c != 'e' && c != 'E') {
+        if t.chars().any(|c| c.is_ascii_digit())
+            && !t.chars().any(|c| c.is_alphabetic() && c != 'e' && c != 'E')
+        {
             if let Ok(f) = t.parse::<f64>() {
                 return Cell::Float(f);
             }
@@ -93,8 +101,15 @@ fn csv_cell(raw: &str) -> Cell {
 }
 
 fn read_csv(text: &str) -> Result<Table, String> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(text.as_bytes());
-    let headers: Vec<String> = reader.headers().map_err(|e| e.to_string())?.iter().map(|h| h.trim().to_string()).collect();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
     let mut table = Table::default();
     let index: Vec<usize> = headers.iter().map(|h| table.column(h)).collect();
     for (line, record) in reader.records().enumerate() {
@@ -134,7 +149,12 @@ fn read_ndjson(text: &str) -> Result<Table, String> {
         let Json::Object(fields) = value else {
             return Err(format!("line {}: expected a JSON object", n + 1));
         };
-        rows.push(fields.into_iter().map(|(k, v)| (table.column(&k), json_cell(v))).collect());
+        rows.push(
+            fields
+                .into_iter()
+                .map(|(k, v)| (table.column(&k), json_cell(v)))
+                .collect(),
+        );
     }
     let width = table.columns.len();
     table.rows = rows
@@ -171,7 +191,14 @@ mod tests {
         let t = read_ndjson("{\"a\":1}\n\n{\"b\":\"x\",\"a\":2,\"n\":{\"k\":1}}\n").unwrap();
         assert_eq!(t.columns, ["a", "b", "n"]);
         assert_eq!(t.rows[0], [Cell::Int(1), Cell::Null, Cell::Null]);
-        assert_eq!(t.rows[1], [Cell::Int(2), Cell::Text("x".into()), Cell::Json("{\"k\":1}".into())]);
+        assert_eq!(
+            t.rows[1],
+            [
+                Cell::Int(2),
+                Cell::Text("x".into()),
+                Cell::Json("{\"k\":1}".into())
+            ]
+        );
         assert!(read_ndjson("[1]").unwrap_err().contains("line 1"));
     }
 }

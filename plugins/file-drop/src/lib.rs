@@ -14,7 +14,8 @@ pub mod typed;
 
 use conveyor_plugin_api::plugin::{Host, Plugin};
 use conveyor_plugin_api::{
-    BlockingConnector, BlockingSink, CancelFlag, ConnectorError, ErrorKind, Json, PluginInfo, StreamDescriptor,
+    BlockingConnector, BlockingSink, CancelFlag, ConnectorError, ErrorKind, Json, PluginInfo,
+    StreamDescriptor,
 };
 
 use crate::formats::Format;
@@ -29,7 +30,10 @@ pub struct FileDrop {
 impl FileDrop {
     /// The connector without a host (logs go nowhere); for native use.
     pub fn new(options: Json) -> Result<FileDrop, ConnectorError> {
-        Ok(FileDrop { options: Options::parse(options)?, host: Host::detached() })
+        Ok(FileDrop {
+            options: Options::parse(options)?,
+            host: Host::detached(),
+        })
     }
 }
 
@@ -38,7 +42,11 @@ impl BlockingConnector for FileDrop {
         self.options
             .streams
             .iter()
-            .map(|s| StreamDescriptor { name: s.name.clone(), primary_key: s.primary_key.clone(), cursor_field: None })
+            .map(|s| StreamDescriptor {
+                name: s.name.clone(),
+                primary_key: s.primary_key.clone(),
+                cursor_field: None,
+            })
             .collect()
     }
 
@@ -49,12 +57,24 @@ impl BlockingConnector for FileDrop {
         sink: &mut dyn BlockingSink,
         cancel: &CancelFlag,
     ) -> Result<(), ConnectorError> {
-        let opts = self.options.streams.iter().find(|s| s.name == stream).ok_or_else(|| {
-            ConnectorError::new(ErrorKind::Config, format!("file_drop has no stream `{stream}`"))
-        })?;
+        let opts = self
+            .options
+            .streams
+            .iter()
+            .find(|s| s.name == stream)
+            .ok_or_else(|| {
+                ConnectorError::new(
+                    ErrorKind::Config,
+                    format!("file_drop has no stream `{stream}`"),
+                )
+            })?;
         let after = Cursor::from_state(state)?;
         let files = scan::files_after(&self.options.dir, &opts.pattern, after.as_ref())?;
-        self.host.debug(&format!("{stream}: {} new file(s) in {}", files.len(), self.options.dir.display()));
+        self.host.debug(&format!(
+            "{stream}: {} new file(s) in {}",
+            files.len(),
+            self.options.dir.display()
+        ));
         for file in files {
             if cancel.is_cancelled() {
                 break;
@@ -64,9 +84,11 @@ impl BlockingConnector for FileDrop {
             if !table.rows.is_empty() {
                 sink.batch(typed::to_batch(table)?)?;
             }
-            let state = serde_json::to_value(&file.cursor).map_err(|e| ConnectorError::new(ErrorKind::Data, e.to_string()))?;
+            let state = serde_json::to_value(&file.cursor)
+                .map_err(|e| ConnectorError::new(ErrorKind::Data, e.to_string()))?;
             sink.checkpoint(state)?;
-            self.host.info(&format!("{stream}: read {}", file.cursor.file));
+            self.host
+                .info(&format!("{stream}: read {}", file.cursor.file));
         }
         Ok(())
     }
@@ -82,7 +104,10 @@ impl Plugin for FileDrop {
     }
 
     fn open(options: Json, host: Host) -> Result<Self, ConnectorError> {
-        Ok(FileDrop { options: Options::parse(options)?, host })
+        Ok(FileDrop {
+            options: Options::parse(options)?,
+            host,
+        })
     }
 }
 

@@ -27,14 +27,21 @@ pub struct StreamOptions {
 
 impl Options {
     pub fn parse(options: Json) -> Result<Options, ConnectorError> {
-        let o: Options = serde_json::from_value(options)
-            .map_err(|e| ConnectorError::new(ErrorKind::Config, format!("file_drop options: {e}")))?;
+        let o: Options = serde_json::from_value(options).map_err(|e| {
+            ConnectorError::new(ErrorKind::Config, format!("file_drop options: {e}"))
+        })?;
         if o.streams.is_empty() {
-            return Err(ConnectorError::new(ErrorKind::Config, "file_drop options: `streams` is empty"));
+            return Err(ConnectorError::new(
+                ErrorKind::Config,
+                "file_drop options: `streams` is empty",
+            ));
         }
         for s in &o.streams {
             if s.primary_key.is_empty() {
-                return Err(ConnectorError::new(ErrorKind::Config, format!("file_drop stream `{}`: `primary_key` is empty", s.name)));
+                return Err(ConnectorError::new(
+                    ErrorKind::Config,
+                    format!("file_drop stream `{}`: `primary_key` is empty", s.name),
+                ));
             }
             crate::formats::Format::of(&s.pattern)?;
         }

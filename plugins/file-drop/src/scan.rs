@@ -17,7 +17,11 @@ pub struct Cursor {
 impl Cursor {
     pub fn from_state(state: Option<Json>) -> Result<Option<Cursor>, ConnectorError> {
         state
-            .map(|s| serde_json::from_value(s).map_err(|e| ConnectorError::new(ErrorKind::Data, format!("saved cursor unreadable: {e}"))))
+            .map(|s| {
+                serde_json::from_value(s).map_err(|e| {
+                    ConnectorError::new(ErrorKind::Data, format!("saved cursor unreadable: {e}"))
+                })
+            })
             .transpose()
     }
 }
@@ -51,27 +55,53 @@ pub fn matches(pattern: &str, name: &str) -> bool {
 /// Files in `dir` matching `pattern` that come after `after`, oldest first.
 /// A file rewritten since it was read has a newer mtime and is read again
 /// (its rows merge by primary key).
-pub fn files_after(dir: &Path, pattern: &str, after: Option<&Cursor>) -> Result<Vec<DroppedFile>, ConnectorError> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| ConnectorError::new(ErrorKind::Config, format!("cannot list {}: {e}", dir.display())))?;
+pub fn files_after(
+    dir: &Path,
+    pattern: &str,
+    after: Option<&Cursor>,
+) -> Result<Vec<DroppedFile>, ConnectorError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        ConnectorError::new(
+            ErrorKind::Config,
+            format!("cannot list {}: {e}", dir.display()),
+        )
+    })?;
     let mut files = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| ConnectorError::new(ErrorKind::Transient, format!("listing {}: {e}", dir.display())))?;
+        let entry = entry.map_err(|e| {
+            ConnectorError::new(
+                ErrorKind::Transient,
+                format!("listing {}: {e}", dir.display()),
+            )
+        })?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if !matches(pattern, &name) {
             continue;
         }
-        let meta = entry.metadata().map_err(|e| ConnectorError::new(ErrorKind::Transient, format!("{name}: {e}")))?;
+        let meta = entry
+            .metadata()
+            .map_err(|e| ConnectorError::new(ErrorKind::Transient, format!("{name}: {e}")))?;
         if !meta.is_file() {
             continue;
         }
-        let mtime = meta.modified().map_err(|e| ConnectorError::new(ErrorKind::Transient, format!("{name}: {e}")))?;
-        let mtime_ns = mtime.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
-        let cursor = Cursor { mtime_ns, file: name };
+        let mtime = meta
+            .modified()
+            .map_err(|e| ConnectorError::new(ErrorKind::Transient, format!("{name}: {e}")))?;
+        let mtime_ns = mtime
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        let cursor = Cursor {
+            mtime_ns,
+            file: name,
+        };
         if after.is_some_and(|a| &cursor <= a) {
             continue;
         }
-        files.push(DroppedFile { path: entry.path(), cursor });
+        files.push(DroppedFile {
+            path: entry.path(),
+            cursor,
+        });
     }
     files.sort_by(|a, b| a.cursor.cmp(&b.cursor));
     Ok(files)
@@ -95,11 +125,17 @@ mod tests {
     #[test]
     fn files_come_oldest_first_after_the_cursor() {
         let dir = tempfile::tempdir().unwrap();
-        for (name, secs) in [("b.csv", 200), ("a.csv", 100), ("c.csv", 200), ("skip.txt", 50)] {
+        for (name, secs) in [
+            ("b.csv", 200),
+            ("a.csv", 100),
+            ("c.csv", 200),
+            ("skip.txt", 50),
+        ] {
             let p = dir.path().join(name);
             std::fs::write(&p, "id\n1\n").unwrap();
             let f = std::fs::File::options().write(true).open(&p).unwrap();
-            f.set_modified(UNIX_EPOCH + std::time::Duration::from_secs(secs)).unwrap();
+            f.set_modified(UNIX_EPOCH + std::time::Duration::from_secs(secs))
+                .unwrap();
         }
         let all = files_after(dir.path(), "*.csv", None).unwrap();
         let names: Vec<_> = all.iter().map(|f| f.cursor.file.as_str()).collect();

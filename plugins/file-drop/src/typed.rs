@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::builder::{
+    BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
@@ -32,7 +35,9 @@ fn timestamp(s: &str) -> Option<NaiveDateTime> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.naive_utc());
     }
-    ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"].iter().find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+    ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
 }
 
 fn kind_of(cell: &Cell) -> Kind {
@@ -114,7 +119,10 @@ fn column(kind: Kind, cells: impl Iterator<Item = Cell>) -> (DataType, ArrayRef)
                     _ => None,
                 })
             });
-            (DataType::Timestamp(TimeUnit::Microsecond, None), Arc::new(b.finish()))
+            (
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                Arc::new(b.finish()),
+            )
         }
         Kind::Null | Kind::Text => {
             let mut b = StringBuilder::new();
@@ -133,7 +141,9 @@ pub fn to_batch(table: Table) -> Result<RecordBatch, ConnectorError> {
             *k = join(*k, kind_of(cell));
         }
     }
-    let mut columns: Vec<Vec<Cell>> = (0..width).map(|_| Vec::with_capacity(table.rows.len())).collect();
+    let mut columns: Vec<Vec<Cell>> = (0..width)
+        .map(|_| Vec::with_capacity(table.rows.len()))
+        .collect();
     for row in table.rows {
         for (col, cell) in columns.iter_mut().zip(row) {
             col.push(cell);
@@ -159,25 +169,64 @@ mod tests {
     #[test]
     fn columns_get_the_narrowest_type_that_fits_every_value() {
         let t = Table {
-            columns: vec!["id".into(), "hours".into(), "day".into(), "at".into(), "note".into()],
+            columns: vec![
+                "id".into(),
+                "hours".into(),
+                "day".into(),
+                "at".into(),
+                "note".into(),
+            ],
             rows: vec![
-                vec![Cell::Int(1), Cell::Int(8), Cell::Text("2026-01-05".into()), Cell::Text("2026-01-05T09:00:00-05:00".into()), Cell::Int(3)],
-                vec![Cell::Int(2), Cell::Float(7.5), Cell::Null, Cell::Text("2026-01-06".into()), Cell::Text("late".into())],
+                vec![
+                    Cell::Int(1),
+                    Cell::Int(8),
+                    Cell::Text("2026-01-05".into()),
+                    Cell::Text("2026-01-05T09:00:00-05:00".into()),
+                    Cell::Int(3),
+                ],
+                vec![
+                    Cell::Int(2),
+                    Cell::Float(7.5),
+                    Cell::Null,
+                    Cell::Text("2026-01-06".into()),
+                    Cell::Text("late".into()),
+                ],
             ],
         };
         let b = to_batch(t).unwrap();
-        let types: Vec<_> = b.schema().fields().iter().map(|f| f.data_type().clone()).collect();
+        let types: Vec<_> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
         assert_eq!(
             types,
-            [DataType::Int64, DataType::Float64, DataType::Date32, DataType::Timestamp(TimeUnit::Microsecond, None), DataType::Utf8]
+            [
+                DataType::Int64,
+                DataType::Float64,
+                DataType::Date32,
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                DataType::Utf8
+            ]
         );
         assert_eq!(b.column(0).as_primitive::<Int64Type>().values(), &[1, 2]);
         assert_eq!(b.column(1).as_primitive::<Float64Type>().value(0), 8.0);
         assert_eq!(b.column(2).as_primitive::<Date32Type>().value(0), 20458);
         assert!(b.column(2).is_null(1));
-        let at = b.column(3).as_primitive::<arrow_array::types::TimestampMicrosecondType>();
+        let at = b
+            .column(3)
+            .as_primitive::<arrow_array::types::TimestampMicrosecondType>();
         // 09:00 at -05:00 is 14:00 UTC.
-        assert_eq!(at.value(0), NaiveDate::from_ymd_opt(2026, 1, 5).unwrap().and_hms_opt(14, 0, 0).unwrap().and_utc().timestamp_micros());
+        assert_eq!(
+            at.value(0),
+            NaiveDate::from_ymd_opt(2026, 1, 5)
+                .unwrap()
+                .and_hms_opt(14, 0, 0)
+                .unwrap()
+                .and_utc()
+                .timestamp_micros()
+        );
         assert_eq!(b.column(4).as_string::<i32>().value(0), "3");
     }
 }

@@ -321,10 +321,14 @@ mod tests {
                 i["CustomField"][0]["StringValue"].as_str().unwrap().parse::<u64>().unwrap()
             }));
             let anchor = facts.anchor_date.to_string();
-            unpaid.extend(page.iter().filter(|i| {
-                i["Balance"].as_f64() == i["TotalAmt"].as_f64()
-                    && i["DueDate"].as_str().unwrap() < anchor.as_str()
-            }).map(|i| i["DocNumber"].as_str().unwrap().to_string()));
+            unpaid.extend(
+                page.iter()
+                    .filter(|i| {
+                        i["Balance"].as_f64() == i["TotalAmt"].as_f64()
+                            && i["DueDate"].as_str().unwrap() < anchor.as_str()
+                    })
+                    .map(|i| i["DocNumber"].as_str().unwrap().to_string()),
+            );
             if page.len() < 25 {
                 break;
             }
@@ -348,12 +352,9 @@ mod tests {
                 None => break,
             }
         }
-        assert!(
-            users
-                .iter()
-                .all(|u| u["role"] == "agent"
-                    && hired_emails.contains(u["email"].as_str().unwrap()))
-        );
+        assert!(users
+            .iter()
+            .all(|u| u["role"] == "agent" && hired_emails.contains(u["email"].as_str().unwrap())));
         let email_of: HashMap<u64, String> =
             users.iter().map(|u| (n(&u["id"]), u["email"].as_str().unwrap().to_string())).collect();
         let back_office: HashSet<String> = users

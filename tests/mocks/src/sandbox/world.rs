@@ -194,9 +194,9 @@ impl World {
 
     /// Payroll's roster: the hires except the unrostered one, plus the ghost.
     pub fn on_payroll(&self) -> impl Iterator<Item = &Person> {
-        self.people
-            .iter()
-            .filter(|p| (p.role != Role::Candidate && p.idx != self.unrostered) || p.idx == self.ghost)
+        self.people.iter().filter(|p| {
+            (p.role != Role::Candidate && p.idx != self.unrostered) || p.idx == self.ghost
+        })
     }
 
     /// The day payroll started paying `p` (the ghost: twelve weeks before the anchor).

@@ -8,7 +8,8 @@ use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use conveyor_plugin_api::plugin::{Host, Plugin};
 use conveyor_plugin_api::{
-    BlockingConnector, BlockingSink, CancelFlag, ConnectorError, ErrorKind, Json, PluginInfo, StreamDescriptor,
+    BlockingConnector, BlockingSink, CancelFlag, ConnectorError, ErrorKind, Json, PluginInfo,
+    StreamDescriptor,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -43,18 +44,37 @@ pub struct Misbehaving {
 }
 
 fn batch(ids: &[i64]) -> RecordBatch {
-    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("name", DataType::Utf8, true)]));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+    ]));
     let names: Vec<String> = ids.iter().map(|i| format!("row {i}")).collect();
-    RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(ids.to_vec())), Arc::new(StringArray::from(names))])
-        .expect("valid batch")
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(ids.to_vec())),
+            Arc::new(StringArray::from(names)),
+        ],
+    )
+    .expect("valid batch")
 }
 
 impl BlockingConnector for Misbehaving {
     fn streams(&self) -> Vec<StreamDescriptor> {
-        vec![StreamDescriptor { name: "items".into(), primary_key: vec!["id".into()], cursor_field: None }]
+        vec![StreamDescriptor {
+            name: "items".into(),
+            primary_key: vec!["id".into()],
+            cursor_field: None,
+        }]
     }
 
-    fn read(&self, _: &str, _: Option<Json>, sink: &mut dyn BlockingSink, _: &CancelFlag) -> Result<(), ConnectorError> {
+    fn read(
+        &self,
+        _: &str,
+        _: Option<Json>,
+        sink: &mut dyn BlockingSink,
+        _: &CancelFlag,
+    ) -> Result<(), ConnectorError> {
         self.host.info("misbehaving read starts");
         match self.options.mode {
             Mode::Ok => {
@@ -71,12 +91,19 @@ impl BlockingConnector for Misbehaving {
             }
             Mode::ErrorRead => Err(ConnectorError::new(
                 ErrorKind::Http,
-                self.options.message.clone().unwrap_or_else(|| "the vendor said no".into()),
+                self.options
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "the vendor said no".into()),
             )),
             Mode::EchoToken => {
                 let token = self.options.token.clone().unwrap_or_default();
-                self.host.warn(&format!("calling the vendor with token {token}"));
-                Err(ConnectorError::new(ErrorKind::Auth, format!("token {token} was refused")))
+                self.host
+                    .warn(&format!("calling the vendor with token {token}"));
+                Err(ConnectorError::new(
+                    ErrorKind::Auth,
+                    format!("token {token} was refused"),
+                ))
             }
             Mode::PanicOpen => unreachable!("open panicked"),
         }
@@ -85,12 +112,16 @@ impl BlockingConnector for Misbehaving {
 
 impl Plugin for Misbehaving {
     fn info() -> PluginInfo {
-        PluginInfo { name: "misbehaving".into(), version: "0.0.1".into(), description: "fails on demand".into() }
+        PluginInfo {
+            name: "misbehaving".into(),
+            version: "0.0.1".into(),
+            description: "fails on demand".into(),
+        }
     }
 
     fn open(options: Json, host: Host) -> Result<Self, ConnectorError> {
-        let options: Options =
-            serde_json::from_value(options).map_err(|e| ConnectorError::new(ErrorKind::Config, e.to_string()))?;
+        let options: Options = serde_json::from_value(options)
+            .map_err(|e| ConnectorError::new(ErrorKind::Config, e.to_string()))?;
         if options.mode == Mode::PanicOpen {
             panic!("boom in open");
         }
