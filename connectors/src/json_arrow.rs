@@ -7,18 +7,10 @@
 //! (integer + float → float, date + timestamp → timestamp, else string), so
 //! nothing is dropped. Columns keep first-seen order.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use arrow_array::builder::{
-    BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
-};
-use arrow_array::{ArrayRef, NullArray, RecordBatch, RecordBatchOptions};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_array::RecordBatch;
 use chrono::{DateTime, NaiveDate, Utc};
 use conveyor_plugin_api::{ConnectorError, ErrorKind};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Field metadata key marking a Utf8 column that holds JSON documents.
 pub const JSON_TYPE_KEY: &str = "conveyor.type";
@@ -36,17 +28,6 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    fn of(v: &Value) -> Kind {
-        match v {
-            Value::Null => Kind::Null,
-            Value::Bool(_) => Kind::Bool,
-            Value::Number(n) if n.is_i64() => Kind::Int,
-            Value::Number(_) => Kind::Float,
-            Value::String(s) => Kind::of_str(s),
-            Value::Array(_) | Value::Object(_) => Kind::Json,
-        }
-    }
-
     pub(crate) fn of_str(s: &str) -> Kind {
         if parse_timestamp(s).is_some() {
             Kind::Timestamp
@@ -105,125 +86,21 @@ pub(crate) fn date_days(s: &str) -> Option<i32> {
 
 /// Converts records (JSON objects) into one batch. A record that is not an
 /// object is an error: the connector's record selector points at the wrong place.
+/// The columns are built by [`json_columns`](crate::json_columns), the
+/// same code that parses pages from bytes, so both paths type alike.
 pub fn records_to_batch(records: &[Value]) -> Result<RecordBatch, ConnectorError> {
-    let mut order: Vec<&str> = Vec::new();
-    let mut kinds: HashMap<&str, Kind> = HashMap::new();
-    let mut objects: Vec<&Map<String, Value>> = Vec::with_capacity(records.len());
-    for (i, r) in records.iter().enumerate() {
-        let Value::Object(obj) = r else {
-            return Err(ConnectorError::new(
-                ErrorKind::Data,
-                format!(
-                    "record {i} is a JSON {}, not an object; check the stream's `records` selector",
-                    type_name(r)
-                ),
-            ));
-        };
-        for (k, v) in obj {
-            let kind = Kind::of(v);
-            match kinds.get_mut(k.as_str()) {
-                Some(existing) => *existing = existing.merge(kind),
-                None => {
-                    order.push(k.as_str());
-                    kinds.insert(k.as_str(), kind);
-                }
-            }
-        }
-        objects.push(obj);
+    if let Some((i, r)) = records.iter().enumerate().find(|(_, r)| !r.is_object()) {
+        return Err(ConnectorError::new(
+            ErrorKind::Data,
+            format!(
+                "record {i} is a JSON {}, not an object; check the stream's `records` selector",
+                type_name(r)
+            ),
+        ));
     }
-    let mut fields = Vec::with_capacity(order.len());
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(order.len());
-    for name in order {
-        let kind = kinds[name];
-        let values = objects.iter().map(|o| o.get(name).unwrap_or(&Value::Null));
-        let (field, array) = build_column(name, kind, values, objects.len());
-        fields.push(field);
-        columns.push(array);
-    }
-    let options = RecordBatchOptions::new().with_row_count(Some(objects.len()));
-    RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options).map_err(
-        |e| ConnectorError::new(ErrorKind::Data, format!("cannot build record batch: {e}")),
-    )
-}
-
-fn build_column<'a>(
-    name: &str,
-    kind: Kind,
-    values: impl Iterator<Item = &'a Value>,
-    len: usize,
-) -> (Field, ArrayRef) {
-    match kind {
-        Kind::Null => (
-            Field::new(name, DataType::Null, true),
-            Arc::new(NullArray::new(len)),
-        ),
-        Kind::Bool => {
-            let mut b = BooleanBuilder::with_capacity(len);
-            values.for_each(|v| b.append_option(v.as_bool()));
-            (
-                Field::new(name, DataType::Boolean, true),
-                Arc::new(b.finish()),
-            )
-        }
-        Kind::Int => {
-            let mut b = Int64Builder::with_capacity(len);
-            values.for_each(|v| b.append_option(v.as_i64()));
-            (
-                Field::new(name, DataType::Int64, true),
-                Arc::new(b.finish()),
-            )
-        }
-        Kind::Float => {
-            let mut b = Float64Builder::with_capacity(len);
-            values.for_each(|v| b.append_option(v.as_f64()));
-            (
-                Field::new(name, DataType::Float64, true),
-                Arc::new(b.finish()),
-            )
-        }
-        Kind::Timestamp => {
-            // Naive UTC: the warehouse stores instants as TIMESTAMP in UTC.
-            let mut b = TimestampMicrosecondBuilder::with_capacity(len);
-            values.for_each(|v| {
-                b.append_option(
-                    v.as_str()
-                        .and_then(parse_timestamp)
-                        .map(|t| t.timestamp_micros()),
-                )
-            });
-            let dt = DataType::Timestamp(TimeUnit::Microsecond, None);
-            (Field::new(name, dt, true), Arc::new(b.finish()))
-        }
-        Kind::Date => {
-            let mut b = Date32Builder::with_capacity(len);
-            values.for_each(|v| {
-                b.append_option(v.as_str().and_then(|s| {
-                    // A date+timestamp column merged to Timestamp, so here
-                    // every non-null value is a plain date.
-                    date_days(s)
-                }))
-            });
-            (
-                Field::new(name, DataType::Date32, true),
-                Arc::new(b.finish()),
-            )
-        }
-        Kind::Str | Kind::Json => {
-            let mut b = StringBuilder::with_capacity(len, len * 16);
-            for v in values {
-                match v {
-                    Value::Null => b.append_null(),
-                    Value::String(s) if kind == Kind::Str => b.append_value(s),
-                    other => b.append_value(other.to_string()),
-                }
-            }
-            let mut field = Field::new(name, DataType::Utf8, true);
-            if kind == Kind::Json {
-                field = field.with_metadata([(JSON_TYPE_KEY, "json")]);
-            }
-            (field, Arc::new(b.finish()))
-        }
-    }
+    crate::json_columns::batch_from_records(records).map_err(|e| {
+        ConnectorError::new(ErrorKind::Data, format!("cannot build record batch: {e}"))
+    })
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -242,6 +119,7 @@ mod tests {
     use super::*;
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
+    use arrow_schema::{DataType, TimeUnit};
     use serde_json::json;
 
     #[test]

@@ -64,6 +64,19 @@ pub fn parse_page(body: &[u8], selector: &[String]) -> Option<Result<Page, serde
     }))
 }
 
+/// Builds a batch from records already parsed as `Value`s (every one an
+/// object; [`records_to_batch`](crate::json_arrow::records_to_batch) checks).
+pub(crate) fn batch_from_records(records: &[Value]) -> Result<RecordBatch, serde_json::Error> {
+    let mut columns = Columns::default();
+    for record in records {
+        RecordSeed {
+            columns: &mut columns,
+        }
+        .deserialize(record)?;
+    }
+    Ok(columns.finish())
+}
+
 /// A field value as read, before the column's type is known.
 #[derive(Clone, Copy)]
 enum Cell {
