@@ -73,40 +73,54 @@ pub fn deliver_due(
         let outcome = message(smtp, &d)
             .and_then(|m| transport.send(&m).map(|_| ()).map_err(|e| e.to_string()));
         let attempts = d.attempts + 1;
-        match outcome {
-            Ok(()) => {
-                conn.execute(
-                    "UPDATE conveyor.outbox SET delivered_at = CAST(? AS TIMESTAMP), attempts = ?, last_error = NULL WHERE id = ?",
-                    duckdb::params![ts, attempts, d.id],
-                )?;
-                report.delivered += 1;
-            }
-            Err(e) => {
-                // Errors come from the server or the socket; scrub the
-                // password anyway in case a server echoes it.
-                let e = match &password {
-                    Some(p) if !p.expose().is_empty() => e.replace(p.expose(), "***"),
-                    _ => e,
-                };
-                let dead = attempts as u32 >= smtp.max_attempts;
-                let wait = backoff_secs(attempts);
-                conn.execute(
-                    "UPDATE conveyor.outbox SET attempts = ?, last_error = ?,
-                       next_attempt_at = CAST(? AS TIMESTAMP) + to_seconds(?),
-                       dead_at = CASE WHEN ? THEN CAST(? AS TIMESTAMP) END
-                     WHERE id = ?",
-                    duckdb::params![attempts, e, ts, wait, dead, ts, d.id],
-                )?;
-                tracing::warn!(id = d.id, attempts, dead, error = %e, "e-mail not delivered");
-                if dead {
-                    report.dead += 1
-                } else {
-                    report.failed += 1
-                }
-            }
-        }
+        let failure = outcome.err().map(|e| {
+            // Errors come from the server or the socket; scrub the
+            // password anyway in case a server echoes it.
+            let e = match &password {
+                Some(p) if !p.expose().is_empty() => e.replace(p.expose(), "***"),
+                _ => e,
+            };
+            (e, attempts as u32 >= smtp.max_attempts)
+        });
+        record_attempt(conn, &mut report, "e-mail", d.id, attempts, &ts, failure)?;
     }
     Ok(report)
+}
+
+/// Records one delivery attempt on its outbox row and in the report:
+/// delivered (`failure` is `None`), or failed with the error and whether the
+/// row is now dead; a live failure waits [`backoff_secs`] before the next try.
+pub(super) fn record_attempt(
+    conn: &Connection,
+    report: &mut DeliveryReport,
+    what: &str,
+    id: i64,
+    attempts: i32,
+    ts: &str,
+    failure: Option<(String, bool)>,
+) -> duckdb::Result<()> {
+    let Some((error, dead)) = failure else {
+        conn.execute(
+            "UPDATE conveyor.outbox SET delivered_at = CAST(? AS TIMESTAMP), attempts = ?, last_error = NULL WHERE id = ?",
+            duckdb::params![ts, attempts, id],
+        )?;
+        report.delivered += 1;
+        return Ok(());
+    };
+    conn.execute(
+        "UPDATE conveyor.outbox SET attempts = ?, last_error = ?,
+           next_attempt_at = CAST(? AS TIMESTAMP) + to_seconds(?),
+           dead_at = CASE WHEN ? THEN CAST(? AS TIMESTAMP) END
+         WHERE id = ?",
+        duckdb::params![attempts, error, ts, backoff_secs(attempts), dead, ts, id],
+    )?;
+    tracing::warn!(id, attempts, dead, error = %error, "{what} not delivered");
+    if dead {
+        report.dead += 1
+    } else {
+        report.failed += 1
+    }
+    Ok(())
 }
 
 /// Seconds to wait after `attempts` failed attempts: 30 s, 60 s, 120 s, …

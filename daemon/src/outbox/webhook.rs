@@ -12,7 +12,7 @@ use duckdb::Connection;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::deliver::{backoff_secs, DeliveryReport, ONE_PASS};
+use super::deliver::{record_attempt, DeliveryReport, ONE_PASS};
 
 /// Kept from a refusing receiver's answer: enough to see why, no more.
 const RESPONSE_SNIPPET: usize = 500;
@@ -78,31 +78,12 @@ pub fn deliver_webhooks_due(
             Some(s) if !s.is_empty() => e.replace(s.as_str(), "***"),
             _ => e,
         };
-        let (error, dead) = match outcome {
-            Outcome::Delivered => {
-                conn.execute(
-                    "UPDATE conveyor.outbox SET delivered_at = CAST(? AS TIMESTAMP), attempts = ?, last_error = NULL WHERE id = ?",
-                    duckdb::params![ts, attempts, d.id],
-                )?;
-                report.delivered += 1;
-                continue;
-            }
-            Outcome::Retry(e) => (scrub(e), attempts as u32 >= max_attempts),
-            Outcome::Dead(e) => (scrub(e), true),
+        let failure = match outcome {
+            Outcome::Delivered => None,
+            Outcome::Retry(e) => Some((scrub(e), attempts as u32 >= max_attempts)),
+            Outcome::Dead(e) => Some((scrub(e), true)),
         };
-        conn.execute(
-            "UPDATE conveyor.outbox SET attempts = ?, last_error = ?,
-               next_attempt_at = CAST(? AS TIMESTAMP) + to_seconds(?),
-               dead_at = CASE WHEN ? THEN CAST(? AS TIMESTAMP) END
-             WHERE id = ?",
-            duckdb::params![attempts, error, ts, backoff_secs(attempts), dead, ts, d.id],
-        )?;
-        tracing::warn!(id = d.id, attempts, dead, error = %error, "webhook not delivered");
-        if dead {
-            report.dead += 1
-        } else {
-            report.failed += 1
-        }
+        record_attempt(conn, &mut report, "webhook", d.id, attempts, &ts, failure)?;
     }
     Ok(report)
 }
