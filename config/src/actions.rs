@@ -13,8 +13,22 @@ use crate::secret::SecretRef;
 use crate::validate::Checker;
 
 /// Variables every action template may use besides the measure's columns.
-pub const BUILTIN_VARIABLES: [&str; 6] =
-    ["rule", "entity", "level", "value", "period", "transition"];
+/// `transition` is `firing` or `resolved`; `repeat` is true for a reminder
+/// of an alert still firing; `breaches` counts the breaching periods of an
+/// `n_of_m` window (`window` its length); `peer_threshold` is the group's
+/// percentile a `peer` rule compared with.
+pub const BUILTIN_VARIABLES: [&str; 10] = [
+    "rule",
+    "entity",
+    "level",
+    "value",
+    "period",
+    "transition",
+    "repeat",
+    "breaches",
+    "window",
+    "peer_threshold",
+];
 
 /// `[smtp]` `max_attempts` when the config does not set it.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
@@ -28,7 +42,10 @@ pub struct EmailAction {
     /// A measure column holding a recipient per row (e.g. the supervisor).
     pub to_column: Option<String>,
     pub subject: Template,
+    /// The text part.
     pub body: Template,
+    /// An HTML alternative, rendered with the data HTML-escaped.
+    pub html: Option<Template>,
     pub at: Located,
 }
 
@@ -72,6 +89,8 @@ pub struct SmtpConfig {
     pub from: String,
     /// Failed attempts after which a notification is dead-lettered.
     pub max_attempts: u32,
+    /// Told (by e-mail) of every dead-lettered notification.
+    pub operator: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,6 +103,7 @@ pub(crate) struct RawAction {
     to_column: Option<Spanned<String>>,
     subject: Option<Spanned<String>>,
     body: Option<Spanned<String>>,
+    html: Option<Spanned<String>>,
     url: Option<Spanned<String>>,
     secret: Option<Spanned<String>>,
 }
@@ -98,6 +118,7 @@ pub(crate) struct RawSmtp {
     password: Option<Spanned<String>>,
     from: Option<Spanned<String>>,
     max_attempts: Option<Spanned<i64>>,
+    operator: Option<Spanned<String>>,
 }
 
 impl Checker<'_> {
@@ -152,12 +173,17 @@ impl Checker<'_> {
             }
             let subject = self.template(&key, "subject", raw.subject, &span);
             let body = self.template(&key, "body", raw.body, &span);
-            if let (Some(subject), Some(body)) = (subject, body) {
+            let html = match raw.html {
+                None => Some(None),
+                Some(h) => self.template(&key, "html", Some(h), &span).map(Some),
+            };
+            if let (Some(subject), Some(body), Some(html)) = (subject, body, html) {
                 out.push(EmailAction {
                     to: raw.to.into_iter().map(Spanned::into_inner).collect(),
                     to_column: raw.to_column.map(Spanned::into_inner),
                     subject,
                     body,
+                    html,
                     at: self.located(span, &key),
                 });
             }
@@ -170,6 +196,7 @@ impl Checker<'_> {
             ("to", !raw.to.is_empty()),
             ("to_column", raw.to_column.is_some()),
             ("subject", raw.subject.is_some()),
+            ("html", raw.html.is_some()),
         ] {
             if present {
                 self.error(
@@ -326,7 +353,20 @@ impl Checker<'_> {
                 "`password` is set without `username`",
             );
         }
+        let operator = match &raw.operator {
+            Some(o) if !o.get_ref().contains('@') || o.get_ref().chars().any(char::is_control) => {
+                self.error(
+                    o.span(),
+                    "smtp.operator",
+                    format!("`{}` is not an e-mail address", o.get_ref()),
+                )
+                .hint("who hears of notifications that could not be delivered");
+                None
+            }
+            o => Some(o.as_ref().map(|o| o.get_ref().clone())),
+        };
         Some(SmtpConfig {
+            operator: operator?,
             host: host?.into_inner(),
             port: port?,
             tls,

@@ -9,6 +9,7 @@
 pub mod actions;
 pub mod diagnostics;
 pub mod mapping;
+mod measure;
 pub mod model;
 mod raw;
 pub mod reconcile;
@@ -29,7 +30,7 @@ pub use model::*;
 pub use reconcile::{
     Cardinality, ComparePair, KeyPair, Normalize, ReconcileConfig, Relation, Tolerance,
 };
-pub use rules::{Direction, RuleConfig};
+pub use rules::{Direction, Peer, PeerCondition, RuleConfig};
 pub use secret::{Secret, SecretRef};
 pub use validate::parse_cron;
 pub use vendor::{Vendor, VendorSourceConfig};

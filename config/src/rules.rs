@@ -44,7 +44,44 @@ pub struct RuleConfig {
     pub webhooks: Vec<crate::actions::WebhookAction>,
     /// Also notify when a firing alert resolves.
     pub notify_resolved: bool,
+    /// Breach only when N of the entity's last M periods breach (`n_of_m = [N, M]`).
+    pub n_of_m: Option<(u32, u32)>,
+    /// Judge each entity against its peers (the other members of its group
+    /// in the same period).
+    pub peer: Option<Peer>,
+    /// Notify again while an alert keeps firing, this often (seconds).
+    pub repeat_secs: Option<u64>,
+    /// After a notification about an entity, none about it that starts
+    /// firing again within this long (seconds): flapping stays quiet.
+    pub cooldown_secs: Option<u64>,
     pub at: Located,
+}
+
+/// `peer = { group = "team", percentile = 10 }` or `{ group = "team", sole = true }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Peer {
+    /// The measure's context column that names the group; without it,
+    /// everyone in the period is one group.
+    pub group: Option<String>,
+    pub condition: PeerCondition,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PeerCondition {
+    /// Breach when past the group's Nth percentile (in the rule's direction)
+    /// — and past `warn`, when it is set.
+    Percentile(f64),
+    /// A breach counts only when the entity is the one member of its group
+    /// breaching in that period ("nine of ten meet the objective").
+    Sole,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPeer {
+    group: Option<String>,
+    percentile: Option<f64>,
+    sole: Option<bool>,
 }
 
 /// Which side of a threshold is a breach. A value exactly at a threshold
@@ -74,7 +111,7 @@ pub(crate) struct RawRule {
     owner: Option<String>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
-    measure: Option<Spanned<String>>,
+    measure: Option<Spanned<toml::Value>>,
     direction: Option<Spanned<String>>,
     warn: Option<Spanned<toml::Value>>,
     critical: Option<Spanned<toml::Value>>,
@@ -87,6 +124,10 @@ pub(crate) struct RawRule {
     #[serde(default)]
     actions: Vec<Spanned<crate::actions::RawAction>>,
     notify_resolved: Option<bool>,
+    n_of_m: Option<Spanned<Vec<i64>>>,
+    peer: Option<Spanned<RawPeer>>,
+    repeat: Option<Spanned<String>>,
+    cooldown: Option<Spanned<String>>,
 }
 
 impl Checker<'_> {
@@ -129,13 +170,7 @@ impl Checker<'_> {
         let errors_before = self.error_count();
         self.identifier(&raw.name, &format!("{key}.name"), "rule name");
         let measure = match &raw.measure {
-            Some(m) if !m.get_ref().trim().is_empty() => {
-                Some(m.get_ref().trim().trim_end_matches(';').trim().to_string())
-            }
-            Some(m) => {
-                self.error(m.span(), &format!("{key}.measure"), "must not be empty");
-                None
-            }
+            Some(m) => self.measure(key, m, reconciles),
             None => {
                 self.error(
                     span.clone(),
@@ -143,7 +178,7 @@ impl Checker<'_> {
                     "missing key `measure`",
                 )
                 .hint(
-                    "a SELECT with columns entity, period, value (one row per entity per period)",
+                    "a SELECT with columns entity, period, value (one row per entity per period), or a shorthand table",
                 );
                 None
             }
@@ -186,9 +221,17 @@ impl Checker<'_> {
             .resolve
             .as_ref()
             .and_then(|v| self.number(key, "resolve", v));
-        if raw.warn.is_none() && raw.critical.is_none() {
+        let peer = raw.peer.as_ref().and_then(|p| self.peer(key, p));
+        let by_percentile = matches!(
+            peer,
+            Some(Peer {
+                condition: PeerCondition::Percentile(_),
+                ..
+            })
+        );
+        if raw.warn.is_none() && raw.critical.is_none() && !by_percentile {
             self.error(span.clone(), key, "needs `warn`, `critical` or both")
-                .hint("the value past which an entity breaches, e.g. warn = 4.2");
+                .hint("the value past which an entity breaches, e.g. warn = 4.2 (or a peer percentile)");
         }
         // A worse level must lie further along the breach direction, and the
         // resolve point on the good side of the first threshold crossed.
@@ -246,6 +289,15 @@ impl Checker<'_> {
                 .hint(format!("configured: {}", known.join(", ")));
             }
         }
+        let n_of_m = raw.n_of_m.as_ref().and_then(|v| self.n_of_m(key, v));
+        let repeat_secs = raw
+            .repeat
+            .as_ref()
+            .and_then(|d| self.interval(key, "repeat", d));
+        let cooldown_secs = raw
+            .cooldown
+            .as_ref()
+            .and_then(|d| self.interval(key, "cooldown", d));
         let schedule = self.schedule(key, raw.schedule.as_ref(), raw.timezone.as_ref());
         let (actions, webhooks) = self.actions(key, raw.actions);
         if self.error_count() > errors_before {
@@ -261,7 +313,12 @@ impl Checker<'_> {
             warn,
             critical,
             for_evaluations,
-            resolve: resolve.or(first)?,
+            // A percentile-only rule has no absolute threshold: it resolves
+            // once the entity is no longer past its peers.
+            resolve: resolve.or(first).unwrap_or(match direction {
+                Direction::Above => f64::INFINITY,
+                Direction::Below => f64::NEG_INFINITY,
+            }),
             after: raw
                 .after
                 .into_iter()
@@ -272,8 +329,88 @@ impl Checker<'_> {
             actions,
             webhooks,
             notify_resolved: raw.notify_resolved.unwrap_or(false),
+            n_of_m,
+            peer,
+            repeat_secs,
+            cooldown_secs,
             at: self.located(span, key),
         })
+    }
+
+    fn n_of_m(&mut self, key: &str, v: &Spanned<Vec<i64>>) -> Option<(u32, u32)> {
+        match v.get_ref().as_slice() {
+            [n, m] if 1 <= *n && n <= m && *m <= 1000 => Some((*n as u32, *m as u32)),
+            _ => {
+                self.error(
+                    v.span(),
+                    &format!("{key}.n_of_m"),
+                    "must be [N, M] with 1 ≤ N ≤ M ≤ 1000",
+                )
+                .hint("n_of_m = [3, 4]: breached in 3 of the entity's last 4 periods");
+                None
+            }
+        }
+    }
+
+    fn peer(&mut self, key: &str, raw: &Spanned<RawPeer>) -> Option<Peer> {
+        let p = raw.get_ref();
+        let key = format!("{key}.peer");
+        let condition = match (p.percentile, p.sole) {
+            (Some(q), None | Some(false)) if q > 0.0 && q < 100.0 => PeerCondition::Percentile(q),
+            (Some(_), None | Some(false)) => {
+                self.error(raw.span(), &key, "`percentile` must lie between 0 and 100");
+                return None;
+            }
+            (None, Some(true)) => PeerCondition::Sole,
+            _ => {
+                self.error(raw.span(), &key, "needs exactly one of `percentile` or `sole = true`")
+                    .hint("percentile = 10: past the group's 10th percentile; sole = true: the only member of the group breaching");
+                return None;
+            }
+        };
+        if let Some(g) = &p.group {
+            let plain = g
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && g.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !plain {
+                self.error(
+                    raw.span(),
+                    &key,
+                    format!("group `{g}` is not a plain column name"),
+                );
+                return None;
+            }
+        }
+        Some(Peer {
+            group: p.group.clone(),
+            condition,
+        })
+    }
+
+    /// `"4h"`, `"7d"`, `"30m"` → seconds.
+    fn interval(&mut self, key: &str, name: &str, v: &Spanned<String>) -> Option<u64> {
+        match humantime::parse_duration(v.get_ref()) {
+            Ok(d) if d.as_secs() >= 1 => Some(d.as_secs()),
+            Ok(_) => {
+                self.error(
+                    v.span(),
+                    &format!("{key}.{name}"),
+                    "must be at least one second",
+                );
+                None
+            }
+            Err(e) => {
+                self.error(
+                    v.span(),
+                    &format!("{key}.{name}"),
+                    format!("`{}` is not a duration: {e}", v.get_ref()),
+                )
+                .hint("e.g. \"30m\", \"4h\", \"7d\"");
+                None
+            }
+        }
     }
 
     fn number(&mut self, key: &str, name: &str, v: &Spanned<toml::Value>) -> Option<f64> {
@@ -598,6 +735,109 @@ body = "{{ x "
             "/c/conveyor.toml:22:1: rules[0].actions[1].to: `to` belongs to an e-mail action",
             "/c/conveyor.toml:22:1: rules[0].actions[1].url: missing key `url`",
             "/c/conveyor.toml:25:8: rules[0].actions[1].body: template does not parse",
+        ];
+        assert_eq!(lines.len(), expect.len(), "{lines:#?}");
+        for (line, want) in lines.iter().zip(expect) {
+            assert!(line.starts_with(want), "got {line:?}, want prefix {want:?}");
+        }
+    }
+
+    #[test]
+    fn rules_lifecycle_peer_and_shorthand_keys_build_the_model() {
+        let c = parse(
+            r#"
+[[reconcile]]
+name = "placed"
+left = { table = "a" }
+right = { table = "b" }
+keys = [{ left = "id" }]
+
+[[rules]]
+name = "csat"
+measure = { view = "agent_daily", aggregate = "avg", column = "csat", by = "agent_id", period = "week", time = "day", periods = 4, context = ["team"] }
+direction = "below"
+warn = 3.5
+n_of_m = [3, 4]
+repeat = "1d"
+cooldown = "6h"
+
+[[rules]]
+name = "quality"
+measure = "SELECT 1"
+direction = "below"
+warn = 80
+peer = { group = "team", sole = true }
+
+[[rules]]
+name = "slowest"
+measure = "SELECT 1"
+direction = "above"
+peer = { percentile = 90 }
+
+[[rules]]
+name = "never_invoiced"
+measure = { reconciliation = "placed", statuses = ["missing_right"] }
+direction = "above"
+warn = 0
+"#,
+        )
+        .unwrap();
+        let [csat, quality, slowest, invoiced] = &c.rules[..] else {
+            panic!("four rules")
+        };
+        assert_eq!(csat.n_of_m, Some((3, 4)));
+        assert_eq!(
+            (csat.repeat_secs, csat.cooldown_secs),
+            (Some(86_400), Some(21_600))
+        );
+        assert!(csat.measure.contains("avg(csat)") && csat.measure.contains("model.agent_daily"));
+        assert_eq!(
+            quality.peer,
+            Some(Peer {
+                group: Some("team".into()),
+                condition: PeerCondition::Sole
+            })
+        );
+        assert_eq!(
+            slowest.peer.as_ref().unwrap().condition,
+            PeerCondition::Percentile(90.0)
+        );
+        assert_eq!(slowest.resolve, f64::INFINITY);
+        assert!(
+            invoiced.measure.contains("status IN ('missing_right')"),
+            "{}",
+            invoiced.measure
+        );
+    }
+
+    #[test]
+    fn rules_lifecycle_peer_and_shorthand_mistakes_are_located() {
+        let errs = parse(
+            r#"
+[[rules]]
+name = "a"
+measure = { view = "agent_daily", aggregate = "mode", column = "csat" }
+direction = "below"
+warn = 3
+n_of_m = [5, 4]
+repeat = "soon"
+
+[[rules]]
+name = "b"
+measure = { reconciliation = "nope" }
+direction = "above"
+peer = { group = "team" }
+"#,
+        )
+        .unwrap_err();
+        let lines: Vec<String> = errs.0.iter().map(|d| d.to_string()).collect();
+        let expect = [
+            "/c/conveyor.toml:15:11: rules[0].measure: the shorthand lacks by, period, time",
+            "/c/conveyor.toml:18:10: rules[0].n_of_m: must be [N, M] with 1 ≤ N ≤ M ≤ 1000",
+            "/c/conveyor.toml:19:10: rules[0].repeat: `soon` is not a duration",
+            "/c/conveyor.toml:21:1: rules[1]: needs `warn`, `critical` or both",
+            "/c/conveyor.toml:23:11: rules[1].measure: no reconciliation named `nope`",
+            "/c/conveyor.toml:25:8: rules[1].peer: needs exactly one of `percentile` or `sole = true`",
         ];
         assert_eq!(lines.len(), expect.len(), "{lines:#?}");
         for (line, want) in lines.iter().zip(expect) {

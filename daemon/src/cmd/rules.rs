@@ -158,7 +158,11 @@ pub fn check_measures(config: &Config) -> Option<ExitCode> {
 /// column nor a built-in (and a `to_column` the measure lacks), located.
 pub fn check_templates(rule: &conveyor_config::RuleConfig, columns: &[String]) -> Vec<String> {
     let mut wrong = Vec::new();
-    let email = rule.actions.iter().flat_map(|a| [&a.subject, &a.body]);
+    let email = rule
+        .actions
+        .iter()
+        .flat_map(|a| [Some(&a.subject), Some(&a.body), a.html.as_ref()])
+        .flatten();
     let webhook = rule.webhooks.iter().filter_map(|w| w.body.as_ref());
     for t in email.chain(webhook) {
         for v in &t.variables {

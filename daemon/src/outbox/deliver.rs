@@ -11,6 +11,7 @@ use chrono::NaiveDateTime;
 use conveyor_config::{SmtpConfig, SmtpTls};
 use duckdb::Connection;
 use lettre::message::header::ContentType;
+use lettre::message::MultiPart;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{Message, SmtpTransport, Transport};
 
@@ -43,6 +44,7 @@ struct Due {
     recipient: String,
     subject: String,
     body: String,
+    html: Option<String>,
     attempts: i32,
 }
 
@@ -132,7 +134,7 @@ pub(crate) fn backoff_secs(attempts: i32) -> i64 {
 
 fn due(conn: &Connection, now: NaiveDateTime) -> duckdb::Result<Vec<Due>> {
     let mut st = conn.prepare(
-        "SELECT id, key, recipient, subject, body, attempts FROM conveyor.outbox
+        "SELECT id, key, recipient, subject, body, attempts, html_body FROM conveyor.outbox
          WHERE channel = 'email' AND delivered_at IS NULL AND dead_at IS NULL
            AND next_attempt_at <= CAST(? AS TIMESTAMP)
          ORDER BY id",
@@ -145,6 +147,7 @@ fn due(conn: &Connection, now: NaiveDateTime) -> duckdb::Result<Vec<Due>> {
             subject: r.get(3)?,
             body: r.get(4)?,
             attempts: r.get(5)?,
+            html: r.get(6)?,
         })
     })?;
     rows.collect()
@@ -178,12 +181,17 @@ fn message(smtp: &SmtpConfig, d: &Due) -> Result<Message, String> {
         .recipient
         .parse()
         .map_err(|e| format!("recipient `{}`: {e}", d.recipient))?;
-    Message::builder()
+    let builder = Message::builder()
         .message_id(Some(format!("<{}@conveyor>", d.key)))
         .from(from)
         .to(to)
-        .subject(d.subject.clone())
-        .header(ContentType::TEXT_PLAIN)
-        .body(d.body.clone())
-        .map_err(|e| e.to_string())
+        .subject(d.subject.clone());
+    match &d.html {
+        Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+            d.body.clone(),
+            html.clone(),
+        )),
+        None => builder.header(ContentType::TEXT_PLAIN).body(d.body.clone()),
+    }
+    .map_err(|e| e.to_string())
 }

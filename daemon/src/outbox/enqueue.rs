@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use conveyor_config::{EmailAction, RuleConfig};
 use duckdb::Connection;
-use minijinja::{Environment, UndefinedBehavior, Value};
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 
 /// One transition to announce, as the templates see it.
 struct Transition {
@@ -32,22 +32,27 @@ pub(crate) fn enqueue(
     if transitions.is_empty() {
         return Ok(0);
     }
-    let mut env = Environment::new();
-    // An unknown variable is an error, not an empty string in an e-mail.
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    let env = environment(AutoEscape::None);
+    // Data in an HTML part is escaped: an agent called `<b>` stays text.
+    let html_env = environment(AutoEscape::Html);
     let mut st = conn.prepare(&format!(
-        "INSERT INTO conveyor.outbox VALUES (nextval('conveyor.outbox_ids'), ?, ?, ?, 'email', ?, ?, ?,
-                 {now}, 0, {now}, NULL, NULL, NULL)"
+        "INSERT INTO conveyor.outbox (id, key, rule, eval_id, channel, recipient, subject, body,
+                 html_body, created_at, attempts, next_attempt_at)
+         VALUES (nextval('conveyor.outbox_ids'), ?, ?, ?, 'email', ?, ?, ?, ?, {now}, 0, {now})"
     ))?;
     let mut rows = 0;
     for action in &rule.actions {
         for (recipient, items) in by_recipient(action, &transitions) {
             let mut subjects = Vec::new();
             let mut bodies = Vec::new();
+            let mut htmls = Vec::new();
             for t in items {
                 let ctx = Value::from_serialize(&t.vars);
                 subjects.push(render(&env, &action.subject.source, &ctx)?);
                 bodies.push(render(&env, &action.body.source, &ctx)?);
+                if let Some(html) = &action.html {
+                    htmls.push(render(&html_env, &html.source, &ctx)?);
+                }
             }
             // One e-mail lists all the recipient's alerts: the first subject
             // stands for them all. CR/LF never reach a header.
@@ -56,9 +61,10 @@ pub(crate) fn enqueue(
                 subject += &format!(" (+{} more)", subjects.len() - 1);
             }
             let body = bodies.join("\n\n");
+            let html = (!htmls.is_empty()).then(|| htmls.join("\n<hr>\n"));
             let key = super::notification_key(&rule.name, eval_id, "email", &recipient);
             st.execute(duckdb::params![
-                key, rule.name, eval_id, recipient, subject, body
+                key, rule.name, eval_id, recipient, subject, body, html
             ])?;
             rows += 1;
         }
@@ -78,8 +84,9 @@ fn enqueue_webhooks(
     transitions: &[Transition],
 ) -> Result<usize, EnqueueError> {
     let mut st = conn.prepare(&format!(
-        "INSERT INTO conveyor.outbox VALUES (nextval('conveyor.outbox_ids'), ?, ?, ?, 'webhook', ?, ?, ?,
-                 {now}, 0, {now}, NULL, NULL, NULL)"
+        "INSERT INTO conveyor.outbox (id, key, rule, eval_id, channel, recipient, subject, body,
+                 created_at, attempts, next_attempt_at)
+         VALUES (nextval('conveyor.outbox_ids'), ?, ?, ?, 'webhook', ?, ?, ?, {now}, 0, {now})"
     ))?;
     let mut rows = 0;
     for (i, hook) in rule.webhooks.iter().enumerate() {
@@ -116,13 +123,19 @@ fn enqueue_webhooks(
     Ok(rows)
 }
 
-/// `{rule, entity, level, value, period, transition, context: {column: value}}`.
+/// Built-in variables left out of the default webhook body when null.
+const OPTIONAL_BUILTINS: [&str; 3] = ["breaches", "window", "peer_threshold"];
+
+/// `{rule, entity, level, value, period, transition, repeat, context: {column: value}}`.
 fn default_body(t: &Transition) -> serde_json::Value {
     let mut out = serde_json::Map::new();
     let mut context = serde_json::Map::new();
     for (k, v) in &t.vars {
         if conveyor_config::BUILTIN_VARIABLES.contains(&k.as_str()) {
-            out.insert(k.clone(), v.clone());
+            // `breaches`, `window`, `peer_threshold` only when the rule has them.
+            if !v.is_null() || !OPTIONAL_BUILTINS.contains(&k.as_str()) {
+                out.insert(k.clone(), v.clone());
+            }
         } else {
             context.insert(k.clone(), v.clone());
         }
@@ -144,33 +157,50 @@ fn render(env: &Environment, source: &str, ctx: &Value) -> Result<String, Enqueu
         .map_err(|e| EnqueueError::Render(e.to_string()))
 }
 
-/// The transitions of this evaluation worth a notification, with the
-/// measure's context columns and the built-in variables.
+/// A template environment: an unknown variable is an error, not an empty
+/// string in an e-mail.
+fn environment(escape: AutoEscape) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(move |_| escape.clone());
+    env
+}
+
+/// The transitions of this evaluation worth a notification (`rule_t.notify`:
+/// started firing and not silenced or cooling down, a repeat due, or a
+/// resolve the rule announces), with the measure's context columns and the
+/// built-in variables.
 fn transitions(conn: &Connection, rule: &RuleConfig) -> duckdb::Result<Vec<Transition>> {
-    let resolved = if rule.notify_resolved {
-        "OR (t.new_state = 'resolved' AND t.old_state = 'firing')"
-    } else {
-        ""
-    };
-    let mut st = conn.prepare(&format!(
-        "SELECT t.entity, t.new_state, t.level, t.value, t.period, CAST(l.context AS VARCHAR)
+    let mut st = conn.prepare(
+        "SELECT t.entity, t.notify, t.level, t.value, t.period, CAST(l.context AS VARCHAR),
+                l.breaches, l.peer_threshold
          FROM rule_t AS t JOIN rule_l AS l USING (entity)
-         WHERE (t.new_state = 'firing' AND t.old_state IS DISTINCT FROM 'firing') {resolved}
-         ORDER BY t.entity"
-    ))?;
+         WHERE t.notify IS NOT NULL
+         ORDER BY t.entity",
+    )?;
+    let window = rule.n_of_m.map(|(_, m)| m);
     let rows = st.query_map([], |r| {
         let entity: String = r.get(0)?;
         let context: Option<String> = r.get(5)?;
         let mut vars: BTreeMap<String, serde_json::Value> = context
             .and_then(|c| serde_json::from_str(&c).ok())
             .unwrap_or_default();
-        let state: String = r.get(1)?;
+        let notify: String = r.get(1)?;
+        let transition = if notify == "resolved" {
+            "resolved"
+        } else {
+            "firing"
+        };
         vars.insert("rule".into(), rule.name.clone().into());
         vars.insert("entity".into(), entity.clone().into());
-        vars.insert("transition".into(), state.into());
+        vars.insert("transition".into(), transition.into());
+        vars.insert("repeat".into(), (notify == "repeat").into());
         vars.insert("level".into(), r.get::<_, String>(2)?.into());
         vars.insert("value".into(), r.get::<_, Option<f64>>(3)?.into());
         vars.insert("period".into(), r.get::<_, Option<String>>(4)?.into());
+        vars.insert("breaches".into(), r.get::<_, Option<i64>>(6)?.into());
+        vars.insert("window".into(), window.into());
+        vars.insert("peer_threshold".into(), r.get::<_, Option<f64>>(7)?.into());
         Ok(Transition { entity, vars })
     })?;
     rows.collect()

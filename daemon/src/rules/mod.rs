@@ -87,6 +87,10 @@ pub fn evaluate_at(
         .map_err(store)?;
     let now = format!("TIMESTAMP '{}'", now.format("%Y-%m-%d %H:%M:%S%.6f"));
     drop_temp(conn);
+    // The evaluation's clock, for measures (and shorthands) that look back
+    // from "now": a simulated clock in tests moves their window too.
+    conn.execute_batch(&format!("SET VARIABLE conveyor_now = {now}"))
+        .map_err(store)?;
     conn.execute_batch("BEGIN TRANSACTION").map_err(store)?;
     let outcome = compute(conn, rule, eval_id, &now).and_then(|mut summary| {
         conn.execute_batch("COMMIT").map_err(Step::Store)?;
@@ -317,5 +321,7 @@ pub fn measure_columns(
     Ok(columns)
 }
 
+#[cfg(test)]
+mod lifecycle_tests;
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,7 @@
 //! append them to `conveyor.rule_results`, and compute each entity's alert
 //! transition. Set-based; Rust never loops over rows.
 
-use conveyor_config::{Direction, RuleConfig};
+use conveyor_config::{Direction, PeerCondition, RuleConfig};
 
 use crate::warehouse::{ident, literal};
 
@@ -26,25 +26,43 @@ fn num(v: f64) -> String {
 
 /// `rule_c`: every measure row with its level and whether its value is
 /// back on the good side of `resolve`. `context` holds the other columns.
+/// With a `peer` condition each row is also judged against the other
+/// members of its group in the same period.
 pub fn classify(rule: &RuleConfig, context_columns: &[String]) -> String {
-    let past = |threshold: f64| match rule.direction {
-        Direction::Above => format!("value > {}", num(threshold)),
-        Direction::Below => format!("value < {}", num(threshold)),
+    let past = |threshold: &str| match rule.direction {
+        Direction::Above => format!("value > {threshold}"),
+        Direction::Below => format!("value < {threshold}"),
     };
+    let condition = rule.peer.as_ref().map(|p| p.condition);
+    let percentile = match condition {
+        Some(PeerCondition::Percentile(q)) => Some(q),
+        _ => None,
+    };
+    // Past the group's percentile, when the rule has one: a NULL threshold
+    // (a group of NULLs) is never a breach.
+    let past_peer = percentile.map(|_| format!("coalesce({}, false)", past("peer_threshold")));
     let mut level = String::from("CASE WHEN value IS NULL THEN 'no_data'");
     if let Some(c) = rule.critical {
-        level += &format!(" WHEN {} THEN 'critical'", past(c));
+        level += &format!(" WHEN {} THEN 'critical'", past(&num(c)));
     }
-    if let Some(w) = rule.warn {
-        level += &format!(" WHEN {} THEN 'warn'", past(w));
+    match (rule.warn, &past_peer) {
+        (Some(w), Some(peer)) => {
+            level += &format!(" WHEN {} AND {peer} THEN 'warn'", past(&num(w)))
+        }
+        (Some(w), None) => level += &format!(" WHEN {} THEN 'warn'", past(&num(w))),
+        (None, Some(peer)) => level += &format!(" WHEN {peer} THEN 'warn'"),
+        (None, None) => {}
     }
     level += " ELSE 'ok' END";
     // At the resolve point counts as recovered: with the default (resolve =
     // warn) a value exactly at warn is neither a breach nor still firing.
-    let recovered = match rule.direction {
+    let mut recovered = match rule.direction {
         Direction::Above => format!("coalesce(value <= {}, false)", num(rule.resolve)),
         Direction::Below => format!("coalesce(value >= {}, false)", num(rule.resolve)),
     };
+    if let Some(peer) = &past_peer {
+        recovered = format!("({recovered} AND NOT {peer})");
+    }
     let context = if context_columns.is_empty() {
         "CAST(NULL AS JSON)".to_string()
     } else {
@@ -54,12 +72,35 @@ pub fn classify(rule: &RuleConfig, context_columns: &[String]) -> String {
             .collect();
         format!("json_object({})", pairs.join(", "))
     };
+    let group = match rule.peer.as_ref().and_then(|p| p.group.as_deref()) {
+        Some(g) => format!("CAST(m.{} AS VARCHAR)", ident(g)),
+        None => "''".to_string(),
+    };
+    let peers = "OVER (PARTITION BY peer_group, period_raw)";
+    let threshold = match percentile {
+        Some(q) => format!("quantile_cont(value, {}) {peers}", num(q / 100.0)),
+        None => "CAST(NULL AS DOUBLE)".to_string(),
+    };
+    // Sole: a breach counts only when nobody else in the group breaches.
+    let final_level = if condition == Some(PeerCondition::Sole) {
+        format!(
+            "CASE WHEN raw_level IN ('warn', 'critical')
+                   AND count(*) FILTER (WHERE raw_level IN ('warn', 'critical')) {peers} > 1
+                  THEN 'ok' ELSE raw_level END"
+        )
+    } else {
+        "raw_level".to_string()
+    };
     format!(
         "CREATE TEMP TABLE rule_c AS
-         SELECT entity, period_raw, value, {level} AS level, {recovered} AS recovered, context
-         FROM (SELECT CAST(m.entity AS VARCHAR) AS entity, m.period AS period_raw,
-                      CAST(m.value AS DOUBLE) AS value, {context} AS context
-               FROM rule_m AS m)"
+         WITH b AS (
+           SELECT CAST(m.entity AS VARCHAR) AS entity, m.period AS period_raw,
+                  CAST(m.value AS DOUBLE) AS value, {context} AS context, {group} AS peer_group
+           FROM rule_m AS m
+         ), p AS (SELECT *, {threshold} AS peer_threshold FROM b),
+         l AS (SELECT *, {level} AS raw_level, {recovered} AS recovered FROM p)
+         SELECT entity, period_raw, value, {final_level} AS level, recovered, context, peer_threshold
+         FROM l"
     )
 }
 
@@ -77,16 +118,42 @@ pub fn insert_results(rule: &RuleConfig, eval_id: i64, now: &str) -> String {
 /// `rule_t`: the alert row each of those entities has after this
 /// evaluation (`new_state` NULL: no alert row) and the transition made.
 pub fn transitions(rule: &RuleConfig, now: &str) -> [String; 2] {
-    let latest = "CREATE TEMP TABLE rule_l AS
-         SELECT * FROM rule_c WHERE entity IS NOT NULL
+    let latest = match rule.n_of_m {
+        None => "CREATE TEMP TABLE rule_l AS
+         SELECT *, CAST(NULL AS BIGINT) AS breaches FROM rule_c WHERE entity IS NOT NULL
          QUALIFY row_number() OVER (PARTITION BY entity ORDER BY period_raw DESC NULLS LAST) = 1"
-        .to_string();
+            .to_string(),
+        // The latest period carries the verdict over the last M: breached
+        // when N of them breach (critical when N are critical); recovered
+        // once fewer than N breach and the latest is past `resolve`.
+        Some((n, m)) => format!(
+            "CREATE TEMP TABLE rule_l AS
+             WITH r AS (
+               SELECT *, row_number() OVER (PARTITION BY entity ORDER BY period_raw DESC NULLS LAST) AS rn
+               FROM rule_c WHERE entity IS NOT NULL
+             ), w AS (
+               SELECT entity,
+                      count(*) FILTER (WHERE level IN ('warn', 'critical')) AS breaches,
+                      count(*) FILTER (WHERE level = 'critical') AS criticals
+               FROM r WHERE rn <= {m} GROUP BY entity
+             )
+             SELECT r.entity, r.period_raw, r.value,
+                    CASE WHEN w.criticals >= {n} THEN 'critical'
+                         WHEN w.breaches >= {n} THEN 'warn'
+                         WHEN r.level = 'no_data' THEN 'no_data'
+                         ELSE 'ok' END AS level,
+                    w.breaches < {n} AND r.recovered AS recovered,
+                    r.context, r.peer_threshold, w.breaches
+             FROM r JOIN w USING (entity) WHERE r.rn = 1"
+        ),
+    };
     let for_n = rule.for_evaluations;
     let t = format!(
         "CREATE TEMP TABLE rule_t AS
          WITH s AS (
            SELECT l.*, a.state AS old_state, a.level AS old_level, a.since AS old_since,
                   a.fired_at AS old_fired_at, a.resolved_at AS old_resolved_at,
+                  a.last_notified_at AS old_notified_at,
                   l.level IN ('warn', 'critical') AS breach,
                   CASE WHEN l.level IN ('warn', 'critical')
                        THEN CASE WHEN a.state IN ('pending', 'firing') THEN a.consecutive ELSE 0 END + 1
@@ -109,6 +176,7 @@ pub fn transitions(rule: &RuleConfig, now: &str) -> [String; 2] {
              END AS new_state
            FROM s
          )
+         , o AS (
          SELECT entity, old_state, new_state, new_consecutive,
                 CASE WHEN breach THEN level ELSE old_level END AS level,
                 CASE WHEN old_state = 'pending' AND new_state = 'resolved' THEN old_resolved_at
@@ -119,8 +187,38 @@ pub fn transitions(rule: &RuleConfig, now: &str) -> [String; 2] {
                      ELSE old_fired_at END AS fired_at,
                 CASE WHEN new_state = 'resolved' AND old_state = 'firing' THEN {now}
                      WHEN new_state = 'firing' THEN NULL
-                     ELSE old_resolved_at END AS resolved_at
-         FROM n",
+                     ELSE old_resolved_at END AS resolved_at,
+                old_notified_at, old_fired_at,
+                EXISTS (SELECT 1 FROM conveyor.silences AS x
+                        WHERE x.rule = {name} AND (x.entity IS NULL OR x.entity = n.entity)
+                          AND x.removed_at IS NULL AND x.starts_at <= {now} AND {now} < x.expires_at) AS silenced
+         FROM n
+         ), d AS (
+           SELECT *,
+             -- firing and not announced since it (last) started firing: a
+             -- silence or a cooldown delays the announcement, never drops it
+             new_state = 'firing' AND (old_notified_at IS NULL OR old_notified_at < fired_at) AS unannounced
+           FROM o
+         )
+         SELECT entity, old_state, new_state, new_consecutive, level, since, period, value,
+                fired_at, resolved_at, silenced, old_notified_at,
+                CASE WHEN silenced THEN NULL
+                     WHEN unannounced AND NOT {cooling} THEN 'firing'
+                     WHEN unannounced THEN NULL
+                     WHEN new_state = 'firing' AND {repeat_due} THEN 'repeat'
+                     WHEN new_state = 'resolved' AND old_state = 'firing' AND {notify_resolved}
+                          AND old_notified_at >= old_fired_at THEN 'resolved'
+                END AS notify
+         FROM d",
+        cooling = match rule.cooldown_secs {
+            Some(secs) => format!("coalesce(old_notified_at > {now} - INTERVAL ({secs}) SECOND, false)"),
+            None => "false".to_string(),
+        },
+        repeat_due = match rule.repeat_secs {
+            Some(secs) => format!("coalesce(old_notified_at <= {now} - INTERVAL ({secs}) SECOND, false)"),
+            None => "false".to_string(),
+        },
+        notify_resolved = rule.notify_resolved,
         name = literal(&rule.name),
     );
     [latest, t]
@@ -134,8 +232,11 @@ pub fn apply(rule: &RuleConfig, eval_id: i64, now: &str) -> [String; 2] {
         format!("DELETE FROM conveyor.alerts WHERE rule = {name} AND entity IN (SELECT entity FROM rule_t)"),
         format!(
             "INSERT INTO conveyor.alerts
+             (rule, entity, state, level, since, last_evaluated, last_eval_id, last_period,
+              last_value, consecutive, fired_at, resolved_at, last_notified_at)
              SELECT {name}, entity, new_state, level, since, {now}, {eval_id}, period, value,
-                    new_consecutive, fired_at, resolved_at
+                    new_consecutive, fired_at, resolved_at,
+                    CASE WHEN notify IS NOT NULL THEN {now} ELSE old_notified_at END
              FROM rule_t WHERE new_state IS NOT NULL"
         ),
     ]

@@ -8,12 +8,12 @@ use conveyor_config::{Direction, Located, RuleConfig};
 use super::*;
 use crate::warehouse::Warehouse;
 
-struct Db {
+pub(super) struct Db {
     _dir: tempfile::TempDir,
-    conn: Connection,
+    pub(super) conn: Connection,
 }
 
-fn db() -> Db {
+pub(super) fn db() -> Db {
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(&dir.path().join("wh.duckdb")).unwrap();
     let conn = wh.connection().unwrap();
@@ -24,7 +24,7 @@ fn db() -> Db {
     Db { _dir: dir, conn }
 }
 
-fn rule(direction: Direction, warn: Option<f64>, critical: Option<f64>) -> RuleConfig {
+pub(super) fn rule(direction: Direction, warn: Option<f64>, critical: Option<f64>) -> RuleConfig {
     RuleConfig {
         name: "r".into(),
         description: None,
@@ -41,6 +41,10 @@ fn rule(direction: Direction, warn: Option<f64>, critical: Option<f64>) -> RuleC
         actions: vec![],
         webhooks: vec![],
         notify_resolved: false,
+        n_of_m: None,
+        peer: None,
+        repeat_secs: None,
+        cooldown_secs: None,
         at: Located {
             file: "c.toml".into(),
             line: 1,
@@ -62,7 +66,7 @@ fn set(conn: &Connection, day: u32, scores: &[(&str, f64)]) {
     }
 }
 
-fn t(n: i64) -> NaiveDateTime {
+pub(super) fn t(n: i64) -> NaiveDateTime {
     NaiveDate::from_ymd_opt(2026, 1, 1)
         .unwrap()
         .and_hms_opt(6, 0, 0)
@@ -71,7 +75,7 @@ fn t(n: i64) -> NaiveDateTime {
 }
 
 /// `t(n)` as DuckDB prints a TIMESTAMP cast to VARCHAR.
-fn ts(n: i64) -> String {
+pub(super) fn ts(n: i64) -> String {
     t(n).format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
@@ -97,7 +101,7 @@ fn alert(conn: &Connection, entity: &str) -> Option<(String, i32)> {
     .ok()
 }
 
-fn state(conn: &Connection, entity: &str) -> Option<String> {
+pub(super) fn state(conn: &Connection, entity: &str) -> Option<String> {
     alert(conn, entity).map(|a| a.0)
 }
 

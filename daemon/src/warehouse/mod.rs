@@ -110,7 +110,18 @@ CREATE TABLE IF NOT EXISTS conveyor.alerts (
     last_value      DOUBLE,
     consecutive     INTEGER NOT NULL,      -- breaching evaluations in a row
     fired_at        TIMESTAMP,             -- last time it started firing
-    resolved_at     TIMESTAMP
+    resolved_at     TIMESTAMP,
+    last_notified_at TIMESTAMP             -- last notification queued (firing, repeat, resolved)
+);
+CREATE SEQUENCE IF NOT EXISTS conveyor.silence_ids START 1;
+CREATE TABLE IF NOT EXISTS conveyor.silences (
+    id              BIGINT NOT NULL,       -- `conveyor silence remove ID`
+    rule            VARCHAR NOT NULL,
+    entity          VARCHAR,               -- NULL: every entity of the rule
+    reason          VARCHAR NOT NULL,
+    starts_at       TIMESTAMP NOT NULL,
+    expires_at      TIMESTAMP NOT NULL,
+    removed_at      TIMESTAMP              -- lifted early
 );
 CREATE SEQUENCE IF NOT EXISTS conveyor.outbox_ids START 1;
 CREATE TABLE IF NOT EXISTS conveyor.outbox (
@@ -121,7 +132,8 @@ CREATE TABLE IF NOT EXISTS conveyor.outbox (
     channel         VARCHAR NOT NULL,      -- email | webhook (recipient: the URL)
     recipient       VARCHAR NOT NULL,
     subject         VARCHAR NOT NULL,
-    body            VARCHAR NOT NULL,
+    body            VARCHAR NOT NULL,      -- the text part (webhooks: the JSON)
+    html_body       VARCHAR,               -- the HTML alternative, when the action has one
     created_at      TIMESTAMP NOT NULL,
     attempts        INTEGER NOT NULL,
     next_attempt_at TIMESTAMP NOT NULL,
@@ -135,6 +147,36 @@ CREATE TABLE IF NOT EXISTS conveyor.credentials (
     updated_at  TIMESTAMP NOT NULL
 );
 "#;
+
+/// Creates Conveyor's tables, and brings those of a file written by an
+/// older version up to date.
+pub fn create_metadata(conn: &Connection) -> Result<()> {
+    let had_notified: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM information_schema.columns
+             WHERE table_schema = 'conveyor' AND table_name = 'alerts' AND column_name = 'last_notified_at'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(false);
+    conn.execute_batch(METADATA_DDL)
+        .context("cannot create Conveyor's metadata tables")?;
+    conn.execute_batch(
+        "ALTER TABLE conveyor.alerts ADD COLUMN IF NOT EXISTS last_notified_at TIMESTAMP;
+         ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS html_body VARCHAR;",
+    )
+    .context("cannot update Conveyor's metadata tables")?;
+    if !had_notified {
+        // Alerts that fired under an older version were announced then:
+        // without this they would be announced again.
+        conn.execute_batch(
+            "UPDATE conveyor.alerts SET last_notified_at = fired_at
+             WHERE state = 'firing' AND last_notified_at IS NULL",
+        )
+        .context("cannot update Conveyor's metadata tables")?;
+    }
+    Ok(())
+}
 
 /// The read-write warehouse, held by one process at a time.
 pub struct Warehouse {
@@ -151,8 +193,7 @@ impl Warehouse {
         }
         let conn =
             Connection::open_with_flags(path, base_config()?).map_err(|e| lock_hint(e, path))?;
-        conn.execute_batch(METADATA_DDL)
-            .context("cannot create Conveyor's metadata tables")?;
+        create_metadata(&conn)?;
         Ok(Warehouse {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
