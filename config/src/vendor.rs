@@ -68,7 +68,13 @@ impl Vendor {
             Vendor::Gusto => &["employees", "payrolls", "employee_compensations"],
             Vendor::ZendeskTalk => &["calls"],
             Vendor::HubSpot => &["owners", "contacts", "deals"],
-            Vendor::Genesys => &["users", "conversations", "evaluations"],
+            Vendor::Genesys => &[
+                "users",
+                "conversations",
+                "evaluations",
+                "surveys",
+                "user_presence",
+            ],
         }
     }
 

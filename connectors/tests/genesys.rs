@@ -1,7 +1,8 @@
 //! The Genesys Cloud connector against its mock over loopback HTTP: users
 //! by `nextUri`, the conversation-details query paged by page number in the
-//! body and flattened per agent session, evaluations per agent, trailing
-//! re-query windows, token expiry, 429s and error bodies.
+//! body and flattened per agent session, the surveys those conversations
+//! carry, evaluations per agent, daily presence from the user aggregates
+//! query, trailing re-query windows, token expiry, 429s and error bodies.
 
 mod support;
 
@@ -9,6 +10,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Float64Type};
+use arrow_array::Array;
 use conveyor_mocks::server::MockServer;
 use conveyor_mocks::vendors::genesys::{GenesysHandle, GenesysMock, GenesysMockConfig};
 use conveyor_mocks::vendors::{Fault, MockHandle};
@@ -255,4 +259,166 @@ async fn a_429_is_waited_out_and_error_bodies_are_quoted() {
         "{e}"
     );
     assert!(sink.checkpoints.is_empty());
+}
+
+fn floats(sink: &support::Sink, name: &str) -> Vec<Option<f64>> {
+    sink.batches
+        .iter()
+        .flat_map(|b| {
+            let c = b
+                .column(b.schema().index_of(name).unwrap())
+                .as_primitive::<Float64Type>()
+                .clone();
+            c.iter().collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn dates(sink: &support::Sink, name: &str) -> Vec<Option<chrono::NaiveDate>> {
+    sink.batches
+        .iter()
+        .flat_map(|b| {
+            let c = b
+                .column(b.schema().index_of(name).unwrap())
+                .as_primitive::<Date32Type>()
+                .clone();
+            (0..c.len())
+                .map(|i| c.is_valid(i).then(|| c.value_as_date(i).unwrap()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn surveys_come_from_the_conversations_they_were_answered_for() {
+    let s = start().await;
+    let c = s.connector("");
+    let (r, sink) = read(c.as_ref(), "surveys", None).await;
+    r.unwrap_or_else(|e| panic!("{e}"));
+    let want = s.mock.surveys();
+    assert!(
+        want.len() > 100,
+        "every third of 400 conversations is surveyed"
+    );
+    let ids: Vec<Option<String>> = sink.strings("survey_id");
+    // Intervals touch their boundary day twice; the merge keeps each survey once.
+    let read_ids: HashSet<&str> = ids.iter().flatten().map(String::as_str).collect();
+    let want_ids: HashSet<&str> = want
+        .iter()
+        .map(|s| s["surveyId"].as_str().unwrap())
+        .collect();
+    assert_eq!(read_ids, want_ids);
+    let scores = floats(&sink, "total_score");
+    for conv in s
+        .mock
+        .conversations()
+        .iter()
+        .filter(|c| c["surveys"][0].is_object())
+    {
+        let survey = &conv["surveys"][0];
+        let at = ids
+            .iter()
+            .position(|i| i.as_deref() == survey["surveyId"].as_str())
+            .unwrap();
+        assert_eq!(
+            sink.strings("conversation_id")[at].as_deref(),
+            conv["conversationId"].as_str()
+        );
+        assert_eq!(
+            sink.strings("user_id")[at].as_deref(),
+            survey["userId"].as_str()
+        );
+        assert_eq!(scores[at], survey["oSurveyTotalScore"].as_f64());
+        assert_eq!(sink.strings("status")[at].as_deref(), Some("Finished"));
+        assert_eq!(
+            sink.instants("completed_at")[at].as_deref(),
+            survey["surveyCompletedDate"].as_str()
+        );
+    }
+    assert_eq!(
+        sink.ints("promoter_score").len(),
+        sink.rows(),
+        "promoter scores are integers"
+    );
+    assert!(sink.last_cursor().is_string());
+}
+
+#[tokio::test]
+async fn presence_is_read_per_user_day_and_qualifier_over_whole_days() {
+    let s = start().await;
+    let c = s.connector("");
+    let (r, sink) = read(c.as_ref(), "user_presence", None).await;
+    // The mock refuses intervals that do not start and end at midnight.
+    r.unwrap_or_else(|e| panic!("{e}"));
+    let want = s.mock.presence();
+    assert_eq!(
+        want.len(),
+        6 * 10 * 4,
+        "six agents, ten days, four presences"
+    );
+    assert_eq!(sink.rows(), want.len());
+    let (users, days, presences, ms) = (
+        sink.strings("user_id"),
+        dates(&sink, "day"),
+        sink.strings("presence"),
+        sink.ints("ms"),
+    );
+    for p in &want {
+        let at = (0..sink.rows())
+            .find(|&i| {
+                users[i].as_deref() == Some(p.user_id.as_str())
+                    && days[i] == Some(p.day)
+                    && presences[i].as_deref() == Some(p.presence.as_str())
+            })
+            .unwrap_or_else(|| panic!("{p:?} not read"));
+        assert_eq!(ms[at], p.ms, "{p:?}");
+    }
+    // 30 days of history (plus today) in 7-day intervals.
+    let queries = s.requests_to("/api/v2/analytics/users/aggregates/query");
+    assert_eq!(queries, 5);
+
+    // The next run re-queries the trailing window only, again in whole days.
+    let state = sink.checkpoints.last().unwrap().clone();
+    let (r, again) = read(c.as_ref(), "user_presence", Some(state)).await;
+    r.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        s.requests_to("/api/v2/analytics/users/aggregates/query"),
+        queries + 1
+    );
+    let oldest = dates(&again, "day").into_iter().flatten().min().unwrap();
+    let today = chrono::Utc::now().date_naive();
+    assert_eq!(oldest, today - chrono::Duration::days(2));
+    assert_eq!(again.rows(), 6 * 3 * 4);
+}
+
+#[tokio::test]
+async fn the_presence_query_wants_whole_days_and_an_empty_answer_is_an_empty_object() {
+    let s = start().await;
+    let http = reqwest::Client::new();
+    let tok: Value = http
+        .post(s.server.url("/oauth/token"))
+        .basic_auth("gc-client", Some("gc-secret-1618"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = tok["access_token"].as_str().unwrap().to_string();
+    let query = |interval: &str| {
+        http.post(s.server.url("/api/v2/analytics/users/aggregates/query"))
+            .bearer_auth(&token)
+            .json(&json!({"interval": interval, "granularity": "P1D", "groupBy": ["userId"], "metrics": ["tOrganizationPresence"]}))
+            .send()
+    };
+    let misaligned = query("2026-10-19T06:00:00.000Z/2026-10-20T06:00:00.000Z")
+        .await
+        .unwrap();
+    assert_eq!(misaligned.status(), 400);
+    let empty = query("2020-01-01T00:00:00.000Z/2020-01-08T00:00:00.000Z")
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 200);
+    assert_eq!(empty.json::<Value>().await.unwrap(), json!({}));
 }

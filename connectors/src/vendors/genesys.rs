@@ -1,5 +1,6 @@
 //! Genesys Cloud: users, conversations flattened to one row per agent
-//! session with the handling metrics, and quality evaluations per agent.
+//! session with the handling metrics, post-call surveys, quality
+//! evaluations per agent, and daily presence time per user.
 //!
 //! - Auth: client credentials with HTTP Basic at `login.<region>/oauth/token`.
 //! - Users: `GET /api/v2/users?state=any`, following `nextUri` (the
@@ -8,8 +9,16 @@
 //!   with an ISO interval and `paging.pageNumber` counted up until a short
 //!   page. Each run re-queries a trailing window (two days before the last
 //!   run's end) and rows are upserted by (conversation, session).
+//! - Surveys: the `surveys[]` of each conversation in the same details
+//!   query (so the same trailing window), one row per survey.
 //! - Evaluations: `GET /api/v2/quality/evaluations/query` needs one of
 //!   `agentUserId`, … so the read loops over the users.
+//! - Presence: `POST /api/v2/analytics/users/aggregates/query` with
+//!   `granularity: "P1D"` grouped by `userId`, metric
+//!   `tOrganizationPresence` (one sum of milliseconds per presence
+//!   qualifier and day). Day buckets only line up with calendar days when
+//!   the interval starts at midnight, so intervals are whole UTC days; the
+//!   same trailing window is re-queried.
 //! - Errors: `{"message","code","status","contextId",…}`.
 
 use std::sync::Arc;
@@ -21,10 +30,11 @@ use conveyor_plugin_api::{
 };
 use serde_json::{json, Map, Value};
 
-use super::read::{iso_millis, object, saved_instant, Emitter, Pages};
+use super::read::{fetch_json, iso_millis, object, saved_instant, Emitter, Pages};
 use super::table::{Col, Table};
 use super::{client, endpoint, oauth_error, selected, table, ClientSpec};
 use crate::http::body_pager::BodyPager;
+use crate::http::client::HttpRequest;
 use crate::http::{HttpClient, TokenBody};
 use crate::rest::pager::Pager;
 
@@ -102,6 +112,35 @@ pub const TABLES: &[Table] = &[
             ("changed_date", Col::Instant),
             ("submitted_date", Col::Instant),
             ("conversation_date", Col::Instant),
+        ],
+    },
+    Table {
+        name: "surveys",
+        primary_key: &["survey_id"],
+        cursor: Some("completed_at"),
+        columns: &[
+            ("survey_id", Col::Str),
+            ("conversation_id", Col::Str),
+            ("user_id", Col::Str),
+            ("queue_id", Col::Str),
+            ("survey_form_name", Col::Str),
+            ("status", Col::Str),
+            ("completed_at", Col::Instant),
+            // The survey form's total score (0–100).
+            ("total_score", Col::Float),
+            ("promoter_score", Col::Int),
+        ],
+    },
+    Table {
+        name: "user_presence",
+        primary_key: &["user_id", "day", "presence"],
+        cursor: Some("day"),
+        columns: &[
+            ("user_id", Col::Str),
+            ("day", Col::Date),
+            // The organization presence (`AVAILABLE`, `ON_QUEUE`, `OFFLINE` …).
+            ("presence", Col::Str),
+            ("ms", Col::Int),
         ],
     },
 ];
@@ -183,6 +222,11 @@ impl Genesys {
     }
 }
 
+/// The start of `t`'s UTC day.
+fn midnight(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.date_naive().and_time(chrono::NaiveTime::MIN).and_utc()
+}
+
 fn user_params() -> Vec<(String, String)> {
     vec![
         ("pageSize".into(), "100".into()),
@@ -221,11 +265,16 @@ impl Connector for Genesys {
                 }
                 return out.finish(json!({ "cursor": null }), cancel).await;
             }
-            "conversations" => {
+            "conversations" | "surveys" => {
                 let url = endpoint(
                     &self.cfg.base_url,
                     "api/v2/analytics/conversations/details/query",
                 )?;
+                let flatten = if t.name == "surveys" {
+                    surveys
+                } else {
+                    agent_sessions
+                };
                 let mut from = self.since(state.as_ref());
                 while from < now {
                     let to = (from + Duration::days(INTERVAL_DAYS)).min(now);
@@ -239,12 +288,35 @@ impl Connector for Genesys {
                         BodyPager::page_number(url.clone(), body, "paging.pageNumber", PAGE_SIZE);
                     let mut pages = Pages::body(&self.client, pager, "conversations");
                     while let Some(page) = pages.next(cancel).await? {
-                        let mut rows = Vec::new();
-                        for c in page.records {
-                            rows.extend(agent_sessions(&c));
-                        }
+                        let rows: Vec<_> = page.records.iter().flat_map(flatten).collect();
                         out.emit(&rows).await?;
                     }
+                    from = to;
+                }
+            }
+            "user_presence" => {
+                let url = endpoint(
+                    &self.cfg.base_url,
+                    "api/v2/analytics/users/aggregates/query",
+                )?;
+                // Whole UTC days, so each P1D bucket is one calendar day.
+                let mut from = midnight(self.since(state.as_ref()));
+                let end = midnight(now) + Duration::days(1);
+                while from < end {
+                    let to = (from + Duration::days(INTERVAL_DAYS)).min(end);
+                    let req = HttpRequest {
+                        method: reqwest::Method::POST,
+                        url: url.clone(),
+                        headers: Vec::new(),
+                        json: Some(json!({
+                            "interval": format!("{}/{}", iso_millis(from), iso_millis(to)),
+                            "granularity": "P1D",
+                            "groupBy": ["userId"],
+                            "metrics": ["tOrganizationPresence"],
+                        })),
+                    };
+                    let (_, body) = fetch_json(&self.client, &req, None).await?;
+                    out.emit(&presence_rows(&body)).await?;
                     from = to;
                 }
             }
@@ -349,6 +421,60 @@ fn agent_sessions(c: &Value) -> Vec<Map<String, Value>> {
                 row.insert(k.into(), v);
             }
             rows.push(row);
+        }
+    }
+    rows
+}
+
+/// One row per survey a conversation carries.
+fn surveys(c: &Value) -> Vec<Map<String, Value>> {
+    c["surveys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let mut row = Map::new();
+            for (col, field) in [
+                ("survey_id", "surveyId"),
+                ("user_id", "userId"),
+                ("queue_id", "queueId"),
+                ("survey_form_name", "surveyFormName"),
+                ("status", "surveyStatus"),
+                ("completed_at", "surveyCompletedDate"),
+                ("total_score", "oSurveyTotalScore"),
+                ("promoter_score", "surveyPromoterScore"),
+            ] {
+                row.insert(col.into(), v.get(field).cloned().unwrap_or(Value::Null));
+            }
+            row.insert("conversation_id".into(), c["conversationId"].clone());
+            row
+        })
+        .collect()
+}
+
+/// `results[].data[].metrics[]` of a user aggregates answer as rows of
+/// (user, day, presence, ms); an empty answer may omit `results`.
+fn presence_rows(body: &Value) -> Vec<Map<String, Value>> {
+    let mut rows = Vec::new();
+    for r in body["results"].as_array().into_iter().flatten() {
+        let user = r["group"]["userId"].clone();
+        for d in r["data"].as_array().into_iter().flatten() {
+            // The bucket's interval starts at its day's midnight.
+            let day = d["interval"]
+                .as_str()
+                .and_then(|i| i.get(..10))
+                .map_or(Value::Null, |d| Value::String(d.to_string()));
+            for m in d["metrics"].as_array().into_iter().flatten() {
+                if m["metric"] != "tOrganizationPresence" {
+                    continue;
+                }
+                let mut row = Map::new();
+                row.insert("user_id".into(), user.clone());
+                row.insert("day".into(), day.clone());
+                row.insert("presence".into(), m["qualifier"].clone());
+                row.insert("ms".into(), m["stats"]["sum"].clone());
+                rows.push(row);
+            }
         }
     }
     rows

@@ -4,8 +4,15 @@
 //! days touched by it, `pageSize` ≤ 100, `conversations` absent on an empty
 //! page), quality evaluations (`GET …/evaluations/query`, one of
 //! `agentUserId`… required, `pageCount` unreliable so `nextUri` must be
-//! followed), 429 with `Retry-After`, and the `{message, code, status,
-//! contextId}` error body.
+//! followed), user presence aggregates (`POST …/users/aggregates/query`:
+//! `granularity` `P1D` over whole UTC days, grouped by `userId`, one
+//! `tOrganizationPresence` sum per qualifier and day, `{}` when nothing
+//! matches), `surveys[]` on conversations, 429 with `Retry-After`, and the
+//! `{message, code, status, contextId}` error body.
+//!
+//! [`GenesysMock::start`] invents its data; [`GenesysMock::start_with`]
+//! serves the given [`GenesysRecords`] (the demo's sandbox renders its cast
+//! with the record builders here).
 
 use std::sync::{Arc, Mutex};
 
@@ -13,7 +20,7 @@ use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::response::Response;
 use axum::Router;
-use chrono::{DateTime, Duration, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use serde_json::{json, Value};
 
 use super::{lock, receive, Core, Fault, MockHandle};
@@ -45,12 +52,33 @@ impl Default for GenesysMockConfig {
     }
 }
 
+/// Everything the mock serves.
+#[derive(Clone, Debug, Default)]
+pub struct GenesysRecords {
+    pub users: Vec<Value>,
+    /// Conversation details, each with its `participants` and `surveys`.
+    pub conversations: Vec<Value>,
+    pub evaluations: Vec<Value>,
+    pub presence: Vec<PresenceDay>,
+}
+
+/// Time one user spent in one organization presence on one UTC day.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PresenceDay {
+    pub user_id: String,
+    pub day: NaiveDate,
+    /// `AVAILABLE`, `ON_QUEUE`, `BUSY`, `BREAK`, `OFFLINE` …
+    pub presence: String,
+    pub ms: i64,
+}
+
 struct Genesys {
     cfg: GenesysMockConfig,
     core: Core,
     users: Vec<Value>,
     conversations: Vec<Value>,
     evaluations: Vec<Value>,
+    presence: Vec<PresenceDay>,
 }
 
 #[derive(Clone)]
@@ -72,6 +100,17 @@ impl GenesysHandle {
     pub fn users(&self) -> Vec<Value> {
         lock(&self.0).users.clone()
     }
+    pub fn presence(&self) -> Vec<PresenceDay> {
+        lock(&self.0).presence.clone()
+    }
+    /// Every survey of every conversation.
+    pub fn surveys(&self) -> Vec<Value> {
+        let g = lock(&self.0);
+        g.conversations
+            .iter()
+            .flat_map(|c| c["surveys"].as_array().cloned().unwrap_or_default())
+            .collect()
+    }
     /// Adds a conversation that started `ago` before now, handled by agent 0.
     pub fn add_conversation(&self, ago: Duration) -> Value {
         let mut g = lock(&self.0);
@@ -86,11 +125,58 @@ fn iso(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-fn id(kind: &str, i: usize) -> String {
+/// A deterministic Genesys-looking id for entity `i` of `kind`.
+pub fn id(kind: &str, i: usize) -> String {
     format!("{kind}-{:08x}-{i:04}", wire::mix(kind.len() as u64, i as u64) as u32)
 }
 
-fn conversation(i: usize, agent: &Value, start: DateTime<Utc>, transferred: bool) -> Value {
+/// A user entity; `manager` is the manager's user id.
+pub fn user(
+    id: &str,
+    name: &str,
+    email: &str,
+    department: &str,
+    title: &str,
+    manager: Option<&str>,
+) -> Value {
+    json!({"id": id, "name": name, "email": email, "username": email, "state": "active", "department": department,
+        "title": title, "division": {"id": "div-1", "name": "Home"},
+        "manager": manager.map_or(Value::Null, |m| json!({"id": m})), "version": 3})
+}
+
+/// A finished post-call survey (`AnalyticsSurvey`) of conversation `conversation`
+/// answered for agent `agent`; `total_score` is the form's 0–100 score.
+pub fn survey(
+    id: &str,
+    agent: &Value,
+    completed: DateTime<Utc>,
+    total_score: f64,
+    promoter_score: i64,
+) -> Value {
+    json!({"surveyId": id, "surveyFormName": "Post-call CSAT", "userId": agent["id"], "queueId": "q-support",
+        "surveyStatus": "Finished", "surveyCompletedDate": iso(completed), "oSurveyTotalScore": total_score,
+        "surveyPromoterScore": promoter_score})
+}
+
+/// A finished quality evaluation of `agent` on conversation `conversation_id`.
+pub fn evaluation(
+    id: &str,
+    agent_id: &str,
+    conversation_id: &str,
+    at: DateTime<Utc>,
+    total_score: f64,
+) -> Value {
+    let at = iso(at);
+    json!({"id": id, "conversation": {"id": conversation_id}, "evaluationForm": {"id": "form-1", "name": "QA Voice"},
+        "evaluator": {"id": "user-evaluator"}, "agent": {"id": agent_id}, "status": "FINISHED",
+        "answers": {"totalScore": total_score, "totalCriticalScore": 100.0, "totalNonCriticalScore": total_score, "anyFailedKillQuestions": false},
+        "assignedDate": at, "releaseDate": at, "changedDate": at, "submittedDate": at, "conversationDate": at})
+}
+
+/// Conversation `i` (its id is `id("conv", i)`): a customer and `agent`
+/// (a user entity) on voice, talk/hold/wrap-up times varying with `i`,
+/// no surveys yet; a transfer adds a second agent session.
+pub fn conversation(i: usize, agent: &Value, start: DateTime<Utc>, transferred: bool) -> Value {
     let talk = 60_000 + (i as i64 % 17) * 10_000;
     let hold = (i as i64 % 3) * 5_000;
     let acw = 20_000 + (i as i64 % 5) * 1_000;
@@ -113,49 +199,105 @@ fn conversation(i: usize, agent: &Value, start: DateTime<Utc>, transferred: bool
             "sessions": [session(format!("s-{i}-b"), talk / 2)]}));
     }
     json!({"conversationId": id("conv", i), "conversationStart": iso(start), "conversationEnd": iso(end), "originatingDirection": "inbound",
-        "divisionIds": ["div-1"], "participants": participants})
+        "divisionIds": ["div-1"], "participants": participants, "surveys": []})
 }
 
 pub struct GenesysMock;
 
 impl GenesysMock {
+    /// Starts with invented data: `cfg.users` users, conversations for the
+    /// first `cfg.agents` of them over the last `cfg.days` days (every third
+    /// one surveyed), four evaluations per agent and daily presence.
     pub async fn start(cfg: GenesysMockConfig) -> (MockServer, GenesysHandle) {
-        let users: Vec<Value> = (0..cfg.users)
-            .map(|i| {
-                json!({"id": id("user", i), "name": format!("Agent {i}"), "email": format!("agent{i}@acme.example"), "username": format!("agent{i}@acme.example"),
-                    "state": "active", "department": "Support", "title": "Agent", "division": {"id": "div-1", "name": "Home"},
-                    "manager": if i == 0 { Value::Null } else { json!({"id": id("user", 0)}) }, "version": 3})
-            })
-            .collect();
-        let now = Utc::now();
-        let mut conversations = Vec::new();
-        for d in 0..cfg.days {
-            for k in 0..cfg.per_day {
-                let i = conversations.len();
-                let start = now - Duration::days(d as i64) - Duration::minutes(30 + 13 * k as i64);
-                conversations.push(conversation(
-                    i,
-                    &users[i % cfg.agents.max(1)],
-                    start,
-                    i % 7 == 0,
-                ));
-            }
-        }
-        let evaluations = (0..cfg.agents * 4)
-            .map(|i| {
-                let agent = &users[i % cfg.agents.max(1)];
-                let at = iso(now - Duration::days(1 + i as i64 % 9));
-                json!({"id": id("eval", i), "conversation": {"id": conversations[i]["conversationId"]}, "evaluationForm": {"id": "form-1", "name": "QA Voice"},
-                    "evaluator": {"id": id("user", 0)}, "agent": {"id": agent["id"]}, "status": "FINISHED",
-                    "answers": {"totalScore": 70.0 + (i % 6) as f64 * 5.0, "totalCriticalScore": 100.0, "totalNonCriticalScore": 65.5, "anyFailedKillQuestions": i % 11 == 0},
-                    "assignedDate": at, "releaseDate": at, "changedDate": at, "submittedDate": at, "conversationDate": at})
-            })
-            .collect();
-        let g = Genesys { cfg, core: Core::default(), users, conversations, evaluations };
+        let records = invent(&cfg);
+        Self::start_with(cfg, records).await
+    }
+
+    /// Starts serving exactly `records`.
+    pub async fn start_with(
+        cfg: GenesysMockConfig,
+        records: GenesysRecords,
+    ) -> (MockServer, GenesysHandle) {
+        let GenesysRecords { users, conversations, evaluations, presence } = records;
+        let g = Genesys { cfg, core: Core::default(), users, conversations, evaluations, presence };
         let st = Arc::new(Mutex::new(g));
         let router = Router::new().fallback(serve).with_state(st.clone());
         (MockServer::start(router).await, GenesysHandle(st))
     }
+}
+
+fn invent(cfg: &GenesysMockConfig) -> GenesysRecords {
+    let boss = id("user", 0);
+    let users: Vec<Value> = (0..cfg.users)
+        .map(|i| {
+            let email = format!("agent{i}@acme.example");
+            user(
+                &id("user", i),
+                &format!("Agent {i}"),
+                &email,
+                "Support",
+                "Agent",
+                (i > 0).then_some(boss.as_str()),
+            )
+        })
+        .collect();
+    let now = Utc::now();
+    let mut conversations = Vec::new();
+    for d in 0..cfg.days {
+        for k in 0..cfg.per_day {
+            let i = conversations.len();
+            let start = now - Duration::days(d as i64) - Duration::minutes(30 + 13 * k as i64);
+            let agent = &users[i % cfg.agents.max(1)];
+            let mut c = conversation(i, agent, start, i % 7 == 0);
+            if i % 3 == 0 {
+                let end = c["conversationEnd"].as_str().and_then(wire::parse_time).unwrap();
+                let score = 20.0 * (1 + i % 5) as f64;
+                c["surveys"] = json!([survey(
+                    &id("survey", i),
+                    agent,
+                    end + Duration::minutes(3),
+                    score,
+                    2 * (1 + i % 5) as i64
+                )]);
+            }
+            conversations.push(c);
+        }
+    }
+    let evaluations = (0..cfg.agents * 4)
+        .map(|i| {
+            let agent = &users[i % cfg.agents.max(1)];
+            let conv = conversations[i]["conversationId"].as_str().unwrap_or_default().to_string();
+            let at = now - Duration::days(1 + i as i64 % 9);
+            evaluation(
+                &id("eval", i),
+                agent["id"].as_str().unwrap_or_default(),
+                &conv,
+                at,
+                70.0 + (i % 6) as f64 * 5.0,
+            )
+        })
+        .collect();
+    let mut presence = Vec::new();
+    for d in 0..cfg.days as i64 {
+        let day = (now - Duration::days(d)).date_naive();
+        for (a, u) in users.iter().take(cfg.agents).enumerate() {
+            let on_queue = 6 * 3_600_000 + a as i64 * 60_000 + d * 1_000;
+            for (presence_name, ms) in [
+                ("ON_QUEUE", on_queue),
+                ("AVAILABLE", 3_600_000),
+                ("BREAK", 1_800_000),
+                ("OFFLINE", 15 * 3_600_000),
+            ] {
+                presence.push(PresenceDay {
+                    user_id: u["id"].as_str().unwrap_or_default().to_string(),
+                    day,
+                    presence: presence_name.into(),
+                    ms,
+                });
+            }
+        }
+    }
+    GenesysRecords { users, conversations, evaluations, presence }
 }
 
 fn error(status: u16, code: &str, message: &str) -> Response {
@@ -234,6 +376,7 @@ async fn serve(State(st): State<Arc<Mutex<Genesys>>>, req: Request) -> Response 
             listing(&mine, &pairs, "/api/v2/quality/evaluations/query", true)
         }
         (&Method::POST, "/api/v2/analytics/conversations/details/query") => details(&g, &body),
+        (&Method::POST, "/api/v2/analytics/users/aggregates/query") => user_aggregates(&g, &body),
         _ => error(404, "not.found", "The requested resource was not found."),
     }
 }
@@ -305,4 +448,83 @@ fn details(g: &Genesys, body: &[u8]) -> Response {
         return wire::json(200, json!({"totalHits": total}));
     }
     wire::json(200, json!({"conversations": page, "totalHits": total}))
+}
+
+/// `tOrganizationPresence` per user and day. Like the real API, P1D buckets
+/// count from the interval's start, so an interval that does not start and
+/// end at midnight is refused rather than bucketed across days.
+fn user_aggregates(g: &Genesys, body: &[u8]) -> Response {
+    let Ok(q) = serde_json::from_slice::<Value>(body) else {
+        return error(
+            400,
+            "bad.request",
+            "The request could not be understood by the server due to malformed syntax.",
+        );
+    };
+    let interval = q["interval"].as_str().unwrap_or("");
+    let Some((from, to)) = interval
+        .split_once('/')
+        .and_then(|(a, b)| Some((wire::parse_time(a)?, wire::parse_time(b)?)))
+        .filter(|(a, b)| a < b)
+    else {
+        return error(400, "bad.request", &format!("Interval is invalid: {interval}"));
+    };
+    if q["granularity"] != "P1D" {
+        return error(400, "bad.request", "This mock serves granularity P1D only");
+    }
+    let whole_days = |t: DateTime<Utc>| t.time() == NaiveTime::MIN;
+    if !whole_days(from) || !whole_days(to) {
+        return error(
+            400,
+            "bad.request",
+            "The interval must align with the granularity (whole days)",
+        );
+    }
+    if to - from > Duration::days(31) {
+        return error(400, "bad.request", "The interval may span at most 31 days");
+    }
+    let grouped = q["groupBy"].as_array().is_some_and(|g| g.iter().any(|v| v == "userId"));
+    let wanted =
+        q["metrics"].as_array().is_some_and(|m| m.iter().any(|v| v == "tOrganizationPresence"));
+    if !grouped || !wanted {
+        return error(
+            400,
+            "bad.request",
+            "groupBy must include userId and metrics tOrganizationPresence",
+        );
+    }
+    let (first, last) = (from.date_naive(), to.date_naive());
+    let mut by_user: Vec<(String, Vec<(NaiveDate, Vec<Value>)>)> = Vec::new();
+    for p in g.presence.iter().filter(|p| p.day >= first && p.day < last) {
+        let metric = json!({"metric": "tOrganizationPresence", "qualifier": p.presence, "stats": {"sum": p.ms, "count": 1}});
+        let at = match by_user.iter().position(|(u, _)| *u == p.user_id) {
+            Some(i) => i,
+            None => {
+                by_user.push((p.user_id.clone(), Vec::new()));
+                by_user.len() - 1
+            }
+        };
+        let days = &mut by_user[at].1;
+        match days.iter_mut().find(|(d, _)| *d == p.day) {
+            Some((_, metrics)) => metrics.push(metric),
+            None => days.push((p.day, vec![metric])),
+        }
+    }
+    if by_user.is_empty() {
+        return wire::json(200, json!({}));
+    }
+    let results: Vec<Value> = by_user
+        .into_iter()
+        .map(|(user, days)| {
+            let data: Vec<Value> = days
+                .into_iter()
+                .map(|(d, metrics)| {
+                    let start = d.and_time(NaiveTime::MIN).and_utc();
+                    json!({"interval": format!("{}/{}", iso(start), iso(start + Duration::days(1))), "metrics": metrics})
+                })
+                .collect();
+            json!({"group": {"userId": user, "mediaType": "voice"}, "data": data})
+        })
+        .collect();
+    wire::json(200, json!({"results": results}))
 }
