@@ -1,19 +1,29 @@
-"""A real SMTP server for Conveyor's tests (aiosmtpd): writes each message it
-accepts as NNN.eml in FOLDER and prints the port it listens on.
+"""A real SMTP server for Conveyor's tests and demo (aiosmtpd): writes each
+message it accepts as NNN.eml in FOLDER and prints the port it listens on.
 
-usage: smtp_capture.py FOLDER [PORT]   (PORT 0 or absent: any free port)
+usage: smtp_capture.py FOLDER [PORT] [--kill-on N --pid-file FILE]
+
+PORT 0 or absent: any free port. With --kill-on N, the Nth message is
+written, then the process whose pid FILE holds is SIGKILLed before the
+"250" reply goes out: the client dies between the server taking the
+message and the client learning it did (the "killed between send and
+mark" case).
 """
+import argparse
 import asyncio
 import os
-import sys
+import signal
+import time
 
 from aiosmtpd.smtp import SMTP
 
 
 class Capture:
-    def __init__(self, folder):
+    def __init__(self, folder, kill_on, pid_file):
         self.folder = folder
         self.count = 0
+        self.kill_on = kill_on
+        self.pid_file = pid_file
 
     async def handle_DATA(self, server, session, envelope):
         self.count += 1
@@ -22,16 +32,39 @@ class Capture:
             f.write(envelope.original_content or envelope.content)
         # Renamed whole, so a reader never sees half a message.
         os.rename(path + ".tmp", path)
+        if self.count == self.kill_on:
+            os.kill(wait_for_pid(self.pid_file), signal.SIGKILL)
+            await asyncio.sleep(0.2)
         return "250 Message accepted for delivery"
 
 
+def wait_for_pid(pid_file, timeout=10.0):
+    """The test writes the pid just after spawning the client: wait for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(pid_file) as f:
+                text = f.read().strip()
+            if text:
+                return int(text)
+        except FileNotFoundError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no pid in {pid_file}")
+        time.sleep(0.02)
+
+
 async def main():
-    folder = sys.argv[1]
-    port = int(sys.argv[2]) if len(sys.argv) > 2 else 0
-    os.makedirs(folder, exist_ok=True)
-    handler = Capture(folder)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("folder")
+    parser.add_argument("port", nargs="?", type=int, default=0)
+    parser.add_argument("--kill-on", type=int, default=0)
+    parser.add_argument("--pid-file")
+    args = parser.parse_args()
+    os.makedirs(args.folder, exist_ok=True)
+    handler = Capture(args.folder, args.kill_on, args.pid_file)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(handler), "127.0.0.1", port)
+    server = await loop.create_server(lambda: SMTP(handler), "127.0.0.1", args.port)
     print(server.sockets[0].getsockname()[1], flush=True)
     await server.serve_forever()
 

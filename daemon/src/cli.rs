@@ -70,10 +70,17 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
-    /// Alerts firing or pending, worst first (through the daemon if it runs).
+    /// Alerts firing or pending, worst first (through the daemon if it runs); `preview RULE` renders what would be sent now.
     Alerts {
+        #[command(subcommand)]
+        command: Option<AlertsCommand>,
         #[arg(long, short, value_enum, default_value_t = Format::Table)]
         format: Format,
+    },
+    /// Hold back a rule's notifications for a while (add, list, remove).
+    Silence {
+        #[command(subcommand)]
+        command: SilenceCommand,
     },
     /// Connector plugins: list those in `[plugins].dirs`, or check one library.
     Plugins {
@@ -95,6 +102,34 @@ pub enum RulesCommand {
         /// One `[[rules]]` name; all when omitted.
         name: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Evaluate RULE now without recording anything; print the alerts that would change and the e-mails and webhooks that would be sent, rendered. Sends nothing.
+    Preview { rule: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilenceCommand {
+    /// Silence RULE (for one ENTITY, or all) for a duration: alerts still move, notifications wait until it ends.
+    Add {
+        rule: String,
+        entity: Option<String>,
+        /// How long, e.g. 2h, 7d.
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+        /// Why (shown by `silence list`).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Silences in force.
+    List {
+        #[arg(long, short, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Lift silence ID now.
+    Remove { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,5 +1,7 @@
 //! The daemon's local HTTP endpoint: read-only SQL and health, so that ops
-//! can query the warehouse while the daemon holds it open and writes to it.
+//! can query the warehouse while the daemon holds it open and writes to it;
+//! and the few writes ops make by hand while it runs (silences) plus rule
+//! previews, which need the warehouse the daemon holds.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -7,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -18,6 +20,7 @@ use crate::warehouse::Warehouse;
 #[derive(Clone)]
 struct AppState {
     wh: Arc<Warehouse>,
+    config: Arc<conveyor_config::Config>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -36,17 +39,26 @@ pub struct ErrorBody {
     pub error: String,
 }
 
-pub fn router(wh: Arc<Warehouse>) -> Router {
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct PreviewRequest {
+    pub rule: String,
+}
+
+pub fn router(wh: Arc<Warehouse>, config: Arc<conveyor_config::Config>) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/query", post(run_query))
-        .with_state(AppState { wh })
+        .route("/v1/silences", post(add_silence))
+        .route("/v1/silences/{id}/remove", post(remove_silence))
+        .route("/v1/preview", post(preview))
+        .with_state(AppState { wh, config })
 }
 
 /// Binds `listen` and serves until `shutdown` completes.
 pub async fn serve(
     listen: SocketAddr,
     wh: Arc<Warehouse>,
+    config: Arc<conveyor_config::Config>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -58,7 +70,7 @@ pub async fn serve(
         })?;
     tracing::info!(%listen, "query endpoint ready");
     Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(wh))
+        if let Err(e) = axum::serve(listener, router(wh, config))
             .with_graceful_shutdown(shutdown)
             .await
         {
@@ -92,6 +104,62 @@ async fn run_query(
     result
         .map(Json)
         .map_err(|e| bad(StatusCode::BAD_REQUEST, format!("{e:#}")))
+}
+
+type Failure = (StatusCode, Json<ErrorBody>);
+
+fn failure(code: StatusCode, e: impl std::fmt::Display) -> Failure {
+    (
+        code,
+        Json(ErrorBody {
+            error: format!("{e:#}"),
+        }),
+    )
+}
+
+/// Runs `f` on a connection of its own on a blocking thread.
+async fn on_warehouse<T: Send + 'static>(
+    wh: Arc<Warehouse>,
+    f: impl FnOnce(&duckdb::Connection) -> Result<T> + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(move || f(&wh.connection()?))
+        .await
+        .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, e))?
+        .map_err(|e| failure(StatusCode::BAD_REQUEST, e))
+}
+
+async fn add_silence(
+    State(s): State<AppState>,
+    Json(req): Json<crate::rules::silence::NewSilence>,
+) -> Result<Json<i64>, Failure> {
+    let now = chrono::Utc::now().naive_utc();
+    on_warehouse(s.wh, move |c| Ok(crate::rules::silence::add(c, &req, now)?))
+        .await
+        .map(Json)
+}
+
+async fn remove_silence(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<bool>, Failure> {
+    let now = chrono::Utc::now().naive_utc();
+    on_warehouse(s.wh, move |c| {
+        Ok(crate::rules::silence::remove(c, id, now)?)
+    })
+    .await
+    .map(Json)
+}
+
+async fn preview(
+    State(s): State<AppState>,
+    Json(req): Json<PreviewRequest>,
+) -> Result<Json<crate::rules::Preview>, Failure> {
+    let config = s.config.clone();
+    on_warehouse(s.wh, move |c| {
+        crate::cmd::rules::preview(c, &config, &req.rule)
+    })
+    .await
+    .map(Json)
 }
 
 /// Client side: a daemon serving this warehouse on `listen`, if one runs.
@@ -128,12 +196,42 @@ pub struct DaemonClient {
 
 impl DaemonClient {
     pub async fn query(&self, sql: &str) -> Result<QueryResult> {
+        self.post(
+            "/v1/query",
+            &QueryRequest {
+                sql: sql.to_string(),
+            },
+        )
+        .await
+    }
+
+    pub async fn add_silence(&self, s: &crate::rules::silence::NewSilence) -> Result<i64> {
+        self.post("/v1/silences", s).await
+    }
+
+    pub async fn remove_silence(&self, id: i64) -> Result<bool> {
+        self.post(&format!("/v1/silences/{id}/remove"), &()).await
+    }
+
+    pub async fn preview(&self, rule: &str) -> Result<crate::rules::Preview> {
+        self.post(
+            "/v1/preview",
+            &PreviewRequest {
+                rule: rule.to_string(),
+            },
+        )
+        .await
+    }
+
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<T> {
         let resp = self
             .http
-            .post(format!("{}/v1/query", self.base))
-            .json(&QueryRequest {
-                sql: sql.to_string(),
-            })
+            .post(format!("{}{path}", self.base))
+            .json(body)
             .send()
             .await
             .context("the daemon did not answer")?;

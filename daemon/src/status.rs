@@ -1,4 +1,5 @@
-//! `conveyor status`: per source and stream, the last run and the cursor.
+//! `conveyor status`: per source and stream, the last run and the cursor;
+//! then the outbox — what waits to be sent and what was given up on.
 
 /// One row per stream that has ever run: its latest run and saved cursor.
 pub const STATUS_SQL: &str = r#"
@@ -19,4 +20,26 @@ FROM latest l
 LEFT JOIN conveyor.stream_state s USING (source, stream)
 WHERE l.rn = 1
 ORDER BY l.source, l.stream
+"#;
+
+/// The outbox at a glance: one row per channel.
+pub const OUTBOX_SQL: &str = r#"
+SELECT channel,
+       count(*) FILTER (WHERE delivered_at IS NULL AND dead_at IS NULL) AS queued,
+       count(*) FILTER (WHERE delivered_at IS NOT NULL) AS delivered,
+       count(*) FILTER (WHERE dead_at IS NOT NULL) AS dead_lettered,
+       strftime(min(next_attempt_at) FILTER (WHERE delivered_at IS NULL AND dead_at IS NULL), '%Y-%m-%d %H:%M:%SZ') AS next_attempt
+FROM conveyor.outbox
+GROUP BY channel
+ORDER BY channel
+"#;
+
+/// Dead-lettered notifications, newest first: they need a person.
+pub const DEAD_LETTERS_SQL: &str = r#"
+SELECT id, rule, channel, recipient, subject, attempts,
+       strftime(dead_at, '%Y-%m-%d %H:%M:%SZ') AS dead_at, last_error
+FROM conveyor.outbox
+WHERE dead_at IS NOT NULL
+ORDER BY dead_at DESC, id DESC
+LIMIT 20
 "#;

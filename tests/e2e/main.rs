@@ -8,6 +8,7 @@ mod crash;
 mod daemon;
 mod demo;
 mod plugins;
+mod outbox;
 mod recon;
 mod rules;
 mod secrets;

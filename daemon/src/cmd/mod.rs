@@ -7,6 +7,7 @@ mod query;
 pub mod recon;
 pub mod rules;
 pub mod run;
+mod silence;
 pub mod sync;
 
 use std::path::Path;
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, PluginsCommand, RulesCommand};
+use crate::cli::{AlertsCommand, Cli, Command, PluginsCommand, RulesCommand};
 use crate::{logging, EXIT_CONFIG};
 
 pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -23,6 +24,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Query { .. }
             | Command::Status { .. }
             | Command::Alerts { .. }
+            | Command::Silence { .. }
             | Command::Check
             | Command::Demo { .. }
             | Command::Plugins { .. }
@@ -38,10 +40,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             with_config(&cli.config, |c| query::query_command(c, sql, format)).await
         }
         Command::Status { format } => {
-            with_config(&cli.config, |c| {
-                query::query_command(c, crate::status::STATUS_SQL.to_string(), format)
-            })
-            .await
+            with_config(&cli.config, |c| query::status_command(c, format)).await
         }
         Command::Recon { name, show } => {
             with_config(&cli.config, |c| recon::recon_command(c, name, show)).await
@@ -49,11 +48,21 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Rules {
             command: RulesCommand::Eval { name },
         } => with_config(&cli.config, |c| rules::eval_command(c, name)).await,
-        Command::Alerts { format } => {
+        Command::Alerts {
+            command: None,
+            format,
+        } => {
             with_config(&cli.config, |c| {
                 query::query_command(c, crate::rules::report::alerts_sql(&[]), format)
             })
             .await
+        }
+        Command::Alerts {
+            command: Some(AlertsCommand::Preview { rule }),
+            ..
+        } => with_config(&cli.config, |c| rules::preview_command(c, rule)).await,
+        Command::Silence { command } => {
+            with_config(&cli.config, |c| silence::silence_command(c, command)).await
         }
         Command::Demo { dir } => demo::demo_command(&dir).await,
         Command::Plugins {

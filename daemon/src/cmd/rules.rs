@@ -193,3 +193,77 @@ pub fn check_templates(rule: &conveyor_config::RuleConfig, columns: &[String]) -
     }
     wrong
 }
+
+/// `conveyor alerts preview RULE`: what an evaluation now would change and
+/// send, rendered, with nothing recorded or sent.
+pub async fn preview_command(config: Config, name: String) -> Result<ExitCode> {
+    if let Err(known) = find_rule(&config, &name) {
+        eprintln!("error: no rule named `{name}`; configured: {known}");
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    }
+    let preview = match server::find_daemon(config.server.listen, &config.warehouse.path).await {
+        Some(daemon) => daemon.preview(&name).await?,
+        None => {
+            tokio::task::spawn_blocking(move || {
+                let wh = Warehouse::open_config(&config.warehouse)?;
+                preview(&wh.connection()?, &config, &name)
+            })
+            .await??
+        }
+    };
+    print_preview(&preview);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn find_rule<'c>(
+    config: &'c Config,
+    name: &str,
+) -> std::result::Result<&'c conveyor_config::RuleConfig, String> {
+    config.rules.iter().find(|r| r.name == name).ok_or_else(|| {
+        let known: Vec<&str> = config.rules.iter().map(|r| r.name.as_str()).collect();
+        if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        }
+    })
+}
+
+/// Evaluates rule `name` in a rolled-back transaction (the daemon's endpoint
+/// calls this too).
+pub fn preview(conn: &duckdb::Connection, config: &Config, name: &str) -> Result<rules::Preview> {
+    let rule = find_rule(config, name)
+        .map_err(|known| anyhow::anyhow!("no rule named `{name}`; configured: {known}"))?;
+    Ok(rules::preview_at(
+        conn,
+        rule,
+        chrono::Utc::now().naive_utc(),
+    )?)
+}
+
+fn print_preview(p: &rules::Preview) {
+    println!(
+        "Rule `{}` now: {} breaching row(s); nothing is recorded or sent.",
+        p.rule, p.breaching
+    );
+    if p.transitions.is_empty() {
+        println!("No alert would change state.");
+    }
+    for (entity, from, to) in &p.transitions {
+        let name = |s: &Option<String>| s.clone().unwrap_or_else(|| "(none)".into());
+        println!("  {entity}: {} → {}", name(from), name(to));
+    }
+    if p.notifications.is_empty() {
+        println!("\nNo notification would be sent (none due: not newly firing, already announced, silenced or cooling down).");
+    }
+    for n in &p.notifications {
+        println!("\n--- {} to {}", n.channel, n.recipient);
+        if n.channel == "email" {
+            println!("Subject: {}\n", n.subject);
+        }
+        println!("{}", n.body);
+        if let Some(html) = &n.html {
+            println!("\n[HTML part]\n{html}");
+        }
+    }
+}

@@ -50,9 +50,14 @@ pub async fn run_daemon(config: Config, shutdown: impl Future<Output = ()>) -> R
         );
     }
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server = crate::server::serve(config.server.listen, wh.clone(), async move {
-        let _ = stop_rx.changed().await;
-    })
+    let server = crate::server::serve(
+        config.server.listen,
+        wh.clone(),
+        Arc::new(config.clone()),
+        async move {
+            let _ = stop_rx.changed().await;
+        },
+    )
     .await?;
 
     let cancel = CancelFlag::default();

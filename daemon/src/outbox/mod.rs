@@ -31,17 +31,97 @@ pub fn notification_key(rule: &str, eval_id: i64, channel: &str, recipient: &str
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The `rule` of the notices telling `[smtp] operator` of dead letters
+/// (never reported themselves: that would loop).
+pub const OPERATOR_RULE: &str = "conveyor.dead_letters";
+
+/// Queues one e-mail to `[smtp] operator` per dead-lettered notification
+/// not reported yet (its key is derived from the dead row's id, so each is
+/// reported once); returns how many.
+pub fn report_dead_letters(
+    conn: &duckdb::Connection,
+    smtp: &conveyor_config::SmtpConfig,
+    now: chrono::NaiveDateTime,
+) -> duckdb::Result<usize> {
+    let Some(operator) = &smtp.operator else {
+        return Ok(0);
+    };
+    let mut st = conn.prepare(
+        "SELECT id, rule, channel, recipient, subject, attempts, CAST(dead_at AS VARCHAR), last_error
+         FROM conveyor.outbox WHERE dead_at IS NOT NULL AND rule <> ? ORDER BY id",
+    )?;
+    let dead = st
+        .query_map([OPERATOR_RULE], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i32>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, Option<String>>(7)?,
+            ))
+        })?
+        .collect::<duckdb::Result<Vec<_>>>()?;
+    let ts = now.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    let mut queued = 0;
+    for (id, rule, channel, recipient, subject, attempts, dead_at, error) in dead {
+        let key = notification_key(OPERATOR_RULE, id, "email", operator);
+        let body = format!(
+            "Conveyor gave up on notification {id} after {attempts} attempt(s) at {dead_at} UTC.\n\n\
+             Rule: {rule}\nChannel: {channel}\nRecipient: {recipient}\nSubject: {subject}\n\
+             Last error: {}\n\n\
+             It stays in conveyor.outbox (see `conveyor status`); nothing will retry it.",
+            error.as_deref().unwrap_or("(none)")
+        );
+        queued += conn.execute(
+            "INSERT INTO conveyor.outbox (id, key, rule, eval_id, channel, recipient, subject, body,
+                     created_at, attempts, next_attempt_at)
+             SELECT nextval('conveyor.outbox_ids'), ?, ?, ?, 'email', ?, ?, ?, CAST(? AS TIMESTAMP), 0, CAST(? AS TIMESTAMP)
+             WHERE NOT EXISTS (SELECT 1 FROM conveyor.outbox WHERE key = ?)",
+            duckdb::params![
+                key,
+                OPERATOR_RULE,
+                id,
+                operator,
+                format!("Conveyor: a notification of rule {rule} could not be delivered"),
+                body,
+                ts,
+                ts,
+                key
+            ],
+        )?;
+    }
+    Ok(queued)
+}
+
 /// Delivers what is due now (e-mail when `[smtp]` is configured, then
-/// webhooks); logs the outcome, never fails the caller (the rows stay queued).
+/// webhooks, then the operator's reports of what was dead-lettered); logs
+/// the outcome, never fails the caller (the rows stay queued).
 pub fn deliver_logged(conn: &duckdb::Connection, config: &conveyor_config::Config) {
     let now = chrono::Utc::now().naive_utc();
     let email = config
         .smtp
         .as_ref()
         .map(|smtp| deliver_due(conn, smtp, now));
+    let webhook = Some(deliver_webhooks_due(conn, config, now));
+    let reports =
+        config
+            .smtp
+            .as_ref()
+            .and_then(|smtp| match report_dead_letters(conn, smtp, now) {
+                Ok(0) => None,
+                Ok(_) => Some(deliver_due(conn, smtp, now)),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot queue the dead-letter reports");
+                    None
+                }
+            });
     for (channel, result) in [
         ("email", email),
-        ("webhook", Some(deliver_webhooks_due(conn, config, now))),
+        ("webhook", webhook),
+        ("operator", reports),
     ] {
         match result {
             None => {}

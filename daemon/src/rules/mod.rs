@@ -12,6 +12,7 @@
 
 mod plan;
 pub mod report;
+pub mod silence;
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -77,6 +78,81 @@ pub fn evaluate_at(
     rule: &RuleConfig,
     now: NaiveDateTime,
 ) -> Result<EvalSummary, RuleError> {
+    run(conn, rule, now, true, |_, _| Ok(())).map(|(summary, ())| summary)
+}
+
+/// What an evaluation now would do — its transitions and the notifications
+/// it would queue, rendered — without recording or sending anything.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Preview {
+    pub rule: String,
+    pub breaching: i64,
+    /// `(entity, from, to)` for each alert that would change state.
+    pub transitions: Vec<(String, Option<String>, Option<String>)>,
+    pub notifications: Vec<PreviewNotification>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PreviewNotification {
+    pub channel: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub html: Option<String>,
+}
+
+/// Runs the evaluation of `rule` at `now` inside a transaction that is
+/// rolled back: nothing is recorded, nothing reaches the outbox.
+pub fn preview_at(
+    conn: &Connection,
+    rule: &RuleConfig,
+    now: NaiveDateTime,
+) -> Result<Preview, RuleError> {
+    // An evaluation running meanwhile would conflict with these writes.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (summary, (transitions, notifications)) = run(conn, rule, now, false, |conn, eval_id| {
+        let mut st = conn.prepare(
+            "SELECT entity, old_state, new_state FROM rule_t
+             WHERE new_state IS DISTINCT FROM old_state ORDER BY entity",
+        )?;
+        let transitions = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<duckdb::Result<Vec<_>>>()?;
+        let mut st = conn.prepare(
+            "SELECT channel, recipient, subject, body, html_body FROM conveyor.outbox
+             WHERE eval_id = ? ORDER BY id",
+        )?;
+        let notifications = st
+            .query_map([eval_id], |r| {
+                Ok(PreviewNotification {
+                    channel: r.get(0)?,
+                    recipient: r.get(1)?,
+                    subject: r.get(2)?,
+                    body: r.get(3)?,
+                    html: r.get(4)?,
+                })
+            })?
+            .collect::<duckdb::Result<Vec<_>>>()?;
+        Ok((transitions, notifications))
+    })?;
+    Ok(Preview {
+        rule: rule.name.clone(),
+        breaching: summary.count("warn") + summary.count("critical"),
+        transitions,
+        notifications,
+    })
+}
+
+/// One evaluation in one transaction: `inspect` reads what it needs before
+/// the end, then the transaction commits (`keep`) or is rolled back (a
+/// preview). A measure that fails leaves no trace either way.
+fn run<T>(
+    conn: &Connection,
+    rule: &RuleConfig,
+    now: NaiveDateTime,
+    keep: bool,
+    inspect: impl FnOnce(&Connection, i64) -> duckdb::Result<T>,
+) -> Result<(EvalSummary, T), RuleError> {
     let started = Instant::now();
     let store = |source| RuleError::Store {
         rule: rule.name.clone(),
@@ -93,9 +169,11 @@ pub fn evaluate_at(
         .map_err(store)?;
     conn.execute_batch("BEGIN TRANSACTION").map_err(store)?;
     let outcome = compute(conn, rule, eval_id, &now).and_then(|mut summary| {
-        conn.execute_batch("COMMIT").map_err(Step::Store)?;
+        let found = inspect(conn, eval_id).map_err(Step::Store)?;
+        let end = if keep { "COMMIT" } else { "ROLLBACK" };
+        conn.execute_batch(end).map_err(Step::Store)?;
         summary.millis = started.elapsed().as_millis() as i64;
-        Ok(summary)
+        Ok((summary, found))
     });
     if outcome.is_err() {
         let _ = conn.execute_batch("ROLLBACK");

@@ -1,0 +1,111 @@
+//! Silences: `conveyor silence add RULE [ENTITY] --for 7d --reason TEXT`
+//! holds back a rule's notifications (for one entity, or all) until it
+//! expires or is removed. Alert state keeps moving underneath; an alert
+//! still firing when the silence ends is announced then.
+
+use chrono::NaiveDateTime;
+use duckdb::Connection;
+
+/// What `silence add` asks for.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct NewSilence {
+    pub rule: String,
+    /// `None`: every entity of the rule.
+    pub entity: Option<String>,
+    pub seconds: u64,
+    pub reason: String,
+}
+
+fn timestamp(t: NaiveDateTime) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
+/// Records a silence starting at `now`; returns its id.
+pub fn add(conn: &Connection, s: &NewSilence, now: NaiveDateTime) -> duckdb::Result<i64> {
+    conn.query_row(
+        "INSERT INTO conveyor.silences
+         SELECT nextval('conveyor.silence_ids'), ?, ?, ?, CAST(? AS TIMESTAMP),
+                CAST(? AS TIMESTAMP) + to_seconds(CAST(? AS BIGINT)), NULL
+         RETURNING id",
+        duckdb::params![
+            s.rule,
+            s.entity,
+            s.reason,
+            timestamp(now),
+            timestamp(now),
+            s.seconds as i64
+        ],
+        |r| r.get(0),
+    )
+}
+
+/// Lifts silence `id` at `now`; false when there is no such silence in force.
+pub fn remove(conn: &Connection, id: i64, now: NaiveDateTime) -> duckdb::Result<bool> {
+    let changed = conn.execute(
+        "UPDATE conveyor.silences SET removed_at = CAST(? AS TIMESTAMP)
+         WHERE id = ? AND removed_at IS NULL AND expires_at > CAST(? AS TIMESTAMP)",
+        duckdb::params![timestamp(now), id, timestamp(now)],
+    )?;
+    Ok(changed > 0)
+}
+
+/// The silences in force, soonest to expire first (read through the
+/// daemon's endpoint or from the file, like `conveyor alerts`).
+pub const LIST_SQL: &str =
+    "SELECT id, rule, coalesce(entity, '(all)') AS entity, reason, starts_at, expires_at
+     FROM conveyor.silences
+     WHERE removed_at IS NULL AND expires_at > CAST(now() AS TIMESTAMP)
+     ORDER BY expires_at, id";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::warehouse::Warehouse;
+
+    #[test]
+    fn silence_add_lists_and_remove_lifts_only_a_silence_in_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::open(&dir.path().join("wh.duckdb")).unwrap();
+        let conn = wh.connection().unwrap();
+        let now = chrono::Utc::now().naive_utc();
+        let s = NewSilence {
+            rule: "csat".into(),
+            entity: Some("ann".into()),
+            seconds: 7 * 86_400,
+            reason: "on leave".into(),
+        };
+        let id = add(&conn, &s, now).unwrap();
+        let second = add(
+            &conn,
+            &NewSilence {
+                entity: None,
+                seconds: 60,
+                ..s.clone()
+            },
+            now,
+        )
+        .unwrap();
+        assert_eq!(second, id + 1);
+        let listed: Vec<(i64, String)> = conn
+            .prepare(LIST_SQL)
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(listed, [(second, "(all)".into()), (id, "ann".into())]);
+        let days: i64 = conn
+            .query_row(
+                "SELECT date_diff('day', starts_at, expires_at) FROM conveyor.silences WHERE id = ?",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(days, 7);
+        assert!(remove(&conn, id, now).unwrap());
+        assert!(!remove(&conn, id, now).unwrap(), "already lifted");
+        assert!(!remove(&conn, 999, now).unwrap(), "no such silence");
+        let later = now + chrono::Duration::seconds(120);
+        assert!(!remove(&conn, second, later).unwrap(), "already expired");
+    }
+}

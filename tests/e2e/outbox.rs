@@ -1,0 +1,345 @@
+//! Notifications through the real binary and a real SMTP server (aiosmtpd):
+//! the process killed between the server taking an e-mail and the outbox
+//! marking it; `conveyor alerts preview`; silences from the command line;
+//! dead letters in `conveyor status` and reported to the operator.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::support::{free_port, sql_on, text, BIN};
+
+/// The capture server (`tests/smtp_capture.py`); killed when dropped.
+struct Smtp {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Smtp {
+    fn start(dir: &Path, extra: &[&str]) -> Smtp {
+        let python = std::env::var("CONVEYOR_TEST_PYTHON").unwrap_or_else(|_| {
+            format!(
+                "{}/.cache/conveyor-venv/bin/python",
+                std::env::var("HOME").unwrap_or_default()
+            )
+        });
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/smtp_capture.py");
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .arg(dir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {python} (run scripts/setup-test-tools): {e}")
+            });
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("smtp_capture printed {line:?}"));
+        Smtp {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn messages(&self) -> Vec<String> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+}
+
+fn message_id(eml: &str) -> String {
+    eml.lines()
+        .find_map(|l| l.strip_prefix("Message-ID: "))
+        .unwrap_or_else(|| panic!("no Message-ID in {eml}"))
+        .trim()
+        .to_string()
+}
+
+/// A config with no source to sync: three agents breach a constant
+/// measure, each e-mailed to their own supervisor.
+fn write_config(dir: &Path, smtp_port: u16, extra: &str) -> PathBuf {
+    let text = format!(
+        r#"[warehouse]
+path = "wh.duckdb"
+
+[server]
+listen = "127.0.0.1:{listen}"
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+from = "Conveyor <conveyor@example.com>"
+max_attempts = 2
+{extra}
+
+[[rules]]
+name = "csat_low"
+measure = """
+SELECT * FROM (VALUES ('a1', DATE '2026-01-05', 3.1, 'Ann', 's1@example.com'),
+                      ('a2', DATE '2026-01-05', 3.2, 'Bob', 's2@example.com'),
+                      ('a3', DATE '2026-01-05', 3.3, 'Cy',  's3@example.com'))
+         AS m(entity, period, value, agent_name, supervisor)"""
+direction = "below"
+warn = 4.0
+
+[[rules.actions]]
+type = "email"
+to_column = "supervisor"
+subject = "CSAT below target: {{{{ agent_name }}}}"
+body = "{{{{ agent_name }}}} scored {{{{ value }}}}"
+"#,
+        listen = free_port()
+    );
+    let path = dir.join("conveyor.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn conveyor(config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .current_dir(config.parent().unwrap())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn outbox_killed_between_send_and_mark_resends_only_that_email_with_its_message_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("conveyor.pid");
+    let smtp = Smtp::start(
+        &dir.path().join("mail"),
+        &[
+            "0",
+            "--kill-on",
+            "2",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+        ],
+    );
+    let config = write_config(dir.path(), smtp.port, "");
+    // The capture SIGKILLs us once it holds the second e-mail, before its 250.
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args(["rules", "eval"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::fs::write(&pid_file, child.id().to_string()).unwrap();
+    let status = child.wait_with_output().unwrap().status;
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    let first = smtp.messages();
+    assert_eq!(first.len(), 2);
+    let wh = dir.path().join("wh.duckdb");
+    // The evaluation committed; the first e-mail is marked, the second not.
+    let marks = sql_on(
+        &wh,
+        "SELECT recipient, delivered_at IS NOT NULL FROM conveyor.outbox ORDER BY id",
+    );
+    assert_eq!(
+        marks,
+        [
+            ["s1@example.com", "true"],
+            ["s2@example.com", "false"],
+            ["s3@example.com", "false"]
+        ]
+    );
+
+    // Restarted: nothing new fires (the alerts are already announced); the
+    // unmarked e-mails go out — the one in doubt again, with the same
+    // Message-ID, the third for the first time.
+    let out = conveyor(&config, &["rules", "eval"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let all = smtp.messages();
+    let ids: Vec<String> = all.iter().map(|m| message_id(m)).collect();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert_eq!(ids[2], ids[1], "the resend is recognisably the same e-mail");
+    assert!(
+        ids[0] != ids[1] && ids[3] != ids[1] && ids[3] != ids[0],
+        "{ids:?}"
+    );
+    assert!(all[3].contains("To: s3@example.com"), "{}", all[3]);
+    let out = conveyor(&config, &["rules", "eval"]);
+    assert!(out.status.success());
+    assert_eq!(smtp.messages().len(), 4, "nothing is sent a third time");
+}
+
+#[test]
+fn outbox_preview_renders_without_recording_and_silences_hold_back_notifications() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(&dir.path().join("mail"), &[]);
+    let config = write_config(dir.path(), smtp.port, "");
+    // Creates the warehouse (nothing to sync, nothing fires yet).
+    let out = conveyor(&config, &["sync"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+
+    let out = conveyor(&config, &["alerts", "preview", "csat_low"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("a1: (none) → firing"), "{stdout}");
+    assert!(stdout.contains("--- email to s2@example.com"), "{stdout}");
+    assert!(
+        stdout.contains("Subject: CSAT below target: Bob"),
+        "{stdout}"
+    );
+    let wh = dir.path().join("wh.duckdb");
+    let count = |sql: &str| sql_on(&wh, sql)[0][0].clone();
+    assert_eq!(count("SELECT count(*) FROM conveyor.rule_results"), "0");
+    assert_eq!(count("SELECT count(*) FROM conveyor.outbox"), "0");
+    assert!(smtp.messages().is_empty(), "a preview sends nothing");
+
+    let out = conveyor(&config, &["alerts", "preview", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = conveyor(
+        &config,
+        &[
+            "silence", "add", "csat_low", "a2", "--for", "7d", "--reason", "on leave",
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.starts_with("Silence 1: rule `csat_low`, entity `a2`, for 7d"),
+        "{stdout}"
+    );
+    let out = conveyor(&config, &["silence", "list", "--format", "csv"]);
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains("1,csat_low,a2,on leave"), "{stdout}");
+    let out = conveyor(
+        &config,
+        &["silence", "add", "nope", "--for", "1h", "--reason", "x"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = conveyor(
+        &config,
+        &[
+            "silence", "add", "csat_low", "--for", "soon", "--reason", "x",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = conveyor(&config, &["rules", "eval"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let to: Vec<String> = smtp
+        .messages()
+        .iter()
+        .filter_map(|m| m.lines().find(|l| l.starts_with("To: ")).map(String::from))
+        .collect();
+    assert_eq!(
+        to,
+        ["To: s1@example.com", "To: s3@example.com"],
+        "a2 is silenced"
+    );
+
+    // Lifted: a2, still firing, is announced at the next evaluation.
+    let out = conveyor(&config, &["silence", "remove", "1"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = conveyor(&config, &["silence", "remove", "1"]);
+    assert_eq!(out.status.code(), Some(1), "already lifted");
+    let out = conveyor(&config, &["rules", "eval"]);
+    assert!(out.status.success());
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 3);
+    assert!(
+        messages[2].contains("To: s2@example.com"),
+        "{}",
+        messages[2]
+    );
+}
+
+#[test]
+fn outbox_dead_letters_show_in_status_and_are_reported_to_the_operator_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(&dir.path().join("mail"), &[]);
+    // The rule also posts to a webhook that refuses (400): dead at once.
+    let hook = free_port();
+    let refusing = std::net::TcpListener::bind(("127.0.0.1", hook)).unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in refusing.incoming().flatten() {
+            let mut buf = [0u8; 8192];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 21\r\nconnection: close\r\n\r\nunknown learner id 7\n",
+            );
+        }
+    });
+    let config = write_config(
+        dir.path(),
+        smtp.port,
+        "operator = \"ops-oncall@example.com\"",
+    );
+    let text_config = std::fs::read_to_string(&config).unwrap()
+        + &format!(
+            "\n[[rules.actions]]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{hook}/enrol\"\n"
+        );
+    std::fs::write(&config, text_config).unwrap();
+
+    let out = conveyor(&config, &["rules", "eval"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = conveyor(&config, &["status"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Dead letters"), "{stdout}");
+    assert!(
+        stdout.contains("ops-oncall@example.com was told"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("unknown learner id 7"), "{stdout}");
+    let operator: Vec<String> = smtp
+        .messages()
+        .into_iter()
+        .filter(|m| m.contains("To: ops-oncall@example.com"))
+        .collect();
+    assert_eq!(
+        operator.len(),
+        3,
+        "one report per dead webhook (three agents)"
+    );
+    assert!(
+        operator[0].contains("could not be delivered"),
+        "{}",
+        operator[0]
+    );
+    // Reported once: the next pass finds nothing new to report.
+    let out = conveyor(&config, &["rules", "eval"]);
+    assert!(out.status.success());
+    let again = smtp
+        .messages()
+        .into_iter()
+        .filter(|m| m.contains("To: ops-oncall@example.com"))
+        .count();
+    assert_eq!(again, 3);
+}
