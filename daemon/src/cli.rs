@@ -87,6 +87,8 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// Run offline rule tests: fixtures, a simulated clock, expected alerts and e-mails (docs/rule-tests.md).
+    Test { file: PathBuf },
     /// Start sandbox vendor APIs, sync them end to end, and show the result.
     Demo {
         /// Where the demo writes its config, secrets and warehouse.

@@ -11,6 +11,7 @@ pub mod progress;
 pub mod query;
 pub mod recon;
 pub mod rules;
+pub mod ruletest;
 pub mod scheduler;
 pub mod server;
 pub mod status;

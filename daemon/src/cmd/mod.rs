@@ -9,6 +9,7 @@ pub mod rules;
 pub mod run;
 mod silence;
 pub mod sync;
+mod test;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -28,6 +29,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             | Command::Check
             | Command::Demo { .. }
             | Command::Plugins { .. }
+            | Command::Test { .. }
     );
     logging::init(cli.log_format, cli.verbose, quiet);
     match cli.command {
@@ -64,6 +66,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Silence { command } => {
             with_config(&cli.config, |c| silence::silence_command(c, command)).await
         }
+        Command::Test { file } => Ok(test::test_command(&file)),
         Command::Demo { dir } => demo::demo_command(&dir).await,
         Command::Plugins {
             command: PluginsCommand::List,
