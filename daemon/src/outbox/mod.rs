@@ -141,4 +141,6 @@ pub fn deliver_logged(conn: &duckdb::Connection, config: &conveyor_config::Confi
 }
 
 #[cfg(test)]
+mod content_tests;
+#[cfg(test)]
 mod tests;

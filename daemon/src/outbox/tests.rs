@@ -15,9 +15,9 @@ use super::*;
 use crate::warehouse::Warehouse;
 
 /// The SMTP capture server; killed when dropped.
-struct Smtp {
+pub(super) struct Smtp {
     child: Child,
-    port: u16,
+    pub(super) port: u16,
     dir: PathBuf,
 }
 
@@ -30,7 +30,7 @@ impl Drop for Smtp {
 
 impl Smtp {
     /// Starts the capture on `port` (0: any), writing into `dir`.
-    fn start(dir: &Path, port: u16) -> Smtp {
+    pub(super) fn start(dir: &Path, port: u16) -> Smtp {
         let python = std::env::var("CONVEYOR_TEST_PYTHON").unwrap_or_else(|_| {
             format!(
                 "{}/.cache/conveyor-venv/bin/python",
@@ -63,7 +63,7 @@ impl Smtp {
     }
 
     /// The messages received so far, in order.
-    fn messages(&self) -> Vec<String> {
+    pub(super) fn messages(&self) -> Vec<String> {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.dir)
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -77,12 +77,12 @@ impl Smtp {
     }
 }
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    conn: Connection,
+pub(super) struct Fixture {
+    pub(super) dir: tempfile::TempDir,
+    pub(super) conn: Connection,
 }
 
-fn fixture() -> Fixture {
+pub(super) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(&dir.path().join("wh.duckdb")).unwrap();
     let conn = wh.connection().unwrap();
@@ -99,7 +99,7 @@ fn fixture() -> Fixture {
 }
 
 /// A config with one rule e-mailing `to`/`to_column`, sending to `port`.
-fn config(port: u16, action: &str) -> Config {
+pub(super) fn config(port: u16, action: &str) -> Config {
     let text = format!(
         r#"
 [warehouse]
@@ -138,7 +138,7 @@ const TO_SUPERVISOR: &str = r#"to_column = "supervisor"
 subject = "CSAT below target: {{ agent_name }}"
 body = "{{ agent_name }} ({{ entity }}) scored {{ value }} in the week of {{ period }} [{{ level }}]""#;
 
-fn t0() -> NaiveDateTime {
+pub(super) fn t0() -> NaiveDateTime {
     NaiveDate::from_ymd_opt(2026, 1, 6)
         .unwrap()
         .and_hms_opt(6, 0, 0)
