@@ -23,15 +23,17 @@ pub const MAPPED_VIEWS: &[&str] = &[
     "evaluations",
 ];
 
-/// Built-in mappings: preset name and the views it fills.
+/// Built-in mappings over the vendor connectors' tables (the preset is
+/// named after the source `type`): preset name and the views it fills.
 pub const MODEL_PRESETS: &[(&str, &[&str])] = &[
     ("greenhouse", &["ats_people", "placements"]),
     ("quickbooks", &["invoices", "payments"]),
     ("gusto", &["payroll_people", "payroll_lines"]),
     (
-        "zendesk_talk",
+        "genesys",
         &["contact_center_people", "agent_daily", "evaluations"],
     ),
+    ("zendesk_talk", &["agent_daily"]),
 ];
 
 /// The validated `[model]` section.

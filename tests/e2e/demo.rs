@@ -1,5 +1,6 @@
-//! The README's first command: `conveyor demo` syncs the four sandbox APIs
-//! end to end and leaves a warehouse that answers the suggested queries.
+//! The README's first command: `conveyor demo` syncs the four sandbox vendor
+//! APIs through the vendor connectors and leaves a warehouse that answers the
+//! suggested queries, with the sandbox's planted anomalies found.
 
 use crate::support::{sql_on, text, BIN};
 
@@ -16,7 +17,7 @@ async fn demo_syncs_every_sandbox_stream() {
         .unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("5 source(s), 15 stream(s)"), "{stdout}");
+    assert!(stdout.contains("5 source(s), 17 stream(s)"), "{stdout}");
     assert!(!stdout.contains("failed"), "{stdout}");
     let wh = dir.path().join("d/warehouse.duckdb");
     let count = |sql: &str| sql_on(&wh, sql)[0][0].clone();
@@ -29,9 +30,7 @@ async fn demo_syncs_every_sandbox_stream() {
     assert_eq!(count("SELECT count(*) FROM payroll.employees"), "48");
     // The built-in recipes find exactly the anomalies planted in the sandbox.
     let facts =
-        conveyor_mocks::sandbox::start_sandbox(conveyor_mocks::sandbox::SandboxSize::Default)
-            .await
-            .facts;
+        conveyor_mocks::sandbox::sandbox_facts(conveyor_mocks::sandbox::SandboxSize::Default);
     let exceptions = |recon: &str| -> Vec<String> {
         let sql = format!(
             "SELECT status || ' ' || coalesce(left_key, right_key) FROM conveyor.recon_results
@@ -70,7 +69,7 @@ async fn demo_syncs_every_sandbox_stream() {
     );
     let unpaid = sql_on(
         &wh,
-        "SELECT DocNumber FROM accounting.invoices WHERE Id IN (SELECT left_key FROM conveyor.recon_results
+        "SELECT doc_number FROM accounting.invoices WHERE id IN (SELECT left_key FROM conveyor.recon_results
          WHERE reconciliation = 'invoices_unpaid_past_due' AND status = 'missing_right') ORDER BY 1",
     );
     assert_eq!(
@@ -90,20 +89,86 @@ async fn demo_syncs_every_sandbox_stream() {
         count("SELECT typeof(work_date) FROM timekeeping.hours LIMIT 1"),
         "DATE"
     );
-    // Zendesk exports repeat boundary rows; the merge keeps each call once.
+    // Genesys details queries touch their boundary days twice; the merge
+    // keeps each agent session and survey once.
     assert_eq!(
-        count("SELECT count(*) - count(DISTINCT id) FROM contact_center.calls"),
+        count("SELECT count(*) - count(DISTINCT (conversation_id, session_id)) FROM contact_center.conversations"),
+        "0"
+    );
+    assert_eq!(
+        count("SELECT count(*) - count(DISTINCT survey_id) FROM contact_center.surveys"),
         "0"
     );
     assert_eq!(
         count("SELECT count(*) FROM conveyor.runs WHERE status <> 'succeeded'"),
         "0"
     );
-    // QuickBooks timestamps carry -07:00/-08:00 offsets; stored as UTC.
+    // Typed vendor tables: QuickBooks dates and money, Gusto hours as DECIMAL.
     assert_eq!(
-        count("SELECT typeof(TxnDate) FROM accounting.invoices LIMIT 1"),
-        "DATE"
+        count(
+            "SELECT typeof(txn_date) || ' ' || typeof(total_amt) FROM accounting.invoices LIMIT 1"
+        ),
+        "DATE DECIMAL(18,2)"
     );
+    assert_eq!(
+        count("SELECT typeof(hours) FROM payroll.employee_compensations LIMIT 1"),
+        "DECIMAL(12,3)"
+    );
+    // The contact center's people carry their team and supervisor.
+    assert_eq!(
+        count("SELECT count(*) FROM model.contact_center_people WHERE team = 'Back Office' AND supervisor_email IS NOT NULL"),
+        "10"
+    );
+    // model.agent_daily carries CSAT, QA and logged hours: the low-CSAT agent
+    // averages under 3.5 in three of the last four weeks, and nobody else does.
+    let weekly_low = format!(
+        "SELECT p.email_key FROM (
+             SELECT agent_id, date_trunc('week', day) AS week, avg(csat) AS csat FROM model.agent_daily
+             WHERE day >= DATE '{}' - INTERVAL 28 DAY AND csat IS NOT NULL GROUP BY ALL) w
+         JOIN model.people p USING (agent_id)
+         GROUP BY ALL HAVING count(*) FILTER (WHERE csat < 3.5) >= 3",
+        facts.anchor_date
+    );
+    assert_eq!(
+        sql_on(&wh, &weekly_low),
+        vec![vec![facts.low_csat_agent_email.clone()]]
+    );
+    // Only the quality miss averages under 80 among the back-office workers.
+    let qa = sql_on(
+        &wh,
+        "SELECT p.email_key, avg(d.quality_score) < 80 FROM model.agent_daily d JOIN model.people p USING (agent_id)
+         WHERE p.team = 'Back Office' AND d.quality_score IS NOT NULL GROUP BY ALL ORDER BY 1",
+    );
+    let mut back_office = facts.back_office_emails.clone();
+    back_office.sort();
+    assert_eq!(
+        qa.iter().map(|r| r[0].clone()).collect::<Vec<_>>(),
+        back_office
+    );
+    for row in &qa {
+        let miss = row[0] == facts.quality_miss_email;
+        assert_eq!(row[1], miss.to_string(), "{row:?}");
+    }
+    // Logged hours come from presence: every phone agent logged a working
+    // day's hours (6, 7.5 or 8) on a weekday of the latest pay period.
+    let (first, last) = facts.latest_pay_period;
+    let logged = sql_on(
+        &wh,
+        &format!(
+            "SELECT DISTINCT logged_hours FROM model.agent_daily WHERE logged_hours > 0
+             AND day BETWEEN DATE '{first}' AND DATE '{last}' ORDER BY 1"
+        ),
+    );
+    assert_eq!(logged, [["6.0"], ["7.5"], ["8.0"]]);
+    let low_csat_hours = sql_on(
+        &wh,
+        &format!(
+            "SELECT sum(d.logged_hours) > 0, sum(d.contacts) > 0 FROM model.agent_daily d JOIN model.people p USING (agent_id)
+             WHERE p.email_key = '{}' AND d.day BETWEEN DATE '{first}' AND DATE '{last}'",
+            facts.low_csat_agent_email
+        ),
+    );
+    assert_eq!(low_csat_hours, [["true", "true"]]);
     // The printed example queries run as printed.
     let config = dir.path().join("d/conveyor.toml");
     for line in stdout.lines().filter(|l| l.contains(" query \"")) {

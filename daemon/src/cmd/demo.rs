@@ -1,5 +1,5 @@
 //! `conveyor demo`: sandbox vendor APIs for the four domains, synced end to
-//! end through the real config, connector and warehouse code paths.
+//! end through the real config, the vendor connectors and the warehouse.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,7 +20,7 @@ pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
         .with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = std::fs::canonicalize(dir)?;
     println!(
-        "Starting sandbox APIs (Greenhouse, QuickBooks, Gusto, Zendesk Talk shapes) on 127.0.0.1 …"
+        "Starting sandbox vendor APIs (Greenhouse, QuickBooks Online, Gusto, Genesys Cloud) on 127.0.0.1 …"
     );
     let sb = sandbox::start_sandbox(SandboxSize::Default).await;
     let config_path = write_demo_config(&dir, &sb)?;
@@ -63,8 +63,8 @@ pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
     for example in [
         "status".to_string(),
         r#"query "SELECT status, count(*) AS applications FROM ats.applications GROUP BY ALL""#.to_string(),
-        r#"query "SELECT DocNumber, CustomerRef->>'name' AS customer, TotalAmt, Balance FROM accounting.invoices ORDER BY DueDate LIMIT 5""#.to_string(),
-        r#"query "SELECT agent_id, date_trunc('week', created_at) AS week, round(avg(csat), 2) AS csat FROM contact_center.calls GROUP BY ALL ORDER BY csat LIMIT 5""#.to_string(),
+        r#"query "SELECT doc_number, customer_name, total_amt, balance, due_date FROM accounting.invoices ORDER BY due_date LIMIT 5""#.to_string(),
+        r#"query "SELECT p.name, date_trunc('week', d.day) AS week, round(avg(d.csat), 2) AS csat, round(avg(d.quality_score), 1) AS qa, sum(d.logged_hours) AS logged_hours FROM model.agent_daily d JOIN model.people p USING (agent_id) GROUP BY ALL ORDER BY csat LIMIT 5""#.to_string(),
         r#"query "SELECT name, ats_id, payroll_id, agent_id, team FROM model.people ORDER BY name LIMIT 5""#.to_string(),
         "recon --show roster_vs_hires".to_string(),
     ]
@@ -96,13 +96,16 @@ fn reconcile(wh: &Warehouse, config: &conveyor_config::Config) -> Result<()> {
 }
 
 /// Writes secrets as files and a config that references them, the way a
-/// real deployment should.
+/// real deployment should. The config is a concatenation of sections, so
+/// more can be appended.
 fn write_demo_config(dir: &Path, sb: &Sandbox) -> Result<PathBuf> {
     let secrets = [
         ("ats_client_secret", sandbox::ATS_CLIENT_SECRET),
-        ("qbo_access_token", sandbox::QBO_ACCESS_TOKEN),
-        ("gusto_access_token", sandbox::GUSTO_ACCESS_TOKEN),
-        ("zendesk_api_token", sandbox::ZENDESK_API_TOKEN),
+        ("qbo_client_secret", sandbox::QBO_CLIENT_SECRET),
+        ("qbo_refresh_token", sandbox::QBO_REFRESH_TOKEN),
+        ("gusto_client_secret", sandbox::GUSTO_CLIENT_SECRET),
+        ("gusto_refresh_token", sandbox::GUSTO_REFRESH_TOKEN),
+        ("genesys_client_secret", sandbox::GENESYS_CLIENT_SECRET),
     ];
     for (name, value) in secrets {
         let p = dir.join("secrets").join(name);
@@ -113,26 +116,33 @@ fn write_demo_config(dir: &Path, sb: &Sandbox) -> Result<PathBuf> {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
         }
     }
-    let mut text = DEMO_CONFIG
+    let header = DEMO_HEADER.replace("{listen}", &format!("127.0.0.1:{}", free_port()?));
+    let sources = DEMO_SOURCES
         .replace("{ats}", &sb.ats_base_url())
         .replace("{ats_token}", &sb.ats_token_url())
         .replace("{ats_client_id}", sandbox::ATS_CLIENT_ID)
+        .replace("{ats_user_id}", sandbox::ATS_USER_ID)
         .replace("{qbo}", &sb.accounting_base_url())
+        .replace("{qbo_token}", &sb.accounting_token_url())
+        .replace("{qbo_client_id}", sandbox::QBO_CLIENT_ID)
         .replace("{realm}", sandbox::QBO_REALM_ID)
         .replace("{gusto}", &sb.payroll_base_url())
+        .replace("{gusto_token}", &sb.payroll_token_url())
+        .replace("{gusto_client_id}", sandbox::GUSTO_CLIENT_ID)
         .replace("{company}", sandbox::GUSTO_COMPANY_ID)
-        .replace("{gusto_version}", sandbox::GUSTO_API_VERSION)
-        .replace("{zendesk}", &sb.contact_center_base_url())
-        .replace(
-            "{zendesk_user}",
-            &format!("{}/token", sandbox::ZENDESK_EMAIL),
-        )
-        .replace("{listen}", &format!("127.0.0.1:{}", free_port()?))
-        + DEMO_MODEL
-        + &crate::recon::recipes::toml("ats", "accounting", "payroll", "contact_center");
-    text.push_str(&timekeeping_source(dir, sb)?);
+        .replace("{genesys}", &sb.contact_center_base_url())
+        .replace("{genesys_token}", &sb.contact_center_token_url())
+        .replace("{genesys_client_id}", sandbox::GENESYS_CLIENT_ID);
+    let recipes = crate::recon::recipes::toml("ats", "accounting", "payroll", "contact_center");
+    let sections = [
+        header,
+        sources,
+        DEMO_MODEL.to_string(),
+        recipes,
+        timekeeping_source(dir, sb)?,
+    ];
     let path = dir.join("conveyor.toml");
-    std::fs::write(&path, text)?;
+    std::fs::write(&path, sections.concat())?;
     Ok(path)
 }
 
@@ -219,152 +229,71 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-/// The sandboxes speak the vendors' shapes, so the built-in mappings apply.
+/// The vendor connectors' tables, so the built-in mappings apply.
 const DEMO_MODEL: &str = r#"
 # The unified model: views in schema `model` over the raw tables above.
 [model]
-presets = { ats = "greenhouse", accounting = "quickbooks", payroll = "gusto", contact_center = "zendesk_talk" }
+presets = { ats = "greenhouse", accounting = "quickbooks", payroll = "gusto", contact_center = "genesys" }
 
 # Built-in reconciliation recipes; results in conveyor.recon_results.
 "#;
 
-/// The demo's sources, read through the generic REST connector. `{…}` are
-/// filled with the sandbox's addresses.
-const DEMO_CONFIG: &str = r#"# Written by `conveyor demo`: four sandbox APIs read through the generic
-# REST connector. The sandbox ports change every run.
+const DEMO_HEADER: &str = r#"# Written by `conveyor demo`: four sandbox vendor APIs read through the
+# vendor connectors. The sandbox ports change every run.
 
 [warehouse]
 path = "warehouse.duckdb"
 
 [server]
 listen = "{listen}"
+"#;
 
-# ATS: Greenhouse Harvest v3 shapes — OAuth2 client credentials, bare JSON
-# arrays, Link-header paging whose next URL must be followed exactly.
+/// The demo's vendor sources: credentials by reference, the sandbox's
+/// addresses (`{…}`) instead of the vendors' production endpoints.
+const DEMO_SOURCES: &str = r#"
+# ATS: Greenhouse Harvest v3 (client credentials for a user id).
 [sources.ats]
-type = "rest"
+type = "greenhouse"
 schedule = "0 */15 * * * *"
-base_url = "{ats}/v3"
-pagination = { type = "link_header" }
-auth = { type = "oauth2_client_credentials", token_url = "{ats_token}", client_id = "{ats_client_id}", client_secret = "file:secrets/ats_client_secret" }
+base_url = "{ats}"
+token_url = "{ats_token}"
+client_id = "{ats_client_id}"
+client_secret = "file:secrets/ats_client_secret"
+user_id = {ats_user_id}
+start_date = "2025-01-01"
 
-[[sources.ats.streams]]
-name = "candidates"
-path = "/candidates"
-primary_key = "id"
-params = { per_page = 100 }
-incremental = { cursor_field = "updated_at", param = "updated_at", template = "gte|{cursor}" }
-
-[[sources.ats.streams]]
-name = "applications"
-path = "/applications"
-primary_key = "id"
-params = { per_page = 100 }
-incremental = { cursor_field = "updated_at", param = "updated_at", template = "gte|{cursor}" }
-
-[[sources.ats.streams]]
-name = "jobs"
-path = "/jobs"
-primary_key = "id"
-params = { per_page = 100 }
-
-[[sources.ats.streams]]
-name = "offers"
-path = "/offers"
-primary_key = "id"
-params = { per_page = 100 }
-incremental = { cursor_field = "updated_at", param = "updated_at", template = "gte|{cursor}" }
-
-# Accounting: QuickBooks Online shapes — the query endpoint paged with
-# STARTPOSITION/MAXRESULTS inside the query text, ordered by last update.
+# Accounting: QuickBooks Online (a refresh token that rotates; kept sealed).
 [sources.accounting]
-type = "rest"
+type = "quickbooks"
 schedule = "0 0 * * * *"
-base_url = "{qbo}/v3/company/{realm}"
-headers = { Accept = "application/json" }
-auth = { type = "bearer", token = "file:secrets/qbo_access_token" }
-pagination = { type = "offset", offset_param = "", limit_param = "", start_offset = 1, limit = 100 }
+base_url = "{qbo}"
+token_url = "{qbo_token}"
+client_id = "{qbo_client_id}"
+client_secret = "file:secrets/qbo_client_secret"
+refresh_token = "file:secrets/qbo_refresh_token"
+realm_id = "{realm}"
+start_date = "2025-01-01"
 
-[[sources.accounting.streams]]
-name = "invoices"
-path = "/query"
-primary_key = "Id"
-records = "QueryResponse.Invoice"
-params = { minorversion = 75, query = "select * from Invoice where Metadata.LastUpdatedTime >= '{cursor}' ORDER BY Metadata.LastUpdatedTime ASC STARTPOSITION {offset} MAXRESULTS {limit}" }
-incremental = { cursor_field = "MetaData.LastUpdatedTime", start = "2020-01-01T00:00:00Z" }
-
-[[sources.accounting.streams]]
-name = "payments"
-path = "/query"
-primary_key = "Id"
-records = "QueryResponse.Payment"
-params = { minorversion = 75, query = "select * from Payment where Metadata.LastUpdatedTime >= '{cursor}' ORDER BY Metadata.LastUpdatedTime ASC STARTPOSITION {offset} MAXRESULTS {limit}" }
-incremental = { cursor_field = "MetaData.LastUpdatedTime", start = "2020-01-01T00:00:00Z" }
-
-[[sources.accounting.streams]]
-name = "customers"
-path = "/query"
-primary_key = "Id"
-records = "QueryResponse.Customer"
-params = { minorversion = 75, query = "select * from Customer where Active IN (true,false) AND Metadata.LastUpdatedTime >= '{cursor}' ORDER BY Metadata.LastUpdatedTime ASC STARTPOSITION {offset} MAXRESULTS {limit}" }
-incremental = { cursor_field = "MetaData.LastUpdatedTime", start = "2020-01-01T00:00:00Z" }
-
-# Payroll: Gusto shapes — bearer token, API version header, page/per paging
-# with X-Total-Pages, money and hours as decimal strings.
+# Payroll: Gusto (a refresh token that rotates; kept sealed).
 [sources.payroll]
-type = "rest"
+type = "gusto"
 schedule = "0 0 6 * * *"
-base_url = "{gusto}/v1/companies/{company}"
-headers = { X-Gusto-API-Version = "{gusto_version}" }
-auth = { type = "bearer", token = "file:secrets/gusto_access_token" }
-pagination = { type = "page", page_param = "page", size_param = "per", size = 25, total_pages_header = "X-Total-Pages" }
+base_url = "{gusto}"
+token_url = "{gusto_token}"
+client_id = "{gusto_client_id}"
+client_secret = "file:secrets/gusto_client_secret"
+refresh_token = "file:secrets/gusto_refresh_token"
+company_id = "{company}"
+start_date = "2025-10-01"
 
-[[sources.payroll.streams]]
-name = "employees"
-path = "/employees"
-primary_key = "uuid"
-
-[[sources.payroll.streams]]
-name = "payrolls"
-path = "/payrolls"
-primary_key = "payroll_uuid"
-params = { include = "employee_compensations,totals" }
-
-# Contact center: Zendesk Talk shapes — basic auth with an API token, the
-# incremental exports whose next_page is never null (stop on count).
+# Contact center: Genesys Cloud (client credentials): users, conversations,
+# post-call surveys, quality evaluations, daily presence.
 [sources.contact_center]
-type = "rest"
+type = "genesys"
 schedule = "0 */5 * * * *"
-base_url = "{zendesk}/api/v2"
-auth = { type = "basic", username = "{zendesk_user}", password = "file:secrets/zendesk_api_token" }
-pagination = { type = "next_url", next_path = "next_page" }
-
-[[sources.contact_center.streams]]
-name = "calls"
-path = "/channels/voice/stats/incremental/calls"
-primary_key = "id"
-records = "calls"
-pagination = { type = "next_url", next_path = "next_page", count_path = "count", min_count = 2 }
-incremental = { cursor_field = "updated_at", param = "start_time", format = "unix", start = "2026-01-01T00:00:00Z" }
-
-[[sources.contact_center.streams]]
-name = "agent_activity"
-path = "/channels/voice/stats/incremental/agent_activity"
-primary_key = "id"
-records = "agent_activity"
-pagination = { type = "next_url", next_path = "next_page", count_path = "count", min_count = 2 }
-incremental = { cursor_field = "updated_at", param = "start_time", format = "unix", start = "2026-01-01T00:00:00Z" }
-
-[[sources.contact_center.streams]]
-name = "agents"
-path = "/users"
-primary_key = "id"
-records = "users"
-params = { role = "agent" }
-
-[[sources.contact_center.streams]]
-name = "evaluations"
-path = "/quality/evaluations"
-primary_key = "id"
-records = "evaluations"
+base_url = "{genesys}"
+token_url = "{genesys_token}"
+client_id = "{genesys_client_id}"
+client_secret = "file:secrets/genesys_client_secret"
+start_date = "2026-09-01"
 "#;

@@ -2,7 +2,7 @@
 //!
 //! - [`server`]: start any axum router on an ephemeral loopback port; stops on drop.
 //! - [`rest`]: one configurable, generic paginated JSON API (pagination styles, auth, faults).
-//! - [`sandbox`]: four vendor-shaped APIs (Greenhouse, QuickBooks, Gusto, Zendesk Talk) sharing one cast.
+//! - [`sandbox`]: one cast rendered into four [`vendors`] mocks (Greenhouse, QuickBooks, Gusto, Genesys Cloud) for `conveyor demo`.
 //! - [`vendors`]: one faithful mock per vendor connector, with a handle for faults, token expiry and data changes.
 
 pub mod rest;

@@ -2,10 +2,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc, Mutex,
-    },
+    sync::atomic::{AtomicU64, Ordering},
 };
 
 use axum::{
@@ -57,9 +54,6 @@ impl RequestLog {
         query_pairs(&self.query)
     }
 }
-
-/// A request log shared between a router and whoever inspects it.
-pub(crate) type SharedLog = Arc<Mutex<Vec<RequestLog>>>;
 
 pub(crate) fn json(status: u16, body: Value) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

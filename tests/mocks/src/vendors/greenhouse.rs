@@ -4,6 +4,9 @@
 //! filters (`gte|A|lte|B`), `Link` cursor paging where the cursor must be
 //! the only query parameter (422 otherwise), `X-RateLimit-*` headers and
 //! 429 with `Retry-After` and `X-RateLimit-Reset`.
+//!
+//! [`GreenhouseMock::start`] invents its data; [`GreenhouseMock::start_with`]
+//! serves the given records (the demo's sandbox renders its cast that way).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -104,12 +107,50 @@ impl GreenhouseHandle {
     }
 }
 
+/// Records per resource, shaped like the v3 schemas.
+#[derive(Clone, Debug, Default)]
+pub struct GreenhouseRecords {
+    pub jobs: Vec<Value>,
+    pub candidates: Vec<Value>,
+    pub applications: Vec<Value>,
+    pub offers: Vec<Value>,
+}
+
 pub struct GreenhouseMock;
 
 impl GreenhouseMock {
+    /// Starts with `cfg.candidates` invented candidates.
     pub async fn start(cfg: GreenhouseMockConfig) -> (MockServer, GreenhouseHandle) {
         let data = seed(cfg.candidates);
-        let clock = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        Self::serve(cfg, data).await
+    }
+
+    /// Starts serving exactly `records`.
+    pub async fn start_with(
+        cfg: GreenhouseMockConfig,
+        records: GreenhouseRecords,
+    ) -> (MockServer, GreenhouseHandle) {
+        let GreenhouseRecords { jobs, candidates, applications, offers } = records;
+        let data = BTreeMap::from([
+            ("jobs", jobs),
+            ("candidates", candidates),
+            ("applications", applications),
+            ("offers", offers),
+        ]);
+        Self::serve(cfg, data).await
+    }
+
+    async fn serve(
+        cfg: GreenhouseMockConfig,
+        data: BTreeMap<&'static str, Vec<Value>>,
+    ) -> (MockServer, GreenhouseHandle) {
+        // Changes made through the handle are stamped after every record.
+        let newest = data
+            .values()
+            .flatten()
+            .filter_map(|r| r["updated_at"].as_str().and_then(wire::parse_time))
+            .max();
+        let clock = newest.unwrap_or_else(|| Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap());
         let st = Arc::new(Mutex::new(State_ {
             cfg,
             core: Core::default(),

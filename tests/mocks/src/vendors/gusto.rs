@@ -7,6 +7,9 @@
 //! `X-Per-Page`, `X-Total-Pages`, `X-Total-Count` headers appear only when
 //! `page` is sent, money and hours as decimal strings, `X-RateLimit-*`
 //! headers, 429 with `Retry-After`, and Gusto's `errors` bodies.
+//!
+//! [`GustoMock::start`] invents its data; [`GustoMock::start_with`] serves
+//! the given records (the demo's sandbox renders its cast that way).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -100,9 +103,18 @@ impl GustoHandle {
     }
 }
 
+/// Employees and full payroll documents (`employee_compensations` and
+/// `totals` included; the list endpoint leaves them out as Gusto does).
+#[derive(Clone, Debug, Default)]
+pub struct GustoRecords {
+    pub employees: Vec<Value>,
+    pub payrolls: Vec<Value>,
+}
+
 pub struct GustoMock;
 
 impl GustoMock {
+    /// Starts with `cfg.employees` invented employees and `cfg.payrolls` payrolls.
     pub async fn start(cfg: GustoMockConfig) -> (MockServer, GustoHandle) {
         let employees: Vec<Value> = (0..cfg.employees).map(employee).collect();
         let newest_end = Utc::now().date_naive() - Duration::days(3);
@@ -111,6 +123,15 @@ impl GustoMock {
                 payroll(&cfg, &employees, k, newest_end - Duration::days(14 * k as i64), k > 0)
             })
             .collect();
+        Self::start_with(cfg, GustoRecords { employees, payrolls }).await
+    }
+
+    /// Starts serving exactly `records`.
+    pub async fn start_with(
+        cfg: GustoMockConfig,
+        records: GustoRecords,
+    ) -> (MockServer, GustoHandle) {
+        let GustoRecords { employees, payrolls } = records;
         let g = Gusto {
             core: Core::with_refresh(&cfg.refresh_token),
             refresh_ok: HashSet::from([cfg.refresh_token.clone()]),

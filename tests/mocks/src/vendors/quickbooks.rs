@@ -6,6 +6,9 @@
 //! `QueryResponse:{}`), change data capture (`/cdc`, 30 days back, deleted
 //! records as `status: "Deleted"`), `Fault` error bodies, 429
 //! `ThrottleExceeded`, and timestamps in the company's `-07:00` offset.
+//!
+//! [`QuickBooksMock::start`] invents its data; [`QuickBooksMock::start_with`]
+//! serves the given records (the demo's sandbox renders its cast that way).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -102,13 +105,40 @@ impl QuickBooksHandle {
     }
 }
 
+/// Records per entity, as the query endpoint returns them.
+#[derive(Clone, Debug, Default)]
+pub struct QuickBooksRecords {
+    pub customers: Vec<Value>,
+    pub invoices: Vec<Value>,
+    pub payments: Vec<Value>,
+}
+
 pub struct QuickBooksMock;
 
 impl QuickBooksMock {
+    /// Starts with `cfg.customers`, `cfg.invoices` and `cfg.payments` invented records.
     pub async fn start(cfg: QuickBooksMockConfig) -> (MockServer, QuickBooksHandle) {
-        let now = Utc::now();
-        let base = now - Duration::days(10);
+        let base = Utc::now() - Duration::days(10);
         let data = seed(&cfg, base);
+        Self::serve(cfg, data).await
+    }
+
+    /// Starts serving exactly `records`.
+    pub async fn start_with(
+        cfg: QuickBooksMockConfig,
+        records: QuickBooksRecords,
+    ) -> (MockServer, QuickBooksHandle) {
+        let QuickBooksRecords { customers, invoices, payments } = records;
+        let data =
+            BTreeMap::from([("Customer", customers), ("Invoice", invoices), ("Payment", payments)]);
+        Self::serve(cfg, data).await
+    }
+
+    async fn serve(
+        cfg: QuickBooksMockConfig,
+        data: BTreeMap<&'static str, Vec<Value>>,
+    ) -> (MockServer, QuickBooksHandle) {
+        let now = Utc::now();
         let q = Qbo {
             core: Core::with_refresh(&cfg.refresh_token),
             cfg,
