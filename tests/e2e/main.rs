@@ -11,5 +11,6 @@ mod plugins;
 mod outbox;
 mod recon;
 mod rules;
+mod ruletest;
 mod secrets;
 mod warehouse;
