@@ -201,4 +201,6 @@ FROM a FULL JOIN p ON p.email_key = a.email_key
        FULL JOIN c ON c.email_key = coalesce(a.email_key, p.email_key)";
 
 #[cfg(test)]
+mod preset_tests;
+#[cfg(test)]
 mod tests;

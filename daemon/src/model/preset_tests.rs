@@ -1,0 +1,161 @@
+//! The built-in presets against the tables the vendor connectors declare:
+//! every preset binds to them (so a renamed connector column breaks here,
+//! not in a demo), and the Genesys preset's daily agent view adds up calls,
+//! surveys, presence and evaluations the way the rules expect.
+
+use std::path::Path;
+
+use conveyor_connectors::vendors::table::{Col, Table};
+use conveyor_connectors::vendors::{genesys, greenhouse, gusto, quickbooks, zendesk_talk};
+
+use super::*;
+use crate::warehouse::Warehouse;
+
+/// Each preset, the source it is configured for, and its vendor's tables.
+const VENDORS: &[(&str, &str, &[Table])] = &[
+    ("greenhouse", "gh", greenhouse::TABLES),
+    ("quickbooks", "qb", quickbooks::TABLES),
+    ("gusto", "gu", gusto::TABLES),
+    ("genesys", "gc", genesys::TABLES),
+    ("zendesk_talk", "zd", zendesk_talk::TABLES),
+];
+
+/// Fields a vendor sends that its connector keeps without declaring them
+/// (the loader adds them as columns): Greenhouse offers' custom fields.
+const UNDECLARED: &[(&str, &str, &str)] = &[("greenhouse", "offers", "custom_fields JSON")];
+
+fn sql_type(col: Col) -> String {
+    match col {
+        Col::Int => "BIGINT".into(),
+        Col::Float => "DOUBLE".into(),
+        Col::Bool => "BOOLEAN".into(),
+        Col::Str => "VARCHAR".into(),
+        Col::Decimal(p, s) => format!("DECIMAL({p},{s})"),
+        Col::Instant => "TIMESTAMP".into(),
+        Col::Date => "DATE".into(),
+        Col::Json => "JSON".into(),
+    }
+}
+
+/// A warehouse holding every vendor's tables, empty, and a config that
+/// maps each through its preset.
+fn setup() -> (tempfile::TempDir, Connection, Config) {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = Warehouse::open(&dir.path().join("wh.duckdb"))
+        .unwrap()
+        .connection()
+        .unwrap();
+    let mut text = String::from("[warehouse]\npath = \"wh.duckdb\"\n");
+    let mut presets = Vec::new();
+    for (preset, source, tables) in VENDORS {
+        conn.execute_batch(&format!("CREATE SCHEMA {source}"))
+            .unwrap();
+        for t in *tables {
+            let mut cols: Vec<String> = t
+                .columns
+                .iter()
+                .map(|(name, col)| format!("{name} {}", sql_type(*col)))
+                .collect();
+            cols.extend(
+                UNDECLARED
+                    .iter()
+                    .filter(|(p, table, _)| p == preset && *table == t.name)
+                    .map(|(_, _, col)| col.to_string()),
+            );
+            let ddl = format!("CREATE TABLE {source}.{} ({})", t.name, cols.join(", "));
+            conn.execute_batch(&ddl).unwrap();
+        }
+        text += &format!(
+            "[sources.{source}]\ntype = \"rest\"\nbase_url = \"https://{source}.example.com\"\n\
+             [[sources.{source}.streams]]\nname = \"x\"\npath = \"/x\"\nprimary_key = \"id\"\n"
+        );
+        presets.push(format!("{source} = \"{preset}\""));
+    }
+    text += &format!("[model]\npresets = {{ {} }}\n", presets.join(", "));
+    let config = conveyor_config::parse(&text, Path::new("/etc/conveyor.toml")).unwrap();
+    (dir, conn, config)
+}
+
+/// Each row as its non-NULL values, as text, joined by spaces.
+fn rows(conn: &Connection, sql: &str) -> Vec<String> {
+    let mut st = conn
+        .prepare(&format!("SELECT COLUMNS(*)::VARCHAR FROM ({sql})"))
+        .unwrap();
+    let mut rows = st.query([]).unwrap();
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().unwrap() {
+        let n = r.as_ref().column_count();
+        let values: Vec<String> = (0..n)
+            .filter_map(|i| r.get::<_, Option<String>>(i).unwrap())
+            .collect();
+        out.push(values.join(" "));
+    }
+    out
+}
+
+#[test]
+fn every_preset_binds_to_the_tables_its_vendor_connector_writes() {
+    let (_dir, conn, config) = setup();
+    assert_eq!(
+        VENDORS.len(),
+        conveyor_config::MODEL_PRESETS.len(),
+        "a preset without a vendor here"
+    );
+    let problems = check(&conn, &config);
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn genesys_agent_daily_adds_up_calls_surveys_presence_and_evaluations() {
+    let (_dir, conn, config) = setup();
+    conn.execute_batch(
+        "INSERT INTO gc.users (id, name, email, department, manager_id) VALUES
+             ('u-sup', 'Sue Pervisor', 'sue@mail.example', 'Phones A', NULL),
+             ('u-1', 'Ana Agent', 'Ana@Mail.Example', 'Phones A', 'u-sup');
+         -- c1 was transferred: two sessions of one contact.
+         INSERT INTO gc.conversations (conversation_id, session_id, user_id, conversation_start, handle_ms) VALUES
+             ('c1', 's1', 'u-1', TIMESTAMP '2026-10-05 09:00', 300000),
+             ('c1', 's2', 'u-1', TIMESTAMP '2026-10-05 09:00', 60000),
+             ('c2', 's3', 'u-1', TIMESTAMP '2026-10-05 11:00', 240000);
+         -- Five-point CSAT: 20 per point; an unfinished survey does not count.
+         INSERT INTO gc.surveys (survey_id, conversation_id, user_id, status, completed_at, total_score) VALUES
+             ('v1', 'c1', 'u-1', 'Finished', TIMESTAMP '2026-10-05 09:10', 20),
+             ('v2', 'c2', 'u-1', 'Finished', TIMESTAMP '2026-10-05 11:10', 100),
+             ('v3', 'c2', 'u-1', 'Partial', TIMESTAMP '2026-10-05 11:11', 20);
+         INSERT INTO gc.user_presence VALUES
+             ('u-1', DATE '2026-10-05', 'ON_QUEUE', 21600000), ('u-1', DATE '2026-10-05', 'BREAK', 3600000),
+             ('u-1', DATE '2026-10-05', 'OFFLINE', 61200000);
+         INSERT INTO gc.evaluations (id, agent_id, total_score, conversation_date, submitted_date) VALUES
+             ('e1', 'u-1', 66, TIMESTAMP '2026-10-06 15:00', TIMESTAMP '2026-10-07 08:00');",
+    )
+    .unwrap();
+    let problems = refresh(&conn, &config).unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert_eq!(
+        rows(
+            &conn,
+            "SELECT day, contacts, handle_secs, csat, quality_score, logged_hours FROM model.agent_daily ORDER BY day"
+        ),
+        [
+            "2026-10-05 2.0 600.0 3.0 7.0",
+            "2026-10-06 0.0 0.0 66.0 0.0"
+        ]
+    );
+    assert_eq!(
+        rows(
+            &conn,
+            "SELECT email_key, team, supervisor_email FROM model.contact_center_people ORDER BY 1"
+        ),
+        [
+            "ana@mail.example Phones A sue@mail.example",
+            "sue@mail.example Phones A"
+        ]
+    );
+    assert_eq!(
+        rows(
+            &conn,
+            "SELECT evaluation_id, evaluated_at, score FROM model.evaluations"
+        ),
+        ["e1 2026-10-07 08:00:00 66.0"]
+    );
+}
