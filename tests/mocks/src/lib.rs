@@ -8,6 +8,7 @@
 pub mod rest;
 pub mod sandbox;
 pub mod server;
+pub mod smtp;
 pub mod vendors;
 mod wire;
 
