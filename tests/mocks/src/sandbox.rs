@@ -240,3 +240,6 @@ pub async fn start_sandbox(size: SandboxSize) -> Sandbox {
         facts: facts(&world),
     }
 }
+
+#[cfg(test)]
+mod tests;
