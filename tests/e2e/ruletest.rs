@@ -184,10 +184,8 @@ fn ruletest_a_broken_test_file_exits_2_with_the_location() {
     assert!(verdicts(&stdout).is_empty(), "{stdout}");
 
     // A fixture file that is not there, and a rule the config lacks.
-    let missing = format!(
-        "config = \"conveyor.toml\"\n\n[[fixtures]]\ntable = \"model.scores\"\ncsv = \"fixtures/nope.csv\"\n\n[[evaluations]]\nat = 2026-01-05T06:00:00Z\n"
-    );
-    let f = Files::new(CONFIG, &missing);
+    let missing = "config = \"conveyor.toml\"\n\n[[fixtures]]\ntable = \"model.scores\"\ncsv = \"fixtures/nope.csv\"\n\n[[evaluations]]\nat = 2026-01-05T06:00:00Z\n";
+    let f = Files::new(CONFIG, missing);
     let out = f.run();
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 
+use super::compare;
 use super::diff::{self, Line};
 use super::spec::{self, Cell, FixtureData};
 use super::*;
@@ -217,6 +218,105 @@ fn ruletest_diff_keeps_shared_lines_in_place() {
             Line::Got("Subject: y".into()),
             Line::Same("Body: b".into()),
             Line::Got("more".into()),
+        ]
+    );
+}
+
+fn located() -> conveyor_config::Located {
+    conveyor_config::Located {
+        file: "t.toml".into(),
+        line: 1,
+        col: 1,
+        key: "k".into(),
+    }
+}
+
+#[test]
+fn ruletest_webhook_bodies_compare_as_json_and_show_the_differing_key() {
+    use super::observe::Webhook;
+    use super::spec::ExpectedWebhook;
+    let got = [Webhook {
+        rule: "r".into(),
+        url: "https://h.example.com/x".into(),
+        entity: "ann".into(),
+        body: serde_json::json!({"value": 3.0, "entity": "ann", "tags": ["a"]}),
+    }];
+    let expected = |body: serde_json::Value| ExpectedWebhook {
+        rule: None,
+        url: "https://h.example.com/x".into(),
+        entity: Some("ann".into()),
+        body: Some(body),
+        at: located(),
+    };
+    // Key order and 3 vs 3.0 do not matter.
+    let same = expected(serde_json::json!({"tags": ["a"], "entity": "ann", "value": 3}));
+    assert_eq!(compare::webhooks(&[same], &got, false), None);
+    let other = expected(serde_json::json!({"tags": ["a"], "entity": "bob", "value": 3}));
+    let lines: Vec<String> = compare::webhooks(&[other], &got, false)
+        .unwrap()
+        .iter()
+        .map(Line::marked)
+        .collect();
+    assert!(
+        lines.contains(&"-   \"entity\": \"bob\",".to_string()),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(&"+   \"entity\": \"ann\",".to_string()),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(&"    \"value\": 3".to_string()),
+        "{lines:#?}"
+    );
+    // A call nobody expected fails too.
+    assert!(compare::webhooks(&[], &got, false).is_some());
+}
+
+#[test]
+fn ruletest_alert_diff_puts_the_expected_line_above_the_one_got_for_that_entity() {
+    use super::observe::Alert;
+    use super::spec::ExpectedAlert;
+    let alert = |entity: &str, state: &str| Alert {
+        rule: "r".into(),
+        entity: entity.into(),
+        state: state.into(),
+        level: "warn".into(),
+        value: Some(2.5),
+    };
+    let want = |entity: &str, state: &str| ExpectedAlert {
+        rule: Some("r".into()),
+        entity: entity.into(),
+        state: state.into(),
+        level: None,
+        value: None,
+        at: located(),
+    };
+    let got = [alert("ann", "firing"), alert("bob", "pending")];
+    assert_eq!(
+        compare::alerts(
+            &[want("bob", "pending"), want("ann", "firing")],
+            &got,
+            false
+        ),
+        None,
+        "a set: order does not matter"
+    );
+    let lines: Vec<String> = compare::alerts(
+        &[want("ann", "pending"), want("bob", "pending")],
+        &got,
+        false,
+    )
+    .unwrap()
+    .iter()
+    .map(Line::marked)
+    .collect();
+    assert_eq!(
+        lines,
+        [
+            r#"- { entity = "ann", state = "pending" }"#,
+            r#"+ { entity = "ann", state = "firing", level = "warn", value = 2.5 }"#,
+            r#"  { entity = "bob", state = "pending", level = "warn", value = 2.5 }"#,
         ]
     );
 }
