@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use duckdb::Connection;
 
-use super::spec::{widen, Cell, Fixture, FixtureData, Row, TableName};
+use super::cells::{widen, Cell};
+use super::spec::{Fixture, FixtureData, Row, TableName};
 use crate::warehouse::{ident, literal};
 
 /// Creates every fixture, in file order; the first that fails is the

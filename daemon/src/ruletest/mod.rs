@@ -4,13 +4,16 @@
 //! simulated clock with the alerts, e-mails and webhook calls each one
 //! must leave. Nothing is delivered and no secret is read.
 //!
-//! `spec` parses the file, `offline_config` loads the rules, `fixtures`
-//! fills the warehouse, `observe` reads what an evaluation left and
+//! `spec` parses the file (`cells` types its values, `located` places its
+//! problems), `offline_config` loads the rules, `fixtures` fills the
+//! warehouse, `observe` reads what an evaluation left and
 //! `compare` diffs it against the expectations.
 
+mod cells;
 mod compare;
 mod diff;
 mod fixtures;
+mod located;
 mod observe;
 mod offline_config;
 mod spec;
@@ -24,7 +27,8 @@ use conveyor_config::{Diagnostic, RuleConfig};
 use duckdb::Connection;
 
 use crate::warehouse::Warehouse;
-use spec::{at_located, Evaluation, TestSpec};
+use located::at_located;
+use spec::{Evaluation, TestSpec};
 
 /// How a test file went.
 #[derive(Debug, PartialEq, Eq)]

@@ -6,11 +6,14 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use chrono::NaiveDateTime;
 use conveyor_config::{Diagnostic, Located};
 use serde::Deserialize;
-use toml::value::{Datetime, Offset};
+use toml::value::Datetime;
 use toml::Spanned;
+
+use super::cells::{self, instant, toml_to_json, widen, Cell};
+use super::located::{at_located, Problems};
 
 /// A validated test file.
 #[derive(Debug)]
@@ -63,34 +66,6 @@ impl std::fmt::Display for TableName {
 pub struct Row {
     pub cells: Vec<(String, Cell)>,
     pub at: Located,
-}
-
-/// A TOML value as SQL sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Text(String),
-    Date(NaiveDate),
-    /// UTC (an offset in the file is applied).
-    Timestamp(NaiveDateTime),
-    Time(NaiveTime),
-}
-
-impl Cell {
-    /// The column type a value of this kind gets when none is declared.
-    pub fn sql_type(&self) -> &'static str {
-        match self {
-            Cell::Int(_) => "BIGINT",
-            Cell::Float(_) => "DOUBLE",
-            Cell::Bool(_) => "BOOLEAN",
-            Cell::Text(_) => "VARCHAR",
-            Cell::Date(_) => "DATE",
-            Cell::Timestamp(_) => "TIMESTAMP",
-            Cell::Time(_) => "TIME",
-        }
-    }
 }
 
 /// One tick of the simulated clock.
@@ -228,57 +203,6 @@ impl OneOrMany {
             OneOrMany::Many(v) => v,
         }
     }
-}
-
-/// Collects located problems while validating one file.
-pub(crate) struct Problems<'a> {
-    pub file: &'a Path,
-    pub text: &'a str,
-    pub found: Vec<Diagnostic>,
-}
-
-impl Problems<'_> {
-    pub fn located(&self, span: Range<usize>, key: &str) -> Located {
-        let (line, col) = line_col(self.text, span.start);
-        Located {
-            file: self.file.to_path_buf(),
-            line,
-            col,
-            key: key.to_string(),
-        }
-    }
-
-    pub fn add(&mut self, span: Range<usize>, key: &str, message: impl Into<String>) {
-        let at = self.located(span, key);
-        self.found.push(at_located(&at, message, None));
-    }
-
-    fn add_hint(&mut self, span: Range<usize>, key: &str, message: impl Into<String>, hint: &str) {
-        let at = self.located(span, key);
-        self.found
-            .push(at_located(&at, message, Some(hint.to_string())));
-    }
-}
-
-/// A diagnostic pointing at an already located entry.
-pub fn at_located(at: &Located, message: impl Into<String>, hint: Option<String>) -> Diagnostic {
-    Diagnostic {
-        file: at.file.clone(),
-        line: at.line,
-        col: at.col,
-        key: at.key.clone(),
-        message: message.into(),
-        hint,
-    }
-}
-
-/// 1-based line and column (in characters) of byte `offset` in `text`.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, text[line_start..offset].chars().count() + 1)
 }
 
 /// Parses and validates the test file `text` read from `file`; every
@@ -474,16 +398,6 @@ fn check_column_kinds(p: &mut Problems, rows: &[Row], declared: &[(String, Strin
     }
 }
 
-/// The one type holding values of kinds `a` and `b`, if any.
-pub fn widen(a: &'static str, b: &'static str) -> Option<&'static str> {
-    match (a, b) {
-        _ if a == b => Some(a),
-        ("BIGINT", "DOUBLE") | ("DOUBLE", "BIGINT") => Some("DOUBLE"),
-        ("DATE", "TIMESTAMP") | ("TIMESTAMP", "DATE") => Some("TIMESTAMP"),
-        _ => None,
-    }
-}
-
 fn rows(p: &mut Problems, key: &str, raws: Vec<Spanned<RawRow>>) -> Vec<Row> {
     let mut out = Vec::new();
     for (i, raw) in raws.into_iter().enumerate() {
@@ -501,65 +415,22 @@ fn rows(p: &mut Problems, key: &str, raws: Vec<Spanned<RawRow>>) -> Vec<Row> {
 }
 
 fn cell(p: &mut Problems, key: &str, v: &Spanned<toml::Value>) -> Option<Cell> {
-    Some(match v.get_ref() {
-        toml::Value::String(s) => Cell::Text(s.clone()),
-        toml::Value::Integer(i) => Cell::Int(*i),
-        toml::Value::Float(f) => Cell::Float(*f),
-        toml::Value::Boolean(b) => Cell::Bool(*b),
-        toml::Value::Datetime(d) => match datetime_cell(d) {
-            Some(c) => c,
-            None => {
-                p.add(v.span(), key, format!("`{d}` is not a valid date or time"));
-                return None;
-            }
-        },
-        toml::Value::Array(_) | toml::Value::Table(_) => {
+    match cells::from_toml(v.get_ref()) {
+        Ok(c) => Some(c),
+        Err(message) if v.get_ref().is_table() || v.get_ref().is_array() => {
             p.add_hint(
                 v.span(),
                 key,
-                "a cell must be a string, number, boolean, date or time",
+                message,
                 "write nested data as a JSON string and cast it in the measure",
             );
-            return None;
+            None
         }
-    })
-}
-
-fn datetime_cell(d: &Datetime) -> Option<Cell> {
-    match (d.date, d.time) {
-        (Some(_), None) => date(d).map(Cell::Date),
-        (Some(_), Some(_)) => instant(d).map(Cell::Timestamp),
-        (None, Some(t)) => time(&t).map(Cell::Time),
-        (None, None) => None,
+        Err(message) => {
+            p.add(v.span(), key, message);
+            None
+        }
     }
-}
-
-fn date(d: &Datetime) -> Option<NaiveDate> {
-    let date = d.date?;
-    NaiveDate::from_ymd_opt(date.year.into(), date.month.into(), date.day.into())
-}
-
-fn time(t: &toml::value::Time) -> Option<NaiveTime> {
-    NaiveTime::from_hms_nano_opt(
-        t.hour.into(),
-        t.minute.into(),
-        t.second.unwrap_or(0).into(),
-        t.nanosecond.unwrap_or(0),
-    )
-}
-
-/// A TOML date-time as a UTC instant; a date alone is midnight and a local
-/// date-time (no offset) is taken as UTC.
-fn instant(d: &Datetime) -> Option<NaiveDateTime> {
-    let local = date(d)?.and_time(match &d.time {
-        Some(t) => time(t)?,
-        None => NaiveTime::MIN,
-    });
-    let shift = match d.offset {
-        Some(Offset::Custom { minutes }) => chrono::Duration::minutes(minutes.into()),
-        Some(Offset::Z) | None => chrono::Duration::zero(),
-    };
-    Some(local - shift)
 }
 
 fn table_name(p: &mut Problems, text: &str, span: Range<usize>, key: &str) -> Option<TableName> {
@@ -721,22 +592,5 @@ fn alert(p: &mut Problems, key: &str, raw: Spanned<RawAlert>) -> ExpectedAlert {
         level: raw.level.map(Spanned::into_inner),
         value: raw.value,
         at,
-    }
-}
-
-/// A TOML value as JSON (date-times as their TOML text).
-pub fn toml_to_json(v: toml::Value) -> serde_json::Value {
-    match v {
-        toml::Value::String(s) => s.into(),
-        toml::Value::Integer(i) => i.into(),
-        toml::Value::Float(f) => f.into(),
-        toml::Value::Boolean(b) => b.into(),
-        toml::Value::Datetime(d) => d.to_string().into(),
-        toml::Value::Array(a) => a.into_iter().map(toml_to_json).collect(),
-        toml::Value::Table(t) => t
-            .into_iter()
-            .map(|(k, v)| (k, toml_to_json(v)))
-            .collect::<serde_json::Map<_, _>>()
-            .into(),
     }
 }

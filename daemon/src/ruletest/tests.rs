@@ -6,9 +6,10 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 
+use super::cells::Cell;
 use super::compare;
 use super::diff::{self, Line};
-use super::spec::{self, Cell, FixtureData};
+use super::spec::{self, FixtureData};
 use super::*;
 
 fn problems(text: &str) -> Vec<String> {
