@@ -568,6 +568,34 @@ mod tests {
     }
 
     #[test]
+    fn surveys_carry_their_conversation_and_a_conversation_without_any_has_none() {
+        let c = json!({"conversationId":"c1","surveys":[{"surveyId":"s1","surveyFormName":"CSAT","userId":"u-1","queueId":"q-1",
+            "surveyStatus":"Finished","surveyCompletedDate":"2026-10-19T09:10:00.000Z","oSurveyTotalScore":80.0,"surveyPromoterScore":8}]});
+        let rows = surveys(&c);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0]["conversation_id"], json!("c1"));
+        assert_eq!(rows[0]["total_score"], json!(80.0));
+        assert_eq!(rows[0]["status"], json!("Finished"));
+        assert!(surveys(&json!({"conversationId":"c2"})).is_empty());
+    }
+
+    #[test]
+    fn presence_rows_take_the_day_from_the_bucket_and_skip_other_metrics() {
+        let body = json!({"results":[{"group":{"userId":"u-1"},"data":[{"interval":"2026-10-19T00:00:00.000Z/2026-10-20T00:00:00.000Z",
+            "metrics":[{"metric":"tOrganizationPresence","qualifier":"ON_QUEUE","stats":{"sum":21600000}},
+                {"metric":"tAgentRoutingStatus","qualifier":"IDLE","stats":{"sum":5}}]}]}]});
+        let rows = presence_rows(&body);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0]["day"], json!("2026-10-19"));
+        assert_eq!(rows[0]["presence"], json!("ON_QUEUE"));
+        assert_eq!(rows[0]["ms"], json!(21600000));
+        assert!(
+            presence_rows(&json!({})).is_empty(),
+            "an empty answer omits results"
+        );
+    }
+
+    #[test]
     fn errors_quote_code_message_and_context() {
         let body = br#"{"message":"Interval is invalid","code":"bad.request","status":400,"messageParams":{},"contextId":"ctx-1","details":[],"errors":[]}"#;
         assert_eq!(

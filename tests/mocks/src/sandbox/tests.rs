@@ -115,7 +115,7 @@ fn assert_coherent(size: SandboxSize) {
     // Exactly one agent's weekly CSAT (survey score / 20) is under 3.5 in three of the four weeks.
     let first_week = facts.anchor_date - Duration::days(28);
     let mut weekly: HashMap<(&str, i64), (f64, f64)> = HashMap::new();
-    for s in gc.conversations.iter().flat_map(|c| c["surveys"].as_array().unwrap()) {
+    for s in gc.conversations.iter().flat_map(|c| c["surveys"].as_array().into_iter().flatten()) {
         let day: NaiveDate = text(&s["surveyCompletedDate"])[..10].parse().unwrap();
         let slot =
             weekly.entry((text(&s["userId"]), (day - first_week).num_days() / 7)).or_default();

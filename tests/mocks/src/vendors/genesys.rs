@@ -175,7 +175,8 @@ pub fn evaluation(
 
 /// Conversation `i` (its id is `id("conv", i)`): a customer and `agent`
 /// (a user entity) on voice, talk/hold/wrap-up times varying with `i`,
-/// no surveys yet; a transfer adds a second agent session.
+/// no `surveys` (the API leaves the key out); a transfer adds a second
+/// agent session.
 pub fn conversation(i: usize, agent: &Value, start: DateTime<Utc>, transferred: bool) -> Value {
     let talk = 60_000 + (i as i64 % 17) * 10_000;
     let hold = (i as i64 % 3) * 5_000;
@@ -199,7 +200,7 @@ pub fn conversation(i: usize, agent: &Value, start: DateTime<Utc>, transferred: 
             "sessions": [session(format!("s-{i}-b"), talk / 2)]}));
     }
     json!({"conversationId": id("conv", i), "conversationStart": iso(start), "conversationEnd": iso(end), "originatingDirection": "inbound",
-        "divisionIds": ["div-1"], "participants": participants, "surveys": []})
+        "divisionIds": ["div-1"], "participants": participants})
 }
 
 pub struct GenesysMock;
@@ -523,7 +524,7 @@ fn user_aggregates(g: &Genesys, body: &[u8]) -> Response {
                     json!({"interval": format!("{}/{}", iso(start), iso(start + Duration::days(1))), "metrics": metrics})
                 })
                 .collect();
-            json!({"group": {"userId": user, "mediaType": "voice"}, "data": data})
+            json!({"group": {"userId": user}, "data": data})
         })
         .collect();
     wire::json(200, json!({"results": results}))
