@@ -187,8 +187,22 @@ async fn demo_syncs_every_sandbox_stream() {
     }
     // Secrets were written as files and referenced, never inline.
     let toml = std::fs::read_to_string(&config).unwrap();
-    assert!(
-        toml.contains("file:secrets/ats_client_secret")
-            && !toml.contains(conveyor_mocks::sandbox::ATS_CLIENT_SECRET)
+    use conveyor_mocks::sandbox as sb;
+    for (file, secret) in [
+        ("ats_client_secret", sb::ATS_CLIENT_SECRET),
+        ("qbo_client_secret", sb::QBO_CLIENT_SECRET),
+        ("qbo_refresh_token", sb::QBO_REFRESH_TOKEN),
+        ("gusto_client_secret", sb::GUSTO_CLIENT_SECRET),
+        ("gusto_refresh_token", sb::GUSTO_REFRESH_TOKEN),
+        ("genesys_client_secret", sb::GENESYS_CLIENT_SECRET),
+    ] {
+        assert!(toml.contains(&format!("\"file:secrets/{file}\"")), "{file}");
+        assert!(!toml.contains(secret), "{file} inline");
+    }
+    // QuickBooks and Gusto rotated their refresh tokens; the new ones are
+    // kept sealed in the warehouse.
+    assert_eq!(
+        sql_on(&wh, "SELECT name FROM conveyor.credentials ORDER BY 1"),
+        [["accounting.refresh_token"], ["payroll.refresh_token"]]
     );
 }
