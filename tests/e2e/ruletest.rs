@@ -294,3 +294,51 @@ fn ruletest_the_documented_example_passes_and_is_the_one_documented() {
         assert!(docs.contains(line), "docs lack the output line {line:?}");
     }
 }
+
+#[test]
+fn ruletest_html_parts_are_checked_with_the_data_escaped() {
+    // The entity carries markup: the HTML part must show it escaped
+    // (minijinja escapes `/` too), the text part as it is.
+    let config = CONFIG.replace(
+        "body = \"{{ entity }} scored {{ value }} in the week of {{ period }}\"",
+        "body = \"{{ entity }} scored {{ value }}\"\nhtml = \"<p>{{ entity }} scored {{ value }}</p>\"",
+    );
+    assert_ne!(config, CONFIG);
+    let test = |html: &str| {
+        format!(
+            r#"config = "conveyor.toml"
+
+[[fixtures]]
+table = "model.scores"
+rows = [{{ agent = "<b>ann</b>", week = 2026-01-05, score = 3, supervisor = "sue@example.com" }}]
+
+[[evaluations]]
+at = 2026-01-05T06:00:00Z
+
+[[evaluations]]
+at = 2026-01-06T06:00:00Z
+expect_emails = [{{ to = "sue@example.com", body = "<b>ann</b> scored 3.0", {html} }}]
+"#
+        )
+    };
+    let f = Files::new(
+        &config,
+        &test(r#"html = "<p>&lt;b&gt;ann&lt;&#x2f;b&gt; scored 3.0</p>""#),
+    );
+    let out = f.run();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+
+    let f = Files::new(&config, &test(r#"html_contains = "<b>ann</b>""#));
+    let out = f.run();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().map(str::trim).collect();
+    for want in [
+        r#"- HTML contains: "<b>ann</b>""#,
+        "+ HTML: <p>&lt;b&gt;ann&lt;&#x2f;b&gt; scored 3.0</p>",
+        "Body: <b>ann</b> scored 3.0",
+    ] {
+        assert!(lines.contains(&want), "missing {want:?} in:\n{stdout}");
+    }
+}

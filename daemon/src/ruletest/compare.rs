@@ -132,6 +132,12 @@ fn email_matches(e: &ExpectedEmail, g: &Email) -> bool {
             .as_ref()
             .is_none_or(|b| b.trim_end() == g.body.trim_end())
         && e.body_contains.iter().all(|s| g.body.contains(s.as_str()))
+        && e.html
+            .as_ref()
+            .is_none_or(|h| g.html.as_deref().map(str::trim_end) == Some(h.trim_end()))
+        && e.html_contains
+            .iter()
+            .all(|s| g.html.as_deref().is_some_and(|h| h.contains(s.as_str())))
 }
 
 fn email_lines(g: &Email, show_rule: bool) -> Vec<String> {
@@ -142,6 +148,9 @@ fn email_lines(g: &Email, show_rule: bool) -> Vec<String> {
     out.push(format!("To: {}", g.to));
     out.push(format!("Subject: {}", g.subject));
     out.extend(body_lines(&g.body));
+    if let Some(h) = &g.html {
+        out.extend(html_lines(h));
+    }
     out
 }
 
@@ -163,14 +172,29 @@ fn expected_email_lines(e: &ExpectedEmail, show_rule: bool) -> Vec<String> {
     for s in &e.body_contains {
         out.push(format!("Body contains: {}", quoted(s)));
     }
+    if let Some(h) = &e.html {
+        out.extend(html_lines(h));
+    }
+    for s in &e.html_contains {
+        out.push(format!("HTML contains: {}", quoted(s)));
+    }
     out
 }
 
 /// `Body: first line`, the next lines indented under it.
 fn body_lines(body: &str) -> Vec<String> {
-    let mut lines = body.trim_end().lines();
-    let mut out = vec![format!("Body: {}", lines.next().unwrap_or_default())];
-    out.extend(lines.map(|l| format!("      {l}")));
+    labelled_lines("Body: ", body)
+}
+
+fn html_lines(html: &str) -> Vec<String> {
+    labelled_lines("HTML: ", html)
+}
+
+fn labelled_lines(label: &str, text: &str) -> Vec<String> {
+    let mut lines = text.trim_end().lines();
+    let mut out = vec![format!("{label}{}", lines.next().unwrap_or_default())];
+    let indent = " ".repeat(label.len());
+    out.extend(lines.map(|l| format!("{indent}{l}")));
     out
 }
 

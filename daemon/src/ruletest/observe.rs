@@ -21,6 +21,8 @@ pub struct Email {
     pub to: String,
     pub subject: String,
     pub body: String,
+    /// The HTML alternative, when the action has one.
+    pub html: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,7 +65,7 @@ pub fn outbox(conn: &Connection, eval_ids: &[i64]) -> duckdb::Result<(Vec<Email>
     }
     let ids: Vec<String> = eval_ids.iter().map(i64::to_string).collect();
     let mut st = conn.prepare(&format!(
-        "SELECT channel, rule, recipient, subject, body FROM conveyor.outbox
+        "SELECT channel, rule, recipient, subject, body, html_body FROM conveyor.outbox
          WHERE eval_id IN ({}) ORDER BY id",
         ids.join(", ")
     ))?;
@@ -87,6 +89,7 @@ pub fn outbox(conn: &Connection, eval_ids: &[i64]) -> duckdb::Result<(Vec<Email>
                 to: recipient,
                 subject,
                 body,
+                html: r.get(5)?,
             });
         }
     }

@@ -106,6 +106,9 @@ pub struct ExpectedEmail {
     pub subject_contains: Vec<String>,
     pub body: Option<String>,
     pub body_contains: Vec<String>,
+    /// The HTML part: exact (trailing whitespace aside) or containing.
+    pub html: Option<String>,
+    pub html_contains: Vec<String>,
     pub at: Located,
 }
 
@@ -177,6 +180,8 @@ struct RawEmail {
     subject_contains: Option<OneOrMany>,
     body: Option<String>,
     body_contains: Option<OneOrMany>,
+    html: Option<String>,
+    html_contains: Option<OneOrMany>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -529,6 +534,8 @@ fn evaluation(p: &mut Problems, i: usize, raw: Spanned<RawEvaluation>) -> Option
                         .unwrap_or_default(),
                     body: e.body,
                     body_contains: e.body_contains.map(OneOrMany::into_vec).unwrap_or_default(),
+                    html: e.html,
+                    html_contains: e.html_contains.map(OneOrMany::into_vec).unwrap_or_default(),
                     at,
                 }
             })
