@@ -263,11 +263,11 @@ fn reconciliation_sql(name: &str, statuses: Option<&[String]>) -> String {
     let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
     let exception = match statuses {
         Some(list) => format!(
-            "status IN ({})",
+            "r.status IN ({})",
             list.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ")
         ),
         None => format!(
-            "status NOT IN ({})",
+            "r.status NOT IN ({})",
             MATCHED
                 .iter()
                 .map(|s| quote(s))
@@ -317,10 +317,10 @@ mod tests {
     #[test]
     fn measure_reconciliation_shorthand_counts_only_the_named_statuses() {
         let all = reconciliation_sql("p'x", None);
-        assert!(all.contains("status NOT IN ('matched', 'matched_within_tolerance')"));
+        assert!(all.contains("r.status NOT IN ('matched', 'matched_within_tolerance')"));
         assert!(all.contains("reconciliation = 'p''x'"), "{all}");
         let some = reconciliation_sql("p", Some(&["missing_right".to_string()]));
-        assert!(some.contains("status IN ('missing_right')"), "{some}");
+        assert!(some.contains("r.status IN ('missing_right')"), "{some}");
     }
 
     #[test]

@@ -205,4 +205,93 @@ async fn demo_syncs_every_sandbox_stream() {
         sql_on(&wh, "SELECT name FROM conveyor.credentials ORDER BY 1"),
         [["accounting.refresh_token"], ["payroll.refresh_token"]]
     );
+
+    // The rules fire on exactly the planted people and findings, and the
+    // notifications reach the demo's SMTP capture and learning system.
+    let firing = |rule: &str, key: &str| -> Vec<String> {
+        let sql = format!(
+            "SELECT {key} FROM conveyor.alerts a LEFT JOIN model.contact_center_people p ON p.agent_id = a.entity
+             WHERE a.rule = '{rule}' AND a.state = 'firing' ORDER BY 1"
+        );
+        sql_on(&wh, &sql)
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect()
+    };
+    assert_eq!(
+        firing("csat_below_target", "lower(p.email)"),
+        [facts.low_csat_agent_email.clone()]
+    );
+    assert_eq!(
+        firing("quality_objective", "lower(p.email)"),
+        [facts.quality_miss_email.clone()]
+    );
+    assert_eq!(
+        firing("placement_never_invoiced", "a.entity").len(),
+        facts.uninvoiced_application_ids.len()
+    );
+    let mut mismatched: Vec<String> = firing("payroll_hours_disagree", "a.entity")
+        .iter()
+        .map(|e| e.split('|').next().unwrap().to_string())
+        .collect();
+    mismatched.sort();
+    let mut expected = facts.hours_mismatch_emails.clone();
+    expected.sort();
+    assert_eq!(mismatched, expected);
+    let supervisor = count(&format!(
+        "SELECT lower(supervisor_email) FROM model.contact_center_people WHERE lower(email) = '{}'",
+        facts.low_csat_agent_email
+    ));
+    let mail_dir = dir.path().join("d/mail");
+    assert!(
+        stdout.contains(&format!(
+            "4 e-mail(s) received by the demo's SMTP server, kept in {}",
+            mail_dir.canonicalize().unwrap().display()
+        )),
+        "{stdout}"
+    );
+    let mut mails: Vec<String> = std::fs::read_dir(&mail_dir)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    mails.sort();
+    let to = |who: &str| {
+        mails
+            .iter()
+            .filter(|m| m.to_lowercase().contains(&format!("to: {who}\r\n")))
+            .count()
+    };
+    assert_eq!(to(&supervisor), 1, "the coaching request: {mails:#?}");
+    assert_eq!(
+        to("finance@demo.example"),
+        1,
+        "one e-mail listing both placements"
+    );
+    assert_eq!(to("payroll@demo.example"), 1);
+    // Quoted-printable soft line breaks undone, so phrases read whole.
+    let coaching = mails
+        .iter()
+        .find(|m| m.contains("Coaching request"))
+        .unwrap()
+        .replace("=\r\n", "");
+    assert!(coaching.contains("in 3 of the last 4 weeks"), "{coaching}");
+    assert!(coaching.contains("text/html"), "{coaching}");
+    let hooks: Vec<serde_json::Value> = std::fs::read_dir(dir.path().join("d/webhooks"))
+        .unwrap()
+        .map(|e| {
+            serde_json::from_str(&std::fs::read_to_string(e.unwrap().path()).unwrap()).unwrap()
+        })
+        .collect();
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert_eq!(hooks[0]["signature_verified"], true);
+    assert_eq!(hooks[0]["body"]["course"], "csat-recovery");
+    assert_eq!(
+        hooks[0]["body"]["learner"].as_str().unwrap().to_lowercase(),
+        facts.low_csat_agent_email
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM conveyor.outbox WHERE delivered_at IS NULL"),
+        "0",
+        "everything delivered"
+    );
 }

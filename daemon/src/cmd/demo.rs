@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use conveyor_mocks::sandbox::{self, Sandbox, SandboxSize};
 use conveyor_plugin_api::CancelFlag;
 
+use crate::cmd::demo_alerts;
 use crate::cmd::sync::{print_summary, sync_sources};
 use crate::progress::Progress;
 use crate::warehouse::Warehouse;
@@ -23,7 +24,8 @@ pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
         "Starting sandbox vendor APIs (Greenhouse, QuickBooks Online, Gusto, Genesys Cloud) on 127.0.0.1 …"
     );
     let sb = sandbox::start_sandbox(SandboxSize::Default).await;
-    let config_path = write_demo_config(&dir, &sb)?;
+    let receivers = demo_alerts::start_receivers(&dir).await?;
+    let config_path = write_demo_config(&dir, &sb, &receivers)?;
     // A fresh warehouse each time, so the numbers below are the demo's own.
     let warehouse = dir.join("warehouse.duckdb");
     for p in [warehouse.clone(), dir.join("warehouse.duckdb.wal")] {
@@ -46,8 +48,25 @@ pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
     )
     .await;
     print_summary(&reports, started.elapsed().as_secs_f64());
+    // The sandbox's data is dated before its own "today": rules look back from it.
+    let today = sb
+        .facts
+        .anchor_date
+        .and_hms_opt(6, 0, 0)
+        .expect("a valid time");
     drop(sb);
     reconcile(&wh, &config)?;
+    {
+        // Delivery blocks on SMTP and HTTP: off the async workers, which
+        // serve the demo's receivers meanwhile.
+        let (wh, config) = (wh.clone(), config.clone());
+        let (mail, hooks) = (receivers.mail.dir.clone(), receivers.hooks_dir.clone());
+        tokio::task::spawn_blocking(move || {
+            demo_alerts::evaluate_and_notify(&wh, &config, &mail, &hooks, today)
+        })
+        .await??;
+    }
+    drop(receivers);
     drop(wh);
 
     let failed = reports.iter().any(|r| r.failed());
@@ -67,6 +86,8 @@ pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
         r#"query "SELECT p.name, date_trunc('week', d.day) AS week, round(avg(d.csat), 2) AS csat, round(avg(d.quality_score), 1) AS qa, sum(d.logged_hours) AS logged_hours FROM model.agent_daily d JOIN model.people p USING (agent_id) GROUP BY ALL ORDER BY csat LIMIT 5""#.to_string(),
         r#"query "SELECT name, ats_id, payroll_id, agent_id, team FROM model.people ORDER BY name LIMIT 5""#.to_string(),
         "recon --show roster_vs_hires".to_string(),
+        "alerts".to_string(),
+        "alerts preview csat_below_target".to_string(),
     ]
     .into_iter()
     .chain(config.source("timekeeping").map(|_| {
@@ -98,7 +119,11 @@ fn reconcile(wh: &Warehouse, config: &conveyor_config::Config) -> Result<()> {
 /// Writes secrets as files and a config that references them, the way a
 /// real deployment should. The config is a concatenation of sections, so
 /// more can be appended.
-fn write_demo_config(dir: &Path, sb: &Sandbox) -> Result<PathBuf> {
+fn write_demo_config(
+    dir: &Path,
+    sb: &Sandbox,
+    receivers: &demo_alerts::Receivers,
+) -> Result<PathBuf> {
     let secrets = [
         ("ats_client_secret", sandbox::ATS_CLIENT_SECRET),
         ("qbo_client_secret", sandbox::QBO_CLIENT_SECRET),
@@ -140,6 +165,7 @@ fn write_demo_config(dir: &Path, sb: &Sandbox) -> Result<PathBuf> {
         DEMO_MODEL.to_string(),
         recipes,
         timekeeping_source(dir, sb)?,
+        demo_alerts::config_toml(dir, receivers)?,
     ];
     let path = dir.join("conveyor.toml");
     std::fs::write(&path, sections.concat())?;

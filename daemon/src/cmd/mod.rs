@@ -2,6 +2,7 @@
 
 mod check;
 pub mod demo;
+pub mod demo_alerts;
 pub mod plugins;
 mod query;
 pub mod recon;

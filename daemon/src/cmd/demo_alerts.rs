@@ -1,0 +1,291 @@
+//! The demo's performance rules and what they set off: an SMTP capture that
+//! keeps every e-mail as an `.eml` file, a stand-in learning system that
+//! keeps every training-enrolment webhook, the rules evaluated as of the
+//! sandbox's "today", the outbox delivered to both, and a summary printed.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::NaiveDateTime;
+use conveyor_config::Config;
+use conveyor_mocks::smtp::SmtpCapture;
+
+use crate::query::{self, Format};
+use crate::warehouse::Warehouse;
+
+/// The secret the demo's learning system shares with Conveyor.
+pub const LMS_SECRET: &str = "demo-lms-webhook-secret";
+
+/// The receivers notifications go to; both stop when dropped.
+pub struct Receivers {
+    pub mail: SmtpCapture,
+    pub lms_url: String,
+    pub hooks_dir: PathBuf,
+    lms: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Receivers {
+    fn drop(&mut self) {
+        self.lms.abort();
+    }
+}
+
+/// Starts the SMTP capture (`dir/mail`) and the learning system
+/// (`dir/webhooks`) on loopback ports.
+pub async fn start_receivers(dir: &Path) -> Result<Receivers> {
+    let mail_dir = dir.join("mail");
+    let hooks_dir = dir.join("webhooks");
+    for d in [&mail_dir, &hooks_dir] {
+        // Each demo run starts with empty folders, so what is there is its own.
+        let _ = std::fs::remove_dir_all(d);
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    let mail = SmtpCapture::start(&mail_dir)
+        .await
+        .context("cannot start the demo's SMTP capture")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let lms_url = format!("http://{}/enrolments", listener.local_addr()?);
+    let count = Arc::new(AtomicUsize::new(0));
+    let folder = hooks_dir.clone();
+    let app = axum::Router::new().route(
+        "/enrolments",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let (count, folder) = (count.clone(), folder.clone());
+            async move { keep_enrolment(&folder, &count, &headers, &body) }
+        }),
+    );
+    let lms = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(Receivers {
+        mail,
+        lms_url,
+        hooks_dir,
+        lms,
+    })
+}
+
+/// Saves one enrolment request with the headers a receiver checks.
+fn keep_enrolment(
+    folder: &Path,
+    count: &AtomicUsize,
+    headers: &HeaderMap,
+    body: &str,
+) -> StatusCode {
+    let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let signature_ok =
+        header("x-conveyor-signature") == crate::outbox::signature(LMS_SECRET, body.as_bytes());
+    let record = serde_json::json!({
+        "idempotency_key": header("idempotency-key"),
+        "signature_verified": signature_ok,
+        "body": serde_json::from_str::<serde_json::Value>(body).unwrap_or(body.into()),
+    });
+    let path = folder.join(format!("{n:03}.json"));
+    match std::fs::write(&path, format!("{record:#}\n")) {
+        Ok(()) if signature_ok => StatusCode::CREATED,
+        Ok(()) => StatusCode::UNAUTHORIZED,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The demo's `[smtp]` and `[[rules]]`; `{smtp_port}` and `{lms_url}` are
+/// filled in by [`config_toml`].
+const DEMO_RULES: &str = r#"
+# Notifications: the demo's SMTP capture keeps every e-mail as an .eml file.
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+from = "Conveyor demo <conveyor@demo.example>"
+operator = "ops-oncall@demo.example"   # told of anything that cannot be delivered
+
+# An agent below the CSAT target in 3 of the last 4 weeks: a coaching
+# request to their supervisor and an enrolment in the CSAT course.
+[[rules]]
+name = "csat_below_target"
+description = "Weekly average CSAT below 3.5 in 3 of the last 4 complete weeks"
+owner = "contact-center-ops@demo.example"
+measure = """
+SELECT d.agent_id AS entity, CAST(date_trunc('week', d.day) AS DATE) AS period, round(avg(d.csat), 2) AS value,
+       any_value(p.name) AS agent_name, any_value(p.email) AS agent_email,
+       any_value(p.supervisor_email) AS supervisor_email, any_value(p.team) AS team
+FROM model.agent_daily AS d JOIN model.contact_center_people AS p USING (agent_id)
+WHERE d.csat IS NOT NULL
+  AND d.day >= date_trunc('week', getvariable('conveyor_now')) - INTERVAL 4 WEEK
+  AND d.day < date_trunc('week', getvariable('conveyor_now'))
+GROUP BY ALL"""
+direction = "below"
+warn = 3.5
+n_of_m = [3, 4]
+repeat = "7d"
+
+[[rules.actions]]
+type = "email"
+to_column = "supervisor_email"
+subject = "Coaching request: {{ agent_name }} (CSAT {{ value }})"
+body = """
+{{ agent_name }} ({{ agent_email }}, {{ team }}) averaged a CSAT below 3.5 in {{ breaches }} of the last {{ window }} weeks; the week of {{ period }}: {{ value }}.
+Please book a coaching session this week. {{ agent_name }} has been enrolled in the CSAT recovery course."""
+html = """
+<p><b>{{ agent_name }}</b> ({{ agent_email }}, {{ team }}) averaged a CSAT below 3.5 in
+<b>{{ breaches }} of the last {{ window }} weeks</b>; the week of {{ period }}: {{ value }}.</p>
+<p>Please book a coaching session this week.</p>"""
+
+[[rules.actions]]
+type = "webhook"
+url = "{lms_url}"
+secret = "file:secrets/lms_webhook_secret"
+body = '{"learner": {{ agent_email|tojson }}, "course": "csat-recovery", "requested_by": {{ rule|tojson }}, "evidence": {"weeks_below_target": {{ breaches }}, "latest_weekly_csat": {{ value }}}}'
+
+# The one back-office worker whose QA average misses the objective while the
+# rest of the team meets it (several missing it would be a process problem).
+[[rules]]
+name = "quality_objective"
+description = "QA average of the last 4 weeks below 80, and the only one of the team below it"
+measure = """
+SELECT d.agent_id AS entity, CAST(date_trunc('week', getvariable('conveyor_now')) AS DATE) AS period,
+       round(avg(d.quality_score), 1) AS value,
+       any_value(p.name) AS agent_name, any_value(p.supervisor_email) AS supervisor_email, any_value(p.team) AS team
+FROM model.agent_daily AS d JOIN model.contact_center_people AS p USING (agent_id)
+WHERE d.quality_score IS NOT NULL AND p.team = 'Back Office'
+  AND d.day >= date_trunc('week', getvariable('conveyor_now')) - INTERVAL 4 WEEK
+GROUP BY ALL"""
+direction = "below"
+warn = 80
+peer = { group = "team", sole = true }
+
+[[rules.actions]]
+type = "email"
+to_column = "supervisor_email"
+subject = "Quality objective missed: {{ agent_name }} ({{ value }})"
+body = "{{ agent_name }} averaged a QA score of {{ value }} over the last four weeks, below the objective of 80, while everyone else in {{ team }} meets it."
+
+# Placements that were never invoiced, from the reconciliation's latest run.
+[[rules]]
+name = "placement_never_invoiced"
+measure = { reconciliation = "placement_without_invoice", statuses = ["missing_right"] }
+direction = "above"
+warn = 0
+
+[[rules.actions]]
+type = "email"
+to = ["finance@demo.example"]
+subject = "Placement never invoiced: {{ left_key }}"
+body = "The placement {{ left_key }} (client|start date) has no invoice to its client within a week of the start date."
+
+# Hours paid that disagree with the hours the contact center logged.
+[[rules]]
+name = "payroll_hours_disagree"
+measure = { reconciliation = "payroll_hours_vs_logged", statuses = ["mismatched"] }
+direction = "above"
+warn = 0
+
+[[rules.actions]]
+type = "email"
+to = ["payroll@demo.example"]
+subject = "Paid hours differ from logged hours: {{ left_key }}"
+body = "{{ left_key }} (e-mail|pay period): {{ differences }}"
+"#;
+
+/// The rules and `[smtp]` section for receivers `r`; writes the webhook
+/// secret to `dir/secrets`.
+pub fn config_toml(dir: &Path, r: &Receivers) -> Result<String> {
+    let secret = dir.join("secrets").join("lms_webhook_secret");
+    std::fs::write(&secret, LMS_SECRET)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(DEMO_RULES
+        .replace("{smtp_port}", &r.mail.port.to_string())
+        .replace("{lms_url}", &r.lms_url))
+}
+
+/// Evaluates every rule as of `as_of`, delivers the outbox to the
+/// receivers writing into `mail_dir` and `hooks_dir`, and prints what fired
+/// and where the notifications are. Blocking (SMTP and HTTP delivery).
+pub fn evaluate_and_notify(
+    wh: &Warehouse,
+    config: &Config,
+    mail_dir: &Path,
+    hooks_dir: &Path,
+    as_of: NaiveDateTime,
+) -> Result<()> {
+    println!(
+        "\nEvaluating the performance rules as of the sandbox's today ({}) …\n",
+        as_of.date()
+    );
+    let conn = wh.connection()?;
+    let mut names = Vec::new();
+    for rule in &config.rules {
+        match crate::rules::evaluate_at(&conn, rule, as_of) {
+            Ok(s) => {
+                names.push(rule.name.as_str());
+                println!(
+                    "  {:<26} {} firing of {} row(s)",
+                    s.rule,
+                    s.firing,
+                    s.rows()
+                );
+            }
+            Err(e) => println!("  {:<26} failed: {e}", rule.name),
+        }
+    }
+    let alerts = query::run(&conn, &crate::rules::report::alerts_sql(&names))?;
+    println!("\n{}", query::render(&alerts, Format::Table));
+    crate::outbox::deliver_logged(&conn, config);
+    let mut mail: Vec<PathBuf> = std::fs::read_dir(mail_dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    mail.sort();
+    println!(
+        "\n{} e-mail(s) received by the demo's SMTP server, kept in {}:",
+        mail.len(),
+        mail_dir.display()
+    );
+    for path in &mail {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        // Long headers are folded onto indented lines: unfold them first.
+        let head = text
+            .split("\r\n\r\n")
+            .next()
+            .unwrap_or("")
+            .replace("\r\n ", " ");
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        };
+        println!(
+            "  {}  To: {}  Subject: {}",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default(),
+            header("To:"),
+            header("Subject:")
+        );
+    }
+    let hooks = std::fs::read_dir(hooks_dir)
+        .map(|d| d.flatten().count())
+        .unwrap_or(0);
+    println!(
+        "{hooks} training enrolment(s) POSTed to the demo learning system (signed, with an Idempotency-Key), kept in {}",
+        hooks_dir.display()
+    );
+    Ok(())
+}
