@@ -106,6 +106,8 @@ pub const TABLES: &[Table] = &[
             ("resolved_at", Col::Instant),
             ("created_at", Col::Instant),
             ("updated_at", Col::Instant),
+            // Placement fee and the like: the model's placements read it.
+            ("custom_fields", Col::Json),
         ],
     },
 ];

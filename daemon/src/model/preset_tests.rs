@@ -20,10 +20,6 @@ const VENDORS: &[(&str, &str, &[Table])] = &[
     ("zendesk_talk", "zd", zendesk_talk::TABLES),
 ];
 
-/// Fields a vendor sends that its connector keeps without declaring them
-/// (the loader adds them as columns): Greenhouse offers' custom fields.
-const UNDECLARED: &[(&str, &str, &str)] = &[("greenhouse", "offers", "custom_fields JSON")];
-
 fn sql_type(col: Col) -> String {
     match col {
         Col::Int => "BIGINT".into(),
@@ -51,17 +47,11 @@ fn setup() -> (tempfile::TempDir, Connection, Config) {
         conn.execute_batch(&format!("CREATE SCHEMA {source}"))
             .unwrap();
         for t in *tables {
-            let mut cols: Vec<String> = t
+            let cols: Vec<String> = t
                 .columns
                 .iter()
                 .map(|(name, col)| format!("{name} {}", sql_type(*col)))
                 .collect();
-            cols.extend(
-                UNDECLARED
-                    .iter()
-                    .filter(|(p, table, _)| p == preset && *table == t.name)
-                    .map(|(_, _, col)| col.to_string()),
-            );
             let ddl = format!("CREATE TABLE {source}.{} ({})", t.name, cols.join(", "));
             conn.execute_batch(&ddl).unwrap();
         }
