@@ -3,72 +3,12 @@
 //! marking it; `conveyor alerts preview`; silences from the command line;
 //! dead letters in `conveyor status` and reported to the operator.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use crate::support::{free_port, sql_on, text, BIN};
 
-/// The capture server (`tests/smtp_capture.py`); killed when dropped.
-struct Smtp {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Smtp {
-    fn start(dir: &Path, extra: &[&str]) -> Smtp {
-        let python = std::env::var("CONVEYOR_TEST_PYTHON").unwrap_or_else(|_| {
-            format!(
-                "{}/.cache/conveyor-venv/bin/python",
-                std::env::var("HOME").unwrap_or_default()
-            )
-        });
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/smtp_capture.py");
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .arg(dir)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {python} (run scripts/setup-test-tools): {e}")
-            });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("smtp_capture printed {line:?}"));
-        Smtp {
-            child,
-            port,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn messages(&self) -> Vec<String> {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-            .collect();
-        paths.sort();
-        paths
-            .iter()
-            .map(|p| std::fs::read_to_string(p).unwrap())
-            .collect()
-    }
-}
+use conveyor_mocks::smtp::Aiosmtpd as Smtp;
 
 fn message_id(eml: &str) -> String {
     eml.lines()

@@ -14,7 +14,7 @@ fn outbox_data_adds_no_header_and_is_escaped_in_the_html_part() {
              UPDATE m SET agent_name = '<script>alert(1)</script> & Co' WHERE agent = 'a2';",
         )
         .unwrap();
-    let smtp = Smtp::start(&f.dir.path().join("mail"), 0);
+    let smtp = Smtp::start(&f.dir.path().join("mail"), &[]);
     let config = config(
         smtp.port,
         r#"to = ["sup@example.com"]

@@ -3,9 +3,7 @@
 //! sends, that nothing is sent twice, SMTP down then up, dead letters, and
 //! templates checked against the measure's columns.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 
 use chrono::{Duration, NaiveDate, NaiveDateTime};
 use conveyor_config::Config;
@@ -14,68 +12,7 @@ use duckdb::Connection;
 use super::*;
 use crate::warehouse::Warehouse;
 
-/// The SMTP capture server; killed when dropped.
-pub(super) struct Smtp {
-    child: Child,
-    pub(super) port: u16,
-    dir: PathBuf,
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Smtp {
-    /// Starts the capture on `port` (0: any), writing into `dir`.
-    pub(super) fn start(dir: &Path, port: u16) -> Smtp {
-        let python = std::env::var("CONVEYOR_TEST_PYTHON").unwrap_or_else(|_| {
-            format!(
-                "{}/.cache/conveyor-venv/bin/python",
-                std::env::var("HOME").unwrap_or_default()
-            )
-        });
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/smtp_capture.py");
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .arg(dir)
-            .arg(port.to_string())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {python} (run scripts/setup-test-tools): {e}")
-            });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("smtp_capture printed {line:?} (is aiosmtpd installed?)"));
-        Smtp {
-            child,
-            port,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    /// The messages received so far, in order.
-    pub(super) fn messages(&self) -> Vec<String> {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-            .collect();
-        paths.sort();
-        paths
-            .iter()
-            .map(|p| std::fs::read_to_string(p).unwrap())
-            .collect()
-    }
-}
+pub(super) use conveyor_mocks::smtp::Aiosmtpd as Smtp;
 
 pub(super) struct Fixture {
     pub(super) dir: tempfile::TempDir,
@@ -168,7 +105,7 @@ fn closed_port() -> u16 {
 #[test]
 fn outbox_a_firing_alert_sends_one_email_per_recipient_once() {
     let f = fixture();
-    let smtp = Smtp::start(&f.dir.path().join("mail"), 0);
+    let smtp = Smtp::start(&f.dir.path().join("mail"), &[]);
     let config = config(smtp.port, TO_SUPERVISOR);
     let rule = &config.rules[0];
     let s = crate::rules::evaluate_at(&f.conn, rule, t0()).unwrap();
@@ -270,7 +207,7 @@ body = "{{ value }}""#,
     assert_eq!((after_failure[0].0, after_failure[0].1), (1, false));
     assert!(after_failure[0].3.is_some(), "the error is kept");
     // Backing off: not due again before 30 s.
-    let smtp = Smtp::start(&f.dir.path().join("mail"), port);
+    let smtp = Smtp::start(&f.dir.path().join("mail"), &[&port.to_string()]);
     assert_eq!(
         deliver_due(&f.conn, smtp_config, t0() + Duration::seconds(29))
             .unwrap()
@@ -348,7 +285,7 @@ body = "{{ entity }} {{ supervisor_email }}""#,
 #[test]
 fn outbox_notify_resolved_sends_the_resolution_only_when_asked() {
     let f = fixture();
-    let smtp = Smtp::start(&f.dir.path().join("mail"), 0);
+    let smtp = Smtp::start(&f.dir.path().join("mail"), &[]);
     let action = r#"to = ["ops@example.com"]
 subject = "{{ entity }} {{ transition }}"
 body = "{{ value }}""#;

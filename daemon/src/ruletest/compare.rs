@@ -84,41 +84,15 @@ fn expected_alert_line(e: &ExpectedAlert, show_rule: bool) -> String {
 /// line by line; e-mails as expected are one context line.
 pub fn emails(expected: &[ExpectedEmail], got: &[Email], show_rule: bool) -> Option<Vec<Line>> {
     let pairs = pair(expected, got, email_matches);
-    if pairs.unmatched_expected.is_empty() && pairs.unmatched_got.is_empty() {
-        return None;
-    }
-    let mut blocks: Vec<Vec<Line>> = Vec::new();
-    for &(_, j) in &pairs.matched {
-        let g = &got[j];
-        blocks.push(vec![Line::Same(format!(
-            "To: {} — Subject: {} (as expected)",
-            g.to, g.subject
-        ))]);
-    }
-    let mut left_got = pairs.unmatched_got.clone();
-    for &i in &pairs.unmatched_expected {
-        let e = &expected[i];
-        let want = expected_email_lines(e, show_rule);
-        let same_recipient = left_got
-            .iter()
-            .position(|&j| got[j].to == e.to && e.rule.as_ref().is_none_or(|r| *r == got[j].rule));
-        match same_recipient {
-            Some(k) => {
-                let j = left_got.remove(k);
-                blocks.push(diff::lines(&want, &email_lines(&got[j], show_rule)));
-            }
-            None => blocks.push(want.into_iter().map(Line::Expected).collect()),
-        }
-    }
-    for j in left_got {
-        blocks.push(
-            email_lines(&got[j], show_rule)
-                .into_iter()
-                .map(Line::Got)
-                .collect(),
-        );
-    }
-    Some(join_blocks(blocks))
+    let shown = Shown {
+        as_expected: |g: &Email| format!("To: {} — Subject: {} (as expected)", g.to, g.subject),
+        same_target: |e: &ExpectedEmail, g: &Email| {
+            g.to == e.to && e.rule.as_ref().is_none_or(|r| *r == g.rule)
+        },
+        want: |e: &ExpectedEmail| expected_email_lines(e, show_rule),
+        got: |g: &Email| email_lines(g, show_rule),
+    };
+    differing(&pairs, expected, got, shown)
 }
 
 fn email_matches(e: &ExpectedEmail, g: &Email) -> bool {
@@ -207,43 +181,17 @@ pub fn webhooks(
     show_rule: bool,
 ) -> Option<Vec<Line>> {
     let pairs = pair(expected, got, webhook_matches);
-    if pairs.unmatched_expected.is_empty() && pairs.unmatched_got.is_empty() {
-        return None;
-    }
-    let mut blocks: Vec<Vec<Line>> = Vec::new();
-    for &(_, j) in &pairs.matched {
-        let g = &got[j];
-        blocks.push(vec![Line::Same(format!(
-            "POST {} — entity {} (as expected)",
-            g.url, g.entity
-        ))]);
-    }
-    let mut left_got = pairs.unmatched_got.clone();
-    for &i in &pairs.unmatched_expected {
-        let e = &expected[i];
-        let want = expected_webhook_lines(e, show_rule);
-        let same_target = left_got.iter().position(|&j| {
-            got[j].url == e.url
-                && e.entity.as_ref().is_none_or(|x| *x == got[j].entity)
-                && e.rule.as_ref().is_none_or(|r| *r == got[j].rule)
-        });
-        match same_target {
-            Some(k) => {
-                let j = left_got.remove(k);
-                blocks.push(diff::lines(&want, &webhook_lines(&got[j], show_rule)));
-            }
-            None => blocks.push(want.into_iter().map(Line::Expected).collect()),
-        }
-    }
-    for j in left_got {
-        blocks.push(
-            webhook_lines(&got[j], show_rule)
-                .into_iter()
-                .map(Line::Got)
-                .collect(),
-        );
-    }
-    Some(join_blocks(blocks))
+    let shown = Shown {
+        as_expected: |g: &Webhook| format!("POST {} — entity {} (as expected)", g.url, g.entity),
+        same_target: |e: &ExpectedWebhook, g: &Webhook| {
+            g.url == e.url
+                && e.entity.as_ref().is_none_or(|x| *x == g.entity)
+                && e.rule.as_ref().is_none_or(|r| *r == g.rule)
+        },
+        want: |e: &ExpectedWebhook| expected_webhook_lines(e, show_rule),
+        got: |g: &Webhook| webhook_lines(g, show_rule),
+    };
+    differing(&pairs, expected, got, shown)
 }
 
 fn webhook_matches(e: &ExpectedWebhook, g: &Webhook) -> bool {
@@ -329,6 +277,60 @@ fn json_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
 }
 
 /// Blocks separated by an empty context line.
+/// How one kind of notification is shown in a diff.
+struct Shown<A, T, W, G> {
+    /// The one line for a notification as expected.
+    as_expected: A,
+    /// Whether an unmatched expected and got notification go to the same
+    /// place (then they are diffed line by line).
+    same_target: T,
+    want: W,
+    got: G,
+}
+
+/// `None` when every notification was as expected; otherwise one block per
+/// notification: as expected (one line), expected and got diffed line by
+/// line when they go to the same place, or only expected / only got.
+fn differing<E, N>(
+    pairs: &Pairs,
+    expected: &[E],
+    got: &[N],
+    shown: Shown<
+        impl Fn(&N) -> String,
+        impl Fn(&E, &N) -> bool,
+        impl Fn(&E) -> Vec<String>,
+        impl Fn(&N) -> Vec<String>,
+    >,
+) -> Option<Vec<Line>> {
+    if pairs.unmatched_expected.is_empty() && pairs.unmatched_got.is_empty() {
+        return None;
+    }
+    let mut blocks: Vec<Vec<Line>> = pairs
+        .matched
+        .iter()
+        .map(|&(_, j)| vec![Line::Same((shown.as_expected)(&got[j]))])
+        .collect();
+    let mut left_got = pairs.unmatched_got.clone();
+    for &i in &pairs.unmatched_expected {
+        let e = &expected[i];
+        let want = (shown.want)(e);
+        match left_got
+            .iter()
+            .position(|&j| (shown.same_target)(e, &got[j]))
+        {
+            Some(k) => {
+                let j = left_got.remove(k);
+                blocks.push(diff::lines(&want, &(shown.got)(&got[j])));
+            }
+            None => blocks.push(want.into_iter().map(Line::Expected).collect()),
+        }
+    }
+    for j in left_got {
+        blocks.push((shown.got)(&got[j]).into_iter().map(Line::Got).collect());
+    }
+    Some(join_blocks(blocks))
+}
+
 fn join_blocks(blocks: Vec<Vec<Line>>) -> Vec<Line> {
     let mut out = Vec::new();
     for (i, b) in blocks.into_iter().enumerate() {

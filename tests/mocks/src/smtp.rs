@@ -1,5 +1,6 @@
-//! The demo's SMTP capture: a real SMTP server on 127.0.0.1 that accepts
-//! every message and writes it, as received, to `NNN.eml` in a folder.
+//! SMTP servers that keep what they receive as `NNN.eml` files: the demo's
+//! capture ([`SmtpCapture`], in process) and, for the tests, aiosmtpd
+//! ([`Aiosmtpd`], `tests/smtp_capture.py` from the test venv).
 //!
 //! Hand-written on purpose: the SMTP-server crate (mailin-embedded) needs
 //! rustls with its default aws-lc backend, a C build this workspace avoids.
@@ -54,16 +55,74 @@ impl SmtpCapture {
 
     /// The messages received so far, oldest first.
     pub fn messages(&self) -> Vec<PathBuf> {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        paths.sort();
-        paths
+        eml_files(&self.dir)
+    }
+}
+
+/// The `.eml` files in `dir`, oldest (lowest number) first.
+pub fn eml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    paths.sort();
+    paths
+}
+
+/// aiosmtpd, a full SMTP server implementation, run from the test venv
+/// (`scripts/setup-test-tools`); killed when dropped.
+pub struct Aiosmtpd {
+    child: std::process::Child,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl Drop for Aiosmtpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Aiosmtpd {
+    /// Starts `tests/smtp_capture.py DIR ARGS…` (ARGS: `[PORT]
+    /// [--kill-on N --pid-file FILE]`, see the script) and waits for its port.
+    pub fn start(dir: &Path, args: &[&str]) -> Aiosmtpd {
+        use std::io::BufRead;
+        let python = std::env::var("CONVEYOR_TEST_PYTHON").unwrap_or_else(|_| {
+            format!("{}/.cache/conveyor-venv/bin/python", std::env::var("HOME").unwrap_or_default())
+        });
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../smtp_capture.py");
+        let mut child = std::process::Command::new(&python)
+            .arg(&script)
+            .arg(dir)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {python} (run scripts/setup-test-tools): {e}")
+            });
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("piped"))
+            .read_line(&mut line)
+            .expect("smtp_capture prints its port");
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("smtp_capture printed {line:?} (is aiosmtpd installed?)"));
+        Aiosmtpd { child, port, dir: dir.to_path_buf() }
+    }
+
+    /// The messages received so far, in order, as text.
+    pub fn messages(&self) -> Vec<String> {
+        eml_files(&self.dir)
+            .iter()
+            .map(|p| std::fs::read_to_string(p).expect("a whole .eml"))
+            .collect()
     }
 }
 
