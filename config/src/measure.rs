@@ -19,15 +19,7 @@ const AGGREGATES: [&str; 6] = ["avg", "sum", "min", "max", "count", "median"];
 const PERIODS: [&str; 5] = ["day", "week", "month", "quarter", "year"];
 /// Reconciliation statuses that are not exceptions.
 const MATCHED: [&str; 2] = ["matched", "matched_within_tolerance"];
-/// Every status a reconciliation records.
-const STATUSES: [&str; 6] = [
-    "matched",
-    "matched_within_tolerance",
-    "missing_left",
-    "missing_right",
-    "mismatched",
-    "duplicate",
-];
+use crate::reconcile::RECON_STATUSES as STATUSES;
 
 /// `measure = { … }`: one of the two shorthands.
 #[derive(Debug, Deserialize)]

@@ -13,6 +13,16 @@ use crate::validate::Checker;
 const NORMALIZERS: &str = "trim, lower, digits, email (trim + lower), phone (digits)";
 const CARDINALITIES: &str = "\"1:1\", \"1:n\"";
 
+/// Every status a reconciliation result row can have, in report order.
+pub const RECON_STATUSES: [&str; 6] = [
+    "matched",
+    "matched_within_tolerance",
+    "missing_left",
+    "missing_right",
+    "mismatched",
+    "duplicate",
+];
+
 /// One reconciliation: which rows of `left` and `right` correspond, and
 /// whether their compared columns agree.
 #[derive(Debug, Clone)]

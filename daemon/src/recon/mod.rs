@@ -15,14 +15,7 @@ use duckdb::{params, Connection};
 use crate::warehouse::literal;
 
 /// Every status a result row can have, in report order.
-pub const STATUSES: [&str; 6] = [
-    "matched",
-    "matched_within_tolerance",
-    "missing_left",
-    "missing_right",
-    "mismatched",
-    "duplicate",
-];
+pub use conveyor_config::reconcile::RECON_STATUSES as STATUSES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconError {
