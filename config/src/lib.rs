@@ -42,20 +42,36 @@ pub const DEFAULT_CONFIG_FILE: &str = "conveyor.toml";
 /// Reads and validates the config file at `path`, resolving every secret
 /// reference. Returns every problem found, not just the first.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    parse(&read(path)?, path)
+}
+
+/// Reads and validates the config at `path` without resolving its secret
+/// references (see [`parse_offline`]).
+pub fn load_offline(path: &Path) -> Result<Config, ConfigErrors> {
+    parse_offline(&read(path)?, path)
+}
+
+fn read(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![Diagnostic::whole_file(
             path,
             format!("cannot read config file: {e}"),
             Some("pass --config PATH or set CONVEYOR_CONFIG".into()),
         )])
-    })?;
-    parse(&text, path)
+    })
 }
 
 /// Validates config `text` as if read from `path` (relative paths in the
 /// config resolve against the file's folder).
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
-    validate::validate(text, path)
+    validate::validate(text, path, true)
+}
+
+/// Validates config `text` like [`parse`] but leaves secret references
+/// unresolved (an unset variable or a missing file is not an error, and no
+/// secret is read): for offline uses such as `conveyor test`.
+pub fn parse_offline(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    validate::validate(text, path, false)
 }
 
 /// Resolves relative paths in the config against the config file's folder,

@@ -5,9 +5,10 @@
 //! must leave. Nothing is delivered and no secret is read.
 //!
 //! `spec` parses the file (`cells` types its values, `located` places its
-//! problems), `offline_config` loads the rules, `fixtures` fills the
-//! warehouse, `observe` reads what an evaluation left and
-//! `compare` diffs it against the expectations.
+//! problems), `conveyor_config::load_offline` loads the rules (secret
+//! references left unresolved), `fixtures` fills the warehouse, `observe`
+//! reads what an evaluation left and `compare` diffs it against the
+//! expectations.
 
 mod cells;
 mod compare;
@@ -15,7 +16,6 @@ mod diff;
 mod fixtures;
 mod located;
 mod observe;
-mod offline_config;
 mod spec;
 #[cfg(test)]
 mod tests;
@@ -131,7 +131,7 @@ fn rules_under_test(spec: &TestSpec) -> Result<Vec<RuleConfig>, Vec<Diagnostic>>
             Some("`config` is relative to the test file".into()),
         )]);
     }
-    let config = offline_config::load(&spec.config).map_err(|e| e.0)?;
+    let config = conveyor_config::load_offline(&spec.config).map_err(|e| e.0)?;
     let Some(wanted) = &spec.rules else {
         if config.rules.is_empty() {
             return Err(vec![at_located(
