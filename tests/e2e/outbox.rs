@@ -283,3 +283,71 @@ fn outbox_dead_letters_show_in_status_and_are_reported_to_the_operator_once() {
         .count();
     assert_eq!(again, 3);
 }
+
+#[test]
+fn outbox_silences_and_previews_go_through_a_running_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(&dir.path().join("mail"), &[]);
+    let config = write_config(dir.path(), smtp.port, "");
+    let mut daemon = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Once its endpoint answers, the daemon holds the warehouse file: the
+    // commands below can only work through that endpoint.
+    let toml = std::fs::read_to_string(&config).unwrap();
+    let listen = toml
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let added = conveyor(
+        &config,
+        &[
+            "silence", "add", "csat_low", "a1", "--for", "2h", "--reason", "training",
+        ],
+    );
+    assert!(added.status.success(), "{:?}", text(&added));
+    let out = conveyor(&config, &["silence", "list", "--format", "csv"]);
+    assert!(
+        text(&out).0.contains("1,csat_low,a1,training"),
+        "{:?}",
+        text(&out)
+    );
+    let out = conveyor(&config, &["alerts", "preview", "csat_low"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("a1: (none) → firing"), "{stdout}");
+    assert!(
+        !stdout.contains("e-mail to s1@example.com")
+            && stdout.contains("--- email to s2@example.com"),
+        "a1 is silenced, a2 is not: {stdout}"
+    );
+    let out = conveyor(&config, &["silence", "remove", "1"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    sigterm(&daemon);
+    let status = daemon.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(smtp.messages().is_empty(), "a preview sends nothing");
+}
+
+/// Asks the daemon to stop as a service manager would.
+fn sigterm(child: &std::process::Child) {
+    let out = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
