@@ -1,13 +1,14 @@
 """A real SMTP server for Conveyor's tests and demo (aiosmtpd): writes each
 message it accepts as NNN.eml in FOLDER and prints the port it listens on.
 
-usage: smtp_capture.py FOLDER [PORT] [--kill-on N --pid-file FILE]
+usage: smtp_capture.py FOLDER [PORT] [--kill-on N --pid-file FILE] [--auth USER:PASSWORD]
 
 PORT 0 or absent: any free port. With --kill-on N, the Nth message is
 written, then the process whose pid FILE holds is SIGKILLed before the
 "250" reply goes out: the client dies between the server taking the
 message and the client learning it did (the "killed between send and
-mark" case).
+mark" case). With --auth, only a client that logs in with USER:PASSWORD
+(AUTH PLAIN or LOGIN) may send; a wrong password gets 535.
 """
 import argparse
 import asyncio
@@ -15,7 +16,7 @@ import os
 import signal
 import time
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 class Capture:
@@ -54,17 +55,44 @@ def wait_for_pid(pid_file, timeout=10.0):
         time.sleep(0.02)
 
 
+class Authenticator:
+    def __init__(self, user, password):
+        self.user = user.encode()
+        self.password = password.encode()
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login == self.user
+            and auth_data.password == self.password
+        )
+        # handled=False: aiosmtpd answers (235, or 535 on a wrong password).
+        return AuthResult(success=ok, handled=False)
+
+
 async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("folder")
     parser.add_argument("port", nargs="?", type=int, default=0)
     parser.add_argument("--kill-on", type=int, default=0)
     parser.add_argument("--pid-file")
+    parser.add_argument("--auth")
     args = parser.parse_args()
     os.makedirs(args.folder, exist_ok=True)
     handler = Capture(args.folder, args.kill_on, args.pid_file)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(handler), "127.0.0.1", args.port)
+    if args.auth:
+        user, password = args.auth.split(":", 1)
+        # Loopback tests have no certificate: allow AUTH without TLS here.
+        make = lambda: SMTP(
+            handler,
+            authenticator=Authenticator(user, password),
+            auth_required=True,
+            auth_require_tls=False,
+        )
+    else:
+        make = lambda: SMTP(handler)
+    server = await loop.create_server(make, "127.0.0.1", args.port)
     print(server.sockets[0].getsockname()[1], flush=True)
     await server.serve_forever()
 

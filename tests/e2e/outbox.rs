@@ -351,3 +351,50 @@ fn sigterm(child: &std::process::Child) {
         .unwrap();
     assert!(out.status.success());
 }
+
+#[test]
+fn outbox_smtp_credentials_by_reference_log_in_and_a_wrong_password_never_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(
+        &dir.path().join("mail"),
+        &["0", "--auth", "conveyor:s3cret-smtp-pw"],
+    );
+    let secret = dir.path().join("smtp_password");
+    std::fs::write(&secret, "wrong-pw-7731").unwrap();
+    let config = write_config(
+        dir.path(),
+        smtp.port,
+        &format!(
+            "username = \"conveyor\"\npassword = \"file:{}\"",
+            secret.display()
+        ),
+    );
+    let out = conveyor(&config, &["rules", "eval"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        smtp.messages().is_empty(),
+        "refused without the right password"
+    );
+    let wh = dir.path().join("wh.duckdb");
+    let errors = sql_on(&wh, "SELECT DISTINCT last_error FROM conveyor.outbox");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0][0].contains("535"),
+        "the server's answer: {errors:?}"
+    );
+    let status = conveyor(&config, &["status"]);
+    for shown in [stdout, stderr, errors[0][0].clone(), text(&status).0] {
+        assert!(!shown.contains("wrong-pw-7731"), "{shown}");
+    }
+    // The right password, read again at delivery: the queued e-mails go out
+    // once their backoff is over (moved into the past here).
+    std::fs::write(&secret, "s3cret-smtp-pw").unwrap();
+    duckdb::Connection::open(&wh)
+        .unwrap()
+        .execute_batch("UPDATE conveyor.outbox SET next_attempt_at = TIMESTAMP '2000-01-01'")
+        .unwrap();
+    let out = conveyor(&config, &["rules", "eval"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert_eq!(smtp.messages().len(), 3);
+}
