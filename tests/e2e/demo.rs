@@ -185,6 +185,14 @@ async fn demo_syncs_every_sandbox_stream() {
             .unwrap();
         assert!(q.status.success(), "{sql}: {:?}", text(&q));
     }
+    // The demo's config passes its own check, rules and templates included.
+    let check = std::process::Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{:?}", text(&check));
     // Secrets were written as files and referenced, never inline.
     let toml = std::fs::read_to_string(&config).unwrap();
     use conveyor_mocks::sandbox as sb;

@@ -253,6 +253,15 @@ fn print_preview(p: &rules::Preview) {
         let name = |s: &Option<String>| s.clone().unwrap_or_else(|| "(none)".into());
         println!("  {entity}: {} → {}", name(from), name(to));
     }
+    for (entity, why) in &p.due {
+        let why = match why.as_str() {
+            "firing" => "started firing, not announced yet",
+            "repeat" => "still firing: a reminder is due (`repeat`)",
+            "resolved" => "resolved (`notify_resolved`)",
+            other => other,
+        };
+        println!("  notify about {entity}: {why}");
+    }
     if p.notifications.is_empty() {
         println!("\nNo notification would be sent (none due: not newly firing, already announced, silenced or cooling down).");
     }

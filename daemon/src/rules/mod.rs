@@ -89,6 +89,9 @@ pub struct Preview {
     pub breaching: i64,
     /// `(entity, from, to)` for each alert that would change state.
     pub transitions: Vec<(String, Option<String>, Option<String>)>,
+    /// `(entity, why)` for each alert a notification is due for: `firing`
+    /// (not announced yet), `repeat` (a reminder) or `resolved`.
+    pub due: Vec<(String, String)>,
     pub notifications: Vec<PreviewNotification>,
 }
 
@@ -110,35 +113,43 @@ pub fn preview_at(
 ) -> Result<Preview, RuleError> {
     // An evaluation running meanwhile would conflict with these writes.
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (summary, (transitions, notifications)) = run(conn, rule, now, false, |conn, eval_id| {
-        let mut st = conn.prepare(
-            "SELECT entity, old_state, new_state FROM rule_t
+    let (summary, (transitions, due, notifications)) =
+        run(conn, rule, now, false, |conn, eval_id| {
+            let mut st = conn.prepare(
+                "SELECT entity, old_state, new_state FROM rule_t
              WHERE new_state IS DISTINCT FROM old_state ORDER BY entity",
-        )?;
-        let transitions = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<duckdb::Result<Vec<_>>>()?;
-        let mut st = conn.prepare(
-            "SELECT channel, recipient, subject, body, html_body FROM conveyor.outbox
+            )?;
+            let transitions = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<duckdb::Result<Vec<_>>>()?;
+            let mut st = conn.prepare(
+                "SELECT entity, notify FROM rule_t WHERE notify IS NOT NULL ORDER BY entity",
+            )?;
+            let due = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<duckdb::Result<Vec<_>>>()?;
+            let mut st = conn.prepare(
+                "SELECT channel, recipient, subject, body, html_body FROM conveyor.outbox
              WHERE eval_id = ? ORDER BY id",
-        )?;
-        let notifications = st
-            .query_map([eval_id], |r| {
-                Ok(PreviewNotification {
-                    channel: r.get(0)?,
-                    recipient: r.get(1)?,
-                    subject: r.get(2)?,
-                    body: r.get(3)?,
-                    html: r.get(4)?,
-                })
-            })?
-            .collect::<duckdb::Result<Vec<_>>>()?;
-        Ok((transitions, notifications))
-    })?;
+            )?;
+            let notifications = st
+                .query_map([eval_id], |r| {
+                    Ok(PreviewNotification {
+                        channel: r.get(0)?,
+                        recipient: r.get(1)?,
+                        subject: r.get(2)?,
+                        body: r.get(3)?,
+                        html: r.get(4)?,
+                    })
+                })?
+                .collect::<duckdb::Result<Vec<_>>>()?;
+            Ok((transitions, due, notifications))
+        })?;
     Ok(Preview {
         rule: rule.name.clone(),
         breaching: summary.count("warn") + summary.count("critical"),
         transitions,
+        due,
         notifications,
     })
 }
@@ -362,6 +373,9 @@ pub fn measure_columns(
     conn: &Connection,
     rule: &RuleConfig,
 ) -> Result<Vec<String>, MeasureProblem> {
+    // Measures may read the evaluation's clock; give it a typed value so
+    // they bind as they will at run time.
+    let _ = conn.execute_batch("SET VARIABLE conveyor_now = make_timestamp(epoch_us(now()))");
     let described = conn
         .prepare(&format!(
             "DESCRIBE SELECT * FROM ({}\n) AS measure",
