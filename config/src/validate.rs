@@ -1180,7 +1180,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn check(text: &str) -> Result<Config, ConfigErrors> {
-        validate(text, &PathBuf::from("/etc/conveyor/conveyor.toml"))
+        validate(text, &PathBuf::from("/etc/conveyor/conveyor.toml"), true)
     }
 
     const GOOD: &str = r#"
@@ -1375,5 +1375,24 @@ options = { dir = "/drops", streams = [{ name = "hours", pattern = "*.csv", prim
         let s = parse_cron("30 2 * * mon-fri").unwrap();
         assert_eq!(s.source(), "0 30 2 * * mon-fri");
         assert!(parse_cron("61 * * * *").is_err());
+    }
+
+    #[test]
+    fn offline_validation_parses_secret_references_without_reading_them() {
+        let text = GOOD.replace("env:PATH", "env:CONVEYOR_SURELY_UNSET_VAR");
+        assert!(
+            text.contains("CONVEYOR_SURELY_UNSET_VAR"),
+            "GOOD has an env: secret"
+        );
+        let path = PathBuf::from("/etc/conveyor/conveyor.toml");
+        let errors = validate(&text, &path, true).unwrap_err().to_string();
+        assert!(
+            errors.contains("CONVEYOR_SURELY_UNSET_VAR is not set"),
+            "{errors}"
+        );
+        assert!(validate(&text, &path, false).is_ok());
+        // Malformed references are still errors offline.
+        let bad = GOOD.replace("env:PATH", "env:");
+        assert!(validate(&bad, &path, false).is_err());
     }
 }
