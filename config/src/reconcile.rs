@@ -549,10 +549,7 @@ keys = [{ left = "d", window_days = 3 }]
             "/c/conveyor.toml:23:54: reconcile[0].compare[1]: at most one of",
             "/c/conveyor.toml:29:8: reconcile[1].keys: at least one key must match exactly",
         ];
-        assert_eq!(lines.len(), expect.len(), "{lines:#?}");
-        for (line, want) in lines.iter().zip(expect) {
-            assert!(line.starts_with(want), "got {line:?}, want prefix {want:?}");
-        }
+        crate::diagnostics::assert_prefixes(&lines, &expect);
     }
 
     #[test]

@@ -554,10 +554,7 @@ direction = "below"
             "/c/conveyor.toml:32:7: rules[1].for: must be a whole number",
             "/c/conveyor.toml:34:1: rules[2]: needs `warn`, `critical` or both",
         ];
-        assert_eq!(lines.len(), expect.len(), "{lines:#?}");
-        for (line, want) in lines.iter().zip(expect) {
-            assert!(line.starts_with(want), "got {line:?}, want prefix {want:?}");
-        }
+        crate::diagnostics::assert_prefixes(&lines, &expect);
     }
 
     #[test]
@@ -646,10 +643,7 @@ type = "pager"
             "/c/conveyor.toml:20:11: rules[0].actions[0].subject: template does not parse",
             "/c/conveyor.toml:23:8: rules[0].actions[1].type: unknown action type `pager`",
         ];
-        assert_eq!(lines.len(), expect.len(), "{lines:#?}");
-        for (line, want) in lines.iter().zip(expect) {
-            assert!(line.starts_with(want), "got {line:?}, want prefix {want:?}");
-        }
+        crate::diagnostics::assert_prefixes(&lines, &expect);
     }
 
     #[test]
@@ -736,10 +730,7 @@ body = "{{ x "
             "/c/conveyor.toml:22:1: rules[0].actions[1].url: missing key `url`",
             "/c/conveyor.toml:25:8: rules[0].actions[1].body: template does not parse",
         ];
-        assert_eq!(lines.len(), expect.len(), "{lines:#?}");
-        for (line, want) in lines.iter().zip(expect) {
-            assert!(line.starts_with(want), "got {line:?}, want prefix {want:?}");
-        }
+        crate::diagnostics::assert_prefixes(&lines, &expect);
     }
 
     #[test]
@@ -839,9 +830,6 @@ peer = { group = "team" }
             "/c/conveyor.toml:23:11: rules[1].measure: no reconciliation named `nope`",
             "/c/conveyor.toml:25:8: rules[1].peer: needs exactly one of `percentile` or `sole = true`",
         ];
-        assert_eq!(lines.len(), expect.len(), "{lines:#?}");
-        for (line, want) in lines.iter().zip(expect) {
-            assert!(line.starts_with(want), "got {line:?}, want prefix {want:?}");
-        }
+        crate::diagnostics::assert_prefixes(&lines, &expect);
     }
 }

@@ -1284,10 +1284,7 @@ primary_key = "uuid"
             "/etc/conveyor/conveyor.toml:21:45: sources.pay.pagination.cursor_path: not used by type = \"page\"",
             "/etc/conveyor/conveyor.toml:23:8: sources.pay.streams[0].name: stream name `Employees` must be lower-case",
         ];
-        assert_eq!(lines.len(), expect.len(), "{lines:#?}");
-        for (line, want) in lines.iter().zip(expect) {
-            assert!(line.starts_with(want), "got {line:?}, want prefix {want:?}");
-        }
+        crate::diagnostics::assert_prefixes(&lines, &expect);
     }
 
     #[test]
