@@ -70,7 +70,7 @@ pub fn deliver_due(
         .transpose()
         .map_err(|e| anyhow::anyhow!("smtp.password: {e}"))?;
     let transport = transport(smtp, password.as_ref().map(|p| p.expose().to_string()))?;
-    let ts = now.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    let ts = crate::warehouse::timestamp_text(now);
     for d in due {
         let outcome = message(smtp, &d)
             .and_then(|m| transport.send(&m).map(|_| ()).map_err(|e| e.to_string()));
@@ -139,7 +139,7 @@ fn due(conn: &Connection, now: NaiveDateTime) -> duckdb::Result<Vec<Due>> {
            AND next_attempt_at <= CAST(? AS TIMESTAMP)
          ORDER BY id",
     )?;
-    let rows = st.query_map([now.format("%Y-%m-%d %H:%M:%S%.6f").to_string()], |r| {
+    let rows = st.query_map([crate::warehouse::timestamp_text(now)], |r| {
         Ok(Due {
             id: r.get(0)?,
             key: r.get(1)?,

@@ -64,7 +64,7 @@ pub fn report_dead_letters(
             ))
         })?
         .collect::<duckdb::Result<Vec<_>>>()?;
-    let ts = now.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    let ts = crate::warehouse::timestamp_text(now);
     let mut queued = 0;
     for (id, rule, channel, recipient, subject, attempts, dead_at, error) in dead {
         let key = notification_key(OPERATOR_RULE, id, "email", operator);

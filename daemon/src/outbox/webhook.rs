@@ -69,7 +69,7 @@ pub fn deliver_webhooks_due(
         .timeout(Duration::from_secs(30))
         .build()
         .context("HTTP client")?;
-    let ts = now.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    let ts = crate::warehouse::timestamp_text(now);
     for d in due {
         let (outcome, secret) = post(&client, config, &d);
         let attempts = d.attempts + 1;
@@ -152,7 +152,7 @@ fn due(conn: &Connection, now: NaiveDateTime) -> duckdb::Result<Vec<Due>> {
            AND next_attempt_at <= CAST(? AS TIMESTAMP)
          ORDER BY id",
     )?;
-    let rows = st.query_map([now.format("%Y-%m-%d %H:%M:%S%.6f").to_string()], |r| {
+    let rows = st.query_map([crate::warehouse::timestamp_text(now)], |r| {
         Ok(Due {
             id: r.get(0)?,
             key: r.get(1)?,

@@ -172,7 +172,7 @@ fn run<T>(
     let eval_id: i64 = conn
         .query_row("SELECT nextval('conveyor.rule_eval_ids')", [], |r| r.get(0))
         .map_err(store)?;
-    let now = format!("TIMESTAMP '{}'", now.format("%Y-%m-%d %H:%M:%S%.6f"));
+    let now = crate::warehouse::timestamp_literal(now);
     drop_temp(conn);
     // The evaluation's clock, for measures (and shorthands) that look back
     // from "now": a simulated clock in tests moves their window too.

@@ -16,10 +16,6 @@ pub struct NewSilence {
     pub reason: String,
 }
 
-fn timestamp(t: NaiveDateTime) -> String {
-    t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
-}
-
 /// Records a silence starting at `now`; returns its id.
 pub fn add(conn: &Connection, s: &NewSilence, now: NaiveDateTime) -> duckdb::Result<i64> {
     conn.query_row(
@@ -31,8 +27,8 @@ pub fn add(conn: &Connection, s: &NewSilence, now: NaiveDateTime) -> duckdb::Res
             s.rule,
             s.entity,
             s.reason,
-            timestamp(now),
-            timestamp(now),
+            crate::warehouse::timestamp_text(now),
+            crate::warehouse::timestamp_text(now),
             s.seconds as i64
         ],
         |r| r.get(0),
@@ -44,7 +40,11 @@ pub fn remove(conn: &Connection, id: i64, now: NaiveDateTime) -> duckdb::Result<
     let changed = conn.execute(
         "UPDATE conveyor.silences SET removed_at = CAST(? AS TIMESTAMP)
          WHERE id = ? AND removed_at IS NULL AND expires_at > CAST(? AS TIMESTAMP)",
-        duckdb::params![timestamp(now), id, timestamp(now)],
+        duckdb::params![
+            crate::warehouse::timestamp_text(now),
+            id,
+            crate::warehouse::timestamp_text(now)
+        ],
     )?;
     Ok(changed > 0)
 }

@@ -131,7 +131,7 @@ pub fn sql_literal(cell: &Cell) -> String {
         Cell::Bool(b) => b.to_string(),
         Cell::Text(s) => literal(s),
         Cell::Date(d) => format!("DATE '{}'", d.format("%Y-%m-%d")),
-        Cell::Timestamp(t) => format!("TIMESTAMP '{}'", t.format("%Y-%m-%d %H:%M:%S%.6f")),
+        Cell::Timestamp(t) => crate::warehouse::timestamp_literal(*t),
         Cell::Time(t) => format!("TIME '{}'", t.format("%H:%M:%S%.6f")),
     }
 }

@@ -38,7 +38,7 @@ pub struct Webhook {
 /// `at`, plus those this step resolved; by rule and entity.
 pub fn alerts(conn: &Connection, rules: &[&str], at: NaiveDateTime) -> duckdb::Result<Vec<Alert>> {
     let names: Vec<String> = rules.iter().map(|r| literal(r)).collect();
-    let at = format!("TIMESTAMP '{}'", at.format("%Y-%m-%d %H:%M:%S%.6f"));
+    let at = crate::warehouse::timestamp_literal(at);
     let mut st = conn.prepare(&format!(
         "SELECT rule, entity, state, level, last_value FROM conveyor.alerts
          WHERE rule IN ({}) AND (state IN ('pending', 'firing') OR (state = 'resolved' AND resolved_at = {at}))

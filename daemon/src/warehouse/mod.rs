@@ -322,3 +322,14 @@ pub fn ident(name: &str) -> String {
 pub fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
+
+/// A UTC instant as DuckDB reads a TIMESTAMP (microseconds kept), for a
+/// parameter cast to TIMESTAMP.
+pub fn timestamp_text(t: chrono::NaiveDateTime) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
+/// A UTC instant as a TIMESTAMP literal.
+pub fn timestamp_literal(t: chrono::NaiveDateTime) -> String {
+    format!("TIMESTAMP '{}'", timestamp_text(t))
+}
