@@ -32,10 +32,10 @@ use serde_json::{json, Map, Value};
 
 use super::read::{fetch_json, iso_millis, object, saved_instant, Emitter, Pages};
 use super::table::{Col, Table};
-use super::{client, endpoint, oauth_error, selected, table, ClientSpec};
+use super::{endpoint, oauth_error, Base, ClientSpec};
 use crate::http::body_pager::BodyPager;
 use crate::http::client::HttpRequest;
-use crate::http::{HttpClient, TokenBody};
+use crate::http::TokenBody;
 use crate::rest::pager::Pager;
 
 /// The largest details-query page.
@@ -146,10 +146,7 @@ pub const TABLES: &[Table] = &[
 ];
 
 pub struct Genesys {
-    source: String,
-    cfg: VendorSourceConfig,
-    tables: Vec<&'static Table>,
-    client: Arc<HttpClient>,
+    base: Base,
 }
 
 impl Genesys {
@@ -164,12 +161,8 @@ impl Genesys {
             token_body: TokenBody::FormWithBasic,
             error_message,
         };
-        let client = client(source, &cfg, credentials, spec)?;
         Ok(Genesys {
-            source: source.to_string(),
-            tables: selected(&cfg, TABLES),
-            cfg,
-            client,
+            base: Base::new(source, cfg, credentials, spec, TABLES)?,
         })
     }
 
@@ -186,10 +179,10 @@ impl Genesys {
             min_count: 0,
         };
         Ok(Pages::new(
-            &self.client,
+            &self.base.client,
             Pager::new(
                 paging,
-                endpoint(&self.cfg.base_url, path)?,
+                endpoint(&self.base.cfg.base_url, path)?,
                 params,
                 Vec::new(),
             ),
@@ -216,7 +209,7 @@ impl Genesys {
             Some(_) => {
                 saved_instant(state, None).expect("saved cursor") - Duration::days(TRAILING_DAYS)
             }
-            None => saved_instant(None, self.cfg.start_date)
+            None => saved_instant(None, self.base.cfg.start_date)
                 .unwrap_or_else(|| Utc::now() - Duration::days(DEFAULT_HISTORY_DAYS)),
         }
     }
@@ -238,7 +231,7 @@ fn user_params() -> Vec<(String, String)> {
 #[async_trait::async_trait]
 impl Connector for Genesys {
     fn streams(&self) -> Vec<StreamDescriptor> {
-        self.tables.iter().map(|t| t.descriptor()).collect()
+        self.base.streams()
     }
 
     async fn read(
@@ -248,7 +241,7 @@ impl Connector for Genesys {
         sink: &mut dyn RecordSink,
         cancel: &CancelFlag,
     ) -> Result<(), ConnectorError> {
-        let t = table(&self.source, &self.tables, stream)?;
+        let t = self.base.table(stream)?;
         let resume = state.clone().unwrap_or_else(|| json!({ "cursor": null }));
         let mut out = Emitter::new(sink, t, resume);
         let now = Utc::now();
@@ -267,7 +260,7 @@ impl Connector for Genesys {
             }
             "conversations" | "surveys" => {
                 let url = endpoint(
-                    &self.cfg.base_url,
+                    &self.base.cfg.base_url,
                     "api/v2/analytics/conversations/details/query",
                 )?;
                 let flatten = if t.name == "surveys" {
@@ -286,7 +279,7 @@ impl Connector for Genesys {
                     });
                     let pager =
                         BodyPager::page_number(url.clone(), body, "paging.pageNumber", PAGE_SIZE);
-                    let mut pages = Pages::body(&self.client, pager, "conversations");
+                    let mut pages = Pages::body(&self.base.client, pager, "conversations");
                     while let Some(page) = pages.next(cancel).await? {
                         let rows: Vec<_> = page.records.iter().flat_map(flatten).collect();
                         out.emit(&rows).await?;
@@ -296,7 +289,7 @@ impl Connector for Genesys {
             }
             "user_presence" => {
                 let url = endpoint(
-                    &self.cfg.base_url,
+                    &self.base.cfg.base_url,
                     "api/v2/analytics/users/aggregates/query",
                 )?;
                 // Whole UTC days, so each P1D bucket is one calendar day.
@@ -315,7 +308,7 @@ impl Connector for Genesys {
                             "metrics": ["tOrganizationPresence"],
                         })),
                     };
-                    let (_, body) = fetch_json(&self.client, &req, None).await?;
+                    let (_, body) = fetch_json(&self.base.client, &req, None).await?;
                     out.emit(&presence_rows(&body)).await?;
                     from = to;
                 }

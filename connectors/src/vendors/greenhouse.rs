@@ -20,8 +20,8 @@ use serde_json::Value;
 
 use super::read::{iso_millis, object, saved_instant, Emitter, Newest, Pages};
 use super::table::{Col, Table};
-use super::{client, endpoint, oauth_error, selected, table, ClientSpec};
-use crate::http::{HttpClient, TokenBody};
+use super::{endpoint, oauth_error, Base, ClientSpec};
+use crate::http::TokenBody;
 use crate::rest::pager::Pager;
 
 /// The largest page Harvest serves.
@@ -113,10 +113,7 @@ pub const TABLES: &[Table] = &[
 ];
 
 pub struct Greenhouse {
-    source: String,
-    cfg: VendorSourceConfig,
-    tables: Vec<&'static Table>,
-    client: Arc<HttpClient>,
+    base: Base,
 }
 
 impl Greenhouse {
@@ -132,12 +129,8 @@ impl Greenhouse {
             token_body: TokenBody::FormWithBasic,
             error_message,
         };
-        let client = client(source, &cfg, credentials, spec)?;
         Ok(Greenhouse {
-            source: source.to_string(),
-            tables: selected(&cfg, TABLES),
-            cfg,
-            client,
+            base: Base::new(source, cfg, credentials, spec, TABLES)?,
         })
     }
 }
@@ -145,7 +138,7 @@ impl Greenhouse {
 #[async_trait::async_trait]
 impl Connector for Greenhouse {
     fn streams(&self) -> Vec<StreamDescriptor> {
-        self.tables.iter().map(|t| t.descriptor()).collect()
+        self.base.streams()
     }
 
     async fn read(
@@ -155,8 +148,8 @@ impl Connector for Greenhouse {
         sink: &mut dyn RecordSink,
         cancel: &CancelFlag,
     ) -> Result<(), ConnectorError> {
-        let t = table(&self.source, &self.tables, stream)?;
-        let since = saved_instant(state.as_ref(), self.cfg.start_date);
+        let t = self.base.table(stream)?;
+        let since = saved_instant(state.as_ref(), self.base.cfg.start_date);
         let filter: Vec<(String, String)> = since
             .iter()
             .map(|s| ("updated_at".to_string(), format!("gte|{}", iso_millis(*s))))
@@ -165,11 +158,11 @@ impl Connector for Greenhouse {
         // then follows the cursor link untouched.
         let pager = Pager::new(
             PaginationConfig::LinkHeader,
-            endpoint(&self.cfg.base_url, t.name)?,
+            endpoint(&self.base.cfg.base_url, t.name)?,
             vec![("per_page".into(), PER_PAGE.to_string())],
             filter,
         );
-        let mut pages = Pages::new(&self.client, pager, "");
+        let mut pages = Pages::new(&self.base.client, pager, "");
         let mut out = Emitter::new(
             sink,
             t,

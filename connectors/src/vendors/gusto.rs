@@ -26,8 +26,8 @@ use serde_json::{Map, Value};
 
 use super::read::{object, Emitter, Pages};
 use super::table::{parse_decimal, Col, Table, MONEY};
-use super::{client, endpoint, oauth_error, selected, table, ClientSpec};
-use crate::http::{HttpClient, TokenBody};
+use super::{endpoint, oauth_error, Base, ClientSpec};
+use crate::http::TokenBody;
 use crate::rest::pager::Pager;
 
 pub const API_VERSION: &str = "2025-06-15";
@@ -117,10 +117,7 @@ pub const TABLES: &[Table] = &[
 ];
 
 pub struct Gusto {
-    source: String,
-    cfg: VendorSourceConfig,
-    tables: Vec<&'static Table>,
-    client: Arc<HttpClient>,
+    base: Base,
 }
 
 impl Gusto {
@@ -138,19 +135,15 @@ impl Gusto {
             token_body: TokenBody::JsonWithCredentials,
             error_message,
         };
-        let client = client(source, &cfg, credentials, spec)?;
         Ok(Gusto {
-            source: source.to_string(),
-            tables: selected(&cfg, TABLES),
-            cfg,
-            client,
+            base: Base::new(source, cfg, credentials, spec, TABLES)?,
         })
     }
 
     fn company_url(&self, path: &str) -> Result<url::Url, ConnectorError> {
-        let company = self.cfg.account.as_deref().unwrap_or_default();
+        let company = self.base.cfg.account.as_deref().unwrap_or_default();
         endpoint(
-            &self.cfg.base_url,
+            &self.base.cfg.base_url,
             &format!("v1/companies/{company}/{path}"),
         )
     }
@@ -172,7 +165,7 @@ impl Gusto {
         let saved = state
             .and_then(|s| s["cursor"].as_str())
             .and_then(|c| NaiveDate::parse_from_str(c, "%Y-%m-%d").ok());
-        let start = match (saved, self.cfg.start_date) {
+        let start = match (saved, self.base.cfg.start_date) {
             (Some(c), _) => c - Duration::days(LOOKBACK_DAYS),
             (None, Some(d)) => d,
             (None, None) => today - Duration::days(DEFAULT_HISTORY_DAYS),
@@ -211,7 +204,7 @@ impl Gusto {
                 ("include".into(), "totals".into()),
             ];
             let mut pages = Pages::new(
-                &self.client,
+                &self.base.client,
                 self.pager(self.company_url("payrolls")?, params),
                 "",
             );
@@ -237,7 +230,7 @@ impl Gusto {
 #[async_trait::async_trait]
 impl Connector for Gusto {
     fn streams(&self) -> Vec<StreamDescriptor> {
-        self.tables.iter().map(|t| t.descriptor()).collect()
+        self.base.streams()
     }
 
     async fn read(
@@ -247,14 +240,14 @@ impl Connector for Gusto {
         sink: &mut dyn RecordSink,
         cancel: &CancelFlag,
     ) -> Result<(), ConnectorError> {
-        let t = table(&self.source, &self.tables, stream)?;
+        let t = self.base.table(stream)?;
         let resume = state
             .clone()
             .unwrap_or_else(|| serde_json::json!({ "cursor": null }));
         let mut out = Emitter::new(sink, t, resume.clone());
         if t.name == "employees" {
             let mut pages = Pages::new(
-                &self.client,
+                &self.base.client,
                 self.pager(self.company_url("employees")?, Vec::new()),
                 "",
             );
@@ -295,7 +288,7 @@ impl Connector for Gusto {
                 };
                 let url = self.company_url(&format!("payrolls/{id}"))?;
                 let mut pages = Pages::new(
-                    &self.client,
+                    &self.base.client,
                     self.pager(url, Vec::new()),
                     "employee_compensations",
                 );

@@ -18,7 +18,9 @@ pub mod zendesk_talk;
 use std::sync::Arc;
 
 use conveyor_config::{Vendor, VendorSourceConfig};
-use conveyor_plugin_api::{Connector, ConnectorError, CredentialStore, ErrorKind};
+use conveyor_plugin_api::{
+    Connector, ConnectorError, CredentialStore, ErrorKind, StreamDescriptor,
+};
 use serde_json::Value;
 
 use crate::http::client::ErrorMessageFn;
@@ -103,6 +105,43 @@ pub(crate) fn client(
     let client = HttpClient::new(cfg.http.clone(), &host, auth, spec.headers, redactor)?
         .with_error_message(spec.error_message);
     Ok(Arc::new(client))
+}
+
+/// What every vendor connector holds: its source's name and config, the
+/// tables selected, and the toolkit client.
+pub(crate) struct Base {
+    pub source: String,
+    pub cfg: VendorSourceConfig,
+    pub tables: Vec<&'static Table>,
+    pub client: Arc<HttpClient>,
+}
+
+impl Base {
+    pub fn new(
+        source: &str,
+        cfg: VendorSourceConfig,
+        credentials: Arc<dyn CredentialStore>,
+        spec: ClientSpec,
+        tables: &'static [Table],
+    ) -> Result<Base, ConnectorError> {
+        let client = client(source, &cfg, credentials, spec)?;
+        Ok(Base {
+            source: source.to_string(),
+            tables: selected(&cfg, tables),
+            cfg,
+            client,
+        })
+    }
+
+    /// The selected tables as streams.
+    pub fn streams(&self) -> Vec<StreamDescriptor> {
+        self.tables.iter().map(|t| t.descriptor()).collect()
+    }
+
+    /// The table read by `stream`, or a config error naming the source.
+    pub fn table(&self, stream: &str) -> Result<&'static Table, ConnectorError> {
+        table(&self.source, &self.tables, stream)
+    }
 }
 
 /// The selected tables of a vendor, in read order.

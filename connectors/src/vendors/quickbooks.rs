@@ -26,8 +26,8 @@ use serde_json::{Map, Value};
 
 use super::read::{get_json, iso_millis, object, saved_instant, Emitter, Newest, Pages};
 use super::table::{Col, Table, MONEY};
-use super::{client, endpoint, oauth_error, selected, table, ClientSpec};
-use crate::http::{HttpClient, TokenBody};
+use super::{endpoint, oauth_error, Base, ClientSpec};
+use crate::http::TokenBody;
 use crate::rest::pager::Pager;
 
 /// Since August 2025 lower minor versions are ignored.
@@ -128,10 +128,7 @@ fn entity(table: &str) -> &'static str {
 }
 
 pub struct QuickBooks {
-    source: String,
-    cfg: VendorSourceConfig,
-    tables: Vec<&'static Table>,
-    client: Arc<HttpClient>,
+    base: Base,
 }
 
 impl QuickBooks {
@@ -146,18 +143,17 @@ impl QuickBooks {
             token_body: TokenBody::FormWithBasic,
             error_message,
         };
-        let client = client(source, &cfg, credentials, spec)?;
         Ok(QuickBooks {
-            source: source.to_string(),
-            tables: selected(&cfg, TABLES),
-            cfg,
-            client,
+            base: Base::new(source, cfg, credentials, spec, TABLES)?,
         })
     }
 
     fn company_url(&self, path: &str) -> Result<url::Url, ConnectorError> {
-        let realm = self.cfg.account.as_deref().unwrap_or_default();
-        endpoint(&self.cfg.base_url, &format!("v3/company/{realm}/{path}"))
+        let realm = self.base.cfg.account.as_deref().unwrap_or_default();
+        endpoint(
+            &self.base.cfg.base_url,
+            &format!("v3/company/{realm}/{path}"),
+        )
     }
 
     /// Tombstones for records deleted since `since` (bounded by the CDC window).
@@ -168,7 +164,7 @@ impl QuickBooks {
     ) -> Result<Vec<Map<String, Value>>, ConnectorError> {
         let floor = Utc::now() - Duration::days(CDC_DAYS) + Duration::minutes(5);
         if since < floor {
-            tracing::warn!(source = %self.source, entity, "last sync is older than the {CDC_DAYS}-day CDC window; earlier deletions cannot be seen");
+            tracing::warn!(source = %self.base.source, entity, "last sync is older than the {CDC_DAYS}-day CDC window; earlier deletions cannot be seen");
         }
         let mut url = self.company_url("cdc")?;
         url.query_pairs_mut()
@@ -180,7 +176,7 @@ impl QuickBooks {
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
             )
             .append_pair("minorversion", MINOR_VERSION);
-        let body = get_json(&self.client, url, Some(fault)).await?;
+        let body = get_json(&self.base.client, url, Some(fault)).await?;
         let mut out = Vec::new();
         for resp in body["CDCResponse"].as_array().into_iter().flatten() {
             for qr in resp["QueryResponse"].as_array().into_iter().flatten() {
@@ -188,7 +184,7 @@ impl QuickBooks {
                 if listed >= CDC_CAP {
                     // CDC has no end bound to shorten the window with: say
                     // that deletions beyond the cap went unseen this run.
-                    tracing::warn!(source = %self.source, entity, listed, "CDC returned its cap of {CDC_CAP} objects; some deletions may be missed until a later run");
+                    tracing::warn!(source = %self.base.source, entity, listed, "CDC returned its cap of {CDC_CAP} objects; some deletions may be missed until a later run");
                 }
                 for r in qr[entity].as_array().into_iter().flatten() {
                     if r["status"] == "Deleted" {
@@ -211,7 +207,7 @@ impl QuickBooks {
 #[async_trait::async_trait]
 impl Connector for QuickBooks {
     fn streams(&self) -> Vec<StreamDescriptor> {
-        self.tables.iter().map(|t| t.descriptor()).collect()
+        self.base.streams()
     }
 
     async fn read(
@@ -221,13 +217,13 @@ impl Connector for QuickBooks {
         sink: &mut dyn RecordSink,
         cancel: &CancelFlag,
     ) -> Result<(), ConnectorError> {
-        let t = table(&self.source, &self.tables, stream)?;
+        let t = self.base.table(stream)?;
         let entity = entity(t.name);
         let saved = state
             .as_ref()
             .and_then(|s| s.get("cursor"))
             .is_some_and(|c| !c.is_null());
-        let since = saved_instant(state.as_ref(), self.cfg.start_date);
+        let since = saved_instant(state.as_ref(), self.base.cfg.start_date);
         let query = query_text(entity, since);
         let pager = Pager::new(
             PaginationConfig::OffsetLimit {
@@ -243,8 +239,8 @@ impl Connector for QuickBooks {
             ],
             Vec::new(),
         );
-        let mut pages =
-            Pages::new(&self.client, pager, &format!("QueryResponse.{entity}")).check_body(fault);
+        let mut pages = Pages::new(&self.base.client, pager, &format!("QueryResponse.{entity}"))
+            .check_body(fault);
         let mut out = Emitter::new(
             sink,
             t,

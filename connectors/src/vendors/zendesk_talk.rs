@@ -20,8 +20,8 @@ use serde_json::Value;
 
 use super::read::{iso_millis, object, saved_instant, Emitter, Newest, Pages};
 use super::table::{Col, Table};
-use super::{client, endpoint, selected, table, ClientSpec};
-use crate::http::{HttpClient, TokenBody};
+use super::{endpoint, Base, ClientSpec};
+use crate::http::TokenBody;
 use crate::rest::pager::Pager;
 
 const CALLS_PATH: &str = "api/v2/channels/voice/stats/incremental/calls";
@@ -52,10 +52,7 @@ pub const TABLES: &[Table] = &[Table {
 }];
 
 pub struct ZendeskTalk {
-    source: String,
-    cfg: VendorSourceConfig,
-    tables: Vec<&'static Table>,
-    client: Arc<HttpClient>,
+    base: Base,
 }
 
 impl ZendeskTalk {
@@ -70,12 +67,8 @@ impl ZendeskTalk {
             token_body: TokenBody::default(),
             error_message,
         };
-        let client = client(source, &cfg, credentials, spec)?;
         Ok(ZendeskTalk {
-            source: source.to_string(),
-            tables: selected(&cfg, TABLES),
-            cfg,
-            client,
+            base: Base::new(source, cfg, credentials, spec, TABLES)?,
         })
     }
 }
@@ -83,7 +76,7 @@ impl ZendeskTalk {
 #[async_trait::async_trait]
 impl Connector for ZendeskTalk {
     fn streams(&self) -> Vec<StreamDescriptor> {
-        self.tables.iter().map(|t| t.descriptor()).collect()
+        self.base.streams()
     }
 
     async fn read(
@@ -93,8 +86,8 @@ impl Connector for ZendeskTalk {
         sink: &mut dyn RecordSink,
         cancel: &CancelFlag,
     ) -> Result<(), ConnectorError> {
-        let t = table(&self.source, &self.tables, stream)?;
-        let since = saved_instant(state.as_ref(), self.cfg.start_date);
+        let t = self.base.table(stream)?;
+        let since = saved_instant(state.as_ref(), self.base.cfg.start_date);
         let start_time = since.map(|s| s.timestamp()).unwrap_or(0).max(0);
         let pager = Pager::new(
             // `next_page` is always there; `count` ≤ 1 is the end.
@@ -103,11 +96,11 @@ impl Connector for ZendeskTalk {
                 count_path: Some(JsonPath::parse("count")),
                 min_count: 2,
             },
-            endpoint(&self.cfg.base_url, CALLS_PATH)?,
+            endpoint(&self.base.cfg.base_url, CALLS_PATH)?,
             Vec::new(),
             vec![("start_time".into(), start_time.to_string())],
         );
-        let mut pages = Pages::new(&self.client, pager, "calls");
+        let mut pages = Pages::new(&self.base.client, pager, "calls");
         let mut out = Emitter::new(
             sink,
             t,
