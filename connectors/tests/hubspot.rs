@@ -1,19 +1,22 @@
 //! The HubSpot CRM v3 connector against its mock over loopback HTTP: the
 //! search API's 10,000-result cap handled by re-anchoring, string
-//! properties typed, incremental search, token refresh, 429s and errors.
+//! properties typed, incremental search, soft deletes from the archived
+//! list, token refresh, the refresh token kept over a restart, 429s and
+//! errors.
 
 mod support;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use arrow_array::cast::AsArray;
 use arrow_schema::DataType;
 use conveyor_mocks::server::MockServer;
 use conveyor_mocks::vendors::hubspot::{HubSpotHandle, HubSpotMock, HubSpotMockConfig};
 use conveyor_mocks::vendors::{Fault, MockHandle};
 use conveyor_plugin_api::{Connector, CredentialStore, ErrorKind, MemoryCredentials};
 use serde_json::{json, Value};
-use support::{build, read, read_with_hook, secret_file, source};
+use support::{build, read, read_with_hook, secret_file, source, Sink};
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -23,7 +26,10 @@ struct Setup {
 }
 
 async fn start() -> Setup {
-    let cfg = HubSpotMockConfig::default();
+    start_with(HubSpotMockConfig::default()).await
+}
+
+async fn start_with(cfg: HubSpotMockConfig) -> Setup {
     let (server, mock) = HubSpotMock::start(cfg.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let body = format!(
@@ -54,6 +60,47 @@ impl Setup {
             .filter(|r| r.path == format!("/crm/v3/objects/{kind}/search"))
             .count()
     }
+
+    /// How many archived-list pages the mock served for `kind`.
+    fn archived_lists(&self, kind: &str) -> usize {
+        self.mock
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.path == format!("/crm/v3/objects/{kind}")
+                    && r.query_pairs()
+                        .contains(&("archived".into(), "true".into()))
+            })
+            .count()
+    }
+}
+
+/// What the warehouse keeps of a row: `archived` and `archived_at`.
+type Kept = (Option<bool>, Option<String>);
+
+/// The warehouse's merge by primary key (DELETE+INSERT, the last occurrence
+/// wins) applied to the rows of one read.
+fn merge(table: &mut BTreeMap<String, Kept>, sink: &Sink) {
+    let archived: Vec<Option<bool>> = sink
+        .batches
+        .iter()
+        .flat_map(|b| {
+            let col = b.column(b.schema().index_of("archived").unwrap());
+            col.as_boolean().iter().collect::<Vec<_>>()
+        })
+        .collect();
+    let rows = sink
+        .strings("id")
+        .into_iter()
+        .zip(archived.into_iter().zip(sink.instants("archived_at")));
+    for (id, kept) in rows {
+        table.insert(id.expect("every row has an id"), kept);
+    }
+}
+
+/// The ids of one read, in order.
+fn ids(sink: &Sink) -> Vec<String> {
+    sink.strings("id").into_iter().flatten().collect()
 }
 
 #[tokio::test]
@@ -217,4 +264,154 @@ async fn rate_limits_are_retried_and_error_bodies_quoted() {
         "{e}"
     );
     assert!(sink.checkpoints.is_empty());
+}
+
+#[tokio::test]
+async fn a_deal_archived_between_syncs_is_upserted_as_archived_and_no_row_is_removed() {
+    let s = start_with(HubSpotMockConfig {
+        deals: 20,
+        ..Default::default()
+    })
+    .await;
+    let c = s.connector(Arc::new(MemoryCredentials::default()));
+    let (r, first) = read(c.as_ref(), "deals", None).await;
+    r.unwrap();
+    let mut table = BTreeMap::new();
+    merge(&mut table, &first);
+    assert_eq!(table.len(), 20);
+    assert!(table.values().all(|k| *k == (Some(false), None)));
+
+    let archived_at = s.mock.archive("deals", "50007");
+    let state = first.checkpoints.last().unwrap().clone();
+    let (r, second) = read(c.as_ref(), "deals", Some(state)).await;
+    r.unwrap();
+    // Incremental: the boundary deal from search (GTE the cursor), then the
+    // archived one, which search no longer returns.
+    assert_eq!(ids(&second), ["50020", "50007"]);
+    merge(&mut table, &second);
+    assert_eq!(table.len(), 20, "a soft delete removes no row");
+    assert_eq!(
+        table["50007"],
+        (Some(true), Some(archived_at.clone())),
+        "archived with its archivedAt"
+    );
+    let live: Vec<&Kept> = table
+        .iter()
+        .filter(|(id, _)| *id != "50007")
+        .map(|(_, k)| k)
+        .collect();
+    assert_eq!(live.len(), 19);
+    assert!(live.iter().all(|k| **k == (Some(false), None)), "{live:?}");
+    // The deal's other columns are still filled: its row is replaced whole.
+    let at = ids(&second).iter().position(|i| i == "50007").unwrap();
+    assert_eq!(second.strings("dealname")[at].as_deref(), Some("Deal 7"));
+
+    // Hours later another deal is archived. Each run pages the whole
+    // archived list but emits only what was archived within the margin of
+    // the newest archive the previous run saw, or later.
+    s.mock.pass_time(chrono::Duration::hours(3));
+    let later = s.mock.archive("deals", "50009");
+    let state = second.checkpoints.last().unwrap().clone();
+    assert!(state["archived_since"].as_str().unwrap() <= archived_at.as_str());
+    let (r, third) = read(c.as_ref(), "deals", Some(state)).await;
+    r.unwrap();
+    assert_eq!(ids(&third), ["50020", "50007", "50009"]);
+    merge(&mut table, &third);
+    let state = third.checkpoints.last().unwrap().clone();
+    let (r, fourth) = read(c.as_ref(), "deals", Some(state)).await;
+    r.unwrap();
+    assert_eq!(ids(&fourth), ["50020", "50009"], "50007 is hours older");
+    merge(&mut table, &fourth);
+    assert_eq!(table.len(), 20);
+    assert_eq!(table["50007"], (Some(true), Some(archived_at)));
+    assert_eq!(table["50009"], (Some(true), Some(later)));
+    assert_eq!(s.archived_lists("deals"), 4, "one archived page a run");
+}
+
+#[tokio::test]
+async fn the_archived_list_is_paged_and_a_record_archived_behind_the_listing_is_caught_next_run() {
+    let s = start().await;
+    for id in 151..=290 {
+        s.mock.archive("contacts", &id.to_string());
+    }
+    let c = s.connector(Arc::new(MemoryCredentials::default()));
+    let mock = s.mock.clone();
+    // Batch 1 is the search page (160 live contacts), batch 2 the first
+    // archived page (ids 151..250). Then 120 is archived behind the
+    // listing's position and 295 ahead of it, later.
+    let (r, first) = read_with_hook(c.as_ref(), "contacts", None, move |n| {
+        if n == 2 {
+            mock.archive("contacts", "120");
+            mock.archive("contacts", "295");
+        }
+    })
+    .await;
+    r.unwrap();
+    assert_eq!(s.archived_lists("contacts"), 2, "100 a page");
+    let mut table = BTreeMap::new();
+    merge(&mut table, &first);
+    assert_eq!(table.len(), 300);
+    let archived: Vec<&String> = table
+        .iter()
+        .filter(|(_, k)| k.0 == Some(true))
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(archived.len(), 141, "151..=290 and 295");
+    assert_eq!(table["120"].0, Some(false), "passed over this run");
+
+    // 295 was archived after 120 and seen; the next run must still emit 120.
+    let state = first.checkpoints.last().unwrap().clone();
+    let (r, second) = read(c.as_ref(), "contacts", Some(state)).await;
+    r.unwrap();
+    merge(&mut table, &second);
+    assert_eq!(table.len(), 300);
+    assert_eq!(table["120"].0, Some(true));
+    assert!(table["120"].1.is_some());
+    assert_eq!(table.values().filter(|k| k.0 == Some(true)).count(), 142);
+}
+
+#[tokio::test]
+async fn hubspot_keeps_its_refresh_token_and_a_restart_uses_the_persisted_one() {
+    let s = start().await;
+    let store: Arc<MemoryCredentials> = Arc::new(MemoryCredentials::default());
+    let (r, _) = read(s.connector(store.clone()).as_ref(), "owners", None).await;
+    r.unwrap();
+    // The token response hands back the token presented: nothing to persist.
+    assert_eq!(s.mock.presented_refresh_tokens(), ["hs-rt-na1-0001"]);
+    assert_eq!(store.load("crm.refresh_token").unwrap(), None);
+
+    // The app is installed again: HubSpot issues a new refresh token and the
+    // configured one is deleted. The new one is in the credential store,
+    // where a rotated token would be kept.
+    let fresh = s.mock.reissue_refresh_token();
+    store.save("crm.refresh_token", &fresh).unwrap();
+
+    // A restart with the same store presents the persisted token and keeps it.
+    let (r, sink) = read(s.connector(store.clone()).as_ref(), "owners", None).await;
+    r.unwrap();
+    assert_eq!(sink.rows(), 5);
+    assert_eq!(
+        s.mock.presented_refresh_tokens(),
+        ["hs-rt-na1-0001".to_string(), fresh.clone()]
+    );
+    assert_eq!(
+        store.load("crm.refresh_token").unwrap(),
+        Some(fresh.clone())
+    );
+
+    // Without the store only the deleted configured token is left.
+    let (r, _) = read(
+        s.connector(Arc::new(MemoryCredentials::default())).as_ref(),
+        "owners",
+        None,
+    )
+    .await;
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Auth);
+    assert!(
+        e.message.contains("BAD_REFRESH_TOKEN")
+            && !e.message.contains("hs-rt-na1-0001")
+            && !e.message.contains(&fresh),
+        "{e}"
+    );
 }

@@ -8,6 +8,12 @@
 //!   10,000 results per query (a 400 beyond), so the read re-anchors the
 //!   filter on the last modification time seen and skips records already
 //!   emitted at the same time.
+//! - Deletions are soft: HubSpot archives a deleted contact or deal (its
+//!   recycling bin), and search never returns archived records. After the
+//!   search, each run pages the archived list
+//!   (`GET /crm/v3/objects/{type}?archived=true`) and emits the records
+//!   archived since the last run with `archived = true` and `archived_at`,
+//!   so the warehouse row is upserted, never removed.
 //! - Owners are listed (`GET /crm/v3/owners`, `after` in the URL) in full.
 //! - Every property value is a string; the table types them (DECIMAL
 //!   amounts, UTC instants, booleans).
@@ -15,8 +21,9 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Instant;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use conveyor_config::{JsonPath, PaginationConfig, VendorSourceConfig};
 use conveyor_plugin_api::{
     CancelFlag, Connector, ConnectorError, CredentialStore, ErrorKind, Json, RecordSink,
@@ -36,8 +43,15 @@ use crate::rest::pager::Pager;
 const SEARCH_LIMIT: u64 = 200;
 /// Results one search query can page through.
 const RESULT_CAP: u64 = 10_000;
+/// The largest list page.
+const LIST_LIMIT: &str = "100";
 /// HubSpot amounts carry whatever precision was typed in.
 const AMOUNT: Col = Col::Decimal(20, 6);
+/// How late an archived record may show in the archived list after its
+/// `archivedAt`, beyond the listing's own duration (index lag, clock noise).
+const ARCHIVE_VISIBILITY_MARGIN: Duration = Duration::hours(1);
+/// The state key of the archived list's lower bound.
+const ARCHIVED_SINCE: &str = "archived_since";
 
 pub const TABLES: &[Table] = &[
     Table {
@@ -71,6 +85,7 @@ pub const TABLES: &[Table] = &[
             ("createdate", Col::Instant),
             ("lastmodifieddate", Col::Instant),
             ("archived", Col::Bool),
+            ("archived_at", Col::Instant),
             ("created_at", Col::Instant),
             ("updated_at", Col::Instant),
         ],
@@ -91,6 +106,7 @@ pub const TABLES: &[Table] = &[
             ("hubspot_owner_id", Col::Str),
             ("hs_is_closed_won", Col::Bool),
             ("archived", Col::Bool),
+            ("archived_at", Col::Instant),
             ("created_at", Col::Instant),
             ("updated_at", Col::Instant),
         ],
@@ -102,7 +118,12 @@ fn properties(t: &Table) -> Vec<&'static str> {
     t.columns
         .iter()
         .map(|(n, _)| *n)
-        .filter(|n| !matches!(*n, "id" | "archived" | "created_at" | "updated_at"))
+        .filter(|n| {
+            !matches!(
+                *n,
+                "id" | "archived" | "archived_at" | "created_at" | "updated_at"
+            )
+        })
         .collect()
 }
 
@@ -134,27 +155,31 @@ impl HubSpot {
         })
     }
 
+    /// Pages of a list endpoint (`after` cursor in the URL, 100 a page).
+    fn list_pages(
+        &self,
+        path: &str,
+        params: Vec<(String, String)>,
+    ) -> Result<Pages<'_>, ConnectorError> {
+        let paging = PaginationConfig::CursorToken {
+            cursor_path: JsonPath::parse("paging.next.after"),
+            cursor_param: "after".into(),
+        };
+        let url = endpoint(&self.cfg.base_url, path)?;
+        let mut query = vec![("limit".to_string(), LIST_LIMIT.to_string())];
+        query.extend(params);
+        let pager = Pager::new(paging, url, query, Vec::new());
+        Ok(Pages::new(&self.client, pager, "results"))
+    }
+
     async fn owners(
         &self,
         t: &'static Table,
         sink: &mut dyn RecordSink,
         cancel: &CancelFlag,
     ) -> Result<(), ConnectorError> {
-        let paging = PaginationConfig::CursorToken {
-            cursor_path: JsonPath::parse("paging.next.after"),
-            cursor_param: "after".into(),
-        };
-        let url = endpoint(&self.cfg.base_url, "crm/v3/owners")?;
-        let pager = Pager::new(
-            paging,
-            url,
-            vec![
-                ("limit".into(), "100".into()),
-                ("archived".into(), "false".into()),
-            ],
-            Vec::new(),
-        );
-        let mut pages = Pages::new(&self.client, pager, "results");
+        let mut pages =
+            self.list_pages("crm/v3/owners", vec![("archived".into(), "false".into())])?;
         let mut out = Emitter::new(sink, t, json!({ "cursor": null }));
         while let Some(page) = pages.next(cancel).await? {
             let mut rows = Vec::with_capacity(page.records.len());
@@ -176,32 +201,21 @@ impl HubSpot {
         }
         out.finish(json!({ "cursor": null }), cancel).await
     }
-}
 
-#[async_trait::async_trait]
-impl Connector for HubSpot {
-    fn streams(&self) -> Vec<StreamDescriptor> {
-        self.tables.iter().map(|t| t.descriptor()).collect()
-    }
-
-    async fn read(
+    /// Live records modified since `since`, through the search API; returns
+    /// the newest modification time seen.
+    async fn search(
         &self,
-        stream: &str,
-        state: Option<Json>,
-        sink: &mut dyn RecordSink,
+        t: &'static Table,
+        since: Option<DateTime<Utc>>,
+        out: &mut Emitter<'_>,
         cancel: &CancelFlag,
-    ) -> Result<(), ConnectorError> {
-        let t = table(&self.source, &self.tables, stream)?;
-        if t.name == "owners" {
-            return self.owners(t, sink, cancel).await;
-        }
+    ) -> Result<Newest, ConnectorError> {
         let modified = t.cursor.expect("searched tables have a cursor");
-        let since = saved_instant(state.as_ref(), self.cfg.start_date);
         let url = endpoint(
             &self.cfg.base_url,
             &format!("crm/v3/objects/{}/search", t.name),
         )?;
-        let mut out = Emitter::new(sink, t, json!({ "cursor": since.map(iso_millis) }));
         let mut newest = Newest::default();
         // (id, modified) already emitted: a re-anchored query starts with them again.
         let mut emitted: HashSet<(String, i64)> = HashSet::new();
@@ -251,7 +265,7 @@ impl Connector for HubSpot {
                 }
             }
             if !capped || cancel.is_cancelled() {
-                break;
+                return Ok(newest);
             }
             if last <= anchor {
                 return Err(ConnectorError::new(
@@ -266,11 +280,113 @@ impl Connector for HubSpot {
             );
             anchor = last;
         }
-        out.finish(newest.state(since), cancel).await
+    }
+
+    /// Archived (deleted) records, which search never returns: emits those
+    /// archived at or after `since` (all of them without one) and returns
+    /// the bound for the next run.
+    ///
+    /// The archived list cannot be filtered by time (no filter parameters,
+    /// and search ignores archived records), so every run pages all of it;
+    /// HubSpot purges archived records after 90 days, which bounds it.
+    /// Only emitting is narrowed: the list is in id order, so a record
+    /// archived while it is being paged may be passed over while a later
+    /// one is seen. Such a record's `archivedAt` is at most one listing
+    /// duration (measured here, on HubSpot's clock rate) before the newest
+    /// `archivedAt` seen, so the next bound is that newest instant minus the
+    /// listing's duration and a margin — it never skips a record. Records
+    /// archived within that window of the newest archive are emitted again
+    /// on later runs (unchanged; the merge by id absorbs them), older ones
+    /// are not.
+    async fn archived(
+        &self,
+        t: &'static Table,
+        since: Option<DateTime<Utc>>,
+        out: &mut Emitter<'_>,
+        cancel: &CancelFlag,
+    ) -> Result<Option<DateTime<Utc>>, ConnectorError> {
+        let started = Instant::now();
+        let params = vec![
+            ("archived".to_string(), "true".to_string()),
+            ("properties".to_string(), properties(t).join(",")),
+        ];
+        let mut pages = self.list_pages(&format!("crm/v3/objects/{}", t.name), params)?;
+        let mut newest = Newest::default();
+        while let Some(page) = pages.next(cancel).await? {
+            let mut rows = Vec::with_capacity(page.records.len());
+            for r in page.records {
+                let row = flatten(object(r, t.name)?);
+                let at = row
+                    .get("archived_at")
+                    .and_then(Value::as_str)
+                    .and_then(parse_timestamp);
+                newest.see(row.get("archived_at"));
+                // A record without `archivedAt` cannot be placed in time: keep it.
+                let recent = match (since, at) {
+                    (Some(since), Some(at)) => at >= since,
+                    _ => true,
+                };
+                if recent {
+                    rows.push(row);
+                }
+            }
+            out.emit(&rows).await?;
+        }
+        let window = Duration::from_std(started.elapsed()).unwrap_or(Duration::days(1))
+            + ARCHIVE_VISIBILITY_MARGIN;
+        Ok(newest
+            .0
+            .and_then(|n| n.checked_sub_signed(window))
+            .max(since))
     }
 }
 
-/// `{id, properties{…}, createdAt, updatedAt, archived}` → one flat row;
+#[async_trait::async_trait]
+impl Connector for HubSpot {
+    fn streams(&self) -> Vec<StreamDescriptor> {
+        self.tables.iter().map(|t| t.descriptor()).collect()
+    }
+
+    async fn read(
+        &self,
+        stream: &str,
+        state: Option<Json>,
+        sink: &mut dyn RecordSink,
+        cancel: &CancelFlag,
+    ) -> Result<(), ConnectorError> {
+        let t = table(&self.source, &self.tables, stream)?;
+        if t.name == "owners" {
+            return self.owners(t, sink, cancel).await;
+        }
+        let since = saved_instant(state.as_ref(), self.cfg.start_date);
+        let archived_since = saved_archived_since(state.as_ref());
+        let resume =
+            with_archived_since(json!({ "cursor": since.map(iso_millis) }), archived_since);
+        let mut out = Emitter::new(sink, t, resume);
+        // Search first, archived list last: a record archived during the
+        // run ends up archived (the last occurrence wins in the merge).
+        let newest = self.search(t, since, &mut out, cancel).await?;
+        let next_archived_since = self.archived(t, archived_since, &mut out, cancel).await?;
+        let state = with_archived_since(newest.state(since), next_archived_since);
+        out.finish(state, cancel).await
+    }
+}
+
+/// The archived list's lower bound saved in a stream state.
+fn saved_archived_since(state: Option<&Json>) -> Option<DateTime<Utc>> {
+    state
+        .and_then(|s| s.get(ARCHIVED_SINCE))
+        .and_then(Value::as_str)
+        .and_then(parse_timestamp)
+}
+
+/// `state` with the archived list's lower bound added.
+fn with_archived_since(mut state: Json, since: Option<DateTime<Utc>>) -> Json {
+    state[ARCHIVED_SINCE] = json!(since.map(iso_millis));
+    state
+}
+
+/// `{id, properties{…}, createdAt, updatedAt, archived, archivedAt}` → one flat row;
 /// empty-string properties are absent values.
 fn flatten(mut r: Map<String, Value>) -> Map<String, Value> {
     let mut row = Map::new();
@@ -302,6 +418,10 @@ fn flatten(mut r: Map<String, Value>) -> Map<String, Value> {
     row.insert(
         "archived".into(),
         r.remove("archived").unwrap_or(Value::Null),
+    );
+    row.insert(
+        "archived_at".into(),
+        r.remove("archivedAt").unwrap_or(Value::Null),
     );
     row
 }

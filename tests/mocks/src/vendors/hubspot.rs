@@ -1,10 +1,14 @@
 //! HubSpot CRM v3 mock: `POST /oauth/v1/token` (refresh-token grant,
 //! client credentials in the form, 30-minute tokens, the refresh token not
-//! rotated), `GET /crm/v3/owners` (`after` cursor), and
+//! rotated: the response hands back the one presented), `GET /crm/v3/owners`
+//! (`after` cursor), `GET /crm/v3/objects/{contacts|deals}` (the list:
+//! `archived=true|false`, `limit` ≤ 100, `after` cursor, `properties`), and
 //! `POST /crm/v3/objects/{contacts|deals}/search` with filters, ascending
 //! sort, `limit` ≤ 200, `after` in the body and a 400 past 10,000 results.
-//! Every property value is a string. `X-HubSpot-RateLimit-*` headers, the
-//! `RATE_LIMIT` 429 body, and `{"status":"error",…}` error bodies.
+//! Archived (deleted) records only show in `archived=true` lists, with
+//! `archivedAt`; search never returns them. Every property value is a
+//! string. `X-HubSpot-RateLimit-*` headers, the `RATE_LIMIT` 429 body, and
+//! `{"status":"error",…}` error bodies.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -52,6 +56,8 @@ struct HubSpot {
     data: BTreeMap<&'static str, Vec<Value>>,
     owners: Vec<Value>,
     clock: DateTime<Utc>,
+    /// The refresh token of every token request, in order.
+    presented_refresh_tokens: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -89,6 +95,42 @@ impl HubSpotHandle {
         f(r);
         r["properties"][modified_property(kind)] = json!(stamp);
         r["updatedAt"] = json!(stamp);
+    }
+
+    /// Deletes a record the way HubSpot does: it is archived (kept in the
+    /// recycling bin with `archivedAt`), leaves search and `archived=false`
+    /// lists, and shows in `archived=true` lists. Returns `archivedAt`.
+    pub fn archive(&self, kind: &str, id: &str) -> String {
+        let mut h = lock(&self.0);
+        h.clock += Duration::seconds(5);
+        let stamp = iso(h.clock);
+        let r = h
+            .data
+            .get_mut(kind)
+            .and_then(|v| v.iter_mut().find(|r| r["id"] == id))
+            .expect("record exists");
+        r["archived"] = json!(true);
+        r["archivedAt"] = json!(stamp);
+        stamp
+    }
+
+    /// Moves HubSpot's clock on: later changes and archives are stamped after it.
+    pub fn pass_time(&self, d: Duration) {
+        lock(&self.0).clock += d;
+    }
+
+    /// The app was installed again: HubSpot issued a new refresh token and
+    /// the old one was deleted (`DELETE /oauth/v1/refresh-tokens/{token}`).
+    /// Returns the new token.
+    pub fn reissue_refresh_token(&self) -> String {
+        let next = wire::unique_token("hs-rt-na1");
+        lock(&self.0).core.refresh = Some(next.clone());
+        next
+    }
+
+    /// The refresh token each token request presented, in order.
+    pub fn presented_refresh_tokens(&self) -> Vec<String> {
+        lock(&self.0).presented_refresh_tokens.clone()
     }
 }
 
@@ -135,6 +177,7 @@ impl HubSpotMock {
             data: BTreeMap::from([("contacts", contacts), ("deals", deals)]),
             owners,
             clock,
+            presented_refresh_tokens: Vec::new(),
         };
         let st = Arc::new(Mutex::new(h));
         let router = Router::new().fallback(serve).with_state(st.clone());
@@ -186,6 +229,9 @@ async fn serve(State(st): State<Arc<Mutex<HubSpot>>>, req: Request) -> Response 
         Some(Fault::Error(status, body)) => wire::json(status, body),
         None => match (&parts.method, path.as_str()) {
             (&Method::GET, "/crm/v3/owners") => owners(&h, &pairs, &parts.headers),
+            (&Method::GET, p) if p.starts_with("/crm/v3/objects/") => {
+                list(&h, &p["/crm/v3/objects/".len()..], &pairs, &parts.headers)
+            }
             (&Method::POST, p) if p.starts_with("/crm/v3/objects/") && p.ends_with("/search") => {
                 let kind = &p["/crm/v3/objects/".len()..p.len() - "/search".len()];
                 search(&h, kind, &body)
@@ -199,6 +245,9 @@ async fn serve(State(st): State<Arc<Mutex<HubSpot>>>, req: Request) -> Response 
 fn token(h: &mut HubSpot, headers: &HeaderMap, body: &[u8]) -> Response {
     h.core.token_requests += 1;
     let f = wire::form_fields(headers, body);
+    if let Some(rt) = f.get("refresh_token") {
+        h.presented_refresh_tokens.push(rt.clone());
+    }
     if f.get("client_id") != Some(&h.cfg.client_id)
         || f.get("client_secret") != Some(&h.cfg.client_secret)
     {
@@ -216,10 +265,11 @@ fn token(h: &mut HubSpot, headers: &HeaderMap, body: &[u8]) -> Response {
         );
     }
     let access = h.core.issue_access("hs-at");
-    // HubSpot hands back the same refresh token.
+    // HubSpot hands back the same refresh token: it lives until the app is
+    // uninstalled or the token deleted, and is not rotated on use.
     wire::json(
         200,
-        json!({"access_token": access, "refresh_token": h.cfg.refresh_token, "expires_in": 1800, "token_type": "bearer"}),
+        json!({"access_token": access, "refresh_token": h.core.refresh, "expires_in": 1800, "token_type": "bearer"}),
     )
 }
 
@@ -234,6 +284,64 @@ fn owners(h: &HubSpot, pairs: &[(String, String)], headers: &HeaderMap) -> Respo
         body["paging"] = json!({"next": {"after": next.to_string(), "link": format!("{}/crm/v3/owners?after={next}", wire::origin(headers))}});
     }
     wire::json(200, body)
+}
+
+/// The numeric id, the list's paging order.
+fn numeric_id(r: &Value) -> u64 {
+    r["id"].as_str().and_then(|i| i.parse().ok()).unwrap_or(0)
+}
+
+fn is_archived(r: &Value) -> bool {
+    r["archived"] == true
+}
+
+/// `GET /crm/v3/objects/{kind}`: live or archived records in id order, the
+/// `after` cursor being the next id (stable while records get archived).
+fn list(h: &HubSpot, kind: &str, pairs: &[(String, String)], headers: &HeaderMap) -> Response {
+    let Some(records) = h.data.get(kind) else {
+        return error(
+            404,
+            "OBJECT_NOT_FOUND",
+            &format!("Unable to infer object type from: {kind}"),
+        );
+    };
+    let limit: usize = wire::param(pairs, "limit").and_then(|l| l.parse().ok()).unwrap_or(10);
+    if limit > 100 {
+        return error(400, "VALIDATION_ERROR", "limit must be at most 100");
+    }
+    let archived = wire::param(pairs, "archived") == Some("true");
+    let after: u64 = wire::param(pairs, "after").and_then(|a| a.parse().ok()).unwrap_or(0);
+    let wanted: Vec<String> = wire::param(pairs, "properties")
+        .map(|p| p.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    let mut matching: Vec<&Value> =
+        records.iter().filter(|r| is_archived(r) == archived && numeric_id(r) >= after).collect();
+    matching.sort_by_key(|r| numeric_id(r));
+    let page: Vec<Value> =
+        matching.iter().take(limit).map(|r| with_properties(r, kind, &wanted)).collect();
+    let mut body = json!({"results": page});
+    if let Some(next) = matching.get(limit) {
+        let next = numeric_id(next).to_string();
+        body["paging"] = json!({"next": {"after": next, "link": format!("{}/crm/v3/objects/{kind}?after={next}", wire::origin(headers))}});
+    }
+    wire::json(200, body)
+}
+
+/// The record with only the asked-for properties, plus the defaults.
+fn with_properties(r: &Value, kind: &str, wanted: &[String]) -> Value {
+    let mut r = r.clone();
+    let props = r["properties"].as_object().cloned().unwrap_or_default();
+    let keep: serde_json::Map<String, Value> = props
+        .into_iter()
+        .filter(|(k, _)| {
+            wanted.contains(k)
+                || k == "hs_object_id"
+                || k == "createdate"
+                || k == modified_property(kind)
+        })
+        .collect();
+    r["properties"] = Value::Object(keep);
+    r
 }
 
 /// Epoch milliseconds or an ISO instant, as HubSpot accepts in filters.
@@ -294,7 +402,9 @@ fn search(h: &HubSpot, kind: &str, body: &[u8]) -> Response {
                 })
             })
     };
-    let mut matching: Vec<&Value> = records.iter().filter(|r| passes(r)).collect();
+    // Search only sees live records; archived ones are list-only.
+    let mut matching: Vec<&Value> =
+        records.iter().filter(|r| !is_archived(r) && passes(r)).collect();
     if let Some(sort) = req["sorts"].get(0) {
         let prop = sort["propertyName"].as_str().unwrap_or("").to_string();
         matching.sort_by_key(|r| {
@@ -318,22 +428,7 @@ fn search(h: &HubSpot, kind: &str, body: &[u8]) -> Response {
         .into_iter()
         .skip(after)
         .take(limit)
-        .map(|r| {
-            let mut r = r.clone();
-            // Only the asked-for properties come back, plus the defaults.
-            let props = r["properties"].as_object().cloned().unwrap_or_default();
-            let keep: serde_json::Map<String, Value> = props
-                .into_iter()
-                .filter(|(k, _)| {
-                    wanted.contains(k)
-                        || k == "hs_object_id"
-                        || k == "createdate"
-                        || k == modified_property(kind)
-                })
-                .collect();
-            r["properties"] = Value::Object(keep);
-            r
-        })
+        .map(|r| with_properties(r, kind, &wanted))
         .collect();
     let mut body = json!({"total": total, "results": page});
     if after + limit < total {
