@@ -289,9 +289,9 @@ impl HubSpot {
     /// The archived list cannot be filtered by time (no filter parameters,
     /// and search ignores archived records), so every run pages all of it;
     /// HubSpot purges archived records after 90 days, which bounds it.
-    /// Only emitting is narrowed: the list is in id order, so a record
-    /// archived while it is being paged may be passed over while a later
-    /// one is seen. Such a record's `archivedAt` is at most one listing
+    /// Only emitting is narrowed. A record archived while the list is being
+    /// paged may land behind the pages already read while a later one is
+    /// seen; such a record's `archivedAt` is at most one listing
     /// duration (measured here, on HubSpot's clock rate) before the newest
     /// `archivedAt` seen, so the next bound is that newest instant minus the
     /// listing's duration and a margin — it never skips a record. Records
