@@ -33,9 +33,9 @@ use serde_json::{json, Map, Value};
 
 use super::read::{iso_millis, object, saved_instant, Emitter, Newest, Pages};
 use super::table::{Col, Table};
-use super::{client, endpoint, oauth_error, selected, table, ClientSpec};
+use super::{endpoint, oauth_error, Base, ClientSpec};
 use crate::http::body_pager::BodyPager;
-use crate::http::{HttpClient, TokenBody};
+use crate::http::TokenBody;
 use crate::json_arrow::parse_timestamp;
 use crate::rest::pager::Pager;
 
@@ -128,10 +128,7 @@ fn properties(t: &Table) -> Vec<&'static str> {
 }
 
 pub struct HubSpot {
-    source: String,
-    cfg: VendorSourceConfig,
-    tables: Vec<&'static Table>,
-    client: Arc<HttpClient>,
+    base: Base,
 }
 
 impl HubSpot {
@@ -146,12 +143,8 @@ impl HubSpot {
             token_body: TokenBody::FormWithCredentials,
             error_message,
         };
-        let client = client(source, &cfg, credentials, spec)?;
         Ok(HubSpot {
-            source: source.to_string(),
-            tables: selected(&cfg, TABLES),
-            cfg,
-            client,
+            base: Base::new(source, cfg, credentials, spec, TABLES)?,
         })
     }
 
@@ -165,11 +158,11 @@ impl HubSpot {
             cursor_path: JsonPath::parse("paging.next.after"),
             cursor_param: "after".into(),
         };
-        let url = endpoint(&self.cfg.base_url, path)?;
+        let url = endpoint(&self.base.cfg.base_url, path)?;
         let mut query = vec![("limit".to_string(), LIST_LIMIT.to_string())];
         query.extend(params);
         let pager = Pager::new(paging, url, query, Vec::new());
-        Ok(Pages::new(&self.client, pager, "results"))
+        Ok(Pages::new(&self.base.client, pager, "results"))
     }
 
     async fn owners(
@@ -213,7 +206,7 @@ impl HubSpot {
     ) -> Result<Newest, ConnectorError> {
         let modified = t.cursor.expect("searched tables have a cursor");
         let url = endpoint(
-            &self.cfg.base_url,
+            &self.base.cfg.base_url,
             &format!("crm/v3/objects/{}/search", t.name),
         )?;
         let mut newest = Newest::default();
@@ -228,7 +221,7 @@ impl HubSpot {
                 "limit": SEARCH_LIMIT,
             });
             let mut pages = Pages::body(
-                &self.client,
+                &self.base.client,
                 BodyPager::new(url.clone(), body, "paging.next.after", "after"),
                 "results",
             );
@@ -344,7 +337,7 @@ impl HubSpot {
 #[async_trait::async_trait]
 impl Connector for HubSpot {
     fn streams(&self) -> Vec<StreamDescriptor> {
-        self.tables.iter().map(|t| t.descriptor()).collect()
+        self.base.streams()
     }
 
     async fn read(
@@ -354,11 +347,11 @@ impl Connector for HubSpot {
         sink: &mut dyn RecordSink,
         cancel: &CancelFlag,
     ) -> Result<(), ConnectorError> {
-        let t = table(&self.source, &self.tables, stream)?;
+        let t = self.base.table(stream)?;
         if t.name == "owners" {
             return self.owners(t, sink, cancel).await;
         }
-        let since = saved_instant(state.as_ref(), self.cfg.start_date);
+        let since = saved_instant(state.as_ref(), self.base.cfg.start_date);
         let archived_since = saved_archived_since(state.as_ref());
         let resume =
             with_archived_since(json!({ "cursor": since.map(iso_millis) }), archived_since);
