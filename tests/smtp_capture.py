@@ -2,18 +2,22 @@
 message it accepts as NNN.eml in FOLDER and prints the port it listens on.
 
 usage: smtp_capture.py FOLDER [PORT] [--kill-on N --pid-file FILE] [--auth USER:PASSWORD]
+                       [--starttls CA_PEM]
 
 PORT 0 or absent: any free port. With --kill-on N, the Nth message is
 written, then the process whose pid FILE holds is SIGKILLed before the
 "250" reply goes out: the client dies between the server taking the
 message and the client learning it did (the "killed between send and
 mark" case). With --auth, only a client that logs in with USER:PASSWORD
-(AUTH PLAIN or LOGIN) may send; a wrong password gets 535.
+(AUTH PLAIN or LOGIN) may send; a wrong password gets 535. With --starttls,
+the server requires STARTTLS with a certificate for 127.0.0.1 issued by a
+throwaway CA (trustme) whose certificate it writes to CA_PEM.
 """
 import argparse
 import asyncio
 import os
 import signal
+import ssl
 import time
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
@@ -77,21 +81,29 @@ async def main():
     parser.add_argument("--kill-on", type=int, default=0)
     parser.add_argument("--pid-file")
     parser.add_argument("--auth")
+    parser.add_argument("--starttls")
     args = parser.parse_args()
     os.makedirs(args.folder, exist_ok=True)
     handler = Capture(args.folder, args.kill_on, args.pid_file)
     loop = asyncio.get_running_loop()
+    options = {}
     if args.auth:
         user, password = args.auth.split(":", 1)
-        # Loopback tests have no certificate: allow AUTH without TLS here.
-        make = lambda: SMTP(
-            handler,
+        options.update(
             authenticator=Authenticator(user, password),
             auth_required=True,
-            auth_require_tls=False,
+            # Loopback tests have no certificate unless --starttls.
+            auth_require_tls=bool(args.starttls),
         )
-    else:
-        make = lambda: SMTP(handler)
+    if args.starttls:
+        import trustme
+
+        ca = trustme.CA()
+        ca.cert_pem.write_to_path(args.starttls)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        options.update(tls_context=context, require_starttls=True)
+    make = lambda: SMTP(handler, **options)
     server = await loop.create_server(make, "127.0.0.1", args.port)
     print(server.sockets[0].getsockname()[1], flush=True)
     await server.serve_forever()

@@ -91,6 +91,9 @@ pub struct SmtpConfig {
     pub max_attempts: u32,
     /// Told (by e-mail) of every dead-lettered notification.
     pub operator: Option<String>,
+    /// PEM certificate(s) of a private CA to trust for the server's
+    /// certificate, besides the system's roots (a corporate relay).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +122,7 @@ pub(crate) struct RawSmtp {
     from: Option<Spanned<String>>,
     max_attempts: Option<Spanned<i64>>,
     operator: Option<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
 }
 
 impl Checker<'_> {
@@ -365,8 +369,47 @@ impl Checker<'_> {
             }
             o => Some(o.as_ref().map(|o| o.get_ref().clone())),
         };
+        let ca_file = match &raw.ca_file {
+            None => Some(None),
+            Some(_) if tls == SmtpTls::None => {
+                let at = raw
+                    .ca_file
+                    .as_ref()
+                    .map(|c| c.span())
+                    .unwrap_or(span.clone());
+                self.error(
+                    at,
+                    "smtp.ca_file",
+                    "a CA file needs tls = \"starttls\" or \"tls\"",
+                );
+                None
+            }
+            Some(c) => {
+                let path = crate::resolve_relative(self.file(), c.get_ref());
+                match std::fs::read_to_string(&path) {
+                    Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => Some(Some(path)),
+                    Ok(_) => {
+                        self.error(
+                            c.span(),
+                            "smtp.ca_file",
+                            format!("{} holds no PEM certificate", path.display()),
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        self.error(
+                            c.span(),
+                            "smtp.ca_file",
+                            format!("cannot read {}: {e}", path.display()),
+                        );
+                        None
+                    }
+                }
+            }
+        };
         Some(SmtpConfig {
             operator: operator?,
+            ca_file: ca_file?,
             host: host?.into_inner(),
             port: port?,
             tls,

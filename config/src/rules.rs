@@ -832,4 +832,37 @@ peer = { group = "team" }
         ];
         crate::diagnostics::assert_prefixes(&lines, &expect);
     }
+
+    #[test]
+    fn rules_smtp_ca_file_needs_tls_and_a_readable_pem() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("ca.pem");
+        std::fs::write(
+            &pem,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let not_pem = dir.path().join("notes.txt");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let smtp = |tls: &str, ca: &std::path::Path| {
+            parse(&format!(
+                "[smtp]\nhost = \"smtp.example.com\"\nfrom = \"c@example.com\"\ntls = \"{tls}\"\nca_file = \"{}\"\n",
+                ca.display()
+            ))
+        };
+        let ok = smtp("starttls", &pem).unwrap();
+        assert_eq!(ok.smtp.unwrap().ca_file.as_deref(), Some(pem.as_path()));
+        for (tls, ca, want) in [
+            ("none", pem.as_path(), "smtp.ca_file: a CA file needs tls"),
+            ("tls", not_pem.as_path(), "holds no PEM certificate"),
+            (
+                "tls",
+                dir.path().join("missing.pem").as_path(),
+                "cannot read",
+            ),
+        ] {
+            let errs = smtp(tls, ca).unwrap_err().to_string();
+            assert!(errs.contains(want), "{tls}: {errs}");
+        }
+    }
 }

@@ -188,6 +188,11 @@ impl<'a> Checker<'a> {
         self.errors.last_mut().expect("just pushed")
     }
 
+    /// The config file being validated (relative paths resolve against it).
+    pub(crate) fn file(&self) -> &Path {
+        self.file
+    }
+
     pub(crate) fn error_count(&self) -> usize {
         self.errors.len()
     }

@@ -398,3 +398,60 @@ fn outbox_smtp_credentials_by_reference_log_in_and_a_wrong_password_never_shows(
     assert!(out.status.success(), "{:?}", text(&out));
     assert_eq!(smtp.messages().len(), 3);
 }
+
+#[test]
+fn outbox_starttls_trusts_a_private_ca_only_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let smtp = Smtp::start(
+        &dir.path().join("mail"),
+        &[
+            "0",
+            "--starttls",
+            ca.to_str().unwrap(),
+            "--auth",
+            "conveyor:tls-pw-5521",
+        ],
+    );
+    std::fs::write(dir.path().join("smtp_password"), "tls-pw-5521").unwrap();
+    let config = write_config(
+        dir.path(),
+        smtp.port,
+        "username = \"conveyor\"\npassword = \"file:smtp_password\"",
+    );
+    let starttls = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("tls = \"none\"", "tls = \"starttls\"");
+    std::fs::write(&config, &starttls).unwrap();
+    // The server's certificate comes from a CA the system does not know:
+    // nothing is sent, the rows wait with the reason.
+    let out = conveyor(&config, &["rules", "eval"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(smtp.messages().is_empty());
+    let wh = dir.path().join("wh.duckdb");
+    let errors = sql_on(&wh, "SELECT DISTINCT last_error FROM conveyor.outbox");
+    assert!(
+        errors[0][0].to_lowercase().contains("certificate"),
+        "{errors:?}"
+    );
+    // Trusting that CA (a corporate relay's), the queue drains over TLS.
+    std::fs::write(
+        &config,
+        starttls.replace("max_attempts = 2", "max_attempts = 2\nca_file = \"ca.pem\""),
+    )
+    .unwrap();
+    duckdb::Connection::open(&wh)
+        .unwrap()
+        .execute_batch("UPDATE conveyor.outbox SET next_attempt_at = TIMESTAMP '2000-01-01'")
+        .unwrap();
+    let out = conveyor(&config, &["rules", "eval"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert_eq!(smtp.messages().len(), 3);
+    assert_eq!(
+        sql_on(
+            &wh,
+            "SELECT count(*) FROM conveyor.outbox WHERE delivered_at IS NOT NULL"
+        )[0][0],
+        "3"
+    );
+}

@@ -13,6 +13,7 @@ use duckdb::Connection;
 use lettre::message::header::ContentType;
 use lettre::message::MultiPart;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 
 /// The wait after the first failed attempt; doubles with each attempt.
@@ -154,12 +155,28 @@ fn due(conn: &Connection, now: NaiveDateTime) -> duckdb::Result<Vec<Due>> {
 }
 
 fn transport(smtp: &SmtpConfig, password: Option<String>) -> Result<SmtpTransport> {
-    let builder = match smtp.tls {
-        SmtpTls::None => SmtpTransport::builder_dangerous(&smtp.host),
-        SmtpTls::StartTls => SmtpTransport::starttls_relay(&smtp.host)
+    let builder = match (smtp.tls, &smtp.ca_file) {
+        (SmtpTls::None, _) => SmtpTransport::builder_dangerous(&smtp.host),
+        (SmtpTls::StartTls, None) => SmtpTransport::starttls_relay(&smtp.host)
             .with_context(|| format!("smtp.host `{}`", smtp.host))?,
-        SmtpTls::Tls => SmtpTransport::relay(&smtp.host)
+        (SmtpTls::Tls, None) => SmtpTransport::relay(&smtp.host)
             .with_context(|| format!("smtp.host `{}`", smtp.host))?,
+        // A private CA: the same TLS modes, with its certificate trusted too.
+        (mode, Some(ca_file)) => {
+            let pem = std::fs::read(ca_file)
+                .with_context(|| format!("smtp.ca_file {}", ca_file.display()))?;
+            let ca = Certificate::from_pem(&pem)
+                .with_context(|| format!("smtp.ca_file {}", ca_file.display()))?;
+            let params = TlsParameters::builder(smtp.host.clone())
+                .add_root_certificate(ca)
+                .build_rustls()
+                .context("TLS settings for [smtp]")?;
+            let tls = match mode {
+                SmtpTls::Tls => Tls::Wrapper(params),
+                _ => Tls::Required(params),
+            };
+            SmtpTransport::builder_dangerous(&smtp.host).tls(tls)
+        }
     };
     let mut builder = builder
         .port(smtp.port)
