@@ -98,6 +98,16 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// Test helper: `lines` (diagnostics as text) are exactly `expect`, each
+/// line starting with its expected prefix, in order.
+#[cfg(test)]
+pub(crate) fn assert_prefixes(lines: &[String], expect: &[&str]) {
+    assert_eq!(lines.len(), expect.len(), "{lines:#?}");
+    for (line, want) in lines.iter().zip(expect) {
+        assert!(line.starts_with(want), "got {line:?}, want prefix {want:?}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,15 +118,5 @@ mod tests {
         assert_eq!(line_col(t, 0), (1, 1));
         assert_eq!(line_col(t, 6), (2, 1));
         assert_eq!(line_col(t, 11), (2, 6));
-    }
-}
-
-/// Test helper: `lines` (diagnostics as text) are exactly `expect`, each
-/// line starting with its expected prefix, in order.
-#[cfg(test)]
-pub(crate) fn assert_prefixes(lines: &[String], expect: &[&str]) {
-    assert_eq!(lines.len(), expect.len(), "{lines:#?}");
-    for (line, want) in lines.iter().zip(expect) {
-        assert!(line.starts_with(want), "got {line:?}, want prefix {want:?}");
     }
 }

@@ -1246,7 +1246,7 @@ incremental = { cursor_field = "updated_at", param = "updated_since", lookback_s
             "{errs}"
         );
         assert_eq!(
-            check(&GOOD).unwrap().warehouse.memory_limit,
+            check(GOOD).unwrap().warehouse.memory_limit,
             DEFAULT_MEMORY_LIMIT
         );
     }

@@ -228,11 +228,11 @@ async fn demo_syncs_every_sandbox_stream() {
     };
     assert_eq!(
         firing("csat_below_target", "lower(p.email)"),
-        [facts.low_csat_agent_email.clone()]
+        std::slice::from_ref(&facts.low_csat_agent_email)
     );
     assert_eq!(
         firing("quality_objective", "lower(p.email)"),
-        [facts.quality_miss_email.clone()]
+        std::slice::from_ref(&facts.quality_miss_email)
     );
     assert_eq!(
         firing("placement_never_invoiced", "a.entity").len(),

@@ -162,7 +162,7 @@ fn render(env: &Environment, source: &str, ctx: &Value) -> Result<String, Enqueu
 fn environment(escape: AutoEscape) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_auto_escape_callback(move |_| escape.clone());
+    env.set_auto_escape_callback(move |_| escape);
     env
 }
 

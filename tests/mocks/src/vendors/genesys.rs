@@ -451,6 +451,9 @@ fn details(g: &Genesys, body: &[u8]) -> Response {
     wire::json(200, json!({"conversations": page, "totalHits": total}))
 }
 
+/// One day's presence metrics of one user, as the aggregates answer lists them.
+type DayMetrics = (NaiveDate, Vec<Value>);
+
 /// `tOrganizationPresence` per user and day. Like the real API, P1D buckets
 /// count from the interval's start, so an interval that does not start and
 /// end at midnight is refused rather than bucketed across days.
@@ -495,7 +498,7 @@ fn user_aggregates(g: &Genesys, body: &[u8]) -> Response {
         );
     }
     let (first, last) = (from.date_naive(), to.date_naive());
-    let mut by_user: Vec<(String, Vec<(NaiveDate, Vec<Value>)>)> = Vec::new();
+    let mut by_user: Vec<(String, Vec<DayMetrics>)> = Vec::new();
     for p in g.presence.iter().filter(|p| p.day >= first && p.day < last) {
         let metric = json!({"metric": "tOrganizationPresence", "qualifier": p.presence, "stats": {"sum": p.ms, "count": 1}});
         let at = match by_user.iter().position(|(u, _)| *u == p.user_id) {

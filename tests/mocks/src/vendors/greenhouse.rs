@@ -279,7 +279,7 @@ fn invalid(field: &str, message: &str) -> Response {
 /// `gte|A|lte|B` → [(op, instant)]; `None` if malformed.
 fn parse_filter(raw: &str) -> Option<Vec<(String, DateTime<Utc>)>> {
     let parts: Vec<&str> = raw.split('|').collect();
-    if parts.len() % 2 != 0 {
+    if !parts.len().is_multiple_of(2) {
         return None;
     }
     parts

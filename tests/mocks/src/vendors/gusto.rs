@@ -154,7 +154,7 @@ fn uuid(kind: u64, i: u64) -> String {
 fn employee(i: usize) -> Value {
     let i = i as u64;
     json!({"uuid": uuid(1, i), "first_name": format!("First{i}"), "last_name": format!("Last{i}"), "email": format!("person{i}@example.com"),
-        "department": if i % 4 == 0 { "Back Office" } else { "Contact Center" }, "manager_uuid": if i == 0 { Value::Null } else { json!(uuid(1, 0)) },
+        "department": if i.is_multiple_of(4) { "Back Office" } else { "Contact Center" }, "manager_uuid": if i == 0 { Value::Null } else { json!(uuid(1, 0)) },
         "terminated": i % 10 == 9, "onboarded": true, "current_employment_status": "full_time",
         "jobs": [{"uuid": uuid(2, i), "title": "Agent", "hire_date": "2023-03-01", "rate": "25.50", "payment_unit": "Hour", "compensations": []}],
         "version": format!("{:x}", wire::mix(3, i))})
@@ -298,7 +298,7 @@ fn data(g: &mut Gusto, headers: &HeaderMap, path: &str, pairs: &[(String, String
         return errors(404, "request", "not_found", "The requested resource was not found.");
     };
     match rest {
-        "employees" => paged(g.employees.clone(), pairs, |page| Value::Array(page)),
+        "employees" => paged(g.employees.clone(), pairs, Value::Array),
         "payrolls" => list_payrolls(g, pairs),
         other => match other.strip_prefix("payrolls/") {
             Some(id) => match g.payrolls.iter().find(|p| p["payroll_uuid"] == id) {
