@@ -64,6 +64,11 @@ async fn rules_run_after_sync_and_by_hand_and_alerts_lists_them() {
         ["items_seen,src,firing", "needs_two,ann,firing"],
         "{stdout}"
     );
+    // Each alert carries the measure's context columns, so it says who.
+    assert!(
+        stdout.lines().next().unwrap().ends_with(",context") && stdout.contains("ops@example.com"),
+        "{stdout}"
+    );
     assert_eq!(
         f.scalar("SELECT count(*) FROM conveyor.rule_results"),
         "4",
