@@ -9,10 +9,12 @@
 //! system can drop the duplicate. A webhook resend carries the same
 //! `Idempotency-Key`.
 
+mod dead_letters;
 mod deliver;
 mod enqueue;
 mod webhook;
 
+pub use dead_letters::{report_dead_letters, OPERATOR_RULE};
 pub use deliver::{deliver_due, DeliveryReport};
 pub(crate) use enqueue::{enqueue, EnqueueError};
 pub use webhook::{deliver_webhooks_due, signature};
@@ -29,71 +31,6 @@ pub fn notification_key(rule: &str, eval_id: i64, channel: &str, recipient: &str
         h.update([0u8]);
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The `rule` of the notices telling `[smtp] operator` of dead letters
-/// (never reported themselves: that would loop).
-pub const OPERATOR_RULE: &str = "conveyor.dead_letters";
-
-/// Queues one e-mail to `[smtp] operator` per dead-lettered notification
-/// not reported yet (its key is derived from the dead row's id, so each is
-/// reported once); returns how many.
-pub fn report_dead_letters(
-    conn: &duckdb::Connection,
-    smtp: &conveyor_config::SmtpConfig,
-    now: chrono::NaiveDateTime,
-) -> duckdb::Result<usize> {
-    let Some(operator) = &smtp.operator else {
-        return Ok(0);
-    };
-    let mut st = conn.prepare(
-        "SELECT id, rule, channel, recipient, subject, attempts, CAST(dead_at AS VARCHAR), last_error
-         FROM conveyor.outbox WHERE dead_at IS NOT NULL AND rule <> ? ORDER BY id",
-    )?;
-    let dead = st
-        .query_map([OPERATOR_RULE], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, i32>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, Option<String>>(7)?,
-            ))
-        })?
-        .collect::<duckdb::Result<Vec<_>>>()?;
-    let ts = crate::warehouse::timestamp_text(now);
-    let mut queued = 0;
-    for (id, rule, channel, recipient, subject, attempts, dead_at, error) in dead {
-        let key = notification_key(OPERATOR_RULE, id, "email", operator);
-        let body = format!(
-            "Conveyor gave up on notification {id} after {attempts} attempt(s) at {dead_at} UTC.\n\n\
-             Rule: {rule}\nChannel: {channel}\nRecipient: {recipient}\nSubject: {subject}\n\
-             Last error: {}\n\n\
-             It stays in conveyor.outbox (see `conveyor status`); nothing will retry it.",
-            error.as_deref().unwrap_or("(none)")
-        );
-        queued += conn.execute(
-            "INSERT INTO conveyor.outbox (id, key, rule, eval_id, channel, recipient, subject, body,
-                     created_at, attempts, next_attempt_at)
-             SELECT nextval('conveyor.outbox_ids'), ?, ?, ?, 'email', ?, ?, ?, CAST(? AS TIMESTAMP), 0, CAST(? AS TIMESTAMP)
-             WHERE NOT EXISTS (SELECT 1 FROM conveyor.outbox WHERE key = ?)",
-            duckdb::params![
-                key,
-                OPERATOR_RULE,
-                id,
-                operator,
-                format!("Conveyor: a notification of rule {rule} could not be delivered"),
-                body,
-                ts,
-                ts,
-                key
-            ],
-        )?;
-    }
-    Ok(queued)
 }
 
 /// Delivers what is due now (e-mail when `[smtp]` is configured, then

@@ -139,7 +139,8 @@ CREATE TABLE IF NOT EXISTS conveyor.outbox (
     next_attempt_at TIMESTAMP NOT NULL,
     delivered_at    TIMESTAMP,             -- the server accepted it
     dead_at         TIMESTAMP,             -- gave up after max_attempts
-    last_error      VARCHAR
+    last_error      VARCHAR,
+    reported_at     TIMESTAMP              -- a dead letter listed in a digest to [smtp] operator
 );
 CREATE TABLE IF NOT EXISTS conveyor.credentials (
     name        VARCHAR PRIMARY KEY,
@@ -163,7 +164,8 @@ pub fn create_metadata(conn: &Connection) -> Result<()> {
         .context("cannot create Conveyor's metadata tables")?;
     conn.execute_batch(
         "ALTER TABLE conveyor.alerts ADD COLUMN IF NOT EXISTS last_notified_at TIMESTAMP;
-         ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS html_body VARCHAR;",
+         ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS html_body VARCHAR;
+         ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS reported_at TIMESTAMP;",
     )
     .context("cannot update Conveyor's metadata tables")?;
     if !had_notified {

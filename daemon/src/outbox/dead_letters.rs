@@ -1,0 +1,122 @@
+//! Dead letters reported to `[smtp] operator`: each pass queues one digest
+//! e-mail listing every notification given up on since the last digest, and
+//! marks them reported in the same transaction, so each is reported once.
+
+use chrono::NaiveDateTime;
+use conveyor_config::SmtpConfig;
+use duckdb::Connection;
+
+use super::notification_key;
+
+/// The `rule` of the digests (never reported themselves: that would loop).
+pub const OPERATOR_RULE: &str = "conveyor.dead_letters";
+
+struct DeadLetter {
+    id: i64,
+    rule: String,
+    channel: String,
+    recipient: String,
+    subject: String,
+    attempts: i32,
+    dead_at: String,
+    error: Option<String>,
+}
+
+/// Queues one digest to the operator about the dead letters not reported
+/// yet; returns how many it lists (0: nothing queued).
+pub fn report_dead_letters(
+    conn: &Connection,
+    smtp: &SmtpConfig,
+    now: NaiveDateTime,
+) -> duckdb::Result<usize> {
+    let Some(operator) = &smtp.operator else {
+        return Ok(0);
+    };
+    let dead = unreported(conn)?;
+    let (Some(first), Some(last)) = (dead.first(), dead.last()) else {
+        return Ok(0);
+    };
+    // The same set of dead letters always makes the same key.
+    let key = notification_key(
+        OPERATOR_RULE,
+        last.id,
+        "email",
+        &format!("{operator}\u{1}{}", first.id),
+    );
+    let subject = format!(
+        "Conveyor: {} notification(s) could not be delivered",
+        dead.len()
+    );
+    let ts = crate::warehouse::timestamp_text(now);
+    let ids: Vec<String> = dead.iter().map(|d| d.id.to_string()).collect();
+    conn.execute_batch("BEGIN TRANSACTION")?;
+    let outcome = conn
+        .execute(
+            "INSERT INTO conveyor.outbox (id, key, rule, eval_id, channel, recipient, subject, body,
+                     created_at, attempts, next_attempt_at)
+             SELECT nextval('conveyor.outbox_ids'), ?, ?, ?, 'email', ?, ?, ?, CAST(? AS TIMESTAMP), 0, CAST(? AS TIMESTAMP)
+             WHERE NOT EXISTS (SELECT 1 FROM conveyor.outbox WHERE key = ?)",
+            duckdb::params![key, OPERATOR_RULE, last.id, operator, subject, body(&dead), ts, ts, key],
+        )
+        .and_then(|_| {
+            conn.execute(
+                &format!(
+                    "UPDATE conveyor.outbox SET reported_at = CAST(? AS TIMESTAMP) WHERE id IN ({})",
+                    ids.join(", ")
+                ),
+                [&ts],
+            )
+        })
+        .and_then(|_| conn.execute_batch("COMMIT"));
+    if let Err(e) = outcome {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(e);
+    }
+    Ok(dead.len())
+}
+
+fn unreported(conn: &Connection) -> duckdb::Result<Vec<DeadLetter>> {
+    let mut st = conn.prepare(
+        "SELECT id, rule, channel, recipient, subject, attempts, CAST(dead_at AS VARCHAR), last_error
+         FROM conveyor.outbox
+         WHERE dead_at IS NOT NULL AND reported_at IS NULL AND rule <> ?
+         ORDER BY id",
+    )?;
+    let rows = st.query_map([OPERATOR_RULE], |r| {
+        Ok(DeadLetter {
+            id: r.get(0)?,
+            rule: r.get(1)?,
+            channel: r.get(2)?,
+            recipient: r.get(3)?,
+            subject: r.get(4)?,
+            attempts: r.get(5)?,
+            dead_at: r.get(6)?,
+            error: r.get(7)?,
+        })
+    })?;
+    rows.collect()
+}
+
+fn body(dead: &[DeadLetter]) -> String {
+    let mut text = format!(
+        "Conveyor gave up on {} notification(s). They stay in conveyor.outbox \
+         (see `conveyor status`); nothing will retry them.\n",
+        dead.len()
+    );
+    for d in dead {
+        text += &format!(
+            "\nNotification {id} (rule {rule}, {channel} to {recipient})\n  \
+             Subject: {subject}\n  Gave up at {dead_at} UTC after {attempts} attempt(s)\n  \
+             Last error: {error}\n",
+            id = d.id,
+            rule = d.rule,
+            channel = d.channel,
+            recipient = d.recipient,
+            subject = d.subject,
+            dead_at = d.dead_at,
+            attempts = d.attempts,
+            error = d.error.as_deref().unwrap_or("(none)"),
+        );
+    }
+    text
+}
