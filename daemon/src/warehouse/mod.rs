@@ -335,3 +335,6 @@ pub fn timestamp_text(t: chrono::NaiveDateTime) -> String {
 pub fn timestamp_literal(t: chrono::NaiveDateTime) -> String {
     format!("TIMESTAMP '{}'", timestamp_text(t))
 }
+
+#[cfg(test)]
+mod migration_tests;
