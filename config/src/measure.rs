@@ -48,6 +48,7 @@ impl Checker<'_> {
         key: &str,
         raw: &Spanned<toml::Value>,
         reconciles: &[String],
+        rule: &str,
     ) -> Option<String> {
         let key = format!("{key}.measure");
         let span = raw.span();
@@ -70,7 +71,7 @@ impl Checker<'_> {
                         return None;
                     }
                 };
-                self.shorthand(&key, span, shorthand, reconciles)
+                self.shorthand(&key, span, shorthand, reconciles, rule)
             }
             _ => {
                 self.error(span, &key, "must be SQL text or a shorthand table")
@@ -86,6 +87,7 @@ impl Checker<'_> {
         span: Range<usize>,
         s: RawShorthand,
         reconciles: &[String],
+        rule: &str,
     ) -> Option<String> {
         if let Some(name) = &s.reconciliation {
             let aggregate_keys = [
@@ -119,7 +121,7 @@ impl Checker<'_> {
                     Some(list.as_slice())
                 }
             };
-            return Some(reconciliation_sql(name, statuses));
+            return Some(reconciliation_sql(name, statuses, rule));
         }
         if s.statuses.is_some() {
             self.error(
@@ -251,7 +253,7 @@ fn aggregate_sql(a: &Aggregate) -> String {
 /// One row per key of the reconciliation's latest successful run: value 1
 /// for an exception (of `statuses`, when given), 0 otherwise; the status,
 /// both keys and the differences as context.
-fn reconciliation_sql(name: &str, statuses: Option<&[String]>) -> String {
+fn reconciliation_sql(name: &str, statuses: Option<&[String]>, rule: &str) -> String {
     let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
     let exception = match statuses {
         Some(list) => format!(
@@ -267,17 +269,32 @@ fn reconciliation_sql(name: &str, statuses: Option<&[String]>) -> String {
                 .join(", ")
         ),
     };
+    // The latest successful run, one row per key; then the keys the rule
+    // still has an alert for that the run no longer reports (matched under
+    // the other side's key, or gone from the data) as value 0, so their
+    // alerts resolve instead of firing forever.
     format!(
-        "SELECT coalesce(r.left_key, r.right_key) AS entity, any_value(u.started_at) AS period,
-       max(CASE WHEN {exception} THEN 1 ELSE 0 END) AS value,
-       string_agg(DISTINCT r.status, ', ') AS status,
-       any_value(r.left_key) AS left_key, any_value(r.right_key) AS right_key,
-       CAST(any_value(r.differences) AS VARCHAR) AS differences
-FROM conveyor.recon_results AS r JOIN conveyor.recon_runs AS u USING (run_id)
-WHERE r.run_id = (SELECT max(run_id) FROM conveyor.recon_runs
-                  WHERE reconciliation = {name} AND status = 'succeeded')
-GROUP BY 1",
-        name = quote(name)
+        "WITH run AS (
+  SELECT run_id, started_at FROM conveyor.recon_runs
+  WHERE reconciliation = {name} AND status = 'succeeded'
+  ORDER BY run_id DESC LIMIT 1
+), latest AS (
+  SELECT coalesce(r.left_key, r.right_key) AS entity, any_value(run.started_at) AS period,
+         max(CASE WHEN {exception} THEN 1 ELSE 0 END) AS value,
+         string_agg(DISTINCT r.status, ', ') AS status,
+         any_value(r.left_key) AS left_key, any_value(r.right_key) AS right_key,
+         CAST(any_value(r.differences) AS VARCHAR) AS differences
+  FROM conveyor.recon_results AS r JOIN run USING (run_id)
+  GROUP BY 1
+)
+SELECT * FROM latest
+UNION ALL
+SELECT a.entity, run.started_at, 0, 'no longer reported', NULL, NULL, NULL
+FROM conveyor.alerts AS a, run
+WHERE a.rule = {rule} AND a.state IN ('pending', 'firing')
+  AND NOT EXISTS (SELECT 1 FROM latest WHERE latest.entity = a.entity)",
+        name = quote(name),
+        rule = quote(rule),
     )
 }
 
@@ -308,10 +325,11 @@ mod tests {
 
     #[test]
     fn measure_reconciliation_shorthand_counts_only_the_named_statuses() {
-        let all = reconciliation_sql("p'x", None);
+        let all = reconciliation_sql("p'x", None, "r");
         assert!(all.contains("r.status NOT IN ('matched', 'matched_within_tolerance')"));
         assert!(all.contains("reconciliation = 'p''x'"), "{all}");
-        let some = reconciliation_sql("p", Some(&["missing_right".to_string()]));
+        let some = reconciliation_sql("p", Some(&["missing_right".to_string()]), "r'q");
+        assert!(some.contains("a.rule = 'r''q'"), "{some}");
         assert!(some.contains("r.status IN ('missing_right')"), "{some}");
     }
 

@@ -170,7 +170,7 @@ impl Checker<'_> {
         let errors_before = self.error_count();
         self.identifier(&raw.name, &format!("{key}.name"), "rule name");
         let measure = match &raw.measure {
-            Some(m) => self.measure(key, m, reconciles),
+            Some(m) => self.measure(key, m, reconciles, raw.name.get_ref()),
             None => {
                 self.error(
                     span.clone(),

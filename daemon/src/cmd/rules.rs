@@ -155,7 +155,8 @@ pub fn check_measures(config: &Config) -> Option<ExitCode> {
 }
 
 /// Each template variable of `rule`'s actions that is neither a measure
-/// column nor a built-in (and a `to_column` the measure lacks), located.
+/// column nor a built-in (and a `to_column` or `peer.group` the measure
+/// lacks), located.
 pub fn check_templates(rule: &conveyor_config::RuleConfig, columns: &[String]) -> Vec<String> {
     let mut wrong = Vec::new();
     let email = rule
@@ -177,6 +178,22 @@ pub fn check_templates(rule: &conveyor_config::RuleConfig, columns: &[String]) -
                 at.file.display(), at.line, at.col, at.key, columns.join(", "), conveyor_config::BUILTIN_VARIABLES.join(", ")
             ));
         }
+    }
+    if let Some(group) = rule
+        .peer
+        .as_ref()
+        .and_then(|p| p.group.as_ref())
+        .filter(|g| !columns.contains(g))
+    {
+        let at = &rule.at;
+        wrong.push(format!(
+            "{}:{}:{}: {}.peer.group: the measure has no column `{group}` (hint: it returns {})",
+            at.file.display(),
+            at.line,
+            at.col,
+            at.key,
+            columns.join(", ")
+        ));
     }
     for action in &rule.actions {
         if let Some(col) = action.to_column.as_ref().filter(|c| !columns.contains(c)) {

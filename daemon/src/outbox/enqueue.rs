@@ -90,7 +90,12 @@ fn enqueue_webhooks(
     ))?;
     let mut rows = 0;
     for (i, hook) in rule.webhooks.iter().enumerate() {
-        for t in transitions {
+        // A webhook acts (enrols, opens a ticket): a `repeat` reminder is for
+        // people, so it goes by e-mail only.
+        let acts = transitions
+            .iter()
+            .filter(|t| t.vars.get("repeat") != Some(&true.into()));
+        for t in acts {
             let body = match &hook.body {
                 Some(template) => {
                     let text = render(env, &template.source, &Value::from_serialize(&t.vars))?;

@@ -18,6 +18,19 @@ fn rows(conn: &Connection, rows: &[(&str, u32, f64)]) {
     }
 }
 
+/// `rule(…)` with a webhook action, so that its alerts are announced (the
+/// outbox rows are written; nothing is delivered here).
+fn announcing(direction: Direction, warn: Option<f64>) -> conveyor_config::RuleConfig {
+    let mut r = rule(direction, warn, None);
+    r.webhooks = vec![conveyor_config::WebhookAction {
+        url: "http://127.0.0.1:9/hook".into(),
+        secret: None,
+        body: None,
+        at: r.at.clone(),
+    }];
+    r
+}
+
 /// When the alert on `entity` last queued a notification.
 fn notified(conn: &Connection, entity: &str) -> Option<String> {
     conn.query_row(
@@ -163,7 +176,7 @@ fn rules_peer_sole_flags_the_one_member_who_misses_while_the_others_meet_it() {
 #[test]
 fn rules_a_silence_delays_the_notification_until_it_ends_and_never_drops_it() {
     let d = db();
-    let r = rule(Direction::Below, Some(4.0), None);
+    let r = announcing(Direction::Below, Some(4.0));
     d.conn
         .execute(
             "INSERT INTO conveyor.silences VALUES (1, 'r', 'ann', 'on leave', CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP), NULL),
@@ -213,7 +226,7 @@ fn rules_a_silence_delays_the_notification_until_it_ends_and_never_drops_it() {
 #[test]
 fn rules_repeat_reminds_while_firing_and_cooldown_quiets_flapping() {
     let d = db();
-    let mut r = rule(Direction::Below, Some(4.0), None);
+    let mut r = announcing(Direction::Below, Some(4.0));
     r.repeat_secs = Some(2 * 3600);
     rows(&d.conn, &[("ann", 1, 3.0)]);
     evaluate_at(&d.conn, &r, t(0)).unwrap();
@@ -224,7 +237,7 @@ fn rules_repeat_reminds_while_firing_and_cooldown_quiets_flapping() {
     assert_eq!(notified(&d.conn, "ann"), Some(ts(2)), "reminder");
 
     let d = db();
-    let mut r = rule(Direction::Below, Some(4.0), None);
+    let mut r = announcing(Direction::Below, Some(4.0));
     r.cooldown_secs = Some(5 * 3600);
     rows(&d.conn, &[("ann", 1, 3.0)]);
     evaluate_at(&d.conn, &r, t(0)).unwrap();
@@ -241,4 +254,223 @@ fn rules_repeat_reminds_while_firing_and_cooldown_quiets_flapping() {
         Some(ts(6)),
         "still firing after the cooldown"
     );
+}
+
+/// Outbox rows of rule `r` for `entity`'s channel, oldest first.
+fn queued(conn: &Connection, channel: &str) -> Vec<String> {
+    conn.prepare("SELECT body FROM conveyor.outbox WHERE channel = ? ORDER BY id")
+        .unwrap()
+        .query_map([channel], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn rules_peer_percentile_with_warn_resolves_on_the_absolute_scale() {
+    let d = db();
+    d.conn
+        .execute_batch("ALTER TABLE m ADD COLUMN team VARCHAR")
+        .unwrap();
+    let mut r = rule(Direction::Below, Some(3.5), None);
+    r.measure = "SELECT agent AS entity, week AS period, score AS value, team FROM m".into();
+    r.peer = Some(Peer {
+        group: Some("team".into()),
+        condition: PeerCondition::Percentile(10.0),
+    });
+    let team = |conn: &Connection, ann: f64| {
+        conn.execute_batch("DELETE FROM m").unwrap();
+        for (agent, score) in [("ann", ann), ("b", 4.9), ("c", 4.95), ("d", 5.0)] {
+            conn.execute(
+                "INSERT INTO m VALUES (?, DATE '2026-01-05', ?, 's@x', 't')",
+                duckdb::params![agent, score],
+            )
+            .unwrap();
+        }
+    };
+    team(&d.conn, 3.0);
+    evaluate_at(&d.conn, &r, t(0)).unwrap();
+    assert_eq!(state(&d.conn, "ann").as_deref(), Some("firing"));
+    // Back above target, still the team's lowest: that is no breach.
+    team(&d.conn, 4.8);
+    evaluate_at(&d.conn, &r, t(1)).unwrap();
+    assert_eq!(state(&d.conn, "ann").as_deref(), Some("resolved"));
+}
+
+#[test]
+fn rules_peer_entities_without_a_group_are_not_pooled() {
+    let d = db();
+    d.conn
+        .execute_batch(
+            "ALTER TABLE m ADD COLUMN team VARCHAR;
+             INSERT INTO m VALUES ('x', DATE '2026-01-05', 70, 's@x', NULL),
+                                  ('y', DATE '2026-01-05', 72, 's@x', NULL);",
+        )
+        .unwrap();
+    let mut r = rule(Direction::Below, Some(80.0), None);
+    r.measure = "SELECT agent AS entity, week AS period, score AS value, team FROM m".into();
+    r.peer = Some(Peer {
+        group: Some("team".into()),
+        condition: PeerCondition::Sole,
+    });
+    evaluate_at(&d.conn, &r, t(0)).unwrap();
+    assert_eq!(state(&d.conn, "x").as_deref(), Some("firing"));
+    assert_eq!(state(&d.conn, "y").as_deref(), Some("firing"));
+}
+
+#[test]
+fn rules_a_resolve_during_a_silence_is_announced_when_it_ends() {
+    let d = db();
+    let mut r = announcing(Direction::Below, Some(4.0));
+    r.notify_resolved = true;
+    rows(&d.conn, &[("ann", 1, 3.0)]);
+    evaluate_at(&d.conn, &r, t(0)).unwrap();
+    d.conn
+        .execute(
+            "INSERT INTO conveyor.silences VALUES (1, 'r', NULL, 'x', CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP), NULL)",
+            duckdb::params![ts(1), ts(3)],
+        )
+        .unwrap();
+    rows(&d.conn, &[("ann", 1, 4.5)]);
+    evaluate_at(&d.conn, &r, t(2)).unwrap();
+    assert_eq!(state(&d.conn, "ann").as_deref(), Some("resolved"));
+    assert_eq!(notified(&d.conn, "ann"), Some(ts(0)), "held back");
+    evaluate_at(&d.conn, &r, t(4)).unwrap();
+    assert_eq!(notified(&d.conn, "ann"), Some(ts(4)), "announced after");
+    evaluate_at(&d.conn, &r, t(5)).unwrap();
+    assert_eq!(notified(&d.conn, "ann"), Some(ts(4)), "once");
+    let bodies = queued(&d.conn, "webhook");
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert!(
+        bodies[1].contains("\"transition\":\"resolved\""),
+        "{bodies:?}"
+    );
+}
+
+#[test]
+fn rules_repeat_reminders_are_not_posted_to_webhooks_again() {
+    let d = db();
+    let mut r = announcing(Direction::Below, Some(4.0));
+    r.repeat_secs = Some(3600);
+    rows(&d.conn, &[("ann", 1, 3.0)]);
+    for h in 0..4 {
+        evaluate_at(&d.conn, &r, t(h)).unwrap();
+    }
+    assert_eq!(notified(&d.conn, "ann"), Some(ts(3)), "reminders were due");
+    assert_eq!(
+        queued(&d.conn, "webhook").len(),
+        1,
+        "one enrolment, not four"
+    );
+}
+
+#[test]
+fn rules_alerts_of_a_rule_without_actions_are_announced_once_it_gets_one() {
+    let d = db();
+    let quiet = rule(Direction::Below, Some(4.0), None);
+    rows(&d.conn, &[("ann", 1, 3.0)]);
+    evaluate_at(&d.conn, &quiet, t(0)).unwrap();
+    assert_eq!(notified(&d.conn, "ann"), None);
+    let r = announcing(Direction::Below, Some(4.0));
+    evaluate_at(&d.conn, &r, t(1)).unwrap();
+    assert_eq!(notified(&d.conn, "ann"), Some(ts(1)));
+    assert_eq!(queued(&d.conn, "webhook").len(), 1);
+}
+
+#[test]
+fn rules_a_reconciliation_measure_resolves_exceptions_the_latest_run_no_longer_reports() {
+    let d = db();
+    let config = conveyor_config::parse(
+        r#"
+[warehouse]
+path = "wh.duckdb"
+
+[sources.ats]
+type = "rest"
+base_url = "https://ats.example.com"
+[[sources.ats.streams]]
+name = "x"
+path = "/x"
+primary_key = "id"
+
+[[reconcile]]
+name = "placed"
+left = { table = "a" }
+right = { table = "b" }
+keys = [{ left = "id" }]
+
+[[rules]]
+name = "r"
+measure = { reconciliation = "placed" }
+direction = "above"
+warn = 0
+"#,
+        std::path::Path::new("/c/conveyor.toml"),
+    )
+    .unwrap();
+    let r = &config.rules[0];
+    let run = |id: i64, at: i64, results: &[(&str, Option<&str>, Option<&str>)]| {
+        d.conn
+            .execute(
+                "INSERT INTO conveyor.recon_runs (run_id, reconciliation, trigger, status, started_at)
+                 VALUES (?, 'placed', 'manual', 'succeeded', CAST(? AS TIMESTAMP))",
+                duckdb::params![id, ts(at)],
+            )
+            .unwrap();
+        for (status, left, right) in results {
+            d.conn
+                .execute(
+                    "INSERT INTO conveyor.recon_results VALUES (?, 'placed', ?, ?, ?, NULL)",
+                    duckdb::params![id, status, left, right],
+                )
+                .unwrap();
+        }
+    };
+    // k1 never invoiced; R9 paid but its left side under another key.
+    run(
+        1,
+        0,
+        &[
+            ("missing_right", Some("k1"), None),
+            ("matched", Some("k2"), Some("k2")),
+            ("missing_left", None, Some("R9")),
+        ],
+    );
+    evaluate_at(&d.conn, r, t(0)).unwrap();
+    assert_eq!(state(&d.conn, "k1").as_deref(), Some("firing"));
+    assert_eq!(state(&d.conn, "R9").as_deref(), Some("firing"));
+    assert_eq!(state(&d.conn, "k2"), None);
+    // The next run: k1 is gone from the data, R9 matched under L9.
+    run(
+        2,
+        1,
+        &[
+            ("matched", Some("k2"), Some("k2")),
+            ("matched", Some("L9"), Some("R9")),
+        ],
+    );
+    evaluate_at(&d.conn, r, t(1)).unwrap();
+    assert_eq!(state(&d.conn, "k1").as_deref(), Some("resolved"));
+    assert_eq!(state(&d.conn, "R9").as_deref(), Some("resolved"));
+    assert_eq!(state(&d.conn, "L9"), None);
+}
+
+#[test]
+fn rules_check_reports_a_peer_group_the_measure_lacks() {
+    let mut r = rule(Direction::Below, Some(80.0), None);
+    r.peer = Some(Peer {
+        group: Some("tean".into()),
+        condition: PeerCondition::Sole,
+    });
+    let columns: Vec<String> = ["entity", "period", "value", "team"]
+        .map(String::from)
+        .to_vec();
+    let problems = crate::cmd::rules::check_templates(&r, &columns);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("rules[0].peer.group: the measure has no column `tean`"),
+        "{problems:?}"
+    );
+    r.peer.as_mut().unwrap().group = Some("team".into());
+    assert!(crate::cmd::rules::check_templates(&r, &columns).is_empty());
 }

@@ -60,7 +60,10 @@ pub fn classify(rule: &RuleConfig, context_columns: &[String]) -> String {
         Direction::Above => format!("coalesce(value <= {}, false)", num(rule.resolve)),
         Direction::Below => format!("coalesce(value >= {}, false)", num(rule.resolve)),
     };
-    if let Some(peer) = &past_peer {
+    // Without an absolute threshold the peers are the only yardstick: it
+    // recovers once no longer past them. With `warn`, hysteresis is on the
+    // absolute scale (being the lowest of a good team is not a breach).
+    if let (Some(peer), None, None) = (&past_peer, rule.warn, rule.critical) {
         recovered = format!("({recovered} AND NOT {peer})");
     }
     let context = if context_columns.is_empty() {
@@ -72,8 +75,13 @@ pub fn classify(rule: &RuleConfig, context_columns: &[String]) -> String {
             .collect();
         format!("json_object({})", pairs.join(", "))
     };
+    // An entity without a group (NULL) has no peers: it is its own group,
+    // never pooled with the other group-less entities.
     let group = match rule.peer.as_ref().and_then(|p| p.group.as_deref()) {
-        Some(g) => format!("CAST(m.{} AS VARCHAR)", ident(g)),
+        Some(g) => format!(
+            "coalesce('g:' || CAST(m.{} AS VARCHAR), 'e:' || CAST(m.entity AS VARCHAR))",
+            ident(g)
+        ),
         None => "''".to_string(),
     };
     let peers = "OVER (PARTITION BY peer_group, period_raw)";
@@ -206,8 +214,10 @@ pub fn transitions(rule: &RuleConfig, now: &str) -> [String; 2] {
                      WHEN unannounced AND NOT {cooling} THEN 'firing'
                      WHEN unannounced THEN NULL
                      WHEN new_state = 'firing' AND {repeat_due} THEN 'repeat'
-                     WHEN new_state = 'resolved' AND old_state = 'firing' AND {notify_resolved}
-                          AND old_notified_at >= old_fired_at THEN 'resolved'
+                     -- a resolve whose firing was announced and which was not
+                     -- announced itself yet (a silence delays it too)
+                     WHEN new_state = 'resolved' AND {notify_resolved}
+                          AND old_notified_at >= fired_at AND old_notified_at < resolved_at THEN 'resolved'
                 END AS notify
          FROM d",
         cooling = match rule.cooldown_secs {
@@ -228,6 +238,9 @@ pub fn transitions(rule: &RuleConfig, now: &str) -> [String; 2] {
 /// the loader merges: no primary key for DuckDB to trip over mid-transaction).
 pub fn apply(rule: &RuleConfig, eval_id: i64, now: &str) -> [String; 2] {
     let name = literal(&rule.name);
+    // A rule without actions announces nothing: actions added later then
+    // announce the alerts already firing.
+    let announces = !rule.actions.is_empty() || !rule.webhooks.is_empty();
     [
         format!("DELETE FROM conveyor.alerts WHERE rule = {name} AND entity IN (SELECT entity FROM rule_t)"),
         format!(
@@ -236,7 +249,7 @@ pub fn apply(rule: &RuleConfig, eval_id: i64, now: &str) -> [String; 2] {
               last_value, consecutive, fired_at, resolved_at, last_notified_at)
              SELECT {name}, entity, new_state, level, since, {now}, {eval_id}, period, value,
                     new_consecutive, fired_at, resolved_at,
-                    CASE WHEN notify IS NOT NULL THEN {now} ELSE old_notified_at END
+                    CASE WHEN notify IS NOT NULL AND {announces} THEN {now} ELSE old_notified_at END
              FROM rule_t WHERE new_state IS NOT NULL"
         ),
     ]
