@@ -358,7 +358,13 @@ impl Checker<'_> {
             );
         }
         let operator = match &raw.operator {
-            Some(o) if !o.get_ref().contains('@') || o.get_ref().chars().any(char::is_control) => {
+            // One address: a list would only fail later, at delivery.
+            Some(o)
+                if !o.get_ref().contains('@')
+                    || o.get_ref()
+                        .chars()
+                        .any(|c| c.is_control() || c.is_whitespace() || c == ',' || c == ';') =>
+            {
                 self.error(
                     o.span(),
                     "smtp.operator",

@@ -55,3 +55,43 @@ html = "<p>{{ agent_name }} scored <b>{{ value }}</b></p>""#,
         "{text}"
     );
 }
+
+#[test]
+fn outbox_a_lost_digest_lists_its_dead_letters_again() {
+    let f = fixture();
+    let mut config = config(
+        super::tests::closed_port(),
+        r#"to = ["ops@example.com"]
+subject = "{{ entity }}"
+body = "{{ value }}""#,
+    );
+    let smtp = config.smtp.as_mut().unwrap();
+    smtp.operator = Some("oncall@example.com".into());
+    smtp.max_attempts = 1;
+    let smtp = config.smtp.clone().unwrap();
+    crate::rules::evaluate_at(&f.conn, &config.rules[0], t0()).unwrap();
+    // SMTP is down: the alert e-mail dies, then the digest about it too.
+    assert_eq!(deliver_due(&f.conn, &smtp, t0()).unwrap().dead, 1);
+    assert_eq!(report_dead_letters(&f.conn, &smtp, t0()).unwrap(), 1);
+    assert_eq!(
+        report_dead_letters(&f.conn, &smtp, t0()).unwrap(),
+        0,
+        "reported"
+    );
+    assert_eq!(deliver_due(&f.conn, &smtp, t0()).unwrap().dead, 1);
+    // The next pass lists it again in a new digest (never the dead digest).
+    assert_eq!(report_dead_letters(&f.conn, &smtp, t0()).unwrap(), 1);
+    let digests: Vec<(String, String)> = f
+        .conn
+        .prepare("SELECT key, subject FROM conveyor.outbox WHERE rule = ? ORDER BY id")
+        .unwrap()
+        .query_map([OPERATOR_RULE], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(digests.len(), 2);
+    assert_ne!(digests[0].0, digests[1].0);
+    assert!(digests
+        .iter()
+        .all(|(_, s)| s == "Conveyor: 1 notification(s) could not be delivered"));
+}

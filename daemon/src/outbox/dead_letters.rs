@@ -1,6 +1,8 @@
 //! Dead letters reported to `[smtp] operator`: each pass queues one digest
-//! e-mail listing every notification given up on since the last digest, and
-//! marks them reported in the same transaction, so each is reported once.
+//! e-mail listing every notification given up on and not reported yet, and
+//! marks them with that digest in the same transaction, so each is reported
+//! once — unless the digest itself is given up on (SMTP down for longer than
+//! its retries), then the next digest lists them again.
 
 use chrono::NaiveDateTime;
 use conveyor_config::SmtpConfig;
@@ -36,12 +38,14 @@ pub fn report_dead_letters(
     let (Some(first), Some(last)) = (dead.first(), dead.last()) else {
         return Ok(0);
     };
-    // The same set of dead letters always makes the same key.
+    // The digest's own id keeps a re-listing apart from a lost digest.
+    let digest_id: i64 =
+        conn.query_row("SELECT nextval('conveyor.outbox_ids')", [], |r| r.get(0))?;
     let key = notification_key(
         OPERATOR_RULE,
-        last.id,
+        digest_id,
         "email",
-        &format!("{operator}\u{1}{}", first.id),
+        &format!("{operator}\u{1}{}\u{1}{}", first.id, last.id),
     );
     let subject = format!(
         "Conveyor: {} notification(s) could not be delivered",
@@ -54,17 +58,17 @@ pub fn report_dead_letters(
         .execute(
             "INSERT INTO conveyor.outbox (id, key, rule, eval_id, channel, recipient, subject, body,
                      created_at, attempts, next_attempt_at)
-             SELECT nextval('conveyor.outbox_ids'), ?, ?, ?, 'email', ?, ?, ?, CAST(? AS TIMESTAMP), 0, CAST(? AS TIMESTAMP)
-             WHERE NOT EXISTS (SELECT 1 FROM conveyor.outbox WHERE key = ?)",
-            duckdb::params![key, OPERATOR_RULE, last.id, operator, subject, body(&dead), ts, ts, key],
+             VALUES (?, ?, ?, ?, 'email', ?, ?, ?, CAST(? AS TIMESTAMP), 0, CAST(? AS TIMESTAMP))",
+            duckdb::params![digest_id, key, OPERATOR_RULE, last.id, operator, subject, body(&dead), ts, ts],
         )
         .and_then(|_| {
             conn.execute(
                 &format!(
-                    "UPDATE conveyor.outbox SET reported_at = CAST(? AS TIMESTAMP) WHERE id IN ({})",
+                    "UPDATE conveyor.outbox SET reported_at = CAST(? AS TIMESTAMP), reported_by = ?
+                     WHERE id IN ({})",
                     ids.join(", ")
                 ),
-                [&ts],
+                duckdb::params![ts, digest_id],
             )
         })
         .and_then(|_| conn.execute_batch("COMMIT"));
@@ -79,10 +83,12 @@ fn unreported(conn: &Connection) -> duckdb::Result<Vec<DeadLetter>> {
     let mut st = conn.prepare(
         "SELECT id, rule, channel, recipient, subject, attempts, CAST(dead_at AS VARCHAR), last_error
          FROM conveyor.outbox
-         WHERE dead_at IS NOT NULL AND reported_at IS NULL AND rule <> ?
+         WHERE dead_at IS NOT NULL AND rule <> ?
+           AND (reported_by IS NULL
+                OR reported_by IN (SELECT id FROM conveyor.outbox WHERE rule = ? AND dead_at IS NOT NULL))
          ORDER BY id",
     )?;
-    let rows = st.query_map([OPERATOR_RULE], |r| {
+    let rows = st.query_map([OPERATOR_RULE, OPERATOR_RULE], |r| {
         Ok(DeadLetter {
             id: r.get(0)?,
             rule: r.get(1)?,

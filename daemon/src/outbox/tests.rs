@@ -94,7 +94,7 @@ fn rows(conn: &Connection) -> Vec<(i32, bool, bool, Option<String>)> {
 }
 
 /// A loopback port nothing listens on (bound, then released).
-fn closed_port() -> u16 {
+pub(super) fn closed_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -53,12 +53,12 @@ fn warehouse_an_older_file_gets_the_new_columns_and_keeps_its_announcements() {
     let columns: i64 = conn
         .query_row(
             "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'conveyor'
-             AND table_name = 'outbox' AND column_name IN ('html_body', 'reported_at')",
+             AND table_name = 'outbox' AND column_name IN ('html_body', 'reported_at', 'reported_by')",
             [],
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(columns, 2);
+    assert_eq!(columns, 3);
     drop(conn);
     drop(wh);
     // Opening again changes nothing more (a new firing alert without a

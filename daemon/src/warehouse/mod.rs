@@ -140,7 +140,8 @@ CREATE TABLE IF NOT EXISTS conveyor.outbox (
     delivered_at    TIMESTAMP,             -- the server accepted it
     dead_at         TIMESTAMP,             -- gave up after max_attempts
     last_error      VARCHAR,
-    reported_at     TIMESTAMP              -- a dead letter listed in a digest to [smtp] operator
+    reported_at     TIMESTAMP,             -- a dead letter listed in a digest to [smtp] operator …
+    reported_by     BIGINT                 -- … this digest (its outbox id)
 );
 CREATE TABLE IF NOT EXISTS conveyor.credentials (
     name        VARCHAR PRIMARY KEY,
@@ -165,7 +166,8 @@ pub fn create_metadata(conn: &Connection) -> Result<()> {
     conn.execute_batch(
         "ALTER TABLE conveyor.alerts ADD COLUMN IF NOT EXISTS last_notified_at TIMESTAMP;
          ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS html_body VARCHAR;
-         ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS reported_at TIMESTAMP;",
+         ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS reported_at TIMESTAMP;
+         ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS reported_by BIGINT;",
     )
     .context("cannot update Conveyor's metadata tables")?;
     if !had_notified {
