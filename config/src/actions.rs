@@ -14,10 +14,11 @@ use crate::validate::Checker;
 
 /// Variables every action template may use besides the measure's columns.
 /// `transition` is `firing` or `resolved`; `repeat` is true for a reminder
-/// of an alert still firing; `breaches` counts the breaching periods of an
+/// of an alert still firing, `escalated` for one that went from warn to
+/// critical since it was announced; `breaches` counts the breaching periods of an
 /// `n_of_m` window (`window` its length); `peer_threshold` is the group's
 /// percentile a `peer` rule compared with.
-pub const BUILTIN_VARIABLES: [&str; 10] = [
+pub const BUILTIN_VARIABLES: [&str; 11] = [
     "rule",
     "entity",
     "level",
@@ -25,6 +26,7 @@ pub const BUILTIN_VARIABLES: [&str; 10] = [
     "period",
     "transition",
     "repeat",
+    "escalated",
     "breaches",
     "window",
     "peer_threshold",

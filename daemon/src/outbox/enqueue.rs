@@ -90,11 +90,12 @@ fn enqueue_webhooks(
     ))?;
     let mut rows = 0;
     for (i, hook) in rule.webhooks.iter().enumerate() {
-        // A webhook acts (enrols, opens a ticket): a `repeat` reminder is for
-        // people, so it goes by e-mail only.
-        let acts = transitions
-            .iter()
-            .filter(|t| t.vars.get("repeat") != Some(&true.into()));
+        // A webhook acts (enrols, opens a ticket) once per firing: reminders
+        // and escalations are for people, so they go by e-mail only.
+        let acts = transitions.iter().filter(|t| {
+            t.vars.get("repeat") != Some(&true.into())
+                && t.vars.get("escalated") != Some(&true.into())
+        });
         for t in acts {
             let body = match &hook.body {
                 Some(template) => {
@@ -130,15 +131,21 @@ fn enqueue_webhooks(
 
 /// Built-in variables left out of the default webhook body when null.
 const OPTIONAL_BUILTINS: [&str; 3] = ["breaches", "window", "peer_threshold"];
+/// Built-ins that are always false for a webhook (reminders and
+/// escalations go by e-mail only).
+const EMAIL_ONLY_BUILTINS: [&str; 2] = ["repeat", "escalated"];
 
-/// `{rule, entity, level, value, period, transition, repeat, context: {column: value}}`.
+/// `{rule, entity, level, value, period, transition, context: {column: value}}`.
 fn default_body(t: &Transition) -> serde_json::Value {
     let mut out = serde_json::Map::new();
     let mut context = serde_json::Map::new();
     for (k, v) in &t.vars {
         if conveyor_config::BUILTIN_VARIABLES.contains(&k.as_str()) {
             // `breaches`, `window`, `peer_threshold` only when the rule has them.
-            if !v.is_null() || !OPTIONAL_BUILTINS.contains(&k.as_str()) {
+            let k_str = k.as_str();
+            let kept = (!v.is_null() || !OPTIONAL_BUILTINS.contains(&k_str))
+                && !EMAIL_ONLY_BUILTINS.contains(&k_str);
+            if kept {
                 out.insert(k.clone(), v.clone());
             }
         } else {
@@ -200,6 +207,7 @@ fn transitions(conn: &Connection, rule: &RuleConfig) -> duckdb::Result<Vec<Trans
         vars.insert("entity".into(), entity.clone().into());
         vars.insert("transition".into(), transition.into());
         vars.insert("repeat".into(), (notify == "repeat").into());
+        vars.insert("escalated".into(), (notify == "escalated").into());
         vars.insert("level".into(), r.get::<_, String>(2)?.into());
         vars.insert("value".into(), r.get::<_, Option<f64>>(3)?.into());
         vars.insert("period".into(), r.get::<_, Option<String>>(4)?.into());

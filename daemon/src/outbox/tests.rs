@@ -452,7 +452,7 @@ fn outbox_webhook_posts_signed_json_once_with_the_key() {
     assert_eq!(
         body,
         serde_json::json!({"rule": "csat_low", "entity": "a1", "level": "warn", "value": 3.1, "period": "2026-01-05",
-                           "transition": "firing", "repeat": false, "context": {"agent_name": "Ann"}})
+                           "transition": "firing", "context": {"agent_name": "Ann"}})
     );
     // The receiver's check: HMAC-SHA256 of the exact body with the shared secret.
     use hmac::Mac;

@@ -474,3 +474,23 @@ fn rules_check_reports_a_peer_group_the_measure_lacks() {
     r.peer.as_mut().unwrap().group = Some("team".into());
     assert!(crate::cmd::rules::check_templates(&r, &columns).is_empty());
 }
+
+#[test]
+fn rules_an_alert_escalating_to_critical_is_announced_once_more() {
+    let d = db();
+    let mut r = announcing(Direction::Below, Some(4.0));
+    r.critical = Some(3.0);
+    rows(&d.conn, &[("ann", 1, 3.5)]);
+    evaluate_at(&d.conn, &r, t(0)).unwrap();
+    assert_eq!(notified(&d.conn, "ann"), Some(ts(0)));
+    rows(&d.conn, &[("ann", 1, 2.5)]);
+    evaluate_at(&d.conn, &r, t(1)).unwrap();
+    assert_eq!(notified(&d.conn, "ann"), Some(ts(1)), "escalated");
+    evaluate_at(&d.conn, &r, t(2)).unwrap();
+    assert_eq!(notified(&d.conn, "ann"), Some(ts(1)), "once");
+    assert_eq!(
+        queued(&d.conn, "webhook").len(),
+        1,
+        "the webhook acted on the firing only"
+    );
+}

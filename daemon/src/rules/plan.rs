@@ -161,7 +161,7 @@ pub fn transitions(rule: &RuleConfig, now: &str) -> [String; 2] {
          WITH s AS (
            SELECT l.*, a.state AS old_state, a.level AS old_level, a.since AS old_since,
                   a.fired_at AS old_fired_at, a.resolved_at AS old_resolved_at,
-                  a.last_notified_at AS old_notified_at,
+                  a.last_notified_at AS old_notified_at, a.notified_level AS old_notified_level,
                   l.level IN ('warn', 'critical') AS breach,
                   CASE WHEN l.level IN ('warn', 'critical')
                        THEN CASE WHEN a.state IN ('pending', 'firing') THEN a.consecutive ELSE 0 END + 1
@@ -196,7 +196,7 @@ pub fn transitions(rule: &RuleConfig, now: &str) -> [String; 2] {
                 CASE WHEN new_state = 'resolved' AND old_state = 'firing' THEN {now}
                      WHEN new_state = 'firing' THEN NULL
                      ELSE old_resolved_at END AS resolved_at,
-                old_notified_at, old_fired_at,
+                old_notified_at, old_fired_at, old_notified_level,
                 EXISTS (SELECT 1 FROM conveyor.silences AS x
                         WHERE x.rule = {name} AND (x.entity IS NULL OR x.entity = n.entity)
                           AND x.removed_at IS NULL AND x.starts_at <= {now} AND {now} < x.expires_at) AS silenced
@@ -209,10 +209,13 @@ pub fn transitions(rule: &RuleConfig, now: &str) -> [String; 2] {
            FROM o
          )
          SELECT entity, old_state, new_state, new_consecutive, level, since, period, value,
-                fired_at, resolved_at, silenced, old_notified_at,
+                fired_at, resolved_at, silenced, old_notified_at, old_notified_level,
                 CASE WHEN silenced THEN NULL
                      WHEN unannounced AND NOT {cooling} THEN 'firing'
                      WHEN unannounced THEN NULL
+                     -- announced as warn, critical now: worth telling (once)
+                     WHEN new_state = 'firing' AND level = 'critical'
+                          AND old_notified_level IS DISTINCT FROM 'critical' THEN 'escalated'
                      WHEN new_state = 'firing' AND {repeat_due} THEN 'repeat'
                      -- a resolve whose firing was announced and which was not
                      -- announced itself yet (a silence delays it too)
@@ -246,10 +249,11 @@ pub fn apply(rule: &RuleConfig, eval_id: i64, now: &str) -> [String; 2] {
         format!(
             "INSERT INTO conveyor.alerts
              (rule, entity, state, level, since, last_evaluated, last_eval_id, last_period,
-              last_value, consecutive, fired_at, resolved_at, last_notified_at)
+              last_value, consecutive, fired_at, resolved_at, last_notified_at, notified_level)
              SELECT {name}, entity, new_state, level, since, {now}, {eval_id}, period, value,
                     new_consecutive, fired_at, resolved_at,
-                    CASE WHEN notify IS NOT NULL AND {announces} THEN {now} ELSE old_notified_at END
+                    CASE WHEN notify IS NOT NULL AND {announces} THEN {now} ELSE old_notified_at END,
+                    CASE WHEN notify IS NOT NULL AND {announces} THEN level ELSE old_notified_level END
              FROM rule_t WHERE new_state IS NOT NULL"
         ),
     ]

@@ -111,7 +111,8 @@ CREATE TABLE IF NOT EXISTS conveyor.alerts (
     consecutive     INTEGER NOT NULL,      -- breaching evaluations in a row
     fired_at        TIMESTAMP,             -- last time it started firing
     resolved_at     TIMESTAMP,
-    last_notified_at TIMESTAMP             -- last notification queued (firing, repeat, resolved)
+    last_notified_at TIMESTAMP,            -- last notification queued (firing, escalated, repeat, resolved)
+    notified_level  VARCHAR                -- the level that notification told of
 );
 CREATE SEQUENCE IF NOT EXISTS conveyor.silence_ids START 1;
 CREATE TABLE IF NOT EXISTS conveyor.silences (
@@ -165,6 +166,7 @@ pub fn create_metadata(conn: &Connection) -> Result<()> {
         .context("cannot create Conveyor's metadata tables")?;
     conn.execute_batch(
         "ALTER TABLE conveyor.alerts ADD COLUMN IF NOT EXISTS last_notified_at TIMESTAMP;
+         ALTER TABLE conveyor.alerts ADD COLUMN IF NOT EXISTS notified_level VARCHAR;
          ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS html_body VARCHAR;
          ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS reported_at TIMESTAMP;
          ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS reported_by BIGINT;",
@@ -174,7 +176,7 @@ pub fn create_metadata(conn: &Connection) -> Result<()> {
         // Alerts that fired under an older version were announced then:
         // without this they would be announced again.
         conn.execute_batch(
-            "UPDATE conveyor.alerts SET last_notified_at = fired_at
+            "UPDATE conveyor.alerts SET last_notified_at = fired_at, notified_level = level
              WHERE state = 'firing' AND last_notified_at IS NULL",
         )
         .context("cannot update Conveyor's metadata tables")?;
