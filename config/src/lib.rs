@@ -15,6 +15,7 @@ mod raw;
 pub mod reconcile;
 pub mod rules;
 pub mod secret;
+pub mod server;
 mod validate;
 pub mod vendor;
 
@@ -32,6 +33,9 @@ pub use reconcile::{
 };
 pub use rules::{Direction, Peer, PeerCondition, RuleConfig};
 pub use secret::{Secret, SecretRef};
+pub use server::{
+    PostgresConfig, ServerConfig, TlsFiles, DEFAULT_LISTEN, DEFAULT_POSTGRES_LISTEN,
+};
 pub use validate::parse_cron;
 pub use vendor::{Vendor, VendorSourceConfig};
 

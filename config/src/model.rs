@@ -1,6 +1,6 @@
 //! The validated configuration model that the rest of Conveyor reads.
 
-use std::net::SocketAddr;
+use crate::server::ServerConfig;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -57,15 +57,6 @@ pub struct WarehouseConfig {
     /// (DuckDB's own default is 80% of RAM); large joins spill to disk.
     pub memory_limit: String,
 }
-
-/// The daemon's local endpoint, which answers `conveyor query` and
-/// `conveyor status` while it holds the warehouse open.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub listen: SocketAddr,
-}
-
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 
 #[derive(Debug, Clone)]
 pub struct SourceConfig {

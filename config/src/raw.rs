@@ -18,12 +18,6 @@ pub struct RawWarehouse {
     pub memory_limit: Option<S<String>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawServer {
-    pub listen: Option<S<String>>,
-}
-
 /// `[plugins]`: where connector plugins are found, and their pinned checksums.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -54,7 +54,7 @@ pub(crate) fn validate(
 
     let mut warehouse: Option<RawWarehouse> = None;
     let mut warehouse_span = 0..0;
-    let mut server: Option<RawServer> = None;
+    let mut server: Option<Spanned<crate::server::RawServer>> = None;
     let mut plugins_raw: Option<RawPlugins> = None;
     let mut sources = Vec::new();
     let mut vendor_sources = Vec::new();
@@ -68,7 +68,11 @@ pub(crate) fn validate(
                 warehouse_span = key.span();
                 warehouse = c.section("warehouse", value);
             }
-            "server" => server = c.section("server", value),
+            "server" => {
+                server = c
+                    .section::<crate::server::RawServer>("server", value)
+                    .map(|r| Spanned::new(value.span(), r))
+            }
             "plugins" => plugins_raw = c.section("plugins", value),
             "sources" => match value.get_ref() {
                 DeValue::Table(t) => {
@@ -113,7 +117,7 @@ pub(crate) fn validate(
     }
 
     let warehouse = c.warehouse(warehouse, warehouse_span);
-    let server = c.server(server);
+    let server = c.server(server, warehouse.as_ref().map(|w| w.path.as_path()));
     let plugins = c.plugins(plugins_raw);
     // Every declared source, valid or not: a source with a problem of its own
     // does not also make each `after` or preset naming it an error.
@@ -281,27 +285,6 @@ impl<'a> Checker<'a> {
             path: crate::resolve_relative(self.file, path.get_ref()),
             memory_limit,
         })
-    }
-
-    fn server(&mut self, raw: Option<RawServer>) -> Option<ServerConfig> {
-        let listen = raw.and_then(|r| r.listen);
-        let text = listen
-            .as_ref()
-            .map(|l| l.get_ref().clone())
-            .unwrap_or(DEFAULT_LISTEN.into());
-        match text.parse() {
-            Ok(listen) => Some(ServerConfig { listen }),
-            Err(_) => {
-                let span = listen.map(|l| l.span()).unwrap_or(0..0);
-                self.error(
-                    span,
-                    "server.listen",
-                    format!("`{text}` is not an address:port"),
-                )
-                .hint("e.g. listen = \"127.0.0.1:7878\"");
-                None
-            }
-        }
     }
 
     fn plugins(&mut self, raw: Option<RawPlugins>) -> PluginsConfig {
@@ -1212,7 +1195,7 @@ incremental = { cursor_field = "updated_at", param = "updated_since", lookback_s
     fn valid_config_builds_the_model() {
         let c = check(GOOD).unwrap();
         assert_eq!(c.warehouse.path, PathBuf::from("/etc/conveyor/wh.duckdb"));
-        assert_eq!(c.server.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.server.listen.to_string(), crate::DEFAULT_LISTEN);
         let s = c.source("crm").unwrap();
         let sched = s.schedule.as_ref().unwrap();
         assert_eq!(sched.timezone, chrono_tz::Europe::London);

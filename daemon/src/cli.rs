@@ -46,10 +46,15 @@ pub enum Command {
     },
     /// Run the daemon: every source on its schedule, queries served locally.
     Run,
-    /// Run a read-only SQL query on the warehouse (through the daemon if it runs).
+    /// Run one read-only SQL statement on the warehouse (through the daemon if it runs).
     Query {
-        sql: String,
-        #[arg(long, short, value_enum, default_value_t = Format::Table)]
+        /// The SQL; `-` reads it from standard input.
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        sql: Option<String>,
+        /// Read the SQL from this file.
+        #[arg(long, short = 'f', value_name = "FILE")]
+        file: Option<PathBuf>,
+        #[arg(long = "format", short = 'o', value_enum, default_value_t = Format::Table)]
         format: Format,
     },
     /// Last run, state, rows, duration, error and cursor per source and stream.
@@ -124,6 +129,9 @@ pub enum SilenceCommand {
         /// Why (shown by `silence list`).
         #[arg(long)]
         reason: String,
+        /// Who is silencing (default: $USER).
+        #[arg(long, env = "USER", default_value = "unknown")]
+        author: String,
     },
     /// Silences in force.
     List {

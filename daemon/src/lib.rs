@@ -16,6 +16,7 @@ pub mod scheduler;
 pub mod server;
 pub mod status;
 pub mod sync;
+pub mod tls;
 pub mod warehouse;
 
 use std::process::ExitCode;
@@ -29,9 +30,19 @@ pub const EXIT_FAILED: u8 = 1;
 pub async fn main(cli: cli::Cli) -> ExitCode {
     match cmd::dispatch(cli).await {
         Ok(code) => code,
+        // The reader of our output went away (`conveyor query … | head`):
+        // nothing left to say, and nobody to say it to.
+        Err(e) if is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_FAILED)
         }
     }
+}
+
+fn is_closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -95,6 +95,7 @@ async fn query_formats_refuses_writes_and_status_reports() {
 
     let out = f.conveyor(&["status", "--format", "json"]).await;
     let v: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
+    let v = &v["streams"];
     assert_eq!(v[0]["source"], "src");
     assert_eq!(v[0]["stream"], "items");
     assert_eq!(v[0]["state"], "succeeded");

@@ -13,4 +13,5 @@ mod recon;
 mod rules;
 mod ruletest;
 mod secrets;
+mod sql_surface;
 mod warehouse;

@@ -254,7 +254,7 @@ fn outbox_dead_letters_show_in_status_and_are_reported_to_the_operator_once() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("Dead letters"), "{stdout}");
     assert!(
-        stdout.contains("ops-oncall@example.com was told"),
+        stdout.contains("reported to ops-oncall@example.com"),
         "{stdout}"
     );
     assert!(stdout.contains("unknown learner id 7"), "{stdout}");

@@ -4,7 +4,7 @@ mod check;
 pub mod demo;
 pub mod demo_alerts;
 pub mod plugins;
-mod query;
+pub mod query;
 pub mod recon;
 pub mod rules;
 pub mod run;
@@ -39,11 +39,12 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             with_config(&cli.config, |c| sync::sync_command(c, sources)).await
         }
         Command::Run => with_config(&cli.config, run::run_command).await,
-        Command::Query { sql, format } => {
-            with_config(&cli.config, |c| query::query_command(c, sql, format)).await
+        Command::Query { sql, file, format } => {
+            let sql = query::SqlSource::from_args(sql, file);
+            with_config_offline(&cli.config, |c| query::query_command(c, sql, format)).await
         }
         Command::Status { format } => {
-            with_config(&cli.config, |c| query::status_command(c, format)).await
+            with_config_offline(&cli.config, |c| query::status_command(c, format)).await
         }
         Command::Recon { name, show } => {
             with_config(&cli.config, |c| recon::recon_command(c, name, show)).await
@@ -55,17 +56,18 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             command: None,
             format,
         } => {
-            with_config(&cli.config, |c| {
-                query::query_command(c, crate::rules::report::alerts_sql(&[]), format)
+            with_config_offline(&cli.config, |c| {
+                let sql = query::SqlSource::Text(crate::rules::report::alerts_sql(&[]));
+                query::query_command(c, sql, format)
             })
             .await
         }
         Command::Alerts {
             command: Some(AlertsCommand::Preview { rule }),
             ..
-        } => with_config(&cli.config, |c| rules::preview_command(c, rule)).await,
+        } => with_config_offline(&cli.config, |c| rules::preview_command(c, rule)).await,
         Command::Silence { command } => {
-            with_config(&cli.config, |c| silence::silence_command(c, command)).await
+            with_config_offline(&cli.config, |c| silence::silence_command(c, command)).await
         }
         Command::Test { file } => Ok(test::test_command(&file)),
         Command::Demo { dir } => demo::demo_command(&dir).await,
@@ -84,7 +86,30 @@ where
     F: FnOnce(conveyor_config::Config) -> Fut,
     Fut: std::future::Future<Output = Result<ExitCode>>,
 {
-    match conveyor_config::load(path) {
+    loaded(path, conveyor_config::load(path), f).await
+}
+
+/// Like [`with_config`], but secret references are only parsed, never read:
+/// for commands that only read the warehouse (a person who queries needs no
+/// source's credentials).
+async fn with_config_offline<F, Fut>(path: &Path, f: F) -> Result<ExitCode>
+where
+    F: FnOnce(conveyor_config::Config) -> Fut,
+    Fut: std::future::Future<Output = Result<ExitCode>>,
+{
+    loaded(path, conveyor_config::load_offline(path), f).await
+}
+
+async fn loaded<F, Fut>(
+    path: &Path,
+    config: Result<conveyor_config::Config, conveyor_config::ConfigErrors>,
+    f: F,
+) -> Result<ExitCode>
+where
+    F: FnOnce(conveyor_config::Config) -> Fut,
+    Fut: std::future::Future<Output = Result<ExitCode>>,
+{
+    match config {
         Ok(c) => f(c).await,
         Err(errors) => {
             eprintln!("{errors}");

@@ -33,7 +33,7 @@ pub async fn recon_command(config: Config, name: Option<String>, show: bool) -> 
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     }
-    let daemon = server::find_daemon(config.server.listen, &config.warehouse.path).await;
+    let daemon = server::find_daemon(&config.server, &config.warehouse.path).await?;
     if show || daemon.is_some() {
         if !show {
             eprintln!("note: a daemon holds the warehouse and reconciles on its schedule; showing its latest runs");

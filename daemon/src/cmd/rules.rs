@@ -31,8 +31,8 @@ pub async fn eval_command(config: Config, name: Option<String>) -> Result<ExitCo
     }
     // Evaluating writes results and alert state; the daemon is the single
     // writer while it runs.
-    if server::find_daemon(config.server.listen, &config.warehouse.path)
-        .await
+    if server::find_daemon(&config.server, &config.warehouse.path)
+        .await?
         .is_some()
     {
         eprintln!("error: a daemon holds the warehouse; stop it to evaluate rules by hand (`conveyor alerts` works meanwhile)");
@@ -100,6 +100,7 @@ fn summary_table(done: &[EvalSummary]) -> QueryResult {
     QueryResult {
         columns,
         literal,
+        json: Vec::new(),
         rows,
     }
 }
@@ -218,7 +219,7 @@ pub async fn preview_command(config: Config, name: String) -> Result<ExitCode> {
         eprintln!("error: no rule named `{name}`; configured: {known}");
         return Ok(ExitCode::from(EXIT_CONFIG));
     }
-    let preview = match server::find_daemon(config.server.listen, &config.warehouse.path).await {
+    let preview = match server::find_daemon(&config.server, &config.warehouse.path).await? {
         Some(daemon) => daemon.preview(&name).await?,
         None => {
             tokio::task::spawn_blocking(move || {

@@ -15,22 +15,16 @@ use crate::{server, EXIT_CONFIG, EXIT_FAILED};
 pub async fn silence_command(config: Config, command: SilenceCommand) -> Result<ExitCode> {
     match command {
         SilenceCommand::List { format } => {
-            super::query::query_command(config, silence::LIST_SQL.to_string(), format).await
+            let sql = super::query::SqlSource::Text(silence::LIST_SQL.to_string());
+            super::query::query_command(config, sql, format).await
         }
         SilenceCommand::Add {
             rule,
             entity,
             duration,
             reason,
+            author,
         } => {
-            if !config.rules.iter().any(|r| r.name == rule) {
-                let known: Vec<&str> = config.rules.iter().map(|r| r.name.as_str()).collect();
-                eprintln!(
-                    "error: no rule named `{rule}`; configured: {}",
-                    known.join(", ")
-                );
-                return Ok(ExitCode::from(EXIT_CONFIG));
-            }
             let seconds = match humantime::parse_duration(&duration) {
                 Ok(d) if d.as_secs() >= 1 => d.as_secs(),
                 _ => {
@@ -43,8 +37,13 @@ pub async fn silence_command(config: Config, command: SilenceCommand) -> Result<
                 entity,
                 seconds,
                 reason,
+                author,
             };
-            let id = match server::find_daemon(config.server.listen, &config.warehouse.path).await {
+            if let Err(e) = silence::validate(&config, &new) {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
+            let id = match server::find_daemon(&config.server, &config.warehouse.path).await? {
                 Some(daemon) => daemon.add_silence(&new).await?,
                 None => {
                     let new = new.clone();
@@ -61,7 +60,7 @@ pub async fn silence_command(config: Config, command: SilenceCommand) -> Result<
         }
         SilenceCommand::Remove { id } => {
             let removed =
-                match server::find_daemon(config.server.listen, &config.warehouse.path).await {
+                match server::find_daemon(&config.server, &config.warehouse.path).await? {
                     Some(daemon) => daemon.remove_silence(id).await?,
                     None => on_file(&config, move |c| Ok(silence::remove(c, id, now())?)).await?,
                 };

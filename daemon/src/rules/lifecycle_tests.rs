@@ -179,8 +179,8 @@ fn rules_a_silence_delays_the_notification_until_it_ends_and_never_drops_it() {
     let r = announcing(Direction::Below, Some(4.0));
     d.conn
         .execute(
-            "INSERT INTO conveyor.silences VALUES (1, 'r', 'ann', 'on leave', CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP), NULL),
-                                                  (2, 'other_rule', NULL, 'x', CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP), NULL)",
+            "INSERT INTO conveyor.silences VALUES (1, 'r', 'ann', 'on leave', CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP), NULL, 'lead'),
+                                                  (2, 'other_rule', NULL, 'x', CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP), NULL, 'lead')",
             duckdb::params![ts(-1), ts(10), ts(-1), ts(10)],
         )
         .unwrap();
@@ -327,7 +327,7 @@ fn rules_a_resolve_during_a_silence_is_announced_when_it_ends() {
     evaluate_at(&d.conn, &r, t(0)).unwrap();
     d.conn
         .execute(
-            "INSERT INTO conveyor.silences VALUES (1, 'r', NULL, 'x', CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP), NULL)",
+            "INSERT INTO conveyor.silences VALUES (1, 'r', NULL, 'x', CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP), NULL, 'lead')",
             duckdb::params![ts(1), ts(3)],
         )
         .unwrap();

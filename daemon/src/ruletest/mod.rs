@@ -217,7 +217,7 @@ fn fill_in_rules(mut spec: TestSpec, rules: &[RuleConfig]) -> Result<TestSpec, V
 /// A fresh in-memory warehouse with Conveyor's metadata tables, made by
 /// the warehouse itself so the test runs against the real schema.
 fn memory_warehouse() -> Result<(Warehouse, Connection), String> {
-    let warehouse = Warehouse::open(Path::new(":memory:"))
+    let warehouse = Warehouse::open_scratch_with_file_access()
         .map_err(|e| format!("cannot create the in-memory warehouse: {e:#}"))?;
     let conn = warehouse
         .connection()

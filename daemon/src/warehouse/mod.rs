@@ -122,7 +122,8 @@ CREATE TABLE IF NOT EXISTS conveyor.silences (
     reason          VARCHAR NOT NULL,
     starts_at       TIMESTAMP NOT NULL,
     expires_at      TIMESTAMP NOT NULL,
-    removed_at      TIMESTAMP              -- lifted early
+    removed_at      TIMESTAMP,             -- lifted early
+    created_by      VARCHAR                -- `silence add --author`
 );
 CREATE SEQUENCE IF NOT EXISTS conveyor.outbox_ids START 1;
 CREATE TABLE IF NOT EXISTS conveyor.outbox (
@@ -167,6 +168,7 @@ pub fn create_metadata(conn: &Connection) -> Result<()> {
     conn.execute_batch(
         "ALTER TABLE conveyor.alerts ADD COLUMN IF NOT EXISTS last_notified_at TIMESTAMP;
          ALTER TABLE conveyor.alerts ADD COLUMN IF NOT EXISTS notified_level VARCHAR;
+         ALTER TABLE conveyor.silences ADD COLUMN IF NOT EXISTS created_by VARCHAR;
          ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS html_body VARCHAR;
          ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS reported_at TIMESTAMP;
          ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS reported_by BIGINT;",
@@ -193,12 +195,22 @@ pub struct Warehouse {
 impl Warehouse {
     /// Opens (creating if needed) the warehouse file for writing.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, locked(base_config()?)?)
+    }
+
+    /// An in-memory warehouse that may read files, for `conveyor test`
+    /// alone: its fixtures are CSV files named by the (trusted) test file,
+    /// and nothing but the test itself ever queries it.
+    pub fn open_scratch_with_file_access() -> Result<Self> {
+        Self::open_with(Path::new(":memory:"), base_config()?)
+    }
+
+    fn open_with(path: &Path, config: Config) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create folder {}", dir.display()))?;
         }
-        let conn =
-            Connection::open_with_flags(path, base_config()?).map_err(|e| lock_hint(e, path))?;
+        let conn = Connection::open_with_flags(path, config).map_err(|e| lock_hint(e, path))?;
         create_metadata(&conn)?;
         Ok(Warehouse {
             conn: Mutex::new(conn),
@@ -208,13 +220,12 @@ impl Warehouse {
 
     /// Opens the configured warehouse with its settings (memory limit).
     pub fn open_config(cfg: &conveyor_config::WarehouseConfig) -> Result<Self> {
-        let wh = Self::open(&cfg.path)?;
         // Validated by the config as a number and a unit.
         let limit = &cfg.memory_limit;
-        wh.conn()
-            .execute_batch(&format!("SET memory_limit = {}", literal(limit)))
+        let config = base_config()?
+            .max_memory(limit)
             .with_context(|| format!("cannot set warehouse.memory_limit = {limit:?}"))?;
-        Ok(wh)
+        Self::open_with(&cfg.path, locked(config)?)
     }
 
     /// Opens the file read-only, for `query` and `status` when no daemon runs.
@@ -225,7 +236,7 @@ impl Warehouse {
                 path.display()
             );
         }
-        let cfg = base_config()?.access_mode(AccessMode::ReadOnly)?;
+        let cfg = locked(base_config()?.access_mode(AccessMode::ReadOnly)?)?;
         Connection::open_with_flags(path, cfg).map_err(|e| lock_hint(e, path))
     }
 
@@ -302,7 +313,21 @@ impl Warehouse {
 /// daemons often run without internet, and a query should fail at once
 /// rather than hang on a download.
 fn base_config() -> Result<Config> {
-    Ok(Config::default().enable_autoload_extension(false)?)
+    Ok(Config::default()
+        .enable_autoload_extension(false)?
+        .with("autoinstall_known_extensions", "false")?)
+}
+
+/// The lock-down every warehouse instance runs under, writer and readers
+/// alike (ARCHITECTURE.md, invariant "readers cannot write"): no external
+/// access — no file functions, `COPY`, `ATTACH`, `INSTALL`/`LOAD` — and the
+/// configuration frozen, so no connection can turn either back on. The
+/// writer needs neither: it loads through the Arrow appender and writes
+/// only its own database file, which DuckDB opens before the lock applies.
+fn locked(config: Config) -> Result<Config> {
+    Ok(config
+        .enable_external_access(false)?
+        .with("lock_configuration", "true")?)
 }
 
 /// Turns DuckDB's lock error into advice.
@@ -340,5 +365,7 @@ pub fn timestamp_literal(t: chrono::NaiveDateTime) -> String {
     format!("TIMESTAMP '{}'", timestamp_text(t))
 }
 
+#[cfg(test)]
+mod lockdown_tests;
 #[cfg(test)]
 mod migration_tests;

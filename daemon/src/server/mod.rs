@@ -1,7 +1,13 @@
 //! The daemon's local HTTP endpoint: read-only SQL and health, so that ops
 //! can query the warehouse while the daemon holds it open and writes to it;
 //! and the few writes ops make by hand while it runs (silences) plus rule
-//! previews, which need the warehouse the daemon holds.
+//! previews, which need the warehouse the daemon holds. Every request is
+//! authenticated ([`auth`]); the CLI's side is [`client`].
+
+pub mod auth;
+pub mod client;
+
+pub use client::{find_daemon, DaemonClient};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -44,13 +50,14 @@ pub struct PreviewRequest {
     pub rule: String,
 }
 
-pub fn router(wh: Arc<Warehouse>, config: Arc<conveyor_config::Config>) -> Router {
+pub fn router(wh: Arc<Warehouse>, config: Arc<conveyor_config::Config>, gate: auth::Gate) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/query", post(run_query))
         .route("/v1/silences", post(add_silence))
         .route("/v1/silences/{id}/remove", post(remove_silence))
         .route("/v1/preview", post(preview))
+        .layer(axum::middleware::from_fn_with_state(gate, auth::require_token))
         .with_state(AppState { wh, config })
 }
 
@@ -68,12 +75,25 @@ pub async fn serve(
                 "cannot listen on {listen} (server.listen); is another conveyor daemon running?"
             )
         })?;
-    tracing::info!(%listen, "query endpoint ready");
+    let gate = auth::Gate::new(auth::daemon_token(&config.server)?, &config.server);
+    let tls = config
+        .server
+        .tls
+        .as_ref()
+        .map(crate::tls::server_config)
+        .transpose()
+        .context("server.tls_cert / server.tls_key")?;
+    let app = router(wh, config, gate);
+    tracing::info!(%listen, tls = tls.is_some(), "query endpoint ready");
     Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(wh, config))
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
+        let served = match tls {
+            Some(tls) => match crate::tls::TlsListener::new(listener, tls) {
+                Ok(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await,
+                Err(e) => Err(e),
+            },
+            None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+        };
+        if let Err(e) = served {
             tracing::error!(error = %e, "query endpoint failed");
         }
     }))
@@ -91,9 +111,6 @@ async fn run_query(
     Json(req): Json<QueryRequest>,
 ) -> Result<Json<QueryResult>, (StatusCode, Json<ErrorBody>)> {
     let bad = |code: StatusCode, e: String| (code, Json(ErrorBody { error: e }));
-    if let Err(e) = query::check_read_only(&req.sql) {
-        return Err(bad(StatusCode::BAD_REQUEST, e));
-    }
     let wh = s.wh.clone();
     let result = tokio::task::spawn_blocking(move || {
         let conn = wh.connection()?;
@@ -103,7 +120,7 @@ async fn run_query(
     .map_err(|e| bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     result
         .map(Json)
-        .map_err(|e| bad(StatusCode::BAD_REQUEST, format!("{e:#}")))
+        .map_err(|e| bad(StatusCode::BAD_REQUEST, query::clean_error(&format!("{e:#}"))))
 }
 
 type Failure = (StatusCode, Json<ErrorBody>);
@@ -132,6 +149,8 @@ async fn add_silence(
     State(s): State<AppState>,
     Json(req): Json<crate::rules::silence::NewSilence>,
 ) -> Result<Json<i64>, Failure> {
+    crate::rules::silence::validate(&s.config, &req)
+        .map_err(|e| failure(StatusCode::BAD_REQUEST, e))?;
     let now = chrono::Utc::now().naive_utc();
     on_warehouse(s.wh, move |c| Ok(crate::rules::silence::add(c, &req, now)?))
         .await
@@ -160,88 +179,4 @@ async fn preview(
     })
     .await
     .map(Json)
-}
-
-/// Client side: a daemon serving this warehouse on `listen`, if one runs.
-pub async fn find_daemon(listen: SocketAddr, warehouse: &std::path::Path) -> Option<DaemonClient> {
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(2))
-        .build()
-        .ok()?;
-    let base = format!("http://{listen}");
-    let health: Health = http
-        .get(format!("{base}/v1/health"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    let same = |a: &std::path::Path| std::fs::canonicalize(a).ok();
-    if same(&health.warehouse) != same(warehouse) {
-        tracing::warn!(%listen, theirs = %health.warehouse.display(), "a daemon on server.listen serves another warehouse; not using it");
-        return None;
-    }
-    // Queries may run long; only the health probe has a short timeout.
-    Some(DaemonClient {
-        http: reqwest::Client::new(),
-        base,
-    })
-}
-
-pub struct DaemonClient {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl DaemonClient {
-    pub async fn query(&self, sql: &str) -> Result<QueryResult> {
-        self.post(
-            "/v1/query",
-            &QueryRequest {
-                sql: sql.to_string(),
-            },
-        )
-        .await
-    }
-
-    pub async fn add_silence(&self, s: &crate::rules::silence::NewSilence) -> Result<i64> {
-        self.post("/v1/silences", s).await
-    }
-
-    pub async fn remove_silence(&self, id: i64) -> Result<bool> {
-        self.post(&format!("/v1/silences/{id}/remove"), &()).await
-    }
-
-    pub async fn preview(&self, rule: &str) -> Result<crate::rules::Preview> {
-        self.post(
-            "/v1/preview",
-            &PreviewRequest {
-                rule: rule.to_string(),
-            },
-        )
-        .await
-    }
-
-    async fn post<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &impl serde::Serialize,
-    ) -> Result<T> {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(body)
-            .send()
-            .await
-            .context("the daemon did not answer")?;
-        if resp.status().is_success() {
-            Ok(resp.json().await?)
-        } else {
-            let body: ErrorBody = resp.json().await.unwrap_or(ErrorBody {
-                error: "unknown error".into(),
-            });
-            anyhow::bail!(body.error)
-        }
-    }
 }
