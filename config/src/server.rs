@@ -28,6 +28,9 @@ pub struct ServerConfig {
     /// Where the generated token is kept when `token` is not set.
     pub token_file: PathBuf,
     pub tls: Option<TlsFiles>,
+    /// The CA certificate the local CLI trusts for `tls` (default: the
+    /// certificate itself, as for a self-signed one).
+    pub tls_ca: Option<PathBuf>,
     /// Host header values accepted besides loopback names and the listen
     /// address itself (DNS rebinding protection).
     pub allowed_hosts: Vec<String>,
@@ -58,6 +61,7 @@ pub(crate) struct RawServer {
     token: Option<Spanned<String>>,
     tls_cert: Option<Spanned<String>>,
     tls_key: Option<Spanned<String>>,
+    tls_ca: Option<Spanned<String>>,
     allowed_hosts: Option<Vec<Spanned<String>>>,
     postgres: Option<Spanned<RawPostgres>>,
 }
@@ -85,22 +89,35 @@ impl Checker<'_> {
     ) -> Option<ServerConfig> {
         let span = raw.as_ref().map(|r| r.span()).unwrap_or(0..0);
         let raw = raw.map(|r| r.into_inner());
-        let (listen_raw, token_raw, cert, key, hosts, postgres) = match raw {
+        let (listen_raw, token_raw, cert, key, ca, hosts, postgres) = match raw {
             Some(r) => (
                 r.listen,
                 r.token,
                 r.tls_cert,
                 r.tls_key,
+                r.tls_ca,
                 r.allowed_hosts,
                 r.postgres,
             ),
-            None => (None, None, None, None, None, None),
+            None => (None, None, None, None, None, None, None),
         };
         let listen = self.listen_addr(listen_raw.as_ref(), "server.listen", DEFAULT_LISTEN);
         let token = token_raw
             .as_ref()
             .and_then(|t| self.secret(t, "server.token"));
         let tls = self.tls_files(cert, key, "server", span.clone());
+        let tls_ca = ca.and_then(|c| {
+            let path = crate::resolve_relative(self.file(), c.get_ref());
+            if tls.is_none() {
+                self.error(c.span(), "server.tls_ca", "only used with tls_cert and tls_key");
+                None
+            } else if !path.is_file() {
+                self.error(c.span(), "server.tls_ca", format!("{} does not exist", path.display()));
+                None
+            } else {
+                Some(path)
+            }
+        });
         let postgres = postgres.and_then(|p| self.postgres(p));
         let listen = listen?;
         if !is_loopback(&listen) {
@@ -135,6 +152,7 @@ impl Checker<'_> {
             token,
             token_file,
             tls,
+            tls_ca,
             allowed_hosts: hosts
                 .into_iter()
                 .flatten()

@@ -279,3 +279,83 @@ async fn sql_surface_query_and_status_need_no_source_secrets() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).1.contains("SQL_SURFACE_SRC_KEY"));
 }
+
+fn python() -> String {
+    std::env::var("CONVEYOR_TEST_PYTHON").unwrap_or_else(|_| {
+        format!("{}/.cache/conveyor-venv/bin/python", std::env::var("HOME").unwrap())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_surface_https_endpoint_with_a_managed_token() {
+    let f = Fixture::new(RestMockConfig::default()).await;
+    f.write_config("", "");
+    // A throwaway CA and a certificate for localhost / 127.0.0.1 (trustme).
+    let made = std::process::Command::new(python())
+        .arg("-c")
+        .arg(
+            "import trustme, sys; ca = trustme.CA(); c = ca.issue_cert('localhost', '127.0.0.1'); \
+             c.private_key_pem.write_to_path(sys.argv[1] + '/key.pem'); \
+             c.cert_chain_pems[0].write_to_path(sys.argv[1] + '/cert.pem'); \
+             ca.cert_pem.write_to_path(sys.argv[1] + '/ca.pem')",
+        )
+        .arg(f.dir.path())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let config = std::fs::read_to_string(f.config()).unwrap().replace(
+        "[server]\n",
+        "[server]\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\ntls_ca = \"ca.pem\"\ntoken = \"env:SQL_SURFACE_TOKEN\"\n",
+    );
+    std::fs::write(f.config(), config).unwrap();
+    let token = "a-token-the-team-manages";
+    let env = [("SQL_SURFACE_TOKEN", token)];
+    assert!(f.conveyor_env(&["sync"], &env).await.status.success());
+
+    let log = std::fs::File::create(f.path("daemon.log")).unwrap();
+    let daemon = tokio::process::Command::new(BIN)
+        .arg("--config")
+        .arg(f.config())
+        .arg("run")
+        .env("SQL_SURFACE_TOKEN", token)
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let listen = std::fs::read_to_string(f.config())
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = \"").map(|l| l.trim_end_matches('"').to_string()))
+        .unwrap();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(f.path("ca.pem")).unwrap()).unwrap();
+    let https = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let health = format!("https://{listen}/v1/health");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while https.get(&health).send().await.is_err() {
+        assert!(Instant::now() < deadline, "no TLS endpoint came up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!f.path("wh.duckdb.token").exists(), "a managed token needs no token file");
+    assert_eq!(https.get(&health).send().await.unwrap().status(), 401);
+    let ok = https.get(&health).bearer_auth(token).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    // Plain HTTP gets no answer from a TLS endpoint.
+    let plain = reqwest::Client::new()
+        .get(format!("http://{listen}/v1/health"))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    // The CLI goes through the daemon over TLS with the managed token.
+    let out = f
+        .conveyor_env(&["query", "SELECT count(*) AS n FROM src.items", "--format", "csv"], &env)
+        .await;
+    assert_eq!(text(&out).0, "n\n250\n", "{:?}", text(&out));
+    let log = std::fs::read_to_string(f.path("daemon.log")).unwrap();
+    assert!(!log.contains(token), "the token was logged");
+    stop(daemon).await;
+}

@@ -62,8 +62,9 @@ fn endpoint(server: &ServerConfig) -> Result<(String, Builder)> {
     let Some(tls) = &server.tls else {
         return Ok((format!("http://{addr}"), Box::new(|| Ok(reqwest::Client::builder()))));
     };
-    let pem = std::fs::read(&tls.cert)
-        .with_context(|| format!("cannot read server.tls_cert {}", tls.cert.display()))?;
+    let trusted = server.tls_ca.as_ref().unwrap_or(&tls.cert);
+    let pem = std::fs::read(trusted)
+        .with_context(|| format!("cannot read {}", trusted.display()))?;
     let host = server.allowed_hosts.first().cloned();
     let base = match &host {
         Some(h) => format!("https://{h}:{}", addr.port()),
