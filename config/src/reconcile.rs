@@ -74,8 +74,13 @@ pub struct KeyPair {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Normalize {
+    /// Strip leading and trailing whitespace, Unicode's included (tabs,
+    /// non-breaking and zero-width spaces).
     Trim,
     Lower,
+    /// An e-mail address as a key: every whitespace character removed
+    /// (an address holds none), lower-cased.
+    Email,
     /// Keep digits only (phone numbers, ids with punctuation).
     Digits,
 }
@@ -339,7 +344,7 @@ impl Checker<'_> {
                     Some("trim") => normalize.push(Normalize::Trim),
                     Some("lower") => normalize.push(Normalize::Lower),
                     Some("digits") | Some("phone") => normalize.push(Normalize::Digits),
-                    Some("email") => normalize.extend([Normalize::Trim, Normalize::Lower]),
+                    Some("email") => normalize.push(Normalize::Email),
                     other => {
                         let what = other
                             .map(|o| format!("unknown normalisation `{o}`"))
@@ -494,7 +499,7 @@ compare = [{ name = "fee", left = "fee", right = "amount", absolute = 0.5 }, { l
         assert_eq!(r.cardinality, Cardinality::OneToMany);
         assert_eq!(
             r.keys[0].normalize,
-            vec![Normalize::Trim, Normalize::Lower, Normalize::Digits]
+            vec![Normalize::Email, Normalize::Digits]
         );
         assert_eq!(r.keys[1].window_days, Some(7));
         assert_eq!(r.compare[0].tolerance, Tolerance::Absolute(0.5));

@@ -129,7 +129,8 @@ pub fn refresh(conn: &Connection, config: &Config) -> anyhow::Result<Vec<Mapping
         ));
     }
     ddl.push(format!(
-        "CREATE OR REPLACE VIEW model.people AS {PEOPLE_SQL}"
+        "CREATE OR REPLACE VIEW model.people AS {}",
+        PEOPLE_SQL.replace("{supervisor_email_key}", &email_key("supervisor_email"))
     ));
     conn.execute_batch("BEGIN TRANSACTION")?;
     let result = ddl.iter().try_for_each(|s| conn.execute_batch(s));
@@ -158,7 +159,7 @@ fn wrap(columns: &[(&str, Kind)], mappings: &[String]) -> String {
         .map(|(c, k)| format!("CAST({c} AS {}) AS {c}", k.sql_type()))
         .collect();
     if columns.iter().any(|(c, _)| *c == "email") {
-        select.push("nullif(lower(trim(CAST(email AS VARCHAR))), '') AS email_key".into());
+        select.push(format!("{} AS email_key", email_key("email")));
     }
     if columns.iter().any(|(c, _)| *c == "phone") {
         select.push(
@@ -182,6 +183,17 @@ fn wrap(columns: &[(&str, Kind)], mappings: &[String]) -> String {
     format!("SELECT {} FROM {from} AS mapped", select.join(", "))
 }
 
+/// Characters no e-mail address holds: ASCII and Unicode whitespace, plus
+/// the zero-width space and BOM that copy-paste leaves behind (RE2 syntax).
+pub const EMAIL_JUNK: &str = r"[\s\p{Z}\x{200B}\x{FEFF}]";
+
+/// `expr` as an e-mail key: every whitespace character removed, lower-cased,
+/// NULL when nothing is left. The one definition for the model's
+/// `email_key` and reconciliations' `normalize = "email"`.
+pub fn email_key(expr: &str) -> String {
+    format!("nullif(lower(regexp_replace(CAST({expr} AS VARCHAR), '{EMAIL_JUNK}', '', 'g')), '')")
+}
+
 /// One row per person (by normalised e-mail) with their id in each system.
 const PEOPLE_SQL: &str = "
 WITH a AS (SELECT email_key, min(ats_id) AS ats_id, any_value(first_name || ' ' || last_name) AS name,
@@ -191,7 +203,7 @@ WITH a AS (SELECT email_key, min(ats_id) AS ats_id, any_value(first_name || ' ' 
                   any_value(phone_key) AS phone_key
            FROM model.payroll_people WHERE email_key IS NOT NULL GROUP BY email_key),
      c AS (SELECT email_key, min(agent_id) AS agent_id, any_value(name) AS name, any_value(phone_key) AS phone_key,
-                  any_value(team) AS team, any_value(lower(trim(supervisor_email))) AS supervisor_email_key
+                  any_value(team) AS team, any_value({supervisor_email_key}) AS supervisor_email_key
            FROM model.contact_center_people WHERE email_key IS NOT NULL GROUP BY email_key)
 SELECT coalesce(a.email_key, p.email_key, c.email_key) AS email_key,
        coalesce(p.name, a.name, c.name) AS name,

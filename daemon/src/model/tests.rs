@@ -80,7 +80,9 @@ fn views_always_bind_and_people_joins_identities_on_normalised_email() {
          INSERT INTO hr.staff VALUES (1, 'Ana', 'Garcia', ' Ana.Garcia@Mail.Example ', '+1 (555) 010-0001'),
                                      (2, 'Ben', 'Okafor', 'ben@mail.example', NULL);
          CREATE TABLE hr.agents (agent VARCHAR, mail VARCHAR);
-         INSERT INTO hr.agents VALUES ('z-9', 'ana.garcia@mail.example'), ('z-7', 'cleo@mail.example');",
+         INSERT INTO hr.agents VALUES ('z-9', 'ana.garcia@mail.example'), ('z-7', 'cleo@mail.example'),
+                                      -- a tab, a non-breaking space, a zero-width space and capitals
+                                      ('z-5', chr(9) || 'Ben@Mail.Example' || chr(160)), ('z-4', chr(8203) || 'DEE@mail.example ');",
     );
     let c = config(
         r#"
@@ -103,7 +105,12 @@ contact_center_people = """SELECT agent AS agent_id, mail AS name, mail AS email
     assert_eq!(
         q("SELECT concat_ws(' ', email_key, coalesce(payroll_id, '-'), coalesce(agent_id, '-'), coalesce(phone_key, '-'))
            FROM model.people ORDER BY email_key"),
-        ["ana.garcia@mail.example 1 z-9 15550100001", "ben@mail.example 2 - -", "cleo@mail.example - z-7 -"]
+        [
+            "ana.garcia@mail.example 1 z-9 15550100001",
+            "ben@mail.example 2 z-5 -",
+            "cleo@mail.example - z-7 -",
+            "dee@mail.example - z-4 -"
+        ]
     );
     // Views nobody maps still exist, typed and empty, so later SQL binds.
     assert_eq!(

@@ -237,7 +237,14 @@ fn normalised(expr: &str, steps: &[Normalize]) -> String {
     let mut e = format!("CAST({expr} AS VARCHAR)");
     for step in steps {
         e = match step {
-            Normalize::Trim => format!("trim({e})"),
+            Normalize::Trim => format!(
+                "regexp_replace({e}, '^{j}+|{j}+$', '', 'g')",
+                j = crate::model::EMAIL_JUNK
+            ),
+            Normalize::Email => format!(
+                "lower(regexp_replace({e}, '{j}', '', 'g'))",
+                j = crate::model::EMAIL_JUNK
+            ),
             Normalize::Lower => format!("lower({e})"),
             Normalize::Digits => format!("regexp_replace({e}, '[^0-9]', '', 'g')"),
         };
