@@ -55,7 +55,7 @@ pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
         .and_hms_opt(6, 0, 0)
         .expect("a valid time");
     drop(sb);
-    reconcile(&wh, &config)?;
+    reconcile(&wh, &config, today)?;
     {
         // Delivery blocks on SMTP and HTTP: off the async workers, which
         // serve the demo's receivers meanwhile.
@@ -104,10 +104,15 @@ pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
 
 /// Builds the unified model over what was synced and runs the built-in
 /// recipes, printing what each found.
-fn reconcile(wh: &Warehouse, config: &conveyor_config::Config) -> Result<()> {
+fn reconcile(
+    wh: &Warehouse,
+    config: &conveyor_config::Config,
+    today: chrono::NaiveDateTime,
+) -> Result<()> {
     println!("\nReconciling the systems against each other (built-in recipes over the model.* views) …\n");
     let recons: Vec<_> = config.reconciles.iter().collect();
-    let outcomes = crate::recon::after::refresh_and_run(wh, config, &recons, "demo")?;
+    let outcomes =
+        crate::recon::after::refresh_and_run_at(wh, config, &recons, "demo", Some(today))?;
     let ids: Vec<i64> = outcomes
         .iter()
         .filter_map(|o| o.as_ref().ok().map(|s| s.run_id))

@@ -21,10 +21,21 @@ pub fn refresh_and_run(
     recons: &[&ReconcileConfig],
     trigger: &str,
 ) -> anyhow::Result<Vec<Result<RunSummary, ReconError>>> {
+    refresh_and_run_at(wh, config, recons, trigger, None)
+}
+
+/// [`refresh_and_run`] as of `as_of` (the demo runs as of its sandbox's today).
+pub fn refresh_and_run_at(
+    wh: &Warehouse,
+    config: &Config,
+    recons: &[&ReconcileConfig],
+    trigger: &str,
+    as_of: Option<chrono::NaiveDateTime>,
+) -> anyhow::Result<Vec<Result<RunSummary, ReconError>>> {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let conn = wh.connection()?;
     crate::model::refresh(&conn, config)?;
-    Ok(run_all(&conn, recons, trigger))
+    Ok(run_all(&conn, recons, trigger, as_of))
 }
 
 /// The reconciliations that follow any of `synced`, each with the trigger
@@ -60,7 +71,7 @@ pub async fn after_sync(
         crate::model::refresh(&conn, &config)?;
         let mut out = Vec::new();
         for (recon, trigger) in following(&config, &synced) {
-            out.extend(run_all(&conn, &[recon], &trigger).into_iter().flatten());
+            out.extend(run_all(&conn, &[recon], &trigger, None).into_iter().flatten());
         }
         // Then the rules that follow those sources or the reconciliations
         // that just succeeded, so they measure fresh data (logged only).

@@ -60,11 +60,24 @@ pub fn run(
     cfg: &ReconcileConfig,
     trigger: &str,
 ) -> Result<RunSummary, ReconError> {
+    run_at(conn, cfg, trigger, None)
+}
+
+/// [`run`] as of `as_of` (default: now). The relations see it as
+/// `getvariable('conveyor_now')`, as rule measures do, so a reconciliation
+/// "as of" a date gives the same answer whenever it runs.
+pub fn run_at(
+    conn: &Connection,
+    cfg: &ReconcileConfig,
+    trigger: &str,
+    as_of: Option<chrono::NaiveDateTime>,
+) -> Result<RunSummary, ReconError> {
     let started = Instant::now();
     let store = |source| ReconError::Store {
         name: cfg.name.clone(),
         source,
     };
+    set_clock(conn, as_of).map_err(store)?;
     let run_id: i64 = conn
         .query_row("SELECT nextval('conveyor.recon_run_ids')", [], |r| r.get(0))
         .map_err(store)?;
@@ -162,11 +175,12 @@ pub fn run_all(
     conn: &Connection,
     recons: &[&ReconcileConfig],
     trigger: &str,
+    as_of: Option<chrono::NaiveDateTime>,
 ) -> Vec<Result<RunSummary, ReconError>> {
     recons
         .iter()
         .map(|r| {
-            let result = run(conn, r, trigger);
+            let result = run_at(conn, r, trigger, as_of);
             match &result {
                 Ok(s) => tracing::info!(reconciliation = %s.reconciliation, run_id = s.run_id, exceptions = s.exceptions(), "reconciled"),
                 Err(e) => tracing::error!(error = %e, "reconciliation failed"),
@@ -189,10 +203,21 @@ pub struct RelationProblem {
     pub not_there_yet: bool,
 }
 
+/// Sets `getvariable('conveyor_now')` for the relations: `as_of`, or now.
+fn set_clock(conn: &Connection, as_of: Option<chrono::NaiveDateTime>) -> duckdb::Result<()> {
+    let now = match as_of {
+        Some(t) => crate::warehouse::timestamp_literal(t),
+        None => "make_timestamp(epoch_us(now()))".to_string(),
+    };
+    conn.execute_batch(&format!("SET VARIABLE conveyor_now = {now}"))
+}
+
 /// For `conveyor check`: binds each side's relation with its key and
 /// compared expressions on `conn` (read-only is enough; no row is read).
 pub fn check_relations(conn: &Connection, cfg: &ReconcileConfig) -> Vec<RelationProblem> {
     let mut out = Vec::new();
+    // Relations may read the clock; give it a typed value so they bind.
+    let _ = set_clock(conn, None);
     for (side, relation) in [("left", &cfg.left), ("right", &cfg.right)] {
         let pick = |l: &String, r: &String| if side == "left" { l.clone() } else { r.clone() };
         let exprs: Vec<String> = cfg

@@ -68,8 +68,8 @@ compare = [{ name = "start", left = "start_date", right = "hire_date", days = 3 
 name = "invoices_unpaid_past_due"
 after = ["{accounting}"]
 cardinality = "1:n"
-# Today in UTC (`current_date` needs DuckDB's ICU extension).
-left = { sql = "SELECT * FROM model.invoices WHERE due_date < CAST(make_timestamp(epoch_us(now())) AS DATE)" }
+# Past due as of the run's clock (now, or the "as of" a run is given).
+left = { sql = "SELECT * FROM model.invoices WHERE due_date < CAST(getvariable('conveyor_now') AS DATE)" }
 right = { table = "model.payments" }
 keys = [{ left = "invoice_id" }]
 compare = [{ left = "amount", absolute = 0.01 }]

@@ -312,3 +312,30 @@ fn a_broken_relation_is_a_failed_run_on_record() {
         .unwrap();
     assert_eq!(leaked, 0, "a failed run leaves no partial results");
 }
+
+#[test]
+fn recon_relations_see_the_runs_clock_and_unicode_blanks_are_trimmed() {
+    let d = db("CREATE TABLE inv (id INT, due DATE);
+                INSERT INTO inv VALUES (1, DATE '2026-10-01'), (2, DATE '2026-11-15');
+                CREATE TABLE l (k VARCHAR); INSERT INTO l VALUES (chr(9) || 'a' || chr(160)), ('b');
+                CREATE TABLE r (k VARCHAR); INSERT INTO r VALUES ('a'), ('b' || chr(8203));");
+    let mut r = recon(vec![key("id", "id", &[])], vec![]);
+    r.left = Relation::Sql(
+        "SELECT * FROM inv WHERE due < CAST(getvariable('conveyor_now') AS DATE)".into(),
+    );
+    r.right = Relation::Table("inv".into());
+    let as_of = |d: &str| {
+        chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+    };
+    // As of November 2nd only invoice 1 is past due; as of December 1st both.
+    let early = run_at(&d.conn, &r, "manual", as_of("2026-11-02")).unwrap();
+    assert_eq!((early.left_rows, early.count("missing_left")), (1, 1));
+    let late = run_at(&d.conn, &r, "manual", as_of("2026-12-01")).unwrap();
+    assert_eq!((late.left_rows, late.count("matched")), (2, 2));
+
+    let trimmed = recon(vec![key("k", "k", &[Normalize::Trim])], vec![]);
+    let s = run(&d.conn, &trimmed, "manual").unwrap();
+    assert_eq!(s.count("matched"), 2, "{:?}", statuses(&d.conn, s.run_id));
+}
