@@ -29,7 +29,7 @@ pub use diagnostics::{ConfigErrors, Diagnostic};
 pub use mapping::{ModelConfig, PresetUse, ViewMapping, MAPPED_VIEWS, MODEL_PRESETS};
 pub use model::*;
 pub use reconcile::{
-    Cardinality, ComparePair, KeyPair, Normalize, ReconcileConfig, Relation, Tolerance,
+    Cardinality, ComparePair, KeyPair, Normalize, Pairing, ReconcileConfig, Relation, Tolerance,
 };
 pub use rules::{Direction, Peer, PeerCondition, RuleConfig};
 pub use secret::{Secret, SecretRef};

@@ -34,6 +34,7 @@ pub struct ReconcileConfig {
     pub keys: Vec<KeyPair>,
     pub compare: Vec<ComparePair>,
     pub cardinality: Cardinality,
+    pub pairing: Pairing,
     /// Run after any of these sources finishes a sync.
     pub after: Vec<String>,
     /// Run on this schedule as well (daemon only).
@@ -70,6 +71,24 @@ pub struct KeyPair {
     pub right: String,
     pub normalize: Vec<Normalize>,
     pub window_days: Option<u32>,
+    /// An id only some rows carry (`pairing = "best"` only): two rows that
+    /// both carry it pair on it alone, whatever the other keys say; a row
+    /// without it pairs by the other keys.
+    pub optional: bool,
+}
+
+/// How candidate pairs become result pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pairing {
+    /// Every pair whose keys match is a pair; a row with several partners
+    /// is a `duplicate`.
+    All,
+    /// Each row pairs at most once, closest first (an optional id matching,
+    /// then the fewest days apart on window keys, then the smallest
+    /// difference in compared numbers); rows left over are missing, never
+    /// duplicates. For keys that legitimately repeat, such as a client's
+    /// cohort of hires starting on one Monday.
+    Best,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +143,7 @@ pub(crate) struct RawReconcile {
     #[serde(default)]
     compare: Vec<Spanned<RawCompare>>,
     cardinality: Option<Spanned<String>>,
+    pairing: Option<Spanned<String>>,
     after: Option<Vec<Spanned<String>>>,
     schedule: Option<Spanned<String>>,
     timezone: Option<Spanned<String>>,
@@ -150,6 +170,7 @@ struct RawKey {
     right: Option<Spanned<String>>,
     normalize: Option<Spanned<toml::Value>>,
     window_days: Option<Spanned<u32>>,
+    optional: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,9 +265,33 @@ impl Checker<'_> {
                         keys.push(k);
                     }
                 }
-                if !keys.is_empty() && keys.iter().all(|k| k.window_days.is_some()) {
+                if !keys.is_empty() && keys.iter().all(|k| k.window_days.is_some() || k.optional) {
                     self.error(list.span(), &format!("{key}.keys"), "at least one key must match exactly (without window_days)")
                         .hint("a date window alone would pair every row with every other row of those days");
+                }
+            }
+        }
+        let pairing = match raw.pairing.as_ref().map(|p| p.get_ref().as_str()) {
+            None | Some("all") => Pairing::All,
+            Some("best") => Pairing::Best,
+            Some(other) => {
+                let at = raw.pairing.as_ref().map(|p| p.span()).unwrap_or(span.clone());
+                self.error(at, &format!("{key}.pairing"), format!("unknown pairing `{other}`"))
+                    .hint("\"all\" (every matching pair; several partners are duplicates) or \"best\" (each row once, closest first)");
+                Pairing::All
+            }
+        };
+        if pairing == Pairing::Best && cardinality == Cardinality::OneToMany {
+            let at = raw.pairing.as_ref().map(|p| p.span()).unwrap_or(span.clone());
+            self.error(at, &format!("{key}.pairing"), "pairing = \"best\" pairs rows 1:1")
+                .hint("leave cardinality at 1:1, or drop pairing for 1:N allocation");
+        }
+        if pairing == Pairing::All {
+            if let Some(list) = &raw.keys {
+                for (j, k) in list.get_ref().iter().enumerate() {
+                    if let Some(o) = k.get_ref().optional.as_ref().filter(|o| *o.get_ref()) {
+                        self.error(o.span(), &format!("{key}.keys[{j}].optional"), "an optional key needs pairing = \"best\"");
+                    }
                 }
             }
         }
@@ -290,6 +335,7 @@ impl Checker<'_> {
             keys,
             compare,
             cardinality,
+            pairing,
             after,
             schedule: schedule.flatten(),
             at: self.located(span, key),
@@ -356,6 +402,11 @@ impl Checker<'_> {
                 }
             }
         }
+        let optional = k.optional.as_ref().is_some_and(|o| *o.get_ref());
+        if let (true, Some(w)) = (optional, &k.window_days) {
+            self.error(w.span(), &format!("{key}.optional"), "an optional key matches exactly; drop window_days");
+            return None;
+        }
         if let Some(w) = &k.window_days {
             if !normalize.is_empty() {
                 self.error(
@@ -376,6 +427,7 @@ impl Checker<'_> {
             left,
             normalize,
             window_days: k.window_days.as_ref().map(|w| *w.get_ref()),
+            optional,
         })
     }
 

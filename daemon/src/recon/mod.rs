@@ -121,13 +121,20 @@ pub fn run_at(
 /// Builds the temporary tables and inserts the results; returns the row
 /// counts of both sides.
 fn compute(conn: &Connection, cfg: &ReconcileConfig, run_id: i64) -> duckdb::Result<(i64, i64)> {
-    let mut statements = plan::prepare(cfg);
-    statements.push(plan::insert_results(cfg, run_id));
-    for statement in statements {
+    for statement in plan::prepare(cfg) {
         let started = Instant::now();
         conn.execute_batch(&statement)?;
         tracing::debug!(reconciliation = %cfg.name, ms = started.elapsed().as_millis() as u64, sql = %statement, "recon step");
     }
+    if cfg.pairing == conveyor_config::Pairing::Best {
+        let started = Instant::now();
+        let mut rounds = 0;
+        while conn.execute(plan::ASSIGN_ROUND, [])? > 0 {
+            rounds += 1;
+        }
+        tracing::debug!(reconciliation = %cfg.name, rounds, ms = started.elapsed().as_millis() as u64, "best pairing");
+    }
+    conn.execute_batch(&plan::insert_results(cfg, run_id))?;
     conn.query_row(
         "SELECT (SELECT count(*) FROM recon_l), (SELECT count(*) FROM recon_r)",
         [],
@@ -137,7 +144,8 @@ fn compute(conn: &Connection, cfg: &ReconcileConfig, run_id: i64) -> duckdb::Res
 
 fn drop_temp(conn: &Connection) {
     let _ = conn.execute_batch(
-        "DROP TABLE IF EXISTS recon_l; DROP TABLE IF EXISTS recon_r; DROP TABLE IF EXISTS recon_p;",
+        "DROP TABLE IF EXISTS recon_l; DROP TABLE IF EXISTS recon_r; DROP TABLE IF EXISTS recon_p;
+         DROP TABLE IF EXISTS recon_c;",
     );
 }
 

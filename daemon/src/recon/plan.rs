@@ -9,7 +9,7 @@
 //! 3. results: compared pairs (1:1) or allocations (1:N), then the rows
 //!    nobody paired with, all inserted into `conveyor.recon_results`.
 
-use conveyor_config::{Cardinality, ComparePair, Normalize, ReconcileConfig, Tolerance};
+use conveyor_config::{Cardinality, ComparePair, Normalize, Pairing, ReconcileConfig, Tolerance};
 
 use crate::warehouse::literal;
 
@@ -34,7 +34,9 @@ pub fn prepare(cfg: &ReconcileConfig) -> Vec<String> {
                 }
                 None => {
                     cols.push(format!("{} AS k{i}", normalised(expr, &k.normalize)));
-                    exact.push(format!("k{i}"));
+                    if !k.optional {
+                        exact.push(format!("k{i}"));
+                    }
                     display.push(format!("k{i}"));
                 }
             }
@@ -50,7 +52,8 @@ pub fn prepare(cfg: &ReconcileConfig) -> Vec<String> {
             (side, cfg.cardinality),
             (Side::Right, Cardinality::OneToMany)
         );
-        let same_key = if windowed || many {
+        let best = cfg.pairing == Pairing::Best;
+        let same_key = if windowed || many || best {
             "1".to_string()
         } else {
             let any_null: Vec<String> = exact.iter().map(|k| format!("{k} IS NULL")).collect();
@@ -69,22 +72,80 @@ pub fn prepare(cfg: &ReconcileConfig) -> Vec<String> {
         ));
     }
     let mut on: Vec<String> = Vec::new();
+    let mut ids_match: Vec<String> = Vec::new();
+    let mut ids_absent: Vec<String> = Vec::new();
+    let mut days: Vec<String> = Vec::new();
     for (i, k) in cfg.keys.iter().enumerate() {
         match k.window_days {
-            Some(days) => on.push(format!("abs(date_diff('day', l.w{i}, r.w{i})) <= {days}")),
+            Some(d) => {
+                on.push(format!("abs(date_diff('day', l.w{i}, r.w{i})) <= {d}"));
+                days.push(format!("coalesce(abs(date_diff('day', l.w{i}, r.w{i})), 0)"));
+            }
+            None if k.optional => {
+                ids_match.push(format!("l.k{i} = r.k{i}"));
+                ids_absent.push(format!("l.k{i} IS NULL OR r.k{i} IS NULL"));
+            }
             None => on.push(format!("l.k{i} = r.k{i}")),
         }
     }
-    out.push(format!(
-        "CREATE OR REPLACE TEMP TABLE recon_p AS \
-         SELECT l.rid AS lrid, r.rid AS rrid, \
-                count(*) OVER (PARTITION BY l.rid) AS n_for_left, \
-                count(*) OVER (PARTITION BY r.rid) AS n_for_right \
-         FROM recon_l l JOIN recon_r r ON {}",
-        on.join(" AND ")
-    ));
+    let on = on.join(" AND ");
+    let condition = if ids_match.is_empty() {
+        on
+    } else {
+        // Rows that both carry the id pair on it alone; others by the keys.
+        format!(
+            "({}) OR (({}) AND {on})",
+            ids_match.join(" AND "),
+            ids_absent.join(" OR ")
+        )
+    };
+    match cfg.pairing {
+        Pairing::All => out.push(format!(
+            "CREATE OR REPLACE TEMP TABLE recon_p AS \
+             SELECT l.rid AS lrid, r.rid AS rrid, \
+                    count(*) OVER (PARTITION BY l.rid) AS n_for_left, \
+                    count(*) OVER (PARTITION BY r.rid) AS n_for_right \
+             FROM recon_l l JOIN recon_r r ON {condition}"
+        )),
+        Pairing::Best => {
+            // Candidates with their closeness; `assign_round` then takes
+            // the pairs that are each other's closest, round after round.
+            let id_miss = if ids_match.is_empty() {
+                "0".to_string()
+            } else {
+                format!("CASE WHEN {} THEN 0 ELSE 1 END", ids_match.join(" AND "))
+            };
+            let days = if days.is_empty() { "0".to_string() } else { days.join(" + ") };
+            let delta: Vec<String> = (0..cfg.compare.len())
+                .map(|i| format!("coalesce(abs(TRY_CAST(r.c{i} AS DOUBLE) - TRY_CAST(l.c{i} AS DOUBLE)), 0)"))
+                .collect();
+            let delta = if delta.is_empty() { "0".to_string() } else { delta.join(" + ") };
+            out.push(format!(
+                "CREATE OR REPLACE TEMP TABLE recon_c AS \
+                 SELECT l.rid AS lrid, r.rid AS rrid, {id_miss} AS id_miss, {days} AS days, {delta} AS delta \
+                 FROM recon_l l JOIN recon_r r ON {condition}"
+            ));
+            out.push(
+                "CREATE OR REPLACE TEMP TABLE recon_p (lrid BIGINT, rrid BIGINT, n_for_left BIGINT, n_for_right BIGINT)"
+                    .into(),
+            );
+        }
+    }
     out
 }
+
+/// One round of best pairing: every still-free candidate pair in which
+/// each row is the other's closest (ties by row order) becomes a pair. The
+/// closest free pair overall always qualifies, so each round pairs at
+/// least one until no candidates are left; run it until it inserts none.
+pub const ASSIGN_ROUND: &str = "INSERT INTO recon_p \
+     SELECT lrid, rrid, 1, 1 FROM ( \
+       SELECT lrid, rrid, \
+              row_number() OVER (PARTITION BY lrid ORDER BY id_miss, days, delta, rrid) AS for_left, \
+              row_number() OVER (PARTITION BY rrid ORDER BY id_miss, days, delta, lrid) AS for_right \
+       FROM recon_c \
+       WHERE lrid NOT IN (SELECT lrid FROM recon_p) AND rrid NOT IN (SELECT rrid FROM recon_p)) \
+     WHERE for_left = 1 AND for_right = 1";
 
 /// The statement that writes every result row of run `run_id`.
 pub fn insert_results(cfg: &ReconcileConfig, run_id: i64) -> String {
@@ -280,5 +341,6 @@ pub(crate) fn key(left: &str, right: &str, normalize: &[Normalize]) -> conveyor_
         right: right.into(),
         normalize: normalize.to_vec(),
         window_days: None,
+        optional: false,
     }
 }

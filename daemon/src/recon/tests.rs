@@ -31,6 +31,7 @@ fn recon(keys: Vec<KeyPair>, compare: Vec<ComparePair>) -> ReconcileConfig {
         keys,
         compare,
         cardinality: Cardinality::OneToOne,
+        pairing: conveyor_config::Pairing::All,
         after: vec![],
         schedule: None,
         at: Located {
@@ -236,6 +237,7 @@ fn a_date_window_key_pairs_rows_close_in_time() {
                 right: "txn".into(),
                 normalize: vec![],
                 window_days: Some(7),
+                optional: false,
             },
         ],
         vec![],
@@ -338,4 +340,54 @@ fn recon_relations_see_the_runs_clock_and_unicode_blanks_are_trimmed() {
     let trimmed = recon(vec![key("k", "k", &[Normalize::Trim])], vec![]);
     let s = run(&d.conn, &trimmed, "manual").unwrap();
     assert_eq!(s.count("matched"), 2, "{:?}", statuses(&d.conn, s.run_id));
+}
+
+#[test]
+fn recon_best_pairing_takes_each_row_once_and_prefers_a_shared_id() {
+    // A cohort of three hires for one client starting the same Monday, two
+    // invoiced; a fourth hire whose invoice names the client differently
+    // but carries the placement's id.
+    let d = db("CREATE TABLE l (pid VARCHAR, client VARCHAR, start DATE, fee DOUBLE);
+                INSERT INTO l VALUES ('p1', 'Acme', DATE '2026-03-09', 10000), ('p2', 'Acme', DATE '2026-03-09', 12000),
+                                     ('p3', 'Acme', DATE '2026-03-09', 15000), ('p9', 'Initech', DATE '2026-03-09', 9000);
+                CREATE TABLE r (pid VARCHAR, customer VARCHAR, txn DATE, amount DOUBLE);
+                INSERT INTO r VALUES (NULL, 'Acme', DATE '2026-03-10', 12000), (NULL, 'Acme', DATE '2026-03-11', 10000),
+                                     ('p9', 'Initech Corp', DATE '2026-03-20', 9000);");
+    let mut cfg = recon(
+        vec![
+            KeyPair {
+                optional: true,
+                ..key("pid", "pid", &[])
+            },
+            key("client", "customer", &[Normalize::Trim, Normalize::Lower]),
+            KeyPair {
+                window_days: Some(7),
+                ..key("start", "txn", &[])
+            },
+        ],
+        vec![ComparePair {
+            name: "fee".into(),
+            left: "fee".into(),
+            right: "amount".into(),
+            tolerance: Tolerance::Absolute(0.01),
+        }],
+    );
+    cfg.pairing = conveyor_config::Pairing::Best;
+    let s = run(&d.conn, &cfg, "manual").unwrap();
+    assert_eq!(
+        (s.count("matched"), s.count("missing_right"), s.count("duplicate"), s.count("mismatched")),
+        (3, 1, 0, 0),
+        "{:?}",
+        statuses(&d.conn, s.run_id)
+    );
+    let rows = statuses(&d.conn, s.run_id);
+    assert!(rows.contains(&("p3|acme|2026-03-09".into(), "-".into(), "missing_right".into())), "{rows:?}");
+
+    // The same data paired every-with-every reports the cohort as duplicates.
+    let mut all = cfg.clone();
+    all.pairing = conveyor_config::Pairing::All;
+    all.keys[0].optional = false;
+    all.keys.remove(0);
+    let s = run(&d.conn, &all, "manual").unwrap();
+    assert!(s.count("duplicate") >= 5, "{:?}", statuses(&d.conn, s.run_id));
 }
