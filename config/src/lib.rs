@@ -26,7 +26,9 @@ pub use actions::{
     DEFAULT_MAX_ATTEMPTS,
 };
 pub use diagnostics::{ConfigErrors, Diagnostic};
-pub use mapping::{ModelConfig, PresetUse, ViewMapping, MAPPED_VIEWS, MODEL_PRESETS};
+pub use mapping::{
+    ModelConfig, PresetUse, ViewMapping, MAPPED_VIEWS, MODEL_PRESETS, PRESET_OPTIONS,
+};
 pub use model::*;
 pub use reconcile::{
     Cardinality, ComparePair, KeyPair, Normalize, Pairing, ReconcileConfig, Relation, Tolerance,

@@ -13,6 +13,7 @@ use crate::validate::Checker;
 /// views and is not mapped directly.
 pub const MAPPED_VIEWS: &[&str] = &[
     "ats_people",
+    "hires",
     "payroll_people",
     "contact_center_people",
     "placements",
@@ -26,7 +27,7 @@ pub const MAPPED_VIEWS: &[&str] = &[
 /// Built-in mappings over the vendor connectors' tables (the preset is
 /// named after the source `type`): preset name and the views it fills.
 pub const MODEL_PRESETS: &[(&str, &[&str])] = &[
-    ("greenhouse", &["ats_people", "placements"]),
+    ("greenhouse", &["ats_people", "hires", "placements"]),
     ("quickbooks", &["invoices", "payments"]),
     ("gusto", &["payroll_people", "payroll_lines"]),
     (
@@ -34,6 +35,15 @@ pub const MODEL_PRESETS: &[(&str, &[&str])] = &[
         &["contact_center_people", "agent_daily", "evaluations"],
     ),
     ("zendesk_talk", &["agent_daily"]),
+];
+
+/// Options a preset takes (`ats = { preset = "greenhouse", client_field =
+/// "client" }`): the custom fields a company defined for itself, by their
+/// `name_key` (Greenhouse) or name (QuickBooks), and their defaults.
+pub const PRESET_OPTIONS: &[(&str, &str, &str)] = &[
+    ("greenhouse", "client_field", "client_company"),
+    ("greenhouse", "placement_fee_field", "placement_fee"),
+    ("quickbooks", "placement_id_field", "Placement ID"),
 ];
 
 /// The validated `[model]` section.
@@ -49,7 +59,15 @@ pub struct ModelConfig {
 pub struct PresetUse {
     pub source: String,
     pub preset: String,
+    /// Every option of the preset ([`PRESET_OPTIONS`]), set or defaulted.
+    pub options: BTreeMap<String, String>,
     pub at: Located,
+}
+
+impl PresetUse {
+    pub fn option(&self, name: &str) -> &str {
+        self.options.get(name).map_or("", String::as_str)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -62,7 +80,7 @@ pub struct ViewMapping {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawModel {
-    presets: Option<BTreeMap<String, Spanned<String>>>,
+    presets: Option<BTreeMap<String, Spanned<toml::Value>>>,
     views: Option<BTreeMap<String, Spanned<String>>>,
 }
 
@@ -70,30 +88,78 @@ impl Checker<'_> {
     pub(crate) fn model(&mut self, raw: Option<RawModel>, sources: &[String]) -> ModelConfig {
         let mut out = ModelConfig::default();
         let Some(raw) = raw else { return out };
-        for (source, preset) in raw.presets.into_iter().flatten() {
+        for (source, value) in raw.presets.into_iter().flatten() {
             let key = format!("model.presets.{source}");
+            let span = value.span();
+            let mut given: BTreeMap<String, Spanned<String>> = BTreeMap::new();
+            let preset = match value.get_ref() {
+                toml::Value::String(p) => p.clone(),
+                toml::Value::Table(t) => {
+                    for (k, v) in t {
+                        match (k.as_str(), v) {
+                            ("preset", _) => {}
+                            (k, toml::Value::String(v)) => {
+                                given.insert(k.to_string(), Spanned::new(span.clone(), v.clone()));
+                            }
+                            (k, _) => {
+                                self.error(span.clone(), &format!("{key}.{k}"), "must be a string");
+                            }
+                        }
+                    }
+                    match t.get("preset").and_then(|p| p.as_str()) {
+                        Some(p) => p.to_string(),
+                        None => {
+                            self.error(span.clone(), &key, "missing key `preset`")
+                                .hint("e.g. ats = { preset = \"greenhouse\", client_field = \"client_company\" }");
+                            continue;
+                        }
+                    }
+                }
+                _ => {
+                    self.error(span.clone(), &key, "must be a preset name or a table with `preset`");
+                    continue;
+                }
+            };
             if !sources.contains(&source) {
-                self.error(preset.span(), &key, format!("no source named `{source}`"))
+                self.error(span.clone(), &key, format!("no source named `{source}`"))
                     .hint(format!("configured sources: {}", sources.join(", ")));
                 continue;
             }
-            if !MODEL_PRESETS.iter().any(|(p, _)| p == preset.get_ref()) {
+            if !MODEL_PRESETS.iter().any(|(p, _)| *p == preset) {
                 let names: Vec<&str> = MODEL_PRESETS.iter().map(|(p, _)| *p).collect();
-                self.error(
-                    preset.span(),
-                    &key,
-                    format!("unknown preset `{}`", preset.get_ref()),
-                )
-                .hint(format!(
-                    "built-in presets: {}; or map the views yourself under [model.views]",
-                    names.join(", ")
-                ));
+                self.error(span.clone(), &key, format!("unknown preset `{preset}`"))
+                    .hint(format!(
+                        "built-in presets: {}; or map the views yourself under [model.views]",
+                        names.join(", ")
+                    ));
                 continue;
+            }
+            let known: Vec<&(&str, &str, &str)> =
+                PRESET_OPTIONS.iter().filter(|(p, _, _)| *p == preset).collect();
+            let mut options = BTreeMap::new();
+            for (_, name, default) in &known {
+                options.insert(name.to_string(), default.to_string());
+            }
+            for (name, v) in given {
+                if !known.iter().any(|(_, n, _)| *n == name) {
+                    let names: Vec<&str> = known.iter().map(|(_, n, _)| *n).collect();
+                    self.error(v.span(), &format!("{key}.{name}"), format!("preset `{preset}` has no option `{name}`"))
+                        .hint(if names.is_empty() { "it takes none".to_string() } else { format!("its options: {}", names.join(", ")) });
+                    continue;
+                }
+                let ok = !v.get_ref().is_empty()
+                    && v.get_ref().chars().all(|c| c.is_alphanumeric() || c == '_' || c == ' ' || c == '-');
+                if !ok {
+                    self.error(v.span(), &format!("{key}.{name}"), "must be a field name (letters, digits, `_`, `-`, spaces)");
+                    continue;
+                }
+                options.insert(name, v.into_inner());
             }
             out.presets.push(PresetUse {
                 source,
-                preset: preset.get_ref().clone(),
-                at: self.located(preset.span(), &key),
+                preset,
+                options,
+                at: self.located(span, &key),
             });
         }
         for (view, sql) in raw.views.into_iter().flatten() {

@@ -67,6 +67,10 @@ async fn demo_syncs_every_sandbox_stream() {
             format!("missing_right {}", facts.hired_not_on_payroll_email)
         ]
     );
+    assert_eq!(
+        exceptions("hires_never_paid"),
+        [format!("missing_right {}", facts.hired_not_on_payroll_email)]
+    );
     let unpaid = sql_on(
         &wh,
         "SELECT doc_number FROM accounting.invoices WHERE id IN (SELECT left_key FROM conveyor.recon_results

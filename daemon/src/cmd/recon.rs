@@ -125,7 +125,17 @@ pub fn check_mappings(config: &Config) -> Option<ExitCode> {
     let mut wrong = 0;
     for p in &problems {
         let at = &p.at;
-        if p.not_synced {
+        if p.degraded {
+            eprintln!(
+                "warning: {}:{}:{}: {}: model.{} {}",
+                at.file.display(),
+                at.line,
+                at.col,
+                at.key,
+                p.view,
+                p.message
+            );
+        } else if p.not_synced {
             eprintln!(
                 "note: {}:{}:{}: {}: not checked yet: {} (sync the source first)",
                 at.file.display(),

@@ -104,6 +104,16 @@ pub const VIEWS: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "hires",
+        &[
+            ("hire_id", Text),
+            ("ats_id", Text),
+            ("email", Text),
+            ("client", Text),
+            ("start_date", Date),
+        ],
+    ),
+    (
         "placements",
         &[
             ("placement_id", Text),
@@ -145,6 +155,8 @@ pub const VIEWS: &[(&str, &[(&str, Kind)])] = &[
             ("period_end", Date),
             ("hours", Number),
             ("gross", Number),
+            ("payment_unit", Text),
+            ("off_cycle", Boolean),
         ],
     ),
     (
@@ -170,6 +182,21 @@ pub const VIEWS: &[(&str, &[(&str, Kind)])] = &[
     ),
 ];
 
+/// Columns a mapping may leave out: the view holds NULL there. A preset
+/// whose optional table is missing leaves these out rather than losing the
+/// whole source (a tenant without presence data still has its calls).
+pub const OPTIONAL: &[(&str, &str)] = &[
+    ("payroll_lines", "payment_unit"),
+    ("payroll_lines", "off_cycle"),
+    ("agent_daily", "csat"),
+    ("agent_daily", "quality_score"),
+    ("agent_daily", "logged_hours"),
+];
+
+pub fn is_optional(view: &str, column: &str) -> bool {
+    OPTIONAL.iter().any(|(v, c)| *v == view && *c == column)
+}
+
 pub fn columns(view: &str) -> &'static [(&'static str, Kind)] {
     VIEWS
         .iter()
@@ -193,6 +220,7 @@ pub fn violations(view: &str, described: &[(String, String)]) -> Vec<String> {
     let mut out = Vec::new();
     for (col, kind) in columns(view) {
         match described.iter().find(|(n, _)| n.eq_ignore_ascii_case(col)) {
+            None if is_optional(view, col) => {}
             None => out.push(format!("missing column `{col}` ({})", kind.name())),
             Some((_, ty)) if !kind.accepts(ty) => {
                 out.push(format!("column `{col}` is {ty}, expected {}", kind.name()))

@@ -24,16 +24,23 @@ pub struct MappingProblem {
     /// The raw tables are not there yet (the source never synced): not an
     /// error in the mapping itself.
     pub not_synced: bool,
+    /// The mapping is used, but an optional table is missing and the
+    /// columns it feeds are NULL: a warning.
+    pub degraded: bool,
 }
 
 /// One configured SELECT feeding a view.
 struct Mapping {
     sql: String,
     at: Located,
+    /// The source a preset reads (None for the user's own SQL).
+    source: Option<String>,
+    /// Optional tables the preset's source lacks.
+    missing: Vec<String>,
 }
 
 /// The mappings configured for `view`: the user's own SQL wins over presets.
-fn mappings_for(config: &Config, view: &str) -> Vec<Mapping> {
+fn mappings_for(conn: &Connection, config: &Config, view: &str) -> Vec<Mapping> {
     let own: Vec<Mapping> = config
         .model
         .views
@@ -42,6 +49,8 @@ fn mappings_for(config: &Config, view: &str) -> Vec<Mapping> {
         .map(|m| Mapping {
             sql: m.sql.clone(),
             at: m.at.clone(),
+            source: None,
+            missing: Vec::new(),
         })
         .collect();
     if !own.is_empty() {
@@ -52,12 +61,35 @@ fn mappings_for(config: &Config, view: &str) -> Vec<Mapping> {
         .presets
         .iter()
         .filter_map(|p| {
-            presets::sql(&p.preset, view, &p.source).map(|sql| Mapping {
-                sql,
+            let has_table = |t: &str| table_exists(conn, &p.source, t);
+            presets::sql(p, view, &has_table).map(|s| Mapping {
+                sql: s.sql,
                 at: p.at.clone(),
+                source: Some(p.source.clone()),
+                missing: s.missing,
             })
         })
         .collect()
+}
+
+fn table_exists(conn: &Connection, schema: &str, table: &str) -> bool {
+    conn.query_row(
+        "SELECT count(*) > 0 FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+        [schema, table],
+        |r| r.get(0),
+    )
+    .unwrap_or(false)
+}
+
+/// Whether `source` has finished a sync successfully (so a table it lacks
+/// is not merely "not synced yet").
+fn has_synced(conn: &Connection, source: &str) -> bool {
+    conn.query_row(
+        "SELECT count(*) > 0 FROM conveyor.runs WHERE source = ? AND status = 'succeeded'",
+        [source],
+        |r| r.get(0),
+    )
+    .unwrap_or(false)
 }
 
 /// Checks every configured mapping against the warehouse on `conn`: each
@@ -65,30 +97,66 @@ fn mappings_for(config: &Config, view: &str) -> Vec<Mapping> {
 pub fn check(conn: &Connection, config: &Config) -> Vec<MappingProblem> {
     let mut problems = Vec::new();
     for (view, _) in VIEWS {
-        for m in mappings_for(config, view) {
-            if let Err(p) = check_mapping(conn, view, &m) {
-                problems.push(p);
+        for m in mappings_for(conn, config, view) {
+            match check_mapping(conn, view, &m) {
+                Ok(_) => problems.extend(degraded(view, &m)),
+                Err(p) => problems.push(p),
             }
         }
     }
     problems
 }
 
-fn check_mapping(conn: &Connection, view: &str, m: &Mapping) -> Result<(), MappingProblem> {
+/// The warning for a mapping that runs without some optional tables.
+fn degraded(view: &str, m: &Mapping) -> Option<MappingProblem> {
+    if m.missing.is_empty() {
+        return None;
+    }
+    let source = m.source.as_deref().unwrap_or("?");
+    let tables: Vec<String> = m.missing.iter().map(|t| format!("{source}.{t}")).collect();
+    Some(MappingProblem {
+        view: view.to_string(),
+        at: m.at.clone(),
+        message: format!(
+            "built without {} (not in the warehouse: its stream has not loaded, or is left out of `streams`); \
+             the columns it feeds are NULL, the rest of the view is filled",
+            tables.join(", ")
+        ),
+        not_synced: false,
+        degraded: true,
+    })
+}
+
+/// Checks one mapping; returns the columns it yields.
+fn check_mapping(conn: &Connection, view: &str, m: &Mapping) -> Result<Vec<String>, MappingProblem> {
     let problem = |message: String, not_synced: bool| MappingProblem {
         view: view.to_string(),
         at: m.at.clone(),
         message,
         not_synced,
+        degraded: false,
     };
     let described = describe(conn, &m.sql).map_err(|e| {
         let text = e.to_string();
-        let not_synced = text.contains("Table with name") && text.contains("does not exist");
-        problem(first_line(&text), not_synced)
+        let missing_table = text.contains("Table with name") && text.contains("does not exist");
+        match &m.source {
+            // The source synced, yet a table the preset needs is not there:
+            // say which, and that syncing again will not help.
+            Some(source) if missing_table && has_synced(conn, source) => problem(
+                format!(
+                    "{} — although source `{source}` has synced: the stream behind it was left out of \
+                     `streams` or failed (see `conveyor status`); model.{view} cannot be built from this \
+                     preset without it (map it yourself under [model.views] to do without)",
+                    first_line(&text)
+                ),
+                false,
+            ),
+            _ => problem(first_line(&text), missing_table),
+        }
     })?;
     let violations = contract::violations(view, &described);
     if violations.is_empty() {
-        Ok(())
+        Ok(described.into_iter().map(|(c, _)| c.to_ascii_lowercase()).collect())
     } else {
         Err(problem(violations.join("; "), false))
     }
@@ -117,15 +185,20 @@ pub fn refresh(conn: &Connection, config: &Config) -> anyhow::Result<Vec<Mapping
     let mut ddl = vec!["CREATE SCHEMA IF NOT EXISTS model".to_string()];
     for (view, columns) in VIEWS {
         let mut usable = Vec::new();
-        for m in mappings_for(config, view) {
+        let mut present: Vec<String> = Vec::new();
+        for m in mappings_for(conn, config, view) {
             match check_mapping(conn, view, &m) {
-                Ok(()) => usable.push(m.sql),
+                Ok(cols) => {
+                    problems.extend(degraded(view, &m));
+                    present.extend(cols);
+                    usable.push(m.sql);
+                }
                 Err(p) => problems.push(p),
             }
         }
         ddl.push(format!(
             "CREATE OR REPLACE VIEW model.{view} AS {}",
-            wrap(columns, &usable)
+            wrap(columns, &usable, &present)
         ));
     }
     ddl.push(format!(
@@ -142,7 +215,9 @@ pub fn refresh(conn: &Connection, config: &Config) -> anyhow::Result<Vec<Mapping
         }
     }
     for p in &problems {
-        if p.not_synced {
+        if p.degraded {
+            tracing::info!(view = %p.view, key = %p.at.key, problem = %p.message, "model view partly filled");
+        } else if p.not_synced {
             tracing::debug!(view = %p.view, problem = %p.message, "model mapping waits for its source's first sync");
         } else {
             tracing::warn!(view = %p.view, key = %p.at.key, problem = %p.message, "model mapping left out");
@@ -152,11 +227,18 @@ pub fn refresh(conn: &Connection, config: &Config) -> anyhow::Result<Vec<Mapping
 }
 
 /// The view body: the mappings' rows cast to the contract, plus normalised
-/// keys (`email_key` lower-cased and trimmed, `phone_key` digits only).
-fn wrap(columns: &[(&str, Kind)], mappings: &[String]) -> String {
+/// keys (`email_key` without whitespace and lower-cased, `phone_key` digits
+/// only). A column no mapping yields (an optional one) is NULL.
+fn wrap(columns: &[(&str, Kind)], mappings: &[String], present: &[String]) -> String {
     let mut select: Vec<String> = columns
         .iter()
-        .map(|(c, k)| format!("CAST({c} AS {}) AS {c}", k.sql_type()))
+        .map(|(c, k)| {
+            if present.iter().any(|p| p == c) {
+                format!("CAST({c} AS {}) AS {c}", k.sql_type())
+            } else {
+                format!("CAST(NULL AS {}) AS {c}", k.sql_type())
+            }
+        })
         .collect();
     if columns.iter().any(|(c, _)| *c == "email") {
         select.push(format!("{} AS email_key", email_key("email")));

@@ -149,3 +149,63 @@ fn genesys_agent_daily_adds_up_calls_surveys_presence_and_evaluations() {
         ["e1 2026-10-07 08:00:00 66.0"]
     );
 }
+
+#[test]
+fn genesys_agent_daily_degrades_per_column_without_presence() {
+    let (_dir, conn, config) = setup();
+    conn.execute_batch(
+        "DROP TABLE gc.user_presence;
+         INSERT INTO gc.conversations (conversation_id, session_id, user_id, conversation_start, handle_ms) VALUES
+             ('c1', 's1', 'u-1', TIMESTAMP '2026-10-05 09:00', 300000);
+         INSERT INTO gc.surveys (survey_id, conversation_id, user_id, status, completed_at, total_score) VALUES
+             ('v1', 'c1', 'u-1', 'Finished', TIMESTAMP '2026-10-05 09:10', 80);",
+    )
+    .unwrap();
+    let problems = refresh(&conn, &config).unwrap();
+    let warned: Vec<&MappingProblem> = problems.iter().filter(|p| p.degraded).collect();
+    assert_eq!(warned.len(), 1, "{problems:#?}");
+    assert!(
+        warned[0].view == "agent_daily" && warned[0].message.contains("gc.user_presence"),
+        "{warned:?}"
+    );
+    // Calls and CSAT stay; logged hours are unknown, not zero.
+    assert_eq!(
+        rows(
+            &conn,
+            "SELECT day, contacts, csat, coalesce(CAST(logged_hours AS VARCHAR), 'NULL') FROM model.agent_daily"
+        ),
+        ["2026-10-05 1.0 4.0 NULL"]
+    );
+}
+
+#[test]
+fn greenhouse_custom_fields_are_preset_options_and_placements_need_a_fee() {
+    let (_dir, conn, mut config) = setup();
+    let gh = config.model.presets.iter_mut().find(|p| p.source == "gh").unwrap();
+    gh.options.insert("client_field".into(), "client".into());
+    gh.options.insert("placement_fee_field".into(), "fee_usd".into());
+    conn.execute_batch(
+        r#"INSERT INTO gh.candidates (id, first_name, last_name, primary_email) VALUES
+               (1, 'Ana', 'A', 'ana@x.example'), (2, 'Ben', 'B', 'ben@x.example'), (3, 'Cleo', 'C', 'cleo@x.example');
+           INSERT INTO gh.applications (id, candidate_id, status, custom_fields) VALUES
+               (11, 1, 'hired', '{"client": {"name": "Client", "type": "single_select", "value": {"id": 7, "name": "Globex"}}}'),
+               (12, 2, 'hired', '{"client": {"name": "Client", "type": "short_text", "value": "Acme"}}'),
+               (13, 3, 'hired', '{}');
+           INSERT INTO gh.offers (id, application_id, status, starts_on, custom_fields) VALUES
+               (21, 11, 'Accepted', DATE '2026-03-09', '{"fee_usd": {"name": "Fee", "type": "currency", "value": {"amount": "15000.00", "unit": "USD"}}}'),
+               (22, 12, 'Accepted', DATE '2026-03-09', '{"fee_usd": {"name": "Fee", "type": "number", "value": 9000}}'),
+               (23, 13, 'Accepted', DATE '2026-03-16', '{}');"#,
+    )
+    .unwrap();
+    let problems = refresh(&conn, &config).unwrap();
+    assert!(problems.iter().all(|p| p.degraded), "{problems:#?}");
+    assert_eq!(
+        rows(&conn, "SELECT placement_id, client, fee FROM model.placements ORDER BY 1"),
+        ["11 Globex 15000.0", "12 Acme 9000.0"],
+        "the internal hire (no fee) is not a placement"
+    );
+    assert_eq!(
+        rows(&conn, "SELECT hire_id, start_date FROM model.hires ORDER BY 1"),
+        ["11 2026-03-09", "12 2026-03-09", "13 2026-03-16"]
+    );
+}

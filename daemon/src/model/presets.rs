@@ -1,13 +1,21 @@
 //! Built-in mappings from the tables the vendor connectors write
 //! (`type = "greenhouse"` …) into the unified model. `{s}` is replaced by
-//! the source's schema. The names and the views each
-//! preset fills are listed in `conveyor_config::MODEL_PRESETS`.
+//! the source's schema, `{opt:NAME}` by a preset option (a quoted JSON path
+//! member or string), and `{if:TABLE:SQL}` by SQL when the source has that
+//! optional table (else NULL). The names and the views each preset fills
+//! are listed in `conveyor_config::MODEL_PRESETS`, its options in
+//! `conveyor_config::PRESET_OPTIONS`.
+
+use conveyor_config::PresetUse;
 
 /// `(preset, view, SELECT)`.
 const PRESET_SQL: &[(&str, &str, &str)] = &[
-    // Greenhouse Harvest: a placement is a hired application with its
-    // accepted offer; the client is an application custom field and the fee
-    // an offer custom field (`custom_fields`, kept as JSON).
+    // Greenhouse Harvest: a hire is a hired application with its accepted
+    // offer; a placement is a hire with a fee (internal hires have none).
+    // Custom fields are defined per company, keyed by `name_key` →
+    // `{name, type, value}`: the client is an application field (text, or
+    // a select whose value is `{id, name}`), the fee an offer field (a
+    // currency's value is `{amount, unit}`; a number field's a number).
     (
         "greenhouse",
         "ats_people",
@@ -16,15 +24,33 @@ const PRESET_SQL: &[(&str, &str, &str)] = &[
     ),
     (
         "greenhouse",
-        "placements",
-        "SELECT a.id AS placement_id, a.candidate_id AS ats_id, c.primary_email AS email,
-                json_extract_string(a.custom_fields, '$.client_company.value') AS client,
-                o.starts_on AS start_date,
-                CAST(json_extract_string(o.custom_fields, '$.placement_fee.value.amount') AS DOUBLE) AS fee
+        "hires",
+        "SELECT a.id AS hire_id, a.candidate_id AS ats_id, c.primary_email AS email,
+                CASE json_type(a.custom_fields, '$.\"{opt:client_field}\".value')
+                     WHEN 'OBJECT' THEN json_extract_string(a.custom_fields, '$.\"{opt:client_field}\".value.name')
+                     ELSE json_extract_string(a.custom_fields, '$.\"{opt:client_field}\".value') END AS client,
+                o.starts_on AS start_date
          FROM {s}.applications a
          JOIN {s}.candidates c ON c.id = a.candidate_id
          LEFT JOIN {s}.offers o ON o.application_id = a.id AND o.status = 'Accepted'
          WHERE a.status = 'hired'",
+    ),
+    (
+        "greenhouse",
+        "placements",
+        "SELECT * FROM (
+           SELECT a.id AS placement_id, a.candidate_id AS ats_id, c.primary_email AS email,
+                  CASE json_type(a.custom_fields, '$.\"{opt:client_field}\".value')
+                       WHEN 'OBJECT' THEN json_extract_string(a.custom_fields, '$.\"{opt:client_field}\".value.name')
+                       ELSE json_extract_string(a.custom_fields, '$.\"{opt:client_field}\".value') END AS client,
+                  o.starts_on AS start_date,
+                  coalesce(TRY_CAST(json_extract_string(o.custom_fields, '$.\"{opt:placement_fee_field}\".value.amount') AS DOUBLE),
+                           TRY_CAST(json_extract_string(o.custom_fields, '$.\"{opt:placement_fee_field}\".value') AS DOUBLE)) AS fee
+           FROM {s}.applications a
+           JOIN {s}.candidates c ON c.id = a.candidate_id
+           LEFT JOIN {s}.offers o ON o.application_id = a.id AND o.status = 'Accepted'
+           WHERE a.status = 'hired')
+         WHERE fee IS NOT NULL",
     ),
     // QuickBooks Online: deleted records stay as tombstones (`deleted`);
     // custom fields are among the unprojected fields in `other`; a
@@ -34,7 +60,7 @@ const PRESET_SQL: &[(&str, &str, &str)] = &[
         "quickbooks",
         "invoices",
         "SELECT id AS invoice_id, doc_number AS number, customer_name AS customer,
-                list_filter(json_extract(other, '$.CustomField[*]'), lambda f: f->>'Name' = 'Placement ID')[1]->>'StringValue' AS placement_id,
+                list_filter(json_extract(other, '$.CustomField[*]'), lambda f: f->>'Name' = '{opt:placement_id_field}')[1]->>'StringValue' AS placement_id,
                 txn_date AS invoice_date, due_date, total_amt AS amount, balance
          FROM {s}.invoices WHERE NOT coalesce(deleted, false)",
     ),
@@ -47,7 +73,9 @@ const PRESET_SQL: &[(&str, &str, &str)] = &[
                FROM {s}.payments WHERE NOT coalesce(deleted, false))",
     ),
     // Gusto: one compensation row per employee per processed payroll, hours
-    // already summed over its hourly compensations (salaried: none).
+    // already summed over its hourly compensations (salaried: none); the
+    // employee's payment unit (Hour, Year, …) and whether the payroll was
+    // off-cycle come from the employee and the payroll.
     (
         "gusto",
         "payroll_people",
@@ -57,9 +85,11 @@ const PRESET_SQL: &[(&str, &str, &str)] = &[
     (
         "gusto",
         "payroll_lines",
-        "SELECT employee_uuid AS payroll_id, pay_period_start AS period_start, pay_period_end AS period_end,
-                coalesce(hours, 0) AS hours, gross_pay AS gross
-         FROM {s}.employee_compensations",
+        "SELECT c.employee_uuid AS payroll_id, c.pay_period_start AS period_start, c.pay_period_end AS period_end,
+                coalesce(c.hours, 0) AS hours, c.gross_pay AS gross, e.payment_unit, p.off_cycle
+         FROM {s}.employee_compensations c
+         LEFT JOIN {s}.employees e ON e.uuid = c.employee_uuid
+         LEFT JOIN {s}.payrolls p ON p.payroll_uuid = c.payroll_uuid",
     ),
     // Genesys Cloud: the team is the user's department and the supervisor
     // their manager; per agent per day, contacts and handle time from the
@@ -82,15 +112,15 @@ const PRESET_SQL: &[(&str, &str, &str)] = &[
              FROM {s}.conversations WHERE user_id IS NOT NULL GROUP BY ALL),
          csat AS (
              SELECT user_id AS agent_id, CAST(completed_at AS DATE) AS day, avg(total_score) / 20.0 AS csat
-             FROM {s}.surveys WHERE status = 'Finished' AND total_score IS NOT NULL GROUP BY ALL),
+             FROM {s}.surveys? WHERE status = 'Finished' AND total_score IS NOT NULL GROUP BY ALL),
          logged AS (
              SELECT user_id AS agent_id, day, sum(ms) FILTER (WHERE presence <> 'OFFLINE') / 3600000.0 AS logged_hours
-             FROM {s}.user_presence GROUP BY ALL),
+             FROM {s}.user_presence? GROUP BY ALL),
          qa AS (
              SELECT agent_id, CAST(coalesce(conversation_date, submitted_date) AS DATE) AS day, avg(total_score) AS quality_score
-             FROM {s}.evaluations GROUP BY ALL)
+             FROM {s}.evaluations? GROUP BY ALL)
          SELECT agent_id, day, coalesce(contacts, 0) AS contacts, coalesce(handle_secs, 0) AS handle_secs, csat,
-                quality_score, coalesce(logged_hours, 0) AS logged_hours
+                quality_score, coalesce(logged_hours, {if:user_presence:0}) AS logged_hours
          FROM calls FULL JOIN csat USING (agent_id, day) FULL JOIN logged USING (agent_id, day)
               FULL JOIN qa USING (agent_id, day)",
     ),
@@ -113,13 +143,76 @@ const PRESET_SQL: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// The SELECT that maps `source` (read through `preset`) into `view`, if
-/// the preset fills that view.
-pub fn sql(preset: &str, view: &str, source: &str) -> Option<String> {
-    PRESET_SQL
+/// Tables a preset can do without, as empty relations of the same shape:
+/// written `{s}.TABLE?` in the preset's SQL. The columns they feed are NULL.
+const OPTIONAL_TABLES: &[(&str, &str, &str)] = &[
+    (
+        "genesys",
+        "surveys",
+        "SELECT NULL::VARCHAR AS user_id, NULL::TIMESTAMP AS completed_at, NULL::VARCHAR AS status, NULL::DOUBLE AS total_score WHERE false",
+    ),
+    (
+        "genesys",
+        "user_presence",
+        "SELECT NULL::VARCHAR AS user_id, NULL::DATE AS day, NULL::VARCHAR AS presence, NULL::BIGINT AS ms WHERE false",
+    ),
+    (
+        "genesys",
+        "evaluations",
+        "SELECT NULL::VARCHAR AS agent_id, NULL::TIMESTAMP AS conversation_date, NULL::TIMESTAMP AS submitted_date, NULL::DOUBLE AS total_score WHERE false",
+    ),
+];
+
+/// A preset's SELECT for one view, ready to run.
+pub struct PresetSql {
+    pub sql: String,
+    /// Optional tables the source lacks (their columns are NULL).
+    pub missing: Vec<String>,
+}
+
+/// The SELECT that maps `preset`'s source into `view`, if the preset fills
+/// that view; `has_table(name)` says whether the source's schema holds it.
+pub fn sql(preset: &PresetUse, view: &str, has_table: &dyn Fn(&str) -> bool) -> Option<PresetSql> {
+    let (_, _, text) = PRESET_SQL
         .iter()
-        .find(|(p, v, _)| *p == preset && *v == view)
-        .map(|(_, _, sql)| sql.replace("{s}", &crate::warehouse::ident(source)))
+        .find(|(p, v, _)| *p == preset.preset && *v == view)?;
+    let schema = crate::warehouse::ident(&preset.source);
+    let mut sql = text.to_string();
+    let mut missing = Vec::new();
+    for (p, table, empty) in OPTIONAL_TABLES.iter().filter(|(p, _, _)| *p == preset.preset) {
+        let _ = p;
+        let marker = format!("{{s}}.{table}?");
+        let present = has_table(table);
+        if sql.contains(&marker) && !present {
+            missing.push(table.to_string());
+        }
+        let with = if present {
+            format!("{schema}.{}", crate::warehouse::ident(table))
+        } else {
+            format!("({empty})")
+        };
+        sql = sql.replace(&marker, &with);
+        let cond = format!("{{if:{table}:");
+        while let Some(i) = sql.find(&cond) {
+            let end = i + sql[i..].find('}').expect("a closed {if:…}");
+            let value = &sql[i + cond.len()..end];
+            let value = if present { value.to_string() } else { "NULL".to_string() };
+            sql.replace_range(i..=end, &value);
+        }
+    }
+    let options = conveyor_config::PRESET_OPTIONS
+        .iter()
+        .filter(|(p, _, _)| *p == preset.preset);
+    for (_, name, default) in options {
+        let value = preset.options.get(*name).map_or(*default, String::as_str);
+        // Inside SQL string literals: a JSON path member is quoted, and a
+        // quote doubled (the config allows letters, digits, `_`, `-`, spaces).
+        sql = sql.replace(&format!("{{opt:{name}}}"), &value.replace('\'', "''"));
+    }
+    Some(PresetSql {
+        sql: sql.replace("{s}", &schema),
+        missing,
+    })
 }
 
 #[cfg(test)]
@@ -129,8 +222,21 @@ mod tests {
     #[test]
     fn config_presets_and_their_sql_agree() {
         for (preset, views) in conveyor_config::MODEL_PRESETS {
+            let using = PresetUse {
+                source: "x".into(),
+                preset: preset.to_string(),
+                options: Default::default(),
+                at: conveyor_config::Located {
+                    file: "c.toml".into(),
+                    line: 1,
+                    col: 1,
+                    key: "model.presets.x".into(),
+                },
+            };
             for view in *views {
-                assert!(sql(preset, view, "x").is_some(), "{preset}.{view}");
+                let s = sql(&using, view, &|_| true).expect("a preset's view has SQL");
+                assert!(!s.sql.contains("{opt:") && !s.sql.contains("{if:"), "{preset}.{view}");
+                assert!(!s.sql.contains("?"), "{preset}.{view}: an optional table not listed");
             }
             let here = PRESET_SQL.iter().filter(|(p, _, _)| p == preset).count();
             assert_eq!(here, views.len(), "{preset}");

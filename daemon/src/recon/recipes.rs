@@ -7,14 +7,19 @@
 pub const RECIPES: &[(&str, &str, &str)] = &[
     (
         "placement_without_invoice",
-        "hires with no invoice to their client within a week of the start date",
+        "placements with no invoice: by the placement id an invoice carries, else to their client within a week of the start date",
+        // Cohorts start together: several hires for one client on one
+        // Monday are normal, so each invoice pays for one placement, the
+        // closest (same id, then date, then amount) — never a cross product.
         r#"
 [[reconcile]]
 name = "placement_without_invoice"
 after = ["{ats}", "{accounting}"]
+pairing = "best"
 left = { table = "model.placements" }
 right = { table = "model.invoices" }
 keys = [
+  { left = "placement_id", optional = true },
   { left = "client", right = "customer", normalize = ["trim", "lower"] },
   { left = "start_date", right = "invoice_date", window_days = 7 },
 ]
@@ -54,10 +59,30 @@ compare = [{ left = "hours", absolute = 0.25 }]
 [[reconcile]]
 name = "roster_vs_hires"
 after = ["{ats}", "{payroll}"]
-left = { table = "model.placements" }
+left = { table = "model.hires" }
 right = { table = "model.payroll_people" }
 keys = [{ left = "email", normalize = "email" }]
 compare = [{ name = "start", left = "start_date", right = "hire_date", days = 3 }]
+"#,
+    ),
+    (
+        "hires_never_paid",
+        "people hired at least two weeks ago (on the payroll roster or not) who no payroll has paid",
+        // Only hires on the right side too: payroll pays staff the ATS
+        // never saw, which is not this recipe's question.
+        r#"
+[[reconcile]]
+name = "hires_never_paid"
+after = ["{ats}", "{payroll}"]
+left = { sql = """
+  SELECT email_key, start_date FROM model.hires
+  WHERE start_date <= CAST(getvariable('conveyor_now') AS DATE) - INTERVAL 14 DAY""" }
+right = { sql = """
+  SELECT pp.email_key, min(l.period_start) AS first_paid
+  FROM model.payroll_lines l JOIN model.payroll_people pp ON pp.payroll_id = l.payroll_id
+  WHERE l.gross > 0 AND pp.email_key IN (SELECT email_key FROM model.hires)
+  GROUP BY ALL""" }
+keys = [{ left = "email_key" }]
 "#,
     ),
     (
@@ -112,9 +137,9 @@ mod tests {
             RECIPES.iter().map(|(n, _, _)| *n).collect::<Vec<_>>()
         );
         assert_eq!(config.reconciles[0].after, ["hr_ats", "books"]);
-        assert_eq!(
-            config.reconciles[3].cardinality,
-            conveyor_config::Cardinality::OneToMany
-        );
+        assert_eq!(config.reconciles[0].pairing, conveyor_config::Pairing::Best);
+        assert!(config.reconciles[0].keys[0].optional);
+        let unpaid = config.reconciles.iter().find(|r| r.name == "invoices_unpaid_past_due").unwrap();
+        assert_eq!(unpaid.cardinality, conveyor_config::Cardinality::OneToMany);
     }
 }
