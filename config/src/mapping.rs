@@ -187,3 +187,29 @@ impl Checker<'_> {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    fn parse(presets: &str) -> Result<crate::Config, crate::ConfigErrors> {
+        let text = format!(
+            "[warehouse]\npath = \"w.duckdb\"\n[sources.ats]\ntype = \"rest\"\nbase_url = \"https://a.example\"\n\
+             [[sources.ats.streams]]\nname = \"x\"\npath = \"/x\"\nprimary_key = \"id\"\n[model]\npresets = {{ {presets} }}\n"
+        );
+        crate::parse_offline(&text, std::path::Path::new("/c/conveyor.toml"))
+    }
+
+    #[test]
+    fn model_preset_options_default_and_are_checked() {
+        let c = parse("ats = \"greenhouse\"").unwrap();
+        assert_eq!(c.model.presets[0].option("client_field"), "client_company");
+        let c = parse("ats = { preset = \"greenhouse\", placement_fee_field = \"fee_usd\" }").unwrap();
+        assert_eq!(c.model.presets[0].option("placement_fee_field"), "fee_usd");
+        assert_eq!(c.model.presets[0].option("client_field"), "client_company");
+        let e = parse("ats = { preset = \"greenhouse\", fee = \"x\" }").unwrap_err().to_string();
+        assert!(e.contains("has no option `fee`") && e.contains("placement_fee_field"), "{e}");
+        let e = parse("ats = { preset = \"greenhouse\", client_field = \"a'b\" }").unwrap_err().to_string();
+        assert!(e.contains("must be a field name"), "{e}");
+        let e = parse("ats = { client_field = \"c\" }").unwrap_err().to_string();
+        assert!(e.contains("missing key `preset`"), "{e}");
+    }
+}
