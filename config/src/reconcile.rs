@@ -55,7 +55,12 @@ impl Relation {
     /// The relation as a `FROM` item.
     pub fn from_item(&self) -> String {
         match self {
-            Relation::Table(t) => t.clone(),
+            // Validated as `name` or `schema.name` at load; quoted here.
+            Relation::Table(t) => t
+                .split('.')
+                .map(|p| format!("\"{p}\""))
+                .collect::<Vec<_>>()
+                .join("."),
             Relation::Sql(s) => format!("({s})"),
         }
     }
@@ -360,7 +365,18 @@ impl Checker<'_> {
         let r = raw.get_ref();
         match (&r.table, &r.sql) {
             (Some(t), None) if !t.get_ref().trim().is_empty() => {
-                Some(Relation::Table(t.get_ref().trim().to_string()))
+                let name = t.get_ref().trim();
+                let parts: Vec<&str> = name.split('.').collect();
+                let ok = parts.len() <= 3
+                    && parts.iter().all(|p| {
+                        !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    });
+                if !ok {
+                    self.error(t.span(), &format!("{path}.table"), format!("`{name}` is not a table name"))
+                        .hint("schema.table with letters, digits and `_`; for anything else use sql = \"SELECT …\"");
+                    return None;
+                }
+                Some(Relation::Table(name.to_string()))
             }
             (None, Some(s)) if !s.get_ref().trim().is_empty() => Some(Relation::Sql(
                 s.get_ref().trim().trim_end_matches(';').to_string(),

@@ -136,6 +136,9 @@ fn check_mapping(conn: &Connection, view: &str, m: &Mapping) -> Result<Vec<Strin
         not_synced,
         degraded: false,
     };
+    if let Err(message) = crate::query::guard::check_config_sql(conn, &m.sql) {
+        return Err(problem(message, false));
+    }
     let described = describe(conn, &m.sql).map_err(|e| {
         let text = e.to_string();
         let missing_table = text.contains("Table with name") && text.contains("does not exist");

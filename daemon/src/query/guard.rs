@@ -105,6 +105,16 @@ const READ_KEYWORDS: &[&str] = &[
     "UNPIVOT", "",
 ];
 
+/// For SQL written in the config (measures, mappings, relations): the
+/// config is trusted, but its SQL is still exactly one read, so a `;` in a
+/// measure cannot run a second statement on the writer's connection.
+pub fn check_config_sql(conn: &Connection, sql: &str) -> Result<(), String> {
+    check_read_only(conn, sql).map_err(|r| match r {
+        Refusal::Syntax(e) => e,
+        other => format!("must be exactly one SELECT statement: {other}"),
+    })
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum Parsed {
     /// Every statement is a SELECT; this many.

@@ -103,7 +103,7 @@ pub fn run_at(
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
             drop_temp(conn);
-            let message = e.to_string();
+            let message = e;
             conn.execute(
                 "INSERT INTO conveyor.recon_runs (run_id, reconciliation, trigger, status, started_at, finished_at, error)
                  VALUES (?, ?, ?, 'failed', make_timestamp(epoch_us(now())), make_timestamp(epoch_us(now())), ?)",
@@ -120,7 +120,16 @@ pub fn run_at(
 
 /// Builds the temporary tables and inserts the results; returns the row
 /// counts of both sides.
-fn compute(conn: &Connection, cfg: &ReconcileConfig, run_id: i64) -> duckdb::Result<(i64, i64)> {
+fn compute(conn: &Connection, cfg: &ReconcileConfig, run_id: i64) -> Result<(i64, i64), String> {
+    for (side, relation) in [("left", &cfg.left), ("right", &cfg.right)] {
+        if let conveyor_config::Relation::Sql(sql) = relation {
+            crate::query::guard::check_config_sql(conn, sql).map_err(|e| format!("{side}: {e}"))?;
+        }
+    }
+    compute_checked(conn, cfg, run_id).map_err(|e| e.to_string())
+}
+
+fn compute_checked(conn: &Connection, cfg: &ReconcileConfig, run_id: i64) -> duckdb::Result<(i64, i64)> {
     for statement in plan::prepare(cfg) {
         let started = Instant::now();
         conn.execute_batch(&statement)?;
@@ -234,6 +243,16 @@ pub fn check_relations(conn: &Connection, cfg: &ReconcileConfig) -> Vec<Relation
             .map(|k| pick(&k.left, &k.right))
             .chain(cfg.compare.iter().map(|c| pick(&c.left, &c.right)))
             .collect();
+        if let conveyor_config::Relation::Sql(sql) = relation {
+            if let Err(message) = crate::query::guard::check_config_sql(conn, sql) {
+                out.push(RelationProblem {
+                    side,
+                    message,
+                    not_there_yet: false,
+                });
+                continue;
+            }
+        }
         let sql = format!(
             "SELECT count(*) FROM (SELECT {} FROM {} AS src LIMIT 0)",
             exprs.join(", "),

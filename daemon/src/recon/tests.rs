@@ -391,3 +391,18 @@ fn recon_best_pairing_takes_each_row_once_and_prefers_a_shared_id() {
     let s = run(&d.conn, &all, "manual").unwrap();
     assert!(s.count("duplicate") >= 5, "{:?}", statuses(&d.conn, s.run_id));
 }
+
+#[test]
+fn recon_a_relation_is_one_select() {
+    let d = db("CREATE TABLE l (id INT); CREATE TABLE r (id INT); CREATE TABLE victim (x INT);");
+    let mut cfg = recon(vec![key("id", "id", &[])], vec![]);
+    cfg.left = Relation::Sql("SELECT * FROM l) AS src; DROP TABLE victim; SELECT * FROM (SELECT 1 AS id".into());
+    let problems = check_relations(&d.conn, &cfg);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let e = run(&d.conn, &cfg, "manual").unwrap_err().to_string();
+    assert!(e.contains("left"), "{e}");
+    let n: i64 = d.conn.query_row("SELECT count(*) FROM victim", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 0, "victim still exists and is empty");
+    // Table names are quoted identifiers.
+    assert_eq!(Relation::Table("model.invoices".into()).from_item(), "\"model\".\"invoices\"");
+}

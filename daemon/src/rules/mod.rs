@@ -215,6 +215,7 @@ fn compute(
     now: &str,
 ) -> Result<EvalSummary, Step> {
     let measure_err = |e: duckdb::Error| Step::Measure(first_line(&e.to_string()));
+    crate::query::guard::check_config_sql(conn, &rule.measure).map_err(Step::Measure)?;
     conn.execute_batch(&plan::materialise(rule))
         .map_err(measure_err)?;
     let columns = columns(conn).map_err(Step::Store)?;
@@ -376,6 +377,12 @@ pub fn measure_columns(
     // Measures may read the evaluation's clock; give it a typed value so
     // they bind as they will at run time.
     let _ = conn.execute_batch("SET VARIABLE conveyor_now = make_timestamp(epoch_us(now()))");
+    if let Err(message) = crate::query::guard::check_config_sql(conn, &rule.measure) {
+        return Err(MeasureProblem {
+            message,
+            not_there_yet: false,
+        });
+    }
     let described = conn
         .prepare(&format!(
             "DESCRIBE SELECT * FROM ({}\n) AS measure",
