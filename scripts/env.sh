@@ -6,3 +6,5 @@ CONVEYOR_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CONVEYOR_ROOT
 # Python tools the tests use (the stock DuckDB engine to open our file).
 export CONVEYOR_VENV="${CONVEYOR_VENV:-$HOME/.cache/conveyor-venv}"
+# node-postgres for the SQL endpoint's tests (npm install --prefix).
+export CONVEYOR_NODE="${CONVEYOR_NODE:-$HOME/.cache/conveyor-node}"

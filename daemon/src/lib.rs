@@ -6,6 +6,7 @@ pub mod cmd;
 pub mod logging;
 pub mod model;
 pub mod outbox;
+pub mod pgwire;
 pub mod plugins;
 pub mod progress;
 pub mod query;

@@ -59,6 +59,19 @@ pub async fn run_daemon(config: Config, shutdown: impl Future<Output = ()>) -> R
         },
     )
     .await?;
+    // The Postgres-wire SQL endpoint stops with the HTTP one.
+    let postgres = match &config.server.postgres {
+        Some(pg) => {
+            let mut stop = stop_tx.subscribe();
+            Some(
+                crate::pgwire::serve(pg, wh.clone(), async move {
+                    let _ = stop.changed().await;
+                })
+                .await?,
+            )
+        }
+        None => None,
+    };
 
     let cancel = CancelFlag::default();
     let mut tasks = tokio::task::JoinSet::new();
@@ -171,6 +184,9 @@ pub async fn run_daemon(config: Config, shutdown: impl Future<Output = ()>) -> R
     while tasks.join_next().await.is_some() {}
     let _ = stop_tx.send(true);
     let _ = server.await;
+    if let Some(postgres) = postgres {
+        let _ = postgres.await;
+    }
     tracing::info!("stopped cleanly");
     Ok(())
 }
