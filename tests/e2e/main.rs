@@ -6,6 +6,7 @@ mod support;
 mod cli;
 mod crash;
 mod daemon;
+#[cfg(feature = "demo")]
 mod demo;
 mod outbox;
 mod pgwire;

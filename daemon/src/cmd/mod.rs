@@ -1,7 +1,9 @@
 //! One module per CLI command; `dispatch` picks the one asked for.
 
 mod check;
+#[cfg(feature = "demo")]
 pub mod demo;
+#[cfg(feature = "demo")]
 pub mod demo_alerts;
 pub mod plugins;
 pub mod query;
@@ -70,7 +72,16 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             with_config_offline(&cli.config, |c| silence::silence_command(c, command)).await
         }
         Command::Test { file } => Ok(test::test_command(&file)),
+        #[cfg(feature = "demo")]
         Command::Demo { dir } => demo::demo_command(&dir).await,
+        #[cfg(not(feature = "demo"))]
+        Command::Demo { .. } => {
+            eprintln!(
+                "error: this conveyor was built without its demo; `scripts/demo` builds and runs it \
+                 (cargo build -p conveyor --features demo)"
+            );
+            Ok(std::process::ExitCode::from(EXIT_CONFIG))
+        }
         Command::Plugins {
             command: PluginsCommand::List,
         } => with_config(&cli.config, plugins::list_command).await,
