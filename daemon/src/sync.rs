@@ -35,7 +35,12 @@ impl RunStatus {
 pub struct StreamReport {
     pub stream: String,
     pub status: RunStatus,
+    /// Rows read and stored; a record re-sent by the API (a look-back
+    /// window, a page boundary) counts each time.
     pub rows: u64,
+    /// Of the stored rows: new keys, and keys already there (replaced).
+    pub inserted: u64,
+    pub updated: u64,
     pub rejected: u64,
     pub batches: u64,
     pub duration: Duration,
@@ -168,12 +173,13 @@ pub async fn sync_connector(
             };
             let error = read.err().map(|e| e.message);
             wh.finish_run(run_id, status.as_str(), error.as_deref())?;
-            Ok::<_, anyhow::Error>((status, error, sink.rows, sink.rejected, sink.batches))
+            let counts = (sink.rows, sink.inserted, sink.updated, sink.rejected, sink.batches);
+            Ok::<_, anyhow::Error>((status, error, counts))
         }
         .await;
-        let (status, error, rows, rejected, batches) = match result {
+        let (status, error, (rows, inserted, updated, rejected, batches)) = match result {
             Ok(r) => r,
-            Err(e) => (RunStatus::Failed, Some(format!("{e:#}")), 0, 0, 0),
+            Err(e) => (RunStatus::Failed, Some(format!("{e:#}")), (0, 0, 0, 0, 0)),
         };
         let duration = started.elapsed();
         bar.finish(status, rows, error.as_deref());
@@ -188,6 +194,8 @@ pub async fn sync_connector(
             stream: stream.name.clone(),
             status,
             rows,
+            inserted,
+            updated,
             rejected,
             batches,
             duration,
@@ -227,6 +235,8 @@ struct WarehouseSink<'a> {
     received_rows: u64,
     received_batches: u64,
     rows: u64,
+    inserted: u64,
+    updated: u64,
     rejected: u64,
     batches: u64,
     bar: &'a crate::progress::StreamProgress,
@@ -252,6 +262,8 @@ impl<'a> WarehouseSink<'a> {
             received_rows: 0,
             received_batches: 0,
             rows: 0,
+            inserted: 0,
+            updated: 0,
             rejected: 0,
             batches: 0,
             bar,
@@ -271,6 +283,8 @@ impl<'a> WarehouseSink<'a> {
             ConnectorError::new(ErrorKind::Host, format!("warehouse load failed: {e:#}"))
         })?;
         self.rows += stats.rows;
+        self.inserted += stats.written - stats.updated;
+        self.updated += stats.updated;
         self.rejected += stats.rejected;
         self.batches += done.batches;
         Ok(())

@@ -102,13 +102,13 @@ pub fn print_summary(reports: &[SourceReport], seconds: f64) {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
     t.set_header([
-        "source", "stream", "status", "rows", "rejected", "seconds", "error",
+        "source", "stream", "status", "rows", "new", "updated", "rejected", "seconds", "error",
     ]);
     let mut rows = 0;
     let mut streams = 0;
     for r in reports {
         if let Some(e) = &r.error {
-            t.add_row([r.source.as_str(), "-", "failed", "0", "0", "0", e.as_str()]);
+            t.add_row([r.source.as_str(), "-", "failed", "0", "0", "0", "0", "0", e.as_str()]);
         }
         for s in &r.streams {
             rows += s.rows;
@@ -118,6 +118,8 @@ pub fn print_summary(reports: &[SourceReport], seconds: f64) {
                 s.stream.clone(),
                 s.status.as_str().to_string(),
                 s.rows.to_string(),
+                s.inserted.to_string(),
+                s.updated.to_string(),
                 s.rejected.to_string(),
                 format!("{:.2}", s.duration.as_secs_f64()),
                 s.error.clone().unwrap_or_default(),

@@ -23,7 +23,12 @@ pub struct StreamLoader {
 /// What one commit stored.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CommitStats {
+    /// Rows stored (read, less rejects and in-batch repeats of a key).
     pub rows: u64,
+    /// Rows the merge wrote: `rows` less repeats of one key in the batch.
+    pub written: u64,
+    /// Of those, rows that replaced one already there (the rest are new).
+    pub updated: u64,
     pub rejected: u64,
 }
 
@@ -103,6 +108,8 @@ impl StreamLoader {
         for group in batches.chunk_by(|a, b| a.schema() == b.schema()) {
             let s = self.load_group(group)?;
             stats.rows += s.rows;
+            stats.written += s.written;
+            stats.updated += s.updated;
             stats.rejected += s.rejected;
         }
         self.conn.execute(
@@ -113,8 +120,17 @@ impl StreamLoader {
             params![self.source, self.stream, state.to_string(), self.run_id],
         )?;
         self.conn.execute(
-            "UPDATE conveyor.runs SET rows = rows + ?, rejected = rejected + ?, batches = batches + ? WHERE run_id = ?",
-            params![stats.rows as i64, stats.rejected as i64, batches.len() as i64, self.run_id],
+            "UPDATE conveyor.runs SET rows = rows + ?, inserted = coalesce(inserted, 0) + ?,
+                    updated = coalesce(updated, 0) + ?, rejected = rejected + ?, batches = batches + ?
+             WHERE run_id = ?",
+            params![
+                stats.rows as i64,
+                (stats.written - stats.updated) as i64,
+                stats.updated as i64,
+                stats.rejected as i64,
+                batches.len() as i64,
+                self.run_id
+            ],
         )?;
         Ok(stats)
     }
@@ -161,7 +177,10 @@ impl StreamLoader {
             params![self.run_id, self.source, self.stream, reason],
         )? as u64;
         if !missing_pk.is_empty() {
-            return Ok(CommitStats { rows: 0, rejected });
+            return Ok(CommitStats {
+                rejected,
+                ..CommitStats::default()
+            });
         }
 
         // Insert columns by name, cast to the table's (possibly wider) type.
@@ -203,15 +222,28 @@ impl StreamLoader {
             ))?;
             "conveyor_merge".to_string()
         };
-        self.conn.execute_batch(&format!(
-            "DELETE FROM {table} t USING {source} s WHERE {join};
-             INSERT INTO {table} ({}) SELECT {} FROM {source};
-             DROP TABLE IF EXISTS conveyor_merge;",
-            names.join(", "),
-            select.join(", ")
-        ))?;
+        // The rows a merge deletes are the ones it replaces: updates; the
+        // rest of what it inserts is new.
+        let updated = self
+            .conn
+            .execute(&format!("DELETE FROM {table} t USING {source} s WHERE {join}"), [])?;
+        let written = self.conn.execute(
+            &format!(
+                "INSERT INTO {table} ({}) SELECT {} FROM {source}",
+                names.join(", "),
+                select.join(", ")
+            ),
+            [],
+        )?;
+        self.conn
+            .execute_batch("DROP TABLE IF EXISTS conveyor_merge")?;
         let rows = total_rows as u64 - rejected;
-        Ok(CommitStats { rows, rejected })
+        Ok(CommitStats {
+            rows,
+            written: written as u64,
+            updated: updated as u64,
+            rejected,
+        })
     }
 
     /// Copies the batches into a temporary staging table through DuckDB's
@@ -406,6 +438,16 @@ mod tests {
         let second = batch(&[(3, "a"), (1, "b"), (3, "a")], &["mid", "new", "new"]);
         let stats = loader.commit(&[first, second], &state).unwrap();
         assert_eq!(stats.rows, 5);
+        // Two keys written: (1, "b") replaced, (3, "a") new.
+        assert_eq!((stats.written, stats.updated), (2, 1));
+        let counted: (i64, i64, i64) = wh
+            .connection()
+            .unwrap()
+            .query_row("SELECT rows, inserted, updated FROM conveyor.runs WHERE run_id = ?", [run], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(counted, (8, 4, 1), "3 new, then 1 new and 1 replaced");
         assert_eq!(
             rows(&wh),
             vec![

@@ -29,7 +29,9 @@ CREATE TABLE IF NOT EXISTS conveyor.runs (
     status      VARCHAR NOT NULL,          -- running | succeeded | failed | cancelled | interrupted
     started_at  TIMESTAMP NOT NULL,
     finished_at TIMESTAMP,
-    rows        BIGINT NOT NULL DEFAULT 0,
+    rows        BIGINT NOT NULL DEFAULT 0,    -- read and stored (a re-sent record counts again)
+    inserted    BIGINT DEFAULT 0,             -- of those, new keys
+    updated     BIGINT DEFAULT 0,             -- of those, keys already there, replaced
     batches     BIGINT NOT NULL DEFAULT 0,
     rejected    BIGINT NOT NULL DEFAULT 0,
     error       VARCHAR
@@ -169,6 +171,8 @@ pub fn create_metadata(conn: &Connection) -> Result<()> {
         "ALTER TABLE conveyor.alerts ADD COLUMN IF NOT EXISTS last_notified_at TIMESTAMP;
          ALTER TABLE conveyor.alerts ADD COLUMN IF NOT EXISTS notified_level VARCHAR;
          ALTER TABLE conveyor.silences ADD COLUMN IF NOT EXISTS created_by VARCHAR;
+         ALTER TABLE conveyor.runs ADD COLUMN IF NOT EXISTS inserted BIGINT DEFAULT 0;
+         ALTER TABLE conveyor.runs ADD COLUMN IF NOT EXISTS updated BIGINT DEFAULT 0;
          ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS html_body VARCHAR;
          ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS reported_at TIMESTAMP;
          ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS reported_by BIGINT;",
