@@ -26,6 +26,7 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
             .arg("sync")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
             .spawn()
             .unwrap();
         // Pseudo-random but reproducible moments across the sync.

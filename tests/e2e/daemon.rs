@@ -24,6 +24,7 @@ async fn daemon_answers_queries_while_loading_and_stops_gracefully() {
         .arg(f.config())
         .args(["--log-format", "json", "run"])
         .stderr(log)
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
 

@@ -292,13 +292,15 @@ fn outbox_silences_and_previews_go_through_a_running_daemon() {
     let dir = tempfile::tempdir().unwrap();
     let smtp = Smtp::start(&dir.path().join("mail"), &[]);
     let config = write_config(dir.path(), smtp.port, "");
-    let mut daemon = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = crate::support::Reaped(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .arg("run")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     // Once its endpoint answers, the daemon holds the warehouse file: the
     // commands below can only work through that endpoint.
     let toml = std::fs::read_to_string(&config).unwrap();

@@ -463,6 +463,7 @@ options = { mode = "echo_token" }
         .args(["--log-format", "json", "run"])
         .current_dir(f.dir.path())
         .stderr(log)
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
 

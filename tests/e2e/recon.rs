@@ -266,6 +266,7 @@ keys = [{ left = "id" }]
         .arg(&config)
         .arg("run")
         .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let sql = "SELECT string_agg(DISTINCT reconciliation || '=' || trigger, ' ' ORDER BY reconciliation || '=' || trigger) FROM conveyor.recon_runs WHERE status = 'succeeded'";

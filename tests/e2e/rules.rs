@@ -119,6 +119,7 @@ async fn the_daemon_evaluates_rules_on_their_schedule() {
         .arg(&config)
         .arg("run")
         .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

@@ -76,6 +76,7 @@ async fn start_daemon(f: &Fixture) -> (tokio::process::Child, String, String) {
         .arg(f.config())
         .arg("run")
         .stderr(log)
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let config = std::fs::read_to_string(f.config()).unwrap();
@@ -319,6 +320,7 @@ async fn sql_surface_https_endpoint_with_a_managed_token() {
         .arg("run")
         .env("SQL_SURFACE_TOKEN", token)
         .stderr(log)
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let listen = std::fs::read_to_string(f.config())
