@@ -66,7 +66,7 @@ impl Vendor {
             Vendor::Greenhouse => &["jobs", "candidates", "applications", "offers"],
             Vendor::QuickBooks => &["customers", "invoices", "payments"],
             Vendor::Gusto => &["employees", "payrolls", "employee_compensations"],
-            Vendor::ZendeskTalk => &["calls"],
+            Vendor::ZendeskTalk => &["calls", "users"],
             Vendor::HubSpot => &["owners", "contacts", "deals"],
             Vendor::Genesys => &[
                 "users",
@@ -74,6 +74,7 @@ impl Vendor {
                 "evaluations",
                 "surveys",
                 "user_presence",
+                "conversation_summaries",
             ],
         }
     }

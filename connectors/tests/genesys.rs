@@ -1,8 +1,10 @@
 //! The Genesys Cloud connector against its mock over loopback HTTP: users
 //! by `nextUri`, the conversation-details query paged by page number in the
-//! body and flattened per agent session, the surveys those conversations
-//! carry, evaluations per agent, daily presence from the user aggregates
-//! query, trailing re-query windows, token expiry, 429s and error bodies.
+//! body and flattened per agent session, one summary row per conversation
+//! (those no agent took included), the surveys those conversations carry,
+//! evaluations per agent across `nextUri` pages, daily presence from the
+//! user aggregates query, trailing re-query windows, token expiry, 429s,
+//! error bodies, and an org without a permission.
 
 mod support;
 
@@ -18,7 +20,7 @@ use conveyor_mocks::vendors::genesys::{GenesysHandle, GenesysMock, GenesysMockCo
 use conveyor_mocks::vendors::{Fault, MockHandle};
 use conveyor_plugin_api::{Connector, ErrorKind, MemoryCredentials};
 use serde_json::{json, Value};
-use support::{build, read, read_with_hook, secret_file, source};
+use support::{bools, build, distinct, read, read_with_hook, secret_file, source, stream_names};
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -28,7 +30,10 @@ struct Setup {
 }
 
 async fn start() -> Setup {
-    let cfg = GenesysMockConfig::default();
+    start_with(GenesysMockConfig::default()).await
+}
+
+async fn start_with(cfg: GenesysMockConfig) -> Setup {
     let (server, mock) = GenesysMock::start(cfg.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let body = format!(
@@ -301,7 +306,9 @@ async fn surveys_come_from_the_conversations_they_were_answered_for() {
         "every third of 400 conversations is surveyed"
     );
     let ids: Vec<Option<String>> = sink.strings("survey_id");
-    // Intervals touch their boundary day twice; the merge keeps each survey once.
+    // The query answers for whole days, so neighbouring intervals both get
+    // their boundary day; each keeps only what started inside it.
+    assert_eq!(ids.len(), want.len(), "each survey emitted once");
     let read_ids: HashSet<&str> = ids.iter().flatten().map(String::as_str).collect();
     let want_ids: HashSet<&str> = want
         .iter()
@@ -421,4 +428,235 @@ async fn the_presence_query_wants_whole_days_and_an_empty_answer_is_an_empty_obj
         .unwrap();
     assert_eq!(empty.status(), 200);
     assert_eq!(empty.json::<Value>().await.unwrap(), json!({}));
+}
+
+/// Issue 21: rows were per agent session only, so a conversation no agent
+/// took (abandoned in queue, an unanswered outbound attempt) was stored
+/// nowhere. `conversation_summaries` has every conversation, once.
+#[tokio::test]
+async fn genesys_every_conversation_has_a_summary_row_even_without_an_agent() {
+    let s = start().await;
+    let c = s.connector("");
+    let (r, sink) = read(c.as_ref(), "conversation_summaries", None).await;
+    r.unwrap_or_else(|e| panic!("{e}"));
+    let all = s.mock.conversations();
+    let want: std::collections::BTreeSet<String> = all
+        .iter()
+        .map(|c| c["conversationId"].as_str().unwrap().to_string())
+        .collect();
+    let (got, repeated) = distinct(&sink.strings("conversation_id"));
+    assert!(!repeated, "a conversation emitted twice");
+    assert_eq!(got, want);
+    let no_agent: Vec<&Value> = all
+        .iter()
+        .filter(|c| {
+            !c["participants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["purpose"] == "agent")
+        })
+        .collect();
+    assert_eq!(no_agent.len(), 30, "two abandoned and one outbound a day");
+    // …and those are exactly the ones the per-session table cannot hold.
+    let (r, sessions) = read(c.as_ref(), "conversations", None).await;
+    r.unwrap();
+    let (with_session, _) = distinct(&sessions.strings("conversation_id"));
+    assert_eq!(with_session.len(), want.len() - no_agent.len());
+    assert!(no_agent
+        .iter()
+        .all(|c| !with_session.contains(c["conversationId"].as_str().unwrap())));
+
+    let ids = sink.strings("conversation_id");
+    let at = |id: &str| ids.iter().position(|i| i.as_deref() == Some(id)).unwrap();
+    let (abandoned, answered) = (bools(&sink, "abandoned"), bools(&sink, "answered"));
+    let (agent, queue, wrap) = (
+        sink.strings("agent_id"),
+        sink.strings("queue_id"),
+        sink.strings("wrap_up_code"),
+    );
+    let (dir, media) = (
+        sink.strings("originating_direction"),
+        sink.strings("media_type"),
+    );
+    let abandon_ms = int_or_null(&sink, "abandon_ms");
+    for c in &all {
+        let id = c["conversationId"].as_str().unwrap();
+        let i = at(id);
+        let kind = id.split('-').next().unwrap();
+        assert_eq!(media[i].as_deref(), Some("voice"), "{id}");
+        match kind {
+            "abandoned" => {
+                assert_eq!(
+                    (abandoned[i], answered[i]),
+                    (Some(true), Some(false)),
+                    "{id}"
+                );
+                assert_eq!(agent[i], None);
+                assert_eq!(queue[i].as_deref(), Some("q-support"));
+                let waited = c["participants"][1]["sessions"][0]["metrics"][0]["value"].as_i64();
+                assert_eq!(abandon_ms[i], waited);
+                assert_eq!(dir[i].as_deref(), Some("inbound"));
+            }
+            "outbound" => {
+                assert_eq!(
+                    (abandoned[i], answered[i]),
+                    (Some(false), Some(false)),
+                    "{id}"
+                );
+                assert_eq!((agent[i].as_deref(), queue[i].as_deref()), (None, None));
+                assert_eq!(dir[i].as_deref(), Some("outbound"));
+            }
+            _ => {
+                assert_eq!(
+                    (abandoned[i], answered[i]),
+                    (Some(false), Some(true)),
+                    "{id}"
+                );
+                assert_eq!(agent[i].as_deref(), c["participants"][1]["userId"].as_str());
+                let code = &c["participants"][1]["sessions"][0]["segments"][1]["wrapUpCode"];
+                assert_eq!(wrap[i].as_deref(), code.as_str());
+                assert_eq!(abandon_ms[i], None);
+            }
+        }
+    }
+    assert!(sink.last_cursor().is_string());
+}
+
+/// Nullable integer column values.
+fn int_or_null(sink: &support::Sink, name: &str) -> Vec<Option<i64>> {
+    sink.batches
+        .iter()
+        .flat_map(|b| {
+            let c = b
+                .column(b.schema().index_of(name).unwrap())
+                .as_primitive::<arrow_array::types::Int64Type>()
+                .clone();
+            c.iter().collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Issue 21, point 7: each agent session is emitted once per read, though
+/// the query answers for the boundary day of two intervals.
+#[tokio::test]
+async fn genesys_agent_sessions_are_emitted_once_per_read() {
+    let s = start().await;
+    let c = s.connector("");
+    let (r, sink) = read(c.as_ref(), "conversations", None).await;
+    r.unwrap();
+    assert_eq!(sink.rows(), pairs(&sink).len());
+    assert_eq!(pairs(&sink), agent_sessions(&s.mock.conversations()));
+}
+
+/// Issue 21, point 6: evaluations follow `nextUri` (the counts lie) across
+/// pages of three; users too. Exact key sets, no repeats.
+#[tokio::test]
+async fn genesys_evaluations_and_users_follow_next_uri_across_small_pages() {
+    let s = start_with(GenesysMockConfig {
+        users: 8,
+        agents: 2,
+        evaluations_per_agent: 7,
+        page_size_cap: Some(3),
+        ..Default::default()
+    })
+    .await;
+    let c = s.connector("");
+    let (r, users) = read(c.as_ref(), "users", None).await;
+    r.unwrap();
+    let (got, repeated) = distinct(&users.strings("id"));
+    let want: std::collections::BTreeSet<String> = s
+        .mock
+        .users()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!repeated);
+    assert_eq!(got, want);
+    assert_eq!(s.requests_to("/api/v2/users"), 3, "3 + 3 + 2");
+
+    let before = s.requests_to("/api/v2/users");
+    let (r, evals) = read(c.as_ref(), "evaluations", None).await;
+    r.unwrap();
+    let (got, repeated) = distinct(&evals.strings("id"));
+    let want: std::collections::BTreeSet<String> = s
+        .mock
+        .evaluations()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(want.len(), 14);
+    assert!(!repeated);
+    assert_eq!(got, want);
+    // Users listed again for the loop, then per agent pages 1, 2, 3 by
+    // nextUri (pageCount says 1), one page for each other user.
+    assert_eq!(s.requests_to("/api/v2/users"), before + 3);
+    let agent0 = s.mock.users()[0]["id"].as_str().unwrap().to_string();
+    let pages: Vec<String> = s
+        .mock
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/v2/quality/evaluations/query")
+        .filter(|r| {
+            r.query_pairs()
+                .contains(&("agentUserId".into(), agent0.clone()))
+        })
+        .map(|r| {
+            r.query_pairs()
+                .into_iter()
+                .find(|(k, _)| k == "pageNumber")
+                .unwrap()
+                .1
+        })
+        .collect();
+    assert_eq!(pages, ["1", "2", "3"]);
+    assert_eq!(
+        s.requests_to("/api/v2/quality/evaluations/query"),
+        3 + 3 + 6
+    );
+}
+
+/// Issue 21, point 5: an org without the users-aggregates permission.
+#[tokio::test]
+async fn genesys_an_org_without_a_permission_is_told_to_leave_the_stream_out() {
+    let s = start().await;
+    s.mock.deny("/api/v2/analytics/users/aggregates/query");
+    let c = s.connector("");
+    let (r, sink) = read(c.as_ref(), "user_presence", None).await;
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unavailable);
+    assert!(
+        e.message.contains("stream `user_presence`")
+            && e.message.contains("HTTP 403")
+            && e.message.contains("missing.permissions")
+            && e.message.contains(
+                "streams = [\"users\", \"conversations\", \"evaluations\", \"surveys\", \"conversation_summaries\"] in [sources.cc]"
+            ),
+        "{e}"
+    );
+    assert!(sink.checkpoints.is_empty());
+    // The other streams are unaffected.
+    let (r, _) = read(c.as_ref(), "users", None).await;
+    r.unwrap();
+
+    // Left out: neither offered nor asked, and the rest reads.
+    let c = s.connector("streams = [\"users\", \"conversations\", \"evaluations\", \"surveys\", \"conversation_summaries\"]\n");
+    assert!(!stream_names(c.as_ref()).contains(&"user_presence".to_string()));
+    let asked = s.requests_to("/api/v2/analytics/users/aggregates/query");
+    let (r, _) = read(c.as_ref(), "user_presence", None).await;
+    assert_eq!(r.unwrap_err().kind, ErrorKind::Config);
+    for stream in stream_names(c.as_ref()) {
+        let (r, _) = read(c.as_ref(), &stream, None).await;
+        r.unwrap_or_else(|e| panic!("{stream}: {e}"));
+    }
+    assert_eq!(
+        s.requests_to("/api/v2/analytics/users/aggregates/query"),
+        asked
+    );
+
+    // Evaluations loop over the users; left out, users are still listed for it.
+    let c = s.connector("streams = [\"evaluations\"]\n");
+    let (r, evals) = read(c.as_ref(), "evaluations", None).await;
+    r.unwrap();
+    assert_eq!(evals.rows(), s.mock.evaluations().len());
 }

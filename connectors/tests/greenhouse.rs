@@ -1,6 +1,7 @@
 //! The Greenhouse Harvest v3 connector against its mock over loopback HTTP:
-//! full and incremental syncs, cursor-only Link paging, token expiry,
-//! 429s, and Harvest's error bodies.
+//! full and incremental syncs, cursor-only Link paging (also in pages of
+//! three), boundary records emitted once, token expiry, 429s, Harvest's
+//! error bodies, and a stream the user may not read.
 
 mod support;
 
@@ -13,7 +14,7 @@ use conveyor_mocks::vendors::greenhouse::{GreenhouseHandle, GreenhouseMock, Gree
 use conveyor_mocks::vendors::{Fault, MockHandle};
 use conveyor_plugin_api::{Connector, ErrorKind, MemoryCredentials};
 use serde_json::json;
-use support::{build, read, read_with_hook, secret_file, source};
+use support::{build, distinct, read, read_with_hook, secret_file, source, stream_names};
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -24,7 +25,10 @@ struct Setup {
 }
 
 async fn start() -> Setup {
-    let cfg = GreenhouseMockConfig::default();
+    start_with(GreenhouseMockConfig::default()).await
+}
+
+async fn start_with(cfg: GreenhouseMockConfig) -> Setup {
     let (server, mock) = GreenhouseMock::start(cfg.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let secret = secret_file(dir.path(), "cs", &cfg.client_secret);
@@ -194,8 +198,9 @@ async fn incremental_sync_sends_the_filter_once_and_picks_up_only_changes() {
     let before = s.mock.requests().len();
     let (r, second) = read(c.as_ref(), "candidates", Some(state.clone())).await;
     r.unwrap();
-    // gte is inclusive: the newest record of the last run comes again.
-    assert_eq!(second.ints("id"), vec![7, 120, new_id as i64]);
+    // gte is inclusive: the newest record of the last run comes again, but
+    // unchanged it is not emitted twice.
+    assert_eq!(second.ints("id"), vec![7, new_id as i64]);
     assert_eq!(second.strings("title")[0].as_deref(), Some("Team Lead"));
     let sent = &s.mock.requests()[before];
     let cursor = state["cursor"].as_str().unwrap();
@@ -221,11 +226,12 @@ async fn incremental_sync_sends_the_filter_once_and_picks_up_only_changes() {
     .await;
     r.unwrap();
     assert_eq!(
-        third.ints("id"),
-        vec![new_id as i64],
-        "only the inclusive boundary record"
+        third.rows(),
+        0,
+        "the inclusive boundary record again, unchanged: nothing to emit"
     );
     assert_eq!(third.last_cursor(), second.last_cursor());
+    assert_eq!(s.data_requests("candidates").len(), 3 + 1 + 1);
 }
 
 #[tokio::test]
@@ -309,4 +315,93 @@ async fn harvest_error_bodies_become_clear_secret_free_messages() {
         e.message.contains("invalid_client") && !e.message.contains("wrong-secret-1234"),
         "{e}"
     );
+}
+
+/// Issue 21, point 6: every list used to fit one page, so the `Link`
+/// cursor was never followed far. Pages of three: every record once.
+#[tokio::test]
+async fn greenhouse_link_paging_in_pages_of_three_misses_and_repeats_nothing() {
+    let s = start_with(GreenhouseMockConfig {
+        candidates: 10,
+        max_per_page: 3,
+        ..Default::default()
+    })
+    .await;
+    let c = s.connector("");
+    for resource in ["jobs", "candidates", "applications", "offers"] {
+        let (r, sink) = read(c.as_ref(), resource, None).await;
+        r.unwrap_or_else(|e| panic!("{resource}: {e}"));
+        let want: Vec<i64> = s
+            .mock
+            .records(resource)
+            .iter()
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect();
+        assert!(want.len() >= 3, "{resource}");
+        assert_eq!(sink.ints("id"), want, "{resource}: in order, each once");
+        let reqs = s.data_requests(resource);
+        assert_eq!(reqs.len(), want.len().div_ceil(3), "{resource}");
+        for r in &reqs[1..] {
+            let pairs = r.query_pairs();
+            assert!(pairs.len() == 1 && pairs[0].0 == "cursor", "{pairs:?}");
+        }
+    }
+
+    // Incremental, across pages too: the filter travels inside the cursor.
+    let (_, all) = read(c.as_ref(), "candidates", None).await;
+    let state = all.checkpoints.last().unwrap().clone();
+    let mut changed = Vec::new();
+    for id in [2u64, 5, 6, 9] {
+        s.mock
+            .touch("candidates", id, |r| r["title"] = json!("Changed"));
+        changed.push(id as i64);
+    }
+    let before = s.data_requests("candidates").len();
+    let (r, again) = read(c.as_ref(), "candidates", Some(state)).await;
+    r.unwrap();
+    assert_eq!(again.ints("id"), changed);
+    assert_eq!(
+        s.data_requests("candidates").len() - before,
+        2,
+        "4 changes, pages of 3"
+    );
+    let (titles, _) = distinct(&again.strings("title"));
+    assert_eq!(titles.into_iter().collect::<Vec<_>>(), ["Changed"]);
+}
+
+/// Issue 21, point 5: a user without the offers scope.
+#[tokio::test]
+async fn greenhouse_an_unreadable_stream_says_to_leave_it_out_and_leaving_it_out_works() {
+    let s = start().await;
+    let c = s.connector("");
+    // v3's 403 body shape is not documented; Harvest's `message` shape.
+    s.mock.push_faults([Fault::Error(
+        403,
+        json!({"message": "Forbidden: this token lacks the harvest:offers:list scope"}),
+    )]);
+    let (r, sink) = read(c.as_ref(), "offers", None).await;
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unavailable);
+    assert!(
+        e.message.contains("stream `offers`")
+            && e.message.contains("harvest:offers:list")
+            && e.message.contains(
+                "streams = [\"jobs\", \"candidates\", \"applications\"] in [sources.ats]"
+            ),
+        "{e}"
+    );
+    assert!(sink.checkpoints.is_empty());
+
+    let c = s.connector("streams = [\"jobs\", \"candidates\", \"applications\"]\n");
+    assert_eq!(
+        stream_names(c.as_ref()),
+        ["jobs", "candidates", "applications"]
+    );
+    let before = s.data_requests("offers").len();
+    let (r, _) = read(c.as_ref(), "offers", None).await;
+    assert_eq!(r.unwrap_err().kind, ErrorKind::Config);
+    assert_eq!(s.data_requests("offers").len(), before);
+    let (r, cands) = read(c.as_ref(), "candidates", None).await;
+    r.unwrap();
+    assert_eq!(cands.rows(), 120);
 }

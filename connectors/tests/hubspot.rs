@@ -1,8 +1,9 @@
 //! The HubSpot CRM v3 connector against its mock over loopback HTTP: the
-//! search API's 10,000-result cap handled by re-anchoring, string
-//! properties typed, incremental search, soft deletes from the archived
-//! list, token refresh, the refresh token kept over a restart, 429s and
-//! errors.
+//! search API's 10,000-result cap (and a smaller one, in small pages)
+//! handled by re-anchoring, string properties typed, incremental search
+//! emitting each change once, soft deletes from the archived list, token
+//! refresh, the refresh token kept over a restart, 429s, errors, and a
+//! stream the app has no scope for.
 
 mod support;
 
@@ -16,7 +17,7 @@ use conveyor_mocks::vendors::hubspot::{HubSpotHandle, HubSpotMock, HubSpotMockCo
 use conveyor_mocks::vendors::{Fault, MockHandle};
 use conveyor_plugin_api::{Connector, CredentialStore, ErrorKind, MemoryCredentials};
 use serde_json::{json, Value};
-use support::{build, read, read_with_hook, secret_file, source, Sink};
+use support::{build, distinct, read, read_with_hook, secret_file, source, stream_names, Sink};
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -197,13 +198,10 @@ async fn incremental_search_starts_at_the_cursor_and_types_string_properties() {
     let (r, second) = read(c.as_ref(), "contacts", Some(state)).await;
     r.unwrap();
     let ids: Vec<String> = second.strings("id").into_iter().flatten().collect();
+    // The boundary record (GTE) came again unchanged: only the change.
+    assert_eq!(ids, ["107"]);
     assert_eq!(
-        ids,
-        ["400", "107"],
-        "the boundary record (GTE), then the change"
-    );
-    assert_eq!(
-        second.strings("lifecyclestage")[1].as_deref(),
+        second.strings("lifecyclestage")[0].as_deref(),
         Some("evangelist")
     );
     // HubSpot does not rotate refresh tokens: nothing new to store.
@@ -285,9 +283,9 @@ async fn a_deal_archived_between_syncs_is_upserted_as_archived_and_no_row_is_rem
     let state = first.checkpoints.last().unwrap().clone();
     let (r, second) = read(c.as_ref(), "deals", Some(state)).await;
     r.unwrap();
-    // Incremental: the boundary deal from search (GTE the cursor), then the
-    // archived one, which search no longer returns.
-    assert_eq!(ids(&second), ["50020", "50007"]);
+    // Incremental: the archived one, which search no longer returns (the
+    // boundary deal search sends again, GTE the cursor, is unchanged).
+    assert_eq!(ids(&second), ["50007"]);
     merge(&mut table, &second);
     assert_eq!(table.len(), 20, "a soft delete removes no row");
     assert_eq!(
@@ -315,12 +313,12 @@ async fn a_deal_archived_between_syncs_is_upserted_as_archived_and_no_row_is_rem
     assert!(state["archived_since"].as_str().unwrap() <= archived_at.as_str());
     let (r, third) = read(c.as_ref(), "deals", Some(state)).await;
     r.unwrap();
-    assert_eq!(ids(&third), ["50020", "50007", "50009"]);
+    assert_eq!(ids(&third), ["50007", "50009"]);
     merge(&mut table, &third);
     let state = third.checkpoints.last().unwrap().clone();
     let (r, fourth) = read(c.as_ref(), "deals", Some(state)).await;
     r.unwrap();
-    assert_eq!(ids(&fourth), ["50020", "50009"], "50007 is hours older");
+    assert_eq!(ids(&fourth), ["50009"], "50007 is hours older");
     merge(&mut table, &fourth);
     assert_eq!(table.len(), 20);
     assert_eq!(table["50007"], (Some(true), Some(archived_at)));
@@ -414,4 +412,98 @@ async fn hubspot_keeps_its_refresh_token_and_a_restart_uses_the_persisted_one() 
             && !e.message.contains(&fresh),
         "{e}"
     );
+}
+
+/// Issue 21, point 6: re-anchoring past the result cap, with a cap of 10
+/// and pages of 3 (the connector still asks for 200: a page ends at the
+/// cap, and the page after it is refused with a 400, which re-anchors).
+#[tokio::test]
+async fn hubspot_search_reanchors_past_a_small_cap_in_small_pages() {
+    let s = start_with(HubSpotMockConfig {
+        deals: 25,
+        search_cap: 10,
+        search_page_size: Some(3),
+        list_page_size: Some(3),
+        ..Default::default()
+    })
+    .await;
+    let c = s.connector(Arc::new(MemoryCredentials::default()));
+    let (r, sink) = read(c.as_ref(), "deals", None).await;
+    r.unwrap_or_else(|e| panic!("{e}"));
+    let want: std::collections::BTreeSet<String> = s
+        .mock
+        .records("deals")
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect();
+    let (got, repeated) = distinct(&sink.strings("id"));
+    assert!(!repeated, "a deal emitted twice");
+    assert_eq!(got, want);
+    assert_eq!(sink.rows(), 25);
+    // Deal i is modified at i/2 s. Anchor 0: 3+3+3+1 results (the page
+    // ends at the cap), the next page refused; anchor 5 s (deal 10 again,
+    // skipped): the same; anchor 9 s: the last 8 deals in 3 pages.
+    assert_eq!(s.searches("deals"), 5 + 5 + 3);
+    // The archived list walks its small pages too (nothing archived: one page).
+    assert_eq!(s.archived_lists("deals"), 1);
+    let (r, owners) = read(c.as_ref(), "owners", None).await;
+    r.unwrap();
+    let (ids, repeated) = distinct(&owners.strings("id"));
+    assert!(!repeated && ids.len() == 5, "{ids:?}");
+}
+
+/// Issue 21, point 7: a sync with nothing new emits nothing, and the same
+/// data gives the same rows.
+#[tokio::test]
+async fn hubspot_a_sync_without_changes_emits_no_rows() {
+    let s = start_with(HubSpotMockConfig {
+        deals: 40,
+        ..Default::default()
+    })
+    .await;
+    let c = s.connector(Arc::new(MemoryCredentials::default()));
+    let (r, first) = read(c.as_ref(), "deals", None).await;
+    r.unwrap();
+    let (r, again) = read(c.as_ref(), "deals", None).await;
+    r.unwrap();
+    assert_eq!(again.batches, first.batches);
+    let state = first.checkpoints.last().unwrap().clone();
+    let (r, idle) = read(c.as_ref(), "deals", Some(state.clone())).await;
+    r.unwrap();
+    assert_eq!(idle.rows(), 0, "{:?}", ids(&idle));
+    assert_eq!(idle.last_cursor(), state["cursor"]);
+}
+
+/// Issue 21, point 5: an app without the deals scope.
+#[tokio::test]
+async fn hubspot_an_unreadable_stream_says_to_leave_it_out_and_leaving_it_out_works() {
+    let s = start().await;
+    let store: Arc<MemoryCredentials> = Arc::new(MemoryCredentials::default());
+    let c = s.connector(store.clone());
+    s.mock.push_faults([Fault::Error(
+        403,
+        json!({"status": "error", "message": "This app hasn't been granted all required scopes to make this call.", "correlationId": "c-9", "errors": [{"message": "One or more of the following scopes are required.", "context": {"requiredScopes": ["crm.objects.deals.read"]}}], "category": "MISSING_SCOPES"}),
+    )]);
+    let (r, sink) = read(c.as_ref(), "deals", None).await;
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unavailable);
+    assert!(
+        e.message.contains("stream `deals`")
+            && e.message.contains("MISSING_SCOPES")
+            && e.message
+                .contains("streams = [\"owners\", \"contacts\"] in [sources.crm]"),
+        "{e}"
+    );
+    assert!(sink.checkpoints.is_empty());
+
+    let body = format!("{}streams = [\"owners\", \"contacts\"]\n", s.body);
+    let c = build(&source("crm", &body), store);
+    assert_eq!(stream_names(c.as_ref()), ["owners", "contacts"]);
+    let before = s.searches("deals");
+    let (r, _) = read(c.as_ref(), "deals", None).await;
+    assert_eq!(r.unwrap_err().kind, ErrorKind::Config);
+    assert_eq!(s.searches("deals"), before);
+    let (r, contacts) = read(c.as_ref(), "contacts", None).await;
+    r.unwrap();
+    assert_eq!(contacts.rows(), 300);
 }

@@ -1,6 +1,7 @@
 //! The Zendesk Talk connector against its mock over loopback HTTP: the
 //! incremental calls export whose `next_page` is never null, incremental
-//! reads, 429s and Zendesk's error bodies.
+//! reads emitting each call once, the agents and admins calls name (cursor
+//! pages), 429s, Zendesk's error bodies, a stream the token may not read.
 
 mod support;
 
@@ -11,12 +12,12 @@ use std::time::{Duration, Instant};
 use arrow_schema::{DataType, TimeUnit};
 use conveyor_mocks::server::MockServer;
 use conveyor_mocks::vendors::zendesk_talk::{
-    ZendeskTalkHandle, ZendeskTalkMock, ZendeskTalkMockConfig, CALLS_PATH,
+    ZendeskTalkHandle, ZendeskTalkMock, ZendeskTalkMockConfig, CALLS_PATH, USERS_PATH,
 };
 use conveyor_mocks::vendors::{Fault, MockHandle};
 use conveyor_plugin_api::{Connector, ErrorKind, MemoryCredentials};
 use serde_json::json;
-use support::{build, read, secret_file, source};
+use support::{build, distinct, read, secret_file, source, stream_names};
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -26,7 +27,10 @@ struct Setup {
 }
 
 async fn start() -> Setup {
-    let cfg = ZendeskTalkMockConfig::default();
+    start_with(ZendeskTalkMockConfig::default()).await
+}
+
+async fn start_with(cfg: ZendeskTalkMockConfig) -> Setup {
     let (server, mock) = ZendeskTalkMock::start(cfg.clone()).await;
     Setup {
         dir: tempfile::tempdir().unwrap(),
@@ -85,6 +89,8 @@ async fn the_export_ends_on_a_small_count_although_next_page_is_never_null() {
         .map(|c| c["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids(&sink), want);
+    // Each call once, though every page starts with the last one's boundary call.
+    assert_eq!(sink.rows(), 250);
     // 250 calls at 100 a page, each page re-reading its boundary call:
     // 100, 100, 52, then a page holding only the boundary call ends it.
     assert_eq!(s.start_times().len(), 4, "{:?}", s.start_times());
@@ -144,8 +150,9 @@ async fn incremental_sync_starts_at_the_cursor_and_picks_up_only_changes() {
     let (r, second) = read(c.as_ref(), "calls", Some(state)).await;
     r.unwrap();
     assert_eq!(s.start_times()[before], cursor);
-    // The boundary call (inclusive start) and the changed one.
-    assert_eq!(ids(&second), BTreeSet::from([360_000_005, 360_000_250]));
+    // The changed one only: the boundary call the inclusive start sends
+    // again is unchanged, and the last run emitted it already.
+    assert_eq!(second.ints("id"), [360_000_005]);
     assert!(second
         .strings("completion_status")
         .contains(&Some("completed_with_callback".into())));
@@ -188,4 +195,172 @@ async fn zendesk_error_bodies_become_clear_secret_free_messages() {
             .contains("InvalidValue: start_time must be more than one minute in the past"),
         "{e}"
     );
+}
+
+impl Setup {
+    fn user_requests(&self) -> Vec<conveyor_mocks::RequestLog> {
+        self.mock
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.trim_end_matches(".json") == USERS_PATH)
+            .collect()
+    }
+}
+
+/// Issue 21: calls name an `agent_id` that nothing else described; the
+/// agents and admins are now a stream, by Zendesk's cursor pages.
+#[tokio::test]
+async fn zendesk_talk_users_are_the_agents_and_admins_calls_name() {
+    let s = start_with(ZendeskTalkMockConfig {
+        users_page_size: 3,
+        ..Default::default()
+    })
+    .await;
+    let c = s.connector(&s.cfg.api_token, "");
+    assert_eq!(stream_names(c.as_ref()), ["calls", "users"]);
+    let (r, users) = read(c.as_ref(), "users", None).await;
+    r.unwrap_or_else(|e| panic!("{e}"));
+    let staff: BTreeSet<i64> = s
+        .mock
+        .users()
+        .iter()
+        .filter(|u| u["role"] != "end-user")
+        .map(|u| u["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(staff.len(), 8);
+    assert_eq!(users.ints("id").into_iter().collect::<BTreeSet<_>>(), staff);
+    assert_eq!(users.rows(), 8, "each once");
+    let (roles, _) = distinct(&users.strings("role"));
+    assert_eq!(roles.into_iter().collect::<Vec<_>>(), ["admin", "agent"]);
+    // Every agent a call names is a user.
+    let (r, calls) = read(c.as_ref(), "calls", None).await;
+    r.unwrap();
+    assert!(calls.ints("agent_id").iter().all(|a| staff.contains(a)));
+    // 3 + 3 + 2; the last page still links on, `has_more` ends it.
+    let reqs = s.user_requests();
+    assert_eq!(reqs.len(), 3);
+    let first = reqs[0].query_pairs();
+    for want in [
+        ("role[]", "agent"),
+        ("role[]", "admin"),
+        ("page[size]", "100"),
+    ] {
+        assert!(first.contains(&(want.0.into(), want.1.into())), "{first:?}");
+    }
+    assert!(reqs[1..]
+        .iter()
+        .all(|r| r.query_pairs().iter().any(|(k, _)| k == "page[after]")));
+    assert_eq!(
+        users.data_type("created_at"),
+        DataType::Timestamp(TimeUnit::Microsecond, None)
+    );
+    assert!(users.checkpoints.last().unwrap()["cursor"].is_null());
+}
+
+/// The mock's own cursor paging, checked on the mock: `has_more` is false
+/// on the last page although `links.next` is still there.
+#[tokio::test]
+async fn zendesk_talk_the_mock_ends_cursor_pages_with_has_more_only() {
+    let s = start().await;
+    let url = s
+        .server
+        .url(&format!("{USERS_PATH}.json?role[]=agent&page[size]=100"));
+    let last: serde_json::Value = reqwest::Client::new()
+        .get(url)
+        .basic_auth(format!("{}/token", s.cfg.email), Some(&s.cfg.api_token))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(last["users"].as_array().unwrap().len(), 7);
+    assert_eq!(last["meta"]["has_more"], false);
+    assert!(last["links"]["next"].is_string());
+}
+
+/// Issue 21, point 7: a sync with nothing new emits nothing.
+#[tokio::test]
+async fn zendesk_talk_a_sync_without_changes_emits_no_rows() {
+    let s = start().await;
+    let c = s.connector(&s.cfg.api_token, "");
+    let (r, first) = read(c.as_ref(), "calls", None).await;
+    r.unwrap();
+    let state = first.checkpoints.last().unwrap().clone();
+    let (r, idle) = read(c.as_ref(), "calls", Some(state.clone())).await;
+    r.unwrap();
+    assert_eq!(idle.rows(), 0);
+    assert_eq!(idle.last_cursor(), state["cursor"]);
+    // Same data, same rows.
+    let (r, again) = read(c.as_ref(), "calls", None).await;
+    r.unwrap();
+    assert_eq!(again.batches, first.batches);
+}
+
+/// Issue 21, point 5: a token that may not list users.
+#[tokio::test]
+async fn zendesk_talk_an_unreadable_stream_says_to_leave_it_out_and_leaving_it_out_works() {
+    let s = start().await;
+    let c = s.connector(&s.cfg.api_token, "");
+    s.mock.push_faults([Fault::Error(403, json!({"error": "Forbidden", "description": "You do not have access to this page. Please contact the account owner of this help desk for further help."}))]);
+    let (r, sink) = read(c.as_ref(), "users", None).await;
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unavailable);
+    assert!(
+        e.message.contains("stream `users`")
+            && e.message.contains("Forbidden: You do not have access")
+            && e.message
+                .contains("streams = [\"calls\"] in [sources.phones]"),
+        "{e}"
+    );
+    assert!(sink.checkpoints.is_empty());
+
+    let c = s.connector(&s.cfg.api_token, "streams = [\"calls\"]\n");
+    assert_eq!(stream_names(c.as_ref()), ["calls"]);
+    let (r, _) = read(c.as_ref(), "users", None).await;
+    assert_eq!(r.unwrap_err().kind, ErrorKind::Config);
+    assert!(s.user_requests().len() == 1, "only the refused one");
+    let (r, calls) = read(c.as_ref(), "calls", None).await;
+    r.unwrap();
+    assert_eq!(calls.rows(), 250);
+
+    // The only stream selected, refused: the hint cannot be `streams = []`.
+    let c = s.connector(&s.cfg.api_token, "streams = [\"users\"]\n");
+    s.mock.push_faults([Fault::Error(
+        404,
+        json!({"error": "InvalidEndpoint", "description": "Not found"}),
+    )]);
+    let (r, _) = read(c.as_ref(), "users", None).await;
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unavailable);
+    assert!(
+        e.message
+            .contains("it is the only stream selected, so remove [sources.phones]"),
+        "{e}"
+    );
+}
+
+/// Issue 21, point 6: the export in pages of three, each page starting
+/// with the previous one's boundary call: every call once, in order.
+#[tokio::test]
+async fn zendesk_talk_the_export_in_pages_of_three_emits_each_call_once() {
+    let s = start_with(ZendeskTalkMockConfig {
+        calls: 11,
+        page_size: 3,
+        ..Default::default()
+    })
+    .await;
+    let c = s.connector(&s.cfg.api_token, "");
+    let (r, sink) = read(c.as_ref(), "calls", None).await;
+    r.unwrap();
+    let want: Vec<i64> = s
+        .mock
+        .calls()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(sink.ints("id"), want);
+    // 3, then 2 new a page (the boundary call repeats): 3+2+2+2+2 = 11, then
+    // a page of the boundary call alone ends it.
+    assert_eq!(s.start_times().len(), 6, "{:?}", s.start_times());
 }

@@ -20,6 +20,14 @@ pub enum ErrorKind {
     /// A plugin broke its contract: it panicked, was poisoned by an earlier
     /// panic, or sent something the ABI does not allow.
     Plugin,
+    /// The account has no such data, or the credentials lack the permission
+    /// to read it: the API refused the stream's own endpoint (403, or 404
+    /// where the path is fixed), e.g. a Genesys org without the analytics
+    /// permission or a HubSpot app without a scope. Retrying cannot fix it;
+    /// leaving the stream out of the source's `streams` (or granting the
+    /// permission) does. Added after the first ABI release: a host that
+    /// predates it reads the code as `Plugin` (see `ffi::kind_from_code`).
+    Unavailable,
 }
 
 /// A connector failure. The message must never contain a secret: URLs are

@@ -195,6 +195,7 @@ pub fn kind_code(kind: crate::ErrorKind) -> u32 {
         Data => 5,
         Host => 6,
         Plugin => 7,
+        Unavailable => 8,
     }
 }
 
@@ -208,6 +209,33 @@ pub fn kind_from_code(code: u32) -> crate::ErrorKind {
         4 => Http,
         5 => Data,
         6 => Host,
+        8 => Unavailable,
         _ => Plugin,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind::*;
+
+    #[test]
+    fn every_kind_survives_the_wire_and_codes_never_move() {
+        // Codes are ABI: an existing kind never changes its number.
+        let all = [
+            (Config, 1),
+            (Auth, 2),
+            (Transient, 3),
+            (Http, 4),
+            (Data, 5),
+            (Host, 6),
+            (Plugin, 7),
+            (Unavailable, 8),
+        ];
+        for (kind, code) in all {
+            assert_eq!(kind_code(kind), code);
+            assert_eq!(kind_from_code(code), kind);
+        }
+        assert_eq!(kind_from_code(99), Plugin, "a newer plugin's kind");
     }
 }

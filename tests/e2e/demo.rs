@@ -17,7 +17,7 @@ async fn demo_syncs_every_sandbox_stream() {
         .unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("5 source(s), 17 stream(s)"), "{stdout}");
+    assert!(stdout.contains("5 source(s), 18 stream(s)"), "{stdout}");
     assert!(!stdout.contains("failed"), "{stdout}");
     let wh = dir.path().join("d/warehouse.duckdb");
     let count = |sql: &str| sql_on(&wh, sql)[0][0].clone();

@@ -105,6 +105,19 @@ impl HttpClient {
 
     /// Sends `req`, retrying transient failures. Only a 2xx response is `Ok`.
     pub async fn send(&self, req: &HttpRequest) -> Result<HttpResponse, ConnectorError> {
+        self.send_passing(req, &[]).await
+    }
+
+    /// Like [`HttpClient::send`], but a final response with a status in
+    /// `pass` comes back as `Ok` for the caller to judge (a 403 that means
+    /// "this account has no such data", a 400 that means "past the search
+    /// cap"). A 401 still triggers the one token refresh first, and
+    /// retryable statuses (429, 5xx) are retried as usual, never passed.
+    pub async fn send_passing(
+        &self,
+        req: &HttpRequest,
+        pass: &[StatusCode],
+    ) -> Result<HttpResponse, ConnectorError> {
         let shown = self.redactor.url(&req.url);
         let mut attempt = 0u32;
         let mut reauthenticated = false;
@@ -148,6 +161,9 @@ impl HttpClient {
                     reauthenticated = true;
                     tracing::debug!(url = %shown, "access token refused; refreshing");
                     continue;
+                }
+                Ok(resp) if pass.contains(&resp.status) && !is_retryable_status(resp.status) => {
+                    return Ok(resp)
                 }
                 Ok(resp) if is_retryable_status(resp.status) => {
                     let wait = retry_after(&resp.headers);
@@ -195,6 +211,18 @@ impl HttpClient {
         let cap = self.cfg.backoff_max.as_millis() as u64;
         let exp = base.saturating_mul(1u64 << attempt.min(20)).min(cap).max(1);
         Duration::from_millis(rand::rng().random_range(exp / 2..=exp))
+    }
+
+    /// The error a refused response makes, with `kind`: method, URL
+    /// without secrets, status and the vendor's message.
+    pub(crate) fn failure(
+        &self,
+        req: &HttpRequest,
+        resp: &HttpResponse,
+        kind: ErrorKind,
+    ) -> ConnectorError {
+        let shown = self.redactor.url(&req.url);
+        ConnectorError::new(kind, self.describe(req, &shown, resp))
     }
 
     fn describe(&self, req: &HttpRequest, shown: &str, resp: &HttpResponse) -> String {

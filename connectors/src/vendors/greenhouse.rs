@@ -6,8 +6,11 @@
 //!   `per_page`; after that the `Link: <…?cursor=…>; rel="next"` URL is
 //!   followed exactly, because `cursor` must be the only query parameter
 //!   (anything else is a 422). No `Link` header means the last page.
-//! - Incremental: `updated_at=gte|<cursor>` (inclusive, so the boundary
-//!   record is read again and merged by id).
+//! - Incremental: `updated_at=gte|<cursor>` (inclusive, so the records at
+//!   the cursor come again; unchanged ones are not emitted twice, see
+//!   `read::Boundary`).
+//! - A 403 (missing scope such as `harvest:offers:list`, or a non-admin
+//!   user) fails the stream as unavailable, saying to leave it out.
 //! - Errors: `{"message":"Validation error","errors":[{"message","field"}]}`.
 
 use std::sync::Arc;
@@ -18,7 +21,7 @@ use conveyor_plugin_api::{
 };
 use serde_json::Value;
 
-use super::read::{iso_millis, object, saved_instant, Emitter, Newest, Pages};
+use super::read::{iso_millis, object, saved_instant, Boundary, Emitter, Pages};
 use super::table::{Col, Table};
 use super::{endpoint, oauth_error, Base, ClientSpec};
 use crate::http::TokenBody;
@@ -148,6 +151,20 @@ impl Connector for Greenhouse {
         sink: &mut dyn RecordSink,
         cancel: &CancelFlag,
     ) -> Result<(), ConnectorError> {
+        self.read_stream(stream, state, sink, cancel)
+            .await
+            .map_err(|e| self.base.explain(stream, e))
+    }
+}
+
+impl Greenhouse {
+    async fn read_stream(
+        &self,
+        stream: &str,
+        state: Option<Json>,
+        sink: &mut dyn RecordSink,
+        cancel: &CancelFlag,
+    ) -> Result<(), ConnectorError> {
         let t = self.base.table(stream)?;
         let since = saved_instant(state.as_ref(), self.base.cfg.start_date);
         let filter: Vec<(String, String)> = since
@@ -163,17 +180,16 @@ impl Connector for Greenhouse {
             filter,
         );
         let mut pages = Pages::new(&self.base.client, pager, "");
-        let mut out = Emitter::new(
-            sink,
-            t,
-            serde_json::json!({ "cursor": since.map(iso_millis) }),
-        );
-        let mut newest = Newest::default();
+        let resume = match &state {
+            Some(s) if !s["cursor"].is_null() => s.clone(),
+            _ => serde_json::json!({ "cursor": since.map(iso_millis) }),
+        };
+        let mut out = Emitter::new(sink, t, resume);
+        let mut boundary = Boundary::resume(state.as_ref(), since);
         while let Some(page) = pages.next(cancel).await? {
             let mut rows = Vec::with_capacity(page.records.len());
             for r in page.records {
                 let mut row = object(r, t.name)?;
-                newest.see(row.get("updated_at"));
                 if t.name == "candidates" {
                     let first = row
                         .get("email_addresses")
@@ -182,11 +198,13 @@ impl Connector for Greenhouse {
                         .cloned();
                     row.insert("primary_email".into(), first.unwrap_or(Value::Null));
                 }
-                rows.push(row);
+                if boundary.fresh(&row, row.get("updated_at")) {
+                    rows.push(row);
+                }
             }
             out.emit(&rows).await?;
         }
-        out.finish(newest.state(since), cancel).await
+        out.finish(boundary.state(), cancel).await
     }
 }
 

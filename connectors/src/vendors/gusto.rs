@@ -1,5 +1,6 @@
-//! Gusto: employees, processed payrolls, and per-employee compensations of
-//! each payroll (hours and amounts as DECIMAL).
+//! Gusto: employees, payrolls (processed and unprocessed), and
+//! per-employee compensations of each processed payroll (hours and amounts
+//! as DECIMAL).
 //!
 //! - Auth: refresh-token grant posted as JSON with the client id and
 //!   secret; the refresh token rotates (the old one dies when the new access
@@ -9,9 +10,21 @@
 //!   detail pages its `employee_compensations` the same way.
 //! - Incremental: there is no `updated_since`. Payrolls are read in
 //!   `start_date`/`end_date` windows of at most a year, ending at most three
-//!   months ahead; each run starts a look-back before the last pay period
-//!   seen, so payrolls processed late are picked up. Employees are a full
-//!   refresh (merged by `uuid`).
+//!   months ahead; each run starts a look-back before the last processed
+//!   pay period seen, so payrolls processed late are picked up.
+//! - Unprocessed payrolls (`processing_statuses=processed,unprocessed`) are
+//!   read too, with `processed = false`: the reference says to re-pull them
+//!   until they are processed, so the state lists them (`unprocessed`) and
+//!   the next run's windows reach back to the earliest, however old. One
+//!   that is no longer listed was deleted in Gusto and drops off the list
+//!   (its warehouse row stays, unprocessed). Compensations are read for
+//!   processed payrolls only: a draft's amounts are not pay.
+//! - The API refuses a window ending more than three months after *its*
+//!   today (422, `error_key: end_date`). Windows end 60 days after the local
+//!   today; should the server's today be far enough behind, the window is
+//!   shrunk a month at a time until it is accepted (one warning per read),
+//!   and the error is returned, once, only if no shrinking helps.
+//! - Employees are a full refresh (merged by `uuid`).
 //! - Money and hours arrive as decimal strings (`"3076.92"`, `"80.000"`).
 //! - Errors: `{"errors":[{"error_key","category","message"}]}`, possibly nested.
 
@@ -43,6 +56,12 @@ const DEFAULT_HISTORY_DAYS: i64 = 183;
 const WINDOW_DAYS: i64 = 364;
 /// The longest pay period (monthly).
 const PERIOD_DAYS: i64 = 31;
+/// How far a refused window's end moves back per try.
+const SHRINK_DAYS: i64 = 31;
+/// How far ahead of the local today windows end.
+const HORIZON_DAYS: i64 = 60;
+/// State key: the unprocessed payrolls seen, to re-pull until processed.
+const UNPROCESSED: &str = "unprocessed";
 
 pub const TABLES: &[Table] = &[
     Table {
@@ -159,7 +178,9 @@ impl Gusto {
         Pager::new(paging, url, params, Vec::new())
     }
 
-    /// `[start, end]` windows from the saved state to the API's horizon.
+    /// `[start, end]` windows from the saved state to the API's horizon:
+    /// from a look-back before the cursor, or from the earliest payroll
+    /// still unprocessed when that is older.
     fn windows(&self, state: Option<&Json>) -> Vec<(NaiveDate, NaiveDate)> {
         let today = Utc::now().date_naive();
         let saved = state
@@ -170,9 +191,14 @@ impl Gusto {
             (None, Some(d)) => d,
             (None, None) => today - Duration::days(DEFAULT_HISTORY_DAYS),
         };
+        let pending = unprocessed(state)
+            .into_iter()
+            .filter_map(|(_, start)| start)
+            .min();
+        let start = pending.map_or(start, |p| p.min(start));
         // Processed payrolls can have a check date a little ahead; the API
         // refuses an end more than three months out.
-        let horizon = today + Duration::days(60);
+        let horizon = today + Duration::days(HORIZON_DAYS);
         let mut out = Vec::new();
         let mut from = start;
         loop {
@@ -187,7 +213,7 @@ impl Gusto {
         }
     }
 
-    /// Every processed payroll in the windows, as listed.
+    /// Every payroll in the windows (processed or not), as listed, each once.
     async fn payroll_list(
         &self,
         windows: &[(NaiveDate, NaiveDate)],
@@ -195,36 +221,98 @@ impl Gusto {
     ) -> Result<Vec<Map<String, Value>>, ConnectorError> {
         let mut out: Vec<Map<String, Value>> = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        // The end the server accepted after a shrink: later windows stop there.
+        let mut limit: Option<NaiveDate> = None;
+        let mut shrunk: Option<(NaiveDate, NaiveDate)> = None;
         for (from, to) in windows {
-            let params = vec![
-                ("processing_statuses".to_string(), "processed".to_string()),
-                ("payroll_types".into(), "regular,off_cycle".into()),
-                ("start_date".into(), from.to_string()),
-                ("end_date".into(), to.to_string()),
-                ("include".into(), "totals".into()),
-            ];
-            let mut pages = Pages::new(
-                &self.base.client,
-                self.pager(self.company_url("payrolls")?, params),
-                "",
-            );
-            while let Some(page) = pages.next(cancel).await? {
-                for r in page.records {
-                    let p = object(r, "payroll")?;
-                    // Overlapping windows list some payrolls twice.
-                    if seen.insert(
-                        p.get("payroll_uuid")
-                            .cloned()
-                            .unwrap_or(Value::Null)
-                            .to_string(),
-                    ) {
-                        out.push(p);
+            let mut to = limit.map_or(*to, |l| l.min(*to));
+            if to < *from {
+                break;
+            }
+            loop {
+                let params = vec![
+                    (
+                        "processing_statuses".to_string(),
+                        "processed,unprocessed".to_string(),
+                    ),
+                    ("payroll_types".into(), "regular,off_cycle".into()),
+                    ("start_date".into(), from.to_string()),
+                    ("end_date".into(), to.to_string()),
+                    ("include".into(), "totals".into()),
+                ];
+                let mut pages = Pages::new(
+                    &self.base.client,
+                    self.pager(self.company_url("payrolls")?, params),
+                    "",
+                )
+                .stop_on(422, true);
+                let mut listed = Vec::new();
+                while let Some(page) = pages.next(cancel).await? {
+                    for r in page.records {
+                        listed.push(object(r, "payroll")?);
                     }
+                }
+                match pages.stopped() {
+                    None => {
+                        for p in listed {
+                            // Overlapping windows list some payrolls twice.
+                            let id = p.get("payroll_uuid").cloned().unwrap_or(Value::Null);
+                            if seen.insert(id.to_string()) {
+                                out.push(p);
+                            }
+                        }
+                        break;
+                    }
+                    // Past the server's horizon: ask for less, a month at a time.
+                    Some(stop) if refuses_end_date(&stop.body) => {
+                        let shorter = to - Duration::days(SHRINK_DAYS);
+                        if shorter < *from {
+                            return Err(stop.error.clone());
+                        }
+                        shrunk.get_or_insert((to, shorter)).1 = shorter;
+                        to = shorter;
+                        limit = Some(shorter);
+                    }
+                    Some(stop) => return Err(stop.error.clone()),
                 }
             }
         }
+        if let Some((asked, accepted)) = shrunk {
+            // Once per read, and only once the shorter window was accepted:
+            // a failure is reported by the error alone.
+            tracing::warn!(source = %self.base.source, %asked, %accepted, "Gusto refused payroll windows ending {asked} (more than three months past its today); read up to {accepted} instead");
+        }
         Ok(out)
     }
+}
+
+/// Whether a 422 body is Gusto's "end date too far in the future".
+fn refuses_end_date(body: &[u8]) -> bool {
+    fn walk(list: &Value) -> bool {
+        list.as_array().into_iter().flatten().any(|e| {
+            e.get("error_key").and_then(Value::as_str) == Some("end_date") || walk(&e["errors"])
+        })
+    }
+    serde_json::from_slice::<Value>(body).is_ok_and(|v| walk(&v["errors"]))
+}
+
+/// The unprocessed payrolls a state lists: uuid and pay-period start.
+fn unprocessed(state: Option<&Json>) -> Vec<(String, Option<NaiveDate>)> {
+    state
+        .and_then(|s| s.get(UNPROCESSED))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let id = p["payroll_uuid"].as_str()?.to_string();
+            let start = p["start_date"].as_str().and_then(|d| d.parse().ok());
+            Some((id, start))
+        })
+        .collect()
+}
+
+fn is_processed(p: &Map<String, Value>) -> bool {
+    p.get("processed") == Some(&Value::Bool(true))
 }
 
 #[async_trait::async_trait]
@@ -234,6 +322,20 @@ impl Connector for Gusto {
     }
 
     async fn read(
+        &self,
+        stream: &str,
+        state: Option<Json>,
+        sink: &mut dyn RecordSink,
+        cancel: &CancelFlag,
+    ) -> Result<(), ConnectorError> {
+        self.read_stream(stream, state, sink, cancel)
+            .await
+            .map_err(|e| self.base.explain(stream, e))
+    }
+}
+
+impl Gusto {
+    async fn read_stream(
         &self,
         stream: &str,
         state: Option<Json>,
@@ -267,8 +369,12 @@ impl Connector for Gusto {
         let payrolls = self
             .payroll_list(&self.windows(state.as_ref()), cancel)
             .await?;
+        // The cursor follows processed payrolls only: an unprocessed one
+        // (often a future period) must not move the look-back past the
+        // payrolls still to be processed.
         let newest = payrolls
             .iter()
+            .filter(|p| is_processed(p))
             .filter_map(|p| p["pay_period"]["end_date"].as_str())
             .max()
             .map(str::to_string);
@@ -276,22 +382,36 @@ impl Connector for Gusto {
             (Some(n), Some(old)) => Some(n.max(old.to_string())),
             (n, old) => n.or(old.map(str::to_string)),
         };
+        // Re-pulled by the next run until processed (or gone).
+        let pending: Vec<Value> = payrolls
+            .iter()
+            .filter(|p| !is_processed(p))
+            .map(|p| {
+                serde_json::json!({
+                    "payroll_uuid": p.get("payroll_uuid").cloned().unwrap_or(Value::Null),
+                    "start_date": p["pay_period"]["start_date"].clone(),
+                })
+            })
+            .collect();
         if t.name == "payrolls" {
             let rows: Vec<_> = payrolls.into_iter().map(payroll).collect();
             for chunk in rows.chunks(500) {
                 out.emit(chunk).await?;
             }
         } else {
-            for p in &payrolls {
+            for p in payrolls.iter().filter(|p| is_processed(p)) {
                 let Some(id) = p["payroll_uuid"].as_str() else {
                     continue;
                 };
                 let url = self.company_url(&format!("payrolls/{id}"))?;
+                // A payroll deleted since it was listed is a 404 here, not a
+                // missing feature.
                 let mut pages = Pages::new(
                     &self.base.client,
                     self.pager(url, Vec::new()),
                     "employee_compensations",
-                );
+                )
+                .unavailable_on(&[403]);
                 while let Some(page) = pages.next(cancel).await? {
                     let rows: Result<Vec<_>, _> = page
                         .records
@@ -304,8 +424,11 @@ impl Connector for Gusto {
                 }
             }
         }
-        out.finish(serde_json::json!({ "cursor": cursor }), cancel)
-            .await
+        out.finish(
+            serde_json::json!({ "cursor": cursor, UNPROCESSED: pending }),
+            cancel,
+        )
+        .await
     }
 }
 

@@ -7,7 +7,13 @@
 //!   ascending, 200 a page, the `after` cursor in the body. Search stops at
 //!   10,000 results per query (a 400 beyond), so the read re-anchors the
 //!   filter on the last modification time seen and skips records already
-//!   emitted at the same time.
+//!   emitted at the same time. It re-anchors before paging past 10,000,
+//!   and also when a later page is refused with a 400 (a smaller cap than
+//!   documented, or results ending early): the cap is HubSpot's, not ours.
+//!   The unchanged records at the cursor a previous run ended on are not
+//!   emitted again (`read::Boundary`).
+//! - A 403 (the app lacks the object's scope, `MISSING_SCOPES`) fails the
+//!   stream as unavailable, saying to leave it out.
 //! - Deletions are soft: HubSpot archives a deleted contact or deal (its
 //!   recycling bin), and search never returns archived records. After the
 //!   search, each run pages the archived list
@@ -19,7 +25,6 @@
 //!   amounts, UTC instants, booleans).
 //! - Errors: `{"status":"error","message","category","correlationId",…}`.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,7 +36,7 @@ use conveyor_plugin_api::{
 };
 use serde_json::{json, Map, Value};
 
-use super::read::{iso_millis, object, saved_instant, Emitter, Newest, Pages};
+use super::read::{iso_millis, object, saved_instant, Boundary, Emitter, Newest, Pages};
 use super::table::{Col, Table};
 use super::{endpoint, oauth_error, Base, ClientSpec};
 use crate::http::body_pager::BodyPager;
@@ -196,22 +201,23 @@ impl HubSpot {
     }
 
     /// Live records modified since `since`, through the search API; returns
-    /// the newest modification time seen.
+    /// the newest modification time seen and the records at it.
     async fn search(
         &self,
         t: &'static Table,
+        state: Option<&Json>,
         since: Option<DateTime<Utc>>,
         out: &mut Emitter<'_>,
         cancel: &CancelFlag,
-    ) -> Result<Newest, ConnectorError> {
+    ) -> Result<Boundary, ConnectorError> {
         let modified = t.cursor.expect("searched tables have a cursor");
         let url = endpoint(
             &self.base.cfg.base_url,
             &format!("crm/v3/objects/{}/search", t.name),
         )?;
-        let mut newest = Newest::default();
-        // (id, modified) already emitted: a re-anchored query starts with them again.
-        let mut emitted: HashSet<(String, i64)> = HashSet::new();
+        // The records at the newest time already emitted (by the last run,
+        // or by this one before a re-anchored query starts with them again).
+        let mut boundary = Boundary::resume(state, since);
         let mut anchor = since.map_or(0, |s| s.timestamp_millis());
         loop {
             let body = json!({
@@ -220,11 +226,14 @@ impl HubSpot {
                 "properties": properties(t),
                 "limit": SEARCH_LIMIT,
             });
+            // A 400 on a later page is the result cap (a 400 on the first
+            // page is an ordinary error).
             let mut pages = Pages::body(
                 &self.base.client,
                 BodyPager::new(url.clone(), body, "paging.next.after", "after"),
                 "results",
-            );
+            )
+            .stop_on(400, false);
             let (mut capped, mut last) = (false, anchor);
             while let Some(page) = pages.next(cancel).await? {
                 let mut rows = Vec::with_capacity(page.records.len());
@@ -235,14 +244,8 @@ impl HubSpot {
                         .and_then(Value::as_str)
                         .and_then(parse_timestamp)
                         .map_or(0, |d: DateTime<Utc>| d.timestamp_millis());
-                    let id = row
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string();
                     last = last.max(at);
-                    if emitted.insert((id, at)) {
-                        newest.see(row.get(modified));
+                    if boundary.fresh(&row, row.get(modified)) {
                         rows.push(row);
                     }
                 }
@@ -257,14 +260,23 @@ impl HubSpot {
                     break;
                 }
             }
+            let refused = pages.stopped().map(|s| s.error.clone());
+            if refused.is_some() {
+                tracing::debug!(
+                    table = t.name,
+                    "search refused a later page; taking it for the result cap"
+                );
+                capped = true;
+            }
             if !capped || cancel.is_cancelled() {
-                return Ok(newest);
+                return Ok(boundary);
             }
             if last <= anchor {
-                return Err(ConnectorError::new(
+                // No progress: re-anchoring would ask the same again.
+                return Err(refused.unwrap_or_else(|| ConnectorError::new(
                     ErrorKind::Data,
                     format!("{}: more than {RESULT_CAP} records share the modification time {anchor} ms; HubSpot search cannot page past them", t.name),
-                ));
+                )));
             }
             tracing::debug!(
                 table = t.name,
@@ -347,20 +359,38 @@ impl Connector for HubSpot {
         sink: &mut dyn RecordSink,
         cancel: &CancelFlag,
     ) -> Result<(), ConnectorError> {
+        self.read_stream(stream, state, sink, cancel)
+            .await
+            .map_err(|e| self.base.explain(stream, e))
+    }
+}
+
+impl HubSpot {
+    async fn read_stream(
+        &self,
+        stream: &str,
+        state: Option<Json>,
+        sink: &mut dyn RecordSink,
+        cancel: &CancelFlag,
+    ) -> Result<(), ConnectorError> {
         let t = self.base.table(stream)?;
         if t.name == "owners" {
             return self.owners(t, sink, cancel).await;
         }
         let since = saved_instant(state.as_ref(), self.base.cfg.start_date);
         let archived_since = saved_archived_since(state.as_ref());
-        let resume =
-            with_archived_since(json!({ "cursor": since.map(iso_millis) }), archived_since);
+        let resume = match &state {
+            Some(s) if !s["cursor"].is_null() => s.clone(),
+            _ => with_archived_since(json!({ "cursor": since.map(iso_millis) }), archived_since),
+        };
         let mut out = Emitter::new(sink, t, resume);
         // Search first, archived list last: a record archived during the
         // run ends up archived (the last occurrence wins in the merge).
-        let newest = self.search(t, since, &mut out, cancel).await?;
+        let boundary = self
+            .search(t, state.as_ref(), since, &mut out, cancel)
+            .await?;
         let next_archived_since = self.archived(t, archived_since, &mut out, cancel).await?;
-        let state = with_archived_since(newest.state(since), next_archived_since);
+        let state = with_archived_since(boundary.state(), next_archived_since);
         out.finish(state, cancel).await
     }
 }

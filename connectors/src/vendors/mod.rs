@@ -142,6 +142,44 @@ impl Base {
     pub fn table(&self, stream: &str) -> Result<&'static Table, ConnectorError> {
         table(&self.source, &self.tables, stream)
     }
+
+    /// `e` with what to do about it when the API refused the stream for
+    /// this account ([`ErrorKind::Unavailable`]); other errors unchanged.
+    pub fn explain(&self, stream: &str, e: ConnectorError) -> ConnectorError {
+        if e.kind != ErrorKind::Unavailable {
+            return e;
+        }
+        let others: Vec<String> = self
+            .tables
+            .iter()
+            .filter(|t| t.name != stream)
+            .map(|t| format!("\"{}\"", t.name))
+            .collect();
+        let leave_out = if others.is_empty() {
+            format!(
+                "it is the only stream selected, so remove [sources.{}] or select others ({})",
+                self.source,
+                self.cfg.vendor.streams().join(", ")
+            )
+        } else {
+            format!(
+                "set streams = [{}] in [sources.{}]",
+                others.join(", "),
+                self.source
+            )
+        };
+        ConnectorError::new(
+            ErrorKind::Unavailable,
+            format!(
+                "source {}: stream `{stream}` is not available to these credentials ({}). \
+                 The account has no such data, or the credentials lack the permission (scope, \
+                 role) to read it. If this account is not meant to have it, leave the stream \
+                 out: {leave_out}; otherwise grant the permission (and check the account id) \
+                 and sync again.",
+                self.source, e.message
+            ),
+        )
+    }
 }
 
 /// The selected tables of a vendor, in read order.

@@ -9,8 +9,20 @@
 //!   (1-based, stop on a short page; an empty result is `QueryResponse:{}`).
 //!   Customers need `Active IN (true,false)` or inactive ones are hidden.
 //! - Deletes: on incremental runs, `GET /cdc?entities=…&changedSince=…`
-//!   (at most 30 days back) lists `status: "Deleted"` records; they become
-//!   tombstone rows with `deleted = true`.
+//!   lists `status: "Deleted"` records; they become tombstone rows with
+//!   `deleted = true`. CDC looks back at most 30 days *on Intuit's clock*,
+//!   so `changedSince` is anchored on the server's `time` of the last CDC
+//!   answer (kept in the stream state as `server_time`; on a first sync the
+//!   `time` of its first query answer), minus a small overlap, and capped
+//!   at 30 days before the server's `time` of this run. Only when that cap
+//!   bites (the last sync really is more than 30 days old on the server's
+//!   clock) is a warning logged.
+//! - Inclusive cursor: the query asks `>=` the newest `LastUpdatedTime`
+//!   seen, so the records at that instant come again; unchanged ones are
+//!   not emitted twice (their fingerprints travel in the state), nor are
+//!   tombstones a previous run already emitted inside the CDC overlap.
+//!   The cursor follows query records only: a deletion's time says nothing
+//!   about which modifications were read.
 //! - Errors: a `Fault` object, which may arrive in a 200.
 //! - Timestamps carry the company's offset (`-07:00`); they are stored as
 //!   UTC instants.
@@ -24,10 +36,13 @@ use conveyor_plugin_api::{
 };
 use serde_json::{Map, Value};
 
-use super::read::{get_json, iso_millis, object, saved_instant, Emitter, Newest, Pages};
+use super::read::{
+    fingerprint, get_json, iso_millis, object, saved_instant, Boundary, Emitter, Pages,
+};
 use super::table::{Col, Table, MONEY};
 use super::{endpoint, oauth_error, Base, ClientSpec};
 use crate::http::TokenBody;
+use crate::json_arrow::parse_timestamp;
 use crate::rest::pager::Pager;
 
 /// Since August 2025 lower minor versions are ignored.
@@ -38,6 +53,15 @@ const MAX_RESULTS: u64 = 1000;
 const CDC_DAYS: i64 = 30;
 /// Objects one CDC response holds at most.
 const CDC_CAP: usize = 1000;
+/// How far before the last CDC answer's server time the next one starts:
+/// changes committed while that answer was being built.
+const CDC_OVERLAP: Duration = Duration::minutes(5);
+/// Kept inside the 30 days so that latency never puts a request past them.
+const CDC_MARGIN: Duration = Duration::minutes(5);
+/// State key: the server's `time` the next CDC look-back starts from.
+const SERVER_TIME: &str = "server_time";
+/// State key: fingerprints of tombstones inside the next CDC overlap.
+const DELETED_SEEN: &str = "deleted_seen";
 
 const COMMON: [(&str, Col); 5] = [
     ("id", Col::Str),
@@ -156,28 +180,55 @@ impl QuickBooks {
         )
     }
 
-    /// Tombstones for records deleted since `since` (bounded by the CDC window).
+    /// Tombstones for records deleted since the last sync, the server's
+    /// `time` of this CDC answer, and the fingerprints to carry over.
+    ///
+    /// `cursor` is the saved query cursor, `server_now` the server's `time`
+    /// of this run's first query answer.
     async fn deletions(
         &self,
         entity: &str,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<Map<String, Value>>, ConnectorError> {
-        let floor = Utc::now() - Duration::days(CDC_DAYS) + Duration::minutes(5);
-        if since < floor {
-            tracing::warn!(source = %self.base.source, entity, "last sync is older than the {CDC_DAYS}-day CDC window; earlier deletions cannot be seen");
-        }
+        state: Option<&Json>,
+        cursor: DateTime<Utc>,
+        server_now: Option<DateTime<Utc>>,
+    ) -> Result<Deletions, ConnectorError> {
+        // The window is the server's: 30 days before *its* now.
+        let floor = server_now.unwrap_or_else(Utc::now) - Duration::days(CDC_DAYS) + CDC_MARGIN;
+        let last_sync = state
+            .and_then(|s| s.get(SERVER_TIME))
+            .and_then(Value::as_str)
+            .and_then(parse_timestamp);
+        let from = match last_sync {
+            Some(t) if t - CDC_OVERLAP < floor => {
+                tracing::warn!(source = %self.base.source, entity, last_sync = %iso_millis(t), "last sync is older than the {CDC_DAYS}-day CDC window (on QuickBooks' clock); deletions before {} cannot be seen", iso_millis(floor));
+                floor
+            }
+            Some(t) => t - CDC_OVERLAP,
+            // A state saved before server times were kept: the cursor is
+            // older than that sync, so starting there misses nothing CDC
+            // still holds (whether the sync was too long ago is unknown).
+            None => cursor.max(floor),
+        };
         let mut url = self.company_url("cdc")?;
         url.query_pairs_mut()
             .append_pair("entities", entity)
             .append_pair(
                 "changedSince",
-                &since
-                    .max(floor)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+                &from.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
             )
             .append_pair("minorversion", MINOR_VERSION);
         let body = get_json(&self.base.client, url, Some(fault)).await?;
-        let mut out = Vec::new();
+        let answered = server_time(&body);
+        let seen_before: std::collections::HashSet<&str> = state
+            .and_then(|s| s.get(DELETED_SEEN))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        // The next run starts one overlap before this answer's time.
+        let next_from = answered.map(|t| t - CDC_OVERLAP);
+        let (mut rows, mut carry) = (Vec::new(), Vec::new());
         for resp in body["CDCResponse"].as_array().into_iter().flatten() {
             for qr in resp["QueryResponse"].as_array().into_iter().flatten() {
                 let listed = qr[entity].as_array().map_or(0, Vec::len);
@@ -187,21 +238,51 @@ impl QuickBooks {
                     tracing::warn!(source = %self.base.source, entity, listed, "CDC returned its cap of {CDC_CAP} objects; some deletions may be missed until a later run");
                 }
                 for r in qr[entity].as_array().into_iter().flatten() {
-                    if r["status"] == "Deleted" {
-                        let mut row = Map::new();
-                        row.insert("id".into(), r["Id"].clone());
-                        row.insert(
-                            "updated_at".into(),
-                            r["MetaData"]["LastUpdatedTime"].clone(),
-                        );
-                        row.insert("deleted".into(), Value::Bool(true));
-                        out.push(row);
+                    if r["status"] != "Deleted" {
+                        continue;
+                    }
+                    let mut row = Map::new();
+                    row.insert("id".into(), r["Id"].clone());
+                    row.insert(
+                        "updated_at".into(),
+                        r["MetaData"]["LastUpdatedTime"].clone(),
+                    );
+                    row.insert("deleted".into(), Value::Bool(true));
+                    let fp = fingerprint(&row);
+                    let at = r["MetaData"]["LastUpdatedTime"]
+                        .as_str()
+                        .and_then(parse_timestamp);
+                    if next_from.is_some_and(|n| at.is_none_or(|a| a >= n)) {
+                        carry.push(fp.clone());
+                    }
+                    if !seen_before.contains(fp.as_str()) {
+                        rows.push(row);
                     }
                 }
             }
         }
-        Ok(out)
+        carry.sort();
+        carry.dedup();
+        Ok(Deletions {
+            rows,
+            server_time: answered,
+            seen: carry,
+        })
     }
+}
+
+/// What one CDC call found.
+struct Deletions {
+    rows: Vec<Map<String, Value>>,
+    server_time: Option<DateTime<Utc>>,
+    seen: Vec<String>,
+}
+
+/// The server's clock in an answer (`"time"`, in the company's offset).
+fn server_time(body: &Value) -> Option<DateTime<Utc>> {
+    body.get("time")
+        .and_then(Value::as_str)
+        .and_then(parse_timestamp)
 }
 
 #[async_trait::async_trait]
@@ -211,6 +292,20 @@ impl Connector for QuickBooks {
     }
 
     async fn read(
+        &self,
+        stream: &str,
+        state: Option<Json>,
+        sink: &mut dyn RecordSink,
+        cancel: &CancelFlag,
+    ) -> Result<(), ConnectorError> {
+        self.read_stream(stream, state, sink, cancel)
+            .await
+            .map_err(|e| self.base.explain(stream, e))
+    }
+}
+
+impl QuickBooks {
+    async fn read_stream(
         &self,
         stream: &str,
         state: Option<Json>,
@@ -241,30 +336,40 @@ impl Connector for QuickBooks {
         );
         let mut pages = Pages::new(&self.base.client, pager, &format!("QueryResponse.{entity}"))
             .check_body(fault);
-        let mut out = Emitter::new(
-            sink,
-            t,
-            serde_json::json!({ "cursor": since.map(iso_millis) }),
-        );
-        let mut newest = Newest::default();
+        // Until the read ends, the state it started from (all of it) is safe.
+        let resume = match (&state, saved) {
+            (Some(s), true) => s.clone(),
+            _ => serde_json::json!({ "cursor": since.map(iso_millis) }),
+        };
+        let mut out = Emitter::new(sink, t, resume);
+        let mut boundary = Boundary::resume(state.as_ref(), since);
+        // The server's clock when this read began: deletions after it are
+        // the next run's to find.
+        let mut server_now = None;
         while let Some(page) = pages.next(cancel).await? {
+            server_now = server_now.or_else(|| server_time(&page.body));
             let mut rows = Vec::with_capacity(page.records.len());
             for r in page.records {
                 let row = project(t.name, object(r, entity)?);
-                newest.see(row.get("updated_at"));
-                rows.push(row);
+                if boundary.fresh(&row, row.get("updated_at")) {
+                    rows.push(row);
+                }
             }
             out.emit(&rows).await?;
         }
+        let mut next = boundary.state();
+        let mut next_server_time = server_now;
         // Deletions only matter against rows an earlier run loaded.
         if let (true, Some(since)) = (saved && !cancel.is_cancelled(), since) {
-            let gone = self.deletions(entity, since).await?;
-            for r in &gone {
-                newest.see(r.get("updated_at"));
-            }
-            out.emit(&gone).await?;
+            let gone = self
+                .deletions(entity, state.as_ref(), since, server_now)
+                .await?;
+            out.emit(&gone.rows).await?;
+            next_server_time = gone.server_time.or(server_now);
+            next[DELETED_SEEN] = serde_json::json!(gone.seen);
         }
-        out.finish(newest.state(since), cancel).await
+        next[SERVER_TIME] = serde_json::json!(next_server_time.map(iso_millis));
+        out.finish(next, cancel).await
     }
 }
 

@@ -32,32 +32,76 @@ enum AnyPager {
     Body(BodyPager),
 }
 
+/// Statuses that mean "this account has no such data, or these
+/// credentials may not read it" on a stream's own endpoint: they fail the
+/// read with [`ErrorKind::Unavailable`] (the connector adds what to do).
+pub(crate) const UNAVAILABLE: &[u16] = &[403, 404];
+
+/// A refused page that ended the paging instead of failing it (see
+/// [`Pages::stop_on`]).
+pub(crate) struct Stopped {
+    /// The response body, for the vendor's error details.
+    pub body: bytes::Bytes,
+    /// The error the refusal would have been, should the caller not cope.
+    pub error: ConnectorError,
+}
+
 /// Walks the pages of one request sequence.
 pub(crate) struct Pages<'a> {
     client: &'a HttpClient,
     pager: AnyPager,
     selector: JsonPath,
     check: Option<BodyCheck>,
+    unavailable: &'static [u16],
+    /// A status that ends the paging (`Some(true)`: on any page; `Some(false)`:
+    /// only after the first page).
+    stop_on: Option<(u16, bool)>,
+    stopped: Option<Stopped>,
+    pages: usize,
 }
 
 impl<'a> Pages<'a> {
     pub fn new(client: &'a HttpClient, pager: Pager, selector: &str) -> Self {
-        Pages {
-            client,
-            pager: AnyPager::Url(pager),
-            selector: JsonPath::parse(selector),
-            check: None,
-        }
+        Self::with(client, AnyPager::Url(pager), selector)
     }
 
     /// Pages of a search API that takes its cursor in the request body.
     pub fn body(client: &'a HttpClient, pager: BodyPager, selector: &str) -> Self {
+        Self::with(client, AnyPager::Body(pager), selector)
+    }
+
+    fn with(client: &'a HttpClient, pager: AnyPager, selector: &str) -> Self {
         Pages {
             client,
-            pager: AnyPager::Body(pager),
+            pager,
             selector: JsonPath::parse(selector),
             check: None,
+            unavailable: UNAVAILABLE,
+            stop_on: None,
+            stopped: None,
+            pages: 0,
         }
+    }
+
+    /// Only these statuses mean "unavailable" (a per-record endpoint's 404
+    /// is an ordinary error, not a missing feature).
+    pub fn unavailable_on(mut self, statuses: &'static [u16]) -> Self {
+        self.unavailable = statuses;
+        self
+    }
+
+    /// A response with `status` ends the paging instead of failing the read
+    /// (`first_page_too`: even the first one); [`Pages::stopped`] then says
+    /// so, for vendors whose refusal means "stop here" (HubSpot's search
+    /// past its result cap) or "ask differently" (Gusto's date horizon).
+    pub fn stop_on(mut self, status: u16, first_page_too: bool) -> Self {
+        self.stop_on = Some((status, first_page_too));
+        self
+    }
+
+    /// The refusal that ended the paging, if one did.
+    pub fn stopped(&self) -> Option<&Stopped> {
+        self.stopped.as_ref()
     }
 
     /// The cursor the next body-paged request would send.
@@ -73,9 +117,10 @@ impl<'a> Pages<'a> {
         self
     }
 
-    /// The next page, or `None` when the pager is done or the read was cancelled.
+    /// The next page, or `None` when the pager is done, the read was
+    /// cancelled or a [`Pages::stop_on`] status ended it.
     pub async fn next(&mut self, cancel: &CancelFlag) -> Result<Option<Page>, ConnectorError> {
-        if cancel.is_cancelled() {
+        if cancel.is_cancelled() || self.stopped.is_some() {
             return Ok(None);
         }
         let req = match &mut self.pager {
@@ -85,7 +130,24 @@ impl<'a> Pages<'a> {
         let Some(req) = req else {
             return Ok(None);
         };
-        let resp = self.client.send(&req).await?;
+        let stop = self
+            .stop_on
+            .filter(|(_, first_too)| *first_too || self.pages > 0)
+            .map(|(s, _)| s);
+        let pass = statuses(self.unavailable.iter().copied().chain(stop));
+        let resp = self.client.send_passing(&req, &pass).await?;
+        if !resp.status.is_success() {
+            let code = resp.status.as_u16();
+            if Some(code) == stop {
+                self.stopped = Some(Stopped {
+                    error: self.client.failure(&req, &resp, ErrorKind::Http),
+                    body: resp.body,
+                });
+                return Ok(None);
+            }
+            return Err(self.client.failure(&req, &resp, ErrorKind::Unavailable));
+        }
+        self.pages += 1;
         let mut body = parse_body(self.client, &resp, self.check)?;
         let records = match take(&mut body, &self.selector) {
             Some(Value::Array(v)) => v,
@@ -110,13 +172,25 @@ impl<'a> Pages<'a> {
     }
 }
 
-/// Sends one request and parses its JSON body, applying `check`.
+fn statuses(codes: impl Iterator<Item = u16>) -> Vec<reqwest::StatusCode> {
+    codes
+        .filter_map(|c| reqwest::StatusCode::from_u16(c).ok())
+        .collect()
+}
+
+/// Sends one request and parses its JSON body, applying `check`; a 403 or
+/// 404 is [`ErrorKind::Unavailable`].
 pub(crate) async fn fetch_json(
     client: &HttpClient,
     req: &HttpRequest,
     check: Option<BodyCheck>,
 ) -> Result<(HttpResponse, Value), ConnectorError> {
-    let resp = client.send(req).await?;
+    let resp = client
+        .send_passing(req, &statuses(UNAVAILABLE.iter().copied()))
+        .await?;
+    if !resp.status.is_success() {
+        return Err(client.failure(req, &resp, ErrorKind::Unavailable));
+    }
     let body = parse_body(client, &resp, check)?;
     Ok((resp, body))
 }
@@ -238,12 +312,6 @@ impl Newest {
             self.0 = Some(self.0.map_or(t, |n| n.max(t)));
         }
     }
-
-    /// `{"cursor": …}` with the newest instant, or `fallback` if none was seen.
-    pub fn state(&self, fallback: Option<DateTime<Utc>>) -> Json {
-        let c = self.0.max(fallback);
-        serde_json::json!({ "cursor": c.map(iso_millis) })
-    }
 }
 
 /// A record as a JSON object (a vendor sent something else: data error).
@@ -254,5 +322,145 @@ pub(crate) fn object(v: Value, what: &str) -> Result<Map<String, Value>, Connect
             ErrorKind::Data,
             format!("{what}: expected a JSON object, got {other}"),
         )),
+    }
+}
+
+/// The state key holding the fingerprints of the records at the cursor.
+pub(crate) const BOUNDARY: &str = "boundary";
+
+/// A stable fingerprint of a projected row (FNV-1a over its JSON text):
+/// the same record sent again unchanged has the same one. Stable across
+/// processes and Rust versions, since it is kept in stream states.
+pub(crate) fn fingerprint(row: &Map<String, Value>) -> String {
+    let text = serde_json::to_string(row).unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The newest cursor instant of a read and the records seen at it, so that
+/// an inclusive cursor (`>=`, `gte|`, `start_time=`) does not emit the same
+/// unchanged record twice: neither the boundary records the last run ended
+/// on (their fingerprints travel in the state), nor those a page boundary
+/// repeats within a read. A record that changed has a new fingerprint and
+/// is emitted; nothing is skipped that the warehouse does not already hold
+/// exactly. Only the rows at the newest instant are remembered, which is
+/// all an ascending read sends again; an API that does not sort by the
+/// cursor still has the last run's boundary records recognised, wherever
+/// they come.
+pub(crate) struct Boundary {
+    /// The last run's cursor and the records it had emitted at it.
+    last: Option<DateTime<Utc>>,
+    last_seen: std::collections::HashSet<String>,
+    /// This read's newest instant and the records at it.
+    at: Option<DateTime<Utc>>,
+    seen: std::collections::HashSet<String>,
+}
+
+impl Boundary {
+    /// Resumes from a saved state whose cursor is `since`.
+    pub fn resume(state: Option<&Json>, since: Option<DateTime<Utc>>) -> Self {
+        let last_seen: std::collections::HashSet<String> = state
+            .and_then(|s| s.get(BOUNDARY))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        Boundary {
+            last: since,
+            seen: last_seen.clone(),
+            last_seen,
+            at: since,
+        }
+    }
+
+    /// Whether to emit `row`, whose cursor field holds `at`.
+    pub fn fresh(&mut self, row: &Map<String, Value>, at: Option<&Value>) -> bool {
+        let Some(t) = at
+            .and_then(Value::as_str)
+            .and_then(crate::json_arrow::parse_timestamp)
+        else {
+            return true;
+        };
+        let fp = fingerprint(row);
+        let emitted_last_run = self.last == Some(t) && self.last_seen.contains(&fp);
+        let new_here = match self.at {
+            Some(b) if t < b => true,
+            Some(b) if t == b => self.seen.insert(fp),
+            _ => {
+                self.at = Some(t);
+                self.seen.clear();
+                self.seen.insert(fp);
+                true
+            }
+        };
+        new_here && !emitted_last_run
+    }
+
+    /// `{"cursor": …, "boundary": […]}` for the next run.
+    pub fn state(&self) -> Json {
+        let mut seen: Vec<&String> = self.seen.iter().collect();
+        seen.sort();
+        serde_json::json!({ "cursor": self.at.map(iso_millis), BOUNDARY: seen })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row(id: i64, at: &str, v: &str) -> Map<String, Value> {
+        json!({"id": id, "updated_at": at, "v": v})
+            .as_object()
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn fingerprints_are_fixed_values_since_states_keep_them() {
+        // FNV-1a 64 of `{"id":1,"updated_at":"2024-06-03T08:00:00Z","v":"a"}`,
+        // checked independently. A drift would re-emit each boundary row
+        // once, no more; still, it must not drift silently.
+        assert_eq!(
+            fingerprint(&row(1, "2024-06-03T08:00:00Z", "a")),
+            "02de434ab27105de"
+        );
+        assert_ne!(
+            fingerprint(&row(1, "2024-06-03T08:00:00Z", "a")),
+            fingerprint(&row(1, "2024-06-03T08:00:00Z", "b"))
+        );
+    }
+
+    #[test]
+    fn boundary_rows_are_emitted_once_and_changed_ones_again() {
+        let (t1, t2) = ("2024-06-03T08:00:00Z", "2024-06-03T08:01:00Z");
+        let mut b = Boundary::resume(None, None);
+        let at = |r: &Map<String, Value>| r.get("updated_at").cloned();
+        for r in [row(1, t1, "a"), row(2, t2, "a")] {
+            assert!(b.fresh(&r, at(&r).as_ref()));
+        }
+        // A page boundary repeats the last row: skipped.
+        let again = row(2, t2, "a");
+        assert!(!b.fresh(&again, at(&again).as_ref()));
+        let state = b.state();
+        assert_eq!(state["boundary"].as_array().unwrap().len(), 1);
+
+        // The next run: the same boundary row unchanged is skipped, even
+        // after a newer row (an API that does not sort); changed, emitted.
+        let since = crate::json_arrow::parse_timestamp(t2);
+        let mut b = Boundary::resume(Some(&state), since);
+        let newer = row(3, "2024-06-03T08:02:00Z", "a");
+        assert!(b.fresh(&newer, at(&newer).as_ref()));
+        assert!(!b.fresh(&again, at(&again).as_ref()));
+        let changed = row(2, t2, "b");
+        assert!(b.fresh(&changed, at(&changed).as_ref()));
+        // Rows without a cursor value are always emitted.
+        assert!(b.fresh(&row(4, "", "a"), None));
+        assert_eq!(b.state()["cursor"], "2024-06-03T08:02:00.000Z");
     }
 }

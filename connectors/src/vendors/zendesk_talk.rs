@@ -1,4 +1,5 @@
-//! Zendesk Talk: the incremental calls export, one row per call.
+//! Zendesk Talk: the incremental calls export, one row per call, and the
+//! agents and admins those calls name (`agent_id` joins `users.id`).
 //!
 //! - Auth: HTTP Basic `{email}/token:{api_token}`.
 //! - `GET /api/v2/channels/voice/stats/incremental/calls?start_time=<unix>`
@@ -6,6 +7,12 @@
 //!   null, not even on the last page, so paging stops when `count` drops to
 //!   one or none (the boundary record the inclusive `start_time` repeats).
 //! - Incremental: `start_time` = the newest `updated_at` seen (inclusive).
+//!   The calls at that second come again, on the next page and on the next
+//!   run; unchanged ones are emitted once (see `read::Boundary`).
+//! - Users: `GET /api/v2/users?role[]=agent&role[]=admin&page[size]=100`,
+//!   cursor paging (`meta.has_more`, `links.next`; Zendesk's public docs —
+//!   the reference describes only the calls export). A full refresh merged
+//!   by `id`. End users are left out: calls never name them as agents.
 //! - The incremental endpoints allow 10 requests a minute; a 429 carries
 //!   `Retry-After`, which the toolkit waits out.
 //! - Errors: `{"error": "…", "description": "…"}` (or an error object).
@@ -14,42 +21,73 @@ use std::sync::Arc;
 
 use conveyor_config::{JsonPath, PaginationConfig, VendorSourceConfig};
 use conveyor_plugin_api::{
-    CancelFlag, Connector, ConnectorError, CredentialStore, Json, RecordSink, StreamDescriptor,
+    CancelFlag, Connector, ConnectorError, CredentialStore, ErrorKind, Json, RecordSink,
+    StreamDescriptor,
 };
 use serde_json::Value;
 
-use super::read::{iso_millis, object, saved_instant, Emitter, Newest, Pages};
+use super::read::{fetch_json, iso_millis, object, saved_instant, Boundary, Emitter, Pages};
 use super::table::{Col, Table};
 use super::{endpoint, Base, ClientSpec};
+use crate::http::client::HttpRequest;
 use crate::http::TokenBody;
 use crate::rest::pager::Pager;
 
 const CALLS_PATH: &str = "api/v2/channels/voice/stats/incremental/calls";
+const USERS_PATH: &str = "api/v2/users";
+/// The largest cursor page Zendesk serves.
+const USERS_PAGE: &str = "100";
 
-pub const TABLES: &[Table] = &[Table {
-    name: "calls",
-    primary_key: &["id"],
-    cursor: Some("updated_at"),
-    columns: &[
-        ("id", Col::Int),
-        ("agent_id", Col::Int),
-        ("ticket_id", Col::Int),
-        ("direction", Col::Str),
-        ("completion_status", Col::Str),
-        ("created_at", Col::Instant),
-        ("updated_at", Col::Instant),
-        // Seconds.
-        ("duration", Col::Int),
-        ("talk_time", Col::Int),
-        ("hold_time", Col::Int),
-        ("wait_time", Col::Int),
-        ("wrap_up_time", Col::Int),
-        ("time_to_answer", Col::Int),
-        ("exceeded_queue_wait_time", Col::Bool),
-        ("voicemail", Col::Bool),
-        ("minutes_billed", Col::Int),
-    ],
-}];
+pub const TABLES: &[Table] = &[
+    Table {
+        name: "calls",
+        primary_key: &["id"],
+        cursor: Some("updated_at"),
+        columns: &[
+            ("id", Col::Int),
+            ("agent_id", Col::Int),
+            ("ticket_id", Col::Int),
+            ("direction", Col::Str),
+            ("completion_status", Col::Str),
+            ("created_at", Col::Instant),
+            ("updated_at", Col::Instant),
+            // Seconds.
+            ("duration", Col::Int),
+            ("talk_time", Col::Int),
+            ("hold_time", Col::Int),
+            ("wait_time", Col::Int),
+            ("wrap_up_time", Col::Int),
+            ("time_to_answer", Col::Int),
+            ("exceeded_queue_wait_time", Col::Bool),
+            ("voicemail", Col::Bool),
+            ("minutes_billed", Col::Int),
+        ],
+    },
+    Table {
+        name: "users",
+        primary_key: &["id"],
+        cursor: None,
+        columns: &[
+            ("id", Col::Int),
+            ("name", Col::Str),
+            ("email", Col::Str),
+            // `agent` or `admin`.
+            ("role", Col::Str),
+            ("role_type", Col::Int),
+            ("custom_role_id", Col::Int),
+            ("active", Col::Bool),
+            ("suspended", Col::Bool),
+            ("organization_id", Col::Int),
+            ("default_group_id", Col::Int),
+            ("time_zone", Col::Str),
+            ("phone", Col::Str),
+            ("external_id", Col::Str),
+            ("created_at", Col::Instant),
+            ("updated_at", Col::Instant),
+            ("last_login_at", Col::Instant),
+        ],
+    },
+];
 
 pub struct ZendeskTalk {
     base: Base,
@@ -87,6 +125,23 @@ impl Connector for ZendeskTalk {
         cancel: &CancelFlag,
     ) -> Result<(), ConnectorError> {
         let t = self.base.table(stream)?;
+        let r = if t.name == "users" {
+            self.users(t, sink, cancel).await
+        } else {
+            self.calls(t, state, sink, cancel).await
+        };
+        r.map_err(|e| self.base.explain(stream, e))
+    }
+}
+
+impl ZendeskTalk {
+    async fn calls(
+        &self,
+        t: &'static Table,
+        state: Option<Json>,
+        sink: &mut dyn RecordSink,
+        cancel: &CancelFlag,
+    ) -> Result<(), ConnectorError> {
         let since = saved_instant(state.as_ref(), self.base.cfg.start_date);
         let start_time = since.map(|s| s.timestamp()).unwrap_or(0).max(0);
         let pager = Pager::new(
@@ -101,22 +156,84 @@ impl Connector for ZendeskTalk {
             vec![("start_time".into(), start_time.to_string())],
         );
         let mut pages = Pages::new(&self.base.client, pager, "calls");
-        let mut out = Emitter::new(
-            sink,
-            t,
-            serde_json::json!({ "cursor": since.map(iso_millis) }),
-        );
-        let mut newest = Newest::default();
+        let resume = match &state {
+            Some(s) if !s["cursor"].is_null() => s.clone(),
+            _ => serde_json::json!({ "cursor": since.map(iso_millis) }),
+        };
+        let mut out = Emitter::new(sink, t, resume);
+        let mut boundary = Boundary::resume(state.as_ref(), since);
         while let Some(page) = pages.next(cancel).await? {
             let mut rows = Vec::with_capacity(page.records.len());
             for r in page.records {
                 let row = object(r, "call")?;
-                newest.see(row.get("updated_at"));
-                rows.push(row);
+                if boundary.fresh(&row, row.get("updated_at")) {
+                    rows.push(row);
+                }
             }
             out.emit(&rows).await?;
         }
-        out.finish(newest.state(since), cancel).await
+        out.finish(boundary.state(), cancel).await
+    }
+
+    /// Agents and admins, by cursor pages until `meta.has_more` is false
+    /// (`links.next` alone is no end signal).
+    async fn users(
+        &self,
+        t: &'static Table,
+        sink: &mut dyn RecordSink,
+        cancel: &CancelFlag,
+    ) -> Result<(), ConnectorError> {
+        let mut url = endpoint(&self.base.cfg.base_url, USERS_PATH)?;
+        url.query_pairs_mut()
+            .append_pair("role[]", "agent")
+            .append_pair("role[]", "admin")
+            .append_pair("page[size]", USERS_PAGE);
+        let mut out = Emitter::new(sink, t, serde_json::json!({ "cursor": null }));
+        let mut next = Some(url);
+        while let Some(at) = next.take() {
+            if cancel.is_cancelled() {
+                return Ok(());
+            }
+            let (resp, mut body) =
+                fetch_json(&self.base.client, &HttpRequest::get(at.clone()), None).await?;
+            let rows: Result<Vec<_>, _> = match body.get_mut("users").map(Value::take) {
+                Some(Value::Array(users)) => users.into_iter().map(|u| object(u, "user")).collect(),
+                None | Some(Value::Null) => Ok(Vec::new()),
+                Some(other) => Err(ConnectorError::new(
+                    ErrorKind::Data,
+                    format!(
+                        "GET {}: `users` holds {other}, not a list",
+                        self.base.client.redactor().url(&resp.url)
+                    ),
+                )),
+            };
+            out.emit(&rows?).await?;
+            if body["meta"]["has_more"] == true {
+                next = match body["links"]["next"].as_str() {
+                    Some(n) => at.join(n).ok(),
+                    // No link: build it from the cursor.
+                    None => body["meta"]["after_cursor"].as_str().map(|c| {
+                        let mut u = at.clone();
+                        let kept: Vec<(String, String)> = u
+                            .query_pairs()
+                            .filter(|(k, _)| k != "page[after]")
+                            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                            .collect();
+                        u.query_pairs_mut()
+                            .clear()
+                            .extend_pairs(kept)
+                            .append_pair("page[after]", c);
+                        u
+                    }),
+                };
+                // A next page equal to this one would loop forever.
+                if next.as_ref() == Some(&at) {
+                    next = None;
+                }
+            }
+        }
+        out.finish(serde_json::json!({ "cursor": null }), cancel)
+            .await
     }
 }
 

@@ -182,3 +182,97 @@ pub async fn read_with_hook(
         .await;
     (r, sink)
 }
+
+/// Log events captured while it lives (this thread's; `#[tokio::test]`
+/// runs the test, the connector and the mock on one thread).
+pub struct Logs {
+    events: Arc<std::sync::Mutex<Vec<(tracing::Level, String)>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+/// Starts capturing log events, so a test can count the warnings a read gave.
+pub fn capture_logs() -> Logs {
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let guard = tracing::subscriber::set_default(Capture(events.clone()));
+    Logs {
+        events,
+        _guard: guard,
+    }
+}
+
+impl Logs {
+    /// The text (message and fields) of each WARN event so far.
+    pub fn warnings(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(l, _)| *l == tracing::Level::WARN)
+            .map(|(_, t)| t.clone())
+            .collect()
+    }
+
+    /// The warnings that contain `text`.
+    pub fn warnings_with(&self, text: &str) -> Vec<String> {
+        self.warnings()
+            .into_iter()
+            .filter(|w| w.contains(text))
+            .collect()
+    }
+}
+
+/// A minimal subscriber keeping each event's level and fields as text.
+struct Capture(Arc<std::sync::Mutex<Vec<(tracing::Level, String)>>>);
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Text(String);
+        impl tracing::field::Visit for Text {
+            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!("{}={:?} ", f.name(), v));
+            }
+        }
+        let mut text = Text(String::new());
+        event.record(&mut text);
+        self.0
+            .lock()
+            .unwrap()
+            .push((*event.metadata().level(), text.0));
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Every value of a string column, each once, and whether any repeated.
+pub fn distinct(values: &[Option<String>]) -> (std::collections::BTreeSet<String>, bool) {
+    let mut set = std::collections::BTreeSet::new();
+    let mut repeated = false;
+    for v in values.iter().flatten() {
+        repeated |= !set.insert(v.clone());
+    }
+    (set, repeated)
+}
+
+/// The values of a boolean column.
+pub fn bools(sink: &Sink, name: &str) -> Vec<Option<bool>> {
+    sink.batches
+        .iter()
+        .flat_map(|b| {
+            let c = b.column(b.schema().index_of(name).unwrap()).clone();
+            c.as_boolean().iter().collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The names of the streams a connector offers.
+pub fn stream_names(c: &dyn Connector) -> Vec<String> {
+    c.streams().into_iter().map(|d| d.name).collect()
+}

@@ -7,12 +7,27 @@
 //! followed), user presence aggregates (`POST …/users/aggregates/query`:
 //! `granularity` `P1D` over whole UTC days, grouped by `userId`, one
 //! `tOrganizationPresence` sum per qualifier and day, `{}` when nothing
-//! matches), `surveys[]` on conversations, 429 with `Retry-After`, and the
-//! `{message, code, status, contextId}` error body.
+//! matches), `surveys[]` on conversations, conversations no agent took
+//! (abandoned in queue, unanswered outbound attempts), 429 with
+//! `Retry-After`, and the `{message, code, status, contextId}` error body.
 //!
-//! [`GenesysMock::start`] invents its data; [`GenesysMock::start_with`]
-//! serves the given [`GenesysRecords`] (the demo's sandbox renders its cast
-//! with the record builders here).
+//! Documented (reference §4a and its sample payloads): the endpoints, the
+//! query and listing shapes, `nextUri` with wrong `total`/`pageCount`, the
+//! required agent filter of evaluations, the details query answering for
+//! whole days, participant purposes, session metrics (`tAbandon` among
+//! them), segment types, the error body. Guessed: how an abandoned
+//! conversation is laid out (a customer and an `acd` participant whose
+//! session has `tAbandon` and the queue, no agent), how an unanswered
+//! outbound attempt looks (a customer session with an `alert` segment
+//! only), the presence aggregates' exact shape and the whole-day rule, and
+//! the 403 body of a missing permission (`missing.permissions`, listing
+//! it), served for the paths [`GenesysHandle::deny`] names.
+//!
+//! `page_size_cap` serves users and evaluations in pages smaller than asked
+//! (their paging follows `nextUri`, so that is legal), to walk many pages
+//! with little data. [`GenesysMock::start`] invents its data;
+//! [`GenesysMock::start_with`] serves the given [`GenesysRecords`] (the
+//! demo's sandbox renders its cast with the record builders here).
 
 use std::sync::{Arc, Mutex};
 
@@ -37,6 +52,13 @@ pub struct GenesysMockConfig {
     /// Conversations per day over the last `days` days.
     pub per_day: usize,
     pub days: usize,
+    /// Per day, inbound calls abandoned in queue before any agent took them.
+    pub abandoned_per_day: usize,
+    /// Per day, outbound attempts nobody answered (no agent participant).
+    pub outbound_attempts_per_day: usize,
+    pub evaluations_per_agent: usize,
+    /// Users and evaluations come in pages of at most this many.
+    pub page_size_cap: Option<usize>,
 }
 
 impl Default for GenesysMockConfig {
@@ -48,6 +70,10 @@ impl Default for GenesysMockConfig {
             agents: 6,
             per_day: 40,
             days: 10,
+            abandoned_per_day: 2,
+            outbound_attempts_per_day: 1,
+            evaluations_per_agent: 4,
+            page_size_cap: None,
         }
     }
 }
@@ -79,6 +105,8 @@ struct Genesys {
     conversations: Vec<Value>,
     evaluations: Vec<Value>,
     presence: Vec<PresenceDay>,
+    /// Paths answered with a missing-permission 403.
+    denied: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -110,6 +138,11 @@ impl GenesysHandle {
             .iter()
             .flat_map(|c| c["surveys"].as_array().cloned().unwrap_or_default())
             .collect()
+    }
+    /// From now on, `path` answers 403: the client lacks its permission
+    /// (an org without the analytics or quality permission).
+    pub fn deny(&self, path: &str) {
+        lock(&self.0).denied.push(path.to_string());
     }
     /// Adds a conversation that started `ago` before now, handled by agent 0.
     pub fn add_conversation(&self, ago: Duration) -> Value {
@@ -203,6 +236,33 @@ pub fn conversation(i: usize, agent: &Value, start: DateTime<Utc>, transferred: 
         "divisionIds": ["div-1"], "participants": participants})
 }
 
+/// Conversation `i` of kind `abandoned`: an inbound call that waited
+/// `wait_ms` in queue `queue` and hung up before any agent took it — a
+/// customer and an `acd` participant, no agent, `tAbandon` on the queue
+/// session.
+pub fn abandoned_conversation(i: usize, start: DateTime<Utc>, queue: &str, wait_ms: i64) -> Value {
+    let end = start + Duration::milliseconds(wait_ms);
+    json!({"conversationId": id("abandoned", i), "conversationStart": iso(start), "conversationEnd": iso(end), "originatingDirection": "inbound",
+        "divisionIds": ["div-1"], "participants": [
+            {"participantId": format!("p-ab{i}-c"), "purpose": "customer", "sessions": [{"sessionId": format!("s-ab{i}-c"), "mediaType": "voice", "direction": "inbound",
+                "ani": "tel:+15551230000", "dnis": "tel:+15559870000",
+                "segments": [{"segmentType": "interact", "segmentStart": iso(start), "segmentEnd": iso(end), "disconnectType": "client"}]}]},
+            {"participantId": format!("p-ab{i}-q"), "purpose": "acd", "participantName": "Support queue", "sessions": [{"sessionId": format!("s-ab{i}-q"), "mediaType": "voice", "direction": "inbound",
+                "metrics": [{"name": "tAbandon", "value": wait_ms, "emitDate": iso(end)}],
+                "segments": [{"segmentType": "interact", "queueId": queue, "segmentStart": iso(start), "segmentEnd": iso(end), "disconnectType": "peer"}]}]}]})
+}
+
+/// Conversation `i` of kind `outbound`: a call placed to a customer that
+/// rang out unanswered — one customer session that only alerted.
+pub fn outbound_attempt(i: usize, start: DateTime<Utc>) -> Value {
+    let end = start + Duration::seconds(30);
+    json!({"conversationId": id("outbound", i), "conversationStart": iso(start), "conversationEnd": iso(end), "originatingDirection": "outbound",
+        "divisionIds": ["div-1"], "participants": [
+            {"participantId": format!("p-ob{i}-c"), "purpose": "customer", "sessions": [{"sessionId": format!("s-ob{i}-c"), "mediaType": "voice", "direction": "outbound",
+                "dnis": "tel:+15554440000",
+                "segments": [{"segmentType": "alert", "segmentStart": iso(start), "segmentEnd": iso(end), "disconnectType": "peer"}]}]}]})
+}
+
 pub struct GenesysMock;
 
 impl GenesysMock {
@@ -220,7 +280,15 @@ impl GenesysMock {
         records: GenesysRecords,
     ) -> (MockServer, GenesysHandle) {
         let GenesysRecords { users, conversations, evaluations, presence } = records;
-        let g = Genesys { cfg, core: Core::default(), users, conversations, evaluations, presence };
+        let g = Genesys {
+            cfg,
+            core: Core::default(),
+            users,
+            conversations,
+            evaluations,
+            presence,
+            denied: Vec::new(),
+        };
         let st = Arc::new(Mutex::new(g));
         let router = Router::new().fallback(serve).with_state(st.clone());
         (MockServer::start(router).await, GenesysHandle(st))
@@ -264,10 +332,32 @@ fn invent(cfg: &GenesysMockConfig) -> GenesysRecords {
             conversations.push(c);
         }
     }
-    let evaluations = (0..cfg.agents * 4)
+    // Calls no agent took, after the handled ones (so conversation `i`
+    // above stays the `i`-th).
+    for d in 0..cfg.days {
+        for k in 0..cfg.abandoned_per_day {
+            let j = d * cfg.abandoned_per_day + k;
+            let start = now - Duration::days(d as i64) - Duration::minutes(41 + 17 * k as i64);
+            conversations.push(abandoned_conversation(
+                j,
+                start,
+                "q-support",
+                20_000 + 5_000 * k as i64,
+            ));
+        }
+        for k in 0..cfg.outbound_attempts_per_day {
+            let j = d * cfg.outbound_attempts_per_day + k;
+            let start = now - Duration::days(d as i64) - Duration::minutes(53 + 19 * k as i64);
+            conversations.push(outbound_attempt(j, start));
+        }
+    }
+    let evaluations = (0..cfg.agents * cfg.evaluations_per_agent)
         .map(|i| {
             let agent = &users[i % cfg.agents.max(1)];
-            let conv = conversations[i]["conversationId"].as_str().unwrap_or_default().to_string();
+            let conv = conversations[i % conversations.len().max(1)]["conversationId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             let at = now - Duration::days(1 + i as i64 % 9);
             evaluation(
                 &id("eval", i),
@@ -341,6 +431,13 @@ async fn serve(State(st): State<Arc<Mutex<Genesys>>>, req: Request) -> Response 
             "No authentication bearer token specified in authorization header.",
         );
     }
+    if g.denied.contains(&path) {
+        return error(
+            403,
+            "missing.permissions",
+            "Unable to perform the requested action. You are missing the following permission(s) for this resource.",
+        );
+    }
     match g.core.next_fault() {
         Some(Fault::RateLimited { retry_after_secs }) => {
             return wire::with_headers(
@@ -354,7 +451,7 @@ async fn serve(State(st): State<Arc<Mutex<Genesys>>>, req: Request) -> Response 
     match (&parts.method, path.as_str()) {
         (&Method::GET, "/api/v2/users") => {
             let all = g.users.clone();
-            listing(&all, &pairs, "/api/v2/users", false)
+            listing(&all, &pairs, "/api/v2/users", false, g.cfg.page_size_cap)
         }
         (&Method::GET, "/api/v2/quality/evaluations/query") => {
             let Some(agent) = wire::param(&pairs, "agentUserId") else {
@@ -374,7 +471,7 @@ async fn serve(State(st): State<Arc<Mutex<Genesys>>>, req: Request) -> Response 
                 })
                 .cloned()
                 .collect();
-            listing(&mine, &pairs, "/api/v2/quality/evaluations/query", true)
+            listing(&mine, &pairs, "/api/v2/quality/evaluations/query", true, g.cfg.page_size_cap)
         }
         (&Method::POST, "/api/v2/analytics/conversations/details/query") => details(&g, &body),
         (&Method::POST, "/api/v2/analytics/users/aggregates/query") => user_aggregates(&g, &body),
@@ -383,10 +480,18 @@ async fn serve(State(st): State<Arc<Mutex<Genesys>>>, req: Request) -> Response 
 }
 
 /// `{entities, pageSize, pageNumber, total, pageCount, nextUri?}`; with
-/// `wrong_counts` the totals understate, as the reference warns.
-fn listing(all: &[Value], pairs: &[(String, String)], path: &str, wrong_counts: bool) -> Response {
+/// `wrong_counts` the totals understate, as the reference warns; `cap`
+/// serves smaller pages than asked.
+fn listing(
+    all: &[Value],
+    pairs: &[(String, String)],
+    path: &str,
+    wrong_counts: bool,
+    cap: Option<usize>,
+) -> Response {
     let size: usize =
         wire::param(pairs, "pageSize").and_then(|v| v.parse().ok()).unwrap_or(25).clamp(1, 500);
+    let size = cap.map_or(size, |c| size.min(c.max(1)));
     let number: usize =
         wire::param(pairs, "pageNumber").and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
     let page: Vec<Value> = all.iter().skip((number - 1) * size).take(size).cloned().collect();

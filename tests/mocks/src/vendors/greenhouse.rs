@@ -5,6 +5,18 @@
 //! the only query parameter (422 otherwise), `X-RateLimit-*` headers and
 //! 429 with `Retry-After` and `X-RateLimit-Reset`.
 //!
+//! Documented (reference §1a and its sample payload): the client-credentials
+//! token with Basic auth and `sub`, bare-array lists, `per_page` 1–500, the
+//! `gte|…|lte|…` filters, the `Link` header with only `rel="next"` and none
+//! on the last page, the 422 when `cursor` travels with anything else (the
+//! v1 422 body shape), `X-RateLimit-*` and the 429's headers, millisecond
+//! UTC timestamps. Guessed: the token's `expires_at` (the reference marks
+//! it [?]), the limit of 75 per 10 s window [?], what the cursor encodes,
+//! the 401/403/404 bodies (v3's are undocumented; Harvest's `message`
+//! shape is used), and the id order of lists. `max_per_page` is a test
+//! knob: pages smaller than `per_page` asks (legal for `Link` paging), so
+//! little data still takes many pages.
+//!
 //! [`GreenhouseMock::start`] invents its data; [`GreenhouseMock::start_with`]
 //! serves the given records (the demo's sandbox renders its cast that way).
 

@@ -1,15 +1,31 @@
 //! Gusto mock: `POST /oauth/token` with a JSON body (refresh-token grant;
 //! the old refresh token dies when the new access token is first used),
-//! `X-Gusto-API-Version`, employees, processed payrolls in
-//! `start_date`/`end_date` windows (≤ 1 year, end ≤ 3 months ahead, pay
-//! periods inside the window), payroll detail paging
-//! `employee_compensations`, `page`/`per` paging whose `X-Page`,
-//! `X-Per-Page`, `X-Total-Pages`, `X-Total-Count` headers appear only when
-//! `page` is sent, money and hours as decimal strings, `X-RateLimit-*`
-//! headers, 429 with `Retry-After`, and Gusto's `errors` bodies.
+//! `X-Gusto-API-Version`, employees, payrolls in `start_date`/`end_date`
+//! windows (≤ 1 year, end ≤ 3 months after the server's today, pay periods
+//! inside the window) filtered by `processing_statuses` (`processed`,
+//! `unprocessed`, or both comma-separated; processed only when absent),
+//! payroll detail paging `employee_compensations`, `page`/`per` paging
+//! whose `X-Page`, `X-Per-Page`, `X-Total-Pages`, `X-Total-Count` headers
+//! appear only when `page` is sent, money and hours as decimal strings,
+//! `X-RateLimit-*` headers, 429 with `Retry-After`, and Gusto's `errors`
+//! bodies.
 //!
-//! [`GustoMock::start`] invents its data; [`GustoMock::start_with`] serves
-//! the given records (the demo's sandbox renders its cast that way).
+//! Documented (reference §3a and its sample payloads): the endpoints and
+//! fields, decimal strings, the paging headers only with `page`, the date
+//! window limits and the 422 body for an end too far ahead (its text and
+//! `error_key: end_date`), the 404 body, processed-only by default, that
+//! unprocessed payrolls exist and must be re-pulled. Guessed: "3 months"
+//! taken as 92 days; the `processing_statuses` values (`unprocessed` next
+//! to the reference's `processed`); which limit wins when both are broken;
+//! the shape of an unprocessed payroll (`processed: false`, no
+//! `processed_date`, totals already filled in).
+//!
+//! The server has its own today ([`GustoHandle::set_server_day_offset`],
+//! `server_day_offset`), which the 3-month horizon follows, so a test can
+//! put the server's clock behind the client's. [`GustoMock::start`]
+//! invents its data (`upcoming` adds unprocessed payrolls for future
+//! periods); [`GustoMock::start_with`] serves the given records (the
+//! demo's sandbox renders its cast that way).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -36,6 +52,11 @@ pub struct GustoMockConfig {
     pub employees: usize,
     /// Biweekly pay periods, newest first; the newest is not processed yet.
     pub payrolls: usize,
+    /// Unprocessed payrolls for the periods after the newest (Gusto lists
+    /// upcoming payrolls before they are run).
+    pub upcoming: usize,
+    /// The server's today minus the client's, in days.
+    pub server_day_offset: i64,
 }
 
 impl Default for GustoMockConfig {
@@ -47,6 +68,8 @@ impl Default for GustoMockConfig {
             refresh_token: "gusto-rt-initial".into(),
             employees: 30,
             payrolls: 40,
+            upcoming: 0,
+            server_day_offset: 0,
         }
     }
 }
@@ -63,6 +86,13 @@ struct Gusto {
     /// Access token → the refresh token its first use revokes.
     revoke_on_use: HashMap<String, String>,
     data_requests: u64,
+}
+
+impl Gusto {
+    /// The server's today.
+    fn today(&self) -> NaiveDate {
+        Utc::now().date_naive() + Duration::days(self.cfg.server_day_offset)
+    }
 }
 
 #[derive(Clone)]
@@ -96,6 +126,18 @@ impl GustoHandle {
         g.payrolls.push(p.clone());
         p
     }
+    /// Runs an unprocessed payroll: `processed` and `processed_date` set.
+    pub fn process_payroll(&self, uuid: &str) {
+        let mut g = lock(&self.0);
+        let today = g.today();
+        let p = g.payrolls.iter_mut().find(|p| p["payroll_uuid"] == uuid).expect("payroll exists");
+        p["processed"] = json!(true);
+        p["processed_date"] = json!(today.to_string());
+    }
+    /// Moves the server's today to the client's plus `days`.
+    pub fn set_server_day_offset(&self, days: i64) {
+        lock(&self.0).cfg.server_day_offset = days;
+    }
     /// Changes a payroll in place (a correction processed late).
     pub fn edit_payroll(&self, uuid: &str, f: impl FnOnce(&mut Value)) {
         let mut g = lock(&self.0);
@@ -118,11 +160,15 @@ impl GustoMock {
     pub async fn start(cfg: GustoMockConfig) -> (MockServer, GustoHandle) {
         let employees: Vec<Value> = (0..cfg.employees).map(employee).collect();
         let newest_end = Utc::now().date_naive() - Duration::days(3);
-        let payrolls = (0..cfg.payrolls)
+        let mut payrolls: Vec<Value> = (0..cfg.payrolls)
             .map(|k| {
                 payroll(&cfg, &employees, k, newest_end - Duration::days(14 * k as i64), k > 0)
             })
             .collect();
+        for j in 0..cfg.upcoming {
+            let end = newest_end + Duration::days(14 * (j as i64 + 1));
+            payrolls.push(payroll(&cfg, &employees, cfg.payrolls + j, end, false));
+        }
         Self::start_with(cfg, GustoRecords { employees, payrolls }).await
     }
 
@@ -353,7 +399,7 @@ fn paged(
 }
 
 fn list_payrolls(g: &Gusto, pairs: &[(String, String)]) -> Response {
-    let today = Utc::now().date_naive();
+    let today = g.today();
     let date =
         |k: &str| wire::param(pairs, k).map(|v| v.parse::<NaiveDate>().map_err(|_| k.to_string()));
     let (start, end) = match (date("start_date"), date("end_date")) {
@@ -381,14 +427,27 @@ fn list_payrolls(g: &Gusto, pairs: &[(String, String)]) -> Response {
             "Start date and end date must be within one year of each other",
         );
     }
-    let processed_only = wire::param(pairs, "processing_statuses")
-        .is_none_or(|s| s.split(',').all(|x| x == "processed"));
+    // Processed payrolls only, unless asked otherwise.
+    let statuses: Vec<&str> = wire::param(pairs, "processing_statuses")
+        .map_or(vec!["processed"], |s| s.split(',').map(str::trim).collect());
+    if let Some(bad) = statuses.iter().find(|s| !["processed", "unprocessed"].contains(s)) {
+        return errors(
+            422,
+            "processing_statuses",
+            "invalid_parameter",
+            &format!("{bad} is not a valid processing status"),
+        );
+    }
+    let wanted = |p: &Value| {
+        let status = if p["processed"] == true { "processed" } else { "unprocessed" };
+        statuses.contains(&status)
+    };
     let include_totals =
         wire::param(pairs, "include").is_some_and(|i| i.split(',').any(|x| x == "totals"));
     let mut rows: Vec<Value> = g
         .payrolls
         .iter()
-        .filter(|p| !processed_only || p["processed"] == true)
+        .filter(|p| wanted(p))
         .filter(|p| {
             let s = p["pay_period"]["start_date"]
                 .as_str()

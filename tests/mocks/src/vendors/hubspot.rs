@@ -9,6 +9,19 @@
 //! `archivedAt`; search never returns them. Every property value is a
 //! string. `X-HubSpot-RateLimit-*` headers, the `RATE_LIMIT` 429 body, and
 //! `{"status":"error",…}` error bodies.
+//!
+//! Documented (reference §1c and its sample payload): the record shape
+//! with string properties, list and search paging, `limit` caps, the
+//! 10,000-result cap with a 400 beyond it, filter-group caps, the token
+//! answer, the rate-limit headers and 429 body, the error body. Guessed:
+//! that search never serves a result past the cap (a page ends at it,
+//! and its `paging.next.after` points at the cap, which then 400s), the
+//! 400's message text, that the refresh token is handed back unchanged,
+//! and the archived list's id order and `archivedAt`.
+//!
+//! `search_cap` and `search_page_size` (and `list_page_size` for lists)
+//! shrink the cap and the pages served, so the re-anchoring past the cap
+//! runs with a handful of records.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -35,6 +48,12 @@ pub struct HubSpotMockConfig {
     pub contacts: usize,
     /// Deals come in pairs sharing one modification time.
     pub deals: usize,
+    /// Search results one query can page through (HubSpot: 10,000).
+    pub search_cap: usize,
+    /// Serve at most this many search results a page, whatever `limit` asks.
+    pub search_page_size: Option<usize>,
+    /// Serve at most this many list records a page, whatever `limit` asks.
+    pub list_page_size: Option<usize>,
 }
 
 impl Default for HubSpotMockConfig {
@@ -46,6 +65,9 @@ impl Default for HubSpotMockConfig {
             owners: 5,
             contacts: 300,
             deals: 10_450,
+            search_cap: SEARCH_CAP,
+            search_page_size: None,
+            list_page_size: None,
         }
     }
 }
@@ -276,6 +298,7 @@ fn token(h: &mut HubSpot, headers: &HeaderMap, body: &[u8]) -> Response {
 fn owners(h: &HubSpot, pairs: &[(String, String)], headers: &HeaderMap) -> Response {
     let limit: usize =
         wire::param(pairs, "limit").and_then(|l| l.parse().ok()).unwrap_or(100).min(500);
+    let limit = h.cfg.list_page_size.map_or(limit, |p| limit.min(p.max(1)));
     let after: usize = wire::param(pairs, "after").and_then(|a| a.parse().ok()).unwrap_or(0);
     let page: Vec<Value> = h.owners.iter().skip(after).take(limit).cloned().collect();
     let mut body = json!({"results": page});
@@ -309,6 +332,7 @@ fn list(h: &HubSpot, kind: &str, pairs: &[(String, String)], headers: &HeaderMap
     if limit > 100 {
         return error(400, "VALIDATION_ERROR", "limit must be at most 100");
     }
+    let limit = h.cfg.list_page_size.map_or(limit, |p| limit.min(p.max(1)));
     let archived = wire::param(pairs, "archived") == Some("true");
     let after: u64 = wire::param(pairs, "after").and_then(|a| a.parse().ok()).unwrap_or(0);
     let wanted: Vec<String> = wire::param(pairs, "properties")
@@ -369,13 +393,16 @@ fn search(h: &HubSpot, kind: &str, body: &[u8]) -> Response {
         Value::Number(n) => n.as_u64().unwrap_or(0) as usize,
         _ => 0,
     };
-    if after >= SEARCH_CAP {
+    let cap = h.cfg.search_cap;
+    if after >= cap {
         return error(
             400,
             "VALIDATION_ERROR",
-            "There was a problem with the request. Search results are limited to 10,000.",
+            &format!("There was a problem with the request. Search results are limited to {cap}."),
         );
     }
+    // Never a result past the cap: the page ends there.
+    let served = h.cfg.search_page_size.map_or(limit, |p| limit.min(p.max(1))).min(cap - after);
     let groups = req["filterGroups"].as_array().cloned().unwrap_or_default();
     if groups.len() > 5 {
         return error(400, "VALIDATION_ERROR", "Too many filter groups (max 5)");
@@ -427,12 +454,12 @@ fn search(h: &HubSpot, kind: &str, body: &[u8]) -> Response {
     let page: Vec<Value> = matching
         .into_iter()
         .skip(after)
-        .take(limit)
+        .take(served)
         .map(|r| with_properties(r, kind, &wanted))
         .collect();
     let mut body = json!({"total": total, "results": page});
-    if after + limit < total {
-        body["paging"] = json!({"next": {"after": (after + limit).to_string()}});
+    if after + served < total {
+        body["paging"] = json!({"next": {"after": (after + served).to_string()}});
     }
     wire::json(200, body)
 }

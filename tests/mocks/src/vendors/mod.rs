@@ -114,3 +114,6 @@ pub(crate) async fn receive(core: impl FnOnce(RequestLog), req: Request) -> (Par
     let (parts, body) = req.into_parts();
     (parts, to_bytes(body, 1 << 20).await.unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests;

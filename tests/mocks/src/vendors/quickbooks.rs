@@ -3,12 +3,25 @@
 //! (`/v3/company/{realm}/query`) with its grammar (AND only, `OR` is a
 //! parser fault; inactive customers hidden unless `Active IN (true,false)`;
 //! `STARTPOSITION` 1-based, `MAXRESULTS` ≤ 1000; empty result
-//! `QueryResponse:{}`), change data capture (`/cdc`, 30 days back, deleted
-//! records as `status: "Deleted"`), `Fault` error bodies, 429
+//! `QueryResponse:{}`), change data capture (`/cdc`, 30 days back on the
+//! server's clock, deleted records as `status: "Deleted"`, at most
+//! `cdc_cap` objects an answer), `Fault` error bodies, 429
 //! `ThrottleExceeded`, and timestamps in the company's `-07:00` offset.
 //!
-//! [`QuickBooksMock::start`] invents its data; [`QuickBooksMock::start_with`]
-//! serves the given records (the demo's sandbox renders its cast that way).
+//! Documented (reference §2a and its sample payloads): the query grammar
+//! and paging, `QueryResponse:{}`, the CDC shape, its 30-day look-back and
+//! 1000-object cap, `status: "Deleted"`, the `time` every answer carries,
+//! `Fault` bodies (also inside a 200), the 429 and 401 codes. Guessed: the
+//! exact 400 a `changedSince` past 30 days gets (a `ValidationFault`, code
+//! 2020 here), which objects CDC keeps when it hits its cap (the oldest
+//! here), and the 403 body for a realm the app may not read.
+//!
+//! The server has its own clock ([`QuickBooksHandle::advance_clock`]): the
+//! `time` of answers and the CDC window follow it, not the test's clock,
+//! and [`QuickBooksHandle::served_times`] lists every `time` it answered
+//! with. [`QuickBooksMock::start`] invents its data;
+//! [`QuickBooksMock::start_with`] serves the given records (the demo's
+//! sandbox renders its cast that way).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -36,6 +49,10 @@ pub struct QuickBooksMockConfig {
     pub customers: usize,
     pub invoices: usize,
     pub payments: usize,
+    /// How old the invented records are (the newest a little less).
+    pub seed_age_days: i64,
+    /// Objects one CDC answer holds at most (Intuit: 1000).
+    pub cdc_cap: usize,
 }
 
 impl Default for QuickBooksMockConfig {
@@ -48,6 +65,8 @@ impl Default for QuickBooksMockConfig {
             customers: 25,
             invoices: 2100,
             payments: 40,
+            seed_age_days: 10,
+            cdc_cap: 1000,
         }
     }
 }
@@ -58,7 +77,26 @@ struct Qbo {
     data: BTreeMap<&'static str, Vec<Value>>,
     /// (entity, id, deleted at)
     deleted: Vec<(String, String, DateTime<Utc>)>,
+    /// Stamps changes made through the handle.
     clock: DateTime<Utc>,
+    /// The server's clock minus the test's.
+    offset: Duration,
+    /// (endpoint, `time`) of every answer, in order.
+    served: Vec<(String, String)>,
+}
+
+impl Qbo {
+    /// The server's now.
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.offset
+    }
+
+    /// The answer's `time`, logged for the tests.
+    fn stamp(&mut self, endpoint: &str) -> String {
+        let t = company_time(self.now());
+        self.served.push((endpoint.to_string(), t.clone()));
+        t
+    }
 }
 
 #[derive(Clone)]
@@ -75,8 +113,10 @@ impl QuickBooksHandle {
         lock(&self.0).data.get(entity).cloned().unwrap_or_default()
     }
 
+    /// A change happens at the server's now (a second after the previous
+    /// one, so changes stay ordered).
     fn tick(q: &mut Qbo) -> DateTime<Utc> {
-        q.clock += Duration::minutes(1);
+        q.clock = (q.clock + Duration::seconds(1)).max(q.now());
         q.clock
     }
 
@@ -94,6 +134,22 @@ impl QuickBooksHandle {
             json!((r["SyncToken"].as_str().unwrap_or("0").parse::<u64>().unwrap_or(0) + 1)
                 .to_string());
         r["MetaData"]["LastUpdatedTime"] = json!(company_time(t));
+    }
+
+    /// Moves the server's clock (and so the stamp of later changes) by `d`.
+    pub fn advance_clock(&self, d: Duration) {
+        lock(&self.0).offset += d;
+    }
+
+    /// The server's now.
+    pub fn now(&self) -> DateTime<Utc> {
+        lock(&self.0).now()
+    }
+
+    /// `(endpoint, time)` of every answer so far: `query` or `cdc`, and the
+    /// `time` it carried (company offset), in order.
+    pub fn served_times(&self) -> Vec<(String, String)> {
+        lock(&self.0).served.clone()
     }
 
     /// Deletes a record; CDC reports it from now on.
@@ -118,7 +174,7 @@ pub struct QuickBooksMock;
 impl QuickBooksMock {
     /// Starts with `cfg.customers`, `cfg.invoices` and `cfg.payments` invented records.
     pub async fn start(cfg: QuickBooksMockConfig) -> (MockServer, QuickBooksHandle) {
-        let base = Utc::now() - Duration::days(10);
+        let base = Utc::now() - Duration::days(cfg.seed_age_days);
         let data = seed(&cfg, base);
         Self::serve(cfg, data).await
     }
@@ -145,6 +201,8 @@ impl QuickBooksMock {
             data,
             deleted: Vec::new(),
             clock: now - Duration::days(1),
+            offset: Duration::zero(),
+            served: Vec::new(),
         };
         let st = Arc::new(Mutex::new(q));
         let router = Router::new().fallback(serve).with_state(st.clone());
@@ -204,6 +262,14 @@ fn fault(status: u16, kind: &str, message: &str, detail: &str, code: &str) -> Re
     )
 }
 
+/// A `Fault` stamped with the server's clock.
+fn fault_at(q: &Qbo, status: u16, kind: &str, message: &str, detail: &str, code: &str) -> Response {
+    wire::json(
+        status,
+        json!({"Fault": {"Error": [{"Message": message, "Detail": detail, "code": code, "element": ""}], "type": kind}, "time": company_time(q.now())}),
+    )
+}
+
 async fn serve(State(st): State<Arc<Mutex<Qbo>>>, req: Request) -> Response {
     let (parts, body) = receive(|r| lock(&st).core.log.push(r), req).await;
     let pairs = wire::query_pairs(parts.uri.query().unwrap_or(""));
@@ -246,8 +312,8 @@ async fn serve(State(st): State<Arc<Mutex<Qbo>>>, req: Request) -> Response {
         None => {}
     }
     match (&parts.method, endpoint) {
-        (&Method::GET, "query") => query(&q, wire::param(&pairs, "query").unwrap_or("")),
-        (&Method::GET, "cdc") => cdc(&q, &pairs),
+        (&Method::GET, "query") => query(&mut q, wire::param(&pairs, "query").unwrap_or("")),
+        (&Method::GET, "cdc") => cdc(&mut q, &pairs),
         _ => fault(
             400,
             "ValidationFault",
@@ -292,7 +358,7 @@ fn parser_error(detail: &str) -> Response {
 }
 
 /// The subset of the query language the connector uses, parsed strictly.
-fn query(q: &Qbo, text: &str) -> Response {
+fn query(q: &mut Qbo, text: &str) -> Response {
     let lower = text.to_ascii_lowercase();
     let Some(rest) = lower.strip_prefix("select * from ") else {
         return parser_error("expected select * from");
@@ -378,7 +444,7 @@ fn query(q: &Qbo, text: &str) -> Response {
         )
     });
     let page: Vec<Value> = rows.into_iter().skip(start - 1).take(max).cloned().collect();
-    let time = company_time(Utc::now());
+    let time = q.stamp("query");
     if page.is_empty() {
         return wire::json(200, json!({"QueryResponse": {}, "time": time}));
     }
@@ -413,9 +479,10 @@ fn split_and(s: &str) -> Vec<String> {
     out
 }
 
-fn cdc(q: &Qbo, pairs: &[(String, String)]) -> Response {
+fn cdc(q: &mut Qbo, pairs: &[(String, String)]) -> Response {
     let Some(since) = wire::param(pairs, "changedSince").and_then(wire::parse_time) else {
-        return fault(
+        return fault_at(
+            q,
             400,
             "ValidationFault",
             "Invalid changedSince",
@@ -423,8 +490,10 @@ fn cdc(q: &Qbo, pairs: &[(String, String)]) -> Response {
             "2020",
         );
     };
-    if since < Utc::now() - Duration::days(30) {
-        return fault(
+    // The look-back is counted on the server's clock.
+    if since < q.now() - Duration::days(30) {
+        return fault_at(
+            q,
             400,
             "ValidationFault",
             "Invalid changedSince",
@@ -433,28 +502,29 @@ fn cdc(q: &Qbo, pairs: &[(String, String)]) -> Response {
         );
     }
     let mut responses = Vec::new();
+    let mut room = q.cfg.cdc_cap;
     for entity in wire::param(pairs, "entities").unwrap_or("").split(',') {
         let Some(list) = q.data.get(entity) else { continue };
-        let mut changed: Vec<Value> = list
+        let mut changed: Vec<(DateTime<Utc>, Value)> = list
             .iter()
-            .filter(|r| {
-                r["MetaData"]["LastUpdatedTime"]
-                    .as_str()
-                    .and_then(wire::parse_time)
-                    .is_some_and(|t| t >= since)
+            .filter_map(|r| {
+                let t = r["MetaData"]["LastUpdatedTime"].as_str().and_then(wire::parse_time)?;
+                (t >= since).then(|| (t, r.clone()))
             })
-            .cloned()
             .collect();
         for (e, id, at) in &q.deleted {
             if e == entity && *at >= since {
-                changed.push(json!({"Id": id, "status": "Deleted", "MetaData": {"LastUpdatedTime": company_time(*at)}}));
+                changed.push((*at, json!({"Id": id, "status": "Deleted", "MetaData": {"LastUpdatedTime": company_time(*at)}})));
             }
         }
+        // Over the cap, the oldest changes are kept.
+        changed.sort_by_key(|(t, _)| *t);
+        changed.truncate(room);
+        room -= changed.len();
+        let changed: Vec<Value> = changed.into_iter().map(|(_, r)| r).collect();
         let n = changed.len();
         responses.push(json!({entity: changed, "startPosition": 1, "maxResults": n}));
     }
-    wire::json(
-        200,
-        json!({"CDCResponse": [{"QueryResponse": responses}], "time": company_time(Utc::now())}),
-    )
+    let time = q.stamp("cdc");
+    wire::json(200, json!({"CDCResponse": [{"QueryResponse": responses}], "time": time}))
 }

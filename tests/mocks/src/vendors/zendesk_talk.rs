@@ -1,8 +1,24 @@
 //! Zendesk Talk mock: Basic `{email}/token:{api_token}` auth, the
 //! incremental calls export (`start_time` inclusive on `updated_at`,
 //! `{calls, next_page, count, end_time}` where `next_page` is never null,
-//! not even past the end), `X-Rate-Limit` headers, 429 with `Retry-After`,
+//! not even past the end), the users list (`GET /api/v2/users`, filtered by
+//! `role`/`role[]`, cursor paging with `page[size]` ≤ 100 and
+//! `page[after]`, or offset paging with `page`/`per_page` when no
+//! `page[size]` is sent), `X-Rate-Limit` headers, 429 with `Retry-After`,
 //! and `{"error","description"}` bodies.
+//!
+//! Documented (reference §4c): the export's shape, its inclusive
+//! `start_time`, the never-null `next_page`, the call fields, 10 requests a
+//! minute, 429 + `Retry-After`. The users list is not in the reference; it
+//! follows Zendesk's public API docs (cursor paging: `meta.has_more`,
+//! `after_cursor`, `links.next`; `role[]`; user fields `id`, `name`,
+//! `email`, `role`, `active` …). Guessed: that the last cursor page still
+//! carries a `links.next` (so only `has_more` ends the paging), the
+//! cursor's encoding, the 400 body for `page[size]` over 100, and the
+//! `{"error","description"}` bodies beyond the two the connector quotes.
+//!
+//! Agents are users `900…` (the `agent_id`s calls name), then admins, then
+//! end users; `users_page_size` serves smaller cursor pages than asked.
 
 use std::sync::{Arc, Mutex};
 
@@ -18,6 +34,7 @@ use crate::server::MockServer;
 use crate::wire;
 
 pub const CALLS_PATH: &str = "/api/v2/channels/voice/stats/incremental/calls";
+pub const USERS_PATH: &str = "/api/v2/users";
 /// Requests per minute on the incremental endpoints.
 pub const RATE_LIMIT: u64 = 10;
 
@@ -28,6 +45,12 @@ pub struct ZendeskTalkMockConfig {
     pub calls: usize,
     /// Calls per page (the real export sends up to 1000).
     pub page_size: usize,
+    /// Agents, ids `900…` (calls name `900 + i % 7`).
+    pub agents: usize,
+    pub admins: usize,
+    pub end_users: usize,
+    /// Users per cursor page at most, whatever `page[size]` asks.
+    pub users_page_size: usize,
 }
 
 impl Default for ZendeskTalkMockConfig {
@@ -37,6 +60,10 @@ impl Default for ZendeskTalkMockConfig {
             api_token: "zd-token-3141".into(),
             calls: 250,
             page_size: 100,
+            agents: 7,
+            admins: 1,
+            end_users: 20,
+            users_page_size: 100,
         }
     }
 }
@@ -45,6 +72,7 @@ struct Talk {
     cfg: ZendeskTalkMockConfig,
     core: Core,
     calls: Vec<Value>,
+    users: Vec<Value>,
     clock: DateTime<Utc>,
     data_requests: u64,
 }
@@ -61,6 +89,10 @@ impl MockHandle for ZendeskTalkHandle {
 impl ZendeskTalkHandle {
     pub fn calls(&self) -> Vec<Value> {
         lock(&self.0).calls.clone()
+    }
+    /// Every user, end users included.
+    pub fn users(&self) -> Vec<Value> {
+        lock(&self.0).users.clone()
     }
     /// Changes a call; its `updated_at` becomes the newest.
     pub fn touch(&self, id: u64, f: impl FnOnce(&mut Value)) {
@@ -87,8 +119,9 @@ impl ZendeskTalkMock {
                     "time_to_answer": i % 45, "exceeded_queue_wait_time": false, "voicemail": false, "minutes_billed": 4 + i % 5})
             })
             .collect();
+        let users = invent_users(&cfg, base);
         let clock = base + Duration::days(30);
-        let t = Talk { cfg, core: Core::default(), calls, clock, data_requests: 0 };
+        let t = Talk { cfg, core: Core::default(), calls, users, clock, data_requests: 0 };
         let st = Arc::new(Mutex::new(t));
         let router = Router::new().fallback(serve).with_state(st.clone());
         (MockServer::start(router).await, ZendeskTalkHandle(st))
@@ -97,6 +130,29 @@ impl ZendeskTalkMock {
 
 fn iso(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Agents (ids from 900), admins, then end users, in id order.
+fn invent_users(cfg: &ZendeskTalkMockConfig, base: DateTime<Utc>) -> Vec<Value> {
+    let roles = std::iter::repeat_n("agent", cfg.agents)
+        .chain(std::iter::repeat_n("admin", cfg.admins))
+        .chain(std::iter::repeat_n("end-user", cfg.end_users));
+    roles
+        .enumerate()
+        .map(|(i, role)| {
+            let id = 900 + i as u64;
+            let t = iso(base - Duration::days(200) + Duration::hours(i as i64));
+            let staff = role != "end-user";
+            json!({"id": id, "url": format!("https://acme.zendesk.com/api/v2/users/{id}.json"), "name": format!("User {id}"),
+                "email": format!("user{id}@acme.example"), "created_at": t, "updated_at": t, "time_zone": "America/New_York",
+                "iana_time_zone": "America/New_York", "phone": null, "locale": "en-US", "locale_id": 1, "organization_id": if staff { json!(null) } else { json!(7000 + i as u64) },
+                "role": role, "role_type": if staff { json!(0) } else { json!(null) }, "custom_role_id": null, "verified": true, "external_id": null,
+                "tags": [], "alias": "", "active": true, "shared": false, "shared_agent": false, "last_login_at": if staff { json!(t) } else { json!(null) },
+                "two_factor_auth_enabled": false, "signature": "", "details": "", "notes": "", "default_group_id": if staff { json!(360_001) } else { json!(null) },
+                "moderator": staff, "only_private_comments": false, "restricted_agent": false, "suspended": false, "chat_only": false,
+                "user_fields": {}})
+        })
+        .collect()
 }
 
 async fn serve(State(st): State<Arc<Mutex<Talk>>>, req: Request) -> Response {
@@ -126,6 +182,11 @@ async fn serve(State(st): State<Arc<Mutex<Talk>>>, req: Request) -> Response {
             && parts.uri.path().trim_end_matches(".json") == CALLS_PATH =>
         {
             export(&t, &parts.headers, &pairs)
+        }
+        None if parts.method == Method::GET
+            && parts.uri.path().trim_end_matches(".json") == USERS_PATH =>
+        {
+            users(&t, &parts.headers, &pairs)
         }
         None => wire::json(404, json!({"error": "InvalidEndpoint", "description": "Not found"})),
     };
@@ -161,5 +222,83 @@ fn export(t: &Talk, headers: &HeaderMap, pairs: &[(String, String)]) -> Response
     wire::json(
         200,
         json!({"calls": page.clone(), "next_page": next, "count": page.len(), "end_time": end_time}),
+    )
+}
+
+/// `GET /api/v2/users`: cursor pages with `page[size]`, else offset pages.
+fn users(t: &Talk, headers: &HeaderMap, pairs: &[(String, String)]) -> Response {
+    let roles: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k == "role[]" || k == "role")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let matching: Vec<&Value> = t
+        .users
+        .iter()
+        .filter(|u| roles.is_empty() || roles.iter().any(|r| u["role"] == *r))
+        .collect();
+    let kept: Vec<(String, String)> =
+        pairs.iter().filter(|(k, _)| !k.starts_with("page")).cloned().collect();
+    let link = |extra: &[(&str, String)]| {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.extend_pairs(kept.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        q.extend_pairs(extra.iter().map(|(k, v)| (*k, v.as_str())));
+        format!("{}{USERS_PATH}.json?{}", wire::origin(headers), q.finish())
+    };
+    let Some(size) = wire::param(pairs, "page[size]") else {
+        // Offset paging: `page` from 1, `per_page` ≤ 100, `next_page` null at the end.
+        let per: usize = wire::param(pairs, "per_page")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(100)
+            .clamp(1, 100);
+        let page: usize =
+            wire::param(pairs, "page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
+        let slice: Vec<Value> =
+            matching.iter().skip((page - 1) * per).take(per).map(|u| (*u).clone()).collect();
+        let more = page * per < matching.len();
+        let next =
+            more.then(|| link(&[("page", (page + 1).to_string()), ("per_page", per.to_string())]));
+        return wire::json(
+            200,
+            json!({"users": slice, "next_page": next, "previous_page": null, "count": matching.len()}),
+        );
+    };
+    let Some(size) = size.parse::<usize>().ok().filter(|s| (1..=100).contains(s)) else {
+        return wire::json(
+            400,
+            json!({"error": "InvalidPaginationParameter", "description": "page[size] must be between 1 and 100"}),
+        );
+    };
+    let size = size.min(t.cfg.users_page_size.max(1));
+    // The cursor is the last id served.
+    let after: u64 = match wire::param(pairs, "page[after]") {
+        None => 0,
+        Some(c) => match wire::decode_cursor(c).and_then(|v| v["id"].as_u64()) {
+            Some(id) => id,
+            None => {
+                return wire::json(
+                    400,
+                    json!({"error": "InvalidPaginationParameter", "description": "page[after] is not a valid cursor"}),
+                )
+            }
+        },
+    };
+    let rest: Vec<&&Value> = matching.iter().filter(|u| u["id"].as_u64() > Some(after)).collect();
+    let slice: Vec<Value> = rest.iter().take(size).map(|u| (**u).clone()).collect();
+    let has_more = rest.len() > size;
+    let cursor = |u: Option<&Value>| u.map(|u| wire::encode_cursor(&json!({"id": u["id"]})));
+    let after_cursor = cursor(slice.last());
+    let before_cursor = cursor(slice.first());
+    // The last page still links onward; only `has_more` says it is the last.
+    let next = after_cursor
+        .as_ref()
+        .map(|c| link(&[("page[size]", size.to_string()), ("page[after]", c.clone())]));
+    let prev = before_cursor
+        .as_ref()
+        .map(|c| link(&[("page[size]", size.to_string()), ("page[before]", c.clone())]));
+    wire::json(
+        200,
+        json!({"users": slice, "meta": {"has_more": has_more, "after_cursor": after_cursor, "before_cursor": before_cursor},
+            "links": {"next": next, "prev": prev}}),
     )
 }
