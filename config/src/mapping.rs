@@ -22,6 +22,7 @@ pub const MAPPED_VIEWS: &[&str] = &[
     "payroll_lines",
     "agent_daily",
     "evaluations",
+    "contacts",
 ];
 
 /// Built-in mappings over the vendor connectors' tables (the preset is
@@ -32,9 +33,12 @@ pub const MODEL_PRESETS: &[(&str, &[&str])] = &[
     ("gusto", &["payroll_people", "payroll_lines"]),
     (
         "genesys",
-        &["contact_center_people", "agent_daily", "evaluations"],
+        &["contact_center_people", "agent_daily", "evaluations", "contacts"],
     ),
-    ("zendesk_talk", &["agent_daily"]),
+    (
+        "zendesk_talk",
+        &["contact_center_people", "agent_daily", "contacts"],
+    ),
 ];
 
 /// Options a preset takes (`ats = { preset = "greenhouse", client_field =

@@ -67,9 +67,50 @@ async fn demo_syncs_every_sandbox_stream() {
             format!("missing_right {}", facts.hired_not_on_payroll_email)
         ]
     );
+    // Hired and never paid: the one off the roster and the one on it whom
+    // no payroll paid (roster_vs_hires above cannot see the second).
+    let mut never_paid = vec![
+        format!("missing_right {}", facts.hired_not_on_payroll_email),
+        format!("missing_right {}", facts.never_paid_email),
+    ];
+    never_paid.sort();
+    assert_eq!(exceptions("hires_never_paid"), never_paid);
+    // The cohort (one client, one start day, invoices without the
+    // placement id) pairs one invoice each: matched, not duplicates.
+    let cohort = facts
+        .cohort_application_ids
+        .iter()
+        .map(|id| format!("'{id}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     assert_eq!(
-        exceptions("hires_never_paid"),
-        [format!("missing_right {}", facts.hired_not_on_payroll_email)]
+        count(&format!(
+            "SELECT count(*) FROM conveyor.recon_results WHERE reconciliation = 'placement_without_invoice'
+             AND status = 'matched' AND split_part(left_key, '|', 1) IN ({cohort})"
+        )),
+        facts.cohort_application_ids.len().to_string()
+    );
+    // The tabbed, capitalised payroll address is the same person.
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM model.people WHERE email_key = '{}' AND payroll_id IS NOT NULL AND ats_id IS NOT NULL",
+            facts.tabbed_payroll_email
+        )),
+        "1"
+    );
+    // Unprocessed payrolls are read, and pay nobody yet.
+    assert_eq!(
+        count("SELECT count(*) FROM payroll.payrolls WHERE NOT processed"),
+        facts.unprocessed_payrolls.to_string()
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM model.payroll_lines l JOIN payroll.payrolls p ON p.pay_period_start = l.period_start WHERE NOT p.processed"),
+        "0"
+    );
+    // Callers who hung up in the queue are contacts, without an agent.
+    assert_eq!(
+        count("SELECT count(*) FROM model.contacts WHERE abandoned AND agent_id IS NULL"),
+        facts.abandoned_contacts.to_string()
     );
     let unpaid = sql_on(
         &wh,

@@ -180,6 +180,22 @@ pub const VIEWS: &[(&str, &[(&str, Kind)])] = &[
             ("score", Number),
         ],
     ),
+    // One row per customer contact, answered or not: the denominator of an
+    // abandon rate (agent sessions alone never see an abandoned call).
+    (
+        "contacts",
+        &[
+            ("contact_id", Text),
+            ("started_at", Timestamp),
+            ("direction", Text),
+            ("channel", Text),
+            ("queue", Text),
+            ("answered", Boolean),
+            ("abandoned", Boolean),
+            ("agent_id", Text),
+            ("wait_secs", Number),
+        ],
+    ),
 ];
 
 /// Columns a mapping may leave out: the view holds NULL there. A preset
@@ -191,6 +207,8 @@ pub const OPTIONAL: &[(&str, &str)] = &[
     ("agent_daily", "csat"),
     ("agent_daily", "quality_score"),
     ("agent_daily", "logged_hours"),
+    ("contacts", "queue"),
+    ("contacts", "wait_secs"),
 ];
 
 pub fn is_optional(view: &str, column: &str) -> bool {

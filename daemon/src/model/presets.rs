@@ -131,8 +131,31 @@ const PRESET_SQL: &[(&str, &str, &str)] = &[
                 total_score AS score
          FROM {s}.evaluations",
     ),
-    // Zendesk Talk: only calls are exported, so only contacts and handle
+    (
+        "genesys",
+        "contacts",
+        "SELECT conversation_id AS contact_id, conversation_start AS started_at,
+                originating_direction AS direction, media_type AS channel, queue_id AS queue,
+                answered, abandoned, agent_id, abandon_ms / 1000.0 AS wait_secs
+         FROM {s}.conversation_summaries",
+    ),
+    // Zendesk Talk: the agents are the account's agents and admins; calls
+    // give contacts (every call, abandoned ones included) and the handle
     // time (talk + hold + wrap-up seconds) of completed calls.
+    (
+        "zendesk_talk",
+        "contact_center_people",
+        "SELECT id AS agent_id, name, email, phone, NULL AS team, NULL AS supervisor_email
+         FROM {s}.users WHERE role IN ('agent', 'admin')",
+    ),
+    (
+        "zendesk_talk",
+        "contacts",
+        "SELECT id AS contact_id, created_at AS started_at, direction, 'voice' AS channel, NULL AS queue,
+                completion_status = 'completed' AS answered, completion_status LIKE 'abandoned%' AS abandoned,
+                agent_id, wait_time AS wait_secs
+         FROM {s}.calls",
+    ),
     (
         "zendesk_talk",
         "agent_daily",

@@ -91,6 +91,17 @@ pub struct SandboxFacts {
     pub back_office_emails: Vec<String>,
     /// The one back-office worker whose average QA score misses the objective of 80.
     pub quality_miss_email: String,
+    /// Greenhouse application ids of a cohort hired for one client on one day, invoiced without
+    /// the `Placement ID` field: each invoice must pair with one of them, none a duplicate.
+    pub cohort_application_ids: Vec<u64>,
+    /// The person whose Gusto e-mail carries a tab, capitals and a non-breaking space.
+    pub tabbed_payroll_email: String,
+    /// On the payroll roster, paid by no payroll (with the unrostered hire: "hired, never paid").
+    pub never_paid_email: String,
+    /// Payrolls Gusto lists as not processed yet.
+    pub unprocessed_payrolls: usize,
+    /// Conversations abandoned in the queue (no agent participant).
+    pub abandoned_contacts: usize,
 }
 
 /// Four running vendor mocks. Dropping it stops them all.
@@ -175,6 +186,11 @@ fn facts(world: &World) -> SandboxFacts {
         low_csat_agent_email: email(world.low_csat),
         back_office_emails: world.with_role(Role::BackOffice).map(|p| p.email.clone()).collect(),
         quality_miss_email: email(world.quality_miss),
+        cohort_application_ids: world.cohort.iter().map(|&i| ats::application_id(i)).collect(),
+        tabbed_payroll_email: email(world.tabbed),
+        never_paid_email: email(world.never_paid),
+        unprocessed_payrolls: 1,
+        abandoned_contacts: 20 * contact_center::ABANDONED_PER_DAY,
     }
 }
 

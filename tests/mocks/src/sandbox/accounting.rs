@@ -31,7 +31,8 @@ fn meta(created: &str, updated: &str) -> Value {
 
 /// Customers (the clients, one inactive), an invoice per invoiced placement
 /// quoting the Greenhouse application id in the `Placement ID` custom
-/// field, and a payment per settled invoice.
+/// field (but the cohort's, older than the field), and a payment per
+/// settled invoice.
 pub(crate) fn records(w: &World) -> QuickBooksRecords {
     let customer_id =
         |client: &str| CLIENTS.iter().position(|c| *c == client).map_or(0, |i| i + 1).to_string();
@@ -60,7 +61,7 @@ pub(crate) fn records(w: &World) -> QuickBooksRecords {
         } else {
             json!([])
         };
-        invoices.push(json!({
+        let mut invoice = json!({
             "Id": id, "SyncToken": if paid_on.is_some() { "1" } else { "0" },
             "MetaData": meta(&created, &updated),
             "DocNumber": (1001 + n).to_string(), "TxnDate": txn.to_string(), "DueDate": due.to_string(),
@@ -71,7 +72,12 @@ pub(crate) fn records(w: &World) -> QuickBooksRecords {
                 "DefinitionId": "1", "Name": "Placement ID", "Type": "StringType",
                 "StringValue": application_id(p.idx).to_string(),
             }],
-        }));
+        });
+        // The cohort was invoiced before the custom field existed.
+        if w.cohort.contains(&p.idx) {
+            invoice["CustomField"] = json!([]);
+        }
+        invoices.push(invoice);
         let Some(paid) = paid_on else { continue };
         payments.push(json!({
             "Id": (900 + n).to_string(), "SyncToken": "0", "MetaData": meta(&updated, &updated),

@@ -3,7 +3,8 @@
 //! agents take five calls per weekday over the last four weeks with the
 //! world's CSAT as post-call surveys, agents and back-office workers get a
 //! weekly quality evaluation with the world's QA score, and phone agents'
-//! logged hours are their daily organization presence.
+//! logged hours are their daily organization presence; two callers a day
+//! hang up in the queue (conversations without an agent).
 
 use std::collections::HashMap;
 
@@ -12,11 +13,14 @@ use serde_json::Value;
 
 use super::world::{anchor, at, is_weekday, week_start, Person, Role, World};
 use crate::vendors::genesys::{
-    conversation, evaluation, id, survey, user, GenesysRecords, PresenceDay,
+    abandoned_conversation, conversation, evaluation, id, survey, user, GenesysRecords,
+    PresenceDay,
 };
 
 /// Calls per agent per working day.
 const CALLS_PER_DAY: u64 = 5;
+/// Callers per working day who hang up in the queue before an agent answers.
+pub(crate) const ABANDONED_PER_DAY: usize = 2;
 /// Days of presence before the anchor: the latest pay periods and then some.
 const PRESENCE_DAYS: i64 = 56;
 
@@ -60,6 +64,11 @@ fn calls(
     let days = (0..28).map(|d| week_start(0) + Duration::days(d)).filter(|d| is_weekday(*d));
     for (day_no, day) in days.enumerate() {
         let week = day_no / 5;
+        for a in 0..ABANDONED_PER_DAY {
+            let start = at(day, 10 * 3600 + a as i64 * 7_200);
+            let n = day_no * ABANDONED_PER_DAY + a;
+            out.push(abandoned_conversation(n, start, "queue-phones", 30_000 + n as i64 * 1_000));
+        }
         for p in w.with_role(Role::Agent).filter(|p| p.hire_date.is_some_and(|h| h <= day)) {
             let agent = &users[&p.idx];
             for k in 0..CALLS_PER_DAY {

@@ -1,6 +1,7 @@
 //! The cast's roster as Gusto records, served by the faithful Gusto mock:
 //! employees keyed in by hand (casing and whitespace differ from the ATS)
-//! and processed payrolls whose money and hours are decimal strings.
+//! and processed payrolls whose money and hours are decimal strings, then
+//! the next period's payroll, not processed yet.
 
 use chrono::Duration;
 use serde_json::{json, Value};
@@ -33,6 +34,7 @@ fn employees(w: &World) -> Vec<Value> {
         .map(|p| {
             // Payroll was keyed in by hand: casing and stray whitespace differ from the ATS.
             let email = match p.idx % 4 {
+                _ if p.idx == w.tabbed => format!("\t{}.{}@Mail.Example\u{a0}", p.first, p.last),
                 0 => format!("{}.{}@mail.example", p.first, p.last),
                 1 => format!("{} ", p.email),
                 2 => p.email.to_uppercase(),
@@ -68,13 +70,18 @@ fn employees(w: &World) -> Vec<Value> {
         .collect()
 }
 
+/// A year of processed payrolls, then the next period's, not processed yet
+/// (Gusto lists it as unprocessed until it is run).
 fn payrolls(w: &World) -> Vec<Value> {
-    (0..PERIODS)
+    (-1..PERIODS)
         .rev()
         .map(|back| {
             let start = latest_period_start() - Duration::days(14 * back);
             let end = start + Duration::days(13);
-            let on_payroll = w.on_payroll().filter(|p| w.payroll_start(p) <= end);
+            let processed = back >= 0;
+            let on_payroll = w
+                .on_payroll()
+                .filter(|p| w.payroll_start(p) <= end && p.idx != w.never_paid);
             let comps: Vec<(f64, Value)> = on_payroll
                 .map(|p| {
                     let job = uuid(0x70b, p.idx as u64);
@@ -105,8 +112,8 @@ fn payrolls(w: &World) -> Vec<Value> {
             let (net, taxes) = (money(gross * 0.78), money(gross * 0.0765));
             let totals = json!({"gross_pay": money(gross), "net_pay": net, "employer_taxes": taxes});
             json!({
-                "payroll_uuid": uuid(0x9a7, back as u64), "company_uuid": GUSTO_COMPANY_ID, "processed": true,
-                "processed_date": (end + Duration::days(1)).to_string(),
+                "payroll_uuid": uuid(0x9a7, (back + 1) as u64), "company_uuid": GUSTO_COMPANY_ID, "processed": processed,
+                "processed_date": processed.then(|| (end + Duration::days(1)).to_string()),
                 "check_date": (end + Duration::days(5)).to_string(),
                 "off_cycle": false, "payroll_type": "regular",
                 "pay_period": {"start_date": start.to_string(), "end_date": end.to_string(),

@@ -59,10 +59,16 @@ fn assert_coherent(size: SandboxSize) {
 
     // QuickBooks: exactly the planted placements have no invoice; the unpaid
     // past-due invoices are the facts' (at least the two planted).
+    // The cohort's invoices carry no Placement ID (they pair by client,
+    // date and amount); every other invoice names its application.
+    let without_id = qbo.invoices.iter().filter(|i| i["CustomField"] == serde_json::json!([])).count();
+    assert_eq!(without_id, facts.cohort_application_ids.len());
     let invoiced: HashSet<u64> = qbo
         .invoices
         .iter()
+        .filter(|i| i["CustomField"] != serde_json::json!([]))
         .map(|i| text(&i["CustomField"][0]["StringValue"]).parse().unwrap())
+        .chain(facts.cohort_application_ids.iter().copied())
         .collect();
     let mut uninvoiced: Vec<u64> = hired
         .iter()

@@ -68,6 +68,15 @@ pub(crate) struct World {
     pub low_csat: usize,
     /// Back-office worker whose QA average misses the objective.
     pub quality_miss: usize,
+    /// Three agents hired for one client on one Monday (a cohort), whose
+    /// invoices predate the `Placement ID` custom field: they pair by
+    /// client, date and amount.
+    pub cohort: Vec<usize>,
+    /// An agent whose payroll e-mail was keyed with a tab, capitals and a
+    /// non-breaking space.
+    pub tabbed: usize,
+    /// A hire on the payroll roster whom no payroll ever paid.
+    pub never_paid: usize,
 }
 
 /// The sandbox's "today": all data is dated before it.
@@ -167,12 +176,25 @@ impl World {
         let of_role =
             |r: Role| people.iter().filter(|p| p.role == r).map(|p| p.idx).collect::<Vec<_>>();
         let (agents, back_office) = (of_role(Role::Agent), of_role(Role::BackOffice));
+        // The back-office supervisor: salaried, so no contact-center hours
+        // to compare with — only "was this hire ever paid" catches it.
+        let never_paid = of_role(Role::Supervisor)[2];
         // Anomalies land on distinct people so each demo finding has a single cause.
         let rejected = people.iter().find(|p| p.status == "rejected").map_or(0, |p| p.idx);
         // The ghost is paid like an agent.
         let mut people = people;
         people[rejected].rate = 19.25;
+        // Agents no other anomaly uses (2, 3, 5, 7 and 9 are taken).
+        let cohort = vec![agents[4], agents[6], agents[8]];
+        let (client, start) = (people[cohort[0]].client, people[cohort[0]].hire_date);
+        for &c in &cohort[1..] {
+            people[c].client = client;
+            people[c].hire_date = start;
+        }
         World {
+            cohort,
+            tabbed: agents[10],
+            never_paid,
             uninvoiced: vec![back_office[4], agents[7]],
             unpaid: vec![back_office[6], agents[9]],
             unrostered: back_office[8],
