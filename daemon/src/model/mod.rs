@@ -141,7 +141,7 @@ fn check_mapping(conn: &Connection, view: &str, m: &Mapping) -> Result<Vec<Strin
     }
     let described = describe(conn, &m.sql).map_err(|e| {
         let text = e.to_string();
-        let missing_table = text.contains("Table with name") && text.contains("does not exist");
+        let missing_table = is_missing_object(&text);
         match &m.source {
             // The source synced, yet a table the preset needs is not there:
             // say which, and that syncing again will not help.
@@ -171,14 +171,7 @@ fn describe(conn: &Connection, sql: &str) -> duckdb::Result<Vec<(String, String)
     rows.collect()
 }
 
-fn first_line(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+use crate::warehouse::engine_error::{first_line, is_missing_object};
 
 /// (Re)creates every view of the model. A mapping that does not work yet
 /// (its source never synced) or is wrong is left out and reported; the view

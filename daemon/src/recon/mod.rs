@@ -260,15 +260,10 @@ pub fn check_relations(conn: &Connection, cfg: &ReconcileConfig) -> Vec<Relation
         );
         if let Err(e) = conn.query_row(&sql, [], |r| r.get::<_, i64>(0)) {
             let text = e.to_string();
-            let message = text
-                .lines()
-                .map(str::trim)
-                .find(|l| !l.is_empty())
-                .unwrap_or_default()
-                .to_string();
+            let message = crate::warehouse::engine_error::first_line(&text);
             out.push(RelationProblem {
                 side,
-                not_there_yet: text.contains("does not exist"),
+                not_there_yet: crate::warehouse::engine_error::is_missing_object(&text),
                 message,
             });
         }

@@ -306,13 +306,7 @@ fn summarise(conn: &Connection, rule: &RuleConfig, eval_id: i64) -> duckdb::Resu
     )
 }
 
-fn first_line(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or_default()
-        .to_string()
-}
+use crate::warehouse::engine_error::{first_line, is_missing_object};
 
 fn drop_temp(conn: &Connection) {
     for t in plan::TEMP_TABLES {
@@ -397,7 +391,7 @@ pub fn measure_columns(
         Err(e) => {
             let text = e.to_string();
             return Err(MeasureProblem {
-                not_there_yet: text.contains("does not exist"),
+                not_there_yet: is_missing_object(&text),
                 message: first_line(&text),
             });
         }

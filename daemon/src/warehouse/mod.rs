@@ -8,6 +8,7 @@
 //! the last committed state; DuckDB's MVCC never makes them wait.
 
 pub mod credentials;
+pub mod engine_error;
 pub mod load;
 pub mod types;
 
