@@ -886,7 +886,7 @@ mod tests {
                 Plan::Sql(s) => s,
                 other => panic!("{name}: {other:?}"),
             };
-            crate::query::guard::check_read_only(&conn, &rewritten)
+            let rewritten = crate::query::guard::check_read_only(&conn, &rewritten)
                 .unwrap_or_else(|e| panic!("{name}: {e}\n{rewritten}"));
             let mut stmt = conn
                 .prepare(&rewritten)

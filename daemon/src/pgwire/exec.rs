@@ -217,10 +217,11 @@ impl Readers {
     pub async fn check(&self, sql: String) -> Result<usize, Failure> {
         let (tx, rx) = oneshot::channel();
         self.submit(Box::new(move |conn| {
+            // Only the text the guard returns is ever prepared.
             let result = check_read_only(conn, &sql)
                 .map_err(|r| error(r.sqlstate(), r.to_string()))
-                .and_then(|()| {
-                    conn.prepare(&sql)
+                .and_then(|checked| {
+                    conn.prepare(&checked)
                         .map(|s| s.parameter_count())
                         .map_err(|e| engine_error(&e))
                 });
@@ -305,15 +306,19 @@ fn run_read(
     output: &Output,
     tx: &mpsc::Sender<Msg>,
 ) {
-    if let Err(r) = check_read_only(conn, sql) {
-        let _ = tx.blocking_send(Msg::Failed(error(r.sqlstate(), r.to_string())));
-        return;
-    }
+    // Only the text the guard returns is ever prepared.
+    let checked = match check_read_only(conn, sql) {
+        Ok(checked) => checked,
+        Err(r) => {
+            let _ = tx.blocking_send(Msg::Failed(error(r.sqlstate(), r.to_string())));
+            return;
+        }
+    };
     if let Err(e) = conn.execute_batch("BEGIN TRANSACTION") {
         let _ = tx.blocking_send(Msg::Failed(engine_error(&e)));
         return;
     }
-    if let Err(e) = stream(conn, sql, params, output, tx) {
+    if let Err(e) = stream(conn, &checked, params, output, tx) {
         let _ = tx.blocking_send(Msg::Failed(e));
     }
     let _ = conn.execute_batch("ROLLBACK");
@@ -336,11 +341,12 @@ fn stream(
             .prepare(sql)
             .map_err(|e| engine_error(&e))?
             .parameter_count();
-        describe_sql = format!("SELECT * FROM (\n{sql}\n) AS conveyor_described LIMIT 0");
-        let wrapped =
-            check_read_only(conn, &describe_sql).is_ok() && conn.prepare(&describe_sql).is_ok();
+        let wrapped = format!("SELECT * FROM (\n{sql}\n) AS conveyor_described LIMIT 0");
+        describe_sql = check_read_only(conn, &wrapped)
+            .ok()
+            .filter(|checked| conn.prepare(checked).is_ok());
         (
-            if wrapped { describe_sql.as_str() } else { sql },
+            describe_sql.as_deref().unwrap_or(sql),
             vec![Value::Null; n],
         )
     } else {

@@ -32,22 +32,88 @@ pub fn clean_error(text: &str) -> String {
     cut.trim_end().to_string()
 }
 
-/// Refuses anything but one reading statement (see [`guard`]).
-pub fn check_read_only(conn: &Connection, sql: &str) -> Result<(), guard::Refusal> {
+/// Refuses anything but one reading statement; returns the text to run
+/// (see [`guard`]).
+pub fn check_read_only(conn: &Connection, sql: &str) -> Result<String, guard::Refusal> {
     guard::check_read_only(conn, sql)
 }
+
+/// The most text a result may hold: it is built in memory (the Postgres
+/// endpoint streams instead), so past this the query stops with advice
+/// rather than take the daemon's memory.
+pub const MAX_RESULT_BYTES: usize = 256 << 20;
+/// How long one query may run before it is interrupted.
+pub const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Runs a read-only query. The caller decides the isolation (a read-only
 /// file, or a transaction that is always rolled back).
 pub fn run(conn: &Connection, sql: &str) -> Result<QueryResult> {
-    check_read_only(conn, sql)?;
+    run_with(conn, sql, QUERY_TIMEOUT, MAX_RESULT_BYTES)
+}
+
+fn run_with(conn: &Connection, sql: &str, timeout: std::time::Duration, max_bytes: usize) -> Result<QueryResult> {
+    // Only what the guard returns is ever prepared.
+    let sql = check_read_only(conn, sql)?;
+    // A watchdog interrupts the query at the deadline; finishing first
+    // drops the sender, which wakes it to leave.
+    let handle = conn.interrupt_handle();
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if wait.recv_timeout(timeout) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            handle.interrupt();
+        }
+    });
+    let result = collect(conn, &sql, max_bytes).map_err(|e| {
+        let text = e.to_string();
+        if text.contains("INTERRUPT") || text.contains("nterrupt") {
+            anyhow::anyhow!(
+                "the query ran longer than {} s and was stopped; narrow it (WHERE, LIMIT) or use the Postgres endpoint",
+                timeout.as_secs()
+            )
+        } else {
+            e
+        }
+    });
+    drop(done);
+    let _ = watchdog.join();
+    result
+}
+
+fn collect(conn: &Connection, sql: &str, max_bytes: usize) -> Result<QueryResult> {
     let mut stmt = conn
         .prepare(sql)
         .map_err(|e| anyhow::anyhow!(explain_engine_error(&e.to_string())))?;
-    let batches: Vec<_> = stmt
+    let batches = stmt
         .query_arrow([])
-        .map_err(|e| anyhow::anyhow!(explain_engine_error(&e.to_string())))?
-        .collect();
+        .map_err(|e| anyhow::anyhow!(explain_engine_error(&e.to_string())))?;
+    let opts = FormatOptions::default().with_null("");
+    let mut rows = Vec::new();
+    let mut bytes = 0usize;
+    for batch in batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
+            .collect::<Result<Vec<_>, _>>()
+            .context("cannot format result")?;
+        for r in 0..batch.num_rows() {
+            let row: Vec<Option<String>> = batch
+                .columns()
+                .iter()
+                .zip(&formatters)
+                .map(|(col, f)| (!col.is_null(r)).then(|| f.value(r).to_string()))
+                .collect();
+            bytes += row.iter().flatten().map(String::len).sum::<usize>() + row.len();
+            if bytes > max_bytes {
+                anyhow::bail!(
+                    "the result is larger than {} MB; add a LIMIT or aggregate, or read it over the \
+                     Postgres endpoint, which streams",
+                    max_bytes >> 20
+                );
+            }
+            rows.push(row);
+        }
+    }
     let json = (0..stmt.column_count())
         .map(|i| stmt.column_logical_type(i).get_alias().as_deref() == Some("JSON"))
         .collect();
@@ -58,26 +124,6 @@ pub fn run(conn: &Connection, sql: &str) -> Result<QueryResult> {
         .iter()
         .map(|f| f.data_type().is_numeric() || matches!(f.data_type(), DataType::Boolean))
         .collect();
-    let opts = FormatOptions::default().with_null("");
-    let mut rows = Vec::new();
-    for batch in &batches {
-        let formatters = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
-            .collect::<Result<Vec<_>, _>>()
-            .context("cannot format result")?;
-        for r in 0..batch.num_rows() {
-            rows.push(
-                batch
-                    .columns()
-                    .iter()
-                    .zip(&formatters)
-                    .map(|(col, f)| (!col.is_null(r)).then(|| f.value(r).to_string()))
-                    .collect(),
-            );
-        }
-    }
     Ok(QueryResult {
         columns,
         literal,
@@ -89,7 +135,6 @@ pub fn run(conn: &Connection, sql: &str) -> Result<QueryResult> {
 /// Runs a query on a connection to a database that is being written: inside
 /// a transaction that is always rolled back, as a second guard.
 pub fn run_isolated(conn: &Connection, sql: &str) -> Result<QueryResult> {
-    check_read_only(conn, sql)?;
     conn.execute_batch("BEGIN TRANSACTION")?;
     let result = run(conn, sql);
     let _ = conn.execute_batch("ROLLBACK");
@@ -122,6 +167,26 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         let e = run(&conn, "SELECT * FROM nowhere").unwrap_err().to_string();
         assert!(e.contains("nowhere") && !e.contains("Error code"), "{e}");
+    }
+
+    #[test]
+    fn queries_stop_at_the_deadline_and_the_size_cap() {
+        let conn = Connection::open_in_memory().unwrap();
+        let started = std::time::Instant::now();
+        let e = run_with(
+            &conn,
+            "SELECT count(*) FROM range(100000000000000) t(i) WHERE hash(i) = 0",
+            std::time::Duration::from_millis(300),
+            MAX_RESULT_BYTES,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("ran longer than"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        let e = run_with(&conn, "SELECT repeat('x', 1000) FROM range(10000)", QUERY_TIMEOUT, 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("larger than 1 MB"), "{e}");
     }
 
     #[test]

@@ -45,7 +45,11 @@ impl Gate {
     }
 
     fn token_matches(&self, header: Option<&str>) -> bool {
-        let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+        // The scheme is case-insensitive (RFC 7235).
+        let Some(given) = header
+            .and_then(|h| h.split_once(' '))
+            .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token))
+        else {
             return false;
         };
         constant_time_eq(given.trim().as_bytes(), self.token.expose().as_bytes())
@@ -132,22 +136,30 @@ pub fn client_token(server: &ServerConfig) -> Result<Option<Secret>> {
     }
 }
 
-/// Writes `text` to `path`, readable by its owner only — also when the
-/// file already existed with wider permissions.
+/// Writes `text` to `path`, readable by its owner only: into a new file
+/// created exclusively with mode 0600 beside it (so no symlink is followed
+/// and no handle opened on an older, wider file ever sees the token), then
+/// renamed over `path`.
 fn write_private(path: &Path, text: &str) -> Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
     let what = || format!("cannot write the token file {}", path.display());
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{:016x}.new", rand::random::<u64>()));
+    let fresh = path.with_file_name(name);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
-        .open(path)
+        .open(&fresh)
         .with_context(what)?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .with_context(what)?;
-    f.write_all(text.as_bytes()).with_context(what)?;
-    Ok(())
+    let written = f
+        .write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&fresh, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&fresh);
+    }
+    written.with_context(what)
 }
 
 #[cfg(test)]
@@ -171,11 +183,22 @@ mod tests {
         assert!(client_token(&s).unwrap().is_none(), "no daemon yet");
         std::fs::write(&s.token_file, "old").unwrap();
         std::fs::set_permissions(&s.token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // A handle opened on the old, readable file must not see the token.
+        let mut old_handle = std::fs::File::open(&s.token_file).unwrap();
         let t = daemon_token(&s).unwrap();
         assert!(t.expose().len() >= 40);
         let mode = std::fs::metadata(&s.token_file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(client_token(&s).unwrap().unwrap().expose(), t.expose());
+        let mut seen = String::new();
+        std::io::Read::read_to_string(&mut old_handle, &mut seen).unwrap();
+        assert_eq!(seen, "old");
+        // A symlink planted at the path is replaced, not followed.
+        let target = dir.path().join("elsewhere");
+        std::fs::remove_file(&s.token_file).unwrap();
+        std::os::unix::fs::symlink(&target, &s.token_file).unwrap();
+        daemon_token(&s).unwrap();
+        assert!(!target.exists(), "the token went through the symlink");
     }
 
     #[test]
@@ -187,6 +210,7 @@ mod tests {
         assert!(!g.host_allowed(Some("evil.example:7878")));
         assert!(!g.host_allowed(None));
         assert!(g.token_matches(Some("Bearer s3cret")));
+        assert!(g.token_matches(Some("bearer s3cret")));
         assert!(!g.token_matches(Some("Bearer s3cres")));
         assert!(!g.token_matches(Some("s3cret")));
         assert!(!g.token_matches(None));
