@@ -8,6 +8,7 @@
 
 pub mod actions;
 pub mod diagnostics;
+pub mod health;
 pub mod mapping;
 mod measure;
 pub mod model;
@@ -26,6 +27,7 @@ pub use actions::{
     DEFAULT_MAX_ATTEMPTS,
 };
 pub use diagnostics::{ConfigErrors, Diagnostic};
+pub use health::{HealthConfig, DEFAULT_FAILED_RUNS};
 pub use mapping::{
     ModelConfig, PresetUse, ViewMapping, MAPPED_VIEWS, MODEL_PRESETS, PRESET_OPTIONS,
 };

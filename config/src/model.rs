@@ -24,6 +24,8 @@ pub struct Config {
     pub rules: Vec<crate::rules::RuleConfig>,
     /// `[smtp]`: required once a rule has an e-mail action.
     pub smtp: Option<crate::actions::SmtpConfig>,
+    /// `[health]`: the built-in pipeline-health alerts (defaults if absent).
+    pub health: crate::health::HealthConfig,
     /// Non-fatal remarks (e.g. an inline secret) for `conveyor check`.
     pub warnings: Vec<String>,
 }

@@ -14,7 +14,8 @@ use crate::model::*;
 use crate::raw::*;
 use crate::secret::SecretRef;
 
-const TOP_LEVEL_KEYS: &str = "warehouse, server, plugins, sources, model, reconcile, rules, smtp";
+const TOP_LEVEL_KEYS: &str =
+    "warehouse, server, plugins, sources, model, reconcile, rules, smtp, health";
 const SOURCE_TYPES: &str = "rest, greenhouse, quickbooks, gusto, zendesk_talk, hubspot, genesys";
 const AUTH_TYPES: &str =
     "none, api_key, basic, bearer, oauth2_client_credentials, oauth2_refresh_token";
@@ -62,6 +63,7 @@ pub(crate) fn validate(
     let mut reconcile_raw = Vec::new();
     let mut rules_raw = Vec::new();
     let mut smtp_raw = None;
+    let mut health_raw = None;
     for (key, value) in doc.get_ref().iter() {
         match &**key.get_ref() {
             "warehouse" => {
@@ -102,6 +104,11 @@ pub(crate) fn validate(
             "smtp" => {
                 smtp_raw = c
                     .section::<crate::actions::RawSmtp>("smtp", value)
+                    .map(|r| Spanned::new(value.span(), r))
+            }
+            "health" => {
+                health_raw = c
+                    .section::<crate::health::RawHealth>("health", value)
                     .map(|r| Spanned::new(value.span(), r))
             }
             "rules" => {
@@ -146,6 +153,9 @@ pub(crate) fn validate(
     let rules = c.rules(rules_raw, &source_names, &reconcile_names);
     let smtp_given = smtp_raw.is_some();
     let smtp = c.smtp(smtp_raw);
+    let operator = smtp.as_ref().and_then(|s| s.operator.as_deref());
+    let (health, health_warning) = c.health(health_raw, operator);
+    c.warnings.extend(health_warning);
     if !smtp_given {
         if let Some(r) = rules.iter().find(|r| !r.actions.is_empty()) {
             let at = r.actions[0].at.clone();
@@ -176,6 +186,7 @@ pub(crate) fn validate(
         reconciles,
         rules,
         smtp,
+        health,
         warnings: c.warnings,
     })
 }

@@ -1,8 +1,9 @@
-//! The command line, as clap sees it.
+//! The command line, as clap sees it; and the shell completions and man
+//! page generated from it (`conveyor completions SHELL`, `conveyor man`).
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::query::Format;
 
@@ -10,14 +11,15 @@ use crate::query::Format;
 #[command(
     name = "conveyor",
     version,
-    about = "Sync ops systems into DuckDB, reconcile them, act on what you find"
+    about = "Sync ops systems into DuckDB, reconcile them, act on what you find",
+    after_help = "Examples:\n  conveyor check\n  conveyor sync ats\n  conveyor run\n  conveyor query \"SELECT * FROM model.people LIMIT 5\"\n  conveyor status"
 )]
 pub struct Cli {
-    /// Config file.
+    /// Config file (commands that need none ignore it: `test` reads its own, `plugins check`, `completions` and `man` read none).
     #[arg(long, short, global = true, env = "CONVEYOR_CONFIG", default_value = conveyor_config::DEFAULT_CONFIG_FILE)]
     pub config: PathBuf,
 
-    /// Log format on stderr.
+    /// Log format on stderr: `human` lines, or one JSON object per line (numbers stay numbers).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
 
@@ -31,20 +33,32 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
+    /// Readable lines (coloured on a terminal unless NO_COLOR is set).
     Human,
+    /// One JSON object per line.
     Json,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate the config and the presence of the secrets it references.
+    #[command(
+        after_help = "Exit status: 0 valid, 2 invalid (every problem printed as FILE:LINE:COL: key: message)."
+    )]
     Check,
-    /// Sync sources once, now (default: all).
+    /// Sync sources once, now (default: all); through the daemon when it runs.
+    #[command(
+        after_help = "Examples:\n  conveyor sync\n  conveyor sync ats payroll\n\nExit status: 0 ok, 1 a source failed, 2 bad config or unknown source."
+    )]
     Sync {
         /// Source names; all sources when omitted.
+        #[arg(value_name = "SOURCE")]
         sources: Vec<String>,
     },
-    /// Run the daemon: every source on its schedule, queries served locally.
+    /// Run the daemon: every source on its schedule, queries served locally; SIGHUP reloads the config.
+    #[command(
+        after_help = "SIGHUP re-reads and checks the config and applies it between runs (or keeps the running one and logs why); SIGTERM/SIGINT let each batch in flight commit, then exit 0. Refuses to start (exit 2) on a config `conveyor check` refuses.\n\nExample:\n  conveyor --log-format json run"
+    )]
     Run,
     /// Run one read-only SQL statement on the warehouse (through the daemon if it runs).
     Query {
@@ -54,11 +68,13 @@ pub enum Command {
         /// Read the SQL from this file.
         #[arg(long, short = 'f', value_name = "FILE")]
         file: Option<PathBuf>,
+        /// Output format.
         #[arg(long = "format", short = 'o', value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-    /// Last run, state, rows, duration, error and cursor per source and stream.
+    /// Last run, state, rows, duration, last success, failure streak, error and cursor per source and stream; then the outbox.
     Status {
+        /// Output format (`json`: one document with streams, notifications, dead_letters).
         #[arg(long, short, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -79,6 +95,7 @@ pub enum Command {
     Alerts {
         #[command(subcommand)]
         command: Option<AlertsCommand>,
+        /// Output format.
         #[arg(long, short, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -93,13 +110,58 @@ pub enum Command {
         command: PluginsCommand,
     },
     /// Run offline rule tests: fixtures, a simulated clock, expected alerts and e-mails (docs/rule-tests.md).
-    Test { file: PathBuf },
+    Test {
+        /// The rule-test file (TOML); it names the config it tests.
+        file: PathBuf,
+    },
     /// Start sandbox vendor APIs, sync them end to end, and show the result.
     Demo {
         /// Where the demo writes its config, secrets and warehouse.
         #[arg(long, default_value = "conveyor-demo")]
         dir: PathBuf,
     },
+    /// Print a shell completion script to standard output.
+    #[command(
+        after_help = "Examples:\n  conveyor completions bash > /etc/bash_completion.d/conveyor\n  conveyor completions zsh > \"${fpath[1]}/_conveyor\"\n  conveyor completions fish > ~/.config/fish/completions/conveyor.fish"
+    )]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output, or write one page per command to a folder.
+    #[command(
+        after_help = "Examples:\n  conveyor man > /usr/local/share/man/man1/conveyor.1\n  conveyor man --dir /usr/local/share/man/man1"
+    )]
+    Man {
+        /// Write `conveyor.1` and one `conveyor-COMMAND.1` per command into this folder instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// `conveyor completions SHELL`: the completion script on stdout (built in
+/// memory first: a closed pipe is then an error, not a panic).
+pub fn print_completions(shell: clap_complete::Shell) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "conveyor", &mut out);
+    std::io::Write::write_all(&mut std::io::stdout().lock(), &out)
+}
+
+/// `conveyor man`: `conveyor.1` on stdout, or with `dir` one page per
+/// command written there (`conveyor.1`, `conveyor-sync.1`, …).
+pub fn print_man(dir: Option<&std::path::Path>) -> std::io::Result<()> {
+    match dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            clap_mangen::generate_to(Cli::command(), dir)
+        }
+        None => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &out)
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,14 +176,19 @@ pub enum RulesCommand {
 #[derive(Debug, Subcommand)]
 pub enum AlertsCommand {
     /// Evaluate RULE now without recording anything; print the alerts that would change and the e-mails and webhooks that would be sent, rendered. Sends nothing.
-    Preview { rule: String },
+    Preview {
+        /// The `[[rules]]` name.
+        rule: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum SilenceCommand {
     /// Silence RULE (for one ENTITY, or all) for a duration: alerts still move, notifications wait until it ends.
     Add {
+        /// The `[[rules]]` name.
         rule: String,
+        /// One entity of the rule (an agent, a client); all its entities when omitted.
         entity: Option<String>,
         /// How long, e.g. 2h, 7d.
         #[arg(long = "for", value_name = "DURATION")]
@@ -135,11 +202,15 @@ pub enum SilenceCommand {
     },
     /// Silences in force.
     List {
+        /// Output format.
         #[arg(long, short, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
     /// Lift silence ID now.
-    Remove { id: i64 },
+    Remove {
+        /// The silence's id (`conveyor silence list`).
+        id: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,9 +219,44 @@ pub enum PluginsCommand {
     List,
     /// Load one library, validate it as a plugin, list its streams (exit 2 on any problem).
     Check {
+        /// The shared library (`lib<name>.so`).
         path: PathBuf,
         /// The options a source would give it, as a JSON object (streams often depend on them).
         #[arg(long)]
         options: Option<String>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every argument of every command says what it is in `--help`.
+    #[test]
+    fn cli_every_argument_and_command_is_described() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let p = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(p.clone());
+                }
+                walk(sub, &p, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let mut cmd = Cli::command();
+        cmd.build();
+        walk(&cmd, "conveyor", &mut missing);
+        assert!(missing.is_empty(), "undescribed in --help: {missing:?}");
+        cmd.debug_assert();
+    }
 }

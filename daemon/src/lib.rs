@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod outbox;
 pub mod pgwire;

@@ -63,11 +63,30 @@ pub fn next_fire(schedule: &Schedule, after: DateTime<Utc>) -> Option<DateTime<U
 /// Runs `job` at each firing of `schedule` until `cancel` is set. A run is
 /// awaited before the next firing is computed, so runs never overlap;
 /// firings missed while a run was still going are skipped, not queued.
+/// `cancel` is looked at between runs only: a run in progress is the job's
+/// to stop (the daemon retires a job on reload this way, letting its run
+/// finish).
 pub async fn run_on_schedule<F, Fut>(
     name: &str,
     schedule: &Schedule,
     clock: Clock,
     cancel: CancelFlag,
+    job: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    run_on_schedule_with(name, schedule, clock, cancel, |_| {}, job).await
+}
+
+/// [`run_on_schedule`], telling `on_next` each firing it waits for (the
+/// daemon publishes it as a metric).
+pub async fn run_on_schedule_with<F, Fut>(
+    name: &str,
+    schedule: &Schedule,
+    clock: Clock,
+    cancel: CancelFlag,
+    on_next: impl Fn(DateTime<Utc>),
     mut job: F,
 ) where
     F: FnMut() -> Fut,
@@ -79,6 +98,7 @@ pub async fn run_on_schedule<F, Fut>(
             return;
         };
         tracing::debug!(source = name, next = %next, "next run");
+        on_next(next);
         let wake = clock.instant_for(next);
         // Wake early on cancellation rather than sleeping out the interval.
         loop {

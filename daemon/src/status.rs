@@ -1,11 +1,27 @@
-//! `conveyor status`: per source and stream, the last run and the cursor;
-//! then the outbox — what waits to be sent and what was given up on.
+//! `conveyor status`: per source and stream, the last run, the last success
+//! and the failure streak since, and the cursor; then the outbox — what
+//! waits to be sent and what was given up on.
 
-/// One row per stream that has ever run: its latest run and saved cursor.
+/// One row per stream that has ever run: its latest run, its last success
+/// and how many runs have failed since (a failure streak), and its saved
+/// cursor.
 pub const STATUS_SQL: &str = r#"
 WITH latest AS (
     SELECT *, row_number() OVER (PARTITION BY source, stream ORDER BY run_id DESC) AS rn
     FROM conveyor.runs
+),
+ok AS (
+    SELECT source, stream,
+           max(finished_at) FILTER (WHERE status = 'succeeded') AS last_success,
+           coalesce(max(run_id) FILTER (WHERE status = 'succeeded'), 0) AS last_ok_id
+    FROM conveyor.runs
+    GROUP BY source, stream
+),
+streak AS (
+    SELECT r.source, r.stream, count(*) AS failures
+    FROM conveyor.runs r JOIN ok USING (source, stream)
+    WHERE r.status = 'failed' AND r.run_id > ok.last_ok_id
+    GROUP BY r.source, r.stream
 )
 SELECT l.source,
        l.stream,
@@ -14,9 +30,13 @@ SELECT l.source,
        l.rows,
        l.rejected,
        round(epoch(coalesce(l.finished_at, make_timestamp(epoch_us(now())))) - epoch(l.started_at), 2) AS seconds,
+       strftime(ok.last_success, '%Y-%m-%d %H:%M:%SZ') AS last_success,
+       coalesce(streak.failures, 0) AS failures,
        l.error,
        json_extract_string(s.state, '$.cursor') AS cursor
 FROM latest l
+JOIN ok USING (source, stream)
+LEFT JOIN streak USING (source, stream)
 LEFT JOIN conveyor.stream_state s USING (source, stream)
 WHERE l.rn = 1
 ORDER BY l.source, l.stream

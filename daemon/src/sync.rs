@@ -13,7 +13,7 @@ use crate::warehouse::credentials::SealedCredentials;
 use crate::warehouse::load::StreamLoader;
 use crate::warehouse::Warehouse;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Succeeded,
@@ -31,7 +31,7 @@ impl RunStatus {
     }
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StreamReport {
     pub stream: String,
     pub status: RunStatus,
@@ -47,12 +47,15 @@ pub struct StreamReport {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SourceReport {
     pub source: String,
     pub streams: Vec<StreamReport>,
     /// A failure before any stream could start (e.g. bad credentials file).
     pub error: Option<String>,
+    /// A shutdown stopped the run before all its streams were read.
+    #[serde(default)]
+    pub cancelled: bool,
 }
 
 impl SourceReport {
@@ -61,6 +64,26 @@ impl SourceReport {
     }
     pub fn rows(&self) -> u64 {
         self.streams.iter().map(|s| s.rows).sum()
+    }
+    /// How the run ended as a whole: failed if anything failed, else
+    /// cancelled if a stream was stopped (or never started) by a shutdown.
+    pub fn outcome(&self) -> RunStatus {
+        if self.failed() {
+            RunStatus::Failed
+        } else if self.cancelled {
+            RunStatus::Cancelled
+        } else {
+            RunStatus::Succeeded
+        }
+    }
+    /// The first error, prefixed with its stream (for logs and operator
+    /// alerts; connector errors carry no secrets).
+    pub fn first_error(&self) -> Option<String> {
+        self.error.clone().or_else(|| {
+            self.streams
+                .iter()
+                .find_map(|s| Some(format!("stream {}: {}", s.stream, s.error.as_ref()?)))
+        })
     }
 }
 
@@ -89,10 +112,53 @@ pub async fn sync_source(
     cancel: &CancelFlag,
     progress: &Progress,
 ) -> SourceReport {
+    sync_source_for(wh, source, cancel, progress, "manual").await
+}
+
+/// [`sync_source`], saying in the log what started the run (`schedule`,
+/// `manual`, `daemon` for a `conveyor sync` the daemon ran).
+pub async fn sync_source_for(
+    wh: Arc<Warehouse>,
+    source: &SourceConfig,
+    cancel: &CancelFlag,
+    progress: &Progress,
+    trigger: &str,
+) -> SourceReport {
+    tracing::info!(source = %source.name, trigger, "run started");
+    let started = Instant::now();
+    let report = sync_source_inner(wh, source, cancel, progress).await;
+    let outcome = report.outcome();
+    crate::metrics::global().source_finished(&source.name, outcome.as_str());
+    let secs = crate::logging::secs(started.elapsed());
+    let (rows, streams) = (report.rows(), report.streams.len());
+    match outcome {
+        RunStatus::Failed => {
+            tracing::error!(source = %source.name, trigger, outcome = outcome.as_str(),
+            rows, streams, secs, error = report.first_error().unwrap_or_default(), "run finished")
+        }
+        RunStatus::Cancelled => {
+            tracing::warn!(source = %source.name, trigger, outcome = outcome.as_str(),
+            rows, streams, secs, "run finished")
+        }
+        RunStatus::Succeeded => {
+            tracing::info!(source = %source.name, trigger, outcome = outcome.as_str(),
+            rows, streams, secs, "run finished")
+        }
+    }
+    report
+}
+
+async fn sync_source_inner(
+    wh: Arc<Warehouse>,
+    source: &SourceConfig,
+    cancel: &CancelFlag,
+    progress: &Progress,
+) -> SourceReport {
     let mut report = SourceReport {
         source: source.name.clone(),
         streams: Vec::new(),
         error: None,
+        cancelled: false,
     };
     let setup = async {
         if let ConnectorConfig::Plugin(plugin) = &source.connector {
@@ -141,9 +207,11 @@ pub async fn sync_connector(
         source: source.to_string(),
         streams: Vec::new(),
         error: None,
+        cancelled: false,
     };
     for stream in connector.streams() {
         if cancel.is_cancelled() {
+            report.cancelled = true;
             break;
         }
         let started = Instant::now();
@@ -158,7 +226,7 @@ pub async fn sync_connector(
                 stream.primary_key.clone(),
                 run_id,
             )?;
-            let mut sink = WarehouseSink::new(loader, &bar);
+            let mut sink = WarehouseSink::new(loader, &bar, source, &stream.name);
             let mut read = connector.read(&stream.name, state, &mut sink, cancel).await;
             // What the connector checkpointed still counts after a failure;
             // only batches after its last checkpoint are dropped.
@@ -173,7 +241,13 @@ pub async fn sync_connector(
             };
             let error = read.err().map(|e| e.message);
             wh.finish_run(run_id, status.as_str(), error.as_deref())?;
-            let counts = (sink.rows, sink.inserted, sink.updated, sink.rejected, sink.batches);
+            let counts = (
+                sink.rows,
+                sink.inserted,
+                sink.updated,
+                sink.rejected,
+                sink.batches,
+            );
             Ok::<_, anyhow::Error>((status, error, counts))
         }
         .await;
@@ -183,12 +257,20 @@ pub async fn sync_connector(
         };
         let duration = started.elapsed();
         bar.finish(status, rows, error.as_deref());
-        match &error {
-            Some(e) => {
-                tracing::error!(source = %source, stream = %stream.name, error = %e, "stream failed")
+        let secs = crate::logging::secs(duration);
+        crate::metrics::global().stream_finished(source, &stream.name, status.as_str(), secs);
+        match (status, &error) {
+            (_, Some(e)) => {
+                tracing::error!(source = %source, stream = %stream.name, status = status.as_str(),
+                rows, secs, error = %e, "stream failed")
             }
-            None => tracing::info!(source = %source, stream = %stream.name, rows, rejected,
-                secs = format!("{:.2}", duration.as_secs_f64()), status = status.as_str(), "stream synced"),
+            (RunStatus::Cancelled, None) => {
+                report.cancelled = true;
+                tracing::warn!(source = %source, stream = %stream.name, status = status.as_str(),
+                    rows, rejected, secs, "stream cancelled: stopped after its last committed batch")
+            }
+            _ => tracing::info!(source = %source, stream = %stream.name, status = status.as_str(),
+                rows, inserted, updated, rejected, secs, "stream synced"),
         }
         report.streams.push(StreamReport {
             stream: stream.name.clone(),
@@ -240,6 +322,12 @@ struct WarehouseSink<'a> {
     rejected: u64,
     batches: u64,
     bar: &'a crate::progress::StreamProgress,
+    source: String,
+    stream: String,
+    /// Off a terminal, a progress line this often (`None`: never).
+    progress_every: Option<Duration>,
+    started: Instant,
+    last_progress: Instant,
 }
 
 /// A finished background commit: the loader back, and what it stored.
@@ -250,8 +338,26 @@ struct Committed {
 }
 
 impl<'a> WarehouseSink<'a> {
-    fn new(loader: StreamLoader, bar: &'a crate::progress::StreamProgress) -> Self {
+    fn new(
+        loader: StreamLoader,
+        bar: &'a crate::progress::StreamProgress,
+        source: &str,
+        stream: &str,
+    ) -> Self {
+        use std::io::IsTerminal;
+        // On a terminal the live bar says it; elsewhere (a service, a log
+        // file) a line every so often shows a long sync is alive.
+        let progress_every = if std::io::stderr().is_terminal() {
+            None
+        } else {
+            crate::logging::progress_interval()
+        };
         WarehouseSink {
+            source: source.to_string(),
+            stream: stream.to_string(),
+            progress_every,
+            started: Instant::now(),
+            last_progress: Instant::now(),
             loader: Some(loader),
             in_flight: None,
             covered: Vec::new(),
@@ -282,6 +388,12 @@ impl<'a> WarehouseSink<'a> {
         let stats = done.result.map_err(|e| {
             ConnectorError::new(ErrorKind::Host, format!("warehouse load failed: {e:#}"))
         })?;
+        crate::metrics::global().rows_loaded(
+            &self.source,
+            &self.stream,
+            stats.rows,
+            stats.rejected,
+        );
         self.rows += stats.rows;
         self.inserted += stats.written - stats.updated;
         self.updated += stats.updated;
@@ -328,6 +440,23 @@ impl RecordSink for WarehouseSink<'_> {
         self.received_batches += 1;
         self.bar.update(self.received_batches, self.received_rows);
         self.uncovered.push(batch);
+        if self
+            .progress_every
+            .is_some_and(|every| self.last_progress.elapsed() >= every)
+        {
+            self.last_progress = Instant::now();
+            let secs = self.started.elapsed().as_secs_f64();
+            tracing::info!(
+                source = %self.source,
+                stream = %self.stream,
+                pages = self.received_batches,
+                rows = self.received_rows,
+                committed = self.rows,
+                rows_per_s = (self.received_rows as f64 / secs.max(1e-3)).round(),
+                secs = crate::logging::secs(self.started.elapsed()),
+                "sync progress"
+            );
+        }
         Ok(())
     }
 

@@ -15,6 +15,7 @@ mod recon;
 mod rules;
 mod ruletest;
 mod secrets;
+mod service;
 mod sql_surface;
 mod tidy;
 mod warehouse;

@@ -33,6 +33,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             | Command::Demo { .. }
             | Command::Plugins { .. }
             | Command::Test { .. }
+            | Command::Completions { .. }
+            | Command::Man { .. }
     );
     logging::init(cli.log_format, cli.verbose, quiet);
     match cli.command {
@@ -81,6 +83,14 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
                  (cargo build -p conveyor --features demo)"
             );
             Ok(std::process::ExitCode::from(EXIT_CONFIG))
+        }
+        Command::Completions { shell } => {
+            crate::cli::print_completions(shell)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => {
+            crate::cli::print_man(dir.as_deref())?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Plugins {
             command: PluginsCommand::List,

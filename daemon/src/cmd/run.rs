@@ -1,28 +1,76 @@
-//! `conveyor run`: the daemon.
+//! `conveyor run`: the daemon. It refuses to start on a config `check`
+//! refuses; then runs each source, and the reconciliations and rules with a
+//! `schedule`, on their cron, serves the endpoints, delivers the outbox and
+//! watches pipeline health. SIGHUP re-reads and fully checks the config and
+//! applies it between runs (or keeps the running one and says why not);
+//! SIGTERM/SIGINT let each batch in flight commit, then exit 0.
+//!
+//! Every scheduled thing is a *job* (a task looping on its schedule) keyed
+//! by kind and name, with a fingerprint of its config. A reload compares
+//! fingerprints: an unchanged job keeps running untouched; a changed or
+//! removed one is *retired* — it starts no new run, and a run it has in
+//! flight finishes normally — and a changed or new one is spawned. One lock
+//! per source keeps two runs of a source (old and new job, the schedule
+//! and a `conveyor sync` sent to the daemon) from ever overlapping.
 
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Result;
-use conveyor_config::Config;
+use conveyor_config::{Config, SourceConfig};
 use conveyor_plugin_api::CancelFlag;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use crate::progress::Progress;
-use crate::scheduler::{run_on_schedule, Clock};
-use crate::sync::sync_source;
+use crate::scheduler::{run_on_schedule, run_on_schedule_with, Clock};
+use crate::server::{Live, SyncResponse};
+use crate::sync::{sync_source_for, SourceReport};
 use crate::warehouse::Warehouse;
-
-pub async fn run_command(config: Config) -> Result<ExitCode> {
-    run_daemon(config, async {
-        let _ = shutdown_signal().await;
-    })
-    .await?;
-    Ok(ExitCode::SUCCESS)
-}
+use crate::EXIT_CONFIG;
 
 /// How often the daemon looks for outbox rows that are due.
-const OUTBOX_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+const OUTBOX_EVERY: Duration = Duration::from_secs(15);
+/// How often scheduled sources are checked for staleness (`[health]`).
+const STALE_EVERY: Duration = Duration::from_secs(60);
+
+pub async fn run_command(config: Config) -> Result<ExitCode> {
+    // First of all, so that a SIGHUP during start-up is a reload request,
+    // not the default "terminate".
+    let (shutdown, reloads) = signals()?;
+    let wh = Arc::new(Warehouse::open_config(&config.warehouse)?);
+    // The daemon runs only what `conveyor check` accepts, checked against
+    // the warehouse it is about to write.
+    let findings = {
+        let (wh, config) = (wh.clone(), config.clone());
+        tokio::task::spawn_blocking(move || {
+            Ok::<_, anyhow::Error>(super::check::warehouse_findings(&wh.connection()?, &config))
+        })
+        .await??
+    };
+    for n in &findings.notes {
+        eprintln!("{n}");
+    }
+    if !findings.problems.is_empty() {
+        for p in &findings.problems {
+            eprintln!("{p}");
+        }
+        eprintln!(
+            "conveyor: {} problem(s) in {}; the daemon did not start (`conveyor check` lists them too)",
+            findings.problems.len(),
+            config.file.display()
+        );
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    }
+    for w in &config.warnings {
+        tracing::warn!(warning = %w, "config");
+    }
+    run_daemon_with(wh, config, shutdown, reloads).await?;
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() -> std::io::Result<()> {
@@ -38,10 +86,59 @@ pub async fn shutdown_signal() -> std::io::Result<()> {
     tokio::signal::ctrl_c().await
 }
 
+/// Installs the daemon's signal handlers now: a future that resolves on
+/// SIGTERM or SIGINT, and a channel that yields each SIGHUP.
+#[cfg(unix)]
+fn signals() -> std::io::Result<(impl Future<Output = ()>, mpsc::UnboundedReceiver<()>)> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            if tx.send(()).is_err() {
+                break;
+            }
+        }
+    });
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+            _ = int.recv() => tracing::info!(signal = "SIGINT", "shutdown requested"),
+        }
+    };
+    Ok((shutdown, rx))
+}
+
+#[cfg(not(unix))]
+fn signals() -> std::io::Result<(impl Future<Output = ()>, mpsc::UnboundedReceiver<()>)> {
+    let (_tx, rx) = mpsc::unbounded_channel();
+    Ok((
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+        rx,
+    ))
+}
+
 /// Runs every scheduled source until `shutdown` resolves, then lets each
-/// run in flight finish its current batch, commit, and stop.
+/// run in flight finish its current batch, commit, and stop. (No reloads:
+/// [`run_daemon_with`] takes those.)
 pub async fn run_daemon(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
     let wh = Arc::new(Warehouse::open_config(&config.warehouse)?);
+    let (_never, reloads) = mpsc::unbounded_channel();
+    run_daemon_with(wh, config, shutdown, reloads).await
+}
+
+/// The daemon on an open warehouse: serves, schedules, and applies a config
+/// reload each time `reloads` yields, until `shutdown` resolves.
+pub async fn run_daemon_with(
+    wh: Arc<Warehouse>,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    mut reloads: mpsc::UnboundedReceiver<()>,
+) -> Result<()> {
     let recovered = wh.recover_interrupted_runs()?;
     if recovered > 0 {
         tracing::warn!(
@@ -49,15 +146,12 @@ pub async fn run_daemon(config: Config, shutdown: impl Future<Output = ()>) -> R
             "marked runs of a stopped process as interrupted"
         );
     }
+    let live = Live::new(Arc::new(config.clone()));
+    prepare_health(&wh, &config).await;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server = crate::server::serve(
-        config.server.listen,
-        wh.clone(),
-        Arc::new(config.clone()),
-        async move {
-            let _ = stop_rx.changed().await;
-        },
-    )
+    let server = crate::server::serve(config.server.listen, wh.clone(), live.clone(), async move {
+        let _ = stop_rx.changed().await;
+    })
     .await?;
     // The Postgres-wire SQL endpoint stops with the HTTP one.
     let postgres = match &config.server.postgres {
@@ -73,115 +167,68 @@ pub async fn run_daemon(config: Config, shutdown: impl Future<Output = ()>) -> R
         None => None,
     };
 
-    let cancel = CancelFlag::default();
-    let mut tasks = tokio::task::JoinSet::new();
-    let clock = Clock::new();
-    let shared = Arc::new(config.clone());
-    for source in config
-        .sources
-        .iter()
-        .filter(|s| s.schedule.is_some())
-        .cloned()
+    let daemon = Arc::new(Daemon {
+        wh: wh.clone(),
+        live: live.clone(),
+        cancel: CancelFlag::default(),
+        clock: Clock::new(),
+        locks: Mutex::new(HashMap::new()),
+    });
     {
-        let (wh, cancel, shared) = (wh.clone(), cancel.clone(), shared.clone());
-        tasks.spawn(async move {
-            let schedule = source.schedule.clone().expect("filtered on schedule");
-            tracing::info!(source = %source.name, schedule = %schedule.expr, timezone = %schedule.timezone, "scheduled");
-            run_on_schedule(&source.name, &schedule, clock, cancel.clone(), || {
-                let (wh, cancel, source, shared) = (wh.clone(), cancel.clone(), source.clone(), shared.clone());
-                async move {
-                    let report = sync_source(wh.clone(), &source, &cancel, &Progress::hidden()).await;
-                    tracing::info!(source = %source.name, rows = report.rows(), failed = report.failed(), "run finished");
-                    if !report.failed() && !cancel.is_cancelled() {
-                        crate::recon::after::after_sync(wh, shared, vec![source.name.clone()]).await;
-                    }
-                }
-            })
-            .await;
-        });
+        let d = daemon.clone();
+        live.set_sync_handler(Arc::new(move |names| {
+            let d = d.clone();
+            Box::pin(async move { d.sync_now(names).await })
+        }));
     }
-    for recon in config
-        .reconciles
-        .iter()
-        .filter(|r| r.schedule.is_some())
-        .cloned()
-    {
-        let (wh, cancel, shared) = (wh.clone(), cancel.clone(), shared.clone());
-        tasks.spawn(async move {
-            let schedule = recon.schedule.clone().expect("filtered on schedule");
-            tracing::info!(reconciliation = %recon.name, schedule = %schedule.expr, "scheduled");
-            run_on_schedule(&recon.name, &schedule, clock, cancel, || {
-                let (wh, shared, recon) = (wh.clone(), shared.clone(), recon.clone());
-                async move {
-                    let job = tokio::task::spawn_blocking(move || {
-                        crate::recon::after::refresh_and_run(&wh, &shared, &[&recon], "schedule")
-                    });
-                    if let Ok(Err(e)) = job.await {
-                        tracing::error!(error = %format!("{e:#}"), "scheduled reconciliation could not run");
-                    }
-                }
-            })
-            .await;
-        });
-    }
-    for rule in config
-        .rules
-        .iter()
-        .filter(|r| r.schedule.is_some())
-        .cloned()
-    {
-        let (wh, cancel) = (wh.clone(), cancel.clone());
-        tasks.spawn(async move {
-            let schedule = rule.schedule.clone().expect("filtered on schedule");
-            tracing::info!(rule = %rule.name, schedule = %schedule.expr, "scheduled");
-            run_on_schedule(&rule.name, &schedule, clock, cancel, || {
-                let (wh, rule) = (wh.clone(), rule.clone());
-                async move {
-                    let job = tokio::task::spawn_blocking(move || {
-                        let conn = wh.connection()?;
-                        crate::rules::evaluate_all(&conn, &[&rule]);
-                        Ok::<_, anyhow::Error>(())
-                    });
-                    if let Ok(Err(e)) = job.await {
-                        tracing::error!(error = %format!("{e:#}"), "scheduled rule could not run");
-                    }
-                }
-            })
-            .await;
-        });
-    }
-    if config.smtp.is_some() {
-        // The outbox worker: retries come due on their own clock, not only
-        // after an evaluation.
-        let (wh, cancel, shared) = (wh.clone(), cancel.clone(), shared.clone());
-        tasks.spawn(async move {
-            let mut last: Option<tokio::time::Instant> = None;
-            // Short naps, so a shutdown is noticed within a quarter second.
-            while !cancel.is_cancelled() {
-                if last.is_none_or(|l| l.elapsed() >= OUTBOX_EVERY) {
-                    last = Some(tokio::time::Instant::now());
-                    let (wh, shared) = (wh.clone(), shared.clone());
-                    let _ = tokio::task::spawn_blocking(move || {
-                        if let Ok(conn) = wh.connection() {
-                            crate::outbox::deliver_logged(&conn, &shared);
-                        }
-                    })
-                    .await;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-            }
-        });
-    }
-    if tasks.is_empty() {
+    let mut jobs = Jobs::default();
+    let mut tasks = JoinSet::new();
+    daemon.apply(&mut jobs, &mut tasks);
+    tracing::info!(
+        warehouse = %config.warehouse.path.display(),
+        sources = config.sources.len(),
+        scheduled_sources = config.sources.iter().filter(|s| s.schedule.is_some()).count(),
+        scheduled_reconciliations = config.reconciles.iter().filter(|r| r.schedule.is_some()).count(),
+        scheduled_rules = config.rules.iter().filter(|r| r.schedule.is_some()).count(),
+        pid = std::process::id(),
+        "conveyor daemon started"
+    );
+    if jobs.0.len() <= 1 {
         tracing::warn!(
-            "no source, reconciliation or rule has a schedule; the daemon only serves queries"
+            "no source, reconciliation or rule has a schedule; the daemon only serves queries and delivers notifications"
         );
     }
-    tracing::info!(warehouse = %config.warehouse.path.display(), sources = tasks.len(), "conveyor daemon started");
-    shutdown.await;
+    live.set_ready(true);
+    notify(&[sd_notify::NotifyState::Ready]);
+    let watchdog = sd_notify::watchdog_enabled().map(|every| {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every / 2).await;
+                notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        })
+    });
+
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(()) = reloads.recv() => daemon.reload(&mut jobs, &mut tasks).await,
+            // Reap the jobs retired by reloads as they end.
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("shutdown requested: finishing batches in flight");
-    cancel.cancel();
+    live.set_ready(false);
+    daemon.cancel.cancel();
+    for job in jobs.0.values() {
+        job.retire.cancel();
+    }
     while tasks.join_next().await.is_some() {}
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     let _ = stop_tx.send(true);
     let _ = server.await;
     if let Some(postgres) = postgres {
@@ -189,4 +236,611 @@ pub async fn run_daemon(config: Config, shutdown: impl Future<Output = ()>) -> R
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Tells systemd (`Type=notify`); nothing happens outside systemd.
+fn notify(state: &[sd_notify::NotifyState]) {
+    let _ = sd_notify::notify(state);
+}
+
+async fn prepare_health(wh: &Arc<Warehouse>, config: &Config) {
+    let (wh, config) = (wh.clone(), config.clone());
+    let done = tokio::task::spawn_blocking(move || {
+        crate::rules::pipeline_health::prepare(&wh.connection()?, &config, chrono::Utc::now().naive_utc())
+    })
+    .await;
+    if let Ok(Err(e)) = done {
+        tracing::error!(error = %format!("{e:#}"), "cannot prepare pipeline-health bookkeeping");
+    }
+}
+
+/// What the daemon's jobs share.
+struct Daemon {
+    wh: Arc<Warehouse>,
+    live: Arc<Live>,
+    /// Set on shutdown: syncs stop after the batch in flight.
+    cancel: CancelFlag,
+    clock: Clock,
+    /// One per source, held for the length of a run.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum JobKey {
+    Source(String),
+    Recon(String),
+    Rule(String),
+    /// The outbox and pipeline-health worker (always one).
+    Worker,
+}
+
+struct Job {
+    fingerprint: String,
+    /// Set to stop the job after the run it may have in flight.
+    retire: CancelFlag,
+}
+
+#[derive(Default)]
+struct Jobs(BTreeMap<JobKey, Job>);
+
+/// What one job is to run.
+enum Spec {
+    Source(SourceConfig),
+    Recon(conveyor_config::ReconcileConfig),
+    Rule(conveyor_config::RuleConfig),
+    Worker,
+}
+
+/// The jobs `config` asks for, each with its fingerprint.
+fn wanted(config: &Config) -> BTreeMap<JobKey, (String, Spec)> {
+    let mut out = BTreeMap::new();
+    for s in config.sources.iter().filter(|s| s.schedule.is_some()) {
+        out.insert(
+            JobKey::Source(s.name.clone()),
+            (fingerprint(s), Spec::Source(s.clone())),
+        );
+    }
+    for r in config.reconciles.iter().filter(|r| r.schedule.is_some()) {
+        out.insert(
+            JobKey::Recon(r.name.clone()),
+            (fingerprint(r), Spec::Recon(r.clone())),
+        );
+    }
+    for r in config.rules.iter().filter(|r| r.schedule.is_some()) {
+        out.insert(
+            JobKey::Rule(r.name.clone()),
+            (fingerprint(r), Spec::Rule(r.clone())),
+        );
+    }
+    out.insert(JobKey::Worker, (String::new(), Spec::Worker));
+    out
+}
+
+/// What a config entry says, ignoring where in the file it is written (a
+/// line added above an entry does not change it).
+fn fingerprint(v: &impl std::fmt::Debug) -> String {
+    let text = format!("{v:?}");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while !rest.is_empty() {
+        let hit = ["line: ", "col: "]
+            .iter()
+            .filter_map(|p| rest.find(p).map(|i| (i, p.len())))
+            .min();
+        let Some((i, len)) = hit else {
+            out.push_str(rest);
+            break;
+        };
+        out.push_str(&rest[..i + len]);
+        rest = rest[i + len..].trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    out
+}
+
+impl Daemon {
+    fn lock_for(&self, source: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(source.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Starts the jobs the config in force wants and retires those it no
+    /// longer wants (or wants changed). Returns nothing: the caller logs
+    /// the config diff.
+    fn apply(self: &Arc<Self>, jobs: &mut Jobs, tasks: &mut JoinSet<()>) {
+        let config = self.live.config();
+        let mut want = wanted(&config);
+        let current: Vec<JobKey> = jobs.0.keys().cloned().collect();
+        for key in current {
+            let keep = want
+                .get(&key)
+                .is_some_and(|(fp, _)| *fp == jobs.0[&key].fingerprint);
+            if keep {
+                want.remove(&key);
+                continue;
+            }
+            if let Some(job) = jobs.0.remove(&key) {
+                job.retire.cancel();
+            }
+            if let (JobKey::Source(name), false) = (&key, want.contains_key(&key)) {
+                crate::metrics::global().next_run(name, None);
+            }
+        }
+        for (key, (fingerprint, spec)) in want {
+            let retire = CancelFlag::default();
+            self.spawn(spec, retire.clone(), tasks);
+            jobs.0.insert(
+                key,
+                Job {
+                    fingerprint,
+                    retire,
+                },
+            );
+        }
+    }
+
+    fn spawn(self: &Arc<Self>, spec: Spec, retire: CancelFlag, tasks: &mut JoinSet<()>) {
+        let d = self.clone();
+        let clock = self.clock;
+        match spec {
+            Spec::Source(source) => {
+                tasks.spawn(async move {
+                    let schedule = source.schedule.clone().expect("wanted() keeps scheduled sources");
+                    tracing::info!(source = %source.name, schedule = %schedule.expr, timezone = %schedule.timezone, "scheduled");
+                    let name = source.name.clone();
+                    let on_next = |at| crate::metrics::global().next_run(&name, Some(at));
+                    run_on_schedule_with(&source.name, &schedule, clock, retire, on_next, || {
+                        let (d, source) = (d.clone(), source.clone());
+                        async move {
+                            d.scheduled_run(&source).await;
+                        }
+                    })
+                    .await;
+                });
+            }
+            Spec::Recon(recon) => {
+                tasks.spawn(async move {
+                    let schedule = recon.schedule.clone().expect("wanted() keeps scheduled ones");
+                    tracing::info!(reconciliation = %recon.name, schedule = %schedule.expr, "scheduled");
+                    run_on_schedule(&recon.name, &schedule, clock, retire, || {
+                        let (wh, config, recon) = (d.wh.clone(), d.live.config(), recon.clone());
+                        async move {
+                            let job = tokio::task::spawn_blocking(move || {
+                                crate::recon::after::refresh_and_run(&wh, &config, &[&recon], "schedule")
+                            });
+                            if let Ok(Err(e)) = job.await {
+                                tracing::error!(error = %format!("{e:#}"), "scheduled reconciliation could not run");
+                            }
+                        }
+                    })
+                    .await;
+                });
+            }
+            Spec::Rule(rule) => {
+                tasks.spawn(async move {
+                    let schedule = rule.schedule.clone().expect("wanted() keeps scheduled ones");
+                    tracing::info!(rule = %rule.name, schedule = %schedule.expr, "scheduled");
+                    run_on_schedule(&rule.name, &schedule, clock, retire, || {
+                        let (wh, rule) = (d.wh.clone(), rule.clone());
+                        async move {
+                            let job = tokio::task::spawn_blocking(move || {
+                                let conn = wh.connection()?;
+                                crate::rules::evaluate_all(&conn, &[&rule]);
+                                Ok::<_, anyhow::Error>(())
+                            });
+                            if let Ok(Err(e)) = job.await {
+                                tracing::error!(error = %format!("{e:#}"), "scheduled rule could not run");
+                            }
+                        }
+                    })
+                    .await;
+                });
+            }
+            Spec::Worker => {
+                tasks.spawn(async move { d.worker(retire).await });
+            }
+        }
+    }
+
+    /// The outbox worker (retries come due on their own clock, not only
+    /// after an evaluation) and the staleness check, with the config in
+    /// force at each pass.
+    async fn worker(self: Arc<Self>, retire: CancelFlag) {
+        let mut last_outbox: Option<tokio::time::Instant> = None;
+        let mut last_stale: Option<tokio::time::Instant> = None;
+        // Short naps, so a shutdown is noticed within a quarter second.
+        while !retire.is_cancelled() {
+            let config = self.live.config();
+            if last_outbox.is_none_or(|l| l.elapsed() >= OUTBOX_EVERY) {
+                last_outbox = Some(tokio::time::Instant::now());
+                let (wh, config) = (self.wh.clone(), config.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Ok(conn) = wh.connection() {
+                        crate::outbox::deliver_logged(&conn, &config);
+                    }
+                })
+                .await;
+            }
+            if last_stale.is_none_or(|l| l.elapsed() >= STALE_EVERY) {
+                last_stale = Some(tokio::time::Instant::now());
+                let wh = self.wh.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    let conn = wh.connection()?;
+                    let now = chrono::Utc::now().naive_utc();
+                    let fired = crate::rules::pipeline_health::check_stale(&conn, &config, now)?;
+                    log_transitions(&fired);
+                    if !fired.is_empty() {
+                        crate::outbox::deliver_logged(&conn, &config);
+                    }
+                    Ok::<_, anyhow::Error>(())
+                })
+                .await
+                .map(|r| {
+                    if let Err(e) = r {
+                        tracing::error!(error = %format!("{e:#}"), "cannot check sources for staleness");
+                    }
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// A run at a firing of the source's schedule. Skipped (not queued)
+    /// when a run of the source is still going — one started by hand, or by
+    /// the job a reload replaced.
+    async fn scheduled_run(self: &Arc<Self>, source: &SourceConfig) {
+        let lock = self.lock_for(&source.name);
+        let Ok(_running) = lock.try_lock() else {
+            tracing::info!(source = %source.name, "firing skipped: a run of this source is still going");
+            return;
+        };
+        let report = self.run_locked(source, "schedule").await;
+        if !report.failed() && !self.cancel.is_cancelled() {
+            crate::recon::after::after_sync(
+                self.wh.clone(),
+                self.live.config(),
+                vec![source.name.clone()],
+            )
+            .await;
+        }
+    }
+
+    /// Syncs `source` (its lock held by the caller), then records the
+    /// outcome for pipeline health (which may queue an operator e-mail).
+    async fn run_locked(&self, source: &SourceConfig, trigger: &str) -> SourceReport {
+        let report = sync_source_for(
+            self.wh.clone(),
+            source,
+            &self.cancel,
+            &Progress::hidden(),
+            trigger,
+        )
+        .await;
+        let (wh, config, r) = (self.wh.clone(), self.live.config(), report.clone());
+        let recorded = tokio::task::spawn_blocking(move || {
+            let conn = wh.connection()?;
+            let now = chrono::Utc::now().naive_utc();
+            let changed = crate::rules::pipeline_health::record_run(&conn, &config, &r, now)?;
+            log_transitions(&changed);
+            if !changed.is_empty() {
+                // Tell the operator now, not at the worker's next pass.
+                crate::outbox::deliver_logged(&conn, &config);
+            }
+            Ok::<_, anyhow::Error>(())
+        })
+        .await;
+        if let Ok(Err(e)) = recorded {
+            tracing::error!(source = %source.name, error = %format!("{e:#}"), "cannot record the run for pipeline health");
+        }
+        report
+    }
+
+    /// `conveyor sync [SOURCE…]` sent to the daemon: syncs the sources (all
+    /// when none is named) concurrently, each after any run of it still
+    /// going, then what follows those that succeeded.
+    async fn sync_now(self: Arc<Self>, names: Vec<String>) -> Result<SyncResponse, String> {
+        if self.cancel.is_cancelled() {
+            return Err("the daemon is shutting down".into());
+        }
+        let config = self.live.config();
+        let mut chosen = Vec::new();
+        for n in &names {
+            match config.source(n) {
+                Some(s) => chosen.push(s.clone()),
+                None => {
+                    let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+                    return Err(format!(
+                        "the daemon has no source named `{n}` (its config: {}; configured: {}; after editing the file, reload it with SIGHUP)",
+                        config.file.display(),
+                        known.join(", ")
+                    ));
+                }
+            }
+        }
+        if names.is_empty() {
+            chosen = config.sources.clone();
+        }
+        let started = std::time::Instant::now();
+        let runs = chosen.iter().map(|s| {
+            let d = self.clone();
+            async move {
+                let lock = d.lock_for(&s.name);
+                let _running = lock.lock().await;
+                d.run_locked(s, "daemon").await
+            }
+        });
+        let reports = futures::future::join_all(runs).await;
+        let synced: Vec<String> = reports
+            .iter()
+            .filter(|r| !r.failed())
+            .map(|r| r.source.clone())
+            .collect();
+        let reconciled = if self.cancel.is_cancelled() {
+            Vec::new()
+        } else {
+            crate::recon::after::after_sync(self.wh.clone(), config, synced).await
+        };
+        Ok(SyncResponse {
+            reports,
+            reconciled: reconciled
+                .iter()
+                .map(|r| (r.reconciliation.clone(), r.run_id, r.exceptions()))
+                .collect(),
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// SIGHUP: re-read and check the config; apply it, or keep the one in
+    /// force and log every problem.
+    async fn reload(self: &Arc<Self>, jobs: &mut Jobs, tasks: &mut JoinSet<()>) {
+        let old = self.live.config();
+        let path = old.file.clone();
+        tracing::info!(file = %path.display(), "reload requested (SIGHUP): checking the config");
+        if let Ok(reloading) = sd_notify::NotifyState::monotonic_usec_now() {
+            notify(&[sd_notify::NotifyState::Reloading, reloading]);
+        }
+        let wh = self.wh.clone();
+        let checked =
+            tokio::task::spawn_blocking(move || -> Result<(Config, Vec<String>), Vec<String>> {
+                let config = conveyor_config::load(&path)
+                    .map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+                let conn = wh.connection().map_err(|e| {
+                    vec![format!(
+                        "cannot check the config against the warehouse: {e:#}"
+                    )]
+                })?;
+                let findings = super::check::warehouse_findings(&conn, &config);
+                if findings.problems.is_empty() {
+                    Ok((config, findings.notes))
+                } else {
+                    Err(findings.problems)
+                }
+            })
+            .await
+            .unwrap_or_else(|e| Err(vec![format!("the config check panicked: {e}")]));
+        match checked {
+            Err(problems) => {
+                for p in &problems {
+                    tracing::error!(problem = %p, "config reload refused");
+                }
+                tracing::error!(
+                    file = %old.file.display(),
+                    problems = problems.len(),
+                    "config reload failed: the running config stays in force (`conveyor check` lists the problems)"
+                );
+                crate::metrics::global().reload(false);
+            }
+            Ok((mut new, notes)) => {
+                for n in &notes {
+                    tracing::warn!(note = %n, "config check");
+                }
+                for w in &new.warnings {
+                    tracing::warn!(warning = %w, "config");
+                }
+                let restart = restart_only(&old, &new);
+                if !restart.is_empty() {
+                    tracing::warn!(
+                        settings = %restart.join(", "),
+                        "these settings change only on a restart; the running ones stay in force"
+                    );
+                    new.server = old.server.clone();
+                    new.warehouse = old.warehouse.clone();
+                }
+                let changes = describe_changes(&old, &new);
+                self.live.replace(Arc::new(new.clone()));
+                prepare_health(&self.wh, &new).await;
+                self.apply(jobs, tasks);
+                tracing::info!(
+                    file = %new.file.display(),
+                    changes = %if changes.is_empty() { "none".to_string() } else { changes.join("; ") },
+                    "config reloaded"
+                );
+                crate::metrics::global().reload(true);
+            }
+        }
+        notify(&[sd_notify::NotifyState::Ready]);
+    }
+}
+
+fn log_transitions(changed: &[crate::rules::pipeline_health::Transition]) {
+    for (rule, source, state) in changed {
+        match *state {
+            "firing" => tracing::warn!(rule, source = %source, state, "pipeline-health alert"),
+            _ => tracing::info!(rule, source = %source, state, "pipeline-health alert"),
+        }
+    }
+}
+
+/// Settings the running daemon cannot change in place (they hold open
+/// files and sockets), by key.
+fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if fingerprint(&old.warehouse) != fingerprint(&new.warehouse) {
+        out.push("[warehouse]");
+    }
+    if fingerprint(&old.server) != fingerprint(&new.server) {
+        out.push("[server]");
+    }
+    out
+}
+
+/// What a reload changes, one entry per section: `sources: +ats ~payroll
+/// -crm`, `smtp changed`.
+fn describe_changes(old: &Config, new: &Config) -> Vec<String> {
+    fn named<'c, T: std::fmt::Debug>(
+        what: &str,
+        old: &'c [T],
+        new: &'c [T],
+        name: impl Fn(&T) -> &str,
+    ) -> Option<String> {
+        let find = |list: &'c [T], n: &str| list.iter().find(|x| name(x) == n);
+        let mut parts: Vec<(String, char)> = Vec::new();
+        for n in new.iter().map(&name) {
+            match find(old, n) {
+                None => parts.push((n.to_string(), '+')),
+                Some(o) if fingerprint(o) != fingerprint(find(new, n).expect("listed")) => {
+                    parts.push((n.to_string(), '~'))
+                }
+                Some(_) => {}
+            }
+        }
+        for n in old.iter().map(&name) {
+            if find(new, n).is_none() {
+                parts.push((n.to_string(), '-'));
+            }
+        }
+        // By name: the file's order is not the order a reader scans for.
+        parts.sort();
+        let parts: Vec<String> = parts.iter().map(|(n, c)| format!("{c}{n}")).collect();
+        (!parts.is_empty()).then(|| format!("{what}: {}", parts.join(" ")))
+    }
+    let mut out: Vec<String> = [
+        named("sources", &old.sources, &new.sources, |s| &s.name),
+        named("reconciliations", &old.reconciles, &new.reconciles, |r| {
+            &r.name
+        }),
+        named("rules", &old.rules, &new.rules, |r| &r.name),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for (what, a, b) in [
+        ("smtp", fingerprint(&old.smtp), fingerprint(&new.smtp)),
+        ("health", fingerprint(&old.health), fingerprint(&new.health)),
+        ("model", fingerprint(&old.model), fingerprint(&new.model)),
+        (
+            "plugins",
+            fingerprint(&old.plugins),
+            fingerprint(&new.plugins),
+        ),
+    ] {
+        if a != b {
+            out.push(format!("{what} changed"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        conveyor_config::parse_offline(text, std::path::Path::new("c.toml")).unwrap()
+    }
+
+    const BASE: &str = r#"[warehouse]
+path = "w.duckdb"
+[sources.a]
+type = "rest"
+base_url = "https://a.example.com"
+schedule = "0 0 2 * * *"
+[[sources.a.streams]]
+name = "items"
+path = "/items"
+primary_key = "id"
+[sources.b]
+type = "rest"
+base_url = "https://b.example.com"
+schedule = "0 0 3 * * *"
+[[sources.b.streams]]
+name = "items"
+path = "/items"
+primary_key = "id"
+"#;
+
+    #[test]
+    fn run_reload_describes_added_changed_and_removed_entries() {
+        let old = config(BASE);
+        // b's schedule changes, a moves down the file (not a change), c is
+        // new, and smtp appears.
+        let text = BASE
+            .replace("0 0 3 * * *", "0 30 3 * * *")
+            .replace("[sources.a]", "\n\n[sources.a]")
+            + "[sources.c]\ntype = \"rest\"\nbase_url = \"https://c.example.com\"\n[[sources.c.streams]]\nname = \"x\"\npath = \"/x\"\nprimary_key = \"id\"\n[smtp]\nhost = \"h\"\nfrom = \"f@example.com\"\n";
+        let new = config(&text);
+        assert_eq!(
+            describe_changes(&old, &new),
+            ["sources: ~b +c", "smtp changed"]
+        );
+        assert_eq!(describe_changes(&old, &old), Vec::<String>::new());
+        let fewer = config(&BASE[..BASE.find("[sources.b]").unwrap()]);
+        assert_eq!(describe_changes(&old, &fewer), ["sources: -b"]);
+        // Only scheduled sources are jobs; the worker always is one.
+        let keys: Vec<JobKey> = wanted(&new).into_keys().collect();
+        assert_eq!(
+            keys,
+            [
+                JobKey::Source("a".into()),
+                JobKey::Source("b".into()),
+                JobKey::Worker
+            ]
+        );
+    }
+
+    #[test]
+    fn run_reload_leaves_server_and_warehouse_for_a_restart() {
+        let old = config(BASE);
+        let new = config(&BASE.replace("w.duckdb", "other.duckdb"));
+        assert_eq!(restart_only(&old, &new), ["[warehouse]", "[server]"]);
+        assert!(restart_only(&old, &old).is_empty());
+    }
+
+    #[test]
+    fn run_fingerprint_ignores_where_an_entry_is_written() {
+        #[derive(Debug)]
+        #[allow(dead_code)]
+        struct At {
+            line: usize,
+            col: usize,
+            key: &'static str,
+        }
+        assert_eq!(
+            fingerprint(&At {
+                line: 3,
+                col: 1,
+                key: "k"
+            }),
+            fingerprint(&At {
+                line: 30,
+                col: 12,
+                key: "k"
+            })
+        );
+        assert_ne!(
+            fingerprint(&At {
+                line: 3,
+                col: 1,
+                key: "k"
+            }),
+            fingerprint(&At {
+                line: 3,
+                col: 1,
+                key: "j"
+            })
+        );
+    }
 }

@@ -1,4 +1,6 @@
-//! `conveyor sync`: run sources once, now, and report.
+//! `conveyor sync`: run sources once, now, and report — in this process, or
+//! in the daemon when one serves this warehouse (it holds the file; it runs
+//! them as it runs its schedule and sends back the result).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -21,6 +23,34 @@ pub async fn sync_command(config: Config, names: Vec<String>) -> Result<ExitCode
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
+    if let Some(daemon) = crate::server::find_daemon(&config.server, &config.warehouse.path).await?
+    {
+        eprintln!(
+            "note: a daemon holds the warehouse; it runs {} now and reports back",
+            if names.is_empty() {
+                "every source".to_string()
+            } else {
+                names.join(", ")
+            }
+        );
+        let done = match daemon.sync(&names).await {
+            Ok(done) => done,
+            Err(e) if e.to_string().contains("no source named") => {
+                eprintln!("error: {e:#}");
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
+            Err(e) => return Err(e.context("the daemon could not run the sync")),
+        };
+        print_summary(&done.reports, done.seconds);
+        for (name, run_id, exceptions) in &done.reconciled {
+            println!("reconciled {name}: run {run_id}, {exceptions} exception(s) (conveyor recon --show {name})");
+        }
+        return Ok(if done.reports.iter().any(SourceReport::failed) {
+            ExitCode::from(EXIT_FAILED)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
     let wh = Arc::new(Warehouse::open_config(&config.warehouse)?);
     let recovered = wh.recover_interrupted_runs()?;
     if recovered > 0 {
@@ -40,6 +70,7 @@ pub async fn sync_command(config: Config, names: Vec<String>) -> Result<ExitCode
     let started = Instant::now();
     let reports = sync_sources(wh.clone(), &selected, &cancel, &Progress::for_terminal()).await;
     print_summary(&reports, started.elapsed().as_secs_f64());
+    record_health(&wh, &config, &reports).await;
     // The model's views and the reconciliations that follow these sources.
     let synced: Vec<String> = reports
         .iter()
@@ -61,6 +92,28 @@ pub async fn sync_command(config: Config, names: Vec<String>) -> Result<ExitCode
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Records each run for pipeline health (`[health]`), as the daemon does, so
+/// a run by hand counts towards a failure streak and ends one; an operator
+/// e-mail it queues goes out with the delivery after the sync.
+async fn record_health(wh: &Arc<Warehouse>, config: &Config, reports: &[SourceReport]) {
+    let (wh, config, reports) = (wh.clone(), config.clone(), reports.to_vec());
+    let done = tokio::task::spawn_blocking(move || {
+        let conn = wh.connection()?;
+        let now = chrono::Utc::now().naive_utc();
+        for r in &reports {
+            for (rule, source, state) in crate::rules::pipeline_health::record_run(&conn, &config, r, now)?
+            {
+                tracing::warn!(rule, source = %source, state, "pipeline-health alert");
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })
+    .await;
+    if let Ok(Err(e)) = done {
+        tracing::error!(error = %format!("{e:#}"), "cannot record the runs for pipeline health");
+    }
 }
 
 /// Syncs sources concurrently; one failing does not stop the others.
@@ -108,7 +161,17 @@ pub fn print_summary(reports: &[SourceReport], seconds: f64) {
     let mut streams = 0;
     for r in reports {
         if let Some(e) = &r.error {
-            t.add_row([r.source.as_str(), "-", "failed", "0", "0", "0", "0", "0", e.as_str()]);
+            t.add_row([
+                r.source.as_str(),
+                "-",
+                "failed",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0",
+                e.as_str(),
+            ]);
         }
         for s in &r.streams {
             rows += s.rows;

@@ -12,6 +12,7 @@
 
 mod plan;
 pub mod report;
+pub mod pipeline_health;
 pub mod silence;
 
 use std::sync::Mutex;

@@ -1,12 +1,13 @@
 //! The CLI's side of the HTTP endpoint: find the daemon serving this
-//! warehouse and send it queries, silences and previews with the token.
+//! warehouse and send it queries, silences, previews and syncs with the
+//! token.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use conveyor_config::{Secret, ServerConfig};
 
-use super::{auth, ErrorBody, Health, PreviewRequest, QueryRequest};
+use super::{auth, ErrorBody, Health, PreviewRequest, QueryRequest, SyncRequest, SyncResponse};
 use crate::query::QueryResult;
 
 /// The daemon serving this warehouse on `server.listen`, if one runs.
@@ -18,7 +19,9 @@ pub async fn find_daemon(server: &ServerConfig, warehouse: &Path) -> Result<Opti
     };
     let listen = server.listen;
     let (base, builder) = endpoint(server)?;
-    let probe = builder()?.timeout(std::time::Duration::from_secs(2)).build()?;
+    let probe = builder()?
+        .timeout(std::time::Duration::from_secs(2))
+        .build()?;
     let Ok(resp) = probe
         .get(format!("{base}/v1/health"))
         .bearer_auth(token.expose())
@@ -60,11 +63,14 @@ fn endpoint(server: &ServerConfig) -> Result<(String, Builder)> {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     let Some(tls) = &server.tls else {
-        return Ok((format!("http://{addr}"), Box::new(|| Ok(reqwest::Client::builder()))));
+        return Ok((
+            format!("http://{addr}"),
+            Box::new(|| Ok(reqwest::Client::builder())),
+        ));
     };
     let trusted = server.tls_ca.as_ref().unwrap_or(&tls.cert);
-    let pem = std::fs::read(trusted)
-        .with_context(|| format!("cannot read {}", trusted.display()))?;
+    let pem =
+        std::fs::read(trusted).with_context(|| format!("cannot read {}", trusted.display()))?;
     let host = server.allowed_hosts.first().cloned();
     let base = match &host {
         Some(h) => format!("https://{h}:{}", addr.port()),
@@ -113,6 +119,19 @@ impl DaemonClient {
             "/v1/preview",
             &PreviewRequest {
                 rule: rule.to_string(),
+            },
+        )
+        .await
+    }
+
+    /// Asks the daemon to sync `sources` (all when empty) now and waits for
+    /// the result (the daemon runs them as it runs its schedule: never two
+    /// runs of one source at once).
+    pub async fn sync(&self, sources: &[String]) -> Result<SyncResponse> {
+        self.post(
+            "/v1/sync",
+            &SyncRequest {
+                sources: sources.to_vec(),
             },
         )
         .await

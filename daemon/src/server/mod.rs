@@ -1,13 +1,18 @@
 //! The daemon's local HTTP endpoint: read-only SQL and health, so that ops
 //! can query the warehouse while the daemon holds it open and writes to it;
-//! and the few writes ops make by hand while it runs (silences) plus rule
-//! previews, which need the warehouse the daemon holds. Every request is
-//! authenticated ([`auth`]); the CLI's side is [`client`].
+//! the few things ops do by hand while it runs (silences, a sync now) plus
+//! rule previews, which need the warehouse the daemon holds; and
+//! `/metrics` for Prometheus. Every request is authenticated ([`auth`])
+//! except `GET /health` and `GET /ready`, which answer `ok` and nothing
+//! else; the CLI's side is [`client`].
 
 pub mod auth;
 pub mod client;
+pub mod live;
+pub mod metrics;
 
 pub use client::{find_daemon, DaemonClient};
+pub use live::Live;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,7 +21,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
@@ -26,7 +32,7 @@ use crate::warehouse::Warehouse;
 #[derive(Clone)]
 struct AppState {
     wh: Arc<Warehouse>,
-    config: Arc<conveyor_config::Config>,
+    live: Arc<Live>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -50,24 +56,50 @@ pub struct PreviewRequest {
     pub rule: String,
 }
 
-pub fn router(wh: Arc<Warehouse>, config: Arc<conveyor_config::Config>, gate: auth::Gate) -> Router {
-    Router::new()
+/// `POST /v1/sync`: sync these sources now (all when empty).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct SyncRequest {
+    pub sources: Vec<String>,
+}
+
+/// What a sync run by the daemon did.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct SyncResponse {
+    pub reports: Vec<crate::sync::SourceReport>,
+    /// The reconciliations that followed: (name, run id, exceptions).
+    pub reconciled: Vec<(String, i64, i64)>,
+    pub seconds: f64,
+}
+
+pub fn router(wh: Arc<Warehouse>, live: Arc<Live>, gate: auth::Gate) -> Router {
+    let guarded = Router::new()
         .route("/v1/health", get(health))
         .route("/v1/query", post(run_query))
         .route("/v1/silences", post(add_silence))
         .route("/v1/silences/{id}/remove", post(remove_silence))
         .route("/v1/preview", post(preview))
-        .layer(axum::middleware::from_fn_with_state(gate, auth::require_token))
-        .with_state(AppState { wh, config })
+        .route("/v1/sync", post(sync_now))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            gate,
+            auth::require_token,
+        ));
+    // Probes for a supervisor or load balancer: they say "ok" or "not
+    // ready" and nothing else, so they need no token.
+    let open = Router::new()
+        .route("/health", get(|| async { "ok\n" }))
+        .route("/ready", get(ready));
+    guarded.merge(open).with_state(AppState { wh, live })
 }
 
 /// Binds `listen` and serves until `shutdown` completes.
 pub async fn serve(
     listen: SocketAddr,
     wh: Arc<Warehouse>,
-    config: Arc<conveyor_config::Config>,
+    live: Arc<Live>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<tokio::task::JoinHandle<()>> {
+    let config = live.config();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| {
@@ -83,7 +115,7 @@ pub async fn serve(
         .map(crate::tls::server_config)
         .transpose()
         .context("server.tls_cert / server.tls_key")?;
-    let app = router(wh, config, gate);
+    let app = router(wh, live, gate);
     tracing::info!(%listen, tls = tls.is_some(), "query endpoint ready");
     Ok(tokio::spawn(async move {
         let served = match tls {
@@ -91,7 +123,11 @@ pub async fn serve(
                 Ok(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await,
                 Err(e) => Err(e),
             },
-            None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
         };
         if let Err(e) = served {
             tracing::error!(error = %e, "query endpoint failed");
@@ -106,6 +142,50 @@ async fn health(State(s): State<AppState>) -> Json<Health> {
     })
 }
 
+/// Ready once the daemon has started its work with a loaded config, while
+/// the warehouse answers.
+async fn ready(State(s): State<AppState>) -> Response {
+    let answers = s.live.is_ready() && {
+        let wh = s.wh.clone();
+        tokio::task::spawn_blocking(move || {
+            wh.connection()
+                .and_then(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i32>(0))?))
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false)
+    };
+    if answers {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Result<Response, Failure> {
+    let config = s.live.config();
+    let text = on_warehouse(s.wh, move |c| metrics::render(c, &config))
+        .await
+        .map_err(|(_, body)| (StatusCode::INTERNAL_SERVER_ERROR, body))?;
+    Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response())
+}
+
+async fn sync_now(
+    State(s): State<AppState>,
+    Json(req): Json<SyncRequest>,
+) -> Result<Json<SyncResponse>, Failure> {
+    let Some(run) = s.live.sync_handler() else {
+        return Err(failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this daemon is not ready to run syncs yet",
+        ));
+    };
+    run(req.sources)
+        .await
+        .map(Json)
+        .map_err(|e| failure(StatusCode::BAD_REQUEST, e))
+}
+
 async fn run_query(
     State(s): State<AppState>,
     Json(req): Json<QueryRequest>,
@@ -118,9 +198,12 @@ async fn run_query(
     })
     .await
     .map_err(|e| bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    result
-        .map(Json)
-        .map_err(|e| bad(StatusCode::BAD_REQUEST, query::clean_error(&format!("{e:#}"))))
+    result.map(Json).map_err(|e| {
+        bad(
+            StatusCode::BAD_REQUEST,
+            query::clean_error(&format!("{e:#}")),
+        )
+    })
 }
 
 type Failure = (StatusCode, Json<ErrorBody>);
@@ -149,7 +232,7 @@ async fn add_silence(
     State(s): State<AppState>,
     Json(req): Json<crate::rules::silence::NewSilence>,
 ) -> Result<Json<i64>, Failure> {
-    crate::rules::silence::validate(&s.config, &req)
+    crate::rules::silence::validate(&s.live.config(), &req)
         .map_err(|e| failure(StatusCode::BAD_REQUEST, e))?;
     let now = chrono::Utc::now().naive_utc();
     on_warehouse(s.wh, move |c| Ok(crate::rules::silence::add(c, &req, now)?))
@@ -173,7 +256,7 @@ async fn preview(
     State(s): State<AppState>,
     Json(req): Json<PreviewRequest>,
 ) -> Result<Json<crate::rules::Preview>, Failure> {
-    let config = s.config.clone();
+    let config = s.live.config();
     on_warehouse(s.wh, move |c| {
         crate::cmd::rules::preview(c, &config, &req.rule)
     })
