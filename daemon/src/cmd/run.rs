@@ -424,11 +424,18 @@ impl Daemon {
                     let schedule = rule.schedule.clone().expect("wanted() keeps scheduled ones");
                     tracing::info!(rule = %rule.name, schedule = %schedule.expr, "scheduled");
                     run_on_schedule(&rule.name, &schedule, clock, retire, || {
-                        let (wh, rule) = (d.wh.clone(), rule.clone());
+                        let (wh, config, rule) = (d.wh.clone(), d.live.config(), rule.clone());
                         async move {
                             let job = tokio::task::spawn_blocking(move || {
                                 let conn = wh.connection()?;
-                                crate::rules::evaluate_all(&conn, &[&rule]);
+                                let result = crate::rules::evaluate_all(&conn, &[&rule]).remove(0);
+                                crate::rules::pipeline_health::observe(
+                                    &conn,
+                                    &config,
+                                    "rule",
+                                    &rule.name,
+                                    result.as_ref().map(drop),
+                                );
                                 Ok::<_, anyhow::Error>(())
                             });
                             if let Ok(Err(e)) = job.await {

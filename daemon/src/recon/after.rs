@@ -35,8 +35,13 @@ pub fn refresh_and_run_at(
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let conn = wh.connection()?;
     crate::model::refresh(&conn, config)?;
-    Ok(run_all(&conn, recons, trigger, as_of))
+    let results = run_all(&conn, recons, trigger, as_of);
+    for (recon, result) in recons.iter().zip(&results) {
+        crate::rules::pipeline_health::observe(&conn, config, "reconciliation", &recon.name, result.as_ref().map(drop));
+    }
+    Ok(results)
 }
+
 
 /// The reconciliations that follow any of `synced`, each with the trigger
 /// naming the sources that set it off (`after:ats,accounting`).
@@ -71,7 +76,10 @@ pub async fn after_sync(
         crate::model::refresh(&conn, &config)?;
         let mut out = Vec::new();
         for (recon, trigger) in following(&config, &synced) {
-            out.extend(run_all(&conn, &[recon], &trigger, None).into_iter().flatten());
+            for result in run_all(&conn, &[recon], &trigger, None) {
+                crate::rules::pipeline_health::observe(&conn, &config, "reconciliation", &recon.name, result.as_ref().map(drop));
+                out.extend(result);
+            }
         }
         // Then the rules that follow those sources or the reconciliations
         // that just succeeded, so they measure fresh data (logged only).
@@ -80,7 +88,10 @@ pub async fn after_sync(
             .cloned()
             .chain(out.iter().map(|s| s.reconciliation.clone()))
             .collect();
-        crate::rules::evaluate_all(&conn, &crate::rules::following(&config, &done));
+        let rules = crate::rules::following(&config, &done);
+        for (rule, result) in rules.iter().zip(crate::rules::evaluate_all(&conn, &rules)) {
+            crate::rules::pipeline_health::observe(&conn, &config, "rule", &rule.name, result.as_ref().map(drop));
+        }
         // Send what those evaluations queued (and anything still due).
         crate::outbox::deliver_logged(&conn, &config);
         Ok::<_, anyhow::Error>(out)

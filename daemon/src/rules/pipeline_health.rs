@@ -25,6 +25,10 @@ use crate::warehouse::timestamp_text;
 pub const FAILING_RULE: &str = "conveyor.source_failing";
 /// The alert of a scheduled source without a success for `stale_after`.
 pub const STALE_RULE: &str = "conveyor.source_stale";
+/// The alert of a reconciliation or rule evaluation that fails (entity
+/// `reconciliation:NAME` or `rule:NAME`): it fires on the first failure and
+/// resolves on the next success.
+pub const JOB_RULE: &str = "conveyor.job_failing";
 
 const DDL: &str = "CREATE TABLE IF NOT EXISTS conveyor.source_health (
     source               VARCHAR PRIMARY KEY,
@@ -173,6 +177,84 @@ pub fn record_run(
         }
         Ok(out)
     })
+}
+
+/// Records how a reconciliation or rule evaluation (`kind` is
+/// `reconciliation` or `rule`) ended: a failure fires `conveyor.job_failing`
+/// for it (the operator hears which and why, once), the next success
+/// resolves it.
+pub fn record_job(
+    conn: &Connection,
+    config: &Config,
+    kind: &str,
+    name: &str,
+    outcome: Result<(), String>,
+    now: NaiveDateTime,
+) -> Result<Vec<Transition>> {
+    let h = &config.health;
+    if !h.enabled {
+        return Ok(Vec::new());
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let entity = format!("{kind}:{name}");
+    in_transaction(conn, || {
+        let ts = timestamp_text(now);
+        let state = alert_state(conn, JOB_RULE, &entity)?;
+        let firing = state.as_deref() == Some("firing");
+        let mut out = Vec::new();
+        match outcome {
+            Err(error) if !firing => {
+                let mail = operator(config).map(|to| {
+                    (
+                        to,
+                        format!("Conveyor: {kind} `{name}` failed"),
+                        format!(
+                            "The {kind} `{name}` failed at {ts} UTC:\n\n  {error}\n\n\
+                             Its results are not updated until it runs again successfully{}.\n",
+                            if h.notify_resolved { "; you will hear when it does" } else { "" }
+                        ),
+                    )
+                });
+                fire(conn, JOB_RULE, &entity, "critical", 1, &ts, mail)?;
+                out.push((JOB_RULE, entity.clone(), "firing"));
+            }
+            Err(_) => touch(conn, JOB_RULE, &entity, 1, &ts)?,
+            Ok(()) if firing => {
+                let mail = operator(config).filter(|_| h.notify_resolved).map(|to| {
+                    (
+                        to,
+                        format!("Conveyor: {kind} `{name}` runs again"),
+                        format!("The {kind} `{name}` ran successfully at {ts} UTC.\n"),
+                    )
+                });
+                resolve(conn, JOB_RULE, &entity, &ts, mail)?;
+                out.push((JOB_RULE, entity.clone(), "resolved"));
+            }
+            Ok(()) => {}
+        }
+        Ok(out)
+    })
+}
+
+/// Tells the pipeline-health alerts how a reconciliation or rule
+/// evaluation ended (logged, never raised).
+pub fn observe(
+    conn: &Connection,
+    config: &Config,
+    kind: &str,
+    name: &str,
+    result: Result<(), &impl std::fmt::Display>,
+) {
+    let outcome = result.map_err(|e| e.to_string());
+    let now = chrono::Utc::now().naive_utc();
+    match record_job(conn, config, kind, name, outcome, now) {
+        Ok(changed) => {
+            for (rule, entity, state) in changed {
+                tracing::warn!(rule, entity = %entity, state, "pipeline health");
+            }
+        }
+        Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot record pipeline health"),
+    }
 }
 
 /// Fires `conveyor.source_stale` for each scheduled source whose last
@@ -596,5 +678,31 @@ primary_key = "id"
         assert_eq!(t, vec![(STALE_RULE, "src".to_string(), "resolved")]);
         assert!(check_stale(&conn, &c, at(260)).unwrap().is_empty());
         assert_eq!(outbox(&conn).len(), 2);
+    }
+
+    #[test]
+    fn pipeline_health_a_failing_reconciliation_tells_the_operator_once_and_its_recovery_once() {
+        let wh = crate::warehouse::Warehouse::open(std::path::Path::new(":memory:")).unwrap();
+        let conn = wh.connection().unwrap();
+        let c = config("");
+        let failed = || Err("Binder Error: column \"fee\" not found".to_string());
+        let t = record_job(&conn, &c, "reconciliation", "placements", failed(), at(1)).unwrap();
+        assert_eq!(t, vec![(JOB_RULE, "reconciliation:placements".to_string(), "firing")]);
+        assert!(record_job(&conn, &c, "reconciliation", "placements", failed(), at(2)).unwrap().is_empty());
+        let t = record_job(&conn, &c, "reconciliation", "placements", Ok(()), at(3)).unwrap();
+        assert_eq!(t, vec![(JOB_RULE, "reconciliation:placements".to_string(), "resolved")]);
+        assert!(record_job(&conn, &c, "reconciliation", "placements", Ok(()), at(4)).unwrap().is_empty());
+        let mails = outbox(&conn);
+        assert_eq!(
+            mails.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(),
+            ["Conveyor: reconciliation `placements` failed", "Conveyor: reconciliation `placements` runs again"]
+        );
+        let body: String = conn
+            .query_row("SELECT body FROM conveyor.outbox ORDER BY id LIMIT 1", [], |r| r.get(0))
+            .unwrap();
+        assert!(body.contains("column \"fee\" not found"), "{body}");
+        // Turned off, nothing is recorded.
+        let off = config("[health]\nenabled = false\n");
+        assert!(record_job(&conn, &off, "rule", "csat", failed(), at(5)).unwrap().is_empty());
     }
 }
