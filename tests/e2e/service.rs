@@ -598,6 +598,18 @@ async fn service_health_ready_and_metrics_parse_with_prometheus_client_and_move_
     assert_eq!(ty("conveyor_alerts"), "gauge");
     assert_eq!(ty("conveyor_rule_evaluations"), "counter");
     assert!(sample(&samples, "process_resident_memory_bytes", &[]).unwrap() > 1e6);
+    // The vendor API's requests, by host and status class.
+    assert_eq!(ty("conveyor_http_requests"), "counter");
+    assert!(
+        sample(
+            &samples,
+            "conveyor_http_requests_total",
+            &[("host", "127.0.0.1"), ("class", "2xx")]
+        )
+        .unwrap_or(0.0)
+            >= 2.0,
+        "{samples:?}"
+    );
     // The scheduled rule's evaluations and its firing alert; the outbox at zero.
     assert!(
         sample(

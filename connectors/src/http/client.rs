@@ -119,11 +119,14 @@ impl HttpClient {
         pass: &[StatusCode],
     ) -> Result<HttpResponse, ConnectorError> {
         let shown = self.redactor.url(&req.url);
+        let host = req.url.host_str().unwrap_or("").to_string();
         let mut attempt = 0u32;
         let mut reauthenticated = false;
         loop {
             if let Some(l) = &self.limiter {
+                let asked = Instant::now();
                 l.acquire().await;
+                super::stats::rate_wait(&host, asked.elapsed());
             }
             let mut builder = self.http.request(req.method.clone(), req.url.clone());
             for (k, v) in self.headers.iter().chain(req.headers.iter()) {
@@ -149,6 +152,7 @@ impl HttpClient {
                 }
                 Err(e) => Err(without_url(&e)),
             };
+            super::stats::request(&host, outcome.as_ref().ok().map(|r| r.status.as_u16()));
             let (retry_after, failure) = match outcome {
                 Ok(resp) if resp.status.is_success() => return Ok(resp),
                 Ok(resp)
@@ -197,6 +201,7 @@ impl HttpClient {
             }
             let delay = retry_after.unwrap_or_else(|| self.backoff(attempt));
             tracing::warn!(url = %shown, attempt = attempt + 1, delay_ms = delay.as_millis() as u64, error = %failure, "retrying");
+            super::stats::retry(&host);
             if let (Some(l), Some(_)) = (&self.limiter, retry_after) {
                 l.pause_until(Instant::now() + delay).await;
             }

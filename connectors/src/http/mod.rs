@@ -6,6 +6,7 @@ pub mod body_pager;
 pub mod client;
 pub mod ratelimit;
 pub mod redact;
+pub mod stats;
 
 pub use auth::{AuthProvider, TokenBody};
 pub use client::{HttpClient, HttpResponse};

@@ -30,6 +30,7 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
 pub fn render(conn: &Connection, config: &Config) -> Result<String> {
     let mut reg = Registry::default();
     crate::metrics::global().register(&mut reg);
+    http(&mut reg);
     warehouse(conn, config, &mut reg)?;
     let mut text = String::new();
     prometheus_client::encoding::prometheus_text::encode(&mut text, &reg)?;
@@ -37,6 +38,33 @@ pub fn render(conn: &Connection, config: &Config) -> Result<String> {
 }
 
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// The connectors' HTTP figures, per vendor host.
+fn http(reg: &mut Registry) {
+    let requests = Counters::default();
+    let retries = Counters::default();
+    let throttled = Counters::default();
+    let waited = Gauges::default();
+    for (host, s) in conveyor_connectors::http::stats::snapshot() {
+        for (class, n) in &s.requests {
+            requests
+                .get_or_create(&labels(&[("host", &host), ("class", class)]))
+                .inc_by(*n);
+        }
+        let h = labels(&[("host", &host)]);
+        retries.get_or_create(&h).inc_by(s.retries);
+        throttled.get_or_create(&h).inc_by(s.throttled);
+        waited.get_or_create(&h).set(s.rate_wait_secs);
+    }
+    reg.register("conveyor_http_requests", "HTTP requests to vendor APIs by host and status class", requests);
+    reg.register("conveyor_http_retries", "Requests retried (429, 5xx, timeouts)", retries);
+    reg.register("conveyor_http_throttled", "429 Too Many Requests answers", throttled);
+    reg.register(
+        "conveyor_http_rate_limit_wait_seconds",
+        "Seconds spent waiting for a host's rate budget",
+        waited,
+    );
+}
 
 fn warehouse(conn: &Connection, config: &Config, reg: &mut Registry) -> Result<()> {
     let now = crate::metrics::unix_now();
