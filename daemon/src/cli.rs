@@ -78,7 +78,7 @@ pub enum Command {
         #[arg(long, short, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-    /// Refresh the unified model, run the reconciliations (all, or NAME) and print what they found.
+    /// Refresh the unified model, run the reconciliations (all, or NAME) and print what they found; through the daemon when it runs.
     Recon {
         /// One `[[reconcile]]` name; all when omitted.
         name: Option<String>,
@@ -86,7 +86,7 @@ pub enum Command {
         #[arg(long)]
         show: bool,
     },
-    /// Performance rules: evaluate them now.
+    /// Performance rules: evaluate them now (through the daemon when it runs).
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
@@ -103,6 +103,11 @@ pub enum Command {
     Silence {
         #[command(subcommand)]
         command: SilenceCommand,
+    },
+    /// The outbox of notifications: re-queue undelivered or dead-lettered ones now.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
     },
     /// Connector plugins: list those in `[plugins].dirs`, or check one library.
     Plugins {
@@ -210,6 +215,26 @@ pub enum SilenceCommand {
     Remove {
         /// The silence's id (`conveyor silence list`).
         id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Re-queue notifications now (attempts reset, due at once, no longer dead) and deliver them; through the daemon when it runs.
+    #[command(
+        group(clap::ArgGroup::new("which").required(true).args(["ids", "dead", "all"])),
+        after_help = "Examples:\n  conveyor outbox retry --dead\n  conveyor outbox retry 12 13\n\nDelivered notifications are never sent again. Ids are in `conveyor status` (dead letters) and conveyor.outbox."
+    )]
+    Retry {
+        /// Outbox ids to re-queue (those not delivered yet).
+        #[arg(value_name = "ID")]
+        ids: Vec<i64>,
+        /// Re-queue every dead-lettered notification.
+        #[arg(long, conflicts_with_all = ["ids", "all"])]
+        dead: bool,
+        /// Re-queue every notification not delivered yet, dead or still waiting for its next attempt.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
     },
 }
 

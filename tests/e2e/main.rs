@@ -3,6 +3,7 @@
 
 mod support;
 
+mod act_now;
 mod cli;
 mod crash;
 mod daemon;

@@ -5,6 +5,7 @@ mod check;
 pub mod demo;
 #[cfg(feature = "demo")]
 pub mod demo_alerts;
+mod outbox;
 pub mod plugins;
 pub mod query;
 pub mod recon;
@@ -19,7 +20,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::{AlertsCommand, Cli, Command, PluginsCommand, RulesCommand};
+use crate::cli::{AlertsCommand, Cli, Command, OutboxCommand, PluginsCommand, RulesCommand};
 use crate::{logging, EXIT_CONFIG};
 
 pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -56,6 +57,9 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Rules {
             command: RulesCommand::Eval { name },
         } => with_config(&cli.config, |c| rules::eval_command(c, name)).await,
+        Command::Outbox {
+            command: OutboxCommand::Retry { ids, dead, all },
+        } => with_config(&cli.config, |c| outbox::retry_command(c, ids, dead, all)).await,
         Command::Alerts {
             command: None,
             format,

@@ -82,7 +82,8 @@ pub async fn status_command(config: Config, format: Format) -> Result<ExitCode> 
         crate::status::OUTBOX_SQL,
         crate::status::DEAD_LETTERS_SQL,
     ];
-    let results = run_read_only(&config, sqls.map(String::from).to_vec()).await?;
+    let mut results = run_read_only(&config, sqls.map(String::from).to_vec()).await?;
+    with_next_run(&config, &mut results[0], chrono::Utc::now());
     let names = ["streams", "notifications", "dead_letters"];
     match format {
         Format::Json => {
@@ -131,6 +132,35 @@ pub async fn status_command(config: Config, format: Format) -> Result<ExitCode> 
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Adds `next_run` after `last_run`: the source's next scheduled firing
+/// (empty for a source without a schedule or no longer configured).
+fn with_next_run(config: &Config, streams: &mut query::QueryResult, now: chrono::DateTime<chrono::Utc>) {
+    let Some(source_col) = streams.columns.iter().position(|c| c == "source") else {
+        return;
+    };
+    let at = streams
+        .columns
+        .iter()
+        .position(|c| c == "last_run")
+        .map_or(streams.columns.len(), |i| i + 1);
+    streams.columns.insert(at, "next_run".into());
+    streams.literal.insert(at.min(streams.literal.len()), false);
+    if !streams.json.is_empty() {
+        streams.json.insert(at.min(streams.json.len()), false);
+    }
+    for row in &mut streams.rows {
+        let source = row.get(source_col).cloned().flatten().unwrap_or_default();
+        let next = config
+            .sources
+            .iter()
+            .find(|s| s.name == source)
+            .and_then(|s| s.schedule.as_ref())
+            .and_then(|sch| crate::scheduler::next_fire(sch, now))
+            .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string());
+        row.insert(at.min(row.len()), next);
+    }
 }
 
 /// Prints a line of output. A reader that went away (`| head`) is not an

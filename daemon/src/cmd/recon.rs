@@ -1,7 +1,7 @@
 //! `conveyor recon [NAME]`: refresh the unified model, run the
 //! reconciliations (all, or the one named) now, and print each run's summary
-//! and its top exceptions. `--show` prints the latest recorded runs instead,
-//! which also works while the daemon holds the warehouse.
+//! and its top exceptions — through the daemon when one holds the
+//! warehouse. `--show` prints the latest recorded runs instead.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use duckdb::Connection;
 
 use crate::query::{self, Format};
 use crate::recon::report::{exceptions_sql, summary_sql, Runs};
+use crate::server::ReconResponse;
 use crate::warehouse::Warehouse;
 use crate::{server, EXIT_CONFIG, EXIT_FAILED};
 
@@ -34,10 +35,25 @@ pub async fn recon_command(config: Config, name: Option<String>, show: bool) -> 
         }
     }
     let daemon = server::find_daemon(&config.server, &config.warehouse.path).await?;
-    if show || daemon.is_some() {
-        if !show {
-            eprintln!("note: a daemon holds the warehouse and reconciles on its schedule; showing its latest runs");
-        }
+    if let (false, Some(d)) = (show, &daemon) {
+        // The daemon holds the file: it runs them, as by hand, and the
+        // results are read back through it.
+        eprintln!("note: a daemon holds the warehouse; it reconciles now and reports back");
+        let done = d
+            .recon(name.as_deref())
+            .await
+            .map_err(|e| e.context("the daemon could not run the reconciliations"))?;
+        let runs = Runs::Latest(name.as_deref());
+        let summary = d.query(&summary_sql(&runs)).await?;
+        let exceptions = d.query(&exceptions_sql(&runs)).await?;
+        print_results(&summary, &exceptions);
+        return Ok(if done.failed > 0 {
+            ExitCode::from(EXIT_FAILED)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    if show {
         let runs = Runs::Latest(name.as_deref());
         let (summary, exceptions) = (summary_sql(&runs), exceptions_sql(&runs));
         let results = match daemon {
@@ -60,21 +76,34 @@ pub async fn recon_command(config: Config, name: Option<String>, show: bool) -> 
     let config = Arc::new(config);
     tokio::task::spawn_blocking(move || {
         let wh = Warehouse::open_config(&config.warehouse)?;
-        let recons: Vec<_> = config
-            .reconciles
-            .iter()
-            .filter(|r| name.as_ref().is_none_or(|n| &r.name == n))
-            .collect();
-        let outcomes = crate::recon::after::refresh_and_run(&wh, &config, &recons, "manual")?;
-        let failed = outcomes.iter().filter(|o| o.is_err()).count();
+        let done = run_now(&wh, &config, name.as_deref())?;
         print_runs(&wh.connection()?, &Runs::Latest(name.as_deref()))?;
-        Ok(if failed > 0 {
+        Ok(if done.failed > 0 {
             ExitCode::from(EXIT_FAILED)
         } else {
             ExitCode::SUCCESS
         })
     })
     .await?
+}
+
+/// Refreshes the model and runs the reconciliations (all, or `name`) now,
+/// by hand: in this process, or in the daemon for `POST /v1/recon`.
+/// Blocking.
+pub fn run_now(wh: &Warehouse, config: &Config, name: Option<&str>) -> Result<ReconResponse> {
+    let recons: Vec<_> = config
+        .reconciles
+        .iter()
+        .filter(|r| name.is_none_or(|n| r.name == n))
+        .collect();
+    if let (Some(n), true) = (name, recons.is_empty()) {
+        anyhow::bail!("no reconciliation named `{n}` in {}", config.file.display());
+    }
+    let outcomes = crate::recon::after::refresh_and_run(wh, config, &recons, "manual")?;
+    Ok(ReconResponse {
+        ran: outcomes.len(),
+        failed: outcomes.iter().filter(|o| o.is_err()).count(),
+    })
 }
 
 /// Prints the summary of `runs` and their top exceptions.

@@ -1,6 +1,7 @@
 //! `conveyor rules eval [NAME]`: refresh the unified model, evaluate the
 //! rules (all, or the one named) now, and print what each found and the
-//! alerts now firing or pending. Also the warehouse part of `conveyor check`
+//! alerts now firing or pending — through the daemon when one holds the
+//! warehouse. Also the warehouse part of `conveyor check`
 //! for rule measures.
 
 use std::process::ExitCode;
@@ -30,53 +31,99 @@ pub async fn eval_command(config: Config, name: Option<String>) -> Result<ExitCo
         }
     }
     // Evaluating writes results and alert state; the daemon is the single
-    // writer while it runs.
-    if server::find_daemon(&config.server, &config.warehouse.path)
-        .await?
-        .is_some()
-    {
-        eprintln!("error: a daemon holds the warehouse; stop it to evaluate rules by hand (`conveyor alerts` works meanwhile)");
-        return Ok(ExitCode::from(EXIT_FAILED));
+    // writer while it runs, so it evaluates them and sends back the result.
+    if let Some(daemon) = server::find_daemon(&config.server, &config.warehouse.path).await? {
+        eprintln!(
+            "note: a daemon holds the warehouse; it evaluates the rules now and reports back"
+        );
+        let outcome = daemon
+            .rules_eval(name.as_deref())
+            .await
+            .map_err(|e| e.context("the daemon could not evaluate the rules"))?;
+        return Ok(print_outcome(&outcome));
     }
     let config = Arc::new(config);
     tokio::task::spawn_blocking(move || {
         let wh = Warehouse::open_config(&config.warehouse)?;
         let conn = wh.connection()?;
-        // Measures read the unified model's views; bring them up to date.
-        crate::model::refresh(&conn, &config)?;
-        let chosen: Vec<_> = config
-            .rules
-            .iter()
-            .filter(|r| name.as_ref().is_none_or(|n| &r.name == n))
-            .collect();
-        let outcomes = rules::evaluate_all(&conn, &chosen);
-        crate::outbox::deliver_logged(&conn, &config);
-        let mut done = Vec::new();
-        for outcome in outcomes {
-            match outcome {
-                Ok(s) => done.push(s),
-                Err(e) => eprintln!("error: {e}"),
-            }
-        }
-        let failed = chosen.len() - done.len();
-        if !done.is_empty() {
-            println!("{}", query::render(&summary_table(&done), Format::Table));
-            let names: Vec<&str> = done.iter().map(|s| s.rule.as_str()).collect();
-            let alerts = query::run(&conn, &rules::report::alerts_sql(&names))?;
-            if alerts.rows.is_empty() {
-                println!("No alerts firing or pending.");
-            } else {
-                println!("\nAlerts firing or pending:");
-                println!("{}", query::render(&alerts, Format::Table));
-            }
-        }
-        Ok(if failed > 0 {
-            ExitCode::from(EXIT_FAILED)
-        } else {
-            ExitCode::SUCCESS
-        })
+        let outcome = evaluate_now(&conn, &config, name.as_deref())?;
+        Ok(print_outcome(&outcome))
     })
     .await?
+}
+
+/// What `rules eval` found: the summary table, the alerts firing or pending
+/// of the rules evaluated, and each evaluation that failed.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct EvalOutcome {
+    pub errors: Vec<String>,
+    /// None when no evaluation succeeded.
+    pub summary: Option<QueryResult>,
+    pub alerts: Option<QueryResult>,
+}
+
+/// Refreshes the model, evaluates the rules (all, or `name`) now and
+/// delivers what they queued: by hand in this process, or in the daemon for
+/// `POST /v1/rules/eval`. Blocking.
+pub fn evaluate_now(
+    conn: &duckdb::Connection,
+    config: &Config,
+    name: Option<&str>,
+) -> Result<EvalOutcome> {
+    let chosen: Vec<_> = config
+        .rules
+        .iter()
+        .filter(|r| name.is_none_or(|n| r.name == n))
+        .collect();
+    if let (Some(n), true) = (name, chosen.is_empty()) {
+        anyhow::bail!("no rule named `{n}` in {}", config.file.display());
+    }
+    // Measures read the unified model's views; bring them up to date.
+    crate::model::refresh(conn, config)?;
+    let outcomes = rules::evaluate_all(conn, &chosen);
+    crate::outbox::deliver_logged(conn, config);
+    let mut done = Vec::new();
+    let mut errors = Vec::new();
+    for outcome in outcomes {
+        match outcome {
+            Ok(s) => done.push(s),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    let (summary, alerts) = if done.is_empty() {
+        (None, None)
+    } else {
+        let names: Vec<&str> = done.iter().map(|s| s.rule.as_str()).collect();
+        let alerts = query::run(conn, &rules::report::alerts_sql(&names))?;
+        (Some(summary_table(&done)), Some(alerts))
+    };
+    Ok(EvalOutcome {
+        errors,
+        summary,
+        alerts,
+    })
+}
+
+/// Prints an [`EvalOutcome`] (errors on stderr); the exit status.
+fn print_outcome(outcome: &EvalOutcome) -> ExitCode {
+    for e in &outcome.errors {
+        eprintln!("error: {e}");
+    }
+    if let Some(summary) = &outcome.summary {
+        println!("{}", query::render(summary, Format::Table));
+        match &outcome.alerts {
+            Some(alerts) if !alerts.rows.is_empty() => {
+                println!("\nAlerts firing or pending:");
+                println!("{}", query::render(alerts, Format::Table));
+            }
+            _ => println!("No alerts firing or pending."),
+        }
+    }
+    if outcome.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
+    }
 }
 
 /// One row per evaluation: rows per level, alerts per state, transitions.

@@ -12,6 +12,7 @@
 mod dead_letters;
 mod deliver;
 mod enqueue;
+pub mod retry;
 mod webhook;
 
 pub use dead_letters::{report_dead_letters, OPERATOR_RULE};

@@ -1,13 +1,16 @@
 //! The CLI's side of the HTTP endpoint: find the daemon serving this
-//! warehouse and send it queries, silences, previews and syncs with the
-//! token.
+//! warehouse and send it queries, silences, previews, syncs,
+//! reconciliations, rule evaluations and outbox retries with the token.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use conveyor_config::{Secret, ServerConfig};
 
-use super::{auth, ErrorBody, Health, PreviewRequest, QueryRequest, SyncRequest, SyncResponse};
+use super::{
+    auth, ErrorBody, Health, PreviewRequest, QueryRequest, ReconRequest, ReconResponse,
+    RulesEvalRequest, SyncRequest, SyncResponse,
+};
 use crate::query::QueryResult;
 
 /// The daemon serving this warehouse on `server.listen`, if one runs.
@@ -135,6 +138,35 @@ impl DaemonClient {
             },
         )
         .await
+    }
+
+    /// Asks the daemon to run the reconciliations (all, or `name`) now and
+    /// waits for them.
+    pub async fn recon(&self, name: Option<&str>) -> Result<ReconResponse> {
+        self.post(
+            "/v1/recon",
+            &ReconRequest {
+                name: name.map(str::to_string),
+            },
+        )
+        .await
+    }
+
+    /// Asks the daemon to evaluate the rules (all, or `name`) now and waits
+    /// for what they found.
+    pub async fn rules_eval(&self, name: Option<&str>) -> Result<crate::cmd::rules::EvalOutcome> {
+        self.post(
+            "/v1/rules/eval",
+            &RulesEvalRequest {
+                name: name.map(str::to_string),
+            },
+        )
+        .await
+    }
+
+    /// Asks the daemon to re-queue notifications; how many it re-queued.
+    pub async fn outbox_retry(&self, selection: &crate::outbox::retry::Selection) -> Result<usize> {
+        self.post("/v1/outbox/retry", selection).await
     }
 
     async fn post<T: serde::de::DeserializeOwned>(

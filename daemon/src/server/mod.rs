@@ -1,6 +1,7 @@
 //! The daemon's local HTTP endpoint: read-only SQL and health, so that ops
 //! can query the warehouse while the daemon holds it open and writes to it;
-//! the few things ops do by hand while it runs (silences, a sync now) plus
+//! the few things ops do by hand while it runs (silences, a sync, a
+//! reconciliation or rule evaluation now, notifications re-queued) plus
 //! rule previews, which need the warehouse the daemon holds; and
 //! `/metrics` for Prometheus. Every request is authenticated ([`auth`])
 //! except `GET /health` and `GET /ready`, which answer `ok` and nothing
@@ -71,6 +72,26 @@ pub struct SyncResponse {
     pub seconds: f64,
 }
 
+/// `POST /v1/recon`: run the reconciliations (all, or the one named) now.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct ReconRequest {
+    pub name: Option<String>,
+}
+
+/// What a reconciliation run by the daemon did (the CLI then reads the
+/// runs' summaries and exceptions with queries).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ReconResponse {
+    pub ran: usize,
+    pub failed: usize,
+}
+
+/// `POST /v1/rules/eval`: evaluate the rules (all, or the one named) now.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct RulesEvalRequest {
+    pub name: Option<String>,
+}
+
 pub fn router(wh: Arc<Warehouse>, live: Arc<Live>, gate: auth::Gate) -> Router {
     let guarded = Router::new()
         .route("/v1/health", get(health))
@@ -79,6 +100,9 @@ pub fn router(wh: Arc<Warehouse>, live: Arc<Live>, gate: auth::Gate) -> Router {
         .route("/v1/silences/{id}/remove", post(remove_silence))
         .route("/v1/preview", post(preview))
         .route("/v1/sync", post(sync_now))
+        .route("/v1/recon", post(recon_now))
+        .route("/v1/rules/eval", post(rules_eval_now))
+        .route("/v1/outbox/retry", post(outbox_retry))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(
             gate,
@@ -262,4 +286,57 @@ async fn preview(
     })
     .await
     .map(Json)
+}
+
+/// Runs the reconciliations as `conveyor recon` does by hand, on a blocking
+/// thread (serialised with the daemon's own runs).
+async fn recon_now(
+    State(s): State<AppState>,
+    Json(req): Json<ReconRequest>,
+) -> Result<Json<ReconResponse>, Failure> {
+    let config = s.live.config();
+    let wh = s.wh.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::cmd::recon::run_now(&wh, &config, req.name.as_deref())
+    })
+    .await
+    .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, e))?
+    .map(Json)
+    .map_err(|e| failure(StatusCode::BAD_REQUEST, e))
+}
+
+/// Evaluates the rules as `conveyor rules eval` does by hand (then delivers
+/// what they queued), on a blocking thread.
+async fn rules_eval_now(
+    State(s): State<AppState>,
+    Json(req): Json<RulesEvalRequest>,
+) -> Result<Json<crate::cmd::rules::EvalOutcome>, Failure> {
+    let config = s.live.config();
+    on_warehouse(s.wh, move |c| {
+        crate::cmd::rules::evaluate_now(c, &config, req.name.as_deref())
+    })
+    .await
+    .map(Json)
+}
+
+/// Re-queues notifications (`conveyor outbox retry`), answers how many,
+/// and starts a delivery pass for them at once.
+async fn outbox_retry(
+    State(s): State<AppState>,
+    Json(selection): Json<crate::outbox::retry::Selection>,
+) -> Result<Json<usize>, Failure> {
+    let now = chrono::Utc::now().naive_utc();
+    let n = on_warehouse(s.wh.clone(), move |c| {
+        Ok(crate::outbox::retry::retry(c, &selection, now)?)
+    })
+    .await?;
+    if n > 0 {
+        let (wh, config) = (s.wh, s.live.config());
+        tokio::task::spawn_blocking(move || {
+            if let Ok(conn) = wh.connection() {
+                crate::outbox::deliver_logged(&conn, &config);
+            }
+        });
+    }
+    Ok(Json(n))
 }
