@@ -259,6 +259,9 @@ async fn sql_surface_cli_behaves_in_pipes_and_scripts() {
     let out = f.conveyor(&["status", "--format", "json"]).await;
     let v: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
     assert_eq!(v["streams"][0]["stream"], "items", "{v}");
+    // No schedule in this config: no next run, but the column is there.
+    assert_eq!(v["streams"][0]["next_run"], serde_json::Value::Null, "{v}");
+    assert!(v["streams"][0].as_object().unwrap().contains_key("next_run"));
     assert!(v["notifications"].is_array() && v["dead_letters"].is_array());
 }
 

@@ -192,3 +192,30 @@ async fn run_read_only(config: &Config, sqls: Vec<String>) -> Result<Vec<query::
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn status_shows_the_next_scheduled_run_per_source() {
+        let config = conveyor_config::parse_offline(
+            "[warehouse]\npath = \"w.duckdb\"\n[sources.src]\ntype = \"rest\"\nbase_url = \"https://a.example\"\n\
+             schedule = \"0 0 2 * * *\"\n[[sources.src.streams]]\nname = \"x\"\npath = \"/x\"\nprimary_key = \"id\"\n",
+            std::path::Path::new("/c/conveyor.toml"),
+        )
+        .unwrap();
+        let mut r = crate::query::QueryResult {
+            columns: vec!["source".into(), "stream".into(), "last_run".into()],
+            literal: vec![false; 3],
+            json: vec![],
+            rows: vec![
+                vec![Some("src".into()), Some("x".into()), None],
+                vec![Some("gone".into()), Some("y".into()), None],
+            ],
+        };
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-02T03:00:00Z").unwrap().to_utc();
+        super::with_next_run(&config, &mut r, now);
+        assert_eq!(r.columns[3], "next_run");
+        assert_eq!(r.rows[0][3].as_deref(), Some("2026-12-03 02:00:00Z"));
+        assert_eq!(r.rows[1][3], None);
+    }
+}
