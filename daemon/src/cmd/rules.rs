@@ -152,56 +152,6 @@ fn summary_table(done: &[EvalSummary]) -> QueryResult {
     }
 }
 
-/// For `conveyor check`: binds every rule's measure against the warehouse
-/// as it is (read-only), each problem printed as `FILE:LINE:COL: key:
-/// message`. Returns the exit status when one is wrong; a table that is not
-/// there yet, a missing warehouse or one held by the daemon is a note.
-pub fn check_measures(config: &Config) -> Option<ExitCode> {
-    if config.rules.is_empty() || !config.warehouse.path.exists() {
-        return None;
-    }
-    let conn = match Warehouse::open_read_only(&config.warehouse.path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("note: rule measures not checked: {e:#}");
-            return None;
-        }
-    };
-    let mut wrong = 0;
-    for r in &config.rules {
-        let p = match rules::measure_columns(&conn, r) {
-            Ok(columns) => {
-                let problems = check_templates(r, &columns);
-                wrong += problems.len();
-                problems.iter().for_each(|p| println!("{p}"));
-                continue;
-            }
-            Err(p) => p,
-        };
-        let at = &r.at;
-        let place = format!(
-            "{}:{}:{}: {}.measure",
-            at.file.display(),
-            at.line,
-            at.col,
-            at.key
-        );
-        if p.not_there_yet {
-            eprintln!(
-                "note: {place}: not checked yet: {} (sync its sources first)",
-                p.message
-            );
-        } else {
-            wrong += 1;
-            println!("{place}: `{}` does not run: {} (hint: one row per entity per period, columns entity, period, value)", r.name, p.message);
-        }
-    }
-    (wrong > 0).then(|| {
-        eprintln!("{}: {wrong} problem(s)", config.file.display());
-        ExitCode::from(EXIT_CONFIG)
-    })
-}
-
 /// Each template variable of `rule`'s actions that is neither a measure
 /// column nor a built-in (and a `to_column` or `peer.group` the measure
 /// lacks), located.
