@@ -37,9 +37,7 @@ pub use reconcile::{
 };
 pub use rules::{Direction, Peer, PeerCondition, RuleConfig};
 pub use secret::{Secret, SecretRef};
-pub use server::{
-    PostgresConfig, ServerConfig, TlsFiles, DEFAULT_LISTEN, DEFAULT_POSTGRES_LISTEN,
-};
+pub use server::{PostgresConfig, ServerConfig, TlsFiles, DEFAULT_LISTEN, DEFAULT_POSTGRES_LISTEN};
 pub use validate::parse_cron;
 pub use vendor::{Vendor, VendorSourceConfig};
 

@@ -33,7 +33,12 @@ pub const MODEL_PRESETS: &[(&str, &[&str])] = &[
     ("gusto", &["payroll_people", "payroll_lines"]),
     (
         "genesys",
-        &["contact_center_people", "agent_daily", "evaluations", "contacts"],
+        &[
+            "contact_center_people",
+            "agent_daily",
+            "evaluations",
+            "contacts",
+        ],
     ),
     (
         "zendesk_talk",
@@ -120,7 +125,11 @@ impl Checker<'_> {
                     }
                 }
                 _ => {
-                    self.error(span.clone(), &key, "must be a preset name or a table with `preset`");
+                    self.error(
+                        span.clone(),
+                        &key,
+                        "must be a preset name or a table with `preset`",
+                    );
                     continue;
                 }
             };
@@ -138,8 +147,10 @@ impl Checker<'_> {
                     ));
                 continue;
             }
-            let known: Vec<&(&str, &str, &str)> =
-                PRESET_OPTIONS.iter().filter(|(p, _, _)| *p == preset).collect();
+            let known: Vec<&(&str, &str, &str)> = PRESET_OPTIONS
+                .iter()
+                .filter(|(p, _, _)| *p == preset)
+                .collect();
             let mut options = BTreeMap::new();
             for (_, name, default) in &known {
                 options.insert(name.to_string(), default.to_string());
@@ -147,14 +158,28 @@ impl Checker<'_> {
             for (name, v) in given {
                 if !known.iter().any(|(_, n, _)| *n == name) {
                     let names: Vec<&str> = known.iter().map(|(_, n, _)| *n).collect();
-                    self.error(v.span(), &format!("{key}.{name}"), format!("preset `{preset}` has no option `{name}`"))
-                        .hint(if names.is_empty() { "it takes none".to_string() } else { format!("its options: {}", names.join(", ")) });
+                    self.error(
+                        v.span(),
+                        &format!("{key}.{name}"),
+                        format!("preset `{preset}` has no option `{name}`"),
+                    )
+                    .hint(if names.is_empty() {
+                        "it takes none".to_string()
+                    } else {
+                        format!("its options: {}", names.join(", "))
+                    });
                     continue;
                 }
                 let ok = !v.get_ref().is_empty()
-                    && v.get_ref().chars().all(|c| c.is_alphanumeric() || c == '_' || c == ' ' || c == '-');
+                    && v.get_ref()
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || c == '_' || c == ' ' || c == '-');
                 if !ok {
-                    self.error(v.span(), &format!("{key}.{name}"), "must be a field name (letters, digits, `_`, `-`, spaces)");
+                    self.error(
+                        v.span(),
+                        &format!("{key}.{name}"),
+                        "must be a field name (letters, digits, `_`, `-`, spaces)",
+                    );
                     continue;
                 }
                 options.insert(name, v.into_inner());
@@ -206,14 +231,24 @@ mod tests {
     fn model_preset_options_default_and_are_checked() {
         let c = parse("ats = \"greenhouse\"").unwrap();
         assert_eq!(c.model.presets[0].option("client_field"), "client_company");
-        let c = parse("ats = { preset = \"greenhouse\", placement_fee_field = \"fee_usd\" }").unwrap();
+        let c =
+            parse("ats = { preset = \"greenhouse\", placement_fee_field = \"fee_usd\" }").unwrap();
         assert_eq!(c.model.presets[0].option("placement_fee_field"), "fee_usd");
         assert_eq!(c.model.presets[0].option("client_field"), "client_company");
-        let e = parse("ats = { preset = \"greenhouse\", fee = \"x\" }").unwrap_err().to_string();
-        assert!(e.contains("has no option `fee`") && e.contains("placement_fee_field"), "{e}");
-        let e = parse("ats = { preset = \"greenhouse\", client_field = \"a'b\" }").unwrap_err().to_string();
+        let e = parse("ats = { preset = \"greenhouse\", fee = \"x\" }")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("has no option `fee`") && e.contains("placement_fee_field"),
+            "{e}"
+        );
+        let e = parse("ats = { preset = \"greenhouse\", client_field = \"a'b\" }")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("must be a field name"), "{e}");
-        let e = parse("ats = { client_field = \"c\" }").unwrap_err().to_string();
+        let e = parse("ats = { client_field = \"c\" }")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing key `preset`"), "{e}");
     }
 }

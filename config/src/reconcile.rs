@@ -280,22 +280,38 @@ impl Checker<'_> {
             None | Some("all") => Pairing::All,
             Some("best") => Pairing::Best,
             Some(other) => {
-                let at = raw.pairing.as_ref().map(|p| p.span()).unwrap_or(span.clone());
+                let at = raw
+                    .pairing
+                    .as_ref()
+                    .map(|p| p.span())
+                    .unwrap_or(span.clone());
                 self.error(at, &format!("{key}.pairing"), format!("unknown pairing `{other}`"))
                     .hint("\"all\" (every matching pair; several partners are duplicates) or \"best\" (each row once, closest first)");
                 Pairing::All
             }
         };
         if pairing == Pairing::Best && cardinality == Cardinality::OneToMany {
-            let at = raw.pairing.as_ref().map(|p| p.span()).unwrap_or(span.clone());
-            self.error(at, &format!("{key}.pairing"), "pairing = \"best\" pairs rows 1:1")
-                .hint("leave cardinality at 1:1, or drop pairing for 1:N allocation");
+            let at = raw
+                .pairing
+                .as_ref()
+                .map(|p| p.span())
+                .unwrap_or(span.clone());
+            self.error(
+                at,
+                &format!("{key}.pairing"),
+                "pairing = \"best\" pairs rows 1:1",
+            )
+            .hint("leave cardinality at 1:1, or drop pairing for 1:N allocation");
         }
         if pairing == Pairing::All {
             if let Some(list) = &raw.keys {
                 for (j, k) in list.get_ref().iter().enumerate() {
                     if let Some(o) = k.get_ref().optional.as_ref().filter(|o| *o.get_ref()) {
-                        self.error(o.span(), &format!("{key}.keys[{j}].optional"), "an optional key needs pairing = \"best\"");
+                        self.error(
+                            o.span(),
+                            &format!("{key}.keys[{j}].optional"),
+                            "an optional key needs pairing = \"best\"",
+                        );
                     }
                 }
             }
@@ -420,7 +436,11 @@ impl Checker<'_> {
         }
         let optional = k.optional.as_ref().is_some_and(|o| *o.get_ref());
         if let (true, Some(w)) = (optional, &k.window_days) {
-            self.error(w.span(), &format!("{key}.optional"), "an optional key matches exactly; drop window_days");
+            self.error(
+                w.span(),
+                &format!("{key}.optional"),
+                "an optional key matches exactly; drop window_days",
+            );
             return None;
         }
         if let Some(w) = &k.window_days {

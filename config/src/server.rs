@@ -109,10 +109,18 @@ impl Checker<'_> {
         let tls_ca = ca.and_then(|c| {
             let path = crate::resolve_relative(self.file(), c.get_ref());
             if tls.is_none() {
-                self.error(c.span(), "server.tls_ca", "only used with tls_cert and tls_key");
+                self.error(
+                    c.span(),
+                    "server.tls_ca",
+                    "only used with tls_cert and tls_key",
+                );
                 None
             } else if !path.is_file() {
-                self.error(c.span(), "server.tls_ca", format!("{} does not exist", path.display()));
+                self.error(
+                    c.span(),
+                    "server.tls_ca",
+                    format!("{} does not exist", path.display()),
+                );
                 None
             } else {
                 Some(path)
@@ -121,7 +129,10 @@ impl Checker<'_> {
         let postgres = postgres.and_then(|p| self.postgres(p));
         let listen = listen?;
         if !is_loopback(&listen) {
-            let at = listen_raw.as_ref().map(|l| l.span()).unwrap_or(span.clone());
+            let at = listen_raw
+                .as_ref()
+                .map(|l| l.span())
+                .unwrap_or(span.clone());
             if tls.is_none() {
                 self.error(
                     at.clone(),
@@ -183,8 +194,12 @@ impl Checker<'_> {
             }
             other => {
                 let at = other.as_ref().map(|u| u.span()).unwrap_or(span.clone());
-                self.error(at, "server.postgres.users", "the SQL endpoint needs at least one user")
-                    .hint("users = { ops = \"env:CONVEYOR_PG_OPS_PASSWORD\" }");
+                self.error(
+                    at,
+                    "server.postgres.users",
+                    "the SQL endpoint needs at least one user",
+                )
+                .hint("users = { ops = \"env:CONVEYOR_PG_OPS_PASSWORD\" }");
             }
         }
         let listen = listen?;
@@ -248,8 +263,12 @@ impl Checker<'_> {
             }
             (c, k) => {
                 let at = c.or(k).map(|s| s.span()).unwrap_or(span);
-                self.error(at, &format!("{section}.tls_cert"), "tls_cert and tls_key go together")
-                    .hint("set both, or neither");
+                self.error(
+                    at,
+                    &format!("{section}.tls_cert"),
+                    "tls_cert and tls_key go together",
+                )
+                .hint("set both, or neither");
                 None
             }
         }
@@ -278,8 +297,13 @@ mod tests {
 
     #[test]
     fn server_off_loopback_needs_tls_and_a_token() {
-        let e = parse("[server]\nlisten = \"0.0.0.0:7878\"\n").unwrap_err().to_string();
-        assert!(e.contains("server.listen") && e.contains("without TLS"), "{e}");
+        let e = parse("[server]\nlisten = \"0.0.0.0:7878\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("server.listen") && e.contains("without TLS"),
+            "{e}"
+        );
         assert!(e.contains("token you manage"), "{e}");
     }
 
@@ -289,7 +313,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("server.postgres.users"), "{e}");
-        assert!(e.contains("server.postgres.listen") && e.contains("without TLS"), "{e}");
+        assert!(
+            e.contains("server.postgres.listen") && e.contains("without TLS"),
+            "{e}"
+        );
         let c = parse("[server.postgres]\nusers = { ops = \"env:PG_OPS\" }\n").unwrap();
         let pg = c.server.postgres.unwrap();
         assert_eq!(pg.listen.to_string(), super::DEFAULT_POSTGRES_LISTEN);
@@ -298,7 +325,9 @@ mod tests {
 
     #[test]
     fn server_tls_files_go_together_and_exist() {
-        let e = parse("[server]\ntls_cert = \"c.pem\"\n").unwrap_err().to_string();
+        let e = parse("[server]\ntls_cert = \"c.pem\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("go together"), "{e}");
         let e = parse("[server]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n")
             .unwrap_err()

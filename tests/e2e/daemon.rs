@@ -63,7 +63,9 @@ async fn daemon_answers_queries_while_loading_and_stops_gracefully() {
     let out = f.conveyor(&["sync"]).await;
     assert!(out.status.success(), "{:?}", text(&out));
     assert!(
-        text(&out).1.contains("a daemon holds the warehouse; it runs every source now"),
+        text(&out)
+            .1
+            .contains("a daemon holds the warehouse; it runs every source now"),
         "{:?}",
         text(&out)
     );

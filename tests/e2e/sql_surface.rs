@@ -64,7 +64,10 @@ async fn sql_surface_cli_refuses_every_bypass_on_the_file() {
         text(&out)
     );
     assert_eq!(f.sql(FINGERPRINT), before);
-    assert!(std::fs::read(f.warehouse()).unwrap() == file_before, "the file changed");
+    assert!(
+        std::fs::read(f.warehouse()).unwrap() == file_before,
+        "the file changed"
+    );
     no_files_written(f.dir.path());
 }
 
@@ -173,7 +176,10 @@ async fn sql_surface_daemon_endpoint_is_authenticated_and_read_only() {
         let status = r.status();
         let body = r.text().await.unwrap();
         assert_eq!(status, 400, "{sql}: {body}");
-        assert!(!body.contains("root:") && !body.contains("Error code"), "{sql}: {body}");
+        assert!(
+            !body.contains("root:") && !body.contains("Error code"),
+            "{sql}: {body}"
+        );
     }
     // …and through the CLI, which finds the daemon by its token file.
     for sql in bypasses(f.dir.path()) {
@@ -181,7 +187,12 @@ async fn sql_surface_daemon_endpoint_is_authenticated_and_read_only() {
         assert!(!out.status.success(), "{sql}: {:?}", text(&out));
     }
     let out = f
-        .conveyor(&["query", "SELECT count(*) AS n FROM src.items", "--format", "csv"])
+        .conveyor(&[
+            "query",
+            "SELECT count(*) AS n FROM src.items",
+            "--format",
+            "csv",
+        ])
         .await;
     assert_eq!(text(&out).0, "n\n250\n", "{:?}", text(&out));
 
@@ -231,8 +242,11 @@ async fn sql_surface_cli_behaves_in_pipes_and_scripts() {
         .output()
         .unwrap();
     assert_eq!(text(&out).0, "answer\n42\n", "{:?}", text(&out));
-    std::fs::write(f.path("q.sql"), "-- a saved query\nSELECT count(*) AS n FROM src.items;\n")
-        .unwrap();
+    std::fs::write(
+        f.path("q.sql"),
+        "-- a saved query\nSELECT count(*) AS n FROM src.items;\n",
+    )
+    .unwrap();
     let q = f.path("q.sql");
     let out = f
         .conveyor(&["query", "-f", q.to_str().unwrap(), "--format", "csv"])
@@ -251,7 +265,12 @@ async fn sql_surface_cli_behaves_in_pipes_and_scripts() {
     let v: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
     assert!(v[0]["state"].is_object(), "{v}");
     let out = f
-        .conveyor(&["query", "SELECT id FROM src.items WHERE id <= 3 ORDER BY id", "--format", "ndjson"])
+        .conveyor(&[
+            "query",
+            "SELECT id FROM src.items WHERE id <= 3 ORDER BY id",
+            "--format",
+            "ndjson",
+        ])
         .await;
     assert_eq!(text(&out).0, "{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n");
 
@@ -261,20 +280,33 @@ async fn sql_surface_cli_behaves_in_pipes_and_scripts() {
     assert_eq!(v["streams"][0]["stream"], "items", "{v}");
     // No schedule in this config: no next run, but the column is there.
     assert_eq!(v["streams"][0]["next_run"], serde_json::Value::Null, "{v}");
-    assert!(v["streams"][0].as_object().unwrap().contains_key("next_run"));
+    assert!(v["streams"][0]
+        .as_object()
+        .unwrap()
+        .contains_key("next_run"));
     assert!(v["notifications"].is_array() && v["dead_letters"].is_array());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sql_surface_query_and_status_need_no_source_secrets() {
     let f = Fixture::new(RestMockConfig::default()).await;
-    f.write_config("auth = { type = \"bearer\", token = \"env:SQL_SURFACE_SRC_KEY\" }", "");
+    f.write_config(
+        "auth = { type = \"bearer\", token = \"env:SQL_SURFACE_SRC_KEY\" }",
+        "",
+    );
     let out = f
         .conveyor_env(&["sync"], &[("SQL_SURFACE_SRC_KEY", "k")])
         .await;
     assert!(out.status.success(), "{:?}", text(&out));
     // The variable is not set now: reading still works.
-    let out = f.conveyor(&["query", "SELECT count(*) AS n FROM src.items", "--format", "csv"]).await;
+    let out = f
+        .conveyor(&[
+            "query",
+            "SELECT count(*) AS n FROM src.items",
+            "--format",
+            "csv",
+        ])
+        .await;
     assert_eq!(text(&out).0, "n\n250\n", "{:?}", text(&out));
     let out = f.conveyor(&["status"]).await;
     assert!(out.status.success(), "{:?}", text(&out));
@@ -286,7 +318,10 @@ async fn sql_surface_query_and_status_need_no_source_secrets() {
 
 fn python() -> String {
     std::env::var("CONVEYOR_TEST_PYTHON").unwrap_or_else(|_| {
-        format!("{}/.cache/conveyor-venv/bin/python", std::env::var("HOME").unwrap())
+        format!(
+            "{}/.cache/conveyor-venv/bin/python",
+            std::env::var("HOME").unwrap()
+        )
     })
 }
 
@@ -329,7 +364,10 @@ async fn sql_surface_https_endpoint_with_a_managed_token() {
     let listen = std::fs::read_to_string(f.config())
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("listen = \"").map(|l| l.trim_end_matches('"').to_string()))
+        .find_map(|l| {
+            l.strip_prefix("listen = \"")
+                .map(|l| l.trim_end_matches('"').to_string())
+        })
         .unwrap();
     let ca = reqwest::Certificate::from_pem(&std::fs::read(f.path("ca.pem")).unwrap()).unwrap();
     let https = reqwest::Client::builder()
@@ -343,7 +381,10 @@ async fn sql_surface_https_endpoint_with_a_managed_token() {
         assert!(Instant::now() < deadline, "no TLS endpoint came up");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(!f.path("wh.duckdb.token").exists(), "a managed token needs no token file");
+    assert!(
+        !f.path("wh.duckdb.token").exists(),
+        "a managed token needs no token file"
+    );
     assert_eq!(https.get(&health).send().await.unwrap().status(), 401);
     let ok = https.get(&health).bearer_auth(token).send().await.unwrap();
     assert_eq!(ok.status(), 200);
@@ -357,7 +398,15 @@ async fn sql_surface_https_endpoint_with_a_managed_token() {
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
     // The CLI goes through the daemon over TLS with the managed token.
     let out = f
-        .conveyor_env(&["query", "SELECT count(*) AS n FROM src.items", "--format", "csv"], &env)
+        .conveyor_env(
+            &[
+                "query",
+                "SELECT count(*) AS n FROM src.items",
+                "--format",
+                "csv",
+            ],
+            &env,
+        )
         .await;
     assert_eq!(text(&out).0, "n\n250\n", "{:?}", text(&out));
     let log = std::fs::read_to_string(f.path("daemon.log")).unwrap();

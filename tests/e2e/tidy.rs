@@ -18,10 +18,17 @@ fn root() -> PathBuf {
 fn sources() -> Vec<(String, String)> {
     let root = root();
     let mut out = Vec::new();
-    let mut stack: Vec<PathBuf> = ["config", "plugin-api", "connectors", "daemon", "tests", "plugins"]
-        .iter()
-        .map(|d| root.join(d))
-        .collect();
+    let mut stack: Vec<PathBuf> = [
+        "config",
+        "plugin-api",
+        "connectors",
+        "daemon",
+        "tests",
+        "plugins",
+    ]
+    .iter()
+    .map(|d| root.join(d))
+    .collect();
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap().flatten() {
             let path = entry.path();
@@ -31,7 +38,11 @@ fn sources() -> Vec<(String, String)> {
                     stack.push(path);
                 }
             } else if name.ends_with(".rs") {
-                let rel = path.strip_prefix(&root).unwrap().to_string_lossy().into_owned();
+                let rel = path
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 out.push((rel, std::fs::read_to_string(&path).unwrap()));
             }
         }
@@ -76,7 +87,10 @@ fn tidy_every_file_opens_with_a_doc_line() {
         })
         .map(|(p, _)| p)
         .collect();
-    assert!(missing.is_empty(), "files without a `//!` line saying what they are for: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "files without a `//!` line saying what they are for: {missing:?}"
+    );
 }
 
 #[test]
@@ -106,7 +120,10 @@ fn tidy_duckdb_stays_in_the_modules_that_own_the_warehouse() {
             }
         }
     }
-    assert!(wrong.is_empty(), "DuckDB used outside the warehouse modules: {wrong:?}");
+    assert!(
+        wrong.is_empty(),
+        "DuckDB used outside the warehouse modules: {wrong:?}"
+    );
 }
 
 #[test]
@@ -166,6 +183,12 @@ fn tidy_unsafe_lives_only_in_plugin_api_with_a_safety_comment() {
             }
         }
     }
-    assert!(outside.is_empty(), "`unsafe` outside plugin-api: {outside:?}");
-    assert!(unexplained.is_empty(), "`unsafe` blocks without a `// SAFETY:` comment: {unexplained:?}");
+    assert!(
+        outside.is_empty(),
+        "`unsafe` outside plugin-api: {outside:?}"
+    );
+    assert!(
+        unexplained.is_empty(),
+        "`unsafe` blocks without a `// SAFETY:` comment: {unexplained:?}"
+    );
 }

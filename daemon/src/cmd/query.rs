@@ -136,7 +136,11 @@ pub async fn status_command(config: Config, format: Format) -> Result<ExitCode> 
 
 /// Adds `next_run` after `last_run`: the source's next scheduled firing
 /// (empty for a source without a schedule or no longer configured).
-fn with_next_run(config: &Config, streams: &mut query::QueryResult, now: chrono::DateTime<chrono::Utc>) {
+fn with_next_run(
+    config: &Config,
+    streams: &mut query::QueryResult,
+    now: chrono::DateTime<chrono::Utc>,
+) {
     let Some(source_col) = streams.columns.iter().position(|c| c == "source") else {
         return;
     };
@@ -212,7 +216,9 @@ mod tests {
                 vec![Some("gone".into()), Some("y".into()), None],
             ],
         };
-        let now = chrono::DateTime::parse_from_rfc3339("2026-12-02T03:00:00Z").unwrap().to_utc();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-02T03:00:00Z")
+            .unwrap()
+            .to_utc();
         super::with_next_run(&config, &mut r, now);
         assert_eq!(r.columns[3], "next_run");
         assert_eq!(r.rows[0][3].as_deref(), Some("2026-12-03 02:00:00Z"));

@@ -126,4 +126,3 @@ fn print_results(summary: &query::QueryResult, exceptions: &query::QueryResult) 
         println!("{}", query::render(exceptions, Format::Table));
     }
 }
-

@@ -246,7 +246,11 @@ fn notify(state: &[sd_notify::NotifyState]) {
 async fn prepare_health(wh: &Arc<Warehouse>, config: &Config) {
     let (wh, config) = (wh.clone(), config.clone());
     let done = tokio::task::spawn_blocking(move || {
-        crate::rules::pipeline_health::prepare(&wh.connection()?, &config, chrono::Utc::now().naive_utc())
+        crate::rules::pipeline_health::prepare(
+            &wh.connection()?,
+            &config,
+            chrono::Utc::now().naive_utc(),
+        )
     })
     .await;
     if let Ok(Err(e)) = done {

@@ -59,11 +59,10 @@ pub async fn silence_command(config: Config, command: SilenceCommand) -> Result<
             Ok(ExitCode::SUCCESS)
         }
         SilenceCommand::Remove { id } => {
-            let removed =
-                match server::find_daemon(&config.server, &config.warehouse.path).await? {
-                    Some(daemon) => daemon.remove_silence(id).await?,
-                    None => on_file(&config, move |c| Ok(silence::remove(c, id, now())?)).await?,
-                };
+            let removed = match server::find_daemon(&config.server, &config.warehouse.path).await? {
+                Some(daemon) => daemon.remove_silence(id).await?,
+                None => on_file(&config, move |c| Ok(silence::remove(c, id, now())?)).await?,
+            };
             if removed {
                 println!("Silence {id} lifted; its alerts are announced at the next evaluation if still firing.");
                 Ok(ExitCode::SUCCESS)

@@ -103,7 +103,8 @@ async fn record_health(wh: &Arc<Warehouse>, config: &Config, reports: &[SourceRe
         let conn = wh.connection()?;
         let now = chrono::Utc::now().naive_utc();
         for r in &reports {
-            for (rule, source, state) in crate::rules::pipeline_health::record_run(&conn, &config, r, now)?
+            for (rule, source, state) in
+                crate::rules::pipeline_health::record_run(&conn, &config, r, now)?
             {
                 tracing::warn!(rule, source = %source, state, "pipeline-health alert");
             }

@@ -128,7 +128,11 @@ fn degraded(view: &str, m: &Mapping) -> Option<MappingProblem> {
 }
 
 /// Checks one mapping; returns the columns it yields.
-fn check_mapping(conn: &Connection, view: &str, m: &Mapping) -> Result<Vec<String>, MappingProblem> {
+fn check_mapping(
+    conn: &Connection,
+    view: &str,
+    m: &Mapping,
+) -> Result<Vec<String>, MappingProblem> {
     let problem = |message: String, not_synced: bool| MappingProblem {
         view: view.to_string(),
         at: m.at.clone(),
@@ -159,7 +163,10 @@ fn check_mapping(conn: &Connection, view: &str, m: &Mapping) -> Result<Vec<Strin
     })?;
     let violations = contract::violations(view, &described);
     if violations.is_empty() {
-        Ok(described.into_iter().map(|(c, _)| c.to_ascii_lowercase()).collect())
+        Ok(described
+            .into_iter()
+            .map(|(c, _)| c.to_ascii_lowercase())
+            .collect())
     } else {
         Err(problem(violations.join("; "), false))
     }

@@ -181,9 +181,15 @@ fn genesys_agent_daily_degrades_per_column_without_presence() {
 #[test]
 fn greenhouse_custom_fields_are_preset_options_and_placements_need_a_fee() {
     let (_dir, conn, mut config) = setup();
-    let gh = config.model.presets.iter_mut().find(|p| p.source == "gh").unwrap();
+    let gh = config
+        .model
+        .presets
+        .iter_mut()
+        .find(|p| p.source == "gh")
+        .unwrap();
     gh.options.insert("client_field".into(), "client".into());
-    gh.options.insert("placement_fee_field".into(), "fee_usd".into());
+    gh.options
+        .insert("placement_fee_field".into(), "fee_usd".into());
     conn.execute_batch(
         r#"INSERT INTO gh.candidates (id, first_name, last_name, primary_email) VALUES
                (1, 'Ana', 'A', 'ana@x.example'), (2, 'Ben', 'B', 'ben@x.example'), (3, 'Cleo', 'C', 'cleo@x.example');
@@ -200,12 +206,18 @@ fn greenhouse_custom_fields_are_preset_options_and_placements_need_a_fee() {
     let problems = refresh(&conn, &config).unwrap();
     assert!(problems.iter().all(|p| p.degraded), "{problems:#?}");
     assert_eq!(
-        rows(&conn, "SELECT placement_id, client, fee FROM model.placements ORDER BY 1"),
+        rows(
+            &conn,
+            "SELECT placement_id, client, fee FROM model.placements ORDER BY 1"
+        ),
         ["11 Globex 15000.0", "12 Acme 9000.0"],
         "the internal hire (no fee) is not a placement"
     );
     assert_eq!(
-        rows(&conn, "SELECT hire_id, start_date FROM model.hires ORDER BY 1"),
+        rows(
+            &conn,
+            "SELECT hire_id, start_date FROM model.hires ORDER BY 1"
+        ),
         ["11 2026-03-09", "12 2026-03-09", "13 2026-03-16"]
     );
 }

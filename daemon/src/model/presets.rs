@@ -202,7 +202,10 @@ pub fn sql(preset: &PresetUse, view: &str, has_table: &dyn Fn(&str) -> bool) -> 
     let schema = crate::warehouse::ident(&preset.source);
     let mut sql = text.to_string();
     let mut missing = Vec::new();
-    for (p, table, empty) in OPTIONAL_TABLES.iter().filter(|(p, _, _)| *p == preset.preset) {
+    for (p, table, empty) in OPTIONAL_TABLES
+        .iter()
+        .filter(|(p, _, _)| *p == preset.preset)
+    {
         let _ = p;
         let marker = format!("{{s}}.{table}?");
         let present = has_table(table);
@@ -219,7 +222,11 @@ pub fn sql(preset: &PresetUse, view: &str, has_table: &dyn Fn(&str) -> bool) -> 
         while let Some(i) = sql.find(&cond) {
             let end = i + sql[i..].find('}').expect("a closed {if:…}");
             let value = &sql[i + cond.len()..end];
-            let value = if present { value.to_string() } else { "NULL".to_string() };
+            let value = if present {
+                value.to_string()
+            } else {
+                "NULL".to_string()
+            };
             sql.replace_range(i..=end, &value);
         }
     }
@@ -258,8 +265,14 @@ mod tests {
             };
             for view in *views {
                 let s = sql(&using, view, &|_| true).expect("a preset's view has SQL");
-                assert!(!s.sql.contains("{opt:") && !s.sql.contains("{if:"), "{preset}.{view}");
-                assert!(!s.sql.contains("?"), "{preset}.{view}: an optional table not listed");
+                assert!(
+                    !s.sql.contains("{opt:") && !s.sql.contains("{if:"),
+                    "{preset}.{view}"
+                );
+                assert!(
+                    !s.sql.contains("?"),
+                    "{preset}.{view}: an optional table not listed"
+                );
             }
             let here = PRESET_SQL.iter().filter(|(p, _, _)| p == preset).count();
             assert_eq!(here, views.len(), "{preset}");

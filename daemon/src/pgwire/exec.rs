@@ -345,10 +345,7 @@ fn stream(
         describe_sql = check_read_only(conn, &wrapped)
             .ok()
             .filter(|checked| conn.prepare(checked).is_ok());
-        (
-            describe_sql.as_deref().unwrap_or(sql),
-            vec![Value::Null; n],
-        )
+        (describe_sql.as_deref().unwrap_or(sql), vec![Value::Null; n])
     } else {
         (sql, params)
     };

@@ -63,9 +63,13 @@ const DENIED_PATTERNS: &[&str] = &["external_resource", "enable_", "disable_"];
 fn denied(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     DENIED_FUNCTIONS.contains(&name.as_str())
-        || DENIED_PATTERNS
-            .iter()
-            .any(|p| if p.ends_with('_') { name.starts_with(p) } else { name.contains(p) })
+        || DENIED_PATTERNS.iter().any(|p| {
+            if p.ends_with('_') {
+                name.starts_with(p)
+            } else {
+                name.contains(p)
+            }
+        })
 }
 
 impl Refusal {
@@ -128,7 +132,9 @@ pub fn check_read_only(conn: &Connection, sql: &str) -> Result<String, Refusal> 
             // the part the parser checked, so a comment we skip differently
             // from DuckDB can hide nothing.
             if let Some(rest) = strip_keyword(sql, "EXPLAIN") {
-                if strip_keyword(rest, "ANALYZE").is_none() && strip_keyword(rest, "ANALYSE").is_none() {
+                if strip_keyword(rest, "ANALYZE").is_none()
+                    && strip_keyword(rest, "ANALYSE").is_none()
+                {
                     if let Parsed::Selects(tree) = parse(conn, rest)? {
                         if tree["statements"].as_array().map_or(0, Vec::len) == 1 {
                             refuse_denied_functions(&tree)?;
@@ -171,8 +177,18 @@ fn refuse_denied_functions(tree: &serde_json::Value) -> Result<(), Refusal> {
 
 /// Words a reading statement starts with, to word a refusal (only).
 const READ_KEYWORDS: &[&str] = &[
-    "SELECT", "WITH", "FROM", "VALUES", "TABLE", "DESCRIBE", "DESC", "SHOW", "SUMMARIZE", "PIVOT",
-    "UNPIVOT", "",
+    "SELECT",
+    "WITH",
+    "FROM",
+    "VALUES",
+    "TABLE",
+    "DESCRIBE",
+    "DESC",
+    "SHOW",
+    "SUMMARIZE",
+    "PIVOT",
+    "UNPIVOT",
+    "",
 ];
 
 /// For SQL written in the config (measures, mappings, relations): the
@@ -195,12 +211,19 @@ enum Parsed {
 /// Asks DuckDB's parser (the text goes in as a parameter, never as SQL).
 fn parse(conn: &Connection, sql: &str) -> Result<Parsed, Refusal> {
     let json: String = conn
-        .query_row("SELECT CAST(json_serialize_sql(?::VARCHAR) AS VARCHAR)", [sql], |r| r.get(0))
+        .query_row(
+            "SELECT CAST(json_serialize_sql(?::VARCHAR) AS VARCHAR)",
+            [sql],
+            |r| r.get(0),
+        )
         .map_err(|e| Refusal::Syntax(format!("cannot check the statement: {e}")))?;
     let v: serde_json::Value = serde_json::from_str(&json)
         .map_err(|e| Refusal::Syntax(format!("cannot check the statement: {e}")))?;
     if v["error"].as_bool() == Some(true) {
-        let message = v["error_message"].as_str().unwrap_or("cannot parse").to_string();
+        let message = v["error_message"]
+            .as_str()
+            .unwrap_or("cannot parse")
+            .to_string();
         return Ok(Parsed::Other(message));
     }
     Ok(Parsed::Selects(v))
@@ -265,7 +288,11 @@ mod tests {
             "EXPLAIN SELECT 1",
             "/* plan */ explain select 42",
         ] {
-            assert!(check_read_only(&c, sql).is_ok(), "{sql}: {:?}", check_read_only(&c, sql));
+            assert!(
+                check_read_only(&c, sql).is_ok(),
+                "{sql}: {:?}",
+                check_read_only(&c, sql)
+            );
         }
     }
 
@@ -274,7 +301,10 @@ mod tests {
         let c = conn();
         let cases = [
             ("SELECT $$--$$ AS a; COMMIT; DROP TABLE t", "NotAllReads"),
-            ("WITH t AS (SELECT 1) INSERT INTO x SELECT * FROM t", "NotAllReads"),
+            (
+                "WITH t AS (SELECT 1) INSERT INTO x SELECT * FROM t",
+                "NotAllReads",
+            ),
             ("SET GLOBAL threads = 1", "NotARead"),
             ("ATTACH 'x.db' AS x; CREATE TABLE x.t (a INT)", "NotARead"),
             ("ATTACH 'x.db' AS x", "NotARead"),
@@ -294,7 +324,9 @@ mod tests {
             let got = check_read_only(&c, sql).unwrap_err();
             assert!(format!("{got:?}").starts_with(want), "{sql}: {got:?}");
         }
-        let e = check_read_only(&c, "DELETE FROM t").unwrap_err().to_string();
+        let e = check_read_only(&c, "DELETE FROM t")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("read-only") && e.contains("DELETE"), "{e}");
     }
 
@@ -319,7 +351,10 @@ mod tests {
                 .unwrap();
             assert_eq!(n, 0, "{sql:?} created a table");
         }
-        assert_eq!(check_read_only(&c, "EXPLAIN SELECT 1").unwrap(), "EXPLAIN  SELECT 1");
+        assert_eq!(
+            check_read_only(&c, "EXPLAIN SELECT 1").unwrap(),
+            "EXPLAIN  SELECT 1"
+        );
     }
 
     #[test]
@@ -342,7 +377,9 @@ mod tests {
                 other => panic!("{sql}: {other:?}"),
             }
         }
-        let v: i64 = c.query_row("SELECT nextval('s')", [], |r| r.get(0)).unwrap();
+        let v: i64 = c
+            .query_row("SELECT nextval('s')", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(v, 1, "the sequence never moved");
     }
 }

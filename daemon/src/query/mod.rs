@@ -51,7 +51,12 @@ pub fn run(conn: &Connection, sql: &str) -> Result<QueryResult> {
     run_with(conn, sql, QUERY_TIMEOUT, MAX_RESULT_BYTES)
 }
 
-fn run_with(conn: &Connection, sql: &str, timeout: std::time::Duration, max_bytes: usize) -> Result<QueryResult> {
+fn run_with(
+    conn: &Connection,
+    sql: &str,
+    timeout: std::time::Duration,
+    max_bytes: usize,
+) -> Result<QueryResult> {
     // Only what the guard returns is ever prepared.
     let sql = check_read_only(conn, sql)?;
     // A watchdog interrupts the query at the deadline; finishing first
@@ -183,9 +188,14 @@ mod tests {
         .to_string();
         assert!(e.contains("ran longer than"), "{e}");
         assert!(started.elapsed() < std::time::Duration::from_secs(20));
-        let e = run_with(&conn, "SELECT repeat('x', 1000) FROM range(10000)", QUERY_TIMEOUT, 1 << 20)
-            .unwrap_err()
-            .to_string();
+        let e = run_with(
+            &conn,
+            "SELECT repeat('x', 1000) FROM range(10000)",
+            QUERY_TIMEOUT,
+            1 << 20,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("larger than 1 MB"), "{e}");
     }
 

@@ -18,8 +18,9 @@ pub fn render(result: &QueryResult, format: Format) -> String {
     match format {
         Format::Table => table(result),
         Format::Csv => csv(result),
-        Format::Json => serde_json::to_string_pretty(&json_rows(result))
-            .expect("JSON values serialise"),
+        Format::Json => {
+            serde_json::to_string_pretty(&json_rows(result)).expect("JSON values serialise")
+        }
         Format::Ndjson => json_rows(result)
             .iter()
             .map(|r| serde_json::to_string(r).expect("JSON values serialise"))
@@ -103,7 +104,11 @@ mod tests {
             literal: vec![true, false, false],
             json: vec![false, false, true],
             rows: vec![
-                vec![Some("1".into()), Some("x, \"y\"".into()), Some(r#"{"k":[1,2]}"#.into())],
+                vec![
+                    Some("1".into()),
+                    Some("x, \"y\"".into()),
+                    Some(r#"{"k":[1,2]}"#.into()),
+                ],
                 vec![None, Some("z".into()), None],
             ],
         }
@@ -129,8 +134,10 @@ mod tests {
     #[test]
     fn ndjson_is_one_object_per_line() {
         let out = render(&sample(), Format::Ndjson);
-        let lines: Vec<serde_json::Value> =
-            out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["doc"]["k"][1], serde_json::json!(2));
         assert_eq!(lines[1]["b"], serde_json::json!("z"));

@@ -37,11 +37,16 @@ pub fn refresh_and_run_at(
     crate::model::refresh(&conn, config)?;
     let results = run_all(&conn, recons, trigger, as_of);
     for (recon, result) in recons.iter().zip(&results) {
-        crate::rules::pipeline_health::observe(&conn, config, "reconciliation", &recon.name, result.as_ref().map(drop));
+        crate::rules::pipeline_health::observe(
+            &conn,
+            config,
+            "reconciliation",
+            &recon.name,
+            result.as_ref().map(drop),
+        );
     }
     Ok(results)
 }
-
 
 /// The reconciliations that follow any of `synced`, each with the trigger
 /// naming the sources that set it off (`after:ats,accounting`).
@@ -77,7 +82,13 @@ pub async fn after_sync(
         let mut out = Vec::new();
         for (recon, trigger) in following(&config, &synced) {
             for result in run_all(&conn, &[recon], &trigger, None) {
-                crate::rules::pipeline_health::observe(&conn, &config, "reconciliation", &recon.name, result.as_ref().map(drop));
+                crate::rules::pipeline_health::observe(
+                    &conn,
+                    &config,
+                    "reconciliation",
+                    &recon.name,
+                    result.as_ref().map(drop),
+                );
                 out.extend(result);
             }
         }
@@ -90,7 +101,13 @@ pub async fn after_sync(
             .collect();
         let rules = crate::rules::following(&config, &done);
         for (rule, result) in rules.iter().zip(crate::rules::evaluate_all(&conn, &rules)) {
-            crate::rules::pipeline_health::observe(&conn, &config, "rule", &rule.name, result.as_ref().map(drop));
+            crate::rules::pipeline_health::observe(
+                &conn,
+                &config,
+                "rule",
+                &rule.name,
+                result.as_ref().map(drop),
+            );
         }
         // Send what those evaluations queued (and anything still due).
         crate::outbox::deliver_logged(&conn, &config);

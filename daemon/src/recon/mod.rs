@@ -129,7 +129,11 @@ fn compute(conn: &Connection, cfg: &ReconcileConfig, run_id: i64) -> Result<(i64
     compute_checked(conn, cfg, run_id).map_err(|e| e.to_string())
 }
 
-fn compute_checked(conn: &Connection, cfg: &ReconcileConfig, run_id: i64) -> duckdb::Result<(i64, i64)> {
+fn compute_checked(
+    conn: &Connection,
+    cfg: &ReconcileConfig,
+    run_id: i64,
+) -> duckdb::Result<(i64, i64)> {
     for statement in plan::prepare(cfg) {
         let started = Instant::now();
         conn.execute_batch(&statement)?;

@@ -79,7 +79,9 @@ pub fn prepare(cfg: &ReconcileConfig) -> Vec<String> {
         match k.window_days {
             Some(d) => {
                 on.push(format!("abs(date_diff('day', l.w{i}, r.w{i})) <= {d}"));
-                days.push(format!("coalesce(abs(date_diff('day', l.w{i}, r.w{i})), 0)"));
+                days.push(format!(
+                    "coalesce(abs(date_diff('day', l.w{i}, r.w{i})), 0)"
+                ));
             }
             None if k.optional => {
                 ids_match.push(format!("l.k{i} = r.k{i}"));
@@ -115,11 +117,23 @@ pub fn prepare(cfg: &ReconcileConfig) -> Vec<String> {
             } else {
                 format!("CASE WHEN {} THEN 0 ELSE 1 END", ids_match.join(" AND "))
             };
-            let days = if days.is_empty() { "0".to_string() } else { days.join(" + ") };
+            let days = if days.is_empty() {
+                "0".to_string()
+            } else {
+                days.join(" + ")
+            };
             let delta: Vec<String> = (0..cfg.compare.len())
-                .map(|i| format!("coalesce(abs(TRY_CAST(r.c{i} AS DOUBLE) - TRY_CAST(l.c{i} AS DOUBLE)), 0)"))
+                .map(|i| {
+                    format!(
+                        "coalesce(abs(TRY_CAST(r.c{i} AS DOUBLE) - TRY_CAST(l.c{i} AS DOUBLE)), 0)"
+                    )
+                })
                 .collect();
-            let delta = if delta.is_empty() { "0".to_string() } else { delta.join(" + ") };
+            let delta = if delta.is_empty() {
+                "0".to_string()
+            } else {
+                delta.join(" + ")
+            };
             out.push(format!(
                 "CREATE OR REPLACE TEMP TABLE recon_c AS \
                  SELECT l.rid AS lrid, r.rid AS rrid, {id_miss} AS id_miss, {days} AS days, {delta} AS delta \

@@ -139,7 +139,11 @@ mod tests {
         assert_eq!(config.reconciles[0].after, ["hr_ats", "books"]);
         assert_eq!(config.reconciles[0].pairing, conveyor_config::Pairing::Best);
         assert!(config.reconciles[0].keys[0].optional);
-        let unpaid = config.reconciles.iter().find(|r| r.name == "invoices_unpaid_past_due").unwrap();
+        let unpaid = config
+            .reconciles
+            .iter()
+            .find(|r| r.name == "invoices_unpaid_past_due")
+            .unwrap();
         assert_eq!(unpaid.cardinality, conveyor_config::Cardinality::OneToMany);
     }
 }

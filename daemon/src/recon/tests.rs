@@ -375,13 +375,25 @@ fn recon_best_pairing_takes_each_row_once_and_prefers_a_shared_id() {
     cfg.pairing = conveyor_config::Pairing::Best;
     let s = run(&d.conn, &cfg, "manual").unwrap();
     assert_eq!(
-        (s.count("matched"), s.count("missing_right"), s.count("duplicate"), s.count("mismatched")),
+        (
+            s.count("matched"),
+            s.count("missing_right"),
+            s.count("duplicate"),
+            s.count("mismatched")
+        ),
         (3, 1, 0, 0),
         "{:?}",
         statuses(&d.conn, s.run_id)
     );
     let rows = statuses(&d.conn, s.run_id);
-    assert!(rows.contains(&("p3|acme|2026-03-09".into(), "-".into(), "missing_right".into())), "{rows:?}");
+    assert!(
+        rows.contains(&(
+            "p3|acme|2026-03-09".into(),
+            "-".into(),
+            "missing_right".into()
+        )),
+        "{rows:?}"
+    );
 
     // The same data paired every-with-every reports the cohort as duplicates.
     let mut all = cfg.clone();
@@ -389,20 +401,32 @@ fn recon_best_pairing_takes_each_row_once_and_prefers_a_shared_id() {
     all.keys[0].optional = false;
     all.keys.remove(0);
     let s = run(&d.conn, &all, "manual").unwrap();
-    assert!(s.count("duplicate") >= 5, "{:?}", statuses(&d.conn, s.run_id));
+    assert!(
+        s.count("duplicate") >= 5,
+        "{:?}",
+        statuses(&d.conn, s.run_id)
+    );
 }
 
 #[test]
 fn recon_a_relation_is_one_select() {
     let d = db("CREATE TABLE l (id INT); CREATE TABLE r (id INT); CREATE TABLE victim (x INT);");
     let mut cfg = recon(vec![key("id", "id", &[])], vec![]);
-    cfg.left = Relation::Sql("SELECT * FROM l) AS src; DROP TABLE victim; SELECT * FROM (SELECT 1 AS id".into());
+    cfg.left = Relation::Sql(
+        "SELECT * FROM l) AS src; DROP TABLE victim; SELECT * FROM (SELECT 1 AS id".into(),
+    );
     let problems = check_relations(&d.conn, &cfg);
     assert_eq!(problems.len(), 1, "{problems:?}");
     let e = run(&d.conn, &cfg, "manual").unwrap_err().to_string();
     assert!(e.contains("left"), "{e}");
-    let n: i64 = d.conn.query_row("SELECT count(*) FROM victim", [], |r| r.get(0)).unwrap();
+    let n: i64 = d
+        .conn
+        .query_row("SELECT count(*) FROM victim", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(n, 0, "victim still exists and is empty");
     // Table names are quoted identifiers.
-    assert_eq!(Relation::Table("model.invoices".into()).from_item(), "\"model\".\"invoices\"");
+    assert_eq!(
+        Relation::Table("model.invoices".into()).from_item(),
+        "\"model\".\"invoices\""
+    );
 }

@@ -10,9 +10,9 @@
 //! (hysteresis). An entity the measure no longer returns keeps its alert as
 //! it is; a row without an entity is recorded but raises no alert.
 
+pub mod pipeline_health;
 mod plan;
 pub mod report;
-pub mod pipeline_health;
 pub mod silence;
 
 use std::sync::Mutex;

@@ -211,7 +211,11 @@ pub fn record_job(
                         format!(
                             "The {kind} `{name}` failed at {ts} UTC:\n\n  {error}\n\n\
                              Its results are not updated until it runs again successfully{}.\n",
-                            if h.notify_resolved { "; you will hear when it does" } else { "" }
+                            if h.notify_resolved {
+                                "; you will hear when it does"
+                            } else {
+                                ""
+                            }
                         ),
                     )
                 });
@@ -687,22 +691,49 @@ primary_key = "id"
         let c = config("");
         let failed = || Err("Binder Error: column \"fee\" not found".to_string());
         let t = record_job(&conn, &c, "reconciliation", "placements", failed(), at(1)).unwrap();
-        assert_eq!(t, vec![(JOB_RULE, "reconciliation:placements".to_string(), "firing")]);
-        assert!(record_job(&conn, &c, "reconciliation", "placements", failed(), at(2)).unwrap().is_empty());
+        assert_eq!(
+            t,
+            vec![(JOB_RULE, "reconciliation:placements".to_string(), "firing")]
+        );
+        assert!(
+            record_job(&conn, &c, "reconciliation", "placements", failed(), at(2))
+                .unwrap()
+                .is_empty()
+        );
         let t = record_job(&conn, &c, "reconciliation", "placements", Ok(()), at(3)).unwrap();
-        assert_eq!(t, vec![(JOB_RULE, "reconciliation:placements".to_string(), "resolved")]);
-        assert!(record_job(&conn, &c, "reconciliation", "placements", Ok(()), at(4)).unwrap().is_empty());
+        assert_eq!(
+            t,
+            vec![(
+                JOB_RULE,
+                "reconciliation:placements".to_string(),
+                "resolved"
+            )]
+        );
+        assert!(
+            record_job(&conn, &c, "reconciliation", "placements", Ok(()), at(4))
+                .unwrap()
+                .is_empty()
+        );
         let mails = outbox(&conn);
         assert_eq!(
             mails.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(),
-            ["Conveyor: reconciliation `placements` failed", "Conveyor: reconciliation `placements` runs again"]
+            [
+                "Conveyor: reconciliation `placements` failed",
+                "Conveyor: reconciliation `placements` runs again"
+            ]
         );
         let body: String = conn
-            .query_row("SELECT body FROM conveyor.outbox ORDER BY id LIMIT 1", [], |r| r.get(0))
+            .query_row(
+                "SELECT body FROM conveyor.outbox ORDER BY id LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert!(body.contains("column \"fee\" not found"), "{body}");
         // Turned off, nothing is recorded.
         let off = config("[health]\nenabled = false\n");
-        assert!(record_job(&conn, &off, "rule", "csat", failed(), at(5)).unwrap().is_empty());
+        assert!(record_job(&conn, &off, "rule", "csat", failed(), at(5))
+            .unwrap()
+            .is_empty());
     }
 }

@@ -30,7 +30,11 @@ pub fn validate(config: &conveyor_config::Config, s: &NewSilence) -> Result<(), 
         return Err(format!(
             "no rule named `{}`; configured: {}",
             s.rule,
-            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
         ));
     }
     if s.seconds == 0 || s.seconds > MAX_SECONDS {
@@ -46,7 +50,9 @@ pub fn validate(config: &conveyor_config::Config, s: &NewSilence) -> Result<(), 
         return Err("a silence needs an author (--author)".into());
     }
     if s.entity.as_deref().is_some_and(|e| e.trim().is_empty()) {
-        return Err("an empty entity silences nothing; leave it out to silence every entity".into());
+        return Err(
+            "an empty entity silences nothing; leave it out to silence every entity".into(),
+        );
     }
     Ok(())
 }
@@ -163,10 +169,30 @@ mod tests {
         };
         assert_eq!(validate(&config, &ok), Ok(()));
         let bad = |s: NewSilence| validate(&config, &s).unwrap_err();
-        assert!(bad(NewSilence { rule: "nope".into(), ..ok.clone() }).contains("no rule named `nope`"));
-        assert!(bad(NewSilence { seconds: 0, ..ok.clone() }).contains("between 1 second"));
-        assert!(bad(NewSilence { seconds: MAX_SECONDS + 1, ..ok.clone() }).contains("366 days"));
-        assert!(bad(NewSilence { reason: " ".into(), ..ok.clone() }).contains("reason"));
-        assert!(bad(NewSilence { author: "".into(), ..ok.clone() }).contains("author"));
+        assert!(bad(NewSilence {
+            rule: "nope".into(),
+            ..ok.clone()
+        })
+        .contains("no rule named `nope`"));
+        assert!(bad(NewSilence {
+            seconds: 0,
+            ..ok.clone()
+        })
+        .contains("between 1 second"));
+        assert!(bad(NewSilence {
+            seconds: MAX_SECONDS + 1,
+            ..ok.clone()
+        })
+        .contains("366 days"));
+        assert!(bad(NewSilence {
+            reason: " ".into(),
+            ..ok.clone()
+        })
+        .contains("reason"));
+        assert!(bad(NewSilence {
+            author: "".into(),
+            ..ok.clone()
+        })
+        .contains("author"));
     }
 }

@@ -496,13 +496,21 @@ fn rules_check_binds_the_measure_without_running_it() {
 #[test]
 fn rules_a_measure_is_one_select_and_cannot_smuggle_a_second_statement() {
     let d = db();
-    d.conn.execute_batch("CREATE TABLE victim (x INT); INSERT INTO victim VALUES (1)").unwrap();
+    d.conn
+        .execute_batch("CREATE TABLE victim (x INT); INSERT INTO victim VALUES (1)")
+        .unwrap();
     let mut r = rule(Direction::Above, Some(1.0), None);
     // Closes the wrapping subquery and drops a table, if it were spliced.
     r.measure = "SELECT agent AS entity, week AS period, score AS value FROM m) AS x; DROP TABLE victim; SELECT * FROM (SELECT 1".into();
     let p = check_measure(&d.conn, &r).unwrap();
-    assert!(p.message.contains("exactly one SELECT") || p.message.contains("rror"), "{p:?}");
+    assert!(
+        p.message.contains("exactly one SELECT") || p.message.contains("rror"),
+        "{p:?}"
+    );
     assert!(evaluate_at(&d.conn, &r, chrono::Utc::now().naive_utc()).is_err());
-    let n: i64 = d.conn.query_row("SELECT count(*) FROM victim", [], |r| r.get(0)).unwrap();
+    let n: i64 = d
+        .conn
+        .query_row("SELECT count(*) FROM victim", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(n, 1, "the table survived");
 }

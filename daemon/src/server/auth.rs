@@ -86,8 +86,10 @@ pub async fn require_token(State(gate): State<Gate>, req: Request, next: Next) -
             StatusCode::UNAUTHORIZED,
             "a bearer token is required (server.token, or the daemon's token file)",
         );
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
         return r;
     }
     next.run(req).await
@@ -187,7 +189,10 @@ mod tests {
         let mut old_handle = std::fs::File::open(&s.token_file).unwrap();
         let t = daemon_token(&s).unwrap();
         assert!(t.expose().len() >= 40);
-        let mode = std::fs::metadata(&s.token_file).unwrap().permissions().mode();
+        let mode = std::fs::metadata(&s.token_file)
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(client_token(&s).unwrap().unwrap().expose(), t.expose());
         let mut seen = String::new();

@@ -56,9 +56,21 @@ fn http(reg: &mut Registry) {
         throttled.get_or_create(&h).inc_by(s.throttled);
         waited.get_or_create(&h).set(s.rate_wait_secs);
     }
-    reg.register("conveyor_http_requests", "HTTP requests to vendor APIs by host and status class", requests);
-    reg.register("conveyor_http_retries", "Requests retried (429, 5xx, timeouts)", retries);
-    reg.register("conveyor_http_throttled", "429 Too Many Requests answers", throttled);
+    reg.register(
+        "conveyor_http_requests",
+        "HTTP requests to vendor APIs by host and status class",
+        requests,
+    );
+    reg.register(
+        "conveyor_http_retries",
+        "Requests retried (429, 5xx, timeouts)",
+        retries,
+    );
+    reg.register(
+        "conveyor_http_throttled",
+        "429 Too Many Requests answers",
+        throttled,
+    );
     reg.register(
         "conveyor_http_rate_limit_wait_seconds",
         "Seconds spent waiting for a host's rate budget",

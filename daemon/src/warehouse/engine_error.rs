@@ -28,11 +28,19 @@ mod tests {
     #[test]
     fn engine_errors_read_once() {
         let conn = duckdb::Connection::open_in_memory().unwrap();
-        let e = conn.prepare("SELECT * FROM src.nothing").err().unwrap().to_string();
+        let e = conn
+            .prepare("SELECT * FROM src.nothing")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(is_missing_object(&e), "{e}");
         assert!(first_line(&e).starts_with("Catalog Error"), "{e}");
         assert!(!first_line(&e).contains("Error code"));
-        let e = conn.prepare("SELECT nope FROM range(1)").err().unwrap().to_string();
+        let e = conn
+            .prepare("SELECT nope FROM range(1)")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(!is_missing_object(&e), "{e}");
     }
 }

@@ -224,9 +224,10 @@ impl StreamLoader {
         };
         // The rows a merge deletes are the ones it replaces: updates; the
         // rest of what it inserts is new.
-        let updated = self
-            .conn
-            .execute(&format!("DELETE FROM {table} t USING {source} s WHERE {join}"), [])?;
+        let updated = self.conn.execute(
+            &format!("DELETE FROM {table} t USING {source} s WHERE {join}"),
+            [],
+        )?;
         let written = self.conn.execute(
             &format!(
                 "INSERT INTO {table} ({}) SELECT {} FROM {source}",
@@ -443,9 +444,11 @@ mod tests {
         let counted: (i64, i64, i64) = wh
             .connection()
             .unwrap()
-            .query_row("SELECT rows, inserted, updated FROM conveyor.runs WHERE run_id = ?", [run], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .query_row(
+                "SELECT rows, inserted, updated FROM conveyor.runs WHERE run_id = ?",
+                [run],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .unwrap();
         assert_eq!(counted, (8, 4, 1), "3 new, then 1 new and 1 replaced");
         assert_eq!(

@@ -47,8 +47,10 @@ fn lockdown_leaves_the_daemons_own_work_running() {
     // Evaluation clocks are variables, not settings.
     conn.execute_batch("SET VARIABLE conveyor_now = TIMESTAMP '2026-01-01 00:00:00'")
         .unwrap();
-    conn.execute_batch("CREATE TABLE t AS SELECT range AS i, md5(range::VARCHAR) AS h FROM range(2000000)")
-        .unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t AS SELECT range AS i, md5(range::VARCHAR) AS h FROM range(2000000)",
+    )
+    .unwrap();
     // Sorting ~100 MB of strings under a 64 MB limit spills to the temp folder.
     let n: i64 = conn
         .query_row(

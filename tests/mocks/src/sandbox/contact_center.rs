@@ -13,8 +13,7 @@ use serde_json::Value;
 
 use super::world::{anchor, at, is_weekday, week_start, Person, Role, World};
 use crate::vendors::genesys::{
-    abandoned_conversation, conversation, evaluation, id, survey, user, GenesysRecords,
-    PresenceDay,
+    abandoned_conversation, conversation, evaluation, id, survey, user, GenesysRecords, PresenceDay,
 };
 
 /// Calls per agent per working day.

@@ -61,7 +61,8 @@ fn assert_coherent(size: SandboxSize) {
     // past-due invoices are the facts' (at least the two planted).
     // The cohort's invoices carry no Placement ID (they pair by client,
     // date and amount); every other invoice names its application.
-    let without_id = qbo.invoices.iter().filter(|i| i["CustomField"] == serde_json::json!([])).count();
+    let without_id =
+        qbo.invoices.iter().filter(|i| i["CustomField"] == serde_json::json!([])).count();
     assert_eq!(without_id, facts.cohort_application_ids.len());
     let invoiced: HashSet<u64> = qbo
         .invoices
