@@ -181,7 +181,7 @@ warn = 0
 type = "email"
 to = ["finance@demo.example"]
 subject = "Placement never invoiced: {{ left_key }}"
-body = "The placement {{ left_key }} (client|start date) has no invoice to its client within a week of the start date."
+body = "The placement {{ left_key }} (placement id|client|start date) has no invoice: none quotes its placement id, and none to its client within a week of the start date."
 
 # Hours paid that disagree with the hours the contact center logged.
 [[rules]]
