@@ -19,6 +19,7 @@ pub mod secret;
 pub mod server;
 mod validate;
 pub mod vendor;
+mod writable;
 
 use std::path::{Path, PathBuf};
 
@@ -48,7 +49,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "conveyor.toml";
 /// Reads and validates the config file at `path`, resolving every secret
 /// reference. Returns every problem found, not just the first.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    parse(&read(path)?, path)
+    validate::validate(&read(path)?, path, validate::Reach::Everything)
 }
 
 /// Reads and validates the config at `path` without resolving its secret
@@ -68,16 +69,64 @@ fn read(path: &Path) -> Result<String, ConfigErrors> {
 }
 
 /// Validates config `text` as if read from `path` (relative paths in the
-/// config resolve against the file's folder).
+/// config resolve against the file's folder), resolving its secrets. Unlike
+/// [`load`], it does not look at the warehouse's folder: the text need not
+/// describe this machine.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
-    validate::validate(text, path, true)
+    validate::validate(text, path, validate::Reach::Secrets)
 }
 
 /// Validates config `text` like [`parse`] but leaves secret references
 /// unresolved (an unset variable or a missing file is not an error, and no
 /// secret is read): for offline uses such as `conveyor test`.
 pub fn parse_offline(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
-    validate::validate(text, path, false)
+    validate::validate(text, path, validate::Reach::Offline)
+}
+
+/// The fuzz target's body (`fuzz/fuzz_targets/config.rs`), here so the
+/// seed-corpus replay test (`config/tests/fuzz_corpus.rs`) runs the same
+/// code without cargo-fuzz. Not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::path::Path;
+
+    /// Where fuzzed text claims to come from: a folder that does not exist,
+    /// so nothing relative to it can be found, and offline, so no secret
+    /// is resolved and no warehouse folder is probed.
+    pub const FUZZ_PATH: &str = "/nonexistent/conveyor-fuzz/conveyor.toml";
+
+    /// Validates `data` as a config offline. Panics only when the config
+    /// code does, or when an error is not located inside the text (a
+    /// `FILE:LINE:COL` past its end, or a whole-file error for text that
+    /// was read); returns whether the config was accepted.
+    pub fn fuzz_one(data: &[u8]) -> bool {
+        let Ok(text) = std::str::from_utf8(data) else {
+            return false;
+        };
+        match crate::parse_offline(text, Path::new(FUZZ_PATH)) {
+            Ok(_) => true,
+            Err(errors) => {
+                assert!(!errors.0.is_empty(), "a rejected config names a problem");
+                let lines = text.split('\n').count();
+                for d in &errors.0 {
+                    assert!(
+                        d.line >= 1 && d.line <= lines && d.col >= 1,
+                        "diagnostic outside the text ({lines} lines): {d}"
+                    );
+                    let line_len = text
+                        .split('\n')
+                        .nth(d.line - 1)
+                        .map_or(0, |l| l.chars().count());
+                    assert!(
+                        d.col <= line_len + 1,
+                        "column past the line's end ({line_len}): {d}"
+                    );
+                    assert!(d.to_string().starts_with(FUZZ_PATH), "{d}");
+                }
+                false
+            }
+        }
+    }
 }
 
 /// Resolves relative paths in the config against the config file's folder,

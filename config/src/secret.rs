@@ -8,12 +8,13 @@ use std::path::PathBuf;
 pub enum SecretRef {
     Env(String),
     File(PathBuf),
-    /// Written inline in the config file; allowed, but `check` warns.
-    Inline(Secret),
 }
 
 impl SecretRef {
-    /// Parses `env:NAME`, `file:PATH`, or an inline value.
+    /// Parses `env:NAME` or `file:PATH`. A value written inline is refused:
+    /// the config file is read by people and tools (backups, version
+    /// control, `conveyor check` output) that must never see a secret. The
+    /// error does not repeat the value.
     pub fn parse(raw: &str, resolve: impl Fn(&str) -> PathBuf) -> Result<SecretRef, String> {
         if let Some(name) = raw.strip_prefix("env:") {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -26,7 +27,7 @@ impl SecretRef {
             }
             Ok(SecretRef::File(resolve(p)))
         } else {
-            Ok(SecretRef::Inline(Secret::new(raw.to_string())))
+            Err("a secret must be a reference, \"env:NAME\" or \"file:PATH\", not a value written inline".into())
         }
     }
 
@@ -41,12 +42,7 @@ impl SecretRef {
             SecretRef::File(p) => std::fs::read_to_string(p)
                 .map(|v| Secret::new(v.trim_end_matches(['\n', '\r']).to_string()))
                 .map_err(|e| format!("cannot read secret file {}: {e}", p.display())),
-            SecretRef::Inline(s) => Ok(s.clone()),
         }
-    }
-
-    pub fn is_inline(&self) -> bool {
-        matches!(self, SecretRef::Inline(_))
     }
 }
 
@@ -55,7 +51,6 @@ impl fmt::Debug for SecretRef {
         match self {
             SecretRef::Env(n) => write!(f, "env:{n}"),
             SecretRef::File(p) => write!(f, "file:{}", p.display()),
-            SecretRef::Inline(_) => f.write_str("<inline secret>"),
         }
     }
 }
@@ -95,8 +90,6 @@ mod tests {
     fn secret_never_formats_its_value() {
         let s = Secret::new("hunter2".into());
         assert_eq!(format!("{s} {s:?}"), "*** ***");
-        let r = SecretRef::Inline(s);
-        assert!(!format!("{r:?}").contains("hunter2"));
     }
 
     #[test]
@@ -111,7 +104,9 @@ mod tests {
             SecretRef::File("/run/k".into())
         );
         assert!(SecretRef::parse("env:bad-name", id).is_err());
-        assert!(SecretRef::parse("plain", id).unwrap().is_inline());
+        let inline = SecretRef::parse("plain-hunter2", id).unwrap_err();
+        assert!(inline.contains("must be a reference"), "{inline}");
+        assert!(!inline.contains("hunter2"), "{inline}");
     }
 
     #[test]

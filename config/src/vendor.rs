@@ -132,6 +132,9 @@ pub struct VendorSourceConfig {
     /// The selected streams, in the vendor's read order.
     pub streams: Vec<String>,
     pub http: HttpConfig,
+    /// Bounds on each paging sequence of a read (`max_pages`,
+    /// `max_empty_pages`).
+    pub page_limits: crate::model::PageLimits,
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,6 +162,8 @@ pub(crate) struct RawVendorSource {
     pub backoff_base_ms: Option<S<u64>>,
     pub backoff_max_secs: Option<S<u64>>,
     pub requests_per_second: Option<S<toml::Value>>,
+    pub max_pages: Option<S<u64>>,
+    pub max_empty_pages: Option<S<u64>>,
 }
 
 /// The vendor a source table names in its `type`, if any.
@@ -462,6 +467,13 @@ impl Checker<'_> {
         };
 
         let http = self.vendor_http(&key, &raw);
+        let [max_pages, max_empty_pages] =
+            self.page_limit_keys(&key, &raw.max_pages, &raw.max_empty_pages);
+        let page_limits = crate::model::PageLimits {
+            max_pages: max_pages.unwrap_or(crate::model::PageLimits::DEFAULT_MAX_PAGES),
+            max_empty_pages: max_empty_pages
+                .unwrap_or(crate::model::PageLimits::DEFAULT_MAX_EMPTY_PAGES),
+        };
         if self.error_count() > errors_before {
             return None;
         }
@@ -473,6 +485,7 @@ impl Checker<'_> {
             start_date,
             streams,
             http: http?,
+            page_limits,
         };
         Some(SourceConfig {
             name: name.into_inner(),
@@ -504,18 +517,7 @@ impl Checker<'_> {
             h.backoff_max = Duration::from_secs(*b.get_ref());
         }
         if let Some(r) = &raw.requests_per_second {
-            match r.get_ref() {
-                toml::Value::Integer(i) if *i > 0 => h.requests_per_second = Some(*i as f64),
-                toml::Value::Float(f) if *f > 0.0 => h.requests_per_second = Some(*f),
-                _ => {
-                    self.error(
-                        r.span(),
-                        &format!("{key}.requests_per_second"),
-                        "must be a positive number",
-                    );
-                    return None;
-                }
-            }
+            h.requests_per_second = Some(self.requests_per_second(r, key)?);
         }
         Some(h)
     }
@@ -530,6 +532,35 @@ mod tests {
 
     fn check(text: &str) -> Result<crate::Config, crate::ConfigErrors> {
         crate::parse(text, Path::new("/etc/conveyor/conveyor.toml"))
+    }
+
+    #[test]
+    fn a_vendor_source_may_set_its_page_limits() {
+        let text = r#"[warehouse]
+path = "wh.duckdb"
+
+[sources.crm]
+type = "hubspot"
+client_id = "cid"
+client_secret = "env:PATH"
+refresh_token = "env:PATH"
+max_pages = 2000
+"#;
+        let c = check(text).unwrap();
+        let ConnectorConfig::Vendor(v) = &c.source("crm").unwrap().connector else {
+            panic!("a vendor source")
+        };
+        assert_eq!(v.page_limits.max_pages, 2000);
+        assert_eq!(
+            v.page_limits.max_empty_pages,
+            crate::PageLimits::DEFAULT_MAX_EMPTY_PAGES
+        );
+        let zero = text.replace("max_pages = 2000", "max_empty_pages = 0");
+        let e = check(&zero).unwrap_err().to_string();
+        assert!(
+            e.contains("sources.crm.max_empty_pages: must be at least 1"),
+            "{e}"
+        );
     }
 
     #[test]

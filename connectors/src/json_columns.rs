@@ -84,31 +84,69 @@ enum Cell {
     Bool(bool),
     Int(i64),
     Float(f64),
-    /// A string or a nested document (as JSON text) in the column's buffer.
+    /// A string or a nested document (as JSON text) in the column's buffer,
+    /// with the kind it was read as.
     Text {
         start: u32,
         len: u32,
+        kind: Kind,
     },
 }
 
+impl Cell {
+    fn kind(&self) -> Kind {
+        match self {
+            Cell::Null => Kind::Null,
+            Cell::Bool(_) => Kind::Bool,
+            Cell::Int(_) => Kind::Int,
+            Cell::Float(_) => Kind::Float,
+            Cell::Text { kind, .. } => *kind,
+        }
+    }
+}
+
+/// How many kinds there are (`Kind as usize` indexes `Column::kinds`).
+const KINDS: usize = Kind::Json as usize + 1;
+
 struct Column {
     name: String,
-    kind: Kind,
+    /// How many of the column's cells hold each kind; the column's type is
+    /// their merge. Counted rather than merged as read so that a value
+    /// replaced by a repeated key no longer counts.
+    kinds: [usize; KINDS],
     cells: Vec<Cell>,
     text: String,
 }
 
 impl Column {
-    fn set(&mut self, row: usize, cell: Cell, kind: Kind) {
-        self.kind = self.kind.merge(kind);
+    fn set(&mut self, row: usize, cell: Cell) {
+        self.kinds[cell.kind() as usize] += 1;
         if self.cells.len() > row {
             // A key repeated within one record: the last value wins, as in
-            // `serde_json::Value`.
-            self.cells[row] = cell;
+            // `serde_json::Value`, and the replaced one no longer counts.
+            let old = std::mem::replace(&mut self.cells[row], cell);
+            self.kinds[old.kind() as usize] -= 1;
         } else {
             self.cells.resize(row, Cell::Null);
             self.cells.push(cell);
         }
+    }
+
+    /// The narrowest kind that holds every value of the column.
+    fn kind(&self) -> Kind {
+        const ALL: [Kind; KINDS] = [
+            Kind::Null,
+            Kind::Bool,
+            Kind::Int,
+            Kind::Float,
+            Kind::Date,
+            Kind::Timestamp,
+            Kind::Str,
+            Kind::Json,
+        ];
+        ALL.iter()
+            .filter(|k| self.kinds[**k as usize] > 0)
+            .fold(Kind::Null, |acc, k| acc.merge(*k))
     }
 
     fn push_text(&mut self, row: usize, s: &str, kind: Kind) {
@@ -119,8 +157,8 @@ impl Column {
             Cell::Text {
                 start,
                 len: s.len() as u32,
+                kind,
             },
-            kind,
         );
     }
 
@@ -149,7 +187,7 @@ impl Columns {
                     self.index.insert(key.to_string(), self.columns.len());
                     self.columns.push(Column {
                         name: key.to_string(),
-                        kind: Kind::Null,
+                        kinds: [0; KINDS],
                         cells: Vec::new(),
                         text: String::new(),
                     });
@@ -180,7 +218,8 @@ impl Columns {
 fn build(col: &Column, len: usize) -> (Field, ArrayRef) {
     let name = col.name.as_str();
     let cells = col.cells.iter();
-    match col.kind {
+    let kind = col.kind();
+    match kind {
         Kind::Null => (
             Field::new(name, DataType::Null, true),
             Arc::new(NullArray::new(len)),
@@ -225,7 +264,7 @@ fn build(col: &Column, len: usize) -> (Field, ArrayRef) {
             let mut b = TimestampMicrosecondBuilder::with_capacity(len);
             cells.for_each(|c| {
                 b.append_option(match c {
-                    Cell::Text { start, len } => {
+                    Cell::Text { start, len, .. } => {
                         parse_timestamp(col.str_at(*start, *len)).map(|t| t.timestamp_micros())
                     }
                     _ => None,
@@ -240,7 +279,7 @@ fn build(col: &Column, len: usize) -> (Field, ArrayRef) {
             let mut b = Date32Builder::with_capacity(len);
             cells.for_each(|c| {
                 b.append_option(match c {
-                    Cell::Text { start, len } => date_days(col.str_at(*start, *len)),
+                    Cell::Text { start, len, .. } => date_days(col.str_at(*start, *len)),
                     _ => None,
                 })
             });
@@ -255,7 +294,7 @@ fn build(col: &Column, len: usize) -> (Field, ArrayRef) {
             for c in cells {
                 match c {
                     Cell::Null => b.append_null(),
-                    Cell::Text { start, len } => b.append_value(col.str_at(*start, *len)),
+                    Cell::Text { start, len, .. } => b.append_value(col.str_at(*start, *len)),
                     // Numbers and booleans in a mixed column, written as
                     // `Value::to_string` writes them.
                     other => {
@@ -266,7 +305,7 @@ fn build(col: &Column, len: usize) -> (Field, ArrayRef) {
                 }
             }
             let mut field = Field::new(name, DataType::Utf8, true);
-            if col.kind == Kind::Json {
+            if kind == Kind::Json {
                 field = field.with_metadata(std::collections::HashMap::from([(
                     JSON_TYPE_KEY.to_string(),
                     "json".to_string(),
@@ -317,6 +356,10 @@ impl<'de> Visitor<'de> for DocSeed<'_> {
         let (first, rest) = self.selector.split_first().expect("selector is not empty");
         while let Some(key) = map.next_key::<String>()? {
             let value = if key == *first {
+                // Records come only from the selector's key: a repeated key
+                // replaces the earlier one's records (the last wins, as in
+                // `serde_json::Value`), so start the columns afresh.
+                *self.columns = Columns::default();
                 map.next_value_seed(DocSeed {
                     selector: rest,
                     columns: &mut *self.columns,
@@ -500,28 +543,26 @@ impl<'de> Visitor<'de> for CellSeed<'_> {
         f.write_str("a JSON value")
     }
     fn visit_unit<E>(self) -> Result<(), E> {
-        self.column.set(self.row, Cell::Null, Kind::Null);
+        self.column.set(self.row, Cell::Null);
         Ok(())
     }
     fn visit_bool<E>(self, v: bool) -> Result<(), E> {
-        self.column.set(self.row, Cell::Bool(v), Kind::Bool);
+        self.column.set(self.row, Cell::Bool(v));
         Ok(())
     }
     fn visit_i64<E>(self, v: i64) -> Result<(), E> {
-        self.column.set(self.row, Cell::Int(v), Kind::Int);
+        self.column.set(self.row, Cell::Int(v));
         Ok(())
     }
     fn visit_u64<E>(self, v: u64) -> Result<(), E> {
         match i64::try_from(v) {
-            Ok(i) => self.column.set(self.row, Cell::Int(i), Kind::Int),
-            Err(_) => self
-                .column
-                .set(self.row, Cell::Float(v as f64), Kind::Float),
+            Ok(i) => self.column.set(self.row, Cell::Int(i)),
+            Err(_) => self.column.set(self.row, Cell::Float(v as f64)),
         }
         Ok(())
     }
     fn visit_f64<E>(self, v: f64) -> Result<(), E> {
-        self.column.set(self.row, Cell::Float(v), Kind::Float);
+        self.column.set(self.row, Cell::Float(v));
         Ok(())
     }
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
@@ -571,6 +612,32 @@ mod tests {
             page.envelope,
             json!({"data": {"items": null}, "next": "/p2"})
         );
+    }
+
+    #[test]
+    fn repeated_keys_last_wins_like_the_value_path() {
+        // Found by the page_columns fuzz target (fuzz/corpus/page_columns/
+        // duplicate_keys.json): a replaced value still typed its column,
+        // and a repeated records key kept both lists.
+        let body = br#"{"data": [{"a": "x", "a": 1, "b": "2024-06-01T00:00:00Z", "b": "2024-06-01"}], "data": [{"a": 2, "a": 3}, {"a": 4}]}"#;
+        let page = parse_page(body, &selector("data")).unwrap().unwrap();
+        let doc: Value = serde_json::from_slice(body).unwrap();
+        let want = records_to_batch(doc["data"].as_array().unwrap()).unwrap();
+        assert_eq!(page.records, 2);
+        assert_eq!(page.batch.unwrap(), want);
+        let first = br#"[{"a": "x", "a": 1, "b": "2024-06-01T00:00:00Z", "b": "2024-06-01"}]"#;
+        let page = parse_page(first, &[]).unwrap().unwrap();
+        let want = records_to_batch(
+            serde_json::from_slice::<Value>(first)
+                .unwrap()
+                .as_array()
+                .unwrap(),
+        )
+        .unwrap();
+        let batch = page.batch.unwrap();
+        assert_eq!(batch.schema().field(0).data_type(), &DataType::Int64);
+        assert_eq!(batch.schema().field(1).data_type(), &DataType::Date32);
+        assert_eq!(batch, want);
     }
 
     #[test]

@@ -59,6 +59,70 @@ primary_key = "id"
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn check_refuses_inline_secrets_and_a_warehouse_it_cannot_write() {
+    let f = Fixture::new(RestMockConfig::default()).await;
+    // An inline secret is an error (located, exit 2) that does not repeat
+    // the value; sync refuses the same config before any request.
+    f.write_config(
+        r#"auth = { type = "basic", username = "ops", password = "hunter2-inline-pw" }"#,
+        "",
+    );
+    for cmd in ["check", "sync"] {
+        let out = f.conveyor(&[cmd]).await;
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {:?}", text(&out));
+        let (stdout, stderr) = text(&out);
+        // `check` lists problems on stdout; other commands on stderr.
+        let stdout = format!("{stdout}{stderr}");
+        assert!(
+            stdout.contains(":12:")
+                && stdout.contains("sources.src.auth.password: a secret must be a reference"),
+            "{cmd}: {stdout}"
+        );
+        assert!(!stdout.contains("hunter2"), "{cmd} repeated the secret");
+    }
+    assert_eq!(f.mock.request_count(), 0);
+
+    // A warehouse in a missing folder: check names the folder and how to
+    // make it, and nothing (check or sync) creates it.
+    let config = std::fs::read_to_string(f.write_config("", "")).unwrap();
+    std::fs::write(
+        f.config(),
+        config.replace("path = \"wh.duckdb\"", "path = \"data/wh/wh.duckdb\""),
+    )
+    .unwrap();
+    for cmd in ["check", "sync"] {
+        let out = f.conveyor(&[cmd]).await;
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {:?}", text(&out));
+        let (stdout, stderr) = text(&out);
+        let stdout = format!("{stdout}{stderr}");
+        assert!(
+            stdout.contains("warehouse.path: the folder")
+                && stdout.contains("data/wh does not exist")
+                && stdout.contains("mkdir -p"),
+            "{cmd}: {stdout}"
+        );
+    }
+    assert!(
+        !f.path("data").exists(),
+        "a missing folder tree was created"
+    );
+
+    // A folder nobody may create files in (even root: /proc).
+    std::fs::write(
+        f.config(),
+        config.replace("path = \"wh.duckdb\"", "path = \"/proc/wh.duckdb\""),
+    )
+    .unwrap();
+    let out = f.conveyor(&["check"]).await;
+    assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
+    assert!(
+        text(&out).0.contains("cannot create files in /proc"),
+        "{:?}",
+        text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn query_formats_refuses_writes_and_status_reports() {
     let f = Fixture::new(RestMockConfig::default()).await;
     f.write_config("", "");

@@ -33,6 +33,12 @@ impl AuthProvider {
         store: Arc<dyn CredentialStore>,
         redactor: &Redactor,
     ) -> Result<Self, ConnectorError> {
+        // OAuth clients may authenticate by Basic (`client_id:client_secret`
+        // base64-encoded) at the token endpoint, whatever the body style.
+        let client_pair = |id: &str, secret: Secret| {
+            redactor.add_credential_pair(id, secret.expose());
+            secret
+        };
         let resolve = |r: &conveyor_config::SecretRef| {
             let s = r
                 .resolve()
@@ -59,10 +65,15 @@ impl AuthProvider {
                     value: resolve(key)?,
                 }
             }
-            AuthConfig::Basic { username, password } => AuthProvider::Basic {
-                username: username.clone(),
-                password: resolve(password)?,
-            },
+            AuthConfig::Basic { username, password } => {
+                let password = resolve(password)?;
+                // Sent as `Basic base64(user:password)`: that form too.
+                redactor.add_credential_pair(username, password.expose());
+                AuthProvider::Basic {
+                    username: username.clone(),
+                    password,
+                }
+            }
             AuthConfig::Bearer { token } => AuthProvider::Bearer(resolve(token)?),
             AuthConfig::OAuth2ClientCredentials {
                 token_url,
@@ -72,7 +83,7 @@ impl AuthProvider {
             } => AuthProvider::OAuth(Box::new(OAuthClient {
                 token_url: token_url.clone(),
                 client_id: client_id.clone(),
-                client_secret: resolve(client_secret)?,
+                client_secret: client_pair(client_id, resolve(client_secret)?),
                 grant: Grant::ClientCredentials {
                     scope: scope.clone(),
                 },
@@ -91,7 +102,7 @@ impl AuthProvider {
             } => AuthProvider::OAuth(Box::new(OAuthClient {
                 token_url: token_url.clone(),
                 client_id: client_id.clone(),
-                client_secret: resolve(client_secret)?,
+                client_secret: client_pair(client_id, resolve(client_secret)?),
                 grant: Grant::RefreshToken {
                     configured: resolve(refresh_token)?,
                 },
@@ -277,15 +288,21 @@ impl OAuthClient {
             }
         };
         let resp = request.send().await.map_err(|e| {
+            // A redirect loop does not end by waiting.
+            let kind = if e.is_redirect() {
+                ErrorKind::Http
+            } else {
+                ErrorKind::Transient
+            };
             ConnectorError::new(
-                ErrorKind::Transient,
+                kind,
                 format!("POST {url}: {}", self.redactor.scrub(&without_url(&e))),
             )
         })?;
         let status = resp.status();
         let body = resp.bytes().await.unwrap_or_default();
         if !status.is_success() {
-            let snippet = self.redactor.scrub(&super::client::snippet(&body));
+            let snippet = self.redactor.snippet(&body);
             let kind = if status.is_server_error() {
                 ErrorKind::Transient
             } else {
@@ -296,12 +313,24 @@ impl OAuthClient {
                 format!("token request POST {url} failed: HTTP {status}: {snippet}"),
             ));
         }
-        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+        let not_understood = |e: serde_json::Error| {
             ConnectorError::new(
                 ErrorKind::Auth,
-                format!("token response from {url} is not understood: {e}"),
+                format!(
+                    "token response from {url} is not understood: {}",
+                    self.redactor.scrub(&e.to_string())
+                ),
             )
-        })?;
+        };
+        let value: serde_json::Value = serde_json::from_slice(&body).map_err(not_understood)?;
+        // Every token in the answer is a secret from here on, before any
+        // error about the answer's shape could quote one.
+        for field in ["access_token", "refresh_token", "id_token"] {
+            if let Some(t) = value.get(field).and_then(serde_json::Value::as_str) {
+                self.redactor.add_secret(t);
+            }
+        }
+        let parsed: TokenResponse = serde_json::from_value(value).map_err(not_understood)?;
         self.redactor.add_secret(&parsed.access_token);
         if let Some(new_refresh) = &parsed.refresh_token {
             self.redactor.add_secret(new_refresh);

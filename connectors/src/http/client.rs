@@ -20,6 +20,9 @@ use super::redact::Redactor;
 /// How many characters of an error body to quote.
 const SNIPPET_CHARS: usize = 300;
 
+/// Redirects followed for one request (reqwest's default).
+const MAX_REDIRECTS: usize = 10;
+
 #[derive(Debug)]
 pub struct HttpResponse {
     pub url: Url,
@@ -75,6 +78,7 @@ impl HttpClient {
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("conveyor/", env!("CARGO_PKG_VERSION")))
+            .redirect(redirect_policy())
             .build()
             .map_err(|e| {
                 ConnectorError::new(ErrorKind::Config, format!("cannot build HTTP client: {e}"))
@@ -147,10 +151,10 @@ impl HttpClient {
                             headers,
                             body,
                         }),
-                        Err(e) => Err(without_url(&e)),
+                        Err(e) => Err(e),
                     }
                 }
-                Err(e) => Err(without_url(&e)),
+                Err(e) => Err(e),
             };
             super::stats::request(&host, outcome.as_ref().ok().map(|r| r.status.as_u16()));
             let (retry_after, failure) = match outcome {
@@ -181,11 +185,23 @@ impl HttpClient {
                     };
                     return Err(ConnectorError::new(kind, self.describe(req, &shown, &resp)));
                 }
-                Err(text) => (
+                // A redirect loop, or a chain past the cap, answers the same
+                // way every time: retrying it only multiplies the requests.
+                Err(e) if e.is_redirect() => {
+                    return Err(ConnectorError::new(
+                        ErrorKind::Http,
+                        self.redirect_failure(req, &shown, &e),
+                    ))
+                }
+                Err(e) => (
                     None,
                     ConnectorError::new(
                         ErrorKind::Transient,
-                        format!("{} {shown}: {}", req.method, self.redactor.scrub(&text)),
+                        format!(
+                            "{} {shown}: {}",
+                            req.method,
+                            self.redactor.scrub(&without_url(&e))
+                        ),
                     ),
                 ),
             };
@@ -231,18 +247,64 @@ impl HttpClient {
     }
 
     fn describe(&self, req: &HttpRequest, shown: &str, resp: &HttpResponse) -> String {
-        let text = self
-            .error_message
-            .and_then(|f| f(&resp.body))
-            .unwrap_or_else(|| snippet(&resp.body));
+        let text = match self.error_message.and_then(|f| f(&resp.body)) {
+            Some(message) => self.redactor.scrub(&message),
+            None => self.redactor.snippet(&resp.body),
+        };
+        format!("{} {shown}: HTTP {}: {text}", req.method, resp.status)
+    }
+
+    /// What a refused redirect chain says: where it was going, and that it
+    /// was not retried.
+    fn redirect_failure(&self, req: &HttpRequest, shown: &str, e: &reqwest::Error) -> String {
+        let last = e
+            .url()
+            .map(|u| format!(" (last stop {})", self.redactor.url(u)))
+            .unwrap_or_default();
         format!(
-            "{} {shown}: HTTP {}: {}",
+            "{} {shown}: {}{last}; not retried, since a redirect chain that does not end \
+             answers the same every time (check base_url and the path: the API may be \
+             sending the request to a login or error page)",
             req.method,
-            resp.status,
-            self.redactor.scrub(&text)
+            self.redactor.scrub(&without_url(e))
         )
     }
 }
+
+/// Follows up to [`MAX_REDIRECTS`] redirects, and refuses at once one back
+/// to a URL this chain already visited: a loop never ends, so there is no
+/// point in walking it up to the cap.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().contains(attempt.url()) {
+            attempt.error(RedirectRefused::Loop)
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(RedirectRefused::TooMany)
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// Why a redirect was not followed.
+#[derive(Debug)]
+enum RedirectRefused {
+    Loop,
+    TooMany,
+}
+
+impl std::fmt::Display for RedirectRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedirectRefused::Loop => {
+                f.write_str("redirect loop: redirected back to a URL already visited")
+            }
+            RedirectRefused::TooMany => write!(f, "more than {MAX_REDIRECTS} redirects"),
+        }
+    }
+}
+
+impl std::error::Error for RedirectRefused {}
 
 fn is_retryable_status(s: StatusCode) -> bool {
     s == StatusCode::TOO_MANY_REQUESTS || s == StatusCode::REQUEST_TIMEOUT || s.is_server_error()
@@ -256,7 +318,11 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .ok()?
         .trim();
     if let Ok(secs) = v.parse::<f64>() {
-        return Some(Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
+        // "NaN" and "inf" parse as floats; they are not a delay (and NaN
+        // would panic in from_secs_f64).
+        return secs
+            .is_finite()
+            .then(|| Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
     }
     let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
     let secs = (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds();
@@ -288,6 +354,10 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
         h.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+        for odd in ["NaN", "inf", "-inf"] {
+            h.insert("retry-after", odd.parse().unwrap());
+            assert_eq!(retry_after(&h), None, "{odd}");
+        }
     }
 
     #[test]

@@ -4,10 +4,12 @@
 pub mod auth;
 pub mod body_pager;
 pub mod client;
+pub mod page_guard;
 pub mod ratelimit;
 pub mod redact;
 pub mod stats;
 
 pub use auth::{AuthProvider, TokenBody};
 pub use client::{HttpClient, HttpResponse};
+pub use page_guard::{PageGuard, PageScope};
 pub use redact::Redactor;

@@ -27,8 +27,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use url::Url;
 
-use crate::http::client::{snippet, HttpRequest};
-use crate::http::{AuthProvider, HttpClient, Redactor};
+use crate::http::client::HttpRequest;
+use crate::http::{AuthProvider, HttpClient, PageGuard, PageScope, Redactor};
 use crate::json_arrow::records_to_batch;
 pub use cursor::CursorValue;
 use pager::Pager;
@@ -146,11 +146,17 @@ impl Connector for RestConnector {
             .clone()
             .unwrap_or_else(|| self.cfg.pagination.clone());
         let pager = Pager::new(pagination, self.stream_url(&s.path)?, params, filter);
+        let guard = PageGuard::new(
+            PageScope::rest(&self.source, &s.name),
+            s.page_limits,
+            self.client.redactor().clone(),
+        );
 
         let (tx, mut rx) = mpsc::channel(self.cfg.http.prefetch_pages.max(1));
         let fetcher = tokio::spawn(fetch_pages(
             self.client.clone(),
             pager,
+            guard,
             headers,
             s.record_selector.clone(),
             tx,
@@ -183,8 +189,22 @@ impl Connector for RestConnector {
         }
         .await;
         drop(rx);
-        let _ = fetcher.await;
-        result?;
+        // A page task that panicked closed the channel as if the stream had
+        // ended: that must fail the read, or the final checkpoint would move
+        // the cursor past pages never read.
+        let fetched = fetcher.await.map_err(|e| {
+            ConnectorError::new(
+                ErrorKind::Data,
+                format!(
+                    "{}.{}: the page reader stopped unexpectedly ({e}); the cursor stays where it was",
+                    self.source, s.name
+                ),
+            )
+        });
+        // Whatever went wrong, nothing secret leaves with the error.
+        result
+            .and(fetched)
+            .map_err(|e| self.client.redactor().error(e))?;
         if cancel.is_cancelled() {
             // Not read to the end: the cursor must not move.
             return Ok(());
@@ -200,6 +220,7 @@ impl Connector for RestConnector {
 async fn fetch_pages(
     client: Arc<HttpClient>,
     mut pager: Pager,
+    mut guard: PageGuard,
     headers: Vec<(String, String)>,
     selector: conveyor_config::JsonPath,
     tx: mpsc::Sender<Result<Option<RecordBatch>, ConnectorError>>,
@@ -210,16 +231,18 @@ async fn fetch_pages(
         let mut req = HttpRequest::get(url);
         req.headers = headers.clone();
         let page = async {
+            guard.check(&req)?;
             let resp = client.send(&req).await?;
             let shown = client.redactor().url(&resp.url);
             let not_json = |e: serde_json::Error| {
-                let body = client.redactor().scrub(&snippet(&resp.body));
                 let message = if e.is_data() {
                     format!("GET {shown}: cannot read records: {e}")
                 } else {
+                    let body = client.redactor().snippet(&resp.body);
                     format!("GET {shown}: response is not valid JSON ({e}); body starts: {body}")
                 };
-                ConnectorError::new(ErrorKind::Data, message)
+                // A parse error may quote a value from the body.
+                ConnectorError::new(ErrorKind::Data, client.redactor().scrub(&message))
             };
             let (envelope, count, batch) =
                 match crate::json_columns::parse_page(&resp.body, &selector.0) {
@@ -253,6 +276,7 @@ async fn fetch_pages(
                     }
                 };
             tracing::debug!(url = %shown, records = count, "page");
+            guard.page(&req, count, &resp.body)?;
             pager.advance(&resp, &envelope, count);
             Ok(batch)
         }

@@ -207,6 +207,7 @@ impl Genesys {
     /// Pages that follow `nextUri` (relative to the API root).
     fn next_uri_pages(
         &self,
+        stream: &str,
         path: &str,
         params: Vec<(String, String)>,
         selector: &str,
@@ -217,7 +218,8 @@ impl Genesys {
             min_count: 0,
         };
         Ok(Pages::new(
-            &self.base.client,
+            &self.base,
+            stream,
             Pager::new(
                 paging,
                 endpoint(&self.base.cfg.base_url, path)?,
@@ -228,9 +230,14 @@ impl Genesys {
         ))
     }
 
-    async fn user_ids(&self, cancel: &CancelFlag) -> Result<Vec<String>, ConnectorError> {
+    /// Every user's id, for the per-agent queries of `stream`.
+    async fn user_ids(
+        &self,
+        stream: &str,
+        cancel: &CancelFlag,
+    ) -> Result<Vec<String>, ConnectorError> {
         let mut ids = Vec::new();
-        let mut pages = self.next_uri_pages("api/v2/users", user_params(), "entities")?;
+        let mut pages = self.next_uri_pages(stream, "api/v2/users", user_params(), "entities")?;
         while let Some(page) = pages.next(cancel).await? {
             ids.extend(
                 page.records
@@ -299,7 +306,8 @@ impl Genesys {
         let now = Utc::now();
         match t.name {
             "users" => {
-                let mut pages = self.next_uri_pages("api/v2/users", user_params(), "entities")?;
+                let mut pages =
+                    self.next_uri_pages(t.name, "api/v2/users", user_params(), "entities")?;
                 while let Some(page) = pages.next(cancel).await? {
                     let rows: Result<Vec<_>, _> = page
                         .records
@@ -331,7 +339,7 @@ impl Genesys {
                     });
                     let pager =
                         BodyPager::page_number(url.clone(), body, "paging.pageNumber", PAGE_SIZE);
-                    let mut pages = Pages::body(&self.base.client, pager, "conversations");
+                    let mut pages = Pages::body(&self.base, t.name, pager, "conversations");
                     while let Some(page) = pages.next(cancel).await? {
                         let rows: Vec<_> = page
                             .records
@@ -372,7 +380,7 @@ impl Genesys {
             }
             _ => {
                 let (start, end) = (iso_millis(self.since(state.as_ref())), iso_millis(now));
-                for agent in self.user_ids(cancel).await? {
+                for agent in self.user_ids(t.name, cancel).await? {
                     let params = vec![
                         ("agentUserId".to_string(), agent),
                         ("startTime".into(), start.clone()),
@@ -382,6 +390,7 @@ impl Genesys {
                         ("expandAnswerTotalScores".into(), "true".into()),
                     ];
                     let mut pages = self.next_uri_pages(
+                        t.name,
                         "api/v2/quality/evaluations/query",
                         params,
                         "entities",

@@ -179,7 +179,7 @@ impl Greenhouse {
             vec![("per_page".into(), PER_PAGE.to_string())],
             filter,
         );
-        let mut pages = Pages::new(&self.base.client, pager, "");
+        let mut pages = Pages::new(&self.base, t.name, pager, "");
         let resume = match &state {
             Some(s) if !s["cursor"].is_null() => s.clone(),
             _ => serde_json::json!({ "cursor": since.map(iso_millis) }),

@@ -216,6 +216,7 @@ impl Gusto {
     /// Every payroll in the windows (processed or not), as listed, each once.
     async fn payroll_list(
         &self,
+        stream: &str,
         windows: &[(NaiveDate, NaiveDate)],
         cancel: &CancelFlag,
     ) -> Result<Vec<Map<String, Value>>, ConnectorError> {
@@ -241,7 +242,8 @@ impl Gusto {
                     ("include".into(), "totals".into()),
                 ];
                 let mut pages = Pages::new(
-                    &self.base.client,
+                    &self.base,
+                    stream,
                     self.pager(self.company_url("payrolls")?, params),
                     "",
                 )
@@ -349,7 +351,8 @@ impl Gusto {
         let mut out = Emitter::new(sink, t, resume.clone());
         if t.name == "employees" {
             let mut pages = Pages::new(
-                &self.base.client,
+                &self.base,
+                t.name,
                 self.pager(self.company_url("employees")?, Vec::new()),
                 "",
             );
@@ -367,7 +370,7 @@ impl Gusto {
         }
 
         let payrolls = self
-            .payroll_list(&self.windows(state.as_ref()), cancel)
+            .payroll_list(t.name, &self.windows(state.as_ref()), cancel)
             .await?;
         // The cursor follows processed payrolls only: an unprocessed one
         // (often a future period) must not move the look-back past the
@@ -407,7 +410,8 @@ impl Gusto {
                 // A payroll deleted since it was listed is a 404 here, not a
                 // missing feature.
                 let mut pages = Pages::new(
-                    &self.base.client,
+                    &self.base,
+                    t.name,
                     self.pager(url, Vec::new()),
                     "employee_compensations",
                 )

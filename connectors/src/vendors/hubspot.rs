@@ -156,6 +156,7 @@ impl HubSpot {
     /// Pages of a list endpoint (`after` cursor in the URL, 100 a page).
     fn list_pages(
         &self,
+        stream: &str,
         path: &str,
         params: Vec<(String, String)>,
     ) -> Result<Pages<'_>, ConnectorError> {
@@ -167,7 +168,7 @@ impl HubSpot {
         let mut query = vec![("limit".to_string(), LIST_LIMIT.to_string())];
         query.extend(params);
         let pager = Pager::new(paging, url, query, Vec::new());
-        Ok(Pages::new(&self.base.client, pager, "results"))
+        Ok(Pages::new(&self.base, stream, pager, "results"))
     }
 
     async fn owners(
@@ -176,8 +177,11 @@ impl HubSpot {
         sink: &mut dyn RecordSink,
         cancel: &CancelFlag,
     ) -> Result<(), ConnectorError> {
-        let mut pages =
-            self.list_pages("crm/v3/owners", vec![("archived".into(), "false".into())])?;
+        let mut pages = self.list_pages(
+            t.name,
+            "crm/v3/owners",
+            vec![("archived".into(), "false".into())],
+        )?;
         let mut out = Emitter::new(sink, t, json!({ "cursor": null }));
         while let Some(page) = pages.next(cancel).await? {
             let mut rows = Vec::with_capacity(page.records.len());
@@ -229,7 +233,8 @@ impl HubSpot {
             // A 400 on a later page is the result cap (a 400 on the first
             // page is an ordinary error).
             let mut pages = Pages::body(
-                &self.base.client,
+                &self.base,
+                t.name,
                 BodyPager::new(url.clone(), body, "paging.next.after", "after"),
                 "results",
             )
@@ -315,7 +320,7 @@ impl HubSpot {
             ("archived".to_string(), "true".to_string()),
             ("properties".to_string(), properties(t).join(",")),
         ];
-        let mut pages = self.list_pages(&format!("crm/v3/objects/{}", t.name), params)?;
+        let mut pages = self.list_pages(t.name, &format!("crm/v3/objects/{}", t.name), params)?;
         let mut newest = Newest::default();
         while let Some(page) = pages.next(cancel).await? {
             let mut rows = Vec::with_capacity(page.records.len());

@@ -145,7 +145,9 @@ impl Base {
 
     /// `e` with what to do about it when the API refused the stream for
     /// this account ([`ErrorKind::Unavailable`]); other errors unchanged.
+    /// Every error is scrubbed of secrets here, as it leaves the connector.
     pub fn explain(&self, stream: &str, e: ConnectorError) -> ConnectorError {
+        let e = self.client.redactor().error(e);
         if e.kind != ErrorKind::Unavailable {
             return e;
         }

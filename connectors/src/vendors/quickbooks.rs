@@ -334,8 +334,13 @@ impl QuickBooks {
             ],
             Vec::new(),
         );
-        let mut pages = Pages::new(&self.base.client, pager, &format!("QueryResponse.{entity}"))
-            .check_body(fault);
+        let mut pages = Pages::new(
+            &self.base,
+            t.name,
+            pager,
+            &format!("QueryResponse.{entity}"),
+        )
+        .check_body(fault);
         // Until the read ends, the state it started from (all of it) is safe.
         let resume = match (&state, saved) {
             (Some(s), true) => s.clone(),

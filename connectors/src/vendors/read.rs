@@ -9,9 +9,10 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::table::Table;
+use super::Base;
 use crate::http::body_pager::BodyPager;
-use crate::http::client::{snippet, HttpRequest, HttpResponse};
-use crate::http::HttpClient;
+use crate::http::client::{HttpRequest, HttpResponse};
+use crate::http::{HttpClient, PageGuard, PageScope};
 use crate::rest::pager::Pager;
 
 /// Finds an error a vendor reports inside a successful response
@@ -46,10 +47,12 @@ pub(crate) struct Stopped {
     pub error: ConnectorError,
 }
 
-/// Walks the pages of one request sequence.
+/// Walks the pages of one request sequence, within the source's page
+/// limits (see [`PageGuard`]).
 pub(crate) struct Pages<'a> {
     client: &'a HttpClient,
     pager: AnyPager,
+    guard: PageGuard,
     selector: JsonPath,
     check: Option<BodyCheck>,
     unavailable: &'static [u16],
@@ -61,19 +64,26 @@ pub(crate) struct Pages<'a> {
 }
 
 impl<'a> Pages<'a> {
-    pub fn new(client: &'a HttpClient, pager: Pager, selector: &str) -> Self {
-        Self::with(client, AnyPager::Url(pager), selector)
+    /// Pages of `stream` (named in errors) whose paging is in the URL.
+    pub fn new(base: &'a Base, stream: &str, pager: Pager, selector: &str) -> Self {
+        Self::with(base, stream, AnyPager::Url(pager), selector)
     }
 
     /// Pages of a search API that takes its cursor in the request body.
-    pub fn body(client: &'a HttpClient, pager: BodyPager, selector: &str) -> Self {
-        Self::with(client, AnyPager::Body(pager), selector)
+    pub fn body(base: &'a Base, stream: &str, pager: BodyPager, selector: &str) -> Self {
+        Self::with(base, stream, AnyPager::Body(pager), selector)
     }
 
-    fn with(client: &'a HttpClient, pager: AnyPager, selector: &str) -> Self {
+    fn with(base: &'a Base, stream: &str, pager: AnyPager, selector: &str) -> Self {
+        let client = base.client.as_ref();
         Pages {
             client,
             pager,
+            guard: PageGuard::new(
+                PageScope::vendor(&base.source, stream),
+                base.cfg.page_limits,
+                client.redactor().clone(),
+            ),
             selector: JsonPath::parse(selector),
             check: None,
             unavailable: UNAVAILABLE,
@@ -130,6 +140,7 @@ impl<'a> Pages<'a> {
         let Some(req) = req else {
             return Ok(None);
         };
+        self.guard.check(&req)?;
         let stop = self
             .stop_on
             .filter(|(_, first_too)| *first_too || self.pages > 0)
@@ -164,6 +175,7 @@ impl<'a> Pages<'a> {
                 ));
             }
         };
+        self.guard.page(&req, records.len(), &resp.body)?;
         match &mut self.pager {
             AnyPager::Url(p) => p.advance(&resp, &body, records.len()),
             AnyPager::Body(p) => p.advance(&body, records.len()),
@@ -211,7 +223,7 @@ fn parse_body(
 ) -> Result<Value, ConnectorError> {
     let shown = client.redactor().url(&resp.url);
     let body: Value = serde_json::from_slice(&resp.body).map_err(|e| {
-        let start = client.redactor().scrub(&snippet(&resp.body));
+        let start = client.redactor().snippet(&resp.body);
         ConnectorError::new(
             ErrorKind::Data,
             format!("{shown}: response is not valid JSON ({e}); body starts: {start}"),

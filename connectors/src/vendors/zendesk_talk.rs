@@ -30,7 +30,7 @@ use super::read::{fetch_json, iso_millis, object, saved_instant, Boundary, Emitt
 use super::table::{Col, Table};
 use super::{endpoint, Base, ClientSpec};
 use crate::http::client::HttpRequest;
-use crate::http::TokenBody;
+use crate::http::{PageGuard, PageScope, TokenBody};
 use crate::rest::pager::Pager;
 
 const CALLS_PATH: &str = "api/v2/channels/voice/stats/incremental/calls";
@@ -155,7 +155,7 @@ impl ZendeskTalk {
             Vec::new(),
             vec![("start_time".into(), start_time.to_string())],
         );
-        let mut pages = Pages::new(&self.base.client, pager, "calls");
+        let mut pages = Pages::new(&self.base, t.name, pager, "calls");
         let resume = match &state {
             Some(s) if !s["cursor"].is_null() => s.clone(),
             _ => serde_json::json!({ "cursor": since.map(iso_millis) }),
@@ -189,13 +189,19 @@ impl ZendeskTalk {
             .append_pair("role[]", "admin")
             .append_pair("page[size]", USERS_PAGE);
         let mut out = Emitter::new(sink, t, serde_json::json!({ "cursor": null }));
+        let mut guard = PageGuard::new(
+            PageScope::vendor(&self.base.source, t.name),
+            self.base.cfg.page_limits,
+            self.base.client.redactor().clone(),
+        );
         let mut next = Some(url);
         while let Some(at) = next.take() {
             if cancel.is_cancelled() {
                 return Ok(());
             }
-            let (resp, mut body) =
-                fetch_json(&self.base.client, &HttpRequest::get(at.clone()), None).await?;
+            let req = HttpRequest::get(at.clone());
+            guard.check(&req)?;
+            let (resp, mut body) = fetch_json(&self.base.client, &req, None).await?;
             let rows: Result<Vec<_>, _> = match body.get_mut("users").map(Value::take) {
                 Some(Value::Array(users)) => users.into_iter().map(|u| object(u, "user")).collect(),
                 None | Some(Value::Null) => Ok(Vec::new()),
@@ -207,7 +213,9 @@ impl ZendeskTalk {
                     ),
                 )),
             };
-            out.emit(&rows?).await?;
+            let rows = rows?;
+            guard.page(&req, rows.len(), &resp.body)?;
+            out.emit(&rows).await?;
             if body["meta"]["has_more"] == true {
                 next = match body["links"]["next"].as_str() {
                     Some(n) => at.join(n).ok(),

@@ -88,7 +88,9 @@ CREATE TABLE IF NOT EXISTS conveyor.recon_results (
     status          VARCHAR NOT NULL,      -- matched | matched_within_tolerance | missing_left | missing_right | mismatched | duplicate
     left_key        VARCHAR,
     right_key       VARCHAR,
-    differences     JSON                   -- [{column, left, right, delta, status}] for the columns that differ
+    differences     JSON,                  -- [{column, left, right, delta, status}] for the columns that differ
+    left_row        JSON,                  -- an exception's rows as people read them: keys as written, compared values
+    right_row       JSON
 );
 CREATE SEQUENCE IF NOT EXISTS conveyor.rule_eval_ids START 1;
 CREATE TABLE IF NOT EXISTS conveyor.rule_results (
@@ -115,7 +117,8 @@ CREATE TABLE IF NOT EXISTS conveyor.alerts (
     fired_at        TIMESTAMP,             -- last time it started firing
     resolved_at     TIMESTAMP,
     last_notified_at TIMESTAMP,            -- last notification queued (firing, escalated, repeat, resolved)
-    notified_level  VARCHAR                -- the level that notification told of
+    notified_level  VARCHAR,               -- the level that notification told of
+    absent          INTEGER DEFAULT 0      -- evaluations in a row the measure did not return the entity
 );
 CREATE SEQUENCE IF NOT EXISTS conveyor.silence_ids START 1;
 CREATE TABLE IF NOT EXISTS conveyor.silences (
@@ -146,7 +149,8 @@ CREATE TABLE IF NOT EXISTS conveyor.outbox (
     dead_at         TIMESTAMP,             -- gave up after max_attempts
     last_error      VARCHAR,
     reported_at     TIMESTAMP,             -- a dead letter listed in a digest to [smtp] operator …
-    reported_by     BIGINT                 -- … this digest (its outbox id)
+    reported_by     BIGINT,                -- … this digest (its outbox id)
+    headers         JSON                   -- extra e-mail headers {name: value} (X-Conveyor-Rule, …)
 );
 CREATE TABLE IF NOT EXISTS conveyor.credentials (
     name        VARCHAR PRIMARY KEY,
@@ -176,7 +180,11 @@ pub fn create_metadata(conn: &Connection) -> Result<()> {
          ALTER TABLE conveyor.runs ADD COLUMN IF NOT EXISTS updated BIGINT DEFAULT 0;
          ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS html_body VARCHAR;
          ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS reported_at TIMESTAMP;
-         ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS reported_by BIGINT;",
+         ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS reported_by BIGINT;
+         ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS headers JSON;
+         ALTER TABLE conveyor.alerts ADD COLUMN IF NOT EXISTS absent INTEGER DEFAULT 0;
+         ALTER TABLE conveyor.recon_results ADD COLUMN IF NOT EXISTS left_row JSON;
+         ALTER TABLE conveyor.recon_results ADD COLUMN IF NOT EXISTS right_row JSON;",
     )
     .context("cannot update Conveyor's metadata tables")?;
     if !had_notified {
@@ -198,7 +206,7 @@ pub struct Warehouse {
 }
 
 impl Warehouse {
-    /// Opens (creating if needed) the warehouse file for writing.
+    /// Opens (creating the file if needed) the warehouse for writing.
     pub fn open(path: &Path) -> Result<Self> {
         Self::open_with(path, locked(base_config()?)?)
     }
@@ -211,9 +219,16 @@ impl Warehouse {
     }
 
     fn open_with(path: &Path, config: Config) -> Result<Self> {
+        // A missing folder is a mistake to report, not a tree to create:
+        // a typo in the path would otherwise put the data somewhere unseen.
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create folder {}", dir.display()))?;
+            if !dir.is_dir() {
+                anyhow::bail!(
+                    "cannot open warehouse {}: the folder {} does not exist (create it, or fix warehouse.path)",
+                    path.display(),
+                    dir.display()
+                );
+            }
         }
         let conn = Connection::open_with_flags(path, config).map_err(|e| lock_hint(e, path))?;
         create_metadata(&conn)?;

@@ -3,6 +3,12 @@
 //! One data endpoint (default `GET /items`) pages a deterministic dataset in one of six styles, behind
 //! one of several auth schemes, optionally filtered incrementally; `POST /oauth/token` serves OAuth.
 //! A [`RestMockHandle`] mutates data, queues faults and inspects requests while the server runs.
+//!
+//! For hardening tests it can also misbehave for good ([`PagingFault`]: next links in a circle,
+//! endless empty pages, the same page whatever is asked, redirect loops) and echo credentials back
+//! the way careless APIs do ([`Fault::Echo`], [`RestMockHandle::echo_token_requests`]): the request's
+//! `Authorization` header and every secret it knows in every encoding ([`secret_forms`]), in the
+//! error body and in headers.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -13,9 +19,13 @@ use std::{
 use axum::{
     body::to_bytes,
     extract::{Request, State},
-    http::{header::CONTENT_TYPE, request::Parts, HeaderMap, Method, StatusCode},
+    http::{header::CONTENT_TYPE, request::Parts, HeaderMap, HeaderValue, Method, StatusCode},
     response::{IntoResponse, Response},
     Router,
+};
+use base64::{
+    engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD},
+    Engine,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
@@ -108,6 +118,32 @@ pub enum Fault {
     MalformedJson,
     /// This status with this body (served as JSON when it looks like JSON).
     Status(u16, String),
+    /// This status, echoing the credentials: the request's `Authorization` header, query and every
+    /// known secret in every form ([`RestMockHandle::secret_forms`]) in the JSON body, and the
+    /// header and forms again in `x-echo-authorization`, `www-authenticate` and `x-echo-forms`.
+    Echo(u16),
+    /// 200 with an empty page whose next link (`next` in the body and a `Link` header) carries every
+    /// secret form in its query, the way an API that puts the caller's credentials into its links
+    /// would; the body is `{"data":[],"next":…}` whatever the style.
+    EchoInNextLink,
+}
+
+/// A paging misbehaviour the data endpoint keeps up on every request (a [`Fault`] is served once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PagingFault {
+    /// Link styles: the first page links to page B (the second slice), B links to page A (the first
+    /// slice, as an explicit cursor), A to B again: A→B→A, forever.
+    Cycle,
+    /// Every page is empty and links to a new next page, forever.
+    EndlessEmpty,
+    /// The first full page whatever the paging parameters ask, with a next page always promised (an
+    /// API that ignores `offset`/`page`).
+    SamePage,
+    /// The data endpoint answers 302 to `?hop=a`, which redirects to `?hop=b`, which redirects back
+    /// to `?hop=a`.
+    RedirectLoop,
+    /// Every redirect leads to a new URL (`?hop=1`, `?hop=2`, …), never to data.
+    EndlessRedirects,
 }
 
 #[derive(Clone, Debug)]
@@ -123,6 +159,8 @@ pub struct RestMockConfig {
     pub rate_limit_headers: bool,
     /// Initial dataset, kept sorted by `id` (default `dataset(250)`).
     pub records: Vec<Value>,
+    /// A misbehaviour kept up on every data request (none by default).
+    pub paging_fault: Option<PagingFault>,
 }
 
 impl Default for RestMockConfig {
@@ -135,6 +173,7 @@ impl Default for RestMockConfig {
             incremental: None,
             rate_limit_headers: false,
             records: dataset(250),
+            paging_fault: None,
         }
     }
 }
@@ -175,6 +214,9 @@ struct MockState {
     access_tokens: HashMap<String, Instant>,
     refresh_current: Option<String>,
     refresh_issued: Vec<String>,
+    access_issued: Vec<String>,
+    /// Token requests answered with this status, echoing the credentials.
+    token_echo: Option<u16>,
 }
 
 /// Live view of a running [`RestMock`]; cheap to clone.
@@ -204,6 +246,8 @@ impl RestMock {
             access_tokens: HashMap::new(),
             refresh_issued: refresh.iter().cloned().collect(),
             refresh_current: refresh,
+            access_issued: Vec::new(),
+            token_echo: None,
         })));
         let router = Router::new().fallback(serve).with_state(handle.clone());
         (MockServer::start(router).await, handle)
@@ -276,6 +320,134 @@ impl RestMockHandle {
     pub fn current_refresh_token(&self) -> Option<String> {
         self.lock().refresh_current.clone()
     }
+
+    /// Access tokens in issue order.
+    pub fn issued_access_tokens(&self) -> Vec<String> {
+        self.lock().access_issued.clone()
+    }
+
+    /// Answers every token request with `status` (`None`: normally again), echoing the request's
+    /// credentials and every secret form in the body and headers, like [`Fault::Echo`].
+    pub fn echo_token_requests(&self, status: Option<u16>) {
+        self.lock().token_echo = status;
+    }
+
+    /// Changes the misbehaviour kept up on every data request.
+    pub fn set_paging_fault(&self, fault: Option<PagingFault>) {
+        self.lock().config.paging_fault = fault;
+    }
+
+    /// Every form of every secret this server knows — the configured credentials (and for Basic and
+    /// OAuth clients the `user:secret` pair as sent in a Basic header) and the tokens it issued — as
+    /// [`secret_forms`] and [`basic_forms`] spell them: what must never leave a client.
+    pub fn secret_forms(&self) -> Vec<String> {
+        let s = self.lock();
+        known_secret_forms(&s)
+    }
+}
+
+/// The forms a secret takes on the wire: as is, percent-encoded (every byte outside RFC 3986's
+/// unreserved set), form-encoded (`+` for a space), and base64 in both alphabets, padded or not.
+pub fn secret_forms(secret: &str) -> Vec<String> {
+    let percent: String = secret
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let mut out = vec![secret.to_string(), percent, form];
+    out.extend(base64_forms(secret.as_bytes()));
+    dedup(out)
+}
+
+/// The forms of a `user:secret` pair sent by HTTP Basic: the header value, its base64 in both
+/// alphabets padded or not, and those form-encoded (as they look when echoed inside a URL).
+pub fn basic_forms(user: &str, secret: &str) -> Vec<String> {
+    let mut out = vec![format!("Basic {}", STANDARD.encode(format!("{user}:{secret}")))];
+    for b64 in base64_forms(format!("{user}:{secret}").as_bytes()) {
+        out.push(url::form_urlencoded::byte_serialize(b64.as_bytes()).collect());
+        out.push(b64);
+    }
+    dedup(out)
+}
+
+fn base64_forms(bytes: &[u8]) -> Vec<String> {
+    vec![
+        STANDARD.encode(bytes),
+        STANDARD_NO_PAD.encode(bytes),
+        URL_SAFE.encode(bytes),
+        URL_SAFE_NO_PAD.encode(bytes),
+    ]
+}
+
+fn dedup(mut v: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|s| seen.insert(s.clone()));
+    v
+}
+
+fn known_secret_forms(s: &MockState) -> Vec<String> {
+    let mut secrets: Vec<String> = Vec::new();
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    match &s.config.auth {
+        Auth::None => {}
+        Auth::ApiKeyHeader { value, .. } | Auth::ApiKeyQuery { value, .. } => {
+            secrets.push(value.clone())
+        }
+        Auth::Basic { user, pass } => {
+            secrets.push(pass.clone());
+            pairs.push((user.clone(), pass.clone()));
+        }
+        Auth::Bearer { token } => secrets.push(token.clone()),
+        Auth::OAuthClientCredentials { client_id, client_secret, .. }
+        | Auth::OAuthRefreshToken { client_id, client_secret, .. } => {
+            secrets.push(client_secret.clone());
+            pairs.push((client_id.clone(), client_secret.clone()));
+        }
+    }
+    secrets.extend(s.refresh_issued.iter().cloned());
+    secrets.extend(s.access_issued.iter().cloned());
+    let mut out: Vec<String> = secrets.iter().flat_map(|v| secret_forms(v)).collect();
+    out.extend(pairs.iter().flat_map(|(u, p)| basic_forms(u, p)));
+    dedup(out)
+}
+
+/// A reply that quotes the request's credentials back: in the JSON body (the `Authorization` header,
+/// the query, the request body, every known secret form) and in headers.
+fn echo(s: &MockState, status: u16, headers: &HeaderMap, query: &str, body: &[u8]) -> Response {
+    let auth = wire::header_str(headers, "authorization").unwrap_or("").to_string();
+    let forms = known_secret_forms(s);
+    let body_text = String::from_utf8_lossy(body).into_owned();
+    let reply = json!({
+        "error": "invalid_request",
+        "message": format!(
+            "rejected credentials {auth}; you sent: {}; query {query}; body {body_text}",
+            forms.join(" ")
+        ),
+        "authorization": auth,
+        "query": query,
+        "body": body_text,
+        "forms": forms,
+    });
+    let header_forms: Vec<&str> =
+        forms.iter().map(String::as_str).filter(|f| HeaderValue::from_str(f).is_ok()).collect();
+    let mut resp = wire::json(status, reply);
+    let h = resp.headers_mut();
+    for (name, value) in [
+        ("x-echo-authorization", auth.clone()),
+        ("www-authenticate", format!("Basic realm=\"{auth}\"")),
+        ("x-echo-forms", header_forms.join(" ")),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    resp
 }
 
 async fn serve(State(h): State<RestMockHandle>, req: Request) -> Response {
@@ -288,7 +460,13 @@ async fn serve(State(h): State<RestMockHandle>, req: Request) -> Response {
         (s.config.path.clone(), s.config.rate_limit_headers, s.log.len() as u64)
     };
     let resp = if parts.method == Method::POST && parts.uri.path() == TOKEN_PATH {
-        token(&mut h.lock(), &parts.headers, &body)
+        let mut s = h.lock();
+        match s.token_echo {
+            Some(status) => {
+                echo(&s, status, &parts.headers, parts.uri.query().unwrap_or(""), &body)
+            }
+            None => token(&mut s, &parts.headers, &body),
+        }
     } else if parts.method == Method::GET && parts.uri.path() == data_path {
         data(&h, &parts).await
     } else {
@@ -306,13 +484,19 @@ async fn serve(State(h): State<RestMockHandle>, req: Request) -> Response {
 
 async fn data(h: &RestMockHandle, parts: &Parts) -> Response {
     let fault = h.lock().faults.pop_front();
+    let query = parts.uri.query().unwrap_or("");
     match fault {
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Fault::Echo(status)) => return echo(&h.lock(), status, &parts.headers, query, &[]),
+        Some(Fault::EchoInNextLink) => return echo_in_next_link(&h.lock(), &parts.headers),
         Some(f) => return fault_response(f),
         None => {}
     }
     let s = h.lock();
-    let pairs = wire::query_pairs(parts.uri.query().unwrap_or(""));
+    let pairs = wire::query_pairs(query);
+    if let Some(to) = redirect(&s, &parts.headers, &pairs) {
+        return to;
+    }
     if !authorized(&s, &parts.headers, &pairs) {
         let msg = "missing or invalid credentials";
         return wire::json(401, json!({"error": "unauthorized", "message": msg}));
@@ -344,8 +528,42 @@ fn fault_response(fault: Fault) -> Response {
             let ctype = if looks_json { "application/json" } else { "text/plain" };
             (status, [(CONTENT_TYPE, ctype)], body).into_response()
         }
-        Fault::Delay(_) => unreachable!("delays are served normally after sleeping"),
+        Fault::Delay(_) | Fault::Echo(_) | Fault::EchoInNextLink => {
+            unreachable!("served by `data`, which has the request")
+        }
     }
+}
+
+/// An empty page whose next link carries every secret form.
+fn echo_in_next_link(s: &MockState, headers: &HeaderMap) -> Response {
+    let mut next =
+        url::Url::parse(&format!("{}{}", wire::origin(headers), s.config.path)).expect("mock URL");
+    {
+        let mut q = next.query_pairs_mut();
+        q.append_pair("cursor", &wire::encode_cursor(&json!({"o": 0})));
+        for form in known_secret_forms(s) {
+            q.append_pair("echo", &form);
+        }
+    }
+    let link = ("link", format!("<{next}>; rel=\"next\""));
+    wire::with_headers(wire::json(200, json!({"data": [], "next": next.as_str()})), &[link])
+}
+
+/// The redirect a [`PagingFault`] asks for, if any.
+fn redirect(s: &MockState, headers: &HeaderMap, pairs: &[(String, String)]) -> Option<Response> {
+    let hop = wire::param(pairs, "hop");
+    let next = match s.config.paging_fault? {
+        PagingFault::RedirectLoop => match hop {
+            Some("a") => "b".to_string(),
+            _ => "a".to_string(),
+        },
+        PagingFault::EndlessRedirects => {
+            (hop.and_then(|h| h.parse::<u64>().ok()).unwrap_or(0) + 1).to_string()
+        }
+        _ => return None,
+    };
+    let to = format!("{}{}?hop={next}", wire::origin(headers), s.config.path);
+    Some((StatusCode::FOUND, [(axum::http::header::LOCATION, to)]).into_response())
 }
 
 fn authorized(s: &MockState, headers: &HeaderMap, pairs: &[(String, String)]) -> bool {
@@ -402,6 +620,7 @@ fn token(s: &mut MockState, headers: &HeaderMap, body: &[u8]) -> Response {
         _ => return wire::json(400, json!({"error": "unsupported_grant_type"})),
     };
     let access = wire::unique_token("at");
+    s.access_issued.push(access.clone());
     s.access_tokens.insert(access.clone(), Instant::now() + Duration::from_secs(ttl));
     reply["access_token"] = json!(access);
     reply["token_type"] = json!("bearer");
@@ -460,6 +679,7 @@ fn page(s: &MockState, headers: &HeaderMap, pairs: &[(String, String)]) -> Respo
     let number = |name: &str| wire::param(pairs, name).and_then(|v| v.parse::<usize>().ok());
     let page_no = number("page").unwrap_or(1).max(1);
     let offset = match style {
+        _ if cfg.paging_fault == Some(PagingFault::SamePage) => 0,
         OffsetLimit => number("offset").unwrap_or(0),
         PageNumber => (page_no - 1) * limit,
         _ => cursor["o"].as_u64().unwrap_or(0) as usize,
@@ -471,10 +691,25 @@ fn page(s: &MockState, headers: &HeaderMap, pairs: &[(String, String)]) -> Respo
         .filter(|r| since.is_none_or(|t| updated(r).is_some_and(|u| u >= t)))
         .collect();
     let total = matching.len();
-    let items: Vec<Value> =
+    let mut items: Vec<Value> =
         matching.iter().skip(offset).take(limit).map(|v| (*v).clone()).collect();
-    let end = offset.min(total) + items.len();
-    let more = end < total;
+    let mut end = offset.min(total) + items.len();
+    let mut more = end < total;
+    match cfg.paging_fault {
+        // First page → B (the second slice) → A (the first slice, by cursor) → B …
+        Some(PagingFault::Cycle) => {
+            end = if offset == 0 { limit } else { 0 };
+            more = true;
+        }
+        // Always a next page, always a new one, never a record.
+        Some(PagingFault::EndlessEmpty) => {
+            items.clear();
+            end = offset + limit;
+            more = true;
+        }
+        Some(PagingFault::SamePage) => more = true,
+        _ => {}
+    }
     // The cursor carries the filter too, because Greenhouse-style next links must stand alone.
     let next_cursor = wire::encode_cursor(&json!({"o": end, "l": limit, "s": since_raw}));
     let next_url = format!("{}{}?{}={}", wire::origin(headers), cfg.path, cursor_name, next_cursor);
@@ -767,6 +1002,52 @@ mod tests {
         assert_eq!(get(&url).await.0, 200);
         assert_eq!(h.request_count(), 6);
         assert_eq!(h.requests()[0].path, "/items");
+    }
+
+    #[tokio::test]
+    async fn echo_quotes_the_credentials_in_every_form_in_body_and_headers() {
+        let auth = Auth::Basic { user: "u".into(), pass: "p w+/".into() };
+        let (server, h) = start(NextUrlInBody, |c| c.auth = auth).await;
+        h.push_fault(Fault::Echo(400));
+        let resp = reqwest::Client::new()
+            .get(server.url("/items"))
+            .basic_auth("u", Some("p w+/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        assert_eq!(resp.headers()["x-echo-authorization"], "Basic dTpwIHcrLw==");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["authorization"], "Basic dTpwIHcrLw==");
+        let forms = h.secret_forms();
+        for form in ["p w+/", "p%20w%2B%2F", "p+w%2B%2F", "dTpwIHcrLw", "Basic dTpwIHcrLw=="] {
+            assert!(forms.iter().any(|f| f == form), "{form} in {forms:?}");
+            assert!(body["message"].as_str().unwrap().contains(form), "{form}");
+        }
+    }
+
+    #[tokio::test]
+    async fn paging_faults_are_kept_up_on_every_request() {
+        let (server, h) = start(NextUrlInBody, |c| c.paging_fault = Some(PagingFault::Cycle)).await;
+        let (_, _, first) = get(&server.url("/items")).await;
+        let b =
+            serde_json::from_str::<Value>(&first).unwrap()["next"].as_str().unwrap().to_string();
+        let (_, _, page_b) = get(&b).await;
+        let page_b: Value = serde_json::from_str(&page_b).unwrap();
+        assert_eq!(ids(&page_b["data"]), (8..=14).collect::<Vec<_>>());
+        let (_, _, page_a) = get(page_b["next"].as_str().unwrap()).await;
+        let page_a: Value = serde_json::from_str(&page_a).unwrap();
+        assert_eq!(ids(&page_a["data"]), (1..=7).collect::<Vec<_>>());
+        assert_eq!(page_a["next"].as_str(), Some(b.as_str()), "A links to B again");
+
+        h.set_paging_fault(Some(PagingFault::RedirectLoop));
+        let no_follow =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let hop = |q: &'static str| no_follow.get(server.url(&format!("/items{q}"))).send();
+        let to = |r: reqwest::Response| r.headers()["location"].to_str().unwrap().to_string();
+        assert!(to(hop("").await.unwrap()).ends_with("?hop=a"));
+        assert!(to(hop("?hop=a").await.unwrap()).ends_with("?hop=b"));
+        assert!(to(hop("?hop=b").await.unwrap()).ends_with("?hop=a"));
     }
 
     #[tokio::test]
