@@ -121,7 +121,28 @@ pub struct PluginSourceConfig {
     /// resolved when the plugin is opened, added to `options`, and scrubbed
     /// from everything the plugin says (errors, log lines).
     pub secrets: Vec<(String, SecretRef)>,
+    /// Where the plugin runs (`isolation`).
+    pub isolation: PluginIsolation,
+    /// With `isolation = "process"`: the child's address-space limit in
+    /// bytes (`memory_limit`, default [`DEFAULT_PLUGIN_MEMORY_LIMIT`]).
+    pub memory_limit: u64,
 }
+
+/// Where a plugin source's plugin runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PluginIsolation {
+    /// Loaded into the daemon (fastest; a crash in it takes the daemon down).
+    #[default]
+    InProcess,
+    /// In a child `conveyor` process of its own, per run: a segfault, abort
+    /// or runaway allocation fails only that source's run.
+    Process,
+}
+
+/// A plugin child's address-space limit when `memory_limit` is not set:
+/// generous for a connector (the child's own binary, threads and allocator
+/// reservations count against it too), small enough to stop a runaway.
+pub const DEFAULT_PLUGIN_MEMORY_LIMIT: u64 = 4 << 30;
 
 /// The declarative REST connector.
 #[derive(Debug, Clone)]
@@ -275,6 +296,43 @@ pub struct RestStreamConfig {
     pub incremental: Option<IncrementalConfig>,
     /// Overrides the source's pagination.
     pub pagination: Option<PaginationConfig>,
+    /// Bounds on one read's paging: each limit from the stream's own key,
+    /// else its `pagination` table, else the source's, else the default.
+    pub page_limits: PageLimits,
+}
+
+/// Bounds on one read's paging, so an API that never stops handing out
+/// next pages ends the read with an error instead of spinning forever.
+/// (A next page already fetched in the read is always an error: no limit.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageLimits {
+    /// Pages one read may fetch (`max_pages`).
+    pub max_pages: u64,
+    /// Consecutive pages without records after which a read that is still
+    /// handed next pages stops (`max_empty_pages`).
+    pub max_empty_pages: u64,
+}
+
+impl PageLimits {
+    /// 100,000 pages: a legitimately huge first sync (tens of millions of
+    /// records at 100–1,000 a page) stays well inside it, while an API that
+    /// keeps handing out full pages of the same data still ends.
+    pub const DEFAULT_MAX_PAGES: u64 = 100_000;
+    /// 100 empty pages in a row: APIs that filter a page after slicing it
+    /// (deleted or hidden records) can return runs of empty pages mid-stream
+    /// — 100 of them is 10,000+ consecutive hidden records — while an API
+    /// handing out new links to nothing forever costs a read only 100
+    /// cheap requests.
+    pub const DEFAULT_MAX_EMPTY_PAGES: u64 = 100;
+}
+
+impl Default for PageLimits {
+    fn default() -> Self {
+        PageLimits {
+            max_pages: Self::DEFAULT_MAX_PAGES,
+            max_empty_pages: Self::DEFAULT_MAX_EMPTY_PAGES,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -49,6 +49,10 @@ pub struct RawSource {
     /// A plugin source's secrets (`env:`/`file:` references), resolved and
     /// added to its options.
     pub secrets: Option<BTreeMap<String, S<String>>>,
+    /// A plugin source: `"in_process"` (default) or `"process"`.
+    pub isolation: Option<S<String>>,
+    /// A plugin source under process isolation: its address-space limit.
+    pub memory_limit: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +92,9 @@ pub struct RawPagination {
     pub size: Option<S<u64>>,
     pub start_page: Option<S<u64>>,
     pub total_pages_header: Option<S<String>>,
+    /// Page limits, for every style (see `PageLimits`).
+    pub max_pages: Option<S<u64>>,
+    pub max_empty_pages: Option<S<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +107,9 @@ pub struct RawStream {
     pub primary_key: Option<S<toml::Value>>,
     pub incremental: Option<S<RawIncremental>>,
     pub pagination: Option<S<RawPagination>>,
+    /// This stream's page limits, over those of its `pagination` table.
+    pub max_pages: Option<S<u64>>,
+    pub max_empty_pages: Option<S<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

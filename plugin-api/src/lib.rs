@@ -12,6 +12,9 @@
 //! `host`) the daemon's. `PLUGINS.md` at the repository root is the guide.
 
 mod blocking;
+#[cfg(feature = "test-crashes")]
+#[doc(hidden)]
+pub mod crash;
 mod error;
 pub mod ffi;
 #[cfg(feature = "host")]

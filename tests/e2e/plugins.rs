@@ -26,6 +26,7 @@ const PLUGIN_PACKAGES: &[&str] = &[
     "conveyor-test-plugin-future-abi",
     "conveyor-test-plugin-no-init",
     "conveyor-test-plugin-not-a-plugin",
+    "conveyor-test-plugin-crashing",
 ];
 
 /// Builds every plugin library (once per test process) with the cargo and

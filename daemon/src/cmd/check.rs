@@ -19,7 +19,7 @@ pub fn check(path: &Path) -> ExitCode {
             for w in &c.warnings {
                 eprintln!("warning: {w}");
             }
-            let findings = if !needs_warehouse(&c) {
+            let mut findings = if !needs_warehouse(&c) {
                 Findings::default()
             } else if !c.warehouse.path.exists() {
                 // No warehouse yet: what does not depend on synced data (a
@@ -50,6 +50,16 @@ pub fn check(path: &Path) -> ExitCode {
                     },
                 }
             };
+            // Every library a plugin source names, checked as the loader
+            // checks it before mapping it (pin, structure, ABI symbols).
+            let (problems, notes) = crate::plugins::check_sources(&c);
+            let file = c.file.display();
+            findings
+                .problems
+                .extend(problems.into_iter().map(|p| format!("{file}: {p}")));
+            findings
+                .notes
+                .extend(notes.into_iter().map(|n| format!("note: {file}: {n}")));
             if let Some(code) = findings.report(&c) {
                 return code;
             }

@@ -7,11 +7,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Result;
-use conveyor_config::{Config, ConnectorConfig};
+use conveyor_config::{Config, ConnectorConfig, PluginIsolation};
 use conveyor_plugin_api::host::{PluginConnector, PluginLibrary};
-use conveyor_plugin_api::Json;
+use conveyor_plugin_api::{Connector, Json};
 
 use crate::plugins;
+use crate::plugins::isolated::IsolatedConnector;
 use crate::EXIT_CONFIG;
 
 /// One line per library in `[plugins].dirs`: name, version, ABI, the streams
@@ -40,14 +41,12 @@ fn list(config: &Config) -> Result<ExitCode> {
         for path in libraries {
             let stem = file_stem(&path);
             let pin = config.plugins.sha256.get(&stem).map(String::as_str);
-            match plugins::load(&path, &stem, pin) {
-                Ok(library) => {
+            match plugins::load_hashed(&path, &stem, pin) {
+                Ok((library, sha256)) => {
                     let streams = streams_of_sources(config, &library, &mut problems);
                     let sha = match pin {
                         Some(_) => "pinned, matches".to_string(),
-                        None => plugins::sha256_file(&path)
-                            .map(|s| format!("{}…", &s[..16]))
-                            .unwrap_or_default(),
+                        None => format!("{}…", &sha256[..16]),
                     };
                     table.add_row([
                         library.info.name.clone(),
@@ -112,15 +111,21 @@ fn streams_of_sources(
         if p.plugin != library.info.name {
             continue;
         }
-        let opened = plugins::options_with_secrets(p).and_then(|(options, redact)| {
-            PluginConnector::open_redacting(library.clone(), &options, redact)
-        });
+        // A source that isolates its plugin has it opened in a plugin host
+        // here too: opening runs the plugin's code.
+        let opened: Result<Box<dyn Connector>, _> = match p.isolation {
+            PluginIsolation::Process => tokio::runtime::Handle::current()
+                .block_on(IsolatedConnector::open(p))
+                .map(|c| Box::new(c) as Box<dyn Connector>),
+            PluginIsolation::InProcess => plugins::options_with_secrets(p)
+                .and_then(|(options, redact)| {
+                    PluginConnector::open_redacting(library.clone(), &options, redact)
+                })
+                .map(|c| Box::new(c) as Box<dyn Connector>),
+        };
         match opened {
             Ok(c) => {
-                let names: Vec<String> = conveyor_plugin_api::Connector::streams(&c)
-                    .into_iter()
-                    .map(|s| s.name)
-                    .collect();
+                let names: Vec<String> = c.streams().into_iter().map(|s| s.name).collect();
                 parts.push(format!("{}: {}", source.name, names.join(", ")));
             }
             Err(e) => {
@@ -155,11 +160,8 @@ fn check(path: &Path, options: Option<&str>) -> ExitCode {
         Some(Ok(_)) => return fail("--options must be a JSON object".into()),
         Some(Err(e)) => return fail(format!("--options is not JSON: {e}")),
     };
-    let sha256 = match plugins::sha256_file(path) {
-        Ok(s) => s,
-        Err(e) => return fail(e.to_string()),
-    };
-    let library = match plugins::load(path, &file_stem(path), None) {
+    // One read of the file is hashed, validated and mapped.
+    let (library, sha256) = match plugins::load_hashed(path, &file_stem(path), None) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");

@@ -1,19 +1,22 @@
 //! Connector plugins in the daemon: finding a source's plugin library in the
-//! configured folders, checking its pinned SHA-256, loading it once per
-//! process (libraries are never unloaded), and opening instances.
+//! configured folders, reading it once, checking its pinned SHA-256 and its
+//! structure on those bytes, loading it once per process (libraries are
+//! never unloaded), and opening instances — in this process, or in a child
+//! process of their own (`isolated/`, `isolation = "process"`).
 //!
 //! Everything here fails with an error, never a panic: a plugin that cannot
 //! be found, loaded or opened fails its own source's run, and every other
 //! source keeps running.
 
 mod discover;
+pub mod isolated;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use conveyor_config::PluginSourceConfig;
-use conveyor_plugin_api::host::{PluginConnector, PluginLibrary, Redact};
+use conveyor_config::{PluginIsolation, PluginSourceConfig};
+use conveyor_plugin_api::host::{LibraryImage, PluginConnector, PluginLibrary, Redact};
 use conveyor_plugin_api::{Connector, ConnectorError, ErrorKind, Json};
 
 pub use discover::{find_library, library_file_name, list_dir};
@@ -75,54 +78,123 @@ fn loaded() -> &'static Mutex<HashMap<PathBuf, Loaded>> {
 
 /// The SHA-256 of a file, lower-case hex.
 pub fn sha256_file(path: &Path) -> Result<String, PluginError> {
-    use sha2::{Digest, Sha256};
     let bytes = std::fs::read(path).map_err(|e| PluginError::Unreadable {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    Ok(Sha256::digest(&bytes)
+    Ok(sha256_hex(&bytes))
+}
+
+/// The SHA-256 of `bytes`, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect())
+        .collect()
+}
+
+/// Refuses `actual` if a pin is given and differs.
+fn check_pin(
+    path: &Path,
+    name: &str,
+    pinned: Option<&str>,
+    actual: &str,
+) -> Result<(), PluginError> {
+    match pinned {
+        Some(pin) if pin != actual => Err(PluginError::Checksum {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            pinned: pin.to_string(),
+            actual: actual.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn canonical(path: &Path) -> Result<PathBuf, PluginError> {
+    std::fs::canonicalize(path).map_err(|e| PluginError::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// Reads the file once and checks its pin and its structure on those bytes
+/// (nothing is mapped, no plugin code runs). Returns the image and its
+/// SHA-256.
+pub fn verify(
+    path: &Path,
+    name_for_pin: &str,
+    pinned: Option<&str>,
+) -> Result<(LibraryImage, String), PluginError> {
+    let image = LibraryImage::read(path)?;
+    let sha256 = sha256_hex(image.bytes());
+    check_pin(path, name_for_pin, pinned, &sha256)?;
+    image.validate()?;
+    Ok((image, sha256))
 }
 
 /// Loads the library at `path` (once per process), refusing it before it is
-/// mapped if `pinned` is given and the file's SHA-256 differs.
+/// mapped if `pinned` is given and the file's SHA-256 differs, or if it is
+/// not a complete shared object exporting the plugin symbols. What is
+/// hashed, validated and mapped is one read of the file.
 pub fn load(
     path: &Path,
     name_for_pin: &str,
     pinned: Option<&str>,
 ) -> Result<Arc<PluginLibrary>, PluginError> {
-    let canonical = std::fs::canonicalize(path).map_err(|e| PluginError::Unreadable {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    Ok(load_hashed(path, name_for_pin, pinned)?.0)
+}
+
+/// [`load`], with the SHA-256 of the bytes that were mapped.
+pub fn load_hashed(
+    path: &Path,
+    name_for_pin: &str,
+    pinned: Option<&str>,
+) -> Result<(Arc<PluginLibrary>, String), PluginError> {
+    let canonical = canonical(path)?;
     let mut cache = loaded().lock().unwrap_or_else(|p| p.into_inner());
-    let check = |actual: &str| match pinned {
-        Some(pin) if pin != actual => Err(PluginError::Checksum {
-            path: canonical.clone(),
-            name: name_for_pin.to_string(),
-            pinned: pin.to_string(),
-            actual: actual.to_string(),
-        }),
-        _ => Ok(()),
-    };
     if let Some(l) = cache.get(&canonical) {
-        check(&l.sha256)?;
-        return Ok(l.library.clone());
+        check_pin(&canonical, name_for_pin, pinned, &l.sha256)?;
+        return Ok((l.library.clone(), l.sha256.clone()));
     }
     // Checked before loading: loading runs the library's initialisers.
-    let sha256 = sha256_file(&canonical)?;
-    check(&sha256)?;
-    let library = Arc::new(PluginLibrary::load(&canonical)?);
+    let image = LibraryImage::read(&canonical)?;
+    let sha256 = sha256_hex(image.bytes());
+    check_pin(&canonical, name_for_pin, pinned, &sha256)?;
+    let library = Arc::new(PluginLibrary::load_image(image)?);
     cache.insert(
         canonical,
         Loaded {
             library: library.clone(),
-            sha256,
+            sha256: sha256.clone(),
         },
     );
-    Ok(library)
+    Ok((library, sha256))
+}
+
+/// For `conveyor check`: finds the library each plugin source names and
+/// runs the checks `load` runs before mapping it (pin, structure, ABI
+/// symbols), without loading it. Returns `(problems, notes)`, each line
+/// `sources.NAME.type: …`: a library that is there but unusable is a
+/// problem; one not installed yet is a note (a config may well be deployed
+/// before its plugins; each run of the source fails until it is there).
+pub fn check_sources(config: &conveyor_config::Config) -> (Vec<String>, Vec<String>) {
+    let (mut problems, mut notes) = (Vec::new(), Vec::new());
+    for source in &config.sources {
+        let conveyor_config::ConnectorConfig::Plugin(p) = &source.connector else {
+            continue;
+        };
+        match find_library(&p.dirs, &p.plugin) {
+            Err(e) => notes.push(format!("sources.{}.type: not checked: {e}", source.name)),
+            Ok(path) => {
+                if let Err(e) = verify(&path, &p.plugin, p.sha256.as_deref()) {
+                    problems.push(format!("sources.{}.type: {e}", source.name));
+                }
+            }
+        }
+    }
+    (problems, notes)
 }
 
 /// Finds, verifies and loads the plugin a source names, and checks that
@@ -143,6 +215,13 @@ pub fn load_for_source(cfg: &PluginSourceConfig) -> Result<Arc<PluginLibrary>, P
 /// The source's options with its secrets resolved and added under their
 /// names, and the secret values to scrub from what the plugin says.
 pub fn options_with_secrets(cfg: &PluginSourceConfig) -> Result<(Json, Redact), ConnectorError> {
+    let (options, values) = resolve_secrets(cfg)?;
+    Ok((options, Redact::new(values)))
+}
+
+/// The source's options with its secrets resolved and added, and the
+/// secret values themselves (for a plugin host process to scrub).
+pub fn resolve_secrets(cfg: &PluginSourceConfig) -> Result<(Json, Vec<String>), ConnectorError> {
     let mut options = cfg.options.clone();
     let mut values = Vec::new();
     for (name, reference) in &cfg.secrets {
@@ -158,15 +237,19 @@ pub fn options_with_secrets(cfg: &PluginSourceConfig) -> Result<(Json, Redact), 
             map.insert(name.clone(), Json::String(secret.expose().to_string()));
         }
     }
-    Ok((options, Redact::new(values)))
+    Ok((options, values))
 }
 
 /// The connector for a plugin source: loads the plugin and opens an
 /// instance with the source's options, off the async threads (both run
-/// plugin code, which may block).
+/// plugin code, which may block) — or, with `isolation = "process"`, in a
+/// plugin host process of its own.
 pub async fn open_connector(
     cfg: &PluginSourceConfig,
 ) -> Result<Box<dyn Connector>, ConnectorError> {
+    if cfg.isolation == PluginIsolation::Process {
+        return Ok(Box::new(isolated::IsolatedConnector::open(cfg).await?));
+    }
     let cfg = cfg.clone();
     let opened = tokio::task::spawn_blocking(move || {
         let library = load_for_source(&cfg)?;

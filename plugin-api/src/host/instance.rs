@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use arrow_array::ffi_stream::RecordBatchStreamReader;
 
 use super::library::{take_bytes, take_error, PluginLibrary};
-use super::log::LogContext;
+use super::log::{LogContext, LogForward};
 use super::Redact;
 use crate::ffi::{
     FFI_ArrowArrayStream, FfiBytes, FfiError, FfiSink, HostCallbacks, InstancePtr, STATUS_ERROR,
@@ -50,9 +50,21 @@ impl PluginInstance {
         options: &Json,
         redact: Redact,
     ) -> Result<PluginInstance, ConnectorError> {
+        Self::open_forwarding_logs(library, options, redact, None)
+    }
+
+    /// As [`open`](Self::open), with the plugin's log lines handed to
+    /// `forward` (when given) instead of this process's tracing.
+    pub fn open_forwarding_logs(
+        library: Arc<PluginLibrary>,
+        options: &Json,
+        redact: Redact,
+        forward: Option<LogForward>,
+    ) -> Result<PluginInstance, ConnectorError> {
         let log = Box::new(LogContext {
             plugin: library.info.name.clone(),
             redact: redact.clone(),
+            forward,
         });
         let callbacks = Box::new(HostCallbacks {
             size: std::mem::size_of::<HostCallbacks>(),

@@ -1,6 +1,13 @@
-//! Loading a plugin library: dlopen, the ABI version check, `init`, `info`.
+//! Loading a plugin library: the file read once and checked before it is
+//! mapped (`validate.rs`), dlopen, the ABI version check, `init`, `info`.
 //! A loaded library is never unloaded (its code may still be on a stack, and
 //! Rust plugins register thread-local destructors that outlive any call).
+//!
+//! On Linux the library is mapped from a sealed in-memory copy (memfd) of
+//! the bytes that were validated (and that the daemon hashed against its
+//! pin), not from the path: a file replaced or truncated between the check
+//! and dlopen — or later, by a `cp` over a library the daemon has mapped,
+//! which would SIGBUS it on the next page-in — cannot reach the process.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +20,8 @@ use crate::PluginInfo;
 /// Why a library could not be used as a plugin.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    #[error("cannot read {path}: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
     #[error("{path}: not a loadable shared library: {reason}")]
     NotALibrary { path: PathBuf, reason: String },
     #[error("{path}: not a Conveyor plugin: it does not export `{symbol}` (build it with conveyor_plugin_api::export_connector!, see PLUGINS.md)")]
@@ -42,6 +51,130 @@ pub enum LoadError {
 /// Every library this process loaded; they stay loaded until it exits.
 static LOADED: std::sync::Mutex<Vec<&'static libloading::Library>> =
     std::sync::Mutex::new(Vec::new());
+
+/// The bytes of a plugin file, read once: what is hashed, validated and
+/// mapped is this one copy, whatever happens to the file meanwhile.
+pub struct LibraryImage {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl LibraryImage {
+    /// Reads the whole file at `path`.
+    pub fn read(path: &Path) -> Result<LibraryImage, LoadError> {
+        let bytes = std::fs::read(path).map_err(|e| LoadError::Unreadable {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Ok(LibraryImage {
+            path: path.to_path_buf(),
+            bytes,
+        })
+    }
+
+    /// An image of `bytes` said to come from `path` (tests, or bytes read elsewhere).
+    pub fn from_bytes(path: PathBuf, bytes: Vec<u8>) -> LibraryImage {
+        LibraryImage { path, bytes }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Checks that the bytes are a complete shared object of this platform
+    /// exporting the plugin symbols, without mapping or running any of it
+    /// (what `conveyor check` does for every plugin a source names).
+    pub fn validate(&self) -> Result<(), LoadError> {
+        let exports = self.validate_structure()?;
+        if !exports.init {
+            return Err(LoadError::MissingSymbol {
+                path: self.path.clone(),
+                symbol: INIT_SYMBOL,
+            });
+        }
+        Ok(())
+    }
+
+    /// The structural checks and the version symbol; `init` is reported
+    /// separately, after the version (another ABI major may lack it).
+    fn validate_structure(&self) -> Result<super::validate::Exports, LoadError> {
+        use super::validate::Invalid;
+        super::validate::validate(&self.bytes).map_err(|e| match e {
+            Invalid::NotLoadable(reason) => LoadError::NotALibrary {
+                path: self.path.clone(),
+                reason,
+            },
+            Invalid::MissingSymbol(symbol) => LoadError::MissingSymbol {
+                path: self.path.clone(),
+                symbol,
+            },
+        })
+    }
+}
+
+/// Maps the image: from a sealed memfd holding exactly its bytes on Linux,
+/// from its path elsewhere.
+fn open_image(image: &LibraryImage) -> Result<libloading::Library, LoadError> {
+    let not_a_library = |reason: String| LoadError::NotALibrary {
+        path: image.path.clone(),
+        reason,
+    };
+    #[cfg(target_os = "linux")]
+    {
+        match sealed_copy(image) {
+            Ok(fd) => {
+                use std::os::fd::AsRawFd;
+                let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+                // SAFETY: loading a library runs its initialisers. Plugins are
+                // code the operator chose to trust (and may pin by sha256);
+                // the bytes were validated as a complete shared object, and
+                // Rust cdylibs built with this SDK have no initialisers with
+                // preconditions.
+                let library = unsafe { libloading::Library::new(&proc_path) }.map_err(|e| {
+                    not_a_library(
+                        e.to_string()
+                            .replace(&proc_path, &image.path.display().to_string()),
+                    )
+                })?;
+                // Kept open for the life of the process: the dynamic loader
+                // knows this library by its `/proc/self/fd/N` name, and a
+                // reused descriptor number would make a later dlopen of
+                // another plugin return this one.
+                std::mem::forget(fd);
+                return Ok(library);
+            }
+            Err(e) => tracing::debug!(path = %image.path.display(), error = %e,
+                "no sealed in-memory copy of the plugin; mapping the file itself"),
+        }
+    }
+    // SAFETY: as above; here the file is mapped by its path (the bytes were
+    // validated, but the file could change before it is mapped).
+    unsafe { libloading::Library::new(&image.path) }.map_err(|e| not_a_library(e.to_string()))
+}
+
+/// A memfd holding the image's bytes, sealed against any change.
+#[cfg(target_os = "linux")]
+fn sealed_copy(image: &LibraryImage) -> std::io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    use std::io::Write;
+    let name = image
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plugin".into());
+    let fd = rustix::fs::memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(&image.bytes)?;
+    rustix::fs::fcntl_add_seals(
+        &file,
+        SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE | SealFlags::SEAL,
+    )?;
+    Ok(file.into())
+}
 
 /// A loaded plugin library: its resolved function table and identity.
 pub struct PluginLibrary {
@@ -124,15 +257,15 @@ impl PluginLibrary {
     /// Loads the library at `path` and checks that it is a plugin this host
     /// can drive. The library stays mapped for the life of the process.
     pub fn load(path: &Path) -> Result<PluginLibrary, LoadError> {
-        let path = path.to_path_buf();
-        // SAFETY: loading a library runs its initialisers. Plugins are code
-        // the operator chose to trust (and may pin by sha256); Rust cdylibs
-        // built with this SDK have no initialisers with preconditions.
-        let library =
-            unsafe { libloading::Library::new(&path) }.map_err(|e| LoadError::NotALibrary {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
+        Self::load_image(LibraryImage::read(path)?)
+    }
+
+    /// Validates `image` and loads exactly its bytes (see the module docs).
+    pub fn load_image(image: LibraryImage) -> Result<PluginLibrary, LoadError> {
+        let exports = image.validate_structure()?;
+        let path = image.path.clone();
+        let library = open_image(&image)?;
+        drop(image);
         // Never unloaded: code and thread-local destructors of the plugin
         // must stay mapped as long as the process lives.
         let library: &'static libloading::Library = Box::leak(Box::new(library));
@@ -154,6 +287,12 @@ impl PluginLibrary {
         // from another major version may lay out everything differently.
         // SAFETY: takes no arguments and only returns a number.
         check_version(&path, unsafe { version() })?;
+        if !exports.init {
+            return Err(LoadError::MissingSymbol {
+                path,
+                symbol: INIT_SYMBOL,
+            });
+        }
         // SAFETY: the symbol's type is fixed by the ABI (`ffi::INIT_SYMBOL`).
         let init: InitFn =
             *unsafe { library.get::<InitFn>(INIT_SYMBOL.as_bytes()) }.map_err(|_| {

@@ -1,16 +1,22 @@
 //! The host's logging callback: plugin messages into the host's tracing,
-//! tagged with the plugin's name.
+//! tagged with the plugin's name — or, in a plugin host process, handed to
+//! a forwarder that sends them on to the daemon.
 
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::ffi::level;
 
+/// Where an instance's log lines go instead of this process's tracing:
+/// `(level, line)`, the line already scrubbed; called from any thread.
+pub type LogForward = std::sync::Arc<dyn Fn(u32, &str) + Send + Sync>;
+
 /// What the log callback's `host_data` points to.
 pub(crate) struct LogContext {
     pub plugin: String,
     /// The source's secrets, scrubbed from every line.
     pub redact: super::Redact,
+    pub forward: Option<LogForward>,
 }
 
 /// `HostCallbacks::log`.
@@ -36,6 +42,9 @@ pub(crate) unsafe extern "C" fn host_log(
         let text = ctx.redact.apply(&String::from_utf8_lossy(unsafe {
             std::slice::from_raw_parts(message, len)
         }));
+        if let Some(forward) = &ctx.forward {
+            return forward(lvl, &text);
+        }
         let plugin = ctx.plugin.as_str();
         match lvl {
             level::ERROR => tracing::error!(plugin, "{text}"),

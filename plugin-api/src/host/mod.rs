@@ -7,9 +7,11 @@ mod library;
 mod log;
 mod native;
 mod redact;
+mod validate;
 
 pub use connector::PluginConnector;
 pub use instance::{PluginInstance, ReadEvent};
-pub use library::{InitFn, LoadError, PluginLibrary, VersionFn};
+pub use library::{InitFn, LibraryImage, LoadError, PluginLibrary, VersionFn};
+pub use log::LogForward;
 pub use native::NativeConnector;
 pub use redact::Redact;
