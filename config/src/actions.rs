@@ -12,13 +12,56 @@ use crate::model::Located;
 use crate::secret::SecretRef;
 use crate::validate::Checker;
 
-/// Variables every action template may use besides the measure's columns.
+/// Variables every action template may use besides the measure's columns
+/// (README, "Template variables", says what each holds).
 /// `transition` is `firing` or `resolved`; `repeat` is true for a reminder
 /// of an alert still firing, `escalated` for one that went from warn to
 /// critical since it was announced; `breaches` counts the breaching periods of an
 /// `n_of_m` window (`window` its length); `peer_threshold` is the group's
-/// percentile a `peer` rule compared with.
-pub const BUILTIN_VARIABLES: [&str; 11] = [
+/// percentile a `peer` rule compared with. The rest are the alert's facts:
+/// the rule's own settings, the entity's `history` of periods, its peers,
+/// how long it has fired, and the command that silences it.
+pub const BUILTIN_VARIABLES: [&str; 35] = [
+    "rule",
+    "entity",
+    "level",
+    "value",
+    "period",
+    "transition",
+    "repeat",
+    "escalated",
+    "breaches",
+    "window",
+    "peer_threshold",
+    "title",
+    "description",
+    "owner",
+    "labels",
+    "who",
+    "direction",
+    "warn",
+    "critical",
+    "resolve",
+    "threshold",
+    "history",
+    "peer_group",
+    "peer_size",
+    "peer_median",
+    "peer_percentile",
+    "peer_breaching",
+    "firing_since",
+    "firing_for",
+    "absent",
+    "silence_command",
+    "next_step",
+    "subject_tag",
+    "now",
+    "notified_level",
+];
+
+/// The first eleven of [`BUILTIN_VARIABLES`]: they hide a measure column
+/// of the same name (the alert's other facts yield to one).
+pub const CORE_VARIABLES: [&str; 11] = [
     "rule",
     "entity",
     "level",
@@ -43,9 +86,11 @@ pub struct EmailAction {
     pub to: Vec<String>,
     /// A measure column holding a recipient per row (e.g. the supervisor).
     pub to_column: Option<String>,
-    pub subject: Template,
-    /// The text part.
-    pub body: Template,
+    /// `None`: the built-in subject (`[FIRING critical] title: who`).
+    pub subject: Option<Template>,
+    /// The text part; `None`: the built-in e-mail (and, without `html`,
+    /// its HTML part too).
+    pub body: Option<Template>,
     /// An HTML alternative, rendered with the data HTML-escaped.
     pub html: Option<Template>,
     pub at: Located,
@@ -177,12 +222,14 @@ impl Checker<'_> {
                     );
                 }
             }
-            let subject = self.template(&key, "subject", raw.subject, &span);
-            let body = self.template(&key, "body", raw.body, &span);
-            let html = match raw.html {
+            // Without them, the built-in subject and e-mail.
+            let optional = |c: &mut Self, name: &str, raw: Option<Spanned<String>>| match raw {
                 None => Some(None),
-                Some(h) => self.template(&key, "html", Some(h), &span).map(Some),
+                Some(t) => c.template(&key, name, Some(t), &span).map(Some),
             };
+            let subject = optional(self, "subject", raw.subject);
+            let body = optional(self, "body", raw.body);
+            let html = optional(self, "html", raw.html);
             if let (Some(subject), Some(body), Some(html)) = (subject, body, html) {
                 out.push(EmailAction {
                     to: raw.to.into_iter().map(Spanned::into_inner).collect(),
@@ -246,7 +293,7 @@ impl Checker<'_> {
         })
     }
 
-    fn template(
+    pub(crate) fn template(
         &mut self,
         key: &str,
         name: &str,
@@ -430,5 +477,17 @@ impl Checker<'_> {
             from: from?.into_inner(),
             max_attempts: max_attempts?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_the_core_variables_lead_the_builtin_ones_and_none_repeats() {
+        assert_eq!(BUILTIN_VARIABLES[..CORE_VARIABLES.len()], CORE_VARIABLES);
+        let unique: BTreeSet<&str> = BUILTIN_VARIABLES.iter().copied().collect();
+        assert_eq!(unique.len(), BUILTIN_VARIABLES.len());
     }
 }

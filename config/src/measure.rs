@@ -11,6 +11,7 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::reconcile::{ReconcileConfig, Tolerance};
 use crate::validate::Checker;
 
 /// Aggregates a shorthand may name (DuckDB functions of one column).
@@ -42,14 +43,15 @@ struct RawShorthand {
 
 impl Checker<'_> {
     /// The measure's SQL, from a string or a shorthand table; `None` after
-    /// reporting what is wrong. `reconciles` are the configured names.
+    /// reporting what is wrong. `reconciles` are the configured names (valid
+    /// or not), `recons` the valid entries.
     pub(crate) fn measure(
         &mut self,
         key: &str,
         raw: &Spanned<toml::Value>,
         reconciles: &[String],
-        rule: &str,
-    ) -> Option<String> {
+        recons: &[ReconcileConfig],
+    ) -> Option<Measure> {
         let key = format!("{key}.measure");
         let span = raw.span();
         match raw.get_ref() {
@@ -59,7 +61,10 @@ impl Checker<'_> {
                     self.error(span, &key, "must not be empty");
                     return None;
                 }
-                Some(sql.to_string())
+                Some(Measure {
+                    sql: sql.to_string(),
+                    reconciliation: None,
+                })
             }
             toml::Value::Table(t) => {
                 let shorthand: RawShorthand = match toml::Value::Table(t.clone()).try_into() {
@@ -71,7 +76,7 @@ impl Checker<'_> {
                         return None;
                     }
                 };
-                self.shorthand(&key, span, shorthand, reconciles, rule)
+                self.shorthand(&key, span, shorthand, reconciles, recons)
             }
             _ => {
                 self.error(span, &key, "must be SQL text or a shorthand table")
@@ -87,8 +92,8 @@ impl Checker<'_> {
         span: Range<usize>,
         s: RawShorthand,
         reconciles: &[String],
-        rule: &str,
-    ) -> Option<String> {
+        recons: &[ReconcileConfig],
+    ) -> Option<Measure> {
         if let Some(name) = &s.reconciliation {
             let aggregate_keys = [
                 s.view.is_some(),
@@ -121,7 +126,12 @@ impl Checker<'_> {
                     Some(list.as_slice())
                 }
             };
-            return Some(reconciliation_sql(name, statuses, rule));
+            // A reconciliation with problems of its own has them reported.
+            let recon = recons.iter().find(|r| &r.name == name)?;
+            return Some(Measure {
+                sql: reconciliation_sql(recon, statuses),
+                reconciliation: Some(name.clone()),
+            });
         }
         if s.statuses.is_some() {
             self.error(
@@ -184,8 +194,9 @@ impl Checker<'_> {
                 ok = false;
             }
         }
-        ok.then(|| {
-            aggregate_sql(&Aggregate {
+        ok.then(|| Measure {
+            reconciliation: None,
+            sql: aggregate_sql(&Aggregate {
                 view: s.view.as_deref().unwrap_or_default(),
                 aggregate,
                 column: s.column.as_deref(),
@@ -194,9 +205,16 @@ impl Checker<'_> {
                 time: s.time.as_deref().unwrap_or_default(),
                 periods: s.periods,
                 context: &s.context,
-            })
+            }),
         })
     }
+}
+
+/// A validated measure: its SQL, and the reconciliation it reads when it is
+/// the reconciliation shorthand.
+pub(crate) struct Measure {
+    pub sql: String,
+    pub reconciliation: Option<String>,
 }
 
 /// Letters, digits and underscores, with at most one dot (schema.name).
@@ -251,10 +269,15 @@ fn aggregate_sql(a: &Aggregate) -> String {
 }
 
 /// One row per key of the reconciliation's latest successful run: value 1
-/// for an exception (of `statuses`, when given), 0 otherwise; the status,
-/// both keys and the differences as context.
-fn reconciliation_sql(name: &str, statuses: Option<&[String]>, rule: &str) -> String {
-    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+/// for an exception (of `statuses`, when given), 0 otherwise; as context
+/// the status, both keys, the differences, and for people: each side's row
+/// as an object (`left`, `right`, and under the sides' names), `label` (the
+/// row's keys as written) and `compared` (each compared column with both
+/// values and the delta). The period is the evaluation's date: the run's
+/// own clock is the wall clock, which a simulated evaluation does not share.
+/// A key the run no longer reports is absent, and its alert resolves after
+/// the rule's `absent_after` evaluations.
+fn reconciliation_sql(recon: &ReconcileConfig, statuses: Option<&[String]>) -> String {
     let exception = match statuses {
         Some(list) => format!(
             "r.status IN ({})",
@@ -269,33 +292,85 @@ fn reconciliation_sql(name: &str, statuses: Option<&[String]>, rule: &str) -> St
                 .join(", ")
         ),
     };
-    // The latest successful run, one row per key; then the keys the rule
-    // still has an alert for that the run no longer reports (matched under
-    // the other side's key, or gone from the data) as value 0, so their
-    // alerts resolve instead of firing forever.
+    let columns = recon.row_columns();
+    let label = |side: &str, keys: &[Option<String>]| {
+        let parts: Vec<String> = keys
+            .iter()
+            .flatten()
+            .map(|k| format!("\"{side}\"->>{}", quote(k)))
+            .collect();
+        if parts.is_empty() {
+            "NULL".to_string()
+        } else {
+            format!("nullif(concat_ws(', ', {}), '')", parts.join(", "))
+        }
+    };
+    let compared: Vec<String> = recon
+        .compare
+        .iter()
+        .map(|c| {
+            let n = quote(&c.name);
+            let (l, r) = (format!("\"left\"->>{n}"), format!("\"right\"->>{n}"));
+            let delta = match c.tolerance {
+                Tolerance::Days(_) => {
+                    format!("date_diff('day', TRY_CAST({l} AS DATE), TRY_CAST({r} AS DATE))")
+                }
+                _ => format!("round(TRY_CAST({r} AS DOUBLE) - TRY_CAST({l} AS DOUBLE), 9)"),
+            };
+            format!(
+                "json_object('column', {n}, 'left', \"left\"->{n}, 'right', \"right\"->{n}, 'delta', {delta},
+    'status', CASE WHEN \"left\" IS NULL OR \"right\" IS NULL THEN 'missing'
+                   ELSE coalesce(list_filter(json_extract(differences, '$[*]'), lambda d: d->>'column' = {n})[1]->>'status', 'equal') END)"
+            )
+        })
+        .collect();
+    let compared = if compared.is_empty() {
+        "json('[]')".to_string()
+    } else {
+        // A matched key keeps no rows: nothing to show.
+        format!(
+            "CASE WHEN \"left\" IS NULL AND \"right\" IS NULL THEN json('[]') ELSE json_array(\n    {}) END",
+            compared.join(",\n    ")
+        )
+    };
+    // The rows under the sides' own names too ({{ payroll.hours }}).
+    let mut aliases = String::new();
+    for (side, name) in [("left", &recon.left_name), ("right", &recon.right_name)] {
+        if name != side {
+            aliases += &format!(", \"{side}\" AS \"{name}\"");
+        }
+    }
     format!(
         "WITH run AS (
-  SELECT run_id, started_at FROM conveyor.recon_runs
+  SELECT run_id FROM conveyor.recon_runs
   WHERE reconciliation = {name} AND status = 'succeeded'
   ORDER BY run_id DESC LIMIT 1
 ), latest AS (
-  SELECT coalesce(r.left_key, r.right_key) AS entity, any_value(run.started_at) AS period,
+  SELECT coalesce(r.left_key, r.right_key) AS entity,
+         CAST(CAST(getvariable('conveyor_now') AS TIMESTAMP) AS DATE) AS period,
          max(CASE WHEN {exception} THEN 1 ELSE 0 END) AS value,
          string_agg(DISTINCT r.status, ', ') AS status,
          any_value(r.left_key) AS left_key, any_value(r.right_key) AS right_key,
-         CAST(any_value(r.differences) AS VARCHAR) AS differences
+         any_value(r.differences) AS differences,
+         any_value(r.left_row) AS \"left\", any_value(r.right_row) AS \"right\"
   FROM conveyor.recon_results AS r JOIN run USING (run_id)
   GROUP BY 1
 )
-SELECT * FROM latest
-UNION ALL
-SELECT a.entity, run.started_at, 0, 'no longer reported', NULL, NULL, NULL
-FROM conveyor.alerts AS a, run
-WHERE a.rule = {rule} AND a.state IN ('pending', 'firing')
-  AND NOT EXISTS (SELECT 1 FROM latest WHERE latest.entity = a.entity)",
-        name = quote(name),
-        rule = quote(rule),
+SELECT entity, period, value, status, left_key, right_key, CAST(differences AS VARCHAR) AS differences,
+       coalesce({left_label}, {right_label}, entity) AS label,
+       {left_name} AS left_name, {right_name} AS right_name, \"left\", \"right\",
+       {compared} AS compared{aliases}
+FROM latest",
+        name = quote(&recon.name),
+        left_label = label("left", &columns.left_keys),
+        right_label = label("right", &columns.right_keys),
+        left_name = quote(&recon.left_name),
+        right_name = quote(&recon.right_name),
     )
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 #[cfg(test)]
@@ -323,14 +398,62 @@ mod tests {
         assert!(sql.contains("GROUP BY 1, 2"), "{sql}");
     }
 
+    fn recon(name: &str, left_name: &str) -> ReconcileConfig {
+        let text = format!(
+            "[warehouse]\npath = \"wh.duckdb\"\n[[reconcile]]\nname = \"{name}\"\nleft_name = \"{left_name}\"\n\
+             left = {{ table = \"a\" }}\nright = {{ table = \"b\" }}\n\
+             keys = [{{ left = \"lower(email)\" }}, {{ left = \"period_start\" }}]\n\
+             compare = [{{ left = \"hours\", absolute = 0.25 }}, {{ name = \"start\", left = \"s\", days = 1 }}]\n"
+        );
+        crate::parse(&text, std::path::Path::new("c.toml"))
+            .unwrap()
+            .reconciles
+            .remove(0)
+    }
+
     #[test]
     fn measure_reconciliation_shorthand_counts_only_the_named_statuses() {
-        let all = reconciliation_sql("p'x", None, "r");
+        let all = reconciliation_sql(&recon("p", "payroll"), None);
         assert!(all.contains("r.status NOT IN ('matched', 'matched_within_tolerance')"));
-        assert!(all.contains("reconciliation = 'p''x'"), "{all}");
-        let some = reconciliation_sql("p", Some(&["missing_right".to_string()]), "r'q");
-        assert!(some.contains("a.rule = 'r''q'"), "{some}");
+        assert!(all.contains("reconciliation = 'p'"), "{all}");
+        let some = reconciliation_sql(&recon("p", "payroll"), Some(&["missing_right".to_string()]));
         assert!(some.contains("r.status IN ('missing_right')"), "{some}");
+    }
+
+    #[test]
+    fn measure_reconciliation_shorthand_names_the_sides_and_compares_each_column() {
+        let sql = reconciliation_sql(&recon("p", "payroll"), None);
+        // The evaluation's clock, never the run's wall clock.
+        assert!(
+            sql.contains("CAST(CAST(getvariable('conveyor_now') AS TIMESTAMP) AS DATE) AS period"),
+            "{sql}"
+        );
+        assert!(!sql.contains("started_at"), "{sql}");
+        assert!(
+            sql.contains("'payroll' AS left_name, 'right' AS right_name"),
+            "{sql}"
+        );
+        assert!(sql.contains("\"left\" AS \"payroll\""), "{sql}");
+        assert!(
+            !sql.contains("\"right\" AS \"right\""),
+            "no alias for a default name: {sql}"
+        );
+        // The label: the keys as written (an expression gets a plain name).
+        assert!(
+            sql.contains("concat_ws(', ', \"left\"->>'key1', \"left\"->>'period_start')"),
+            "{sql}"
+        );
+        // Hours differ by number, the start date by days.
+        assert!(
+            sql.contains(
+                "TRY_CAST(\"right\"->>'hours' AS DOUBLE) - TRY_CAST(\"left\"->>'hours' AS DOUBLE)"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("date_diff('day', TRY_CAST(\"left\"->>'start' AS DATE)"),
+            "{sql}"
+        );
     }
 
     #[test]

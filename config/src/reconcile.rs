@@ -35,11 +35,68 @@ pub struct ReconcileConfig {
     pub compare: Vec<ComparePair>,
     pub cardinality: Cardinality,
     pub pairing: Pairing,
+    /// What people call each side (`left_name = "payroll"`): the names the
+    /// rows of an exception go by in alert templates. Default `left`/`right`.
+    pub left_name: String,
+    pub right_name: String,
     /// Run after any of these sources finishes a sync.
     pub after: Vec<String>,
     /// Run on this schedule as well (daemon only).
     pub schedule: Option<Schedule>,
     pub at: Located,
+}
+
+impl ReconcileConfig {
+    /// The names the columns of each side's row take in an exception's
+    /// `left_row`/`right_row` (the values people read in alerts): each key
+    /// as written, before normalisation, then each compared column.
+    pub fn row_columns(&self) -> RowColumns {
+        let compare: Vec<String> = self.compare.iter().map(|c| c.name.clone()).collect();
+        let keys = |pick: fn(&KeyPair) -> &str| -> Vec<Option<String>> {
+            let mut seen: Vec<String> = compare.clone();
+            self.keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    // `client` stays `client`; an expression gets a plain
+                    // name. A key that is also compared shows once.
+                    let expr = pick(k).trim();
+                    let last = expr.rsplit('.').next().unwrap_or(expr).trim_matches('"');
+                    let name = if plain_column(last) {
+                        last.to_string()
+                    } else {
+                        format!("key{}", i + 1)
+                    };
+                    if seen.contains(&name) {
+                        return None;
+                    }
+                    seen.push(name.clone());
+                    Some(name)
+                })
+                .collect()
+        };
+        RowColumns {
+            left_keys: keys(|k| &k.left),
+            right_keys: keys(|k| &k.right),
+            compare,
+        }
+    }
+}
+
+/// See [`ReconcileConfig::row_columns`]. A key's entry is `None` when a
+/// compared column (or an earlier key) already has its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowColumns {
+    pub left_keys: Vec<Option<String>>,
+    pub right_keys: Vec<Option<String>>,
+    pub compare: Vec<String>,
+}
+
+fn plain_column(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Where a side's rows come from.
@@ -149,10 +206,27 @@ pub(crate) struct RawReconcile {
     compare: Vec<Spanned<RawCompare>>,
     cardinality: Option<Spanned<String>>,
     pairing: Option<Spanned<String>>,
+    left_name: Option<Spanned<String>>,
+    right_name: Option<Spanned<String>>,
     after: Option<Vec<Spanned<String>>>,
     schedule: Option<Spanned<String>>,
     timezone: Option<Spanned<String>>,
 }
+
+/// Names a side may not take: they would shadow a template variable of
+/// every alert, or a column of the reconciliation measure.
+pub(crate) const RESERVED_SIDE_NAMES: [&str; 10] = [
+    "status",
+    "left_key",
+    "right_key",
+    "differences",
+    "label",
+    "left_name",
+    "right_name",
+    "compared",
+    "entity",
+    "period",
+];
 
 impl RawReconcile {
     /// The name as written, valid or not (rules may follow it).
@@ -346,10 +420,22 @@ impl Checker<'_> {
             }
         }
         let schedule = self.schedule(key, raw.schedule.as_ref(), raw.timezone.as_ref());
+        let left_name = self.side_name(key, "left", raw.left_name.as_ref());
+        let right_name = self.side_name(key, "right", raw.right_name.as_ref());
+        if let (Some(r), true) = (&raw.right_name, left_name == right_name) {
+            self.error(
+                r.span(),
+                &format!("{key}.right_name"),
+                format!("both sides are named `{right_name}`"),
+            )
+            .hint("each side needs its own name, e.g. left_name = \"payroll\", right_name = \"contact_center\"");
+        }
         if self.error_count() > errors_before {
             return None;
         }
         Some(ReconcileConfig {
+            left_name,
+            right_name,
             name: raw.name.into_inner(),
             left: left?,
             right: right?,
@@ -361,6 +447,35 @@ impl Checker<'_> {
             schedule: schedule.flatten(),
             at: self.located(span, key),
         })
+    }
+
+    /// `left_name`/`right_name`: a plain lower-case name (templates read
+    /// the side's row under it), not one of the alert's own variables.
+    fn side_name(&mut self, key: &str, side: &str, raw: Option<&Spanned<String>>) -> String {
+        let Some(raw) = raw else {
+            return side.to_string();
+        };
+        let n = raw.get_ref();
+        let plain = n
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        let other = if side == "left" { "right" } else { "left" };
+        let reserved = RESERVED_SIDE_NAMES.contains(&n.as_str())
+            || crate::actions::BUILTIN_VARIABLES.contains(&n.as_str())
+            || n == other;
+        if !plain || reserved {
+            let why = if plain {
+                format!("`{n}` is already a template variable of every alert")
+            } else {
+                format!("`{n}` must be lower-case letters, digits and underscores")
+            };
+            self.error(raw.span(), &format!("{key}.{side}_name"), why)
+                .hint("templates read the side's row under this name, e.g. {{ payroll.hours }}");
+        }
+        n.clone()
     }
 
     fn relation(

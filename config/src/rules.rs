@@ -13,6 +13,13 @@ use crate::validate::Checker;
 
 const DIRECTIONS: &str = "\"above\", \"below\"";
 
+/// `history` when the rule does not set it: two months of weeks.
+pub const DEFAULT_HISTORY_PERIODS: u32 = 8;
+/// `absent_after` when the rule does not set it: an entity missing from
+/// the latest evaluation is over (as Alertmanager resolves what stops
+/// arriving).
+pub const DEFAULT_ABSENT_AFTER: u32 = 1;
+
 /// One performance rule.
 #[derive(Debug, Clone)]
 pub struct RuleConfig {
@@ -22,6 +29,22 @@ pub struct RuleConfig {
     /// Who answers for the rule (free text: a team or an address).
     pub owner: Option<String>,
     pub labels: BTreeMap<String, String>,
+    /// What the rule watches, in a few words ("CSAT below target"): the
+    /// built-in e-mail's subject and heading. Default: the name, spaced.
+    pub title: String,
+    /// The measure column a person knows an entity by (`agent_name`); the
+    /// entity itself when unset (a reconciliation measure: its `label`).
+    pub entity_label: Option<String>,
+    /// What the recipient should do, rendered like the action templates
+    /// ("Please book a coaching session this week").
+    pub next_step: Option<crate::actions::Template>,
+    /// Periods of the entity's history templates get (`history`).
+    pub history_periods: u32,
+    /// Evaluations in a row an entity may be missing from the measure
+    /// before its alert resolves (0: never).
+    pub absent_after: u32,
+    /// The reconciliation a `{ reconciliation = … }` measure reads.
+    pub reconciliation: Option<String>,
     /// A SELECT yielding columns `entity`, `period`, `value` and any
     /// context columns, one row per entity per period.
     pub measure: String,
@@ -111,6 +134,11 @@ pub(crate) struct RawRule {
     owner: Option<String>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    title: Option<Spanned<String>>,
+    entity_label: Option<Spanned<String>>,
+    next_step: Option<Spanned<String>>,
+    history: Option<Spanned<i64>>,
+    absent_after: Option<Spanned<i64>>,
     measure: Option<Spanned<toml::Value>>,
     direction: Option<Spanned<String>>,
     warn: Option<Spanned<toml::Value>>,
@@ -138,6 +166,7 @@ impl Checker<'_> {
         raws: Vec<Spanned<RawRule>>,
         sources: &[String],
         reconciles: &[String],
+        recons: &[crate::ReconcileConfig],
     ) -> Vec<RuleConfig> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
@@ -152,7 +181,7 @@ impl Checker<'_> {
                     format!("duplicate rule name `{}`", raw.name.get_ref()),
                 );
             }
-            if let Some(r) = self.rule(&key, span, raw, sources, reconciles) {
+            if let Some(r) = self.rule(&key, span, raw, sources, reconciles, recons) {
                 out.push(r);
             }
         }
@@ -166,11 +195,12 @@ impl Checker<'_> {
         raw: RawRule,
         sources: &[String],
         reconciles: &[String],
+        recons: &[crate::ReconcileConfig],
     ) -> Option<RuleConfig> {
         let errors_before = self.error_count();
         self.identifier(&raw.name, &format!("{key}.name"), "rule name");
         let measure = match &raw.measure {
-            Some(m) => self.measure(key, m, reconciles, raw.name.get_ref()),
+            Some(m) => self.measure(key, m, reconciles, recons),
             None => {
                 self.error(
                     span.clone(),
@@ -300,15 +330,79 @@ impl Checker<'_> {
             .and_then(|d| self.interval(key, "cooldown", d));
         let schedule = self.schedule(key, raw.schedule.as_ref(), raw.timezone.as_ref());
         let (actions, webhooks) = self.actions(key, raw.actions);
+        let count =
+            |c: &mut Self, v: &Option<Spanned<i64>>, name: &str, default: u32, min: i64| match v {
+                None => default,
+                Some(n) if (min..=1000).contains(n.get_ref()) => *n.get_ref() as u32,
+                Some(n) => {
+                    c.error(
+                        n.span(),
+                        &format!("{key}.{name}"),
+                        format!("must be a whole number {min}–1000"),
+                    );
+                    default
+                }
+            };
+        let history_periods = count(self, &raw.history, "history", DEFAULT_HISTORY_PERIODS, 1);
+        let absent_after = count(
+            self,
+            &raw.absent_after,
+            "absent_after",
+            DEFAULT_ABSENT_AFTER,
+            0,
+        );
+        let entity_label = raw.entity_label.as_ref().map(|l| {
+            let plain = l
+                .get_ref()
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && l.get_ref()
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !plain {
+                self.error(
+                    l.span(),
+                    &format!("{key}.entity_label"),
+                    format!("`{}` is not a plain column name", l.get_ref()),
+                )
+                .hint("a column of the measure, e.g. entity_label = \"agent_name\"");
+            }
+            l.get_ref().clone()
+        });
+        let next_step = raw
+            .next_step
+            .map(|n| self.template(key, "next_step", Some(n), &span));
+        let title = match &raw.title {
+            Some(t)
+                if t.get_ref().trim().is_empty() || t.get_ref().chars().any(char::is_control) =>
+            {
+                self.error(
+                    t.span(),
+                    &format!("{key}.title"),
+                    "must be one line of text",
+                );
+                String::new()
+            }
+            Some(t) => t.get_ref().trim().to_string(),
+            None => spaced(raw.name.get_ref()),
+        };
         if self.error_count() > errors_before {
             return None;
         }
+        let measure = measure?;
         Some(RuleConfig {
+            title,
+            entity_label,
+            next_step: next_step.flatten(),
+            history_periods,
+            absent_after,
+            reconciliation: measure.reconciliation,
             name: raw.name.into_inner(),
             description: raw.description,
             owner: raw.owner,
             labels: raw.labels,
-            measure: measure?,
+            measure: measure.sql,
             direction,
             warn,
             critical,
@@ -427,6 +521,16 @@ impl Checker<'_> {
             );
         }
         n
+    }
+}
+
+/// `csat_below_target` → `Csat below target`: a title for a rule without one.
+fn spaced(name: &str) -> String {
+    let text = name.replace('_', " ");
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => text,
     }
 }
 
@@ -611,10 +715,12 @@ body = "{% if value < 3 %}{{ agent_name }}{% endif %}"
         assert!(r.notify_resolved);
         let a = &r.actions[0];
         assert_eq!(a.to_column.as_deref(), Some("supervisor"));
-        let vars: Vec<&str> = a.body.variables.iter().map(String::as_str).collect();
+        let body = a.body.as_ref().unwrap();
+        let vars: Vec<&str> = body.variables.iter().map(String::as_str).collect();
         assert_eq!(vars, ["agent_name", "value"]);
+        let subject = a.subject.as_ref().unwrap();
         assert_eq!(
-            (a.subject.at.line, a.subject.at.key.as_str()),
+            (subject.at.line, subject.at.key.as_str()),
             (29, "rules[0].actions[0].subject")
         );
     }
@@ -726,6 +832,7 @@ body = "{{ x "
         );
         let expect = [
             "/c/conveyor.toml:20:7: rules[0].actions[0].url: `ftp://x` is not an http(s) URL",
+            "/c/conveyor.toml:21:10: rules[0].actions[0].secret: a secret must be a reference",
             "/c/conveyor.toml:22:1: rules[0].actions[1].to: `to` belongs to an e-mail action",
             "/c/conveyor.toml:22:1: rules[0].actions[1].url: missing key `url`",
             "/c/conveyor.toml:25:8: rules[0].actions[1].body: template does not parse",
@@ -829,6 +936,105 @@ peer = { group = "team" }
             "/c/conveyor.toml:21:1: rules[1]: needs `warn`, `critical` or both",
             "/c/conveyor.toml:23:11: rules[1].measure: no reconciliation named `nope`",
             "/c/conveyor.toml:25:8: rules[1].peer: needs exactly one of `percentile` or `sole = true`",
+        ];
+        crate::diagnostics::assert_prefixes(&lines, &expect);
+    }
+
+    #[test]
+    fn rules_alert_facts_keys_build_the_model_with_defaults() {
+        let c = parse(
+            r#"
+[smtp]
+host = "smtp.example.com"
+from = "c@example.com"
+
+[[reconcile]]
+name = "hours"
+left_name = "payroll"
+left = { table = "a" }
+right = { table = "b" }
+keys = [{ left = "id" }]
+
+[[rules]]
+name = "csat_below_target"
+measure = "SELECT 1"
+direction = "below"
+warn = 3.5
+title = "CSAT below target"
+entity_label = "agent_name"
+next_step = "Book a coaching session with {{ agent_name }}."
+history = 12
+absent_after = 3
+[[rules.actions]]
+type = "email"
+to = ["ops@example.com"]
+
+[[rules]]
+name = "hours_disagree"
+measure = { reconciliation = "hours" }
+direction = "above"
+warn = 0
+"#,
+        )
+        .unwrap();
+        let [csat, hours] = &c.rules[..] else {
+            panic!("two rules")
+        };
+        assert_eq!(csat.title, "CSAT below target");
+        assert_eq!(csat.entity_label.as_deref(), Some("agent_name"));
+        let next = csat.next_step.as_ref().unwrap();
+        assert_eq!(next.variables.iter().collect::<Vec<_>>(), ["agent_name"]);
+        assert_eq!((csat.history_periods, csat.absent_after), (12, 3));
+        // An action without subject and body gets the built-in e-mail.
+        let a = &csat.actions[0];
+        assert!(a.subject.is_none() && a.body.is_none() && a.html.is_none());
+        assert_eq!(csat.reconciliation, None);
+        assert_eq!(hours.title, "Hours disagree");
+        assert_eq!(
+            (hours.history_periods, hours.absent_after),
+            (DEFAULT_HISTORY_PERIODS, DEFAULT_ABSENT_AFTER)
+        );
+        assert_eq!(hours.reconciliation.as_deref(), Some("hours"));
+        assert!(
+            hours.measure.contains("'payroll' AS left_name"),
+            "{}",
+            hours.measure
+        );
+        assert_eq!(c.reconciles[0].right_name, "right");
+    }
+
+    #[test]
+    fn rules_alert_facts_mistakes_are_located() {
+        let errs = parse(
+            r#"
+[[reconcile]]
+name = "hours"
+left_name = "value"
+right_name = "Contact Center"
+left = { table = "a" }
+right = { table = "b" }
+keys = [{ left = "id" }]
+
+[[rules]]
+name = "r"
+measure = "SELECT 1"
+direction = "below"
+warn = 3.5
+entity_label = "name; DROP"
+next_step = "{{ oops "
+history = 0
+absent_after = -1
+"#,
+        )
+        .unwrap_err();
+        let lines: Vec<String> = errs.0.iter().map(|d| d.to_string()).collect();
+        let expect = [
+            "/c/conveyor.toml:15:13: reconcile[0].left_name: `value` is already a template variable",
+            "/c/conveyor.toml:16:14: reconcile[0].right_name: `Contact Center` must be lower-case",
+            "/c/conveyor.toml:26:16: rules[0].entity_label: `name; DROP` is not a plain column name",
+            "/c/conveyor.toml:27:13: rules[0].next_step: template does not parse",
+            "/c/conveyor.toml:28:11: rules[0].history: must be a whole number 1–1000",
+            "/c/conveyor.toml:29:16: rules[0].absent_after: must be a whole number 0–1000",
         ];
         crate::diagnostics::assert_prefixes(&lines, &expect);
     }

@@ -20,6 +20,10 @@ const SOURCE_TYPES: &str = "rest, greenhouse, quickbooks, gusto, zendesk_talk, h
 const AUTH_TYPES: &str =
     "none, api_key, basic, bearer, oauth2_client_credentials, oauth2_refresh_token";
 const PAGINATION_TYPES: &str = "none, next_url, link_header, cursor, offset, page";
+/// The most pages a read may fetch ahead of the one being stored.
+const MAX_PREFETCH_PAGES: usize = 256;
+/// The slowest request rate a source may set: one request a day.
+const MIN_REQUESTS_PER_SECOND: f64 = 1.0 / 86_400.0;
 
 /// Collects diagnostics while walking the raw config.
 pub(crate) struct Checker<'a> {
@@ -30,19 +34,29 @@ pub(crate) struct Checker<'a> {
     /// Whether each secret reference must resolve now (false for offline
     /// uses that never read a secret, such as `conveyor test`).
     resolve_secrets: bool,
+    /// Whether the warehouse's folder is checked on this machine.
+    probe_warehouse: bool,
 }
 
-pub(crate) fn validate(
-    text: &str,
-    file: &Path,
-    resolve_secrets: bool,
-) -> Result<Config, ConfigErrors> {
+/// How far validation reaches beyond the text itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// Nothing outside the text: secret references are parsed, not read.
+    Offline,
+    /// Every secret reference must resolve.
+    Secrets,
+    /// Secrets, and the warehouse's folder must exist and be writable.
+    Everything,
+}
+
+pub(crate) fn validate(text: &str, file: &Path, reach: Reach) -> Result<Config, ConfigErrors> {
     let mut c = Checker {
         file,
         text,
         errors: Vec::new(),
         warnings: Vec::new(),
-        resolve_secrets,
+        resolve_secrets: reach != Reach::Offline,
+        probe_warehouse: reach == Reach::Everything,
     };
     let (doc, syntax) = DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
@@ -150,7 +164,7 @@ pub(crate) fn validate(
         .map(|r| r.get_ref().name().to_string())
         .collect();
     let reconciles = c.reconciles(reconcile_raw, &source_names);
-    let rules = c.rules(rules_raw, &source_names, &reconcile_names);
+    let rules = c.rules(rules_raw, &source_names, &reconcile_names, &reconciles);
     let smtp_given = smtp_raw.is_some();
     let smtp = c.smtp(smtp_raw);
     let operator = smtp.as_ref().and_then(|s| s.operator.as_deref());
@@ -292,8 +306,16 @@ impl<'a> Checker<'a> {
                 return None;
             }
         };
+        let resolved = crate::resolve_relative(self.file, path.get_ref());
+        if self.probe_warehouse {
+            if let Some((message, hint)) = crate::writable::warehouse_location_problem(&resolved) {
+                self.error(path.span(), "warehouse.path", message)
+                    .hint(hint);
+                return None;
+            }
+        }
         Some(WarehouseConfig {
-            path: crate::resolve_relative(self.file, path.get_ref()),
+            path: resolved,
             memory_limit,
         })
     }
@@ -421,13 +443,56 @@ impl<'a> Checker<'a> {
                 }
             },
         };
+        let (isolation, memory_limit) = self.plugin_isolation(key, raw)?;
         Some(PluginSourceConfig {
             plugin: kind.clone(),
             options,
             dirs: plugins.dirs.clone(),
             sha256: plugins.sha256.get(kind).cloned(),
             secrets,
+            isolation,
+            memory_limit,
         })
+    }
+
+    /// A plugin source's `isolation` and `memory_limit` (which only a
+    /// plugin running in its own process has).
+    fn plugin_isolation(&mut self, key: &str, raw: &RawSource) -> Option<(PluginIsolation, u64)> {
+        let isolation = match raw.isolation.as_ref().map(|i| (i, i.get_ref().as_str())) {
+            None | Some((_, "in_process")) => PluginIsolation::InProcess,
+            Some((_, "process")) => PluginIsolation::Process,
+            Some((i, other)) => {
+                self.error(i.span(), &format!("{key}.isolation"), format!("unknown isolation `{other}`"))
+                    .hint("\"in_process\" (the default: loaded into the daemon) or \"process\" (a child process per run: a crash fails only this source)");
+                return None;
+            }
+        };
+        let memory_limit = match &raw.memory_limit {
+            None => DEFAULT_PLUGIN_MEMORY_LIMIT,
+            Some(m) if isolation != PluginIsolation::Process => {
+                self.error(m.span(), &format!("{key}.memory_limit"), "only applies with isolation = \"process\"")
+                    .hint("a plugin loaded into the daemon shares the daemon's memory; add isolation = \"process\" to bound it");
+                return None;
+            }
+            Some(m) => match size_bytes(m.get_ref()) {
+                Some(n) if n >= 64 << 20 => n,
+                Some(_) => {
+                    self.error(m.span(), &format!("{key}.memory_limit"), format!("`{}` is too small to start a plugin process", m.get_ref()))
+                        .hint("at least \"64MB\"; the child's binary and threads count against it (default \"4GiB\")");
+                    return None;
+                }
+                None => {
+                    self.error(
+                        m.span(),
+                        &format!("{key}.memory_limit"),
+                        format!("`{}` is not a size", m.get_ref()),
+                    )
+                    .hint("a number and a unit, e.g. \"512MB\" or \"2GiB\"");
+                    return None;
+                }
+            },
+        };
+        Some((isolation, memory_limit))
     }
 
     fn source(
@@ -527,6 +592,8 @@ impl<'a> Checker<'a> {
             "rest",
             &[
                 ("options", raw.options.as_ref().map(|o| o.span())),
+                ("isolation", raw.isolation.as_ref().map(|o| o.span())),
+                ("memory_limit", raw.memory_limit.as_ref().map(|o| o.span())),
                 (
                     "secrets",
                     raw.secrets
@@ -555,6 +622,15 @@ impl<'a> Checker<'a> {
             None => Some(PaginationConfig::None),
             Some(p) => self.pagination(&format!("{key}.pagination"), p),
         };
+        // The source's page limits are every stream's unless it sets its own.
+        let source_limits = match &raw.pagination {
+            None => [None, None],
+            Some(p) => self.page_limit_keys(
+                &format!("{key}.pagination"),
+                &p.get_ref().max_pages,
+                &p.get_ref().max_empty_pages,
+            ),
+        };
         let http = self.http(key, raw);
         let mut headers = Vec::new();
         for (k, v) in raw.headers.iter().flatten() {
@@ -580,7 +656,7 @@ impl<'a> Checker<'a> {
                             format!("duplicate stream name `{}`", s.get_ref().name.get_ref()),
                         );
                     }
-                    if let Some(stream) = self.rest_stream(&skey, s.get_ref()) {
+                    if let Some(stream) = self.rest_stream(&skey, s.get_ref(), source_limits) {
                         streams.push(stream);
                     }
                 }
@@ -619,27 +695,50 @@ impl<'a> Checker<'a> {
             h.backoff_max = Duration::from_secs(*b.get_ref());
         }
         if let Some(p) = &raw.prefetch_pages {
-            h.prefetch_pages = *p.get_ref() as usize;
-        }
-        if let Some(r) = &raw.requests_per_second {
-            let v = match r.get_ref() {
-                toml::Value::Integer(i) => Some(*i as f64),
-                toml::Value::Float(f) => Some(*f),
-                _ => None,
-            };
-            match v {
-                Some(v) if v > 0.0 => h.requests_per_second = Some(v),
+            // Each page ahead is a parsed page in memory; far beyond a few
+            // hundred is a typo, and a huge one would not fit the channel.
+            match usize::try_from(*p.get_ref()) {
+                Ok(n) if (1..=MAX_PREFETCH_PAGES).contains(&n) => h.prefetch_pages = n,
                 _ => {
                     self.error(
-                        r.span(),
-                        &format!("{key}.requests_per_second"),
-                        "must be a positive number",
+                        p.span(),
+                        &format!("{key}.prefetch_pages"),
+                        format!("must be between 1 and {MAX_PREFETCH_PAGES}"),
                     );
                     return None;
                 }
             }
         }
+        if let Some(r) = &raw.requests_per_second {
+            h.requests_per_second = Some(self.requests_per_second(r, key)?);
+        }
         Some(h)
+    }
+
+    /// `requests_per_second`, for REST and vendor sources alike.
+    pub(crate) fn requests_per_second(
+        &mut self,
+        r: &Spanned<toml::Value>,
+        key: &str,
+    ) -> Option<f64> {
+        let v = match r.get_ref() {
+            toml::Value::Integer(i) => Some(*i as f64),
+            toml::Value::Float(f) => Some(*f),
+            _ => None,
+        };
+        match v {
+            // Below one request a day is a typo (and 1/rps would not fit a
+            // Duration for absurdly small values).
+            Some(v) if v.is_finite() && v >= MIN_REQUESTS_PER_SECOND => Some(v),
+            _ => {
+                self.error(
+                    r.span(),
+                    &format!("{key}.requests_per_second"),
+                    format!("must be a number of at least {MIN_REQUESTS_PER_SECOND:.6} (one request a day)"),
+                );
+                None
+            }
+        }
     }
 
     pub(crate) fn url(&mut self, u: &Spanned<String>, key: &str) -> Option<url::Url> {
@@ -660,17 +759,15 @@ impl<'a> Checker<'a> {
         let r = match SecretRef::parse(s.get_ref(), |p| crate::resolve_relative(self.file, p)) {
             Ok(r) => r,
             Err(e) => {
-                self.error(s.span(), key, e);
+                let hint = if s.get_ref().contains(':') {
+                    "write env:NAME (an environment variable) or file:PATH (a file readable only by conveyor)"
+                } else {
+                    "put the value in an environment variable or a 0600 file and write \"env:NAME\" or \"file:PATH\" here"
+                };
+                self.error(s.span(), key, e).hint(hint);
                 return None;
             }
         };
-        if r.is_inline() {
-            let (line, col) = crate::diagnostics::line_col(self.text, s.span().start);
-            self.warnings.push(format!(
-                "{}:{line}:{col}: {key}: secret written inline; prefer \"env:NAME\" or \"file:PATH\"",
-                self.file.display()
-            ));
-        }
         // Offline, a reference is only parsed: no secret is read.
         let resolved = if self.resolve_secrets {
             r.resolve().map(drop)
@@ -983,7 +1080,12 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn rest_stream(&mut self, key: &str, s: &RawStream) -> Option<RestStreamConfig> {
+    fn rest_stream(
+        &mut self,
+        key: &str,
+        s: &RawStream,
+        source_limits: [Option<u64>; 2],
+    ) -> Option<RestStreamConfig> {
         let errors_before = self.errors.len();
         self.identifier(&s.name, &format!("{key}.name"), "stream name");
         let path = self
@@ -1040,6 +1142,7 @@ impl<'a> Checker<'a> {
             .pagination
             .as_ref()
             .map(|p| self.pagination(&format!("{key}.pagination"), p));
+        let page_limits = self.stream_page_limits(key, s, source_limits);
         if self.errors.len() > errors_before {
             return None;
         }
@@ -1055,7 +1158,57 @@ impl<'a> Checker<'a> {
             primary_key,
             incremental,
             pagination: pagination.flatten(),
+            page_limits,
         })
+    }
+
+    /// A stream's page limits: each from the nearest place that sets it —
+    /// the stream's own key, its `pagination` table, the source's — else
+    /// the default.
+    fn stream_page_limits(
+        &mut self,
+        key: &str,
+        s: &RawStream,
+        source_limits: [Option<u64>; 2],
+    ) -> PageLimits {
+        let in_pagination = match &s.pagination {
+            None => [None, None],
+            Some(p) => self.page_limit_keys(
+                &format!("{key}.pagination"),
+                &p.get_ref().max_pages,
+                &p.get_ref().max_empty_pages,
+            ),
+        };
+        let own = self.page_limit_keys(key, &s.max_pages, &s.max_empty_pages);
+        let pick = |i: usize| own[i].or(in_pagination[i]).or(source_limits[i]);
+        PageLimits {
+            max_pages: pick(0).unwrap_or(PageLimits::DEFAULT_MAX_PAGES),
+            max_empty_pages: pick(1).unwrap_or(PageLimits::DEFAULT_MAX_EMPTY_PAGES),
+        }
+    }
+
+    /// `max_pages` and `max_empty_pages` of the table at `key`, where set;
+    /// each must be at least 1.
+    pub(crate) fn page_limit_keys(
+        &mut self,
+        key: &str,
+        max_pages: &Option<Spanned<u64>>,
+        max_empty_pages: &Option<Spanned<u64>>,
+    ) -> [Option<u64>; 2] {
+        let mut out = [None, None];
+        for (slot, (name, value)) in out.iter_mut().zip([
+            ("max_pages", max_pages),
+            ("max_empty_pages", max_empty_pages),
+        ]) {
+            let Some(v) = value else { continue };
+            if *v.get_ref() == 0 {
+                self.error(v.span(), &format!("{key}.{name}"), "must be at least 1")
+                    .hint("it bounds one read's paging; leave it out for the default");
+            } else {
+                *slot = Some(*v.get_ref());
+            }
+        }
+        out
     }
 
     fn incremental(
@@ -1173,13 +1326,41 @@ fn is_size(text: &str) -> bool {
         && UNITS.contains(&unit.trim().to_ascii_uppercase().as_str())
 }
 
+/// A size in bytes: a number and a unit (`512MB` = 512·10⁶, `2GiB` = 2·2³⁰).
+fn size_bytes(text: &str) -> Option<u64> {
+    if !is_size(text) {
+        return None;
+    }
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale: f64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "B" => 1.0,
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        "KIB" => 1024.0,
+        "MIB" => 1024.0 * 1024.0,
+        "GIB" => 1024.0 * 1024.0 * 1024.0,
+        _ => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+    };
+    Some((number.parse::<f64>().ok()? * scale) as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::path::PathBuf;
 
     fn check(text: &str) -> Result<Config, ConfigErrors> {
-        validate(text, &PathBuf::from("/etc/conveyor/conveyor.toml"), true)
+        validate(
+            text,
+            &PathBuf::from("/etc/conveyor/conveyor.toml"),
+            Reach::Secrets,
+        )
     }
 
     const GOOD: &str = r#"
@@ -1287,6 +1468,86 @@ primary_key = "uuid"
     }
 
     #[test]
+    fn page_limits_come_from_the_nearest_place_that_sets_them() {
+        let text = r#"[warehouse]
+path = "wh.duckdb"
+
+[sources.api]
+type = "rest"
+base_url = "https://api.example.com"
+pagination = { type = "next_url", max_pages = 500, max_empty_pages = 7 }
+[[sources.api.streams]]
+name = "inherits"
+path = "/a"
+primary_key = "id"
+[[sources.api.streams]]
+name = "own_key"
+path = "/b"
+primary_key = "id"
+max_pages = 9
+[[sources.api.streams]]
+name = "own_table"
+path = "/c"
+primary_key = "id"
+pagination = { type = "cursor", cursor_path = "next", cursor_param = "c", max_empty_pages = 2 }
+
+[sources.plain]
+type = "rest"
+base_url = "https://api.example.com"
+[[sources.plain.streams]]
+name = "defaults"
+path = "/d"
+primary_key = "id"
+"#;
+        let c = check(text).unwrap();
+        let limits = |source: &str, stream: &str| {
+            let ConnectorConfig::Rest(r) = &c.source(source).unwrap().connector else {
+                panic!("a rest source")
+            };
+            let s = r.streams.iter().find(|s| s.name == stream).unwrap();
+            (s.page_limits.max_pages, s.page_limits.max_empty_pages)
+        };
+        assert_eq!(limits("api", "inherits"), (500, 7));
+        assert_eq!(limits("api", "own_key"), (9, 7));
+        // A stream's own pagination table replaces the style, while a
+        // limit it leaves out is still the source's.
+        assert_eq!(limits("api", "own_table"), (500, 2));
+        assert_eq!(
+            limits("plain", "defaults"),
+            (
+                PageLimits::DEFAULT_MAX_PAGES,
+                PageLimits::DEFAULT_MAX_EMPTY_PAGES
+            )
+        );
+    }
+
+    #[test]
+    fn a_zero_page_limit_is_located() {
+        let text = r#"[warehouse]
+path = "wh.duckdb"
+
+[sources.api]
+type = "rest"
+base_url = "https://api.example.com"
+pagination = { type = "next_url", max_empty_pages = 0 }
+[[sources.api.streams]]
+name = "items"
+path = "/a"
+primary_key = "id"
+max_pages = 0
+"#;
+        let errs = check(text).unwrap_err();
+        let lines: Vec<String> = errs.0.iter().map(|d| d.to_string()).collect();
+        crate::diagnostics::assert_prefixes(
+            &lines,
+            &[
+                "/etc/conveyor/conveyor.toml:7:53: sources.api.pagination.max_empty_pages: must be at least 1",
+                "/etc/conveyor/conveyor.toml:12:13: sources.api.streams[0].max_pages: must be at least 1",
+            ],
+        );
+    }
+
+    #[test]
     fn a_non_builtin_type_names_a_plugin_from_the_plugin_dirs() {
         let text = r#"[warehouse]
 path = "wh.duckdb"
@@ -1361,6 +1622,61 @@ options = { dir = "/drops", streams = [{ name = "hours", pattern = "*.csv", prim
     }
 
     #[test]
+    fn a_plugin_source_may_run_in_its_own_process_with_a_memory_limit() {
+        let text = r#"
+[warehouse]
+path = "wh.duckdb"
+
+[plugins]
+dirs = ["plugins"]
+
+[sources.hours]
+type = "file_drop"
+"#;
+        let plugin = |c: &Config| match &c.source("hours").unwrap().connector {
+            ConnectorConfig::Plugin(p) => (p.isolation, p.memory_limit),
+            _ => panic!("a plugin source"),
+        };
+        let c = check(text).unwrap();
+        assert_eq!(
+            plugin(&c),
+            (PluginIsolation::InProcess, DEFAULT_PLUGIN_MEMORY_LIMIT)
+        );
+        let isolated = format!("{text}isolation = \"process\"\nmemory_limit = \"512MiB\"\n");
+        assert_eq!(
+            plugin(&check(&isolated).unwrap()),
+            (PluginIsolation::Process, 512 << 20)
+        );
+        for (bad, expected) in [
+            (
+                "isolation = \"thread\"",
+                "sources.hours.isolation: unknown isolation `thread`",
+            ),
+            (
+                "memory_limit = \"1GB\"",
+                "sources.hours.memory_limit: only applies with isolation = \"process\"",
+            ),
+            (
+                "isolation = \"process\"\nmemory_limit = \"lots\"",
+                "sources.hours.memory_limit: `lots` is not a size",
+            ),
+            (
+                "isolation = \"process\"\nmemory_limit = \"1MB\"",
+                "is too small to start a plugin process",
+            ),
+        ] {
+            let e = check(&format!("{text}{bad}\n")).unwrap_err().to_string();
+            assert!(e.contains(expected), "{bad}: {e}");
+        }
+        let rest = "[warehouse]\npath = \"wh.duckdb\"\n\n[sources.api]\ntype = \"rest\"\nbase_url = \"https://x\"\nisolation = \"process\"\n";
+        let e = check(rest).unwrap_err().to_string();
+        assert!(
+            e.contains("sources.api.isolation: not used by type = \"rest\""),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn syntax_errors_have_locations() {
         let errs = check("[warehouse]\npath = \"x\"\n[sources.a\n").unwrap_err();
         assert_eq!(errs.0[0].line, 3, "{errs}");
@@ -1381,14 +1697,16 @@ options = { dir = "/drops", streams = [{ name = "hours", pattern = "*.csv", prim
             "GOOD has an env: secret"
         );
         let path = PathBuf::from("/etc/conveyor/conveyor.toml");
-        let errors = validate(&text, &path, true).unwrap_err().to_string();
+        let errors = validate(&text, &path, Reach::Secrets)
+            .unwrap_err()
+            .to_string();
         assert!(
             errors.contains("CONVEYOR_SURELY_UNSET_VAR is not set"),
             "{errors}"
         );
-        assert!(validate(&text, &path, false).is_ok());
+        assert!(validate(&text, &path, Reach::Offline).is_ok());
         // Malformed references are still errors offline.
         let bad = GOOD.replace("env:PATH", "env:");
-        assert!(validate(&bad, &path, false).is_err());
+        assert!(validate(&bad, &path, Reach::Offline).is_err());
     }
 }

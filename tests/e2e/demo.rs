@@ -321,14 +321,133 @@ async fn demo_syncs_every_sandbox_stream() {
         "one e-mail listing both placements"
     );
     assert_eq!(to("payroll@demo.example"), 1);
-    // Quoted-printable soft line breaks undone, so phrases read whole.
-    let coaching = mails
-        .iter()
-        .find(|m| m.contains("Coaching request"))
-        .unwrap()
-        .replace("=\r\n", "");
-    assert!(coaching.contains("in 3 of the last 4 weeks"), "{coaching}");
-    assert!(coaching.contains("text/html"), "{coaching}");
+    // Each e-mail as a person reads it: headers unfolded, parts decoded.
+    let mails: Vec<Mail> = mails.iter().map(|m| Mail::parse(m)).collect();
+    let find = |subject: &str| {
+        mails
+            .iter()
+            .find(|m| m.header("Subject").starts_with(subject))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no e-mail `{subject}…`: {:#?}",
+                    mails
+                        .iter()
+                        .map(|m| m.header("Subject"))
+                        .collect::<Vec<_>>()
+                )
+            })
+    };
+    let agent = count(&format!(
+        "SELECT agent_id || '|' || name || '|' || team FROM model.contact_center_people WHERE lower(email) = '{}'",
+        facts.low_csat_agent_email
+    ));
+    let [agent_id, agent_name, team] = agent.split('|').collect::<Vec<_>>()[..] else {
+        panic!("{agent}")
+    };
+    // The coaching request: the built-in e-mail, its threshold the rule's,
+    // with the weeks behind it, the team and how to silence it.
+    let coaching = find(&format!("[FIRING warn] CSAT below target: {agent_name}"));
+    assert_eq!(coaching.header("X-Conveyor-Rule"), "csat_below_target");
+    assert_eq!(coaching.header("X-Conveyor-State"), "firing");
+    assert_eq!(coaching.header("X-Conveyor-Level"), "warn");
+    for phrase in [
+        format!("{agent_name} ({agent_id}) is at "),
+        ", below the warn threshold of 3.5.".to_string(),
+        "It breached in 3 of its last 4 periods.".to_string(),
+        "Trend of the last 4 period(s) (warn below 3.5):".to_string(),
+        format!("Compared with the {team} group for "),
+        "25th percentile".to_string(),
+        format!(
+            "The learning system has been asked to enrol {agent_name} in the CSAT recovery course."
+        ),
+        format!("silence add csat_below_target {agent_id} --for 7d"),
+    ] {
+        assert!(
+            coaching.text.contains(&phrase),
+            "{phrase:?} in {}",
+            coaching.text
+        );
+        assert!(
+            coaching.html_text().contains(&phrase),
+            "{phrase:?} in the HTML part: {}",
+            coaching.html_text()
+        );
+    }
+    let weeks = coaching
+        .text
+        .lines()
+        .filter(|l| l.trim_end().ends_with(" warn") || l.trim_end().ends_with(" ok"))
+        .count();
+    assert_eq!(weeks, 4, "one trend row per week: {}", coaching.text);
+    assert!(
+        !coaching.text.contains("below 3.5 in"),
+        "no threshold in template text"
+    );
+    // The quality miss: its own template, the objective from the rule.
+    let quality = find("[FIRING warn] Quality objective missed: ");
+    for phrase in [
+        ", below the objective of 80.",
+        "The other 9 of the 10 people in Back Office meet it",
+    ] {
+        assert!(
+            quality.text.contains(phrase),
+            "{phrase:?} in {}",
+            quality.text
+        );
+        assert!(
+            quality.html_text().contains(phrase),
+            "{phrase:?} in {}",
+            quality.html_text()
+        );
+    }
+    // The payroll e-mail names both sides and shows both values, not JSON.
+    let payroll = find("[FIRING warn] Paid hours differ from logged hours: ");
+    assert!(
+        payroll
+            .text
+            .contains("Payroll and contact center disagree."),
+        "{}",
+        payroll.text
+    );
+    assert!(
+        payroll
+            .text
+            .contains("  column          payroll         contact center  difference"),
+        "{}",
+        payroll.text
+    );
+    assert!(!payroll.text.contains("\"column\""), "{}", payroll.text);
+    for email in &facts.hours_mismatch_emails {
+        assert!(
+            payroll.text.to_lowercase().contains(email),
+            "{email}: {}",
+            payroll.text
+        );
+    }
+    // The finance e-mail names each placement by its id, client and start
+    // date as written, and carries its fee.
+    let finance = find("[FIRING warn] Placement never invoiced: ");
+    assert!(
+        finance
+            .text
+            .contains("Found in placements, with no match in invoices."),
+        "{}",
+        finance.text
+    );
+    for id in &facts.uninvoiced_application_ids {
+        let row = sql_on(
+            &wh,
+            &format!("SELECT client, CAST(start_date AS VARCHAR), fee FROM model.placements WHERE placement_id = '{id}'"),
+        );
+        let (client, start, fee) = (&row[0][0], &row[0][1], row[0][2].parse::<f64>().unwrap());
+        assert!(
+            finance.text.contains(&format!("{id}, {client}, {start}")),
+            "{id} {client} {start}: {}",
+            finance.text
+        );
+        let fee = format!("  fee             {}", thousands(fee));
+        assert!(finance.text.contains(&fee), "{fee:?}: {}", finance.text);
+    }
     let hooks: Vec<serde_json::Value> = std::fs::read_dir(dir.path().join("d/webhooks"))
         .unwrap()
         .map(|e| {
@@ -347,4 +466,156 @@ async fn demo_syncs_every_sandbox_stream() {
         "0",
         "everything delivered"
     );
+}
+
+/// An e-mail as a person reads it: headers unfolded, the text and HTML
+/// parts decoded from quoted-printable or base64.
+#[derive(Debug)]
+struct Mail {
+    head: String,
+    text: String,
+    html: String,
+}
+
+impl Mail {
+    fn parse(raw: &str) -> Mail {
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        let head = head.replace("\r\n ", " ").replace("\r\n\t", " ");
+        let mut mail = Mail {
+            head,
+            text: String::new(),
+            html: String::new(),
+        };
+        for part in body.split("\r\n--") {
+            let Some((h, b)) = part.split_once("\r\n\r\n") else {
+                continue;
+            };
+            let b = b.trim_end_matches("\r\n");
+            let decoded = if h.contains("Content-Transfer-Encoding: base64") {
+                use base64::Engine;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b.replace("\r\n", ""))
+                    .unwrap();
+                String::from_utf8(bytes).unwrap()
+            } else if h.contains("quoted-printable") {
+                quoted_printable(b)
+            } else {
+                b.to_string()
+            };
+            let decoded = decoded.replace("\r\n", "\n");
+            if h.contains("text/plain") {
+                mail.text = decoded;
+            } else if h.contains("text/html") {
+                mail.html = decoded;
+            }
+        }
+        mail
+    }
+
+    fn header(&self, name: &str) -> String {
+        let prefix = format!("{name}: ");
+        self.head
+            .split("\r\n")
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map(decode_words)
+            .unwrap_or_default()
+    }
+
+    /// The HTML part's visible text, whitespace collapsed (an inline tag
+    /// such as `<b>` leaves no space, a block's does).
+    fn html_text(&self) -> String {
+        let mut html = self.html.clone();
+        for inline in ["<b>", "</b>", "<code>", "</code>"] {
+            html = html.replace(inline, "");
+        }
+        let mut out = String::new();
+        let mut tag = false;
+        for c in html.chars() {
+            match c {
+                '<' => tag = true,
+                '>' => {
+                    tag = false;
+                    out.push(' ');
+                }
+                _ if !tag => out.push(c),
+                _ => {}
+            }
+        }
+        let out = out
+            .replace("&#x27;", "'")
+            .replace("&#x2f;", "/")
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&");
+        out.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+fn quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\r\n", "");
+    let b = joined.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'=' && i + 2 < b.len() {
+            if let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or(""), 16)
+            {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// A subject's RFC 2047 encoded words (`=?utf-8?b?…?=`) decoded; adjacent
+/// encoded words join without the space between them.
+fn decode_words(value: &str) -> String {
+    use base64::Engine;
+    let mut out = String::new();
+    let mut last_encoded = false;
+    for w in value.split(' ') {
+        let lower = w.to_ascii_lowercase();
+        let decoded = if lower.starts_with("=?utf-8?b?") && w.ends_with("?=") {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(&w[10..w.len() - 2])
+                .unwrap();
+            Some(String::from_utf8(bytes).unwrap())
+        } else if lower.starts_with("=?utf-8?q?") && w.ends_with("?=") {
+            Some(quoted_printable(&w[10..w.len() - 2].replace('_', " ")))
+        } else {
+            None
+        };
+        let encoded = decoded.is_some();
+        if !out.is_empty() && (!encoded || !last_encoded) {
+            out.push(' ');
+        }
+        out.push_str(&decoded.unwrap_or_else(|| w.to_string()));
+        last_encoded = encoded;
+    }
+    out
+}
+
+/// `12500.0` → `12,500`, as the e-mails print amounts.
+fn thousands(x: f64) -> String {
+    let rounded = format!("{:.2}", x);
+    let (whole, frac) = rounded.split_once('.').unwrap();
+    let frac = frac.trim_end_matches('0');
+    let mut out = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if frac.is_empty() {
+        out
+    } else {
+        format!("{out}.{frac}")
+    }
 }

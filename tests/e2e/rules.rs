@@ -271,3 +271,87 @@ body = "Owner {{ owner_email }} saw {{ value }} items"
     );
     assert!(stdout.contains(&want), "want {want}\n got {stdout}");
 }
+
+/// Breaching only before 2001: a preview finds it at `--at 2000-06-05`,
+/// never at the real clock.
+const AS_OF: &str = r#"
+[smtp]
+host = "127.0.0.1"
+port = 9
+tls = "none"
+from = "Conveyor <conveyor@example.com>"
+
+[[rules]]
+name = "y2k_csat"
+title = "CSAT below target"
+entity_label = "agent_name"
+measure = """
+SELECT 'a1' AS entity, CAST(date_trunc('week', getvariable('conveyor_now')) AS DATE) AS period,
+       CASE WHEN getvariable('conveyor_now') < TIMESTAMP '2001-01-01' THEN 2.5 ELSE 4.5 END AS value,
+       'Ann Lee' AS agent_name"""
+direction = "below"
+warn = 3
+
+[[rules.actions]]
+type = "email"
+to = ["sup@example.com"]
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alerts_preview_at_evaluates_as_of_the_instant_and_records_nothing() {
+    let f = Fixture::new(RestMockConfig::default()).await;
+    let config = f.write_config("", "");
+    let base = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{base}{AS_OF}")).unwrap();
+
+    let out = f
+        .conveyor(&[
+            "alerts",
+            "preview",
+            "y2k_csat",
+            "--at",
+            "2000-06-05T06:00:00",
+        ])
+        .await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Rule `y2k_csat` as of 2000-06-05 06:00:00 UTC: 1 breaching row(s)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("a1: (none) → firing"), "{stdout}");
+    // The e-mail that would go out, rendered: the period is the
+    // evaluation's week, the threshold the rule's.
+    assert!(
+        stdout.contains("Subject: [FIRING warn] CSAT below target: Ann Lee"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Ann Lee (a1) is at 2.5 for 2000-06-05, below the warn threshold of 3."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("conveyor -c ") && stdout.contains(" silence add y2k_csat a1 --for 7d"),
+        "{stdout}"
+    );
+    // At the real clock nothing breaches.
+    let out = f.conveyor(&["alerts", "preview", "y2k_csat"]).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains(": 0 breaching row(s)"), "{stdout}");
+    // Nothing was recorded by either.
+    assert_eq!(f.scalar("SELECT count(*) FROM conveyor.rule_results"), "0");
+    assert_eq!(f.scalar("SELECT count(*) FROM conveyor.outbox"), "0");
+
+    let out = f
+        .conveyor(&["alerts", "preview", "y2k_csat", "--at", "June 5th"])
+        .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out)
+            .1
+            .contains("--at: `June 5th` is not an instant (UTC)"),
+        "{:?}",
+        text(&out)
+    );
+}

@@ -109,12 +109,17 @@ tls = "none"
 from = "Conveyor demo <conveyor@demo.example>"
 operator = "ops-oncall@demo.example"   # told of anything that cannot be delivered
 
-# An agent below the CSAT target in 3 of the last 4 weeks: a coaching
-# request to their supervisor and an enrolment in the CSAT course.
+# An agent below the CSAT target in 3 of the last 4 weeks (and in the
+# bottom quarter of their team): a coaching request to their supervisor —
+# the built-in e-mail, with the trend and the team — and an enrolment in
+# the CSAT course.
 [[rules]]
 name = "csat_below_target"
-description = "Weekly average CSAT below 3.5 in 3 of the last 4 complete weeks"
+title = "CSAT below target"
+description = "Weekly average CSAT below target in 3 of the last 4 complete weeks, and in the bottom quarter of the team."
 owner = "contact-center-ops@demo.example"
+entity_label = "agent_name"
+next_step = "Please book a coaching session with {{ agent_name }} ({{ agent_email }}) this week. The learning system has been asked to enrol {{ agent_name }} in the CSAT recovery course."
 measure = """
 SELECT d.agent_id AS entity, CAST(date_trunc('week', d.day) AS DATE) AS period, round(avg(d.csat), 2) AS value,
        any_value(p.name) AS agent_name, any_value(p.email) AS agent_email,
@@ -127,19 +132,12 @@ GROUP BY ALL"""
 direction = "below"
 warn = 3.5
 n_of_m = [3, 4]
+peer = { group = "team", percentile = 25 }
 repeat = "7d"
 
 [[rules.actions]]
 type = "email"
 to_column = "supervisor_email"
-subject = "Coaching request: {{ agent_name }} (CSAT {{ value }})"
-body = """
-{{ agent_name }} ({{ agent_email }}, {{ team }}) averaged a CSAT below 3.5 in {{ breaches }} of the last {{ window }} weeks; the week of {{ period }}: {{ value }}.
-Please book a coaching session this week. {{ agent_name }} has been enrolled in the CSAT recovery course."""
-html = """
-<p><b>{{ agent_name }}</b> ({{ agent_email }}, {{ team }}) averaged a CSAT below 3.5 in
-<b>{{ breaches }} of the last {{ window }} weeks</b>; the week of {{ period }}: {{ value }}.</p>
-<p>Please book a coaching session this week.</p>"""
 
 [[rules.actions]]
 type = "webhook"
@@ -149,9 +147,12 @@ body = '{"learner": {{ agent_email|tojson }}, "course": "csat-recovery", "reques
 
 # The one back-office worker whose QA average misses the objective while the
 # rest of the team meets it (several missing it would be a process problem).
+# Its own templates, from the alert's variables: the objective is the rule's.
 [[rules]]
 name = "quality_objective"
-description = "QA average of the last 4 weeks below 80, and the only one of the team below it"
+title = "Quality objective missed"
+description = "QA average of the last 4 weeks below the objective, and the only one of the team below it."
+entity_label = "agent_name"
 measure = """
 SELECT d.agent_id AS entity, CAST(date_trunc('week', getvariable('conveyor_now')) AS DATE) AS period,
        round(avg(d.quality_score), 1) AS value,
@@ -167,12 +168,24 @@ peer = { group = "team", sole = true }
 [[rules.actions]]
 type = "email"
 to_column = "supervisor_email"
-subject = "Quality objective missed: {{ agent_name }} ({{ value }})"
-body = "{{ agent_name }} averaged a QA score of {{ value }} over the last four weeks, below the objective of 80, while everyone else in {{ team }} meets it."
+subject = "{{ subject_tag }} Quality objective missed: {{ who }} ({{ value|num }})"
+body = """
+{{ who }} averaged a QA score of {{ value|num }} over the last four weeks, below the objective of {{ warn|num }}. The other {{ peer_size - peer_breaching }} of the {{ peer_size }} people in {{ team }} meet it (team median {{ peer_median|num }}), so this is about {{ who }}, not the process.
+Please review a few of {{ who }}'s recent evaluations together.
 
-# Placements that were never invoiced, from the reconciliation's latest run.
+To silence this alert for 7 days, run: {{ silence_command }}"""
+html = """
+<p><b>{{ who }}</b> averaged a QA score of <b>{{ value|num }}</b> over the last four weeks, below the objective of {{ warn|num }}. The other {{ peer_size - peer_breaching }} of the {{ peer_size }} people in {{ team }} meet it (team median {{ peer_median|num }}), so this is about {{ who }}, not the process.</p>
+<p>Please review a few of {{ who }}'s recent evaluations together.</p>
+<p>To silence this alert for 7 days, run: <code>{{ silence_command }}</code></p>"""
+
+# Placements that were never invoiced, from the reconciliation's latest run:
+# the built-in e-mail names each by its keys as written, with its fee.
 [[rules]]
 name = "placement_never_invoiced"
+title = "Placement never invoiced"
+description = "No invoice quotes the placement's id, and none went to its client within a week of the start date."
+next_step = "Invoice the client, or tell the recruiting team if the placement fell through."
 measure = { reconciliation = "placement_without_invoice", statuses = ["missing_right"] }
 direction = "above"
 warn = 0
@@ -180,12 +193,13 @@ warn = 0
 [[rules.actions]]
 type = "email"
 to = ["finance@demo.example"]
-subject = "Placement never invoiced: {{ left_key }}"
-body = "The placement {{ left_key }} (placement id|client|start date) has no invoice: none quotes its placement id, and none to its client within a week of the start date."
 
-# Hours paid that disagree with the hours the contact center logged.
+# Hours paid that disagree with the hours the contact center logged: both
+# sides by name, with the difference.
 [[rules]]
 name = "payroll_hours_disagree"
+title = "Paid hours differ from logged hours"
+next_step = "Check the timesheet with the agent's supervisor and correct the payroll or the log before the next pay run."
 measure = { reconciliation = "payroll_hours_vs_logged", statuses = ["mismatched"] }
 direction = "above"
 warn = 0
@@ -193,8 +207,6 @@ warn = 0
 [[rules.actions]]
 type = "email"
 to = ["payroll@demo.example"]
-subject = "Paid hours differ from logged hours: {{ left_key }}"
-body = "{{ left_key }} (e-mail|pay period): {{ differences }}"
 "#;
 
 /// The rules and `[smtp]` section for receivers `r`; writes the webhook

@@ -157,13 +157,14 @@ fn summary_table(done: &[EvalSummary]) -> QueryResult {
 /// lacks), located.
 pub fn check_templates(rule: &conveyor_config::RuleConfig, columns: &[String]) -> Vec<String> {
     let mut wrong = Vec::new();
+    // The built-in subject and body need nothing the measure might lack.
     let email = rule
         .actions
         .iter()
-        .flat_map(|a| [Some(&a.subject), Some(&a.body), a.html.as_ref()])
+        .flat_map(|a| [a.subject.as_ref(), a.body.as_ref(), a.html.as_ref()])
         .flatten();
     let webhook = rule.webhooks.iter().filter_map(|w| w.body.as_ref());
-    for t in email.chain(webhook) {
+    for t in email.chain(webhook).chain(rule.next_step.as_ref()) {
         for v in &t.variables {
             if conveyor_config::BUILTIN_VARIABLES.contains(&v.as_str())
                 || columns.iter().any(|c| c == v)
@@ -193,6 +194,17 @@ pub fn check_templates(rule: &conveyor_config::RuleConfig, columns: &[String]) -
             columns.join(", ")
         ));
     }
+    if let Some(col) = rule.entity_label.as_ref().filter(|c| !columns.contains(c)) {
+        let at = &rule.at;
+        wrong.push(format!(
+            "{}:{}:{}: {}.entity_label: the measure has no column `{col}` (hint: it returns {})",
+            at.file.display(),
+            at.line,
+            at.col,
+            at.key,
+            columns.join(", ")
+        ));
+    }
     for action in &rule.actions {
         if let Some(col) = action.to_column.as_ref().filter(|c| !columns.contains(c)) {
             let at = &action.at;
@@ -209,25 +221,55 @@ pub fn check_templates(rule: &conveyor_config::RuleConfig, columns: &[String]) -
     wrong
 }
 
-/// `conveyor alerts preview RULE`: what an evaluation now would change and
-/// send, rendered, with nothing recorded or sent.
-pub async fn preview_command(config: Config, name: String) -> Result<ExitCode> {
+/// `conveyor alerts preview RULE [--at INSTANT]`: what an evaluation now
+/// (or as of `at`, UTC) would change and send, rendered, with nothing
+/// recorded or sent.
+pub async fn preview_command(config: Config, name: String, at: Option<String>) -> Result<ExitCode> {
     if let Err(known) = find_rule(&config, &name) {
         eprintln!("error: no rule named `{name}`; configured: {known}");
         return Ok(ExitCode::from(EXIT_CONFIG));
     }
+    let at = match at.as_deref().map(parse_instant).transpose() {
+        Ok(at) => at,
+        Err(e) => {
+            eprintln!("error: --at: {e}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
     let preview = match server::find_daemon(&config.server, &config.warehouse.path).await? {
-        Some(daemon) => daemon.preview(&name).await?,
+        Some(daemon) => daemon.preview(&name, at).await?,
         None => {
             tokio::task::spawn_blocking(move || {
                 let wh = Warehouse::open_config(&config.warehouse)?;
-                preview(&wh.connection()?, &config, &name)
+                preview(&wh.connection()?, &config, &name, at)
             })
             .await??
         }
     };
-    print_preview(&preview);
+    print_preview(&preview, at);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `2026-11-02`, `2026-11-02T06:00`, `2026-11-02 06:00:00` or with a
+/// trailing `Z`: a UTC instant (a bare date is its midnight).
+pub fn parse_instant(text: &str) -> std::result::Result<chrono::NaiveDateTime, String> {
+    let t = text.trim().trim_end_matches('Z');
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(at) = chrono::NaiveDateTime::parse_from_str(t, format) {
+            return Ok(at);
+        }
+    }
+    chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .ok_or_else(|| {
+            format!("`{text}` is not an instant (UTC), e.g. 2026-11-02 or 2026-11-02T06:00:00")
+        })
 }
 
 fn find_rule<'c>(
@@ -244,21 +286,30 @@ fn find_rule<'c>(
     })
 }
 
-/// Evaluates rule `name` in a rolled-back transaction (the daemon's endpoint
-/// calls this too).
-pub fn preview(conn: &duckdb::Connection, config: &Config, name: &str) -> Result<rules::Preview> {
+/// Evaluates rule `name` as of `at` (default: now) in a rolled-back
+/// transaction (the daemon's endpoint calls this too).
+pub fn preview(
+    conn: &duckdb::Connection,
+    config: &Config,
+    name: &str,
+    at: Option<chrono::NaiveDateTime>,
+) -> Result<rules::Preview> {
     let rule = find_rule(config, name)
         .map_err(|known| anyhow::anyhow!("no rule named `{name}`; configured: {known}"))?;
     Ok(rules::preview_at(
         conn,
         rule,
-        chrono::Utc::now().naive_utc(),
+        at.unwrap_or_else(|| chrono::Utc::now().naive_utc()),
     )?)
 }
 
-fn print_preview(p: &rules::Preview) {
+fn print_preview(p: &rules::Preview, at: Option<chrono::NaiveDateTime>) {
+    let when = match at {
+        Some(at) => format!("as of {}", at.format("%Y-%m-%d %H:%M:%S UTC")),
+        None => "now".to_string(),
+    };
     println!(
-        "Rule `{}` now: {} breaching row(s); nothing is recorded or sent.",
+        "Rule `{}` {when}: {} breaching row(s); nothing is recorded or sent.",
         p.rule, p.breaching
     );
     if p.transitions.is_empty() {
@@ -272,6 +323,7 @@ fn print_preview(p: &rules::Preview) {
         let why = match why.as_str() {
             "firing" => "started firing, not announced yet",
             "repeat" => "still firing: a reminder is due (`repeat`)",
+            "escalated" => "escalated from warn to critical since it was announced",
             "resolved" => "resolved (`notify_resolved`)",
             other => other,
         };
@@ -289,5 +341,22 @@ fn print_preview(p: &rules::Preview) {
         if let Some(html) = &n.html {
             println!("\n[HTML part]\n{html}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_instant;
+
+    #[test]
+    fn rules_preview_at_reads_dates_and_instants_as_utc() {
+        let at = |s: &str| parse_instant(s).map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string());
+        assert_eq!(at("2026-11-02").as_deref(), Ok("2026-11-02 00:00:00"));
+        assert_eq!(at("2026-11-02T06:30").as_deref(), Ok("2026-11-02 06:30:00"));
+        assert_eq!(
+            at("2026-11-02 06:30:15Z").as_deref(),
+            Ok("2026-11-02 06:30:15")
+        );
+        assert!(at("02/11/2026").unwrap_err().contains("is not an instant"));
     }
 }

@@ -38,6 +38,9 @@ html = "<p>{{ agent_name }} scored <b>{{ value }}</b></p>""#,
         "{headers}"
     );
     assert!(headers.contains("To: sup@example.com"), "{headers}");
+    // A template of one's own gets the alert's headers too.
+    assert!(headers.contains("X-Conveyor-Rule: csat_low"), "{headers}");
+    assert!(headers.contains("X-Conveyor-State: firing"), "{headers}");
     assert!(
         headers.contains("multipart/alternative"),
         "text and HTML parts: {headers}"
@@ -95,3 +98,6 @@ body = "{{ value }}""#,
         .iter()
         .all(|(_, s)| s == "Conveyor: 1 notification(s) could not be delivered"));
 }
+
+mod golden;
+mod mime;

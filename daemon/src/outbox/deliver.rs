@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use chrono::NaiveDateTime;
 use conveyor_config::{SmtpConfig, SmtpTls};
 use duckdb::Connection;
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::MultiPart;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -47,6 +47,8 @@ struct Due {
     body: String,
     html: Option<String>,
     attempts: i32,
+    /// `{name: value}` written with the row (`X-Conveyor-Rule`, …).
+    headers: Option<String>,
 }
 
 /// Sends every e-mail due at `now`, oldest first. Each row is marked on its
@@ -135,7 +137,7 @@ pub(crate) fn backoff_secs(attempts: i32) -> i64 {
 
 fn due(conn: &Connection, now: NaiveDateTime) -> duckdb::Result<Vec<Due>> {
     let mut st = conn.prepare(
-        "SELECT id, key, recipient, subject, body, attempts, html_body FROM conveyor.outbox
+        "SELECT id, key, recipient, subject, body, attempts, html_body, CAST(headers AS VARCHAR) FROM conveyor.outbox
          WHERE channel = 'email' AND delivered_at IS NULL AND dead_at IS NULL
            AND next_attempt_at <= CAST(? AS TIMESTAMP)
          ORDER BY id",
@@ -149,6 +151,7 @@ fn due(conn: &Connection, now: NaiveDateTime) -> duckdb::Result<Vec<Due>> {
             body: r.get(4)?,
             attempts: r.get(5)?,
             html: r.get(6)?,
+            headers: r.get(7)?,
         })
     })?;
     rows.collect()
@@ -187,6 +190,21 @@ fn transport(smtp: &SmtpConfig, password: Option<String>) -> Result<SmtpTranspor
     Ok(builder.build())
 }
 
+/// The row's own headers: only `X-` names (never one that would replace a
+/// header lettre writes), values on one line.
+fn extra_headers(json: Option<&str>) -> Vec<(HeaderName, String)> {
+    let map: serde_json::Map<String, serde_json::Value> = json
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default();
+    map.into_iter()
+        .filter(|(name, _)| name.starts_with("X-"))
+        .filter_map(|(name, value)| {
+            let value = value.as_str()?.replace(['\r', '\n'], " ");
+            Some((HeaderName::new_from_ascii(name).ok()?, value))
+        })
+        .collect()
+}
+
 /// The e-mail for one row; its Message-ID is derived from the notification
 /// key, so a resend after a crash is recognisably the same message.
 fn message(smtp: &SmtpConfig, d: &Due) -> Result<Message, String> {
@@ -198,11 +216,14 @@ fn message(smtp: &SmtpConfig, d: &Due) -> Result<Message, String> {
         .recipient
         .parse()
         .map_err(|e| format!("recipient `{}`: {e}", d.recipient))?;
-    let builder = Message::builder()
+    let mut builder = Message::builder()
         .message_id(Some(format!("<{}@conveyor>", d.key)))
         .from(from)
         .to(to)
         .subject(d.subject.clone());
+    for (name, value) in extra_headers(d.headers.as_deref()) {
+        builder = builder.raw_header(HeaderValue::new(name, value));
+    }
     match &d.html {
         Some(html) => builder.multipart(MultiPart::alternative_plain_html(
             d.body.clone(),

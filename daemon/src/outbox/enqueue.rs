@@ -1,19 +1,45 @@
 //! Turns one evaluation's alert transitions into outbox rows, inside the
 //! evaluation's transaction: one e-mail per recipient per action listing
 //! every alert of that recipient that started firing (or resolved, when the
-//! rule asks), rendered from the action's templates; and one webhook POST
-//! per transition per webhook action.
+//! rule asks), rendered from the action's templates or the built-in ones,
+//! with `X-Conveyor-*` headers stored on the row; and one webhook POST per
+//! transition per webhook action.
+
+mod facts;
+mod templates;
 
 use std::collections::BTreeMap;
 
-use conveyor_config::{EmailAction, RuleConfig};
+use conveyor_config::{EmailAction, RuleConfig, Template};
 use duckdb::Connection;
-use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+use minijinja::{AutoEscape, Environment, Value};
 
 /// One transition to announce, as the templates see it.
 struct Transition {
     entity: String,
     vars: BTreeMap<String, serde_json::Value>,
+    /// The measure's context columns among `vars` (a webhook's `context`).
+    columns: Vec<String>,
+}
+
+/// The four template environments: the user's and the built-in ones, each
+/// as text and as HTML (data escaped: an agent called `<b>` stays text).
+struct Envs {
+    text: Environment<'static>,
+    html: Environment<'static>,
+    builtin_text: Environment<'static>,
+    builtin_html: Environment<'static>,
+}
+
+impl Envs {
+    fn new() -> Envs {
+        Envs {
+            text: templates::environment(AutoEscape::None, false),
+            html: templates::environment(AutoEscape::Html, false),
+            builtin_text: templates::environment(AutoEscape::None, true),
+            builtin_html: templates::environment(AutoEscape::Html, true),
+        }
+    }
 }
 
 /// Inserts the outbox rows for the transitions in `rule_t` (the evaluation's
@@ -28,17 +54,21 @@ pub(crate) fn enqueue(
     if rule.actions.is_empty() && rule.webhooks.is_empty() {
         return Ok(0);
     }
-    let transitions = transitions(conn, rule)?;
+    let mut transitions = facts::transitions(conn, rule, now)?;
     if transitions.is_empty() {
         return Ok(0);
     }
-    let env = environment(AutoEscape::None);
-    // Data in an HTML part is escaped: an agent called `<b>` stays text.
-    let html_env = environment(AutoEscape::Html);
+    let envs = Envs::new();
+    if let Some(step) = &rule.next_step {
+        for t in &mut transitions {
+            let text = render(&envs.text, &step.source, &Value::from_serialize(&t.vars))?;
+            t.vars.insert("next_step".into(), text.into());
+        }
+    }
     let mut st = conn.prepare(&format!(
         "INSERT INTO conveyor.outbox (id, key, rule, eval_id, channel, recipient, subject, body,
-                 html_body, created_at, attempts, next_attempt_at)
-         VALUES (nextval('conveyor.outbox_ids'), ?, ?, ?, 'email', ?, ?, ?, ?, {now}, 0, {now})"
+                 html_body, headers, created_at, attempts, next_attempt_at)
+         VALUES (nextval('conveyor.outbox_ids'), ?, ?, ?, 'email', ?, ?, ?, ?, ?, {now}, 0, {now})"
     ))?;
     let mut rows = 0;
     for action in &rule.actions {
@@ -46,12 +76,21 @@ pub(crate) fn enqueue(
             let mut subjects = Vec::new();
             let mut bodies = Vec::new();
             let mut htmls = Vec::new();
-            for t in items {
+            for t in &items {
                 let ctx = Value::from_serialize(&t.vars);
-                subjects.push(render(&env, &action.subject.source, &ctx)?);
-                bodies.push(render(&env, &action.body.source, &ctx)?);
-                if let Some(html) = &action.html {
-                    htmls.push(render(&html_env, &html.source, &ctx)?);
+                subjects.push(part(
+                    &envs,
+                    action.subject.as_ref(),
+                    templates::SUBJECT,
+                    &ctx,
+                )?);
+                bodies.push(part(&envs, action.body.as_ref(), templates::TEXT, &ctx)?);
+                // The built-in e-mail has its HTML part; a body of one's own
+                // has one only when the action writes it.
+                match (&action.body, &action.html) {
+                    (_, Some(html)) => htmls.push(render(&envs.html, &html.source, &ctx)?),
+                    (None, None) => htmls.push(render(&envs.builtin_html, templates::HTML, &ctx)?),
+                    (Some(_), None) => {}
                 }
             }
             // One e-mail lists all the recipient's alerts: the first subject
@@ -62,15 +101,57 @@ pub(crate) fn enqueue(
             }
             let body = bodies.join("\n\n");
             let html = (!htmls.is_empty()).then(|| htmls.join("\n<hr>\n"));
+            let headers = headers(rule, &items).to_string();
             let key = super::notification_key(&rule.name, eval_id, "email", &recipient);
             st.execute(duckdb::params![
-                key, rule.name, eval_id, recipient, subject, body, html
+                key, rule.name, eval_id, recipient, subject, body, html, headers
             ])?;
             rows += 1;
         }
     }
-    rows += enqueue_webhooks(conn, rule, eval_id, now, &env, &transitions)?;
+    rows += enqueue_webhooks(conn, rule, eval_id, now, &envs.text, &transitions)?;
     Ok(rows)
+}
+
+/// Renders the action's template for a text part (or the subject), or the
+/// built-in one.
+fn part(
+    envs: &Envs,
+    own: Option<&Template>,
+    builtin: &str,
+    ctx: &Value,
+) -> Result<String, EnqueueError> {
+    match own {
+        Some(t) => render(&envs.text, &t.source, ctx),
+        None => render(&envs.builtin_text, builtin, ctx),
+    }
+}
+
+/// `X-Conveyor-Rule`, `X-Conveyor-Level` (the worst of the e-mail's
+/// alerts) and `X-Conveyor-State` (`firing`, `resolved`, or both when one
+/// e-mail tells of both): for filters and mail rules, kept on the row so a
+/// re-delivery sends the same headers.
+fn headers(rule: &RuleConfig, items: &[&Transition]) -> serde_json::Value {
+    let var = |t: &Transition, k: &str| {
+        t.vars
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let level = if items.iter().any(|t| var(t, "level") == "critical") {
+        "critical"
+    } else {
+        "warn"
+    };
+    let mut states: Vec<String> = items.iter().map(|t| var(t, "transition")).collect();
+    states.sort();
+    states.dedup();
+    serde_json::json!({
+        "X-Conveyor-Rule": rule.name,
+        "X-Conveyor-Level": level,
+        "X-Conveyor-State": states.join(", "),
+    })
 }
 
 /// One row per transition per webhook action: recipient is the URL (the
@@ -129,26 +210,34 @@ fn enqueue_webhooks(
     Ok(rows)
 }
 
-/// Built-in variables left out of the default webhook body when null.
+/// The built-in variables the default webhook body carries (the alert's
+/// other facts are for the people reading e-mails; `repeat` and
+/// `escalated` are always false here); the three last only when not null.
+const WEBHOOK_BUILTINS: [&str; 9] = [
+    "rule",
+    "entity",
+    "level",
+    "value",
+    "period",
+    "transition",
+    "breaches",
+    "window",
+    "peer_threshold",
+];
 const OPTIONAL_BUILTINS: [&str; 3] = ["breaches", "window", "peer_threshold"];
-/// Built-ins that are always false for a webhook (reminders and
-/// escalations go by e-mail only).
-const EMAIL_ONLY_BUILTINS: [&str; 2] = ["repeat", "escalated"];
 
 /// `{rule, entity, level, value, period, transition, context: {column: value}}`.
 fn default_body(t: &Transition) -> serde_json::Value {
     let mut out = serde_json::Map::new();
     let mut context = serde_json::Map::new();
     for (k, v) in &t.vars {
-        if conveyor_config::BUILTIN_VARIABLES.contains(&k.as_str()) {
+        let k_str = k.as_str();
+        if WEBHOOK_BUILTINS.contains(&k_str) {
             // `breaches`, `window`, `peer_threshold` only when the rule has them.
-            let k_str = k.as_str();
-            let kept = (!v.is_null() || !OPTIONAL_BUILTINS.contains(&k_str))
-                && !EMAIL_ONLY_BUILTINS.contains(&k_str);
-            if kept {
+            if !v.is_null() || !OPTIONAL_BUILTINS.contains(&k_str) {
                 out.insert(k.clone(), v.clone());
             }
-        } else {
+        } else if t.columns.contains(k) {
             context.insert(k.clone(), v.clone());
         }
     }
@@ -167,56 +256,6 @@ pub(crate) enum EnqueueError {
 fn render(env: &Environment, source: &str, ctx: &Value) -> Result<String, EnqueueError> {
     env.render_str(source, ctx)
         .map_err(|e| EnqueueError::Render(e.to_string()))
-}
-
-/// A template environment: an unknown variable is an error, not an empty
-/// string in an e-mail.
-fn environment(escape: AutoEscape) -> Environment<'static> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_auto_escape_callback(move |_| escape);
-    env
-}
-
-/// The transitions of this evaluation worth a notification (`rule_t.notify`:
-/// started firing and not silenced or cooling down, a repeat due, or a
-/// resolve the rule announces), with the measure's context columns and the
-/// built-in variables.
-fn transitions(conn: &Connection, rule: &RuleConfig) -> duckdb::Result<Vec<Transition>> {
-    let mut st = conn.prepare(
-        "SELECT t.entity, t.notify, t.level, t.value, t.period, CAST(l.context AS VARCHAR),
-                l.breaches, l.peer_threshold
-         FROM rule_t AS t JOIN rule_l AS l USING (entity)
-         WHERE t.notify IS NOT NULL
-         ORDER BY t.entity",
-    )?;
-    let window = rule.n_of_m.map(|(_, m)| m);
-    let rows = st.query_map([], |r| {
-        let entity: String = r.get(0)?;
-        let context: Option<String> = r.get(5)?;
-        let mut vars: BTreeMap<String, serde_json::Value> = context
-            .and_then(|c| serde_json::from_str(&c).ok())
-            .unwrap_or_default();
-        let notify: String = r.get(1)?;
-        let transition = if notify == "resolved" {
-            "resolved"
-        } else {
-            "firing"
-        };
-        vars.insert("rule".into(), rule.name.clone().into());
-        vars.insert("entity".into(), entity.clone().into());
-        vars.insert("transition".into(), transition.into());
-        vars.insert("repeat".into(), (notify == "repeat").into());
-        vars.insert("escalated".into(), (notify == "escalated").into());
-        vars.insert("level".into(), r.get::<_, String>(2)?.into());
-        vars.insert("value".into(), r.get::<_, Option<f64>>(3)?.into());
-        vars.insert("period".into(), r.get::<_, Option<String>>(4)?.into());
-        vars.insert("breaches".into(), r.get::<_, Option<i64>>(6)?.into());
-        vars.insert("window".into(), window.into());
-        vars.insert("peer_threshold".into(), r.get::<_, Option<f64>>(7)?.into());
-        Ok(Transition { entity, vars })
-    })?;
-    rows.collect()
 }
 
 /// Groups transitions by recipient (static `to` first, then `to_column`),

@@ -607,3 +607,46 @@ fn outbox_webhook_unknown_body_variable_is_a_located_check_error() {
         "{problems:#?}"
     );
 }
+
+#[test]
+fn outbox_check_accepts_the_builtin_email_and_locates_next_step_and_entity_label() {
+    let f = fixture();
+    // No subject, no body: the built-in e-mail reads only the alert's facts.
+    let config = config(25, r#"to = ["ops@example.com"]"#);
+    let rule = &config.rules[0];
+    let columns = crate::rules::measure_columns(&f.conn, rule).unwrap();
+    assert!(
+        crate::cmd::rules::check_templates(rule, &columns).is_empty(),
+        "{:?}",
+        crate::cmd::rules::check_templates(rule, &columns)
+    );
+    // A template of one's own may use the facts by name.
+    let config = super::tests::config(
+        25,
+        r#"to = ["ops@example.com"]
+subject = "{{ subject_tag }} {{ who }} {{ warn }} {{ firing_for }}"
+body = "{% for h in history %}{{ h.value|num }}{% endfor %} {{ peer_median }} {{ silence_command }}""#,
+    );
+    assert!(crate::cmd::rules::check_templates(&config.rules[0], &columns).is_empty());
+    // A next_step and an entity_label are checked against the measure too.
+    let mut rule = config.rules[0].clone();
+    rule.entity_label = Some("agent_nmae".into());
+    let text = format!(
+        "{}\nnext_step = \"Call {{{{ supervisor_email }}}}\"\n",
+        "[warehouse]\npath = \"wh.duckdb\"\n[[rules]]\nname = \"r\"\nmeasure = \"SELECT 1\"\ndirection = \"below\"\nwarn = 1"
+    );
+    let step = conveyor_config::parse(&text, Path::new("/c/next.toml")).unwrap();
+    rule.next_step = step.rules[0].next_step.clone();
+    let problems = crate::cmd::rules::check_templates(&rule, &columns);
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(
+        problems[0].starts_with(
+            "/c/next.toml:8:13: rules[0].next_step: unknown template variable `supervisor_email`"
+        ),
+        "{problems:#?}"
+    );
+    assert!(
+        problems[1].contains("rules[0].entity_label: the measure has no column `agent_nmae`"),
+        "{problems:#?}"
+    );
+}

@@ -34,6 +34,11 @@ pub fn prepare(cfg: &ReconcileConfig) -> Vec<String> {
                 }
                 None => {
                     cols.push(format!("{} AS k{i}", normalised(expr, &k.normalize)));
+                    // The key as written, for the people who read an
+                    // exception (a normalised key is only for matching).
+                    if !k.normalize.is_empty() {
+                        cols.push(format!("CAST({expr} AS VARCHAR) AS o{i}"));
+                    }
                     if !k.optional {
                         exact.push(format!("k{i}"));
                     }
@@ -164,32 +169,43 @@ pub const ASSIGN_ROUND: &str = "INSERT INTO recon_p \
 /// The statement that writes every result row of run `run_id`.
 pub fn insert_results(cfg: &ReconcileConfig, run_id: i64) -> String {
     let head = format!(
-        "INSERT INTO conveyor.recon_results (run_id, reconciliation, status, left_key, right_key, differences) \
-         SELECT {run_id}, {name}, status, left_key, right_key, differences FROM (",
+        "INSERT INTO conveyor.recon_results (run_id, reconciliation, status, left_key, right_key, differences, left_row, right_row) \
+         SELECT {run_id}, {name}, status, left_key, right_key, differences, left_row, right_row FROM (",
         name = literal(&cfg.name)
     );
-    let unpaired =
+    let rows = Rows::of(cfg);
+    let unpaired = format!(
         "SELECT CASE WHEN n_same_key > 1 THEN 'duplicate' ELSE 'missing_right' END AS status, \
-                key_text AS left_key, NULL AS right_key, NULL::JSON AS differences \
+                key_text AS left_key, NULL AS right_key, NULL::JSON AS differences, \
+                {left} AS left_row, NULL::JSON AS right_row \
          FROM recon_l WHERE rid NOT IN (SELECT lrid FROM recon_p) \
          UNION ALL \
          SELECT CASE WHEN n_same_key > 1 THEN 'duplicate' ELSE 'missing_left' END, \
-                NULL, key_text, NULL::JSON \
-         FROM recon_r WHERE rid NOT IN (SELECT rrid FROM recon_p)";
+                NULL, key_text, NULL::JSON, NULL::JSON, {right} \
+         FROM recon_r WHERE rid NOT IN (SELECT rrid FROM recon_p)",
+        left = rows.object(Side::Left, |i| key_value(cfg, i), |i| format!("c{i}")),
+        right = rows.object(Side::Right, |i| key_value(cfg, i), |i| format!("c{i}")),
+    );
     let paired = match cfg.cardinality {
-        Cardinality::OneToOne => one_to_one(&cfg.compare),
-        Cardinality::OneToMany => one_to_many(&cfg.compare),
+        Cardinality::OneToOne => one_to_one(cfg, &rows),
+        Cardinality::OneToMany => one_to_many(cfg, &rows),
     };
     format!("{head}{paired} UNION ALL {unpaired})")
 }
 
 /// Each pair is compared; a row with several partners is a duplicate.
-fn one_to_one(compare: &[ComparePair]) -> String {
+fn one_to_one(cfg: &ReconcileConfig, row: &Rows) -> String {
+    let compare = &cfg.compare;
     let values: String = (0..compare.len())
         .map(|i| format!(", l.c{i} AS l{i}, r.c{i} AS r{i}"))
+        .chain((0..cfg.keys.len()).map(|i| {
+            let v = key_value(cfg, i);
+            format!(", l.{v} AS lk{i}, r.{v} AS rk{i}")
+        }))
         .collect();
     judged(
         compare,
+        row,
         &format!(
             "SELECT p.n_for_left > 1 OR p.n_for_right > 1 OR l.n_same_key > 1 OR r.n_same_key > 1 AS dup, \
                     l.key_text AS left_key, r.key_text AS right_key{values} \
@@ -200,12 +216,18 @@ fn one_to_one(compare: &[ComparePair]) -> String {
 
 /// The right rows paired with one left row are summed, then compared. A
 /// right row claimed by two left rows makes both duplicates.
-fn one_to_many(compare: &[ComparePair]) -> String {
+fn one_to_many(cfg: &ReconcileConfig, row: &Rows) -> String {
+    let compare = &cfg.compare;
     let values: String = (0..compare.len())
         .map(|i| format!(", any_value(l.c{i}) AS l{i}, sum(r.c{i}) AS r{i}"))
+        .chain((0..cfg.keys.len()).map(|i| {
+            let v = key_value(cfg, i);
+            format!(", any_value(l.{v}) AS lk{i}, min(r.{v}) AS rk{i}")
+        }))
         .collect();
     judged(
         compare,
+        row,
         &format!(
             "SELECT bool_or(p.n_for_right > 1 OR l.n_same_key > 1 OR r.n_same_key > 1) AS dup, \
                     any_value(l.key_text) AS left_key, min(r.key_text) AS right_key{values} \
@@ -215,15 +237,74 @@ fn one_to_many(compare: &[ComparePair]) -> String {
     )
 }
 
+/// The column of `recon_l`/`recon_r` holding key `i` as written: the raw
+/// text of a normalised key, the date of a window key, else the key.
+fn key_value(cfg: &ReconcileConfig, i: usize) -> String {
+    let k = &cfg.keys[i];
+    if k.window_days.is_some() {
+        format!("w{i}")
+    } else if !k.normalize.is_empty() {
+        format!("o{i}")
+    } else {
+        format!("k{i}")
+    }
+}
+
+/// How an exception's rows are kept (`left_row`, `right_row`): a JSON
+/// object per side of its keys as written and its compared values, under
+/// the names `ReconcileConfig::row_columns` gives them.
+struct Rows {
+    columns: conveyor_config::reconcile::RowColumns,
+}
+
+impl Rows {
+    fn of(cfg: &ReconcileConfig) -> Rows {
+        Rows {
+            columns: cfg.row_columns(),
+        }
+    }
+
+    /// `json_object(…)` over key columns `key(i)` and compared `value(i)`.
+    fn object(
+        &self,
+        side: Side,
+        key: impl Fn(usize) -> String,
+        value: impl Fn(usize) -> String,
+    ) -> String {
+        let keys = match side {
+            Side::Left => &self.columns.left_keys,
+            Side::Right => &self.columns.right_keys,
+        };
+        let pairs: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.as_ref().map(|n| format!("{}, {}", literal(n), key(i))))
+            .chain(
+                self.columns
+                    .compare
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| format!("{}, {}", literal(n), value(i))),
+            )
+            .collect();
+        format!("json_object({})", pairs.join(", "))
+    }
+}
+
 /// Status and differences for `rows`, a query yielding `dup`, `left_key`,
-/// `right_key` and the compared values `l0, r0, l1, r1, …`. Each column's
-/// state is computed once (in a subquery), and the differences JSON only
-/// for rows that differ: building JSON is most of a run's cost.
-fn judged(compare: &[ComparePair], rows: &str) -> String {
+/// `right_key`, the compared values `l0, r0, l1, r1, …` and the keys as
+/// written `lk0, rk0, …`. Each column's state is computed once (in a
+/// subquery), and the JSON (differences, rows) only for rows that differ:
+/// building JSON is most of a run's cost.
+fn judged(compare: &[ComparePair], row: &Rows, rows: &str) -> String {
+    let left_row = row.object(Side::Left, |i| format!("lk{i}"), |i| format!("l{i}"));
+    let right_row = row.object(Side::Right, |i| format!("rk{i}"), |i| format!("r{i}"));
     if compare.is_empty() {
         return format!(
             "SELECT CASE WHEN dup THEN 'duplicate' ELSE 'matched' END AS status, left_key, right_key, \
-                    NULL::JSON AS differences FROM ({rows})"
+                    NULL::JSON AS differences, \
+                    CASE WHEN dup THEN {left_row} END AS left_row, \
+                    CASE WHEN dup THEN {right_row} END AS right_row FROM ({rows})"
         );
     }
     let mut states = Vec::new();
@@ -254,7 +335,9 @@ fn judged(compare: &[ComparePair], rows: &str) -> String {
                      ELSE CASE {worst} WHEN 0 THEN 'matched' WHEN 1 THEN 'matched_within_tolerance' ELSE 'mismatched' END \
                 END AS status, left_key, right_key, \
                 CASE WHEN dup OR {worst} = 0 THEN NULL \
-                     ELSE CAST('[' || concat_ws(',', {entries}) || ']' AS JSON) END AS differences \
+                     ELSE CAST('[' || concat_ws(',', {entries}) || ']' AS JSON) END AS differences, \
+                CASE WHEN dup OR {worst} > 0 THEN {left_row} END AS left_row, \
+                CASE WHEN dup OR {worst} > 0 THEN {right_row} END AS right_row \
          FROM (SELECT *, {states} FROM ({rows}))",
         entries = entries.join(", "),
         states = states.join(", "),

@@ -18,6 +18,8 @@ after = ["{ats}", "{accounting}"]
 pairing = "best"
 left = { table = "model.placements" }
 right = { table = "model.invoices" }
+left_name = "placements"
+right_name = "invoices"
 keys = [
   { left = "placement_id", optional = true },
   { left = "client", right = "customer", normalize = ["trim", "lower"] },
@@ -35,6 +37,8 @@ compare = [{ name = "fee", left = "fee", right = "amount", absolute = 0.01 }]
 [[reconcile]]
 name = "payroll_hours_vs_logged"
 after = ["{payroll}", "{contact_center}"]
+left_name = "payroll"
+right_name = "contact_center"
 left = { sql = """
   SELECT p.email_key, l.period_start, sum(l.hours) AS hours
   FROM model.payroll_lines l JOIN model.people p ON p.payroll_id = l.payroll_id
@@ -61,6 +65,8 @@ name = "roster_vs_hires"
 after = ["{ats}", "{payroll}"]
 left = { table = "model.hires" }
 right = { table = "model.payroll_people" }
+left_name = "hires"
+right_name = "payroll"
 keys = [{ left = "email", normalize = "email" }]
 compare = [{ name = "start", left = "start_date", right = "hire_date", days = 3 }]
 "#,
@@ -83,6 +89,8 @@ right = { sql = """
   WHERE l.gross > 0 AND pp.email_key IN (SELECT email_key FROM model.hires)
   GROUP BY ALL""" }
 keys = [{ left = "email_key" }]
+left_name = "hires"
+right_name = "payroll"
 "#,
     ),
     (
@@ -96,6 +104,8 @@ cardinality = "1:n"
 # Past due as of the run's clock (now, or the "as of" a run is given).
 left = { sql = "SELECT * FROM model.invoices WHERE due_date < CAST(getvariable('conveyor_now') AS DATE)" }
 right = { table = "model.payments" }
+left_name = "invoices"
+right_name = "payments"
 keys = [{ left = "invoice_id" }]
 compare = [{ left = "amount", absolute = 0.01 }]
 "#,
@@ -145,5 +155,10 @@ mod tests {
             .find(|r| r.name == "invoices_unpaid_past_due")
             .unwrap();
         assert_eq!(unpaid.cardinality, conveyor_config::Cardinality::OneToMany);
+        // Alerts over a recipe say which system is which.
+        assert_eq!(
+            (unpaid.left_name.as_str(), unpaid.right_name.as_str()),
+            ("invoices", "payments")
+        );
     }
 }

@@ -32,6 +32,8 @@ fn recon(keys: Vec<KeyPair>, compare: Vec<ComparePair>) -> ReconcileConfig {
         compare,
         cardinality: Cardinality::OneToOne,
         pairing: conveyor_config::Pairing::All,
+        left_name: "left".into(),
+        right_name: "right".into(),
         after: vec![],
         schedule: None,
         at: Located {

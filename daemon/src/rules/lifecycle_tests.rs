@@ -420,7 +420,8 @@ warn = 0
         for (status, left, right) in results {
             d.conn
                 .execute(
-                    "INSERT INTO conveyor.recon_results VALUES (?, 'placed', ?, ?, ?, NULL)",
+                    "INSERT INTO conveyor.recon_results (run_id, reconciliation, status, left_key, right_key)
+                     VALUES (?, 'placed', ?, ?, ?)",
                     duckdb::params![id, status, left, right],
                 )
                 .unwrap();
@@ -493,4 +494,85 @@ fn rules_an_alert_escalating_to_critical_is_announced_once_more() {
         1,
         "the webhook acted on the firing only"
     );
+}
+
+#[test]
+fn rules_an_entity_gone_from_the_measure_resolves_after_absent_after_evaluations() {
+    let d = db();
+    let mut r = announcing(Direction::Below, Some(4.0));
+    r.notify_resolved = true;
+    r.absent_after = 2;
+    rows(
+        &d.conn,
+        &[("ann", 5, 3.0), ("ben", 5, 3.1), ("cat", 5, 4.5)],
+    );
+    evaluate_at(&d.conn, &r, t(0)).unwrap();
+    assert_eq!(state(&d.conn, "ann").as_deref(), Some("firing"));
+    assert_eq!(state(&d.conn, "ben").as_deref(), Some("firing"));
+    // ann and ben leave the measure (a transfer, a query that stops
+    // returning them); only cat is left.
+    rows(&d.conn, &[("cat", 5, 4.5)]);
+    let s = evaluate_at(&d.conn, &r, t(1)).unwrap();
+    assert_eq!(
+        (state(&d.conn, "ann").as_deref(), s.resolved),
+        (Some("firing"), 0),
+        "one absent evaluation of two"
+    );
+    // ben comes back, still breaching: the count starts over for him.
+    rows(&d.conn, &[("ben", 12, 3.2), ("cat", 12, 4.5)]);
+    let s = evaluate_at(&d.conn, &r, t(2)).unwrap();
+    assert_eq!(s.resolved, 1);
+    assert_eq!(state(&d.conn, "ann").as_deref(), Some("resolved"));
+    assert_eq!(state(&d.conn, "ben").as_deref(), Some("firing"));
+    // The resolve was announced (the webhook's body says so), and the alert
+    // keeps ann's last period and value.
+    let bodies = queued(&d.conn, "webhook");
+    let resolved: Vec<serde_json::Value> = bodies
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .filter(|b: &serde_json::Value| b["transition"] == "resolved")
+        .collect();
+    assert_eq!(resolved.len(), 1, "{bodies:?}");
+    assert_eq!(resolved[0]["entity"], "ann");
+    assert_eq!(resolved[0]["value"], 3.0);
+    assert_eq!(resolved[0]["context"]["supervisor"], "sup@example.com");
+    let (period, value, absent): (String, f64, i32) = d
+        .conn
+        .query_row(
+            "SELECT last_period, last_value, absent FROM conveyor.alerts WHERE rule = 'r' AND entity = 'ann'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((period.as_str(), value, absent), ("2026-01-05", 3.0, 2));
+    // Another evaluation without ann changes nothing more.
+    evaluate_at(&d.conn, &r, t(3)).unwrap();
+    assert_eq!(queued(&d.conn, "webhook").len(), bodies.len());
+}
+
+#[test]
+fn rules_with_absent_after_zero_an_alert_waits_for_its_entity() {
+    let d = db();
+    let mut r = rule(Direction::Below, Some(4.0), None);
+    r.absent_after = 0;
+    rows(&d.conn, &[("ann", 5, 3.0)]);
+    evaluate_at(&d.conn, &r, t(0)).unwrap();
+    rows(&d.conn, &[]);
+    for n in 1..=3 {
+        evaluate_at(&d.conn, &r, t(n)).unwrap();
+    }
+    assert_eq!(state(&d.conn, "ann").as_deref(), Some("firing"));
+}
+
+#[test]
+fn rules_a_pending_alert_whose_entity_leaves_is_dropped() {
+    let d = db();
+    let mut r = rule(Direction::Below, Some(4.0), None);
+    r.for_evaluations = 3;
+    rows(&d.conn, &[("ann", 5, 3.0)]);
+    evaluate_at(&d.conn, &r, t(0)).unwrap();
+    assert_eq!(state(&d.conn, "ann").as_deref(), Some("pending"));
+    rows(&d.conn, &[]);
+    evaluate_at(&d.conn, &r, t(1)).unwrap();
+    assert_eq!(state(&d.conn, "ann"), None, "it never fired");
 }

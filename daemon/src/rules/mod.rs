@@ -7,8 +7,10 @@
 //! pending on a breach and fires after `for` breaching evaluations in a row;
 //! a pass while pending drops it (it never fired). A firing alert stays
 //! firing until the value is back on the good side of `resolve`
-//! (hysteresis). An entity the measure no longer returns keeps its alert as
-//! it is; a row without an entity is recorded but raises no alert.
+//! (hysteresis). An entity the measure no longer returns is absent: after
+//! the rule's `absent_after` evaluations (default 1) its alert resolves (or
+//! is dropped if it never fired), keeping its last period and value; a row
+//! without an entity is recorded but raises no alert.
 
 pub mod pipeline_health;
 mod plan;

@@ -89,6 +89,21 @@ pub fn classify(rule: &RuleConfig, context_columns: &[String]) -> String {
         Some(q) => format!("quantile_cont(value, {}) {peers}", num(q / 100.0)),
         None => "CAST(NULL AS DOUBLE)".to_string(),
     };
+    // What the templates tell of the peers: the group's median, its size
+    // and how many of it breach (before `sole` keeps only a lone breach).
+    let (median, size, breaching) = if rule.peer.is_some() {
+        (
+            format!("median(value) {peers}"),
+            format!("count(*) {peers}"),
+            format!("count(*) FILTER (WHERE raw_level IN ('warn', 'critical')) {peers}"),
+        )
+    } else {
+        (
+            "CAST(NULL AS DOUBLE)".to_string(),
+            "CAST(NULL AS BIGINT)".to_string(),
+            "CAST(NULL AS BIGINT)".to_string(),
+        )
+    };
     // Sole: a breach counts only when nobody else in the group breaches.
     let final_level = if condition == Some(PeerCondition::Sole) {
         format!(
@@ -105,9 +120,10 @@ pub fn classify(rule: &RuleConfig, context_columns: &[String]) -> String {
            SELECT CAST(m.entity AS VARCHAR) AS entity, m.period AS period_raw,
                   CAST(m.value AS DOUBLE) AS value, {context} AS context, {group} AS peer_group
            FROM rule_m AS m
-         ), p AS (SELECT *, {threshold} AS peer_threshold FROM b),
+         ), p AS (SELECT *, {threshold} AS peer_threshold, {median} AS peer_median, {size} AS peer_size FROM b),
          l AS (SELECT *, {level} AS raw_level, {recovered} AS recovered FROM p)
-         SELECT entity, period_raw, value, {final_level} AS level, recovered, context, peer_threshold
+         SELECT entity, period_raw, value, {final_level} AS level, recovered, context, peer_threshold,
+                peer_median, peer_size, {breaching} AS peer_breaching
          FROM l"
     )
 }
@@ -151,26 +167,46 @@ pub fn transitions(rule: &RuleConfig, now: &str) -> [String; 2] {
                          WHEN r.level = 'no_data' THEN 'no_data'
                          ELSE 'ok' END AS level,
                     w.breaches < {n} AND r.recovered AS recovered,
-                    r.context, r.peer_threshold, w.breaches
+                    r.context, r.peer_threshold, r.peer_median, r.peer_size, r.peer_breaching, w.breaches
              FROM r JOIN w USING (entity) WHERE r.rn = 1"
         ),
     };
     let for_n = rule.for_evaluations;
+    // An entity with an alert that the measure no longer returns is absent:
+    // its alert waits `absent_after` evaluations, then is over (resolved,
+    // or dropped if it never fired). 0: it waits for ever.
+    let gone = match rule.absent_after {
+        0 => "false".to_string(),
+        n => format!("coalesce(a.absent, 0) + 1 >= {n}"),
+    };
     let t = format!(
         "CREATE TEMP TABLE rule_t AS
-         WITH s AS (
-           SELECT l.*, a.state AS old_state, a.level AS old_level, a.since AS old_since,
+         WITH a AS (SELECT * FROM conveyor.alerts WHERE rule = {name}),
+         s AS (
+           SELECT l.entity, CAST(l.period_raw AS VARCHAR) AS period, l.value, l.level, l.recovered,
+                  false AS absent, 0 AS new_absent, CAST(NULL AS BIGINT) AS seen_eval_id,
+                  a.state AS old_state, a.level AS old_level, a.since AS old_since,
                   a.fired_at AS old_fired_at, a.resolved_at AS old_resolved_at,
                   a.last_notified_at AS old_notified_at, a.notified_level AS old_notified_level,
-                  l.level IN ('warn', 'critical') AS breach,
+                  coalesce(l.level IN ('warn', 'critical'), false) AS breach,
                   CASE WHEN l.level IN ('warn', 'critical')
                        THEN CASE WHEN a.state IN ('pending', 'firing') THEN a.consecutive ELSE 0 END + 1
                        ELSE 0 END AS new_consecutive
            FROM rule_l AS l
-           LEFT JOIN (SELECT * FROM conveyor.alerts WHERE rule = {name}) AS a USING (entity)
+           LEFT JOIN a USING (entity)
+           UNION ALL
+           SELECT a.entity, a.last_period, a.last_value, CAST(NULL AS VARCHAR), {gone},
+                  true, coalesce(a.absent, 0) + 1, a.last_eval_id,
+                  a.state, a.level, a.since, a.fired_at, a.resolved_at,
+                  a.last_notified_at, a.notified_level, false, a.consecutive
+           FROM a
+           WHERE a.state IN ('pending', 'firing')
+             AND a.entity NOT IN (SELECT entity FROM rule_l)
          ), n AS (
            SELECT *,
              CASE
+               -- absent, not for long enough yet: as it was
+               WHEN absent AND NOT recovered THEN old_state
                WHEN breach AND (old_state = 'firing' OR new_consecutive >= {for_n}) THEN 'firing'
                WHEN breach THEN 'pending'
                -- hysteresis: a firing alert clears only once recovered
@@ -185,12 +221,12 @@ pub fn transitions(rule: &RuleConfig, now: &str) -> [String; 2] {
            FROM s
          )
          , o AS (
-         SELECT entity, old_state, new_state, new_consecutive,
+         SELECT entity, old_state, new_state, new_consecutive, absent, new_absent, seen_eval_id,
                 CASE WHEN breach THEN level ELSE old_level END AS level,
                 CASE WHEN old_state = 'pending' AND new_state = 'resolved' THEN old_resolved_at
                      WHEN new_state IS DISTINCT FROM old_state THEN {now}
                      ELSE old_since END AS since,
-                CAST(period_raw AS VARCHAR) AS period, value,
+                period, value,
                 CASE WHEN new_state = 'firing' AND old_state IS DISTINCT FROM 'firing' THEN {now}
                      ELSE old_fired_at END AS fired_at,
                 CASE WHEN new_state = 'resolved' AND old_state = 'firing' THEN {now}
@@ -208,15 +244,17 @@ pub fn transitions(rule: &RuleConfig, now: &str) -> [String; 2] {
              new_state = 'firing' AND (old_notified_at IS NULL OR old_notified_at < fired_at) AS unannounced
            FROM o
          )
-         SELECT entity, old_state, new_state, new_consecutive, level, since, period, value,
+         SELECT entity, old_state, new_state, new_consecutive, absent, new_absent, seen_eval_id,
+                level, since, period, value,
                 fired_at, resolved_at, silenced, old_notified_at, old_notified_level,
                 CASE WHEN silenced THEN NULL
                      WHEN unannounced AND NOT {cooling} THEN 'firing'
                      WHEN unannounced THEN NULL
                      -- announced as warn, critical now: worth telling (once)
-                     WHEN new_state = 'firing' AND level = 'critical'
+                     WHEN new_state = 'firing' AND NOT absent AND level = 'critical'
                           AND old_notified_level IS DISTINCT FROM 'critical' THEN 'escalated'
-                     WHEN new_state = 'firing' AND {repeat_due} THEN 'repeat'
+                     -- no reminder with stale figures while the entity is away
+                     WHEN new_state = 'firing' AND NOT absent AND {repeat_due} THEN 'repeat'
                      -- a resolve whose firing was announced and which was not
                      -- announced itself yet (a silence delays it too)
                      WHEN new_state = 'resolved' AND {notify_resolved}
@@ -249,11 +287,15 @@ pub fn apply(rule: &RuleConfig, eval_id: i64, now: &str) -> [String; 2] {
         format!(
             "INSERT INTO conveyor.alerts
              (rule, entity, state, level, since, last_evaluated, last_eval_id, last_period,
-              last_value, consecutive, fired_at, resolved_at, last_notified_at, notified_level)
-             SELECT {name}, entity, new_state, level, since, {now}, {eval_id}, period, value,
+              last_value, consecutive, fired_at, resolved_at, last_notified_at, notified_level, absent)
+             SELECT {name}, entity, new_state, level, since, {now},
+                    -- an absent entity keeps the evaluation that last saw it
+                    -- (its context, for the notice when it resolves)
+                    coalesce(seen_eval_id, {eval_id}), period, value,
                     new_consecutive, fired_at, resolved_at,
                     CASE WHEN notify IS NOT NULL AND {announces} THEN {now} ELSE old_notified_at END,
-                    CASE WHEN notify IS NOT NULL AND {announces} THEN level ELSE old_notified_level END
+                    CASE WHEN notify IS NOT NULL AND {announces} THEN level ELSE old_notified_level END,
+                    new_absent
              FROM rule_t WHERE new_state IS NOT NULL"
         ),
     ]
