@@ -124,6 +124,16 @@ pub enum Command {
         /// Where the demo writes its config, secrets and warehouse.
         #[arg(long, default_value = "conveyor-demo")]
         dir: PathBuf,
+        /// Afterwards keep the sandbox and a daemon running on the demo's data (the console and the Postgres endpoint), until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
+    },
+    /// Internal: the plugin host process the daemon starts for a source with `isolation = "process"` (speaks a pipe protocol on stdin/stdout).
+    #[command(name = "plugin-host", hide = true)]
+    PluginHost {
+        /// The daemon's process id (the host exits if it is not its parent).
+        #[arg(long)]
+        parent: Option<i32>,
     },
     /// Print a shell completion script to standard output.
     #[command(
@@ -180,10 +190,16 @@ pub enum RulesCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AlertsCommand {
-    /// Evaluate RULE now without recording anything; print the alerts that would change and the e-mails and webhooks that would be sent, rendered. Sends nothing.
+    /// Evaluate RULE now (or as of --at) without recording anything; print the alerts that would change and the e-mails and webhooks that would be sent, rendered. Sends nothing.
+    #[command(
+        after_help = "Examples:\n  conveyor alerts preview csat_below_target\n  conveyor alerts preview csat_below_target --at 2026-11-02T06:00:00"
+    )]
     Preview {
         /// The `[[rules]]` name.
         rule: String,
+        /// Evaluate as of this UTC instant (the measure's clock, `conveyor_now`), e.g. 2026-11-02 or 2026-11-02T06:00:00.
+        #[arg(long, value_name = "INSTANT")]
+        at: Option<String>,
     },
 }
 

@@ -5,12 +5,16 @@ mod support;
 
 mod act_now;
 mod cli;
+#[cfg(feature = "demo")]
+mod console;
 mod crash;
 mod daemon;
 #[cfg(feature = "demo")]
 mod demo;
+mod hardening_paging;
 mod outbox;
 mod pgwire;
+mod plugin_isolation;
 mod plugins;
 mod recon;
 mod rules;

@@ -1,5 +1,8 @@
 //! `conveyor demo`: sandbox vendor APIs for the four domains, synced end to
 //! end through the real config, the vendor connectors and the warehouse.
+//! With `--serve` the sandbox stays up afterwards and the daemon runs on the
+//! demo's config and warehouse — the console and the Postgres endpoint —
+//! until Ctrl-C, so the demo's data can be looked at (and synced again).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,7 +19,7 @@ use crate::progress::Progress;
 use crate::warehouse::Warehouse;
 use crate::EXIT_FAILED;
 
-pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
+pub async fn demo_command(dir: &Path, serve: bool) -> Result<ExitCode> {
     std::fs::create_dir_all(dir.join("secrets"))
         .with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = std::fs::canonicalize(dir)?;
@@ -25,7 +28,7 @@ pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
     );
     let sb = sandbox::start_sandbox(SandboxSize::Default).await;
     let receivers = demo_alerts::start_receivers(&dir).await?;
-    let config_path = write_demo_config(&dir, &sb, &receivers)?;
+    let config_path = write_demo_config(&dir, &sb, &receivers, serve)?;
     // A fresh warehouse each time, so the numbers below are the demo's own.
     let warehouse = dir.join("warehouse.duckdb");
     for p in [warehouse.clone(), dir.join("warehouse.duckdb.wal")] {
@@ -54,7 +57,6 @@ pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
         .anchor_date
         .and_hms_opt(6, 0, 0)
         .expect("a valid time");
-    drop(sb);
     reconcile(&wh, &config, today)?;
     {
         // Delivery blocks on SMTP and HTTP: off the async workers, which
@@ -66,9 +68,6 @@ pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
         })
         .await??;
     }
-    drop(receivers);
-    drop(wh);
-
     let failed = reports.iter().any(|r| r.failed());
     // Spell the commands with this binary's path so they can be pasted.
     let exe = std::env::current_exe()
@@ -87,7 +86,11 @@ pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
         r#"query "SELECT name, ats_id, payroll_id, agent_id, team FROM model.people ORDER BY name LIMIT 5""#.to_string(),
         "recon --show roster_vs_hires".to_string(),
         "alerts".to_string(),
-        "alerts preview csat_below_target".to_string(),
+        // As of the sandbox's today, the clock its rules were evaluated at.
+        format!(
+            "alerts preview csat_below_target --at {}",
+            today.format("%Y-%m-%dT%H:%M:%S")
+        ),
     ]
     .into_iter()
     .chain(config.source("timekeeping").map(|_| {
@@ -95,6 +98,11 @@ pub async fn demo_command(dir: &Path) -> Result<ExitCode> {
     })) {
         println!("  {run} {example}");
     }
+    if serve {
+        // The sandbox and the receivers stay up while the daemon runs.
+        serve_demo(wh, config, &run).await?;
+    }
+    drop((sb, receivers));
     Ok(if failed {
         ExitCode::from(EXIT_FAILED)
     } else {
@@ -128,6 +136,7 @@ fn write_demo_config(
     dir: &Path,
     sb: &Sandbox,
     receivers: &demo_alerts::Receivers,
+    serve: bool,
 ) -> Result<PathBuf> {
     let secrets = [
         ("ats_client_secret", sandbox::ATS_CLIENT_SECRET),
@@ -146,7 +155,10 @@ fn write_demo_config(
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
         }
     }
-    let header = DEMO_HEADER.replace("{listen}", &format!("127.0.0.1:{}", free_port()?));
+    let mut header = DEMO_HEADER.replace("{listen}", &format!("127.0.0.1:{}", free_port()?));
+    if serve {
+        header.push_str(&postgres_section(dir)?);
+    }
     let sources = DEMO_SOURCES
         .replace("{ats}", &sb.ats_base_url())
         .replace("{ats_token}", &sb.ats_token_url())
@@ -252,6 +264,74 @@ options = {{ dir = "{exports}", streams = [
         plugin_dir = plugin_dir.display(),
         exports = exports.display(),
     ))
+}
+
+/// `[server.postgres]` for `--serve`: user `demo`, a random password in
+/// `secrets/postgres_password` (by reference, like every demo secret).
+fn postgres_section(dir: &Path) -> Result<String> {
+    let password: String = {
+        use base64::Engine;
+        let bytes: [u8; 18] = rand::random();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    };
+    let p = dir.join("secrets").join("postgres_password");
+    std::fs::write(&p, password)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(format!(
+        "\n[server.postgres]\nlisten = \"127.0.0.1:{}\"\nusers = {{ demo = \"file:secrets/postgres_password\" }}\n",
+        free_port()?
+    ))
+}
+
+/// `--serve`: prints where the console and the Postgres endpoint are and
+/// how to log in, then runs the daemon on the demo's warehouse (SIGHUP
+/// reloads the demo's config) until Ctrl-C or SIGTERM.
+async fn serve_demo(wh: Arc<Warehouse>, config: conveyor_config::Config, run: &str) -> Result<()> {
+    let listen = config.server.listen;
+    println!("\nServing the demo until Ctrl-C (the sandbox stays up, so syncs keep working):\n");
+    println!("  Console:  http://{listen}/console");
+    println!(
+        "            log in with the token the daemon writes to {} (cat it)",
+        config.server.token_file.display()
+    );
+    if let Some(pg) = &config.server.postgres {
+        let secrets = config
+            .file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("secrets/postgres_password");
+        println!(
+            "  Postgres: PGPASSWORD=$(cat {}) psql \"host={} port={} user=demo dbname=warehouse\"",
+            secrets.display(),
+            pg.listen.ip(),
+            pg.listen.port()
+        );
+    }
+    println!("  CLI:      {run} status   (goes through the daemon while it runs)\n");
+    let (reload_tx, reloads) = tokio::sync::mpsc::unbounded_channel();
+    #[cfg(unix)]
+    {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                if reload_tx.send(()).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop(reload_tx);
+    let shutdown = async {
+        let _ = crate::cmd::run::shutdown_signal().await;
+    };
+    crate::cmd::run::run_daemon_with(wh, config, shutdown, reloads).await?;
+    println!("Stopped.");
+    Ok(())
 }
 
 fn free_port() -> Result<u16> {

@@ -36,6 +36,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             | Command::Test { .. }
             | Command::Completions { .. }
             | Command::Man { .. }
+            | Command::PluginHost { .. }
     );
     logging::init(cli.log_format, cli.verbose, quiet);
     match cli.command {
@@ -71,15 +72,15 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             .await
         }
         Command::Alerts {
-            command: Some(AlertsCommand::Preview { rule }),
+            command: Some(AlertsCommand::Preview { rule, at }),
             ..
-        } => with_config_offline(&cli.config, |c| rules::preview_command(c, rule)).await,
+        } => with_config_offline(&cli.config, |c| rules::preview_command(c, rule, at)).await,
         Command::Silence { command } => {
             with_config_offline(&cli.config, |c| silence::silence_command(c, command)).await
         }
         Command::Test { file } => Ok(test::test_command(&file)),
         #[cfg(feature = "demo")]
-        Command::Demo { dir } => demo::demo_command(&dir).await,
+        Command::Demo { dir, serve } => demo::demo_command(&dir, serve).await,
         #[cfg(not(feature = "demo"))]
         Command::Demo { .. } => {
             eprintln!(
@@ -99,6 +100,12 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Plugins {
             command: PluginsCommand::List,
         } => with_config(&cli.config, plugins::list_command).await,
+        Command::PluginHost { parent } => {
+            Ok(
+                tokio::task::spawn_blocking(move || crate::plugins::isolated::plugin_host(parent))
+                    .await?,
+            )
+        }
         Command::Plugins {
             command: PluginsCommand::Check { path, options },
         } => plugins::check_command(&path, options).await,

@@ -40,8 +40,13 @@ impl Gate {
         Gate { token, hosts }
     }
 
-    fn host_allowed(&self, host: Option<&str>) -> bool {
+    pub(crate) fn host_allowed(&self, host: Option<&str>) -> bool {
         host.is_some_and(|h| self.hosts.iter().any(|a| a.eq_ignore_ascii_case(h)))
+    }
+
+    /// Whether `given` is the token (the console's login form).
+    pub(crate) fn token_is(&self, given: &str) -> bool {
+        constant_time_eq(given.trim().as_bytes(), self.token.expose().as_bytes())
     }
 
     fn token_matches(&self, header: Option<&str>) -> bool {

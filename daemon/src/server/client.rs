@@ -117,11 +117,16 @@ impl DaemonClient {
         self.post(&format!("/v1/silences/{id}/remove"), &()).await
     }
 
-    pub async fn preview(&self, rule: &str) -> Result<crate::rules::Preview> {
+    pub async fn preview(
+        &self,
+        rule: &str,
+        at: Option<chrono::NaiveDateTime>,
+    ) -> Result<crate::rules::Preview> {
         self.post(
             "/v1/preview",
             &PreviewRequest {
                 rule: rule.to_string(),
+                at,
             },
         )
         .await

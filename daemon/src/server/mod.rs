@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod console;
 pub mod live;
 pub mod metrics;
 
@@ -55,6 +56,9 @@ pub struct ErrorBody {
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct PreviewRequest {
     pub rule: String,
+    /// Evaluate as of this UTC instant (`alerts preview --at`); now when absent.
+    #[serde(default)]
+    pub at: Option<chrono::NaiveDateTime>,
 }
 
 /// `POST /v1/sync`: sync these sources now (all when empty).
@@ -105,7 +109,7 @@ pub fn router(wh: Arc<Warehouse>, live: Arc<Live>, gate: auth::Gate) -> Router {
         .route("/v1/outbox/retry", post(outbox_retry))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(
-            gate,
+            gate.clone(),
             auth::require_token,
         ));
     // Probes for a supervisor or load balancer: they say "ok" or "not
@@ -113,7 +117,12 @@ pub fn router(wh: Arc<Warehouse>, live: Arc<Live>, gate: auth::Gate) -> Router {
     let open = Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/ready", get(ready));
-    guarded.merge(open).with_state(AppState { wh, live })
+    // The console (`/console`) has its own login and sessions.
+    let console = console::router(wh.clone(), live.clone(), gate);
+    guarded
+        .merge(open)
+        .with_state(AppState { wh, live })
+        .merge(console)
 }
 
 /// Binds `listen` and serves until `shutdown` completes.
@@ -282,7 +291,7 @@ async fn preview(
 ) -> Result<Json<crate::rules::Preview>, Failure> {
     let config = s.live.config();
     on_warehouse(s.wh, move |c| {
-        crate::cmd::rules::preview(c, &config, &req.rule)
+        crate::cmd::rules::preview(c, &config, &req.rule, req.at)
     })
     .await
     .map(Json)
