@@ -34,6 +34,8 @@ pub struct ServerConfig {
     /// Host header values accepted besides loopback names and the listen
     /// address itself (DNS rebinding protection).
     pub allowed_hosts: Vec<String>,
+    /// Where the console shows times (`timezone`, default UTC).
+    pub timezone: chrono_tz::Tz,
     pub postgres: Option<PostgresConfig>,
 }
 
@@ -63,6 +65,7 @@ pub(crate) struct RawServer {
     tls_key: Option<Spanned<String>>,
     tls_ca: Option<Spanned<String>>,
     allowed_hosts: Option<Vec<Spanned<String>>>,
+    timezone: Option<Spanned<String>>,
     postgres: Option<Spanned<RawPostgres>>,
 }
 
@@ -89,7 +92,7 @@ impl Checker<'_> {
     ) -> Option<ServerConfig> {
         let span = raw.as_ref().map(|r| r.span()).unwrap_or(0..0);
         let raw = raw.map(|r| r.into_inner());
-        let (listen_raw, token_raw, cert, key, ca, hosts, postgres) = match raw {
+        let (listen_raw, token_raw, cert, key, ca, hosts, tz, postgres) = match raw {
             Some(r) => (
                 r.listen,
                 r.token,
@@ -97,10 +100,12 @@ impl Checker<'_> {
                 r.tls_key,
                 r.tls_ca,
                 r.allowed_hosts,
+                r.timezone,
                 r.postgres,
             ),
-            None => (None, None, None, None, None, None, None),
+            None => (None, None, None, None, None, None, None, None),
         };
+        let timezone = self.timezone(tz.as_ref(), "server")?;
         let listen = self.listen_addr(listen_raw.as_ref(), "server.listen", DEFAULT_LISTEN);
         let token = token_raw
             .as_ref()
@@ -169,6 +174,7 @@ impl Checker<'_> {
                 .flatten()
                 .map(|h| h.into_inner().to_ascii_lowercase())
                 .collect(),
+            timezone,
             postgres,
         })
     }
@@ -293,6 +299,20 @@ mod tests {
         assert!(c.server.token.is_none());
         assert_eq!(c.server.token_file, Path::new("/cfg/w.duckdb.token"));
         assert!(c.server.postgres.is_none());
+    }
+
+    #[test]
+    fn server_timezone_is_an_iana_name_and_defaults_to_utc() {
+        assert_eq!(parse("").unwrap().server.timezone, chrono_tz::UTC);
+        let c = parse("[server]\ntimezone = \"Europe/London\"\n").unwrap();
+        assert_eq!(c.server.timezone, chrono_tz::Europe::London);
+        let e = parse("[server]\ntimezone = \"Mars/Olympus\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(":4:12: server.timezone: unknown time zone `Mars/Olympus`"),
+            "{e}"
+        );
     }
 
     #[test]

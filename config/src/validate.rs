@@ -549,6 +549,29 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// A `timezone` key: an IANA name, UTC when unset.
+    pub(crate) fn timezone(
+        &mut self,
+        tz: Option<&Spanned<String>>,
+        key: &str,
+    ) -> Option<chrono_tz::Tz> {
+        let Some(t) = tz else {
+            return Some(chrono_tz::UTC);
+        };
+        match chrono_tz::Tz::from_str(t.get_ref()) {
+            Ok(z) => Some(z),
+            Err(_) => {
+                self.error(
+                    t.span(),
+                    &format!("{key}.timezone"),
+                    format!("unknown time zone `{}`", t.get_ref()),
+                )
+                .hint("an IANA name such as \"Europe/London\" or \"UTC\"");
+                None
+            }
+        }
+    }
+
     /// `Some(None)` means "no schedule" (manual syncs only).
     pub(crate) fn schedule(
         &mut self,
@@ -556,21 +579,7 @@ impl<'a> Checker<'a> {
         expr: Option<&Spanned<String>>,
         tz: Option<&Spanned<String>>,
     ) -> Option<Option<Schedule>> {
-        let timezone = match tz {
-            None => chrono_tz::UTC,
-            Some(t) => match chrono_tz::Tz::from_str(t.get_ref()) {
-                Ok(z) => z,
-                Err(_) => {
-                    self.error(
-                        t.span(),
-                        &format!("{key}.timezone"),
-                        format!("unknown time zone `{}`", t.get_ref()),
-                    )
-                    .hint("an IANA name such as \"Europe/London\" or \"UTC\"");
-                    return None;
-                }
-            },
-        };
+        let timezone = self.timezone(tz, key)?;
         let Some(expr) = expr else { return Some(None) };
         match parse_cron(expr.get_ref()) {
             Ok(cron) => Some(Some(Schedule {

@@ -43,8 +43,7 @@ pub struct Console {
     sessions: Arc<Sessions>,
     /// The session cookie is `Secure` when the listener speaks TLS.
     secure: bool,
-    /// Where times are shown. The config has no time-zone setting of its
-    /// own (only schedules have one), so this is UTC.
+    /// Where times are shown: `[server] timezone` (default UTC).
     tz: Tz,
     /// Sources whose "sync now" was asked for and has not finished.
     syncing: Arc<Mutex<BTreeSet<String>>>,
@@ -57,13 +56,15 @@ pub struct Console {
 /// CSRF token.
 pub fn router(wh: Arc<Warehouse>, live: Arc<Live>, gate: Gate) -> Router {
     let secure = live.config().server.tls.is_some();
+    // Read once: like the listener, it changes with a restart, not a reload.
+    let tz = live.config().server.timezone;
     let c = Console {
         wh,
         live,
         gate,
         sessions: Arc::new(Sessions::default()),
         secure,
-        tz: chrono_tz::UTC,
+        tz,
         syncing: Arc::new(Mutex::new(BTreeSet::new())),
         scorecards: Arc::new(scorecards::Cache::default()),
     };
