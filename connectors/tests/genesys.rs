@@ -660,3 +660,27 @@ async fn genesys_an_org_without_a_permission_is_told_to_leave_the_stream_out() {
     r.unwrap();
     assert_eq!(evals.rows(), s.mock.evaluations().len());
 }
+
+#[tokio::test]
+async fn a_saved_cursor_that_is_not_an_instant_fails_the_stream_without_a_request() {
+    let s = start().await;
+    let c = s.connector("");
+    let before = s.requests_to("/api/v2/analytics/conversations/details/query");
+    let (r, sink) = read(
+        c.as_ref(),
+        "conversations",
+        Some(json!({ "cursor": "last tuesday" })),
+    )
+    .await;
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Data);
+    assert!(
+        e.message.contains("\"last tuesday\" is not an instant"),
+        "{e}"
+    );
+    assert_eq!(sink.rows(), 0);
+    assert_eq!(
+        s.requests_to("/api/v2/analytics/conversations/details/query"),
+        before
+    );
+}

@@ -38,7 +38,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use conveyor_config::{JsonPath, PaginationConfig, VendorSourceConfig};
 use conveyor_plugin_api::{
-    CancelFlag, Connector, ConnectorError, CredentialStore, Json, RecordSink, StreamDescriptor,
+    CancelFlag, Connector, ConnectorError, CredentialStore, ErrorKind, Json, RecordSink,
+    StreamDescriptor,
 };
 use serde_json::{json, Map, Value};
 
@@ -249,14 +250,22 @@ impl Genesys {
     }
 
     /// Where this run starts: a trailing window before the last run's end.
-    fn since(&self, state: Option<&Json>) -> DateTime<Utc> {
-        match state.and_then(|s| s.get("cursor")).filter(|c| !c.is_null()) {
-            Some(_) => {
-                saved_instant(state, None).expect("saved cursor") - Duration::days(TRAILING_DAYS)
+    /// A saved cursor that is not an instant (state edited by hand, or
+    /// written by another version) is an error, not a panic: the stream
+    /// fails with a message and the other streams go on.
+    fn since(&self, state: Option<&Json>) -> Result<DateTime<Utc>, ConnectorError> {
+        Ok(match state.and_then(|s| s.get("cursor")).filter(|c| !c.is_null()) {
+            Some(c) => {
+                saved_instant(state, None).ok_or_else(|| {
+                    ConnectorError::new(
+                        ErrorKind::Data,
+                        format!("{}: the saved cursor {c} is not an instant; delete the stream's row in conveyor.stream_state to read from start_date again", self.base.source),
+                    )
+                })? - Duration::days(TRAILING_DAYS)
             }
             None => saved_instant(None, self.base.cfg.start_date)
                 .unwrap_or_else(|| Utc::now() - Duration::days(DEFAULT_HISTORY_DAYS)),
-        }
+        })
     }
 }
 
@@ -328,7 +337,7 @@ impl Genesys {
                     "conversation_summaries" => summary,
                     _ => agent_sessions,
                 };
-                let mut from = self.since(state.as_ref());
+                let mut from = self.since(state.as_ref())?;
                 while from < now {
                     let to = (from + Duration::days(INTERVAL_DAYS)).min(now);
                     let body = json!({
@@ -358,7 +367,7 @@ impl Genesys {
                     "api/v2/analytics/users/aggregates/query",
                 )?;
                 // Whole UTC days, so each P1D bucket is one calendar day.
-                let mut from = midnight(self.since(state.as_ref()));
+                let mut from = midnight(self.since(state.as_ref())?);
                 let end = midnight(now) + Duration::days(1);
                 while from < end {
                     let to = (from + Duration::days(INTERVAL_DAYS)).min(end);
@@ -379,7 +388,7 @@ impl Genesys {
                 }
             }
             _ => {
-                let (start, end) = (iso_millis(self.since(state.as_ref())), iso_millis(now));
+                let (start, end) = (iso_millis(self.since(state.as_ref())?), iso_millis(now));
                 for agent in self.user_ids(t.name, cancel).await? {
                     let params = vec![
                         ("agentUserId".to_string(), agent),
