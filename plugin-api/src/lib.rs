@@ -21,6 +21,7 @@ pub mod ffi;
 pub mod host;
 mod info;
 pub mod plugin;
+pub mod secret_forms;
 
 pub use arrow_array::RecordBatch;
 pub use blocking::{BlockingConnector, BlockingSink, CollectingSink, SinkEvent};

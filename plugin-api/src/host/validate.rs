@@ -482,7 +482,9 @@ fn at_address<'a, P: ProgramHeader<Endian = Endianness>>(
                 p.p_filesz(endian).into(),
             );
             let rel = addr.checked_sub(vaddr).filter(|r| *r < size)?;
-            bytes.read_bytes_at(offset + rel, size - rel).ok()
+            bytes
+                .read_bytes_at(offset.checked_add(rel)?, size - rel)
+                .ok()
         })
 }
 

@@ -214,12 +214,18 @@ pub(super) fn silence_command(rule: &RuleConfig, entity: &str) -> String {
     } else {
         format!(" -c {}", shell_quote(&file))
     };
-    format!(
-        "conveyor{config} silence add {} {} --for {SILENCE_FOR} --reason {}",
-        shell_quote(&rule.name),
-        shell_quote(entity),
+    let (rule, entity) = (shell_quote(&rule.name), shell_quote(entity));
+    let options = format!(
+        "--for {SILENCE_FOR} --reason {}",
         shell_quote("being handled")
-    )
+    );
+    // Entities come from vendor data: one starting with `-` would be read
+    // as an option (quoting does not help), so it goes after `--`.
+    if rule.starts_with('-') || entity.starts_with('-') {
+        format!("conveyor{config} silence add {options} -- {rule} {entity}")
+    } else {
+        format!("conveyor{config} silence add {rule} {entity} {options}")
+    }
 }
 
 /// `word` as one shell word: as it is when it is plain, else single-quoted.
@@ -294,5 +300,9 @@ mod tests {
             "conveyor -c /etc/conveyor/prod.toml silence add csat_low 'globex retail|2026-03-09' --for 7d --reason 'being handled'"
         );
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(
+            silence_command(&rule, "--for=100y"),
+            "conveyor -c /etc/conveyor/prod.toml silence add --for 7d --reason 'being handled' -- csat_low --for=100y"
+        );
     }
 }

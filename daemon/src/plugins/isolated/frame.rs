@@ -64,6 +64,24 @@ impl Kind {
     }
 }
 
+impl Kind {
+    /// The largest payload a frame of this kind may announce. The length
+    /// comes from the other process: without a cap, a broken or hostile
+    /// plugin host could make the daemon allocate 4 GiB with five bytes.
+    fn max_len(self) -> usize {
+        match self {
+            // One batch of a stream: big files arrive as several batches.
+            Kind::Batch => MAX_BATCH_BYTES,
+            // The plugin's options (and the secrets in them).
+            Kind::Open => 16 << 20,
+            _ => 1 << 20,
+        }
+    }
+}
+
+/// The largest batch a plugin host may send in one frame.
+pub const MAX_BATCH_BYTES: usize = 1 << 30;
+
 /// One decoded frame.
 #[derive(Debug)]
 pub struct Frame {
@@ -92,7 +110,33 @@ fn parse_header(h: [u8; 5]) -> std::io::Result<(Kind, usize)> {
         )
     })?;
     let len = u32::from_le_bytes([h[1], h[2], h[3], h[4]]) as usize;
+    if len > kind.max_len() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "a {kind:?} frame of {len} bytes is over the {} bytes one may carry",
+                kind.max_len()
+            ),
+        ));
+    }
     Ok((kind, len))
+}
+
+/// How much a frame's buffer starts with, whatever length it announces.
+const INITIAL_CAPACITY: usize = 64 << 10;
+
+/// The frame, if all `len` bytes arrived.
+fn complete(kind: Kind, len: usize, payload: Vec<u8>) -> std::io::Result<Option<Frame>> {
+    if payload.len() < len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!(
+                "a {kind:?} frame ended after {} of its {len} bytes",
+                payload.len()
+            ),
+        ));
+    }
+    Ok(Some(Frame { kind, payload }))
 }
 
 /// Writes one frame (blocking; the host side) and flushes it.
@@ -111,9 +155,10 @@ pub fn read(r: &mut impl Read) -> std::io::Result<Option<Frame>> {
         Err(e) => return Err(e),
     }
     let (kind, len) = parse_header(h)?;
-    let mut payload = vec![0u8; len];
-    r.read_exact(&mut payload)?;
-    Ok(Some(Frame { kind, payload }))
+    // Grown as bytes arrive, so memory follows what was really sent.
+    let mut payload = Vec::with_capacity(len.min(INITIAL_CAPACITY));
+    r.take(len as u64).read_to_end(&mut payload)?;
+    complete(kind, len, payload)
 }
 
 /// Writes one frame (async; the daemon side) and flushes it.
@@ -136,14 +181,32 @@ pub async fn read_async(r: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Opt
         Err(e) => return Err(e),
     }
     let (kind, len) = parse_header(h)?;
-    let mut payload = vec![0u8; len];
-    r.read_exact(&mut payload).await?;
-    Ok(Some(Frame { kind, payload }))
+    let mut payload = Vec::with_capacity(len.min(INITIAL_CAPACITY));
+    r.take(len as u64).read_to_end(&mut payload).await?;
+    complete(kind, len, payload)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_announced_length_over_the_kind_s_cap_is_refused_before_allocating() {
+        // Five bytes announcing a 4 GiB batch, then a 2 MiB log line.
+        let mut r: &[u8] = &[11, 0xff, 0xff, 0xff, 0xff];
+        let e = read_async(&mut r).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
+        let mut h = vec![13u8];
+        h.extend_from_slice(&(2u32 << 20).to_le_bytes());
+        let e = read(&mut h.as_slice()).unwrap_err();
+        assert!(e.to_string().contains("Log frame of 2097152 bytes"), "{e}");
+        // A frame cut short is an error, not a shorter payload.
+        let mut buf = Vec::new();
+        write(&mut buf, Kind::Checkpoint, b"{\"page\":1}").unwrap();
+        buf.truncate(buf.len() - 2);
+        let e = read_async(&mut buf.as_slice()).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}");
+    }
 
     #[tokio::test]
     async fn frames_round_trip_both_ways_and_a_clean_end_is_none() {

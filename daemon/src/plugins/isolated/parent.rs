@@ -23,7 +23,7 @@ use conveyor_plugin_api::{
     CancelFlag, Connector, ConnectorError, ErrorKind, Json, RecordBatch, RecordSink,
     StreamDescriptor,
 };
-use tokio::io::AsyncBufReadExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 use tokio::process::{Child, ChildStdin};
 
 use super::exit;
@@ -253,6 +253,9 @@ fn log_line(plugin: &str, lvl: u32, text: &str) {
     }
 }
 
+/// The longest piece of one stderr line read at a time.
+const MAX_STDERR_LINE: u64 = 16 << 10;
+
 /// The child's stderr (what the plugin prints, a Rust panic message, an
 /// allocator's last words) into the log, scrubbed, keeping the last lines
 /// for the message if it dies.
@@ -262,12 +265,27 @@ async fn relay_stderr(
     plugin: String,
     redact: Redact,
 ) {
-    let mut lines = tokio::io::BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    let mut reader = tokio::io::BufReader::new(stderr);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        // At most MAX_STDERR_LINE bytes at a time: a child that never writes
+        // a newline must not make the daemon buffer without end (a longer
+        // line arrives as several).
+        match (&mut reader)
+            .take(MAX_STDERR_LINE)
+            .read_until(b'\n', &mut buf)
+            .await
+        {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end_matches(['\n', '\r']);
         if line.trim().is_empty() {
             continue;
         }
-        let line = redact.apply(&line);
+        let line = redact.apply(line);
         tracing::warn!(plugin = %plugin, "plugin host stderr: {line}");
         let mut tail = last_words.lock().unwrap_or_else(|p| p.into_inner());
         if tail.len() == LAST_WORDS {
