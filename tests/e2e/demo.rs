@@ -490,6 +490,10 @@ impl Mail {
             let Some((h, b)) = part.split_once("\r\n\r\n") else {
                 continue;
             };
+            // Only the text parts (not the inline trend chart's PNG).
+            if !h.contains("text/plain") && !h.contains("text/html") {
+                continue;
+            }
             let b = b.trim_end_matches("\r\n");
             let decoded = if h.contains("Content-Transfer-Encoding: base64") {
                 use base64::Engine;

@@ -11,7 +11,7 @@ use chrono::NaiveDateTime;
 use conveyor_config::{SmtpConfig, SmtpTls};
 use duckdb::Connection;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::MultiPart;
+use lettre::message::{Attachment, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
@@ -49,6 +49,8 @@ struct Due {
     attempts: i32,
     /// `{name: value}` written with the row (`X-Conveyor-Rule`, …).
     headers: Option<String>,
+    /// The HTML part's inline trend chart (`cid:trend`), a PNG.
+    chart_png: Option<Vec<u8>>,
 }
 
 /// Sends every e-mail due at `now`, oldest first. Each row is marked on its
@@ -137,7 +139,7 @@ pub(crate) fn backoff_secs(attempts: i32) -> i64 {
 
 fn due(conn: &Connection, now: NaiveDateTime) -> duckdb::Result<Vec<Due>> {
     let mut st = conn.prepare(
-        "SELECT id, key, recipient, subject, body, attempts, html_body, CAST(headers AS VARCHAR) FROM conveyor.outbox
+        "SELECT id, key, recipient, subject, body, attempts, html_body, CAST(headers AS VARCHAR), chart_png FROM conveyor.outbox
          WHERE channel = 'email' AND delivered_at IS NULL AND dead_at IS NULL
            AND next_attempt_at <= CAST(? AS TIMESTAMP)
          ORDER BY id",
@@ -152,6 +154,7 @@ fn due(conn: &Connection, now: NaiveDateTime) -> duckdb::Result<Vec<Due>> {
             attempts: r.get(5)?,
             html: r.get(6)?,
             headers: r.get(7)?,
+            chart_png: r.get(8)?,
         })
     })?;
     rows.collect()
@@ -224,12 +227,25 @@ fn message(smtp: &SmtpConfig, d: &Due) -> Result<Message, String> {
     for (name, value) in extra_headers(d.headers.as_deref()) {
         builder = builder.raw_header(HeaderValue::new(name, value));
     }
-    match &d.html {
-        Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+    match (&d.html, &d.chart_png) {
+        // text, or HTML with its chart: multipart/related(html, image/png).
+        (Some(html), Some(png)) => builder.multipart(
+            MultiPart::alternative()
+                .singlepart(SinglePart::plain(d.body.clone()))
+                .multipart(
+                    MultiPart::related()
+                        .singlepart(SinglePart::html(html.clone()))
+                        .singlepart(Attachment::new_inline(super::chart::CID.to_string()).body(
+                            png.clone(),
+                            ContentType::parse("image/png").expect("a valid content type"),
+                        )),
+                ),
+        ),
+        (Some(html), None) => builder.multipart(MultiPart::alternative_plain_html(
             d.body.clone(),
             html.clone(),
         )),
-        None => builder.header(ContentType::TEXT_PLAIN).body(d.body.clone()),
+        (None, _) => builder.header(ContentType::TEXT_PLAIN).body(d.body.clone()),
     }
     .map_err(|e| e.to_string())
 }

@@ -67,8 +67,8 @@ pub(crate) fn enqueue(
     }
     let mut st = conn.prepare(&format!(
         "INSERT INTO conveyor.outbox (id, key, rule, eval_id, channel, recipient, subject, body,
-                 html_body, headers, created_at, attempts, next_attempt_at)
-         VALUES (nextval('conveyor.outbox_ids'), ?, ?, ?, 'email', ?, ?, ?, ?, ?, {now}, 0, {now})"
+                 html_body, headers, chart_png, created_at, attempts, next_attempt_at)
+         VALUES (nextval('conveyor.outbox_ids'), ?, ?, ?, 'email', ?, ?, ?, ?, ?, ?, {now}, 0, {now})"
     ))?;
     let mut rows = 0;
     for action in &rule.actions {
@@ -76,6 +76,10 @@ pub(crate) fn enqueue(
             let mut subjects = Vec::new();
             let mut bodies = Vec::new();
             let mut htmls = Vec::new();
+            // One chart an e-mail (`cid:trend`): the first alert's with a
+            // trend to draw; stored with the row, so a re-delivery sends
+            // the same bytes.
+            let mut chart_png: Option<Vec<u8>> = None;
             for t in &items {
                 let ctx = Value::from_serialize(&t.vars);
                 subjects.push(part(
@@ -87,11 +91,26 @@ pub(crate) fn enqueue(
                 bodies.push(part(&envs, action.body.as_ref(), templates::TEXT, &ctx)?);
                 // The built-in e-mail has its HTML part; a body of one's own
                 // has one only when the action writes it.
+                // The built-in HTML part shows it; one's own if it refers to it.
+                let wants = match (&action.body, &action.html) {
+                    (_, Some(html)) => html.source.contains("cid:trend"),
+                    (None, None) => true,
+                    (Some(_), None) => false,
+                };
+                let chart = (wants && chart_png.is_none())
+                    .then(|| trend_chart(t))
+                    .flatten();
+                let mut html_vars = t.vars.clone();
+                html_vars.insert("chart".into(), chart.is_some().into());
+                let html_ctx = Value::from_serialize(&html_vars);
                 match (&action.body, &action.html) {
-                    (_, Some(html)) => htmls.push(render(&envs.html, &html.source, &ctx)?),
-                    (None, None) => htmls.push(render(&envs.builtin_html, templates::HTML, &ctx)?),
+                    (_, Some(html)) => htmls.push(render(&envs.html, &html.source, &html_ctx)?),
+                    (None, None) => {
+                        htmls.push(render(&envs.builtin_html, templates::HTML, &html_ctx)?)
+                    }
                     (Some(_), None) => {}
                 }
+                chart_png = chart_png.or(chart);
             }
             // One e-mail lists all the recipient's alerts: the first subject
             // stands for them all. CR/LF never reach a header.
@@ -104,13 +123,20 @@ pub(crate) fn enqueue(
             let headers = headers(rule, &items).to_string();
             let key = super::notification_key(&rule.name, eval_id, "email", &recipient);
             st.execute(duckdb::params![
-                key, rule.name, eval_id, recipient, subject, body, html, headers
+                key, rule.name, eval_id, recipient, subject, body, html, headers, chart_png
             ])?;
             rows += 1;
         }
     }
     rows += enqueue_webhooks(conn, rule, eval_id, now, &envs.text, &transitions)?;
     Ok(rows)
+}
+
+/// The PNG of the alert's `history` against its thresholds, when it has
+/// at least two periods with a value.
+fn trend_chart(t: &Transition) -> Option<Vec<u8>> {
+    let num = |k: &str| t.vars.get(k).and_then(|v| v.as_f64());
+    super::chart::from_history(t.vars.get("history"), num("warn"), num("critical"))
 }
 
 /// Renders the action's template for a text part (or the subject), or the

@@ -9,6 +9,7 @@
 //! system can drop the duplicate. A webhook resend carries the same
 //! `Idempotency-Key`.
 
+pub mod chart;
 mod dead_letters;
 mod deliver;
 mod enqueue;

@@ -182,6 +182,7 @@ pub fn create_metadata(conn: &Connection) -> Result<()> {
          ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS reported_at TIMESTAMP;
          ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS reported_by BIGINT;
          ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS headers JSON;
+         ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS chart_png BLOB;
          ALTER TABLE conveyor.alerts ADD COLUMN IF NOT EXISTS absent INTEGER DEFAULT 0;
          ALTER TABLE conveyor.recon_results ADD COLUMN IF NOT EXISTS left_row JSON;
          ALTER TABLE conveyor.recon_results ADD COLUMN IF NOT EXISTS right_row JSON;",

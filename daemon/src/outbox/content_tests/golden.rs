@@ -2,7 +2,7 @@
 //! `X-Conveyor-*` headers, the text part word for word and the HTML part
 //! saying every sentence of it — for a CSAT rule with history and peers
 //! (firing, then escalating, then resolved) and a reconciliation rule whose
-//! sides have names.
+//! sides have names; the CSAT e-mails carry the inline trend chart.
 
 use chrono::{Duration, NaiveDate, NaiveDateTime};
 use conveyor_config::Config;
@@ -104,6 +104,61 @@ fn assert_same_content(eml: &Eml) {
     }
 }
 
+/// The HTML part shows `cid:trend`, an inline image/png part with that
+/// Content-ID, 480x160, whose threshold rows are drawn in their colours —
+/// the very bytes stored with the outbox row (a re-delivery sends them).
+fn assert_trend_chart(w: &World, eml: &Eml, values: &[(f64, &str)]) {
+    use crate::outbox::chart::{
+        self,
+        tests::{decode, row_has},
+        Level,
+    };
+    let html = eml.html.as_deref().unwrap();
+    assert!(
+        html.contains(r#"<img src="cid:trend" alt="trend of the last 4 periods against the threshold" width="480" height="160">"#),
+        "{html}"
+    );
+    let (h, png) = eml
+        .parts
+        .iter()
+        .find(|(h, _)| {
+            h.iter()
+                .any(|(n, v)| n.eq_ignore_ascii_case("Content-ID") && v == "<trend>")
+        })
+        .expect("an inline part with Content-ID <trend>");
+    let header = |name: &str| {
+        h.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(header("Content-Type"), Some("image/png"));
+    assert_eq!(header("Content-Disposition"), Some("inline"));
+    let img = decode(png);
+    assert_eq!((img.0, img.1), (480, 160));
+    let points: Vec<_> = values
+        .iter()
+        .map(|(v, l)| (Some(*v), Level::parse(l)))
+        .collect();
+    let scale = chart::scale(&points, Some(3.5), Some(3.0));
+    assert!(
+        row_has(&img, scale.row(3.5), chart::WARN_COLOUR),
+        "no warn line"
+    );
+    assert!(
+        row_has(&img, scale.row(3.0), chart::CRITICAL_COLOUR),
+        "no critical line"
+    );
+    let stored: Vec<u8> = w
+        .conn
+        .query_row(
+            "SELECT chart_png FROM conveyor.outbox WHERE delivered_at IS NOT NULL ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(&stored, png, "the delivered chart is the stored one");
+}
+
 fn assert_headers(eml: &Eml, rule: &str, level: &str, state: &str) {
     assert_eq!(eml.header("X-Conveyor-Rule").as_deref(), Some(rule));
     assert_eq!(eml.header("X-Conveyor-Level").as_deref(), Some(level));
@@ -196,6 +251,8 @@ fn outbox_golden_csat_firing_escalation_and_resolve() {
     assert_headers(&firing, "csat_below_target", "warn", "firing");
     assert_eq!(firing.text, FIRING);
     assert_same_content(&firing);
+    let trend = [(3.6, "ok"), (3.4, "warn"), (3.8, "ok"), (3.2, "warn")];
+    assert_trend_chart(&w, &firing, &trend);
 
     // Ann's latest week is revised down past critical: one more e-mail.
     w.conn
@@ -210,6 +267,8 @@ fn outbox_golden_csat_firing_escalation_and_resolve() {
     assert_headers(&escalated, "csat_below_target", "critical", "firing");
     assert_eq!(escalated.text, ESCALATED);
     assert_same_content(&escalated);
+    let trend = [(3.6, "ok"), (3.4, "warn"), (3.8, "ok"), (2.8, "critical")];
+    assert_trend_chart(&w, &escalated, &trend);
     // Still critical the next time: nothing more to tell.
     crate::rules::evaluate_at(&w.conn, rule, at(28) + Duration::hours(1)).unwrap();
     let r = deliver_due(
@@ -338,6 +397,7 @@ fn outbox_the_same_content_check_catches_a_sentence_the_html_leaves_out() {
         headers: vec![],
         text: "Please book a coaching session this week. Ann has been enrolled in the CSAT recovery course.\n".into(),
         html: Some("<p>Please book a coaching session this week.</p>".into()),
+        parts: vec![],
     };
     let missing = std::panic::catch_unwind(|| assert_same_content(&eml));
     assert!(missing.is_err());

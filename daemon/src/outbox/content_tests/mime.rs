@@ -4,42 +4,54 @@
 
 use base64::Engine;
 
+/// A part's headers.
+pub(crate) type Headers = Vec<(String, String)>;
+
 /// One received e-mail.
 pub(crate) struct Eml {
     pub headers: Vec<(String, String)>,
     pub text: String,
     pub html: Option<String>,
+    /// The other parts (an inline image): their headers and decoded bytes.
+    pub parts: Vec<(Headers, Vec<u8>)>,
 }
 
 impl Eml {
     pub fn parse(raw: &str) -> Eml {
         let (head, body) = raw.split_once("\r\n\r\n").expect("headers and a body");
-        let top = headers(head);
-        let content_type = header_in(&top, "Content-Type").unwrap_or_default();
         let mut eml = Eml {
-            headers: top,
+            headers: headers(head),
             text: String::new(),
             html: None,
+            parts: Vec::new(),
         };
-        match boundary(&content_type) {
-            None => eml.text = decode(&eml.headers, body),
-            Some(b) => {
+        let top = eml.headers.clone();
+        eml.walk(&top, body);
+        eml
+    }
+
+    /// One part, and the parts of a multipart one (nested, as
+    /// multipart/related inside multipart/alternative).
+    fn walk(&mut self, h: &[(String, String)], body: &str) {
+        let ty = header_in(h, "Content-Type").unwrap_or_default();
+        match boundary(&ty) {
+            Some(b) if ty.starts_with("multipart/") => {
                 for part in body.split(&format!("--{b}")).skip(1) {
+                    if part.starts_with("--") {
+                        break; // the closing boundary; what follows is epilogue
+                    }
                     let Some((head, body)) = part.split_once("\r\n\r\n") else {
                         continue;
                     };
                     let h = headers(head.trim_start_matches("\r\n"));
-                    let ty = header_in(&h, "Content-Type").unwrap_or_default();
                     let body = body.strip_suffix("\r\n").unwrap_or(body);
-                    if ty.starts_with("text/plain") {
-                        eml.text = decode(&h, body);
-                    } else if ty.starts_with("text/html") {
-                        eml.html = Some(decode(&h, body));
-                    }
+                    self.walk(&h, body);
                 }
             }
+            _ if ty.starts_with("text/html") => self.html = Some(decode(h, body)),
+            _ if ty.is_empty() || ty.starts_with("text/plain") => self.text = decode(h, body),
+            _ => self.parts.push((h.to_vec(), decode_bytes(h, body))),
         }
-        eml
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
@@ -84,6 +96,12 @@ fn boundary(content_type: &str) -> Option<String> {
 }
 
 fn decode(headers: &[(String, String)], body: &str) -> String {
+    String::from_utf8(decode_bytes(headers, body))
+        .expect("UTF-8")
+        .replace("\r\n", "\n")
+}
+
+fn decode_bytes(headers: &[(String, String)], body: &str) -> Vec<u8> {
     let encoding = header_in(headers, "Content-Transfer-Encoding")
         .unwrap_or_default()
         .to_ascii_lowercase();
@@ -94,9 +112,7 @@ fn decode(headers: &[(String, String)], body: &str) -> String {
             .expect("base64"),
         _ => body.as_bytes().to_vec(),
     };
-    String::from_utf8(bytes)
-        .expect("UTF-8")
-        .replace("\r\n", "\n")
+    bytes
 }
 
 fn quoted_printable(body: &str) -> Vec<u8> {

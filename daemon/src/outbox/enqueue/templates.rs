@@ -147,7 +147,7 @@ pub(super) const HTML: &str = r#"<div style="font-family: sans-serif; max-width:
 <p>It breached in <b>{{ breaches }} of its last {{ window }} periods</b>.</p>
 {% endif %}
 {% if history %}
-{# The trend chart of `history` against the thresholds goes here. #}
+{% if chart %}<p><img src="cid:trend" alt="trend of the last {{ history|length }} periods against the threshold" width="480" height="160"></p>{% endif %}
 <p>Trend of the last {{ history|length }} period(s){% if warn is not none or critical is not none %} ({% if warn is not none %}warn {{ direction }} {{ warn|num }}{% endif %}{% if warn is not none and critical is not none %}, {% endif %}{% if critical is not none %}critical {{ direction }} {{ critical|num }}{% endif %}){% endif %}:</p>
 <table cellpadding="4" style="border-collapse: collapse">
 <tr><th align="left">period</th><th align="right">value</th><th align="left">level</th></tr>
