@@ -1,27 +1,32 @@
 //! Conveyor, the library behind the `conveyor` binary: CLI commands,
 //! scheduler, warehouse, sync engine and the local query endpoint.
 
+pub(crate) mod checks;
 pub mod cli;
-pub mod cmd;
-pub mod logging;
-pub mod metrics;
-pub mod model;
-pub mod outbox;
-pub mod pgwire;
+pub(crate) mod cmd;
+pub(crate) mod logging;
+pub(crate) mod metrics;
+pub(crate) mod model;
+pub(crate) mod outbox;
+pub(crate) mod pgwire;
+pub(crate) mod pipeline;
 pub mod plugins;
 pub mod progress;
-pub mod query;
-pub mod recon;
-pub mod rules;
-pub mod ruletest;
-pub mod scheduler;
-pub mod server;
-pub mod status;
+pub(crate) mod query;
+pub(crate) mod recon;
+pub(crate) mod rules;
+pub(crate) mod ruletest;
+pub(crate) mod scheduler;
+pub(crate) mod server;
+pub(crate) mod status;
 pub mod sync;
-pub mod tls;
+pub(crate) mod tls;
 pub mod warehouse;
 
 use std::process::ExitCode;
+
+/// The daemon, for tests that run it in-process with a shutdown of their own.
+pub use cmd::run::{run_daemon, run_daemon_with};
 
 /// Exit status for bad config or bad usage.
 pub const EXIT_CONFIG: u8 = 2;

@@ -26,6 +26,7 @@ impl Clock {
     }
 
     /// A clock that reads `at` now (for tests).
+    #[cfg(test)]
     pub fn starting_at(at: DateTime<Utc>) -> Self {
         Clock {
             wall_at_start: at,

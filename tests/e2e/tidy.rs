@@ -94,6 +94,36 @@ fn tidy_every_file_opens_with_a_doc_line() {
 }
 
 #[test]
+fn tidy_transactions_begin_and_end_in_one_place() {
+    // ARCHITECTURE.md, Invariants: every transaction goes through
+    // `warehouse::transaction` (commit on success, rollback on failure), so
+    // no error path can leave one open on a shared connection.
+    let mut wrong = Vec::new();
+    for (path, text) in sources() {
+        if !path.starts_with("daemon/src/") || path == "daemon/src/warehouse/transaction.rs" {
+            continue;
+        }
+        for (n, line) in text.lines().enumerate() {
+            let line = line.replace(' ', "");
+            if [
+                "execute_batch(\"BEGIN",
+                "execute_batch(\"ROLLBACK",
+                "execute_batch(\"COMMIT",
+            ]
+            .iter()
+            .any(|call| line.contains(call))
+            {
+                wrong.push(format!("{path}:{}", n + 1));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "transactions begun or ended outside warehouse/transaction.rs: {wrong:?}"
+    );
+}
+
+#[test]
 fn tidy_duckdb_stays_in_the_modules_that_own_the_warehouse() {
     // ARCHITECTURE.md, Boundaries.
     const ALLOWED: &[&str] = &[
@@ -102,6 +132,8 @@ fn tidy_duckdb_stays_in_the_modules_that_own_the_warehouse() {
         "daemon/src/recon/",
         "daemon/src/rules/",
         "daemon/src/outbox/",
+        "daemon/src/pipeline/",
+        "daemon/src/checks/",
         "daemon/src/query/",
         "daemon/src/server/",
         "daemon/src/pgwire/",

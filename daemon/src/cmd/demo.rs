@@ -119,8 +119,7 @@ fn reconcile(
 ) -> Result<()> {
     println!("\nReconciling the systems against each other (built-in recipes over the model.* views) …\n");
     let recons: Vec<_> = config.reconciles.iter().collect();
-    let outcomes =
-        crate::recon::after::refresh_and_run_at(wh, config, &recons, "demo", Some(today))?;
+    let outcomes = crate::pipeline::refresh_and_run_at(wh, config, &recons, "demo", Some(today))?;
     let ids: Vec<i64> = outcomes
         .iter()
         .filter_map(|o| o.as_ref().ok().map(|s| s.run_id))

@@ -12,7 +12,6 @@ use duckdb::Connection;
 
 use crate::query::{self, Format};
 use crate::recon::report::{exceptions_sql, summary_sql, Runs};
-use crate::server::ReconResponse;
 use crate::warehouse::Warehouse;
 use crate::{server, EXIT_CONFIG, EXIT_FAILED};
 
@@ -76,7 +75,7 @@ pub async fn recon_command(config: Config, name: Option<String>, show: bool) -> 
     let config = Arc::new(config);
     tokio::task::spawn_blocking(move || {
         let wh = Warehouse::open_config(&config.warehouse)?;
-        let done = run_now(&wh, &config, name.as_deref())?;
+        let done = crate::pipeline::run_recons_now(&wh, &config, name.as_deref())?;
         print_runs(&wh.connection()?, &Runs::Latest(name.as_deref()))?;
         Ok(if done.failed > 0 {
             ExitCode::from(EXIT_FAILED)
@@ -85,25 +84,6 @@ pub async fn recon_command(config: Config, name: Option<String>, show: bool) -> 
         })
     })
     .await?
-}
-
-/// Refreshes the model and runs the reconciliations (all, or `name`) now,
-/// by hand: in this process, or in the daemon for `POST /v1/recon`.
-/// Blocking.
-pub fn run_now(wh: &Warehouse, config: &Config, name: Option<&str>) -> Result<ReconResponse> {
-    let recons: Vec<_> = config
-        .reconciles
-        .iter()
-        .filter(|r| name.is_none_or(|n| r.name == n))
-        .collect();
-    if let (Some(n), true) = (name, recons.is_empty()) {
-        anyhow::bail!("no reconciliation named `{n}` in {}", config.file.display());
-    }
-    let outcomes = crate::recon::after::refresh_and_run(wh, config, &recons, "manual")?;
-    Ok(ReconResponse {
-        ran: outcomes.len(),
-        failed: outcomes.iter().filter(|o| o.is_err()).count(),
-    })
 }
 
 /// Prints the summary of `runs` and their top exceptions.

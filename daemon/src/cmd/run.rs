@@ -47,7 +47,10 @@ pub async fn run_command(config: Config) -> Result<ExitCode> {
     let findings = {
         let (wh, config) = (wh.clone(), config.clone());
         tokio::task::spawn_blocking(move || {
-            Ok::<_, anyhow::Error>(super::check::warehouse_findings(&wh.connection()?, &config))
+            Ok::<_, anyhow::Error>(crate::checks::warehouse_findings(
+                &wh.connection()?,
+                &config,
+            ))
         })
         .await??
     };
@@ -246,11 +249,7 @@ fn notify(state: &[sd_notify::NotifyState]) {
 async fn prepare_health(wh: &Arc<Warehouse>, config: &Config) {
     let (wh, config) = (wh.clone(), config.clone());
     let done = tokio::task::spawn_blocking(move || {
-        crate::rules::pipeline_health::prepare(
-            &wh.connection()?,
-            &config,
-            chrono::Utc::now().naive_utc(),
-        )
+        crate::pipeline::health::prepare(&wh.connection()?, &config, chrono::Utc::now().naive_utc())
     })
     .await;
     if let Ok(Err(e)) = done {
@@ -413,7 +412,7 @@ impl Daemon {
                         let (wh, config, recon) = (d.wh.clone(), d.live.config(), recon.clone());
                         async move {
                             let job = tokio::task::spawn_blocking(move || {
-                                crate::recon::after::refresh_and_run(&wh, &config, &[&recon], "schedule")
+                                crate::pipeline::refresh_and_run(&wh, &config, &[&recon], "schedule")
                             });
                             if let Ok(Err(e)) = job.await {
                                 tracing::error!(error = %format!("{e:#}"), "scheduled reconciliation could not run");
@@ -431,16 +430,7 @@ impl Daemon {
                         let (wh, config, rule) = (d.wh.clone(), d.live.config(), rule.clone());
                         async move {
                             let job = tokio::task::spawn_blocking(move || {
-                                let conn = wh.connection()?;
-                                let result = crate::rules::evaluate_all(&conn, &[&rule]).remove(0);
-                                crate::rules::pipeline_health::observe(
-                                    &conn,
-                                    &config,
-                                    "rule",
-                                    &rule.name,
-                                    result.as_ref().map(drop),
-                                );
-                                Ok::<_, anyhow::Error>(())
+                                crate::pipeline::evaluate_scheduled_rule(&wh, &config, &rule)
                             });
                             if let Ok(Err(e)) = job.await {
                                 tracing::error!(error = %format!("{e:#}"), "scheduled rule could not run");
@@ -481,7 +471,7 @@ impl Daemon {
                 let _ = tokio::task::spawn_blocking(move || {
                     let conn = wh.connection()?;
                     let now = chrono::Utc::now().naive_utc();
-                    let fired = crate::rules::pipeline_health::check_stale(&conn, &config, now)?;
+                    let fired = crate::pipeline::health::check_stale(&conn, &config, now)?;
                     log_transitions(&fired);
                     if !fired.is_empty() {
                         crate::outbox::deliver_logged(&conn, &config);
@@ -510,7 +500,7 @@ impl Daemon {
         };
         let report = self.run_locked(source, "schedule").await;
         if !report.failed() && !self.cancel.is_cancelled() {
-            crate::recon::after::after_sync(
+            crate::pipeline::after_sync(
                 self.wh.clone(),
                 self.live.config(),
                 vec![source.name.clone()],
@@ -534,7 +524,7 @@ impl Daemon {
         let recorded = tokio::task::spawn_blocking(move || {
             let conn = wh.connection()?;
             let now = chrono::Utc::now().naive_utc();
-            let changed = crate::rules::pipeline_health::record_run(&conn, &config, &r, now)?;
+            let changed = crate::pipeline::health::record_run(&conn, &config, &r, now)?;
             log_transitions(&changed);
             if !changed.is_empty() {
                 // Tell the operator now, not at the worker's next pass.
@@ -592,7 +582,7 @@ impl Daemon {
         let reconciled = if self.cancel.is_cancelled() {
             Vec::new()
         } else {
-            crate::recon::after::after_sync(self.wh.clone(), config, synced).await
+            crate::pipeline::after_sync(self.wh.clone(), config, synced).await
         };
         Ok(SyncResponse {
             reports,
@@ -623,11 +613,11 @@ impl Daemon {
                         "cannot check the config against the warehouse: {e:#}"
                     )]
                 })?;
-                let findings = super::check::warehouse_findings(&conn, &config);
+                let findings = crate::checks::warehouse_findings(&conn, &config);
                 if findings.problems.is_empty() {
                     Ok((config, findings.notes))
                 } else {
-                    Err(findings.problems)
+                    Err(findings.problem_lines())
                 }
             })
             .await
@@ -676,11 +666,14 @@ impl Daemon {
     }
 }
 
-fn log_transitions(changed: &[crate::rules::pipeline_health::Transition]) {
+fn log_transitions(changed: &[crate::pipeline::health::Transition]) {
+    use crate::rules::AlertState;
     for (rule, source, state) in changed {
-        match *state {
-            "firing" => tracing::warn!(rule, source = %source, state, "pipeline-health alert"),
-            _ => tracing::info!(rule, source = %source, state, "pipeline-health alert"),
+        match state {
+            AlertState::Firing => {
+                tracing::warn!(rule, source = %source, state = %state, "pipeline-health alert")
+            }
+            _ => tracing::info!(rule, source = %source, state = %state, "pipeline-health alert"),
         }
     }
 }

@@ -77,7 +77,7 @@ pub async fn sync_command(config: Config, names: Vec<String>) -> Result<ExitCode
         .filter(|r| !r.failed())
         .map(|r| r.source.clone())
         .collect();
-    let recons = crate::recon::after::after_sync(wh, Arc::new(config.clone()), synced).await;
+    let recons = crate::pipeline::after_sync(wh, Arc::new(config.clone()), synced).await;
     for r in &recons {
         println!(
             "reconciled {}: run {}, {} exception(s) (conveyor recon --show {})",
@@ -104,9 +104,9 @@ async fn record_health(wh: &Arc<Warehouse>, config: &Config, reports: &[SourceRe
         let now = chrono::Utc::now().naive_utc();
         for r in &reports {
             for (rule, source, state) in
-                crate::rules::pipeline_health::record_run(&conn, &config, r, now)?
+                crate::pipeline::health::record_run(&conn, &config, r, now)?
             {
-                tracing::warn!(rule, source = %source, state, "pipeline-health alert");
+                tracing::warn!(rule, source = %source, state = %state, "pipeline-health alert");
             }
         }
         Ok::<_, anyhow::Error>(())

@@ -208,15 +208,10 @@ pub fn refresh(conn: &Connection, config: &Config) -> anyhow::Result<Vec<Mapping
         "CREATE OR REPLACE VIEW model.people AS {}",
         PEOPLE_SQL.replace("{supervisor_email_key}", &email_key("supervisor_email"))
     ));
-    conn.execute_batch("BEGIN TRANSACTION")?;
-    let result = ddl.iter().try_for_each(|s| conn.execute_batch(s));
-    match result {
-        Ok(()) => conn.execute_batch("COMMIT")?,
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            return Err(anyhow::Error::new(e).context("cannot create the unified model's views"));
-        }
-    }
+    crate::warehouse::transaction::in_transaction(conn, || {
+        ddl.iter().try_for_each(|s| conn.execute_batch(s))
+    })
+    .map_err(|e| anyhow::Error::new(e).context("cannot create the unified model's views"))?;
     for p in &problems {
         if p.degraded {
             tracing::info!(view = %p.view, key = %p.at.key, problem = %p.message, "model view partly filled");

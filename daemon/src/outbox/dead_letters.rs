@@ -53,9 +53,8 @@ pub fn report_dead_letters(
     );
     let ts = crate::warehouse::timestamp_text(now);
     let ids: Vec<String> = dead.iter().map(|d| d.id.to_string()).collect();
-    conn.execute_batch("BEGIN TRANSACTION")?;
-    let outcome = conn
-        .execute(
+    crate::warehouse::transaction::in_transaction(conn, || {
+        conn.execute(
             "INSERT INTO conveyor.outbox (id, key, rule, eval_id, channel, recipient, subject, body,
                      created_at, attempts, next_attempt_at)
              VALUES (?, ?, ?, ?, 'email', ?, ?, ?, CAST(? AS TIMESTAMP), 0, CAST(? AS TIMESTAMP))",
@@ -71,11 +70,7 @@ pub fn report_dead_letters(
                 duckdb::params![ts, digest_id],
             )
         })
-        .and_then(|_| conn.execute_batch("COMMIT"));
-    if let Err(e) = outcome {
-        let _ = conn.execute_batch("ROLLBACK");
-        return Err(e);
-    }
+    })?;
     Ok(dead.len())
 }
 

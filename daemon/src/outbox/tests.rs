@@ -271,7 +271,10 @@ body = "{{ entity }} {{ supervisor_email }}""#,
     );
     let rule = &config.rules[0];
     let columns = crate::rules::measure_columns(&f.conn, rule).unwrap();
-    let problems = crate::cmd::rules::check_templates(rule, &columns);
+    let problems: Vec<String> = crate::checks::check_templates(rule, &columns)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(problems.len(), 2, "{problems:#?}");
     assert!(
         problems[0].starts_with(
@@ -598,7 +601,10 @@ fn outbox_webhook_unknown_body_variable_is_a_located_check_error() {
     );
     let rule = &config.rules[0];
     let columns = crate::rules::measure_columns(&f.conn, rule).unwrap();
-    let problems = crate::cmd::rules::check_templates(rule, &columns);
+    let problems: Vec<String> = crate::checks::check_templates(rule, &columns)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(problems.len(), 1, "{problems:#?}");
     assert!(
         problems[0].starts_with(
@@ -616,9 +622,9 @@ fn outbox_check_accepts_the_builtin_email_and_locates_next_step_and_entity_label
     let rule = &config.rules[0];
     let columns = crate::rules::measure_columns(&f.conn, rule).unwrap();
     assert!(
-        crate::cmd::rules::check_templates(rule, &columns).is_empty(),
+        crate::checks::check_templates(rule, &columns).is_empty(),
         "{:?}",
-        crate::cmd::rules::check_templates(rule, &columns)
+        crate::checks::check_templates(rule, &columns)
     );
     // A template of one's own may use the facts by name.
     let config = super::tests::config(
@@ -627,7 +633,7 @@ fn outbox_check_accepts_the_builtin_email_and_locates_next_step_and_entity_label
 subject = "{{ subject_tag }} {{ who }} {{ warn }} {{ firing_for }}"
 body = "{% for h in history %}{{ h.value|num }}{% endfor %} {{ peer_median }} {{ silence_command }}""#,
     );
-    assert!(crate::cmd::rules::check_templates(&config.rules[0], &columns).is_empty());
+    assert!(crate::checks::check_templates(&config.rules[0], &columns).is_empty());
     // A next_step and an entity_label are checked against the measure too.
     let mut rule = config.rules[0].clone();
     rule.entity_label = Some("agent_nmae".into());
@@ -637,7 +643,10 @@ body = "{% for h in history %}{{ h.value|num }}{% endfor %} {{ peer_median }} {{
     );
     let step = conveyor_config::parse(&text, Path::new("/c/next.toml")).unwrap();
     rule.next_step = step.rules[0].next_step.clone();
-    let problems = crate::cmd::rules::check_templates(&rule, &columns);
+    let problems: Vec<String> = crate::checks::check_templates(&rule, &columns)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(problems.len(), 2, "{problems:#?}");
     assert!(
         problems[0].starts_with(

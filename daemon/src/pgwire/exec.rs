@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::types::{self, Column, Hint};
 use crate::query::guard::check_read_only;
+use crate::warehouse::engine_error::{missing_object, Missing};
 use crate::warehouse::Warehouse;
 
 /// Open result sets a session may have at once (suspended portals hold a
@@ -52,15 +53,12 @@ pub type Failure = Box<ErrorInfo>;
 /// would get for the same mistake.
 pub fn engine_error(e: &duckdb::Error) -> Failure {
     let message = crate::query::clean_error(&e.to_string());
-    let code = if message.starts_with("Catalog Error") && message.contains("does not exist") {
-        if message.contains("Table") || message.contains("View") {
-            "42P01"
-        } else if message.contains("Schema") {
-            "3F000"
-        } else if message.contains("Function") || message.contains("Macro") {
-            "42883"
-        } else {
-            "42704"
+    let code = if let Some(missing) = missing_object(&message) {
+        match missing {
+            Missing::Relation => "42P01",
+            Missing::Schema => "3F000",
+            Missing::Function => "42883",
+            Missing::Other => "42704",
         }
     } else if message.starts_with("Binder Error") && message.contains("column") {
         "42703"
@@ -285,11 +283,10 @@ fn reader_loop(
 ) {
     // Ends when the session drops its pool (and with it every sender).
     while let Ok(job) = rx.recv() {
-        // A bug in encoding must not cost the session its reader (nor
-        // leave a transaction open on it).
+        // A bug in encoding must not cost the session its reader (the
+        // read's transaction rolls back as the panic unwinds through it).
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn))).is_err() {
             tracing::error!("a Postgres-wire read panicked; its client gets an error");
-            let _ = conn.execute_batch("ROLLBACK");
         }
         busy.store(false, Ordering::SeqCst);
         match pool.upgrade() {
@@ -314,14 +311,18 @@ fn run_read(
             return;
         }
     };
-    if let Err(e) = conn.execute_batch("BEGIN TRANSACTION") {
-        let _ = tx.blocking_send(Msg::Failed(engine_error(&e)));
-        return;
+    // The outer error is the transaction's own (BEGIN failed); the inner
+    // one what the statement did.
+    let outcome = crate::warehouse::transaction::rolled_back(conn, || {
+        Ok::<_, duckdb::Error>(stream(conn, &checked, params, output, tx))
+    });
+    let failed = match outcome {
+        Err(e) => Some(engine_error(&e)),
+        Ok(streamed) => streamed.err(),
+    };
+    if let Some(f) = failed {
+        let _ = tx.blocking_send(Msg::Failed(f));
     }
-    if let Err(e) = stream(conn, &checked, params, output, tx) {
-        let _ = tx.blocking_send(Msg::Failed(e));
-    }
-    let _ = conn.execute_batch("ROLLBACK");
 }
 
 fn stream(

@@ -140,10 +140,7 @@ fn collect(conn: &Connection, sql: &str, max_bytes: usize) -> Result<QueryResult
 /// Runs a query on a connection to a database that is being written: inside
 /// a transaction that is always rolled back, as a second guard.
 pub fn run_isolated(conn: &Connection, sql: &str) -> Result<QueryResult> {
-    conn.execute_batch("BEGIN TRANSACTION")?;
-    let result = run(conn, sql);
-    let _ = conn.execute_batch("ROLLBACK");
-    result
+    crate::warehouse::transaction::rolled_back(conn, || run(conn, sql))
 }
 
 /// An engine error, with what to do when it is the file system lock-down.

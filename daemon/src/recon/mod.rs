@@ -2,17 +2,19 @@
 //! every row's status in `conveyor.recon_results` plus one summary row in
 //! `conveyor.recon_runs`. History is kept: each run appends under a new id.
 
-pub mod after;
 mod plan;
+/// The built-in recipes ship with the demo (the docs quote them).
+#[cfg(any(feature = "demo", test))]
 pub mod recipes;
 pub mod report;
 
 use std::time::Instant;
 
-use conveyor_config::{Config, ReconcileConfig};
+use conveyor_config::ReconcileConfig;
 use duckdb::{params, Connection};
 
 use crate::warehouse::literal;
+use crate::warehouse::transaction::in_transaction;
 
 /// Every status a result row can have, in report order.
 pub use conveyor_config::reconcile::RECON_STATUSES as STATUSES;
@@ -40,6 +42,7 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
+    #[cfg(test)]
     pub fn count(&self, status: &str) -> i64 {
         STATUSES
             .iter()
@@ -55,6 +58,7 @@ impl RunSummary {
 /// Runs one reconciliation on `conn` (a connection of its own: it creates
 /// temporary tables). `trigger` says why it ran (`manual`, `after:ats`,
 /// `schedule`). A failed run is recorded with its error, then returned.
+#[cfg(test)]
 pub fn run(
     conn: &Connection,
     cfg: &ReconcileConfig,
@@ -63,7 +67,7 @@ pub fn run(
     run_at(conn, cfg, trigger, None)
 }
 
-/// [`run`] as of `as_of` (default: now). The relations see it as
+/// Runs one reconciliation as of `as_of` (default: now). The relations see it as
 /// `getvariable('conveyor_now')`, as rule measures do, so a reconciliation
 /// "as of" a date gives the same answer whenever it runs.
 pub fn run_at(
@@ -82,28 +86,26 @@ pub fn run_at(
         .query_row("SELECT nextval('conveyor.recon_run_ids')", [], |r| r.get(0))
         .map_err(store)?;
     let started_sql = "make_timestamp(epoch_us(now()))";
-    conn.execute_batch("BEGIN TRANSACTION").map_err(store)?;
-    match compute(conn, cfg, run_id) {
-        Ok((left_rows, right_rows)) => {
-            let millis = started.elapsed().as_millis() as i64;
-            let summary = format!(
-                "INSERT INTO conveyor.recon_runs \
-                 SELECT {run_id}, {name}, {trigger}, 'succeeded', {started_sql} - to_milliseconds({millis}), {started_sql}, \
-                        {left_rows}, {right_rows}, {counts}, NULL \
-                 FROM conveyor.recon_results WHERE run_id = {run_id}",
-                name = literal(&cfg.name),
-                trigger = literal(trigger),
-                counts = STATUSES.iter().map(|s| format!("count(*) FILTER (WHERE status = '{s}')")).collect::<Vec<_>>().join(", "),
-            );
-            conn.execute_batch(&summary).map_err(store)?;
-            conn.execute_batch("COMMIT").map_err(store)?;
-            drop_temp(conn);
-            load_summary(conn, run_id).map_err(store)
-        }
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            drop_temp(conn);
-            let message = e;
+    let outcome = in_transaction(conn, || -> Result<(), Failed> {
+        let (left_rows, right_rows) = compute(conn, cfg, run_id).map_err(Failed::Query)?;
+        let millis = started.elapsed().as_millis() as i64;
+        let summary = format!(
+            "INSERT INTO conveyor.recon_runs \
+             SELECT {run_id}, {name}, {trigger}, 'succeeded', {started_sql} - to_milliseconds({millis}), {started_sql}, \
+                    {left_rows}, {right_rows}, {counts}, NULL \
+             FROM conveyor.recon_results WHERE run_id = {run_id}",
+            name = literal(&cfg.name),
+            trigger = literal(trigger),
+            counts = STATUSES.iter().map(|s| format!("count(*) FILTER (WHERE status = '{s}')")).collect::<Vec<_>>().join(", "),
+        );
+        conn.execute_batch(&summary)?;
+        Ok(())
+    });
+    drop_temp(conn);
+    match outcome {
+        Ok(()) => load_summary(conn, run_id).map_err(store),
+        Err(Failed::Store(e)) => Err(store(e)),
+        Err(Failed::Query(message)) => {
             conn.execute(
                 "INSERT INTO conveyor.recon_runs (run_id, reconciliation, trigger, status, started_at, finished_at, error)
                  VALUES (?, ?, ?, 'failed', make_timestamp(epoch_us(now())), make_timestamp(epoch_us(now())), ?)",
@@ -115,6 +117,19 @@ pub fn run_at(
                 message,
             })
         }
+    }
+}
+
+/// Why a run's transaction ended without committing: its relations or
+/// keys did not run (recorded as a failed run), or the warehouse failed.
+enum Failed {
+    Query(String),
+    Store(duckdb::Error),
+}
+
+impl From<duckdb::Error> for Failed {
+    fn from(e: duckdb::Error) -> Self {
+        Failed::Store(e)
     }
 }
 
@@ -179,15 +194,6 @@ fn load_summary(conn: &Connection, run_id: i64) -> duckdb::Result<RunSummary> {
             })
         },
     )
-}
-
-/// The reconciliations to run after `source` synced.
-pub fn after_source<'c>(config: &'c Config, source: &str) -> Vec<&'c ReconcileConfig> {
-    config
-        .reconciles
-        .iter()
-        .filter(|r| r.after.iter().any(|s| s == source))
-        .collect()
 }
 
 /// Runs `recons` one after another on a fresh connection; a failing one is

@@ -9,7 +9,8 @@ pub const TOP_EXCEPTIONS: usize = 10;
 
 /// Which runs a report covers.
 pub enum Runs<'a> {
-    /// These run ids (the runs just made).
+    /// These run ids (the runs just made; the demo prints them).
+    #[cfg_attr(not(feature = "demo"), allow(dead_code))]
     Ids(&'a [i64]),
     /// The latest run of each reconciliation, or of the one named.
     Latest(Option<&'a str>),

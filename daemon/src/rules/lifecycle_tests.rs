@@ -170,7 +170,7 @@ fn rules_peer_sole_flags_the_one_member_who_misses_while_the_others_meet_it() {
     for p in ["p1", "p2", "p3", "w1"] {
         assert_eq!(state(&d.conn, p), None, "{p}");
     }
-    assert_eq!((s.firing, s.count("warn")), (1, 1));
+    assert_eq!((s.firing, s.count(crate::rules::Level::Warn)), (1, 1));
 }
 
 #[test]
@@ -466,14 +466,17 @@ fn rules_check_reports_a_peer_group_the_measure_lacks() {
     let columns: Vec<String> = ["entity", "period", "value", "team"]
         .map(String::from)
         .to_vec();
-    let problems = crate::cmd::rules::check_templates(&r, &columns);
+    let problems: Vec<String> = crate::checks::check_templates(&r, &columns)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
         problems[0].contains("rules[0].peer.group: the measure has no column `tean`"),
         "{problems:?}"
     );
     r.peer.as_mut().unwrap().group = Some("team".into());
-    assert!(crate::cmd::rules::check_templates(&r, &columns).is_empty());
+    assert!(crate::checks::check_templates(&r, &columns).is_empty());
 }
 
 #[test]

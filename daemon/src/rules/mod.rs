@@ -12,10 +12,10 @@
 //! is dropped if it never fired), keeping its last period and value; a row
 //! without an entity is recorded but raises no alert.
 
-pub mod pipeline_health;
 mod plan;
 pub mod report;
 pub mod silence;
+mod states;
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -24,8 +24,7 @@ use chrono::NaiveDateTime;
 use conveyor_config::{Config, RuleConfig};
 use duckdb::Connection;
 
-/// Levels a result row can have, in report order.
-pub const LEVELS: [&str; 4] = ["ok", "warn", "critical", "no_data"];
+pub use states::{AlertState, Due, Level};
 
 /// The columns every measure must return.
 const REQUIRED: [&str; 3] = ["entity", "period", "value"];
@@ -45,7 +44,7 @@ pub enum RuleError {
 pub struct EvalSummary {
     pub eval_id: i64,
     pub rule: String,
-    /// Result rows per level, in [`LEVELS`] order.
+    /// Result rows per level, in [`Level::ALL`] order.
     pub levels: [i64; 4],
     /// Alerts of this rule after the evaluation, per state.
     pub pending: i64,
@@ -61,8 +60,8 @@ impl EvalSummary {
         self.levels.iter().sum()
     }
 
-    pub fn count(&self, level: &str) -> i64 {
-        LEVELS
+    pub fn count(&self, level: Level) -> i64 {
+        Level::ALL
             .iter()
             .position(|l| *l == level)
             .map_or(0, |i| self.levels[i])
@@ -92,9 +91,8 @@ pub struct Preview {
     pub breaching: i64,
     /// `(entity, from, to)` for each alert that would change state.
     pub transitions: Vec<(String, Option<String>, Option<String>)>,
-    /// `(entity, why)` for each alert a notification is due for: `firing`
-    /// (not announced yet), `repeat` (a reminder) or `resolved`.
-    pub due: Vec<(String, String)>,
+    /// `(entity, why)` for each alert a notification is due for.
+    pub due: Vec<(String, Due)>,
     pub notifications: Vec<PreviewNotification>,
 }
 
@@ -150,7 +148,7 @@ pub fn preview_at(
         })?;
     Ok(Preview {
         rule: rule.name.clone(),
-        breaching: summary.count("warn") + summary.count("critical"),
+        breaching: summary.count(Level::Warn) + summary.count(Level::Critical),
         transitions,
         due,
         notifications,
@@ -181,17 +179,20 @@ fn run<T>(
     // from "now": a simulated clock in tests moves their window too.
     conn.execute_batch(&format!("SET VARIABLE conveyor_now = {now}"))
         .map_err(store)?;
-    conn.execute_batch("BEGIN TRANSACTION").map_err(store)?;
-    let outcome = compute(conn, rule, eval_id, &now).and_then(|mut summary| {
-        let found = inspect(conn, eval_id).map_err(Step::Store)?;
-        let end = if keep { "COMMIT" } else { "ROLLBACK" };
-        conn.execute_batch(end).map_err(Step::Store)?;
-        summary.millis = started.elapsed().as_millis() as i64;
-        Ok((summary, found))
-    });
-    if outcome.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
+    let work = || -> Result<_, Step> {
+        let summary = compute(conn, rule, eval_id, &now)?;
+        Ok((summary, inspect(conn, eval_id)?))
+    };
+    // A preview computes the same and keeps nothing.
+    let outcome = if keep {
+        in_transaction(conn, work)
+    } else {
+        rolled_back(conn, work)
     }
+    .map(|(mut summary, found)| {
+        summary.millis = started.elapsed().as_millis() as i64;
+        (summary, found)
+    });
     drop_temp(conn);
     outcome.map_err(|step| match step {
         Step::Measure(message) => RuleError::Measure {
@@ -209,6 +210,12 @@ fn run<T>(
 enum Step {
     Measure(String),
     Store(duckdb::Error),
+}
+
+impl From<duckdb::Error> for Step {
+    fn from(e: duckdb::Error) -> Self {
+        Step::Store(e)
+    }
 }
 
 fn compute(
@@ -280,7 +287,7 @@ fn columns(conn: &Connection) -> duckdb::Result<Vec<String>> {
 }
 
 fn summarise(conn: &Connection, rule: &RuleConfig, eval_id: i64) -> duckdb::Result<EvalSummary> {
-    let levels = LEVELS
+    let levels = Level::ALL
         .iter()
         .map(|l| format!("(SELECT count(*) FROM rule_c WHERE level = '{l}')"))
         .collect::<Vec<_>>()
@@ -310,6 +317,7 @@ fn summarise(conn: &Connection, rule: &RuleConfig, eval_id: i64) -> duckdb::Resu
 }
 
 use crate::warehouse::engine_error::{first_line, is_missing_object};
+use crate::warehouse::transaction::{in_transaction, rolled_back};
 
 fn drop_temp(conn: &Connection) {
     for t in plan::TEMP_TABLES {
@@ -361,6 +369,7 @@ pub struct MeasureProblem {
 
 /// Binds `rule`'s measure on `conn` (read-only is enough; no row is read)
 /// and checks it returns `entity`, `period` and `value`.
+#[cfg(test)]
 pub fn check_measure(conn: &Connection, rule: &RuleConfig) -> Option<MeasureProblem> {
     measure_columns(conn, rule).err()
 }

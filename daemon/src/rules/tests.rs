@@ -144,9 +144,9 @@ fn rules_thresholds_at_and_just_past_the_limit_above() {
     );
     assert_eq!(
         (
-            s.count("ok"),
-            s.count("warn"),
-            s.count("critical"),
+            s.count(crate::rules::Level::Ok),
+            s.count(crate::rules::Level::Warn),
+            s.count(crate::rules::Level::Critical),
             s.rows()
         ),
         (2, 2, 1, 5)
@@ -345,7 +345,14 @@ fn rules_the_alert_follows_the_latest_period() {
         )
         .unwrap();
     let s = evaluate_at(&d.conn, &rule(Direction::Below, Some(4.0), None), t(0)).unwrap();
-    assert_eq!((s.count("warn"), s.count("ok"), s.firing), (2, 1, 0));
+    assert_eq!(
+        (
+            s.count(crate::rules::Level::Warn),
+            s.count(crate::rules::Level::Ok),
+            s.firing
+        ),
+        (2, 1, 0)
+    );
     assert_eq!(state(&d.conn, "ann"), None);
 }
 
@@ -443,12 +450,9 @@ warn = 1
         .unwrap()
         .execute_batch("CREATE TABLE a (id INT); CREATE TABLE b (id INT);")
         .unwrap();
-    let recons = crate::recon::after::after_sync(
-        wh.clone(),
-        std::sync::Arc::new(config),
-        vec!["ats".into()],
-    )
-    .await;
+    let recons =
+        crate::pipeline::after_sync(wh.clone(), std::sync::Arc::new(config), vec!["ats".into()])
+            .await;
     assert_eq!(recons.len(), 1);
     let conn = wh.connection().unwrap();
     let mut st = conn

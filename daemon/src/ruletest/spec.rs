@@ -122,7 +122,6 @@ pub struct ExpectedWebhook {
 }
 
 const ALERT_STATES: [&str; 3] = ["pending", "firing", "resolved"];
-const ALERT_LEVELS: [&str; 2] = ["warn", "critical"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -583,7 +582,9 @@ fn alert(p: &mut Problems, key: &str, raw: Spanned<RawAlert>) -> ExpectedAlert {
         );
     }
     if let Some(level) = &raw.level {
-        if !ALERT_LEVELS.contains(&level.get_ref().as_str()) {
+        if !crate::rules::Level::parse(level.get_ref())
+            .is_some_and(|l| crate::rules::Level::ALERTING.contains(&l))
+        {
             p.add_hint(
                 level.span(),
                 &format!("{key}.level"),

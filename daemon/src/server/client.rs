@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 use conveyor_config::{Secret, ServerConfig};
 
 use super::{
-    auth, ErrorBody, Health, PreviewRequest, QueryRequest, ReconRequest, ReconResponse,
-    RulesEvalRequest, SyncRequest, SyncResponse,
+    auth, ErrorBody, Health, PreviewRequest, QueryRequest, ReconRequest, RulesEvalRequest,
+    SyncRequest, SyncResponse,
 };
 use crate::query::QueryResult;
 
@@ -147,7 +147,7 @@ impl DaemonClient {
 
     /// Asks the daemon to run the reconciliations (all, or `name`) now and
     /// waits for them.
-    pub async fn recon(&self, name: Option<&str>) -> Result<ReconResponse> {
+    pub async fn recon(&self, name: Option<&str>) -> Result<crate::pipeline::ReconResponse> {
         self.post(
             "/v1/recon",
             &ReconRequest {
@@ -159,7 +159,7 @@ impl DaemonClient {
 
     /// Asks the daemon to evaluate the rules (all, or `name`) now and waits
     /// for what they found.
-    pub async fn rules_eval(&self, name: Option<&str>) -> Result<crate::cmd::rules::EvalOutcome> {
+    pub async fn rules_eval(&self, name: Option<&str>) -> Result<crate::pipeline::EvalOutcome> {
         self.post(
             "/v1/rules/eval",
             &RulesEvalRequest {

@@ -13,7 +13,7 @@ pub mod console;
 pub mod live;
 pub mod metrics;
 
-pub use client::{find_daemon, DaemonClient};
+pub use client::find_daemon;
 pub use live::Live;
 
 use std::future::Future;
@@ -80,14 +80,6 @@ pub struct SyncResponse {
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct ReconRequest {
     pub name: Option<String>,
-}
-
-/// What a reconciliation run by the daemon did (the CLI then reads the
-/// runs' summaries and exceptions with queries).
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct ReconResponse {
-    pub ran: usize,
-    pub failed: usize,
 }
 
 /// `POST /v1/rules/eval`: evaluate the rules (all, or the one named) now.
@@ -291,7 +283,7 @@ async fn preview(
 ) -> Result<Json<crate::rules::Preview>, Failure> {
     let config = s.live.config();
     on_warehouse(s.wh, move |c| {
-        crate::cmd::rules::preview(c, &config, &req.rule, req.at)
+        crate::pipeline::preview(c, &config, &req.rule, req.at)
     })
     .await
     .map(Json)
@@ -302,11 +294,11 @@ async fn preview(
 async fn recon_now(
     State(s): State<AppState>,
     Json(req): Json<ReconRequest>,
-) -> Result<Json<ReconResponse>, Failure> {
+) -> Result<Json<crate::pipeline::ReconResponse>, Failure> {
     let config = s.live.config();
     let wh = s.wh.clone();
     tokio::task::spawn_blocking(move || {
-        crate::cmd::recon::run_now(&wh, &config, req.name.as_deref())
+        crate::pipeline::run_recons_now(&wh, &config, req.name.as_deref())
     })
     .await
     .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, e))?
@@ -319,10 +311,10 @@ async fn recon_now(
 async fn rules_eval_now(
     State(s): State<AppState>,
     Json(req): Json<RulesEvalRequest>,
-) -> Result<Json<crate::cmd::rules::EvalOutcome>, Failure> {
+) -> Result<Json<crate::pipeline::EvalOutcome>, Failure> {
     let config = s.live.config();
     on_warehouse(s.wh, move |c| {
-        crate::cmd::rules::evaluate_now(c, &config, req.name.as_deref())
+        crate::pipeline::evaluate_now(c, &config, req.name.as_deref())
     })
     .await
     .map(Json)

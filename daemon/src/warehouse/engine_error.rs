@@ -14,11 +14,43 @@ pub fn first_line(text: &str) -> String {
     crate::query::clean_error(line)
 }
 
-/// Whether the error says a table, view or schema it reads is missing.
+/// What kind of catalog object an engine error says does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// A table or view.
+    Relation,
+    Schema,
+    /// A function or macro.
+    Function,
+    /// Anything else in the catalog (a type, a sequence …).
+    Other,
+}
+
+/// The kind of object the error says is missing, if it says one is.
+pub fn missing_object(text: &str) -> Option<Missing> {
+    if !(text.contains("Catalog Error") && text.contains("does not exist")) {
+        return None;
+    }
+    Some(
+        if text.contains("Table with name") || text.contains("View with name") {
+            Missing::Relation
+        } else if text.contains("Schema with name") {
+            Missing::Schema
+        } else if text.contains("Function with name") || text.contains("Macro") {
+            Missing::Function
+        } else {
+            Missing::Other
+        },
+    )
+}
+
+/// Whether the error says a table, view or schema it reads is missing
+/// (for a mapping, measure or relation: not synced yet).
 pub fn is_missing_object(text: &str) -> bool {
-    text.contains("Catalog Error")
-        && text.contains("does not exist")
-        && (text.contains("Table with name") || text.contains("Schema with name"))
+    matches!(
+        missing_object(text),
+        Some(Missing::Relation | Missing::Schema)
+    )
 }
 
 #[cfg(test)]
@@ -42,5 +74,37 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(!is_missing_object(&e), "{e}");
+    }
+
+    #[test]
+    fn missing_objects_are_told_apart_by_kind() {
+        let conn = duckdb::Connection::open_in_memory().unwrap();
+        let error = |sql: &str| conn.prepare(sql).err().unwrap().to_string();
+        assert_eq!(
+            missing_object(&error("SELECT * FROM t_absent")),
+            Some(Missing::Relation)
+        );
+        // As in Postgres, a table in a missing schema is a missing relation.
+        assert_eq!(
+            missing_object(&error("SELECT * FROM nowhere.t")),
+            Some(Missing::Relation)
+        );
+        assert_eq!(
+            missing_object(&error("CREATE TABLE nowhere.t (x INT)")),
+            Some(Missing::Schema)
+        );
+        assert_eq!(
+            missing_object(&error("SELECT * FROM no_such_tf()")),
+            Some(Missing::Function)
+        );
+        assert_eq!(
+            missing_object(&error("SELECT no_such_fn(1)")),
+            Some(Missing::Function)
+        );
+        assert_eq!(
+            missing_object(&error("SELECT 1::no_such_type")),
+            Some(Missing::Other)
+        );
+        assert_eq!(missing_object(&error("SELECT nope FROM range(1)")), None);
     }
 }

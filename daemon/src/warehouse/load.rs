@@ -6,6 +6,7 @@ use arrow_array::RecordBatch;
 use duckdb::{params, Connection};
 
 use super::ident;
+use super::transaction::{begin, finish};
 use super::types::{sql_type, widen};
 
 /// Loads the batches of one stream read (one run) into its table.
@@ -81,19 +82,14 @@ impl StreamLoader {
         batches: &[RecordBatch],
         state: &serde_json::Value,
     ) -> Result<CommitStats> {
-        self.conn.execute_batch("BEGIN TRANSACTION")?;
-        match self.commit_in_transaction(batches, state) {
-            Ok(stats) => {
-                self.conn.execute_batch("COMMIT").context("commit failed")?;
-                Ok(stats)
-            }
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                // The cached schema may describe DDL that was rolled back.
-                let _ = self.refresh_columns();
-                Err(e)
-            }
+        begin(&self.conn)?;
+        let outcome = self.commit_in_transaction(batches, state);
+        let outcome = finish(&self.conn, outcome).context("commit failed");
+        if outcome.is_err() {
+            // The cached schema may describe DDL that was rolled back.
+            let _ = self.refresh_columns();
         }
+        outcome
     }
 
     fn commit_in_transaction(

@@ -10,6 +10,7 @@
 pub mod credentials;
 pub mod engine_error;
 pub mod load;
+pub mod transaction;
 pub mod types;
 
 use std::path::{Path, PathBuf};

@@ -26,10 +26,7 @@ pub async fn read<T: Send + 'static>(
     let job = tokio::task::spawn_blocking(move || {
         let conn = wh.connection()?;
         let _ = tx.send(conn.interrupt_handle());
-        conn.execute_batch("BEGIN TRANSACTION")?;
-        let out = f(&conn);
-        let _ = conn.execute_batch("ROLLBACK");
-        out
+        crate::warehouse::transaction::rolled_back(&conn, || f(&conn))
     });
     match tokio::time::timeout(DEADLINE, job).await {
         Ok(joined) => joined?,

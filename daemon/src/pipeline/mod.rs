@@ -1,12 +1,20 @@
-//! When reconciliations run: after the sources they follow have synced, on
-//! their own cron schedule, or by hand. Each time, the unified model's views
-//! are refreshed first so the relations see the latest mappings.
+//! The flow after data lands: refresh the unified model, run the
+//! reconciliations, evaluate the rules, deliver what they queued. One place
+//! owns that order — `sync`, the daemon (after syncs, on schedules, for the
+//! live endpoint's "now" requests) and the demo all call it — so `recon`,
+//! `rules` and `outbox` each do their own step and never call each other's.
+//! [`health`] records how each step went (the pipeline-health alerts).
+
+pub mod health;
+mod now;
 
 use std::sync::{Arc, Mutex};
 
-use conveyor_config::{Config, ReconcileConfig};
+use conveyor_config::{Config, ReconcileConfig, RuleConfig};
 
-use super::{run_all, ReconError, RunSummary};
+pub use now::{evaluate_now, find_rule, preview, run_recons_now, EvalOutcome, ReconResponse};
+
+use crate::recon::{run_all, ReconError, RunSummary};
 use crate::warehouse::Warehouse;
 
 /// Two sources finishing at once in the daemon would otherwise replace the
@@ -37,7 +45,7 @@ pub fn refresh_and_run_at(
     crate::model::refresh(&conn, config)?;
     let results = run_all(&conn, recons, trigger, as_of);
     for (recon, result) in recons.iter().zip(&results) {
-        crate::rules::pipeline_health::observe(
+        health::observe(
             &conn,
             config,
             "reconciliation",
@@ -46,6 +54,19 @@ pub fn refresh_and_run_at(
         );
     }
     Ok(results)
+}
+
+/// Evaluates one rule on its own schedule and records how that went; the
+/// outbox worker delivers what it queued. Blocking.
+pub fn evaluate_scheduled_rule(
+    wh: &Warehouse,
+    config: &Config,
+    rule: &RuleConfig,
+) -> anyhow::Result<()> {
+    let conn = wh.connection()?;
+    let result = crate::rules::evaluate_all(&conn, &[rule]).remove(0);
+    health::observe(&conn, config, "rule", &rule.name, result.as_ref().map(drop));
+    Ok(())
 }
 
 /// The reconciliations that follow any of `synced`, each with the trigger
@@ -82,7 +103,7 @@ pub async fn after_sync(
         let mut out = Vec::new();
         for (recon, trigger) in following(&config, &synced) {
             for result in run_all(&conn, &[recon], &trigger, None) {
-                crate::rules::pipeline_health::observe(
+                health::observe(
                     &conn,
                     &config,
                     "reconciliation",
@@ -101,7 +122,7 @@ pub async fn after_sync(
             .collect();
         let rules = crate::rules::following(&config, &done);
         for (rule, result) in rules.iter().zip(crate::rules::evaluate_all(&conn, &rules)) {
-            crate::rules::pipeline_health::observe(
+            health::observe(
                 &conn,
                 &config,
                 "rule",

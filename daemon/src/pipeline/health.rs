@@ -18,8 +18,10 @@ use chrono::NaiveDateTime;
 use conveyor_config::Config;
 use duckdb::{params, Connection, OptionalExt};
 
+use crate::rules::{AlertState, Level};
 use crate::sync::{RunStatus, SourceReport};
 use crate::warehouse::timestamp_text;
+use crate::warehouse::transaction::in_transaction;
 
 /// The alert of a source failing `[health] failed_runs` runs in a row.
 pub const FAILING_RULE: &str = "conveyor.source_failing";
@@ -44,8 +46,8 @@ const DDL: &str = "CREATE TABLE IF NOT EXISTS conveyor.source_health (
 /// Two sources ending at once would otherwise race for the same alert rows.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// What changed, for the log: `(rule, source, "firing" | "resolved")`.
-pub type Transition = (&'static str, String, &'static str);
+/// What changed, for the log: `(rule, source, firing or resolved)`.
+pub type Transition = (&'static str, String, AlertState);
 
 /// Creates `conveyor.source_health` and a row for each configured source
 /// (its last success taken from `conveyor.runs` the first time), so that
@@ -128,7 +130,7 @@ pub fn record_run(
             let threshold = h.enabled && h.failed_runs > 0;
             if threshold
                 && row.failures >= i64::from(h.failed_runs)
-                && failing.as_deref() != Some("firing")
+                && failing != Some(AlertState::Firing)
             {
                 let mail = operator(config).map(|to| {
                     (
@@ -141,18 +143,18 @@ pub fn record_run(
                     conn,
                     FAILING_RULE,
                     source,
-                    "critical",
+                    Level::Critical,
                     row.failures,
                     &ts,
                     mail,
                 )?;
-                out.push((FAILING_RULE, source.to_string(), "firing"));
-            } else if failing.as_deref() == Some("firing") {
+                out.push((FAILING_RULE, source.to_string(), AlertState::Firing));
+            } else if failing == Some(AlertState::Firing) {
                 touch(conn, FAILING_RULE, source, row.failures, &ts)?;
             }
         } else {
             let notify = h.enabled && h.notify_resolved;
-            if failing.as_deref() == Some("firing") {
+            if failing == Some(AlertState::Firing) {
                 let mail = operator(config).filter(|_| notify).map(|to| {
                     (
                         to,
@@ -161,9 +163,9 @@ pub fn record_run(
                     )
                 });
                 resolve(conn, FAILING_RULE, source, &ts, mail)?;
-                out.push((FAILING_RULE, source.to_string(), "resolved"));
+                out.push((FAILING_RULE, source.to_string(), AlertState::Resolved));
             }
-            if alert_state(conn, STALE_RULE, source)?.as_deref() == Some("firing") {
+            if alert_state(conn, STALE_RULE, source)? == Some(AlertState::Firing) {
                 let mail = operator(config).filter(|_| notify).map(|to| {
                     (
                         to,
@@ -172,7 +174,7 @@ pub fn record_run(
                     )
                 });
                 resolve(conn, STALE_RULE, source, &ts, mail)?;
-                out.push((STALE_RULE, source.to_string(), "resolved"));
+                out.push((STALE_RULE, source.to_string(), AlertState::Resolved));
             }
         }
         Ok(out)
@@ -200,7 +202,7 @@ pub fn record_job(
     in_transaction(conn, || {
         let ts = timestamp_text(now);
         let state = alert_state(conn, JOB_RULE, &entity)?;
-        let firing = state.as_deref() == Some("firing");
+        let firing = state == Some(AlertState::Firing);
         let mut out = Vec::new();
         match outcome {
             Err(error) if !firing => {
@@ -219,8 +221,8 @@ pub fn record_job(
                         ),
                     )
                 });
-                fire(conn, JOB_RULE, &entity, "critical", 1, &ts, mail)?;
-                out.push((JOB_RULE, entity.clone(), "firing"));
+                fire(conn, JOB_RULE, &entity, Level::Critical, 1, &ts, mail)?;
+                out.push((JOB_RULE, entity.clone(), AlertState::Firing));
             }
             Err(_) => touch(conn, JOB_RULE, &entity, 1, &ts)?,
             Ok(()) if firing => {
@@ -232,7 +234,7 @@ pub fn record_job(
                     )
                 });
                 resolve(conn, JOB_RULE, &entity, &ts, mail)?;
-                out.push((JOB_RULE, entity.clone(), "resolved"));
+                out.push((JOB_RULE, entity.clone(), AlertState::Resolved));
             }
             Ok(()) => {}
         }
@@ -254,7 +256,7 @@ pub fn observe(
     match record_job(conn, config, kind, name, outcome, now) {
         Ok(changed) => {
             for (rule, entity, state) in changed {
-                tracing::warn!(rule, entity = %entity, state, "pipeline health");
+                tracing::warn!(rule, entity = %entity, state = %state, "pipeline health");
             }
         }
         Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot record pipeline health"),
@@ -291,7 +293,7 @@ pub fn check_stale(
             |r| r.get::<_, f64>(0),
         )? as i64;
         if age <= after as i64
-            || alert_state(conn, STALE_RULE, &s.name)?.as_deref() == Some("firing")
+            || alert_state(conn, STALE_RULE, &s.name)? == Some(AlertState::Firing)
         {
             continue;
         }
@@ -307,9 +309,9 @@ pub fn check_stale(
                     stale_body(name, &row, &ago.to_string(), after),
                 )
             });
-            fire(conn, STALE_RULE, name, "warn", age / 60, &ts, mail)
+            fire(conn, STALE_RULE, name, Level::Warn, age / 60, &ts, mail)
         })?;
-        out.push((STALE_RULE, s.name.clone(), "firing"));
+        out.push((STALE_RULE, s.name.clone(), AlertState::Firing));
     }
     Ok(out)
 }
@@ -341,7 +343,7 @@ fn health_row(conn: &Connection, source: &str) -> duckdb::Result<Option<HealthRo
     .optional()
 }
 
-fn alert_state(conn: &Connection, rule: &str, source: &str) -> duckdb::Result<Option<String>> {
+fn alert_state(conn: &Connection, rule: &str, source: &str) -> duckdb::Result<Option<AlertState>> {
     conn.query_row(
         "SELECT state FROM conveyor.alerts WHERE rule = ? AND entity = ?",
         [rule, source],
@@ -361,7 +363,7 @@ fn fire(
     conn: &Connection,
     rule: &str,
     source: &str,
-    level: &str,
+    level: Level,
     value: i64,
     ts: &str,
     mail: Option<Mail>,
@@ -376,7 +378,7 @@ fn fire(
                  last_value, consecutive, fired_at, last_notified_at, notified_level)
          VALUES (?1, ?2, 'firing', ?3, CAST(?4 AS TIMESTAMP), CAST(?4 AS TIMESTAMP), ?5, ?6, ?7,
                  CAST(?4 AS TIMESTAMP), CASE WHEN ?8 THEN CAST(?4 AS TIMESTAMP) END, CASE WHEN ?8 THEN ?3 END)",
-        params![rule, source, level, ts, id, value as f64, value, mail.is_some()],
+        params![rule, source, level.as_str(), ts, id, value as f64, value, mail.is_some()],
     )?;
     Ok(())
 }
@@ -424,20 +426,6 @@ fn queue(conn: &Connection, rule: &str, mail: Option<&Mail>, ts: &str) -> Result
         params![id, key, rule, id, to, subject, body, ts, ts],
     )?;
     Ok(id)
-}
-
-fn in_transaction<T>(conn: &Connection, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    conn.execute_batch("BEGIN TRANSACTION")?;
-    match f() {
-        Ok(v) => {
-            conn.execute_batch("COMMIT")?;
-            Ok(v)
-        }
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
-        }
-    }
 }
 
 fn failing_subject(source: &str, failures: i64) -> String {
@@ -568,7 +556,10 @@ primary_key = "id"
         let stopped = report(RunStatus::Cancelled, None);
         assert!(record_run(&conn, &c, &stopped, at(3)).unwrap().is_empty());
         let t = record_run(&conn, &c, &fail, at(4)).unwrap();
-        assert_eq!(t, vec![(FAILING_RULE, "src".to_string(), "firing")]);
+        assert_eq!(
+            t,
+            vec![(FAILING_RULE, "src".to_string(), AlertState::Firing)]
+        );
         // A fourth failure tells nobody again.
         assert!(record_run(&conn, &c, &fail, at(5)).unwrap().is_empty());
         let mails = outbox(&conn);
@@ -593,7 +584,10 @@ primary_key = "id"
 
         let ok = report(RunStatus::Succeeded, None);
         let t = record_run(&conn, &c, &ok, at(6)).unwrap();
-        assert_eq!(t, vec![(FAILING_RULE, "src".to_string(), "resolved")]);
+        assert_eq!(
+            t,
+            vec![(FAILING_RULE, "src".to_string(), AlertState::Resolved)]
+        );
         assert!(record_run(&conn, &c, &ok, at(7)).unwrap().is_empty());
         let mails = outbox(&conn);
         assert_eq!(mails.len(), 2, "{mails:?}");
@@ -667,7 +661,7 @@ primary_key = "id"
         prepare(&conn, &c, at(0)).unwrap();
         assert!(check_stale(&conn, &c, at(119)).unwrap().is_empty());
         let t = check_stale(&conn, &c, at(125)).unwrap();
-        assert_eq!(t, vec![(STALE_RULE, "src".to_string(), "firing")]);
+        assert_eq!(t, vec![(STALE_RULE, "src".to_string(), AlertState::Firing)]);
         assert!(
             check_stale(&conn, &c, at(200)).unwrap().is_empty(),
             "fires once"
@@ -679,7 +673,10 @@ primary_key = "id"
             "{mails:?}"
         );
         let t = record_run(&conn, &c, &report(RunStatus::Succeeded, None), at(201)).unwrap();
-        assert_eq!(t, vec![(STALE_RULE, "src".to_string(), "resolved")]);
+        assert_eq!(
+            t,
+            vec![(STALE_RULE, "src".to_string(), AlertState::Resolved)]
+        );
         assert!(check_stale(&conn, &c, at(260)).unwrap().is_empty());
         assert_eq!(outbox(&conn).len(), 2);
     }
@@ -693,7 +690,11 @@ primary_key = "id"
         let t = record_job(&conn, &c, "reconciliation", "placements", failed(), at(1)).unwrap();
         assert_eq!(
             t,
-            vec![(JOB_RULE, "reconciliation:placements".to_string(), "firing")]
+            vec![(
+                JOB_RULE,
+                "reconciliation:placements".to_string(),
+                AlertState::Firing
+            )]
         );
         assert!(
             record_job(&conn, &c, "reconciliation", "placements", failed(), at(2))
@@ -706,7 +707,7 @@ primary_key = "id"
             vec![(
                 JOB_RULE,
                 "reconciliation:placements".to_string(),
-                "resolved"
+                AlertState::Resolved
             )]
         );
         assert!(
