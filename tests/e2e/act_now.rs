@@ -5,11 +5,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use conveyor_mocks::smtp::Aiosmtpd as Smtp;
 
-use crate::support::{free_port, text, Reaped, BIN};
+use crate::support::{free_port, listening, text, wait_until_blocking, Daemon, BIN};
 
 /// A config with no source: one reconciliation over constant relations and
 /// one rule over a constant measure, e-mailed to each agent's supervisor
@@ -70,22 +70,18 @@ fn conveyor(config: &Path, args: &[&str]) -> std::process::Output {
 
 /// Starts `conveyor run` and waits until its endpoint answers (from then on
 /// it holds the warehouse file).
-fn start_daemon(config: &Path, listen: &str) -> Reaped {
-    let daemon = Reaped(
+fn start_daemon(config: &Path, listen: &str) -> Daemon {
+    let mut daemon = Daemon::spawn(
         Command::new(BIN)
             .arg("--config")
             .arg(config)
             .arg("run")
             .current_dir(config.parent().unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .stderr(Stdio::null()),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(listen).is_err() {
-        assert!(Instant::now() < deadline, "the daemon never listened");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    daemon.ready_blocking(Duration::from_secs(30), "the daemon listening", || {
+        listening(listen)
+    });
     daemon
 }
 
@@ -101,13 +97,8 @@ fn count(config: &Path, sql: &str) -> i64 {
         .unwrap_or_else(|| panic!("no number in {stdout}"))
 }
 
-fn sigterm_and_wait(daemon: &mut Reaped) {
-    let out = Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let status = daemon.wait().unwrap();
+fn sigterm_and_wait(daemon: &mut Daemon) {
+    let status = daemon.terminate_blocking();
     assert!(status.success(), "{status:?}");
 }
 
@@ -163,11 +154,9 @@ fn act_now_recon_and_rules_eval_run_in_the_daemon_and_print_their_results() {
         2
     );
     // The daemon delivered what the evaluation queued, as by hand.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while smtp.messages().len() < 2 {
-        assert!(Instant::now() < deadline, "the e-mails never came");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_blocking(Duration::from_secs(20), "the e-mails", || {
+        smtp.messages().len() >= 2
+    });
     sigterm_and_wait(&mut daemon);
 }
 
@@ -193,20 +182,13 @@ fn act_now_outbox_retry_dead_requeues_a_dead_letter_and_it_is_delivered_once() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("re-queued 2 notification(s)"), "{stdout}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while smtp.messages().len() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the re-queued e-mails never came"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_blocking(Duration::from_secs(30), "the re-queued e-mails", || {
+        smtp.messages().len() >= 2
+    });
     let delivered = "SELECT count(*) AS n FROM conveyor.outbox WHERE delivered_at IS NOT NULL";
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while count(&config, delivered) < 2 {
-        assert!(Instant::now() < deadline, "never marked delivered");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_blocking(Duration::from_secs(10), "marked delivered", || {
+        count(&config, delivered) >= 2
+    });
     assert_eq!(count(&config, dead), 0);
     // Nothing left to re-queue, and nothing delivered is sent again.
     let out = conveyor(&config, &["outbox", "retry", "--all"]);

@@ -9,13 +9,13 @@
 //! folder whose path the test prints.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::support::{text, BIN};
+use crate::support::{holds_within, text, Daemon, Signal, BIN};
 
 const XSS: &str = "<script>alert(1)</script>";
 
@@ -32,27 +32,27 @@ fn drive_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/console/drive.mjs")
 }
 
-/// `conveyor demo --serve` in `dir`, until dropped (SIGINT by `stop`).
+/// `conveyor demo --serve` in `dir`, until dropped (SIGINT at the end of
+/// the test).
 struct Served {
-    child: tokio::process::Child,
+    child: Daemon,
     base: String,
     config: PathBuf,
     token_file: PathBuf,
-    log: PathBuf,
 }
 
 impl Served {
     async fn start(dir: &Path) -> Served {
-        let log = dir.join("demo.stderr");
-        let mut child = tokio::process::Command::new(BIN)
-            .args(["demo", "--serve", "--dir", "d"])
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut child = Daemon::spawn_logged(
+            Command::new(BIN)
+                .args(["demo", "--serve", "--dir", "d"])
+                .current_dir(dir)
+                .stdout(Stdio::piped()),
+            &dir.join("demo.stderr"),
+        );
+        let stdout = child.child_mut().stdout.take().unwrap();
+        let mut out =
+            BufReader::new(tokio::process::ChildStdout::from_std(stdout).unwrap()).lines();
         let mut seen = String::new();
         let deadline = Instant::now() + Duration::from_secs(240);
         let mut base = None;
@@ -61,12 +61,7 @@ impl Served {
                 .await
                 .unwrap_or_else(|_| panic!("no console URL in time:\n{seen}"))
                 .unwrap()
-                .unwrap_or_else(|| {
-                    panic!(
-                        "the demo ended:\n{seen}\n{}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    )
-                });
+                .unwrap_or_else(|| panic!("the demo ended:\n{seen}\n{}", child.log()));
             seen.push_str(&line);
             seen.push('\n');
             if let Some(url) = line.trim().strip_prefix("Console:") {
@@ -83,28 +78,25 @@ impl Served {
         // Keep reading what it prints, so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
         let d = dir.join("d");
-        let served = Served {
+        let token_file = d.join("warehouse.duckdb.token");
+        child
+            .ready(
+                Duration::from_secs(60),
+                "/ready and the token file",
+                async || {
+                    reqwest::get(format!("{base}/ready"))
+                        .await
+                        .is_ok_and(|r| r.status() == 200)
+                        && token_file.exists()
+                },
+            )
+            .await;
+        Served {
             child,
             base,
             config: d.join("conveyor.toml"),
-            token_file: d.join("warehouse.duckdb.token"),
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = reqwest::get(format!("{}/ready", served.base)).await {
-                if r.status() == 200 && served.token_file.exists() {
-                    break;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "never ready: {}",
-                served.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            token_file,
         }
-        served
     }
 
     fn token(&self) -> String {
@@ -115,16 +107,7 @@ impl Served {
     }
 
     fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.id().unwrap().to_string();
-        assert!(std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success());
+        self.child.log()
     }
 
     /// `conveyor --config … ARGS` (through the daemon, as a person would).
@@ -311,7 +294,7 @@ async fn refusals(base: &str, token: &str) {
 /// A timekeeping file naming an employee `<script>alert(1)</script>`, and
 /// a rule over that source whose entity is that name, put in force by a
 /// SIGHUP reload: "sync now" on timekeeping then raises the alert.
-async fn plant_markup(s: &Served, dir: &Path) {
+async fn plant_markup(s: &mut Served, dir: &Path) {
     let exports = dir.join("d/timekeeping-exports");
     std::fs::write(
         exports.join("hours_planted.csv"),
@@ -337,16 +320,9 @@ after = ["timekeeping"]
     );
     std::fs::write(&s.config, config).unwrap();
     let before = s.reloads().await;
-    s.signal("-HUP");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while s.reloads().await <= before {
-        assert!(
-            Instant::now() < deadline,
-            "the reload was not applied: {}",
-            s.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    s.child.signal(Signal::HUP);
+    let applied = holds_within(Duration::from_secs(60), async || s.reloads().await > before).await;
+    assert!(applied, "the reload was not applied: {}", s.stderr());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -364,25 +340,26 @@ async fn console_in_a_real_browser() {
         .unwrap()
         .keep();
     println!("console screenshots: {}", shots.display());
-    let s = Served::start(dir.path()).await;
+    let mut s = Served::start(dir.path()).await;
     let token = s.token();
     refusals(&s.base, &token).await;
-    plant_markup(&s, dir.path()).await;
+    plant_markup(&mut s, dir.path()).await;
 
-    let mut node = tokio::process::Command::new("node")
-        .arg(drive_script())
-        .arg(&s.base)
-        .arg(&s.token_file)
-        .arg(&shots)
-        .env("NODE_PATH", node_modules())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut answer = node.stdin.take().unwrap();
-    let mut events = BufReader::new(node.stdout.take().unwrap()).lines();
+    let mut node = Daemon::spawn_logged(
+        Command::new("node")
+            .arg(drive_script())
+            .arg(&s.base)
+            .arg(&s.token_file)
+            .arg(&shots)
+            .env("NODE_PATH", node_modules())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+        &dir.path().join("drive.stderr"),
+    );
+    let stdin = node.child_mut().stdin.take().unwrap();
+    let mut answer = tokio::process::ChildStdin::from_std(stdin).unwrap();
+    let stdout = node.child_mut().stdout.take().unwrap();
+    let mut events = BufReader::new(tokio::process::ChildStdout::from_std(stdout).unwrap()).lines();
     let mut silence_id = 0;
     let report = loop {
         let line = tokio::time::timeout(Duration::from_secs(300), events.next_line())
@@ -390,11 +367,8 @@ async fn console_in_a_real_browser() {
             .expect("the browser script stalled")
             .unwrap();
         let Some(line) = line else {
-            let out = node.wait_with_output().await.unwrap();
-            panic!(
-                "the browser script ended early: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            node.exit_within(Duration::from_secs(60)).await;
+            panic!("the browser script ended early: {}", node.log());
         };
         let e: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line}"));
         match e["event"].as_str().unwrap() {
@@ -429,7 +403,7 @@ async fn console_in_a_real_browser() {
             other => panic!("unexpected event {other}: {line}"),
         }
     };
-    let _ = node.wait().await;
+    node.exit_within(Duration::from_secs(60)).await;
     println!("console report: {report:#}");
     let r = &report;
 
@@ -549,12 +523,8 @@ async fn console_in_a_real_browser() {
     );
     assert!(!html.contains("<b>Night</b>"));
 
-    s.signal("-INT");
-    let mut s = s;
-    let status = tokio::time::timeout(Duration::from_secs(60), s.child.wait())
-        .await
-        .expect("the demo did not stop on Ctrl-C")
-        .unwrap();
+    // Ctrl-C.
+    let status = s.child.stop_with(Signal::INT).await;
     assert!(status.success(), "{}", s.stderr());
     let stderr = s.stderr();
     assert!(!stderr.contains(&token), "the token leaked into the output");

@@ -1,12 +1,13 @@
 //! Invariant 1: kill -9 the real binary mid-sync, several times, then let it
 //! finish: every source row is in the warehouse exactly once.
 
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use conveyor_mocks::rest::{dataset, RestMockConfig};
 use sha2::{Digest, Sha256};
 
-use crate::support::{text, Fixture, BIN};
+use crate::support::{text, Daemon, Fixture, BIN};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
@@ -20,23 +21,21 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     f.write_config("", "params = { limit = 250 }");
     let mut killed_mid_run = 0;
     for round in 0..5u64 {
-        let mut child = tokio::process::Command::new(BIN)
-            .arg("--config")
-            .arg(f.config())
-            .arg("sync")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let mut child = Daemon::spawn(
+            Command::new(BIN)
+                .arg("--config")
+                .arg(f.config())
+                .arg("sync")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
         // Pseudo-random but reproducible moments across the sync.
         let wait = 150 + (round * 7919 % 5) * 170;
         tokio::time::sleep(Duration::from_millis(wait)).await;
-        if child.try_wait().unwrap().is_none() {
-            child.start_kill().unwrap(); // SIGKILL
+        if child.alive() {
+            child.kill(); // SIGKILL, reaped
             killed_mid_run += 1;
         }
-        child.wait().await.unwrap();
     }
     assert!(
         killed_mid_run >= 3,

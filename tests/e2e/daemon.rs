@@ -1,11 +1,12 @@
 //! `conveyor run`: scheduled syncs, queries answered while loading, writes
 //! refused, and a graceful stop on SIGTERM.
 
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use conveyor_mocks::rest::{dataset, Fault, RestMockConfig};
 
-use crate::support::{text, Fixture, BIN};
+use crate::support::{text, Daemon, Fixture, BIN};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn daemon_answers_queries_while_loading_and_stops_gracefully() {
@@ -18,23 +19,26 @@ async fn daemon_answers_queries_while_loading_and_stops_gracefully() {
     f.mock
         .set_faults(vec![Fault::Delay(Duration::from_millis(40)); 2_000]);
     f.write_config("schedule = \"*/2 * * * * *\"", "");
-    let log = std::fs::File::create(f.path("daemon.log")).unwrap();
-    let mut daemon = tokio::process::Command::new(BIN)
-        .arg("--config")
-        .arg(f.config())
-        .args(["--log-format", "json", "run"])
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut daemon = Daemon::spawn_logged(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(f.config())
+            .args(["--log-format", "json", "run"]),
+        &f.path("daemon.log"),
+    );
 
     // Wait for a run to be loading, asking through the CLI as ops would.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen_loading = false;
-    while Instant::now() < deadline {
-        let out = f.conveyor(&["query", "SELECT count(*) FILTER (WHERE status = 'running') AS r, coalesce(sum(rows), 0) AS n FROM conveyor.runs", "--format", "csv"]).await;
-        let (stdout, stderr) = text(&out);
-        if out.status.success() {
+    daemon
+        .ready(Duration::from_secs(60), "a query answered during a load", async || {
+            let out = f.conveyor(&["query", "SELECT count(*) FILTER (WHERE status = 'running') AS r, coalesce(sum(rows), 0) AS n FROM conveyor.runs", "--format", "csv"]).await;
+            let (stdout, stderr) = text(&out);
+            if !out.status.success() {
+                assert!(
+                    stderr.contains("does not exist yet") || stderr.contains("daemon"),
+                    "{stderr}"
+                );
+                return false;
+            }
             let vals: Vec<u64> = stdout
                 .lines()
                 .nth(1)
@@ -42,19 +46,9 @@ async fn daemon_answers_queries_while_loading_and_stops_gracefully() {
                 .split(',')
                 .map(|v| v.parse().unwrap())
                 .collect();
-            if vals[0] == 1 && vals[1] > 0 {
-                seen_loading = true;
-                break;
-            }
-        } else {
-            assert!(
-                stderr.contains("does not exist yet") || stderr.contains("daemon"),
-                "{stderr}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(seen_loading, "never saw a query answered during a load");
+            vals[0] == 1 && vals[1] > 0
+        })
+        .await;
 
     let out = f.conveyor(&["query", "DROP TABLE src.items"]).await;
     assert_eq!(out.status.code(), Some(2));
@@ -70,16 +64,7 @@ async fn daemon_answers_queries_while_loading_and_stops_gracefully() {
         text(&out)
     );
 
-    let pid = daemon.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::time::timeout(Duration::from_secs(30), daemon.wait())
-        .await
-        .expect("daemon stops")
-        .unwrap();
+    let status = daemon.terminate().await;
     assert!(status.success(), "exit status {status:?}");
 
     let log = std::fs::read_to_string(f.path("daemon.log")).unwrap();

@@ -12,6 +12,7 @@ mod daemon;
 #[cfg(feature = "demo")]
 mod demo;
 mod hardening_paging;
+mod in_process;
 mod outbox;
 mod pgwire;
 mod plugin_isolation;

@@ -5,8 +5,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use crate::support::{free_port, sql_on, text, BIN};
+use crate::support::{free_port, listening, sql_on, text, Daemon, BIN};
 
 use conveyor_mocks::smtp::Aiosmtpd as Smtp;
 
@@ -85,16 +86,16 @@ fn outbox_killed_between_send_and_mark_resends_only_that_email_with_its_message_
     );
     let config = write_config(dir.path(), smtp.port, "");
     // The capture SIGKILLs us once it holds the second e-mail, before its 250.
-    let child = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .args(["rules", "eval"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Daemon::spawn(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .args(["rules", "eval"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     std::fs::write(&pid_file, child.id().to_string()).unwrap();
-    let status = child.wait_with_output().unwrap().status;
+    let status = child.exit_within_blocking(Duration::from_secs(120));
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&status),
         Some(9)
@@ -292,14 +293,12 @@ fn outbox_silences_and_previews_go_through_a_running_daemon() {
     let dir = tempfile::tempdir().unwrap();
     let smtp = Smtp::start(&dir.path().join("mail"), &[]);
     let config = write_config(dir.path(), smtp.port, "");
-    let mut daemon = crate::support::Reaped(
+    let mut daemon = Daemon::spawn(
         Command::new(BIN)
             .arg("--config")
             .arg(&config)
             .arg("run")
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .stderr(Stdio::null()),
     );
     // Once its endpoint answers, the daemon holds the warehouse file: the
     // commands below can only work through that endpoint.
@@ -310,14 +309,9 @@ fn outbox_silences_and_previews_go_through_a_running_daemon() {
         .unwrap()
         .trim_end_matches('"')
         .to_string();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the daemon never listened"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    daemon.ready_blocking(Duration::from_secs(30), "the daemon listening", || {
+        listening(&listen)
+    });
     let added = conveyor(
         &config,
         &[
@@ -342,19 +336,10 @@ fn outbox_silences_and_previews_go_through_a_running_daemon() {
     );
     let out = conveyor(&config, &["silence", "remove", "1"]);
     assert!(out.status.success(), "{:?}", text(&out));
-    sigterm(&daemon);
-    let status = daemon.wait().unwrap();
+    // Stopped as a service manager would.
+    let status = daemon.terminate_blocking();
     assert!(status.success(), "{status:?}");
     assert!(smtp.messages().is_empty(), "a preview sends nothing");
-}
-
-/// Asks the daemon to stop as a service manager would.
-fn sigterm(child: &std::process::Child) {
-    let out = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
 }
 
 #[test]

@@ -5,13 +5,13 @@
 //! unchanged.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use conveyor_mocks::rest::{dataset, RestMockConfig};
 use serde_json::Value;
 
-use crate::support::{free_port, text, Fixture, BIN};
+use crate::support::{free_port, text, Daemon, Fixture, BIN};
 
 /// The password the tests log in with; it must never show up in output.
 const PASSWORD: &str = "pg-e2e-Secret-4711";
@@ -43,9 +43,10 @@ fn client_script(name: &str) -> PathBuf {
 
 /// A synced warehouse served by `conveyor run` with `[server.postgres]`.
 struct PgDaemon {
+    // First, so that it stops before the fixture's folder goes.
+    child: Daemon,
     f: Fixture,
     port: u16,
-    child: tokio::process::Child,
 }
 
 impl PgDaemon {
@@ -82,38 +83,31 @@ impl PgDaemon {
             .conveyor_env(&["sync"], &[("CONVEYOR_E2E_PG_OPS", PASSWORD)])
             .await;
         assert!(out.status.success(), "{:?}", text(&out));
-        let log = std::fs::File::create(f.path("daemon.log")).unwrap();
-        let child = tokio::process::Command::new(BIN)
-            .arg("--config")
-            .arg(f.config())
-            .args(["-v", "run"])
-            .env("CONVEYOR_E2E_PG_OPS", PASSWORD)
-            .current_dir(f.dir.path())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the endpoint never listened: {}",
-                Self::log_of(&f)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let mut child = Daemon::spawn_logged(
+            Command::new(BIN)
+                .arg("--config")
+                .arg(f.config())
+                .args(["-v", "run"])
+                .env("CONVEYOR_E2E_PG_OPS", PASSWORD)
+                .current_dir(f.dir.path()),
+            &f.path("daemon.log"),
+        );
+        child
+            .ready(
+                Duration::from_secs(60),
+                "the endpoint listening",
+                async || {
+                    tokio::net::TcpStream::connect(("127.0.0.1", port))
+                        .await
+                        .is_ok()
+                },
+            )
+            .await;
         PgDaemon { f, port, child }
     }
 
-    fn log_of(f: &Fixture) -> String {
-        std::fs::read_to_string(f.path("daemon.log")).unwrap_or_default()
-    }
-
     fn log(&self) -> String {
-        Self::log_of(&self.f)
+        self.child.log()
     }
 
     /// `psql -c` for each command, as user `user` with `password`.
@@ -190,14 +184,7 @@ impl PgDaemon {
     }
 
     async fn stop(&mut self) -> String {
-        let pid = self.child.id().unwrap().to_string();
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status();
-        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .expect("daemon stops")
-            .unwrap();
+        let status = self.child.terminate().await;
         let log = self.log();
         assert!(status.success(), "{status:?}\n{log}");
         assert!(!log.contains(PASSWORD), "the password is in the daemon log");

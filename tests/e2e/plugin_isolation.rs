@@ -7,13 +7,14 @@
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use conveyor::plugins::library_file_name;
 use conveyor_mocks::rest::{dataset, RestMockConfig};
 
 use crate::plugins::{built_plugins, plugin_folder};
-use crate::support::{text, Fixture, BIN};
+use crate::support::{holds_within, text, Daemon, Fixture, BIN};
 
 /// The broken copies of the file-drop plugin the tests put in a plugin
 /// folder, by plugin name, with what the error must say: the file, then
@@ -196,20 +197,16 @@ async fn truncated_empty_text_and_foreign_libraries_are_refused_and_everything_e
     // The daemon runs every schedule: the healthy sources succeed again and
     // again while the broken ones fail, and it stops cleanly.
     std::fs::remove_file(f.warehouse()).unwrap();
-    let log = std::fs::File::create(f.path("daemon.log")).unwrap();
-    let mut daemon = tokio::process::Command::new(BIN)
-        .arg("--config")
-        .arg(f.config())
-        .arg("run")
-        .current_dir(f.dir.path())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut daemon = Daemon::spawn_logged(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(f.config())
+            .arg("run")
+            .current_dir(f.dir.path()),
+        &f.path("daemon.log"),
+    );
     let (mut ok_runs, mut status) = (0, String::new());
-    while Instant::now() < deadline && ok_runs < 4 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = holds_within(Duration::from_secs(60), async || {
         let out = f
             .conveyor(&["query", "SELECT count(*) FROM conveyor.runs WHERE source IN ('src', 'timekeeping') AND status = 'succeeded'", "--format", "csv"])
             .await;
@@ -219,8 +216,10 @@ async fn truncated_empty_text_and_foreign_libraries_are_refused_and_everything_e
             .nth(1)
             .and_then(|l| l.parse().ok())
             .unwrap_or(0);
-    }
-    assert!(daemon.try_wait().unwrap().is_none(), "the daemon exited");
+        ok_runs >= 4
+    })
+    .await;
+    assert!(daemon.alive(), "the daemon exited");
     assert!(ok_runs >= 4, "healthy runs: {status}");
     let log_text = std::fs::read_to_string(f.path("daemon.log")).unwrap();
     for (name, expected) in &broken {
@@ -229,16 +228,7 @@ async fn truncated_empty_text_and_foreign_libraries_are_refused_and_everything_e
             "the log misses {name}:\n{log_text}"
         );
     }
-    let pid = daemon.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let exit = tokio::time::timeout(Duration::from_secs(30), daemon.wait())
-        .await
-        .expect("daemon stops")
-        .unwrap();
+    let exit = daemon.terminate().await;
     assert!(exit.success(), "exit status {exit:?}");
 }
 
@@ -326,16 +316,14 @@ options = {{ mode = "echo_token" }}
     ));
     std::fs::write(f.path("leaky_token"), LEAKY_TOKEN).unwrap();
     std::fs::write(f.config(), config).unwrap();
-    let log = std::fs::File::create(f.path("daemon.log")).unwrap();
-    let mut daemon = tokio::process::Command::new(BIN)
-        .arg("--config")
-        .arg(f.config())
-        .args(["--log-format", "json", "run"])
-        .current_dir(f.dir.path())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut daemon = Daemon::spawn_logged(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(f.config())
+            .args(["--log-format", "json", "run"])
+            .current_dir(f.dir.path()),
+        &f.path("daemon.log"),
+    );
 
     let expectations = [
         (
@@ -363,7 +351,6 @@ options = {{ mode = "echo_token" }}
         let out = f.conveyor(&["status", "--format", "csv"]).await;
         text(&out).0
     };
-    let deadline = Instant::now() + Duration::from_secs(90);
     let mut status = String::new();
     let all_seen = |status: &str| {
         expectations.iter().all(|(prefix, msg)| {
@@ -371,14 +358,12 @@ options = {{ mode = "echo_token" }}
         }) && line_of(status, "chatty,items,").contains(",succeeded,")
             && line_of(status, "src,items,").contains(",succeeded,")
     };
-    while Instant::now() < deadline && !all_seen(&status) {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = holds_within(Duration::from_secs(90), async || {
         status = status_now().await;
-    }
-    assert!(
-        daemon.try_wait().unwrap().is_none(),
-        "the daemon exited:\n{status}"
-    );
+        all_seen(&status)
+    })
+    .await;
+    assert!(daemon.alive(), "the daemon exited:\n{status}");
     for (prefix, msg) in expectations {
         let line = line_of(&status, prefix);
         assert!(
@@ -420,27 +405,18 @@ options = {{ mode = "echo_token" }}
     // The plugin is fixed: the next run of the same source works, in the
     // same daemon.
     std::fs::write(&mode_file, "ok").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline && !line_of(&status, "segv,items,").contains(",succeeded,") {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = holds_within(Duration::from_secs(30), async || {
         status = status_now().await;
-    }
+        line_of(&status, "segv,items,").contains(",succeeded,")
+    })
+    .await;
     assert!(
         line_of(&status, "segv,items,").contains(",succeeded,"),
         "{status}"
     );
     assert_eq!(committed("segv"), "1,2,3,4,5");
 
-    let pid = daemon.id().unwrap();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let exit = tokio::time::timeout(Duration::from_secs(40), daemon.wait())
-        .await
-        .expect("daemon stops")
-        .unwrap();
+    let exit = daemon.terminate().await;
     assert!(exit.success(), "exit status {exit:?}");
     let log = std::fs::read_to_string(f.path("daemon.log")).unwrap();
     // The plugin's log lines cross the pipe, tagged with its name, scrubbed.
@@ -495,36 +471,26 @@ async fn a_shutdown_stops_an_isolated_plugin_that_ignores_it_and_in_process_a_se
         "isolation = \"process\"\n",
         "schedule = \"*/1 * * * * *\"\n",
     );
-    let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
-    let mut daemon = tokio::process::Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .current_dir(dir.path())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let pid = daemon.id().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut daemon = Daemon::spawn_logged(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .arg("run")
+            .current_dir(dir.path()),
+        &dir.path().join("daemon.log"),
+    );
+    let pid = daemon.id();
     let mut hosts = Vec::new();
-    while Instant::now() < deadline && hosts.is_empty() {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        hosts = children_of(pid);
-    }
-    assert!(!hosts.is_empty(), "no plugin host started");
+    daemon
+        .ready(Duration::from_secs(30), "a plugin host", async || {
+            hosts = children_of(pid);
+            !hosts.is_empty()
+        })
+        .await;
     // Let the read reach its endless sleep.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let asked = Instant::now();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let exit = tokio::time::timeout(Duration::from_secs(40), daemon.wait())
-        .await
-        .expect("daemon stops")
-        .unwrap();
+    let exit = daemon.terminate().await;
     let took = asked.elapsed();
     assert!(exit.success(), "exit status {exit:?}");
     assert!(

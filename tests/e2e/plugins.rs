@@ -5,8 +5,9 @@
 //! source keeps running.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use conveyor::plugins::library_file_name;
 use conveyor::progress::Progress;
@@ -17,7 +18,7 @@ use conveyor_plugin_api::host::NativeConnector;
 use conveyor_plugin_api::CancelFlag;
 use serde_json::json;
 
-use crate::support::{free_port, sql_on, text, Fixture, BIN};
+use crate::support::{free_port, holds_within, sql_on, text, Daemon, Fixture, BIN};
 
 /// The plugin crates the tests load, by package.
 const PLUGIN_PACKAGES: &[&str] = &[
@@ -457,27 +458,21 @@ options = { mode = "echo_token" }
     );
     std::fs::write(f.path("leaky_token"), LEAKY_TOKEN).unwrap();
     std::fs::write(f.config(), config).unwrap();
-    let log = std::fs::File::create(f.path("daemon.log")).unwrap();
-    let mut daemon = tokio::process::Command::new(BIN)
-        .arg("--config")
-        .arg(f.config())
-        .args(["--log-format", "json", "run"])
-        .current_dir(f.dir.path())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut daemon = Daemon::spawn_logged(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(f.config())
+            .args(["--log-format", "json", "run"])
+            .current_dir(f.dir.path()),
+        &f.path("daemon.log"),
+    );
 
     // Wait until each plugin source has failed at least twice while the REST
     // source synced, as `conveyor status` (asked through the daemon) shows.
-    let deadline = Instant::now() + Duration::from_secs(60);
     let mut status = String::new();
     let (mut read_error, mut panic_error, mut rest_ok, mut failures) = (false, false, false, 0);
     let mut leak_scrubbed = false;
-    while Instant::now() < deadline
-        && !(read_error && panic_error && rest_ok && leak_scrubbed && failures >= 4)
-    {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = holds_within(Duration::from_secs(60), async || {
         let out = f.conveyor(&["status", "--format", "csv"]).await;
         status = text(&out).0;
         let line = |prefix: &str| {
@@ -505,8 +500,10 @@ options = { mode = "echo_token" }
             .nth(1)
             .and_then(|l| l.parse().ok())
             .unwrap_or(0);
-    }
-    assert!(daemon.try_wait().unwrap().is_none(), "the daemon exited");
+        read_error && panic_error && rest_ok && leak_scrubbed && failures >= 4
+    })
+    .await;
+    assert!(daemon.alive(), "the daemon exited:\n{}", daemon.log());
     assert!(
         read_error,
         "the read error text is not in `conveyor status`:\n{status}"
@@ -522,16 +519,7 @@ options = { mode = "echo_token" }
     // A secret the plugin was given, echoed in its error, is scrubbed.
     assert!(leak_scrubbed && !status.contains(LEAKY_TOKEN), "{status}");
 
-    let pid = daemon.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let exit = tokio::time::timeout(Duration::from_secs(30), daemon.wait())
-        .await
-        .expect("daemon stops")
-        .unwrap();
+    let exit = daemon.terminate().await;
     assert!(exit.success(), "exit status {exit:?}");
 
     // Mid-stream: the checkpointed batch (ids 1-3) committed, the batch after

@@ -3,8 +3,9 @@
 //! CLI prints a summary and the top exceptions.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
-use crate::support::{free_port, sql_on, text, BIN};
+use crate::support::{free_port, holds_within, sql_on, text, InProcess, BIN};
 
 /// Two tables keyed by `id` with planted differences: ids only on the left
 /// (multiples of 97), only on the right (multiples of 101, and 2001..2100),
@@ -261,29 +262,18 @@ right = { sql = "SELECT 2 AS id" }
 keys = [{ left = "id" }]
 "#;
     std::fs::write(&config, format!("{base}{extra}")).unwrap();
-    let mut daemon = tokio::process::Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    // In this process: what is tested is the schedule, not the binary's
+    // signals (`tests/e2e/daemon.rs` stops the real binary with SIGTERM).
+    let daemon = InProcess::start(&config);
     let sql = "SELECT string_agg(DISTINCT reconciliation || '=' || trigger, ' ' ORDER BY reconciliation || '=' || trigger) FROM conveyor.recon_runs WHERE status = 'succeeded'";
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut seen = String::new();
-    while std::time::Instant::now() < deadline {
+    let both = holds_within(Duration::from_secs(60), async || {
         let out = f.conveyor(&["query", sql, "--format", "csv"]).await;
         seen = text(&out).0;
-        if seen.contains("after_src=after:src") && seen.contains("every_second=schedule") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert!(
-        seen.contains("after_src=after:src") && seen.contains("every_second=schedule"),
-        "{seen}"
-    );
+        seen.contains("after_src=after:src") && seen.contains("every_second=schedule")
+    })
+    .await;
+    assert!(both, "{seen}");
     // By hand while the daemon holds the file: the latest runs, with a note.
     let out = f.conveyor(&["recon"]).await;
     let (stdout, stderr) = text(&out);
@@ -293,17 +283,10 @@ keys = [{ left = "id" }]
         "{stdout}\n{stderr}"
     );
 
-    let pid = daemon.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::time::timeout(std::time::Duration::from_secs(30), daemon.wait())
+    daemon
+        .stop(Duration::from_secs(30))
         .await
-        .expect("daemon stops")
-        .unwrap();
-    assert!(status.success(), "{status:?}");
+        .expect("the daemon stops cleanly");
     assert_eq!(
         f.scalar("SELECT count(*) FROM conveyor.recon_runs WHERE status <> 'succeeded'"),
         "0"

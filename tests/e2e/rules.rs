@@ -1,8 +1,11 @@
 //! Performance rules through the real binary: evaluated after `conveyor
 //! sync`, by hand with `conveyor rules eval`, and on their schedule in the
-//! daemon; `conveyor alerts` lists what fires, from the file or the daemon.
+//! daemon (run in-process); `conveyor alerts` lists what fires, from the
+//! file or the daemon.
 
-use crate::support::{text, Fixture, BIN};
+use std::time::Duration;
+
+use crate::support::{holds_within, text, Daemon, Fixture, InProcess};
 use conveyor_mocks::rest::RestMockConfig;
 
 /// Fires after `src` syncs (every item counts); `needs_two` fires only on
@@ -114,25 +117,17 @@ async fn the_daemon_evaluates_rules_on_their_schedule() {
     let base = std::fs::read_to_string(&config).unwrap();
     let rules = RULES.replace("for = 2", "for = 2\nschedule = \"* * * * * *\"");
     std::fs::write(&config, format!("{base}{rules}")).unwrap();
-    let mut daemon = tokio::process::Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // In this process: what is tested is the schedule, not the binary's
+    // signals (`tests/e2e/daemon.rs` stops the real binary with SIGTERM).
+    let daemon = InProcess::start(&config);
     let mut seen = String::new();
-    while std::time::Instant::now() < deadline {
+    let fired = holds_within(Duration::from_secs(60), async || {
         let out = f.conveyor(&["alerts", "--format", "csv"]).await;
         seen = text(&out).0;
-        if seen.contains("needs_two,ann,firing") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert!(seen.contains("needs_two,ann,firing"), "{seen}");
+        seen.contains("needs_two,ann,firing")
+    })
+    .await;
+    assert!(fired, "{seen}");
     // By hand while the daemon holds the file: refused, with the reason.
     let out = f.conveyor(&["rules", "eval"]).await;
     assert_eq!(out.status.code(), Some(1));
@@ -142,17 +137,10 @@ async fn the_daemon_evaluates_rules_on_their_schedule() {
         text(&out)
     );
 
-    let pid = daemon.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::time::timeout(std::time::Duration::from_secs(30), daemon.wait())
+    daemon
+        .stop(Duration::from_secs(30))
         .await
-        .expect("daemon stops")
-        .unwrap();
-    assert!(status.success(), "{status:?}");
+        .expect("the daemon stops cleanly");
     assert_eq!(
         f.scalar("SELECT count(*) FROM conveyor.rule_results WHERE rule = 'items_seen'"),
         "0",
@@ -161,14 +149,10 @@ async fn the_daemon_evaluates_rules_on_their_schedule() {
 }
 
 /// The SMTP capture server (`tests/smtp_capture.py`, aiosmtpd) writing into
-/// `dir`; killed on drop.
-struct Smtp(std::process::Child, u16);
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// `dir`, and its port; stopped on drop.
+struct Smtp {
+    _capture: Daemon,
+    port: u16,
 }
 
 fn smtp_capture(dir: &std::path::Path) -> Smtp {
@@ -180,21 +164,25 @@ fn smtp_capture(dir: &std::path::Path) -> Smtp {
         )
     });
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/smtp_capture.py");
-    let mut child = std::process::Command::new(&python)
-        .arg(script)
-        .arg(dir)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {python} (run scripts/setup-test-tools): {e}"));
+    let mut child = Daemon::try_spawn(
+        std::process::Command::new(&python)
+            .arg(script)
+            .arg(dir)
+            .stdout(std::process::Stdio::piped()),
+    )
+    .unwrap_or_else(|e| panic!("cannot start {python} (run scripts/setup-test-tools): {e}"));
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
+    std::io::BufReader::new(child.child_mut().stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let port = line
         .trim()
         .parse()
         .unwrap_or_else(|_| panic!("smtp_capture printed {line:?}"));
-    Smtp(child, port)
+    Smtp {
+        _capture: child,
+        port,
+    }
 }
 
 fn emails(dir: &std::path::Path) -> Vec<String> {
@@ -225,7 +213,7 @@ subject = "{{ rule }}: {{ entity }} is {{ level }}"
 body = "Owner {{ owner_email }} saw {{ value }} items"
 "#;
     let rules = RULES.replacen("warn = 0\n", &format!("warn = 0\n{action}"), 1);
-    let smtp_section = format!("\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nfrom = \"conveyor@example.com\"\n", smtp.1);
+    let smtp_section = format!("\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nfrom = \"conveyor@example.com\"\n", smtp.port);
     std::fs::write(&config, format!("{base}{rules}{smtp_section}")).unwrap();
 
     let out = f.conveyor(&["sync"]).await;

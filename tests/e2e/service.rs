@@ -6,12 +6,13 @@
 //! service-friendly logs, and the packaging (systemd unit, completions, man).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use conveyor_mocks::rest::{dataset, Auth, Fault, RestMockConfig};
 use conveyor_mocks::smtp::Aiosmtpd;
 
-use crate::support::{free_port, text, Fixture, BIN};
+use crate::support::{free_port, text, wait_until, Daemon, Fixture, Signal, BIN};
 
 /// A REST source `name` against the mock (`schedule` when given).
 fn source(name: &str, base: &str, schedule: Option<&str>, extra: &str) -> String {
@@ -46,60 +47,50 @@ fn write(f: &Fixture, port: u16, body: &str) -> PathBuf {
     p
 }
 
-struct Daemon {
-    child: tokio::process::Child,
-    log: PathBuf,
+/// `conveyor run` with its endpoint's address and token.
+struct Service {
+    daemon: Daemon,
     listen: String,
     token: String,
 }
 
-impl Daemon {
+impl Service {
     /// `conveyor --log-format FORMAT run`, stderr to `daemon.log`; waits
     /// until `/ready` says ok.
-    async fn start(f: &Fixture, port: u16, format: &str, env: &[(&str, &str)]) -> Daemon {
-        let log = f.path("daemon.log");
-        let mut cmd = tokio::process::Command::new(BIN);
+    async fn start(f: &Fixture, port: u16, format: &str, env: &[(&str, &str)]) -> Service {
+        let mut cmd = Command::new(BIN);
         cmd.arg("--config")
             .arg(f.config())
             .args(["--log-format", format, "run"])
             .current_dir(f.dir.path())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .kill_on_drop(true);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().unwrap();
+            .envs(env.iter().copied());
+        let mut daemon = Daemon::spawn_logged(&mut cmd, &f.path("daemon.log"));
         let listen = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ready = reqwest::get(format!("http://{listen}/ready")).await;
-            if let Ok(r) = ready {
-                if r.status() == 200 {
-                    assert_eq!(r.text().await.unwrap(), "ok\n");
-                    break;
+        daemon
+            .ready(Duration::from_secs(60), "/ready", async || {
+                let Ok(r) = reqwest::get(format!("http://{listen}/ready")).await else {
+                    return false;
+                };
+                if r.status() != 200 {
+                    return false;
                 }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the daemon never got ready: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+                assert_eq!(r.text().await.unwrap(), "ok\n");
+                true
+            })
+            .await;
         let token = std::fs::read_to_string(f.path("wh.duckdb.token"))
             .unwrap()
             .trim()
             .to_string();
-        Daemon {
-            child,
-            log,
+        Service {
+            daemon,
             listen,
             token,
         }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap()
+        self.daemon.log()
     }
 
     /// The JSON log lines with this message.
@@ -111,17 +102,12 @@ impl Daemon {
             .collect()
     }
 
-    fn signal(&self, sig: &str) {
-        let pid = self.child.id().unwrap().to_string();
-        assert!(std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success());
+    fn signal(&mut self, sig: Signal) {
+        self.daemon.signal(sig);
     }
 
     fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
+        self.daemon.alive()
     }
 
     async fn metrics(&self) -> String {
@@ -141,24 +127,8 @@ impl Daemon {
 
     /// SIGTERM, then the exit status.
     async fn stop(mut self) -> std::process::ExitStatus {
-        self.signal("-TERM");
-        tokio::time::timeout(Duration::from_secs(60), self.child.wait())
-            .await
-            .expect("daemon stops")
-            .unwrap()
+        self.daemon.terminate().await
     }
-}
-
-/// Polls `check` every 200 ms until it holds, for at most `secs`.
-async fn eventually(secs: u64, what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 /// One value from the warehouse, asked through the CLI (the daemon holds
@@ -278,27 +248,35 @@ async fn service_sighup_applies_a_valid_change_between_runs_and_keeps_the_old_co
     let port = free_port();
     let first = source("src", &base, Some("*/2 * * * * *"), "");
     write(&f, port, &format!("{first}{CONSTANT_RULE}"));
-    let mut d = Daemon::start(&f, port, "json", &[]).await;
+    let mut d = Service::start(&f, port, "json", &[]).await;
 
     // The rule evaluated on its schedule, and a run of `src` in flight.
-    eventually(30, "the scheduled rule evaluated", async || {
-        scalar(
-            &f,
-            "SELECT count(DISTINCT eval_id) FROM conveyor.rule_results",
-        )
-        .await
-            != "0"
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "the scheduled rule evaluated",
+        async || {
+            scalar(
+                &f,
+                "SELECT count(DISTINCT eval_id) FROM conveyor.rule_results",
+            )
+            .await
+                != "0"
+        },
+    )
     .await;
     let mut in_flight = String::new();
-    eventually(60, "a run of src in flight", async || {
-        in_flight = scalar(
-            &f,
-            "SELECT coalesce(max(run_id), -1) FROM conveyor.runs WHERE status = 'running'",
-        )
-        .await;
-        in_flight != "-1"
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "a run of src in flight",
+        async || {
+            in_flight = scalar(
+                &f,
+                "SELECT coalesce(max(run_id), -1) FROM conveyor.runs WHERE status = 'running'",
+            )
+            .await;
+            in_flight != "-1"
+        },
+    )
     .await;
 
     // A valid change, with the run in flight: a source added, src's
@@ -306,8 +284,8 @@ async fn service_sighup_applies_a_valid_change_between_runs_and_keeps_the_old_co
     let second = source("second", &base, Some("*/3 * * * * *"), "");
     let changed = source("src", &base, Some("*/4 * * * * *"), "");
     write(&f, port, &format!("{changed}{second}"));
-    d.signal("-HUP");
-    eventually(30, "config reloaded", async || {
+    d.signal(Signal::HUP);
+    wait_until(Duration::from_secs(30), "config reloaded", async || {
         !d.lines("config reloaded").is_empty()
     })
     .await;
@@ -319,14 +297,18 @@ async fn service_sighup_applies_a_valid_change_between_runs_and_keeps_the_old_co
     );
     // The run in flight when SIGHUP came finished normally, after it: not
     // cancelled, not left running.
-    eventually(60, "the run in flight finished", async || {
-        scalar(
-            &f,
-            &format!("SELECT status FROM conveyor.runs WHERE run_id = {in_flight}"),
-        )
-        .await
-            == "succeeded"
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "the run in flight finished",
+        async || {
+            scalar(
+                &f,
+                &format!("SELECT status FROM conveyor.runs WHERE run_id = {in_flight}"),
+            )
+            .await
+                == "succeeded"
+        },
+    )
     .await;
     let requested = d.lines("reload requested (SIGHUP): checking the config")[0]["timestamp"]
         .as_str()
@@ -343,14 +325,18 @@ async fn service_sighup_applies_a_valid_change_between_runs_and_keeps_the_old_co
         "run {in_flight} ended at {finished}, before the SIGHUP at {requested}"
     );
     // The new source runs, without a restart.
-    eventually(60, "the added source ran", async || {
-        scalar(
+    wait_until(
+        Duration::from_secs(60),
+        "the added source ran",
+        async || {
+            scalar(
             &f,
             "SELECT count(*) FROM conveyor.runs WHERE source = 'second' AND status = 'succeeded'",
         )
         .await
             != "0"
-    })
+        },
+    )
     .await;
     // The removed rule is no longer evaluated.
     let evals = scalar(
@@ -377,8 +363,8 @@ async fn service_sighup_applies_a_valid_change_between_runs_and_keeps_the_old_co
     );
     write(&f, port, &broken);
     let config_path = f.config().display().to_string();
-    d.signal("-HUP");
-    eventually(30, "the reload refused", async || !d.lines("config reload failed: the running config stays in force (`conveyor check` lists the problems)").is_empty()).await;
+    d.signal(Signal::HUP);
+    wait_until(Duration::from_secs(30), "the reload refused", async || !d.lines("config reload failed: the running config stays in force (`conveyor check` lists the problems)").is_empty()).await;
     assert!(d.alive());
     let refused: Vec<String> = d
         .lines("config reload refused")
@@ -431,14 +417,18 @@ async fn service_sighup_applies_a_valid_change_between_runs_and_keeps_the_old_co
         "SELECT count(*) FROM conveyor.runs WHERE source = 'second'",
     )
     .await;
-    eventually(30, "the running config still syncs", async || {
-        scalar(
-            &f,
-            "SELECT count(*) FROM conveyor.runs WHERE source = 'second'",
-        )
-        .await
-            != runs
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "the running config still syncs",
+        async || {
+            scalar(
+                &f,
+                "SELECT count(*) FROM conveyor.runs WHERE source = 'second'",
+            )
+            .await
+                != runs
+        },
+    )
     .await;
     assert_eq!(
         scalar(
@@ -451,7 +441,7 @@ async fn service_sighup_applies_a_valid_change_between_runs_and_keeps_the_old_co
 
     // No run was ever doubled: no two runs of a stream overlap.
     assert_eq!(scalar(&f, OVERLAPS).await, "0");
-    let log_path = d.log.clone();
+    let log_path = f.path("daemon.log");
     let status = d.stop().await;
     assert!(status.success(), "{status:?}");
     assert!(std::fs::read_to_string(log_path)
@@ -520,7 +510,7 @@ async fn service_health_ready_and_metrics_parse_with_prometheus_client_and_move_
             source("src", &f.server.base_url(), Some("*/2 * * * * *"), "")
         ),
     );
-    let d = Daemon::start(&f, port, "human", &[]).await;
+    let d = Service::start(&f, port, "human", &[]).await;
     let http = reqwest::Client::new();
     let url = |p: &str| format!("http://{}{p}", d.listen);
     // The probes need no token and say nothing but ok.
@@ -567,7 +557,7 @@ async fn service_health_ready_and_metrics_parse_with_prometheus_client_and_move_
         .unwrap_or(0.0)
     };
     let mut first = Vec::new();
-    eventually(60, "a sync counted", async || {
+    wait_until(Duration::from_secs(60), "a sync counted", async || {
         first = parse_metrics(&d.metrics().await).0;
         rows(&first) >= 250.0 && runs(&first) >= 1.0
     })
@@ -575,7 +565,7 @@ async fn service_health_ready_and_metrics_parse_with_prometheus_client_and_move_
     // More data, more runs: the counters move.
     f.mock.push(conveyor_mocks::rest::record(10_001));
     let mut later = Vec::new();
-    eventually(60, "the counters moved", async || {
+    wait_until(Duration::from_secs(60), "the counters moved", async || {
         later = parse_metrics(&d.metrics().await).0;
         runs(&later) > runs(&first) && rows(&later) > rows(&first)
     })
@@ -704,11 +694,13 @@ async fn service_a_failing_source_emails_the_operator_once_then_once_when_it_rec
     write(&f, port, &body);
     // Every request fails with a 500 until the faults are cleared.
     f.mock.set_faults(vec![Fault::ServerError; 10_000]);
-    let d = Daemon::start(&f, port, "json", &[("SERVICE_SRC_KEY", KEY)]).await;
+    let d = Service::start(&f, port, "json", &[("SERVICE_SRC_KEY", KEY)]).await;
 
-    eventually(60, "the operator told of the failing source", async || {
-        smtp.messages().len() == 1
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "the operator told of the failing source",
+        async || smtp.messages().len() == 1,
+    )
     .await;
     let mail = smtp.messages().remove(0);
     assert!(mail.contains("To: ops@example.com"), "{mail}");
@@ -742,24 +734,30 @@ async fn service_a_failing_source_emails_the_operator_once_then_once_when_it_rec
         "SELECT count(*) FROM conveyor.runs WHERE status = 'failed'",
     )
     .await;
-    eventually(30, "two more failed runs", async || {
-        let n: i64 = scalar(
-            &f,
-            "SELECT count(*) FROM conveyor.runs WHERE status = 'failed'",
-        )
-        .await
-        .parse()
-        .unwrap();
-        n >= failed.parse::<i64>().unwrap() + 2
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "two more failed runs",
+        async || {
+            let n: i64 = scalar(
+                &f,
+                "SELECT count(*) FROM conveyor.runs WHERE status = 'failed'",
+            )
+            .await
+            .parse()
+            .unwrap();
+            n >= failed.parse::<i64>().unwrap() + 2
+        },
+    )
     .await;
     assert_eq!(smtp.messages().len(), 1, "one e-mail per failure streak");
 
     // The API comes back: one resolved e-mail.
     f.mock.set_faults(Vec::new());
-    eventually(60, "the operator told of the recovery", async || {
-        smtp.messages().len() == 2
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "the operator told of the recovery",
+        async || smtp.messages().len() == 2,
+    )
     .await;
     let mail = smtp.messages().remove(1);
     assert!(
@@ -772,7 +770,7 @@ async fn service_a_failing_source_emails_the_operator_once_then_once_when_it_rec
         "SELECT count(*) FROM conveyor.runs WHERE status = 'succeeded'",
     )
     .await;
-    eventually(30, "another good run", async || {
+    wait_until(Duration::from_secs(30), "another good run", async || {
         scalar(
             &f,
             "SELECT count(*) FROM conveyor.runs WHERE status = 'succeeded'",
@@ -797,7 +795,7 @@ async fn service_sync_while_the_daemon_runs_happens_in_the_daemon() {
     let port = free_port();
     // No schedule: the daemon syncs only when asked.
     write(&f, port, &source("src", &f.server.base_url(), None, ""));
-    let d = Daemon::start(&f, port, "json", &[]).await;
+    let d = Service::start(&f, port, "json", &[]).await;
     let out = f.conveyor(&["sync", "src"]).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
@@ -863,13 +861,13 @@ async fn service_logs_have_no_escape_codes_typed_json_fields_progress_lines_and_
     // JSON: every line parses, durations are numbers, runs start and end.
     f.mock
         .set_faults(vec![Fault::Delay(Duration::from_millis(100)); 100_000]);
-    let d = Daemon::start(&f, port, "json", &[("CONVEYOR_PROGRESS_SECS", "0.3")]).await;
-    eventually(60, "a progress line", async || {
+    let d = Service::start(&f, port, "json", &[("CONVEYOR_PROGRESS_SECS", "0.3")]).await;
+    wait_until(Duration::from_secs(60), "a progress line", async || {
         !d.lines("sync progress").is_empty()
     })
     .await;
     // Stop it mid-run: the run is logged as cancelled, not as synced.
-    eventually(30, "a run in flight", async || {
+    wait_until(Duration::from_secs(30), "a run in flight", async || {
         scalar(
             &f,
             "SELECT count(*) FROM conveyor.runs WHERE status = 'running'",
@@ -878,7 +876,7 @@ async fn service_logs_have_no_escape_codes_typed_json_fields_progress_lines_and_
             == "1"
     })
     .await;
-    let log_path = d.log.clone();
+    let log_path = f.path("daemon.log");
     assert!(d.stop().await.success());
     let log = std::fs::read_to_string(log_path).unwrap();
     let lines: Vec<serde_json::Value> = log

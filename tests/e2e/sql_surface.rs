@@ -3,11 +3,12 @@
 //! file, through the CLI via the daemon, and straight at the HTTP endpoint —
 //! is refused and leaves the warehouse unchanged; the CLI behaves in pipes.
 
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use conveyor_mocks::rest::RestMockConfig;
 
-use crate::support::{text, Fixture, BIN};
+use crate::support::{text, Daemon, Fixture, BIN};
 
 /// Statements that wrote, read local files or changed settings before.
 fn bypasses(dir: &std::path::Path) -> Vec<String> {
@@ -72,52 +73,49 @@ async fn sql_surface_cli_refuses_every_bypass_on_the_file() {
 }
 
 /// A daemon with a slow schedule, and its endpoint's token.
-async fn start_daemon(f: &Fixture) -> (tokio::process::Child, String, String) {
-    let log = std::fs::File::create(f.path("daemon.log")).unwrap();
-    let daemon = tokio::process::Command::new(BIN)
-        .arg("--config")
-        .arg(f.config())
-        .arg("run")
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let config = std::fs::read_to_string(f.config()).unwrap();
-    let listen = config
-        .lines()
-        .find_map(|l| l.strip_prefix("listen = \""))
-        .unwrap()
-        .trim_end_matches('"')
-        .to_string();
+async fn start_daemon(f: &Fixture) -> (Daemon, String, String) {
+    let mut daemon = Daemon::spawn_logged(
+        Command::new(BIN).arg("--config").arg(f.config()).arg("run"),
+        &f.path("daemon.log"),
+    );
+    let listen = listen_of(f);
     let token_file = f.path("wh.duckdb.token");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(token) = std::fs::read_to_string(&token_file) {
-            let ok = reqwest::Client::new()
-                .get(format!("http://{listen}/v1/health"))
-                .bearer_auth(token.trim())
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ok {
-                return (daemon, listen, token.trim().to_string());
-            }
-        }
-        assert!(Instant::now() < deadline, "the daemon never answered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut token = String::new();
+    daemon
+        .ready(
+            Duration::from_secs(30),
+            "the daemon answering",
+            async || {
+                let Ok(t) = std::fs::read_to_string(&token_file) else {
+                    return false;
+                };
+                token = t.trim().to_string();
+                reqwest::Client::new()
+                    .get(format!("http://{listen}/v1/health"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            },
+        )
+        .await;
+    (daemon, listen, token)
 }
 
-async fn stop(mut daemon: tokio::process::Child) {
-    let pid = daemon.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(30), daemon.wait())
-        .await
-        .expect("daemon stops")
-        .unwrap();
+/// `server.listen` from the fixture's config.
+fn listen_of(f: &Fixture) -> String {
+    std::fs::read_to_string(f.config())
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("listen = \"")
+                .map(|l| l.trim_end_matches('"').to_string())
+        })
+        .unwrap()
+}
+
+async fn stop(mut daemon: Daemon) {
+    daemon.terminate().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -351,24 +349,15 @@ async fn sql_surface_https_endpoint_with_a_managed_token() {
     let env = [("SQL_SURFACE_TOKEN", token)];
     assert!(f.conveyor_env(&["sync"], &env).await.status.success());
 
-    let log = std::fs::File::create(f.path("daemon.log")).unwrap();
-    let daemon = tokio::process::Command::new(BIN)
-        .arg("--config")
-        .arg(f.config())
-        .arg("run")
-        .env("SQL_SURFACE_TOKEN", token)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let listen = std::fs::read_to_string(f.config())
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("listen = \"")
-                .map(|l| l.trim_end_matches('"').to_string())
-        })
-        .unwrap();
+    let mut daemon = Daemon::spawn_logged(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(f.config())
+            .arg("run")
+            .env("SQL_SURFACE_TOKEN", token),
+        &f.path("daemon.log"),
+    );
+    let listen = listen_of(&f);
     let ca = reqwest::Certificate::from_pem(&std::fs::read(f.path("ca.pem")).unwrap()).unwrap();
     let https = reqwest::Client::builder()
         .use_rustls_tls()
@@ -376,11 +365,11 @@ async fn sql_surface_https_endpoint_with_a_managed_token() {
         .build()
         .unwrap();
     let health = format!("https://{listen}/v1/health");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while https.get(&health).send().await.is_err() {
-        assert!(Instant::now() < deadline, "no TLS endpoint came up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    daemon
+        .ready(Duration::from_secs(30), "the TLS endpoint", async || {
+            https.get(&health).send().await.is_ok()
+        })
+        .await;
     assert!(
         !f.path("wh.duckdb.token").exists(),
         "a managed token needs no token file"

@@ -178,10 +178,18 @@ pub async fn run_daemon_with(
         locks: Mutex::new(HashMap::new()),
     });
     {
-        let d = daemon.clone();
+        // Weak: `Live` outlives the daemon in the endpoint's state, and a
+        // strong reference here would keep the daemon — and its warehouse,
+        // with DuckDB's file lock — alive after `run_daemon` returns.
+        let d = Arc::downgrade(&daemon);
         live.set_sync_handler(Arc::new(move |names| {
-            let d = d.clone();
-            Box::pin(async move { d.sync_now(names).await })
+            let d = d.upgrade();
+            Box::pin(async move {
+                match d {
+                    Some(d) => d.sync_now(names).await,
+                    None => Err("the daemon is shutting down".into()),
+                }
+            })
         }));
     }
     let mut jobs = Jobs::default();
