@@ -161,3 +161,54 @@ fn measures(conn: &Connection, config: &Config, f: &mut Findings) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A template problem (rule 1), a relation that does not bind (the
+    /// reconciliation) and a measure of the wrong shape (rule 2): all
+    /// found in one pass and printed in file order, whatever phase found
+    /// them.
+    #[test]
+    fn every_warehouse_problem_is_reported_at_once_in_file_order() {
+        let text = r#"[warehouse]
+path = "wh.duckdb"
+[smtp]
+host = "127.0.0.1"
+port = 2525
+tls = "none"
+from = "Conveyor <conveyor@example.com>"
+[[rules]]
+name = "first"
+measure = "SELECT 'a' AS entity, 1 AS period, 2.0 AS value"
+direction = "below"
+warn = 1
+[[rules.actions]]
+type = "email"
+to = ["ops@example.com"]
+subject = "{{ nope }}"
+[[reconcile]]
+name = "middle"
+left = { sql = "SELECT 1 AS id, no_such_column" }
+right = { sql = "SELECT 1 AS id" }
+keys = [{ left = "id" }]
+[[rules]]
+name = "last"
+measure = "SELECT 1 AS x"
+direction = "below"
+warn = 1
+"#;
+        let config = conveyor_config::parse(text, std::path::Path::new("/c/conveyor.toml")).unwrap();
+        let conn = Connection::open_in_memory().unwrap();
+        let findings = warehouse_findings(&conn, &config);
+        let lines = findings.problem_lines();
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        let at: Vec<usize> = findings.problems.iter().map(|d| d.line).collect();
+        assert!(at.windows(2).all(|w| w[0] <= w[1]), "sorted by line: {lines:#?}");
+        assert!(lines[0].contains("unknown template variable `nope`"), "{lines:#?}");
+        assert!(lines[1].contains("`middle` does not run"), "{lines:#?}");
+        assert!(lines[2].contains("`last` does not run"), "{lines:#?}");
+        assert!(lines[2].ends_with("(hint: one row per entity per period, columns entity, period, value)"));
+    }
+}
