@@ -512,3 +512,62 @@ async fn a_shutdown_stops_an_isolated_plugin_that_ignores_it_and_in_process_a_se
         "{log}"
     );
 }
+
+/// An isolated plugin starts with an empty environment but for a few
+/// harmless variables: the daemon's other secrets (another source's `env:`
+/// reference, the SMTP password) are not there for it to read.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_isolated_plugin_cannot_read_the_daemons_environment() {
+    const OTHER_SECRET: &str = "s3cr3t-of-another-source";
+    let f = Fixture::new(RestMockConfig {
+        records: dataset(5),
+        ..Default::default()
+    })
+    .await;
+    plugin_folder(f.dir.path(), &["crashing"]);
+    f.write_config("", "");
+    let mut config = std::fs::read_to_string(f.config()).unwrap();
+    config.push_str(
+        "\n[plugins]\ndirs = [\"plugins\"]\n\n[sources.snoop]\ntype = \"crashing\"\nisolation = \"process\"\noptions = { mode = \"snoop\" }\n",
+    );
+    std::fs::write(f.config(), config).unwrap();
+    let out = f
+        .conveyor_env(&["sync", "snoop"], &[("OTHER_SOURCE_TOKEN", OTHER_SECRET)])
+        .await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let out = f
+        .conveyor(&[
+            "query",
+            "-o",
+            "csv",
+            "SELECT name FROM snoop.items WHERE id >= 100 ORDER BY name",
+        ])
+        .await;
+    let (seen, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    // The snoop ran and read an environment (PATH is passed on)…
+    assert!(seen.lines().any(|l| l.starts_with("PATH=")), "{seen}");
+    // …without the daemon's secrets in it, or anything but the passed names.
+    assert!(
+        !seen.contains(OTHER_SECRET) && !seen.contains("OTHER_SOURCE_TOKEN"),
+        "{seen}"
+    );
+    for line in seen.lines().skip(1) {
+        let name = line.split('=').next().unwrap_or_default();
+        assert!(
+            [
+                "PATH",
+                "HOME",
+                "TMPDIR",
+                "LANG",
+                "LC_ALL",
+                "LC_CTYPE",
+                "TZ",
+                "RUST_BACKTRACE"
+            ]
+            .contains(&name),
+            "a variable the host should not pass on: {line}"
+        );
+    }
+}

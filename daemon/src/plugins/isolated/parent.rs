@@ -127,6 +127,20 @@ fn host_error(what: &str, e: impl std::fmt::Display) -> ConnectorError {
     ConnectorError::new(ErrorKind::Host, format!("{what}: {e}"))
 }
 
+/// The only variables of the daemon's environment a plugin host sees: a
+/// search path, a home and temporary folder, the locale and time zone, and
+/// whether to print backtraces.
+const PASSED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "RUST_BACKTRACE",
+];
+
 /// Starts a plugin host for `spec` and waits until its plugin is open.
 async fn start(spec: &Spec) -> Result<(Host, Opened), ConnectorError> {
     let exe = std::env::current_exe()
@@ -135,6 +149,15 @@ async fn start(spec: &Spec) -> Result<(Host, Opened), ConnectorError> {
         .arg("plugin-host")
         .arg("--parent")
         .arg(std::process::id().to_string())
+        // The daemon's environment holds other sources' `env:` secrets
+        // (and the SMTP password's); the plugin gets its own over the pipe
+        // and, from the environment, only what a process needs to run.
+        .env_clear()
+        .envs(
+            PASSED_ENV
+                .iter()
+                .filter_map(|k| std::env::var_os(k).map(|v| (k, v))),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

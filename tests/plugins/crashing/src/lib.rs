@@ -35,6 +35,10 @@ enum Mode {
     Chatty,
     /// One checkpointed batch, then sleeps forever, ignoring cancellation.
     Hang,
+    /// One checkpointed batch, then a second whose names are its process's
+    /// environment (`KEY=VALUE`, ids from 100): a plugin hunting for the
+    /// daemon's secrets.
+    Snoop,
 }
 
 #[derive(serde::Deserialize)]
@@ -134,6 +138,24 @@ impl BlockingConnector for Crashing {
             Mode::Hang => loop {
                 std::thread::sleep(Duration::from_secs(3600));
             },
+            Mode::Snoop => {
+                let seen: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+                let ids: Vec<i64> = (100..).take(seen.len()).collect();
+                let schema = Arc::new(Schema::new(vec![
+                    Field::new("id", DataType::Int64, false),
+                    Field::new("name", DataType::Utf8, true),
+                ]));
+                let snooped = RecordBatch::try_new(
+                    schema,
+                    vec![
+                        Arc::new(Int64Array::from(ids)),
+                        Arc::new(StringArray::from(seen)),
+                    ],
+                )
+                .expect("valid batch");
+                sink.batch(snooped)?;
+                sink.checkpoint(serde_json::json!({"page": 2}))
+            }
         }
     }
 }
