@@ -1,11 +1,23 @@
 //! Config problems with `FILE:LINE:COL: key.path: message` locations.
+//!
+//! Public so that other parts of Conveyor (the daemon's `conveyor check`
+//! findings, `conveyor test` files) report their own located problems in
+//! the same form: build one with [`Diagnostic::at`] from the text and a
+//! byte span, add a [`hint`](Diagnostic::hint), sort a list of them (by
+//! file, line, column), and print with `Display`.
 
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-/// One problem in a config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+use crate::model::Located;
+
+/// One problem in a config file, printed as
+/// `FILE:LINE:COL: key.path: message (hint: …)`.
+///
+/// Ordered by file, then line, then column (then key, message and hint), so
+/// a sorted list reads in file order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Diagnostic {
     pub file: PathBuf,
     /// 1-based line and column; 0 when the problem concerns the whole file.
@@ -18,7 +30,10 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub(crate) fn at(
+    /// A problem at byte `span.start` of `text` (the contents of `file`),
+    /// about the dotted `key` (may be empty); line and column are computed
+    /// with [`line_col`].
+    pub fn at(
         file: &Path,
         text: &str,
         span: Range<usize>,
@@ -36,7 +51,22 @@ impl Diagnostic {
         }
     }
 
-    pub(crate) fn whole_file(file: &Path, message: String, hint: Option<String>) -> Self {
+    /// A problem at a place the config recorded (a [`Located`]), for
+    /// problems found after validation, e.g. against the warehouse.
+    pub fn from_located(at: &Located, message: impl Into<String>) -> Self {
+        Diagnostic {
+            file: at.file.clone(),
+            line: at.line,
+            col: at.col,
+            key: at.key.clone(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// A problem with the whole file (no line or column), e.g. one that
+    /// cannot be read.
+    pub fn whole_file(file: &Path, message: String, hint: Option<String>) -> Self {
         Diagnostic {
             file: file.to_path_buf(),
             line: 0,
@@ -47,7 +77,8 @@ impl Diagnostic {
         }
     }
 
-    pub(crate) fn hint(&mut self, hint: impl Into<String>) -> &mut Self {
+    /// Sets the hint printed after the message as `(hint: …)`.
+    pub fn hint(&mut self, hint: impl Into<String>) -> &mut Self {
         self.hint = Some(hint.into());
         self
     }
@@ -88,8 +119,13 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// 1-based line and column (in characters) of byte `offset` in `text`.
-pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+/// 1-based line and column (in characters, not bytes) of byte `offset` in
+/// `text`; an offset past the end is clamped to the end.
+///
+/// ```
+/// assert_eq!(conveyor_config::line_col("a = 1\nbb = 2\n", 11), (2, 6));
+/// ```
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
@@ -118,5 +154,34 @@ mod tests {
         assert_eq!(line_col(t, 0), (1, 1));
         assert_eq!(line_col(t, 6), (2, 1));
         assert_eq!(line_col(t, 11), (2, 6));
+    }
+
+    #[test]
+    fn located_diagnostics_print_and_sort_by_position() {
+        let text = "[a]\nx = 1\n\n[b]\ny = 2\n";
+        let f = Path::new("c.toml");
+        let mut later = Diagnostic::at(f, text, 15..16, "b.y", "too big");
+        later.hint("at most 1");
+        let earlier = Diagnostic::at(f, text, 4..5, "a.x", "odd");
+        let other_file = Diagnostic::at(Path::new("a.toml"), text, 15..16, "b.y", "no");
+        assert_eq!(
+            later.to_string(),
+            "c.toml:5:1: b.y: too big (hint: at most 1)"
+        );
+        assert_eq!(earlier.to_string(), "c.toml:2:1: a.x: odd");
+        let mut all = vec![later.clone(), earlier.clone(), other_file.clone()];
+        all.sort();
+        assert_eq!(all, [other_file, earlier.clone(), later]);
+        let at = Located {
+            file: f.to_path_buf(),
+            line: 2,
+            col: 1,
+            key: "a.x".into(),
+        };
+        assert_eq!(Diagnostic::from_located(&at, "odd"), earlier);
+        assert_eq!(
+            Diagnostic::whole_file(f, "cannot read".into(), None).to_string(),
+            "c.toml: cannot read"
+        );
     }
 }

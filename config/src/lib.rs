@@ -9,11 +9,14 @@
 pub mod actions;
 pub mod diagnostics;
 pub mod health;
+mod http;
 pub mod mapping;
 mod measure;
 pub mod model;
 mod raw;
 pub mod reconcile;
+pub mod reports;
+mod rest;
 pub mod rules;
 pub mod secret;
 pub mod server;
@@ -27,7 +30,7 @@ pub use actions::{
     EmailAction, SmtpConfig, SmtpTls, Template, WebhookAction, BUILTIN_VARIABLES,
     DEFAULT_MAX_ATTEMPTS,
 };
-pub use diagnostics::{ConfigErrors, Diagnostic};
+pub use diagnostics::{line_col, ConfigErrors, Diagnostic};
 pub use health::{HealthConfig, DEFAULT_FAILED_RUNS};
 pub use mapping::{
     ModelConfig, PresetUse, ViewMapping, MAPPED_VIEWS, MODEL_PRESETS, PRESET_OPTIONS,
@@ -35,6 +38,9 @@ pub use mapping::{
 pub use model::*;
 pub use reconcile::{
     Cardinality, ComparePair, KeyPair, Normalize, Pairing, ReconcileConfig, Relation, Tolerance,
+};
+pub use reports::{
+    Goal, Kpi, ReportConfig, ReportSection, SectionKind, Series, DEFAULT_REPORT_PERIODS,
 };
 pub use rules::{Direction, Peer, PeerCondition, RuleConfig};
 pub use secret::{Secret, SecretRef};

@@ -3,7 +3,6 @@
 use std::ops::Range;
 use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
@@ -12,18 +11,11 @@ use toml::Spanned;
 use crate::diagnostics::{ConfigErrors, Diagnostic};
 use crate::model::*;
 use crate::raw::*;
+use crate::rest::raw::RawSource;
 use crate::secret::SecretRef;
 
 const TOP_LEVEL_KEYS: &str =
-    "warehouse, server, plugins, sources, model, reconcile, rules, smtp, health";
-const SOURCE_TYPES: &str = "rest, greenhouse, quickbooks, gusto, zendesk_talk, hubspot, genesys";
-const AUTH_TYPES: &str =
-    "none, api_key, basic, bearer, oauth2_client_credentials, oauth2_refresh_token";
-const PAGINATION_TYPES: &str = "none, next_url, link_header, cursor, offset, page";
-/// The most pages a read may fetch ahead of the one being stored.
-const MAX_PREFETCH_PAGES: usize = 256;
-/// The slowest request rate a source may set: one request a day.
-const MIN_REQUESTS_PER_SECOND: f64 = 1.0 / 86_400.0;
+    "warehouse, server, plugins, sources, model, reconcile, rules, reports, smtp, health";
 
 /// Collects diagnostics while walking the raw config.
 pub(crate) struct Checker<'a> {
@@ -76,6 +68,7 @@ pub(crate) fn validate(text: &str, file: &Path, reach: Reach) -> Result<Config, 
     let mut model_raw = None;
     let mut reconcile_raw = Vec::new();
     let mut rules_raw = Vec::new();
+    let mut reports_raw = Vec::new();
     let mut smtp_raw = None;
     let mut health_raw = None;
     for (key, value) in doc.get_ref().iter() {
@@ -125,6 +118,11 @@ pub(crate) fn validate(text: &str, file: &Path, reach: Reach) -> Result<Config, 
                     .section::<crate::health::RawHealth>("health", value)
                     .map(|r| Spanned::new(value.span(), r))
             }
+            "reports" => {
+                reports_raw = c
+                    .section::<Vec<Spanned<crate::reports::RawReport>>>("reports", value)
+                    .unwrap_or_default()
+            }
             "rules" => {
                 rules_raw = c
                     .section::<Vec<Spanned<crate::rules::RawRule>>>("rules", value)
@@ -165,22 +163,24 @@ pub(crate) fn validate(text: &str, file: &Path, reach: Reach) -> Result<Config, 
         .collect();
     let reconciles = c.reconciles(reconcile_raw, &source_names);
     let rules = c.rules(rules_raw, &source_names, &reconcile_names, &reconciles);
+    let reports = c.reports(reports_raw, &reconcile_names, &reconciles);
     let smtp_given = smtp_raw.is_some();
     let smtp = c.smtp(smtp_raw);
     let operator = smtp.as_ref().and_then(|s| s.operator.as_deref());
     let (health, health_warning) = c.health(health_raw, operator);
     c.warnings.extend(health_warning);
     if !smtp_given {
-        if let Some(r) = rules.iter().find(|r| !r.actions.is_empty()) {
-            let at = r.actions[0].at.clone();
-            c.errors.push(crate::Diagnostic {
-                file: at.file,
-                line: at.line,
-                col: at.col,
-                key: at.key,
-                message: "an e-mail action needs an [smtp] section".into(),
-                hint: Some("add [smtp] with host and from (username, password = \"env:NAME\" if the server needs them)".into()),
-            });
+        let action = rules
+            .iter()
+            .find(|r| !r.actions.is_empty())
+            .map(|r| (&r.actions[0].at, "an e-mail action needs an [smtp] section"));
+        let report = reports
+            .first()
+            .map(|r| (&r.at, "a report is e-mailed: it needs an [smtp] section"));
+        if let Some((at, why)) = action.or(report) {
+            let mut d = Diagnostic::from_located(at, why);
+            d.hint("add [smtp] with host and from (username, password = \"env:NAME\" if the server needs them)");
+            c.errors.push(d);
         }
     }
     if validated.is_empty() && c.errors.is_empty() {
@@ -199,6 +199,7 @@ pub(crate) fn validate(text: &str, file: &Path, reach: Reach) -> Result<Config, 
         model,
         reconciles,
         rules,
+        reports,
         smtp,
         health,
         warnings: c.warnings,
@@ -360,15 +361,16 @@ impl<'a> Checker<'a> {
             && kind
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        let builtin = crate::vendor::Vendor::builtin_types();
         if !plain {
             self.error(raw.kind.span(), &format!("{key}.type"), format!("unknown source type `{kind}`"))
-                .hint(format!("built-in types: {SOURCE_TYPES}; a plugin's name is lower-case letters, digits and underscores"));
+                .hint(format!("built-in types: {builtin}; a plugin's name is lower-case letters, digits and underscores"));
             return None;
         }
         if plugins.dirs.is_empty() {
             self.error(raw.kind.span(), &format!("{key}.type"), format!("unknown source type `{kind}`"))
                 .hint(format!(
-                    "built-in types: {SOURCE_TYPES}; for a connector plugin, add [plugins] dirs = [\"…\"] with the folder holding lib{kind}.so"
+                    "built-in types: {builtin}; for a connector plugin, add [plugins] dirs = [\"…\"] with the folder holding lib{kind}.so"
                 ));
             return None;
         }
@@ -595,161 +597,6 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn rest_source(&mut self, key: &str, raw: &RawSource) -> Option<RestSourceConfig> {
-        self.unused(
-            key,
-            "rest",
-            &[
-                ("options", raw.options.as_ref().map(|o| o.span())),
-                ("isolation", raw.isolation.as_ref().map(|o| o.span())),
-                ("memory_limit", raw.memory_limit.as_ref().map(|o| o.span())),
-                (
-                    "secrets",
-                    raw.secrets
-                        .as_ref()
-                        .and_then(|s| s.values().next())
-                        .map(|v| v.span()),
-                ),
-            ],
-        );
-        let base_url = match &raw.base_url {
-            None => {
-                self.error(
-                    raw.kind.span(),
-                    &format!("{key}.base_url"),
-                    "missing key `base_url` (required by type = \"rest\")",
-                );
-                None
-            }
-            Some(u) => self.url(u, &format!("{key}.base_url")),
-        };
-        let auth = match &raw.auth {
-            None => Some(AuthConfig::None),
-            Some(a) => self.auth(&format!("{key}.auth"), a),
-        };
-        let pagination = match &raw.pagination {
-            None => Some(PaginationConfig::None),
-            Some(p) => self.pagination(&format!("{key}.pagination"), p),
-        };
-        // The source's page limits are every stream's unless it sets its own.
-        let source_limits = match &raw.pagination {
-            None => [None, None],
-            Some(p) => self.page_limit_keys(
-                &format!("{key}.pagination"),
-                &p.get_ref().max_pages,
-                &p.get_ref().max_empty_pages,
-            ),
-        };
-        let http = self.http(key, raw);
-        let mut headers = Vec::new();
-        for (k, v) in raw.headers.iter().flatten() {
-            headers.push((k.clone(), v.get_ref().clone()));
-        }
-        let mut streams = Vec::new();
-        match &raw.streams {
-            None => {
-                self.error(
-                    raw.kind.span(),
-                    &format!("{key}.streams"),
-                    "a rest source needs at least one [[...streams]] entry",
-                );
-            }
-            Some(list) => {
-                let mut seen = std::collections::HashSet::new();
-                for (i, s) in list.iter().enumerate() {
-                    let skey = format!("{key}.streams[{i}]");
-                    if !seen.insert(s.get_ref().name.get_ref().clone()) {
-                        self.error(
-                            s.get_ref().name.span(),
-                            &format!("{skey}.name"),
-                            format!("duplicate stream name `{}`", s.get_ref().name.get_ref()),
-                        );
-                    }
-                    if let Some(stream) = self.rest_stream(&skey, s.get_ref(), source_limits) {
-                        streams.push(stream);
-                    }
-                }
-            }
-        }
-        Some(RestSourceConfig {
-            base_url: base_url?,
-            auth: auth?,
-            headers,
-            pagination: pagination?,
-            http: http?,
-            streams,
-        })
-    }
-
-    fn http(&mut self, key: &str, raw: &RawSource) -> Option<HttpConfig> {
-        let mut h = HttpConfig::default();
-        if let Some(t) = &raw.timeout_secs {
-            if *t.get_ref() == 0 {
-                self.error(
-                    t.span(),
-                    &format!("{key}.timeout_secs"),
-                    "must be at least 1",
-                );
-                return None;
-            }
-            h.timeout = Duration::from_secs(*t.get_ref());
-        }
-        if let Some(r) = &raw.max_retries {
-            h.max_retries = *r.get_ref();
-        }
-        if let Some(b) = &raw.backoff_base_ms {
-            h.backoff_base = Duration::from_millis(*b.get_ref());
-        }
-        if let Some(b) = &raw.backoff_max_secs {
-            h.backoff_max = Duration::from_secs(*b.get_ref());
-        }
-        if let Some(p) = &raw.prefetch_pages {
-            // Each page ahead is a parsed page in memory; far beyond a few
-            // hundred is a typo, and a huge one would not fit the channel.
-            match usize::try_from(*p.get_ref()) {
-                Ok(n) if (1..=MAX_PREFETCH_PAGES).contains(&n) => h.prefetch_pages = n,
-                _ => {
-                    self.error(
-                        p.span(),
-                        &format!("{key}.prefetch_pages"),
-                        format!("must be between 1 and {MAX_PREFETCH_PAGES}"),
-                    );
-                    return None;
-                }
-            }
-        }
-        if let Some(r) = &raw.requests_per_second {
-            h.requests_per_second = Some(self.requests_per_second(r, key)?);
-        }
-        Some(h)
-    }
-
-    /// `requests_per_second`, for REST and vendor sources alike.
-    pub(crate) fn requests_per_second(
-        &mut self,
-        r: &Spanned<toml::Value>,
-        key: &str,
-    ) -> Option<f64> {
-        let v = match r.get_ref() {
-            toml::Value::Integer(i) => Some(*i as f64),
-            toml::Value::Float(f) => Some(*f),
-            _ => None,
-        };
-        match v {
-            // Below one request a day is a typo (and 1/rps would not fit a
-            // Duration for absurdly small values).
-            Some(v) if v.is_finite() && v >= MIN_REQUESTS_PER_SECOND => Some(v),
-            _ => {
-                self.error(
-                    r.span(),
-                    &format!("{key}.requests_per_second"),
-                    format!("must be a number of at least {MIN_REQUESTS_PER_SECOND:.6} (one request a day)"),
-                );
-                None
-            }
-        }
-    }
-
     pub(crate) fn url(&mut self, u: &Spanned<String>, key: &str) -> Option<url::Url> {
         match url::Url::parse(u.get_ref()) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
@@ -796,7 +643,12 @@ impl<'a> Checker<'a> {
 
     /// Reports set fields that the chosen `type` does not use, so a typo in
     /// the type or a stray field does not pass silently.
-    fn unused(&mut self, key: &str, kind: &str, fields: &[(&str, Option<Range<usize>>)]) {
+    pub(crate) fn unused(
+        &mut self,
+        key: &str,
+        kind: &str,
+        fields: &[(&str, Option<Range<usize>>)],
+    ) {
         for (name, span) in fields {
             if let Some(span) = span {
                 self.error(
@@ -806,473 +658,6 @@ impl<'a> Checker<'a> {
                 );
             }
         }
-    }
-
-    fn required<'r>(
-        &mut self,
-        v: &'r Option<Spanned<String>>,
-        key: &str,
-        field: &str,
-        kind: &str,
-        at: Range<usize>,
-    ) -> Option<&'r Spanned<String>> {
-        if v.is_none() {
-            self.error(
-                at,
-                &format!("{key}.{field}"),
-                format!("missing key `{field}` (required by type = \"{kind}\")"),
-            );
-        }
-        v.as_ref()
-    }
-
-    fn auth(&mut self, key: &str, a: &Spanned<RawAuth>) -> Option<AuthConfig> {
-        let at = a.span();
-        let a = a.get_ref();
-        let kind = a.kind.get_ref().as_str();
-        let sp = |f: &Option<Spanned<String>>| f.as_ref().map(|s| s.span());
-        match kind {
-            "none" => {
-                self.unused(
-                    key,
-                    kind,
-                    &[
-                        ("key", sp(&a.key)),
-                        ("token", sp(&a.token)),
-                        ("password", sp(&a.password)),
-                        ("client_secret", sp(&a.client_secret)),
-                    ],
-                );
-                Some(AuthConfig::None)
-            }
-            "api_key" => {
-                self.unused(
-                    key,
-                    kind,
-                    &[
-                        ("username", sp(&a.username)),
-                        ("password", sp(&a.password)),
-                        ("token", sp(&a.token)),
-                        ("token_url", sp(&a.token_url)),
-                        ("client_id", sp(&a.client_id)),
-                        ("client_secret", sp(&a.client_secret)),
-                        ("refresh_token", sp(&a.refresh_token)),
-                    ],
-                );
-                let location = match (&a.header, &a.query_param) {
-                    (Some(h), None) => KeyLocation::Header(h.get_ref().clone()),
-                    (None, Some(q)) => KeyLocation::Query(q.get_ref().clone()),
-                    _ => {
-                        self.error(
-                            at.clone(),
-                            key,
-                            "api_key auth needs exactly one of `header` or `query_param`",
-                        )
-                        .hint("e.g. header = \"X-API-Key\"");
-                        return None;
-                    }
-                };
-                let k = self.required(&a.key, key, "key", kind, at)?;
-                let key_ref = self.secret(k, &format!("{key}.key"))?;
-                Some(AuthConfig::ApiKey {
-                    location,
-                    key: key_ref,
-                })
-            }
-            "basic" => {
-                self.unused(
-                    key,
-                    kind,
-                    &[
-                        ("key", sp(&a.key)),
-                        ("token", sp(&a.token)),
-                        ("token_url", sp(&a.token_url)),
-                        ("client_id", sp(&a.client_id)),
-                        ("client_secret", sp(&a.client_secret)),
-                        ("refresh_token", sp(&a.refresh_token)),
-                        ("header", sp(&a.header)),
-                        ("query_param", sp(&a.query_param)),
-                    ],
-                );
-                let u = self.required(&a.username, key, "username", kind, at.clone());
-                let p = self.required(&a.password, key, "password", kind, at);
-                let password = self.secret(p?, &format!("{key}.password"))?;
-                Some(AuthConfig::Basic {
-                    username: u?.get_ref().clone(),
-                    password,
-                })
-            }
-            "bearer" => {
-                self.unused(
-                    key,
-                    kind,
-                    &[
-                        ("key", sp(&a.key)),
-                        ("username", sp(&a.username)),
-                        ("password", sp(&a.password)),
-                        ("token_url", sp(&a.token_url)),
-                        ("client_id", sp(&a.client_id)),
-                        ("client_secret", sp(&a.client_secret)),
-                        ("refresh_token", sp(&a.refresh_token)),
-                    ],
-                );
-                let t = self.required(&a.token, key, "token", kind, at)?;
-                Some(AuthConfig::Bearer {
-                    token: self.secret(t, &format!("{key}.token"))?,
-                })
-            }
-            "oauth2_client_credentials" | "oauth2_refresh_token" => {
-                self.unused(
-                    key,
-                    kind,
-                    &[
-                        ("key", sp(&a.key)),
-                        ("username", sp(&a.username)),
-                        ("password", sp(&a.password)),
-                        ("token", sp(&a.token)),
-                        ("header", sp(&a.header)),
-                        ("query_param", sp(&a.query_param)),
-                    ],
-                );
-                let token_url = self
-                    .required(&a.token_url, key, "token_url", kind, at.clone())
-                    .and_then(|u| self.url(u, &format!("{key}.token_url")));
-                let client_id = self
-                    .required(&a.client_id, key, "client_id", kind, at.clone())
-                    .map(|s| s.get_ref().clone());
-                let client_secret = self
-                    .required(&a.client_secret, key, "client_secret", kind, at.clone())
-                    .and_then(|s| self.secret(s, &format!("{key}.client_secret")));
-                if kind == "oauth2_client_credentials" {
-                    self.unused(key, kind, &[("refresh_token", sp(&a.refresh_token))]);
-                    Some(AuthConfig::OAuth2ClientCredentials {
-                        token_url: token_url?,
-                        client_id: client_id?,
-                        client_secret: client_secret?,
-                        scope: a.scope.as_ref().map(|s| s.get_ref().clone()),
-                    })
-                } else {
-                    self.unused(key, kind, &[("scope", sp(&a.scope))]);
-                    let refresh = self
-                        .required(&a.refresh_token, key, "refresh_token", kind, at)
-                        .and_then(|s| self.secret(s, &format!("{key}.refresh_token")));
-                    Some(AuthConfig::OAuth2RefreshToken {
-                        token_url: token_url?,
-                        client_id: client_id?,
-                        client_secret: client_secret?,
-                        refresh_token: refresh?,
-                    })
-                }
-            }
-            other => {
-                self.error(
-                    a.kind.span(),
-                    &format!("{key}.type"),
-                    format!("unknown auth type `{other}`"),
-                )
-                .hint(format!("one of: {AUTH_TYPES}"));
-                None
-            }
-        }
-    }
-
-    fn pagination(&mut self, key: &str, p: &Spanned<RawPagination>) -> Option<PaginationConfig> {
-        let p = p.get_ref();
-        let kind = p.kind.get_ref().as_str();
-        let s = |f: &Option<Spanned<String>>| f.as_ref().map(|v| v.span());
-        let n = |f: &Option<Spanned<u64>>| f.as_ref().map(|v| v.span());
-        let str_or = |f: &Option<Spanned<String>>, d: &str| {
-            f.as_ref()
-                .map(|v| v.get_ref().clone())
-                .unwrap_or_else(|| d.to_string())
-        };
-        let num_or =
-            |f: &Option<Spanned<u64>>, d: u64| f.as_ref().map(|v| *v.get_ref()).unwrap_or(d);
-        let next_fields = [
-            ("next_path", s(&p.next_path)),
-            ("count_path", s(&p.count_path)),
-            ("min_count", n(&p.min_count)),
-        ];
-        let cursor_fields = [
-            ("cursor_path", s(&p.cursor_path)),
-            ("cursor_param", s(&p.cursor_param)),
-        ];
-        let offset_fields = [
-            ("offset_param", s(&p.offset_param)),
-            ("limit_param", s(&p.limit_param)),
-            ("limit", n(&p.limit)),
-            ("start_offset", n(&p.start_offset)),
-        ];
-        let page_fields = [
-            ("page_param", s(&p.page_param)),
-            ("size_param", s(&p.size_param)),
-            ("size", n(&p.size)),
-            ("start_page", n(&p.start_page)),
-            ("total_pages_header", s(&p.total_pages_header)),
-        ];
-        let unused = |c: &mut Self, except: &str| {
-            for (group, fields) in [
-                ("next_url", &next_fields[..]),
-                ("cursor", &cursor_fields[..]),
-                ("offset", &offset_fields[..]),
-                ("page", &page_fields[..]),
-            ] {
-                if group != except {
-                    c.unused(key, kind, fields);
-                }
-            }
-        };
-        let positive = |c: &mut Self, f: &Option<Spanned<u64>>, name: &str| {
-            if let Some(v) = f {
-                if *v.get_ref() == 0 {
-                    c.error(v.span(), &format!("{key}.{name}"), "must be at least 1");
-                }
-            }
-        };
-        match kind {
-            "none" => {
-                unused(self, "");
-                Some(PaginationConfig::None)
-            }
-            "link_header" => {
-                unused(self, "");
-                Some(PaginationConfig::LinkHeader)
-            }
-            "next_url" => {
-                unused(self, "next_url");
-                Some(PaginationConfig::NextUrl {
-                    next_path: JsonPath::parse(&str_or(&p.next_path, "next")),
-                    count_path: p.count_path.as_ref().map(|c| JsonPath::parse(c.get_ref())),
-                    min_count: num_or(&p.min_count, 1),
-                })
-            }
-            "cursor" => {
-                unused(self, "cursor");
-                let path = self.required(&p.cursor_path, key, "cursor_path", kind, p.kind.span());
-                let param =
-                    self.required(&p.cursor_param, key, "cursor_param", kind, p.kind.span());
-                Some(PaginationConfig::CursorToken {
-                    cursor_path: JsonPath::parse(path?.get_ref()),
-                    cursor_param: param?.get_ref().clone(),
-                })
-            }
-            "offset" => {
-                unused(self, "offset");
-                positive(self, &p.limit, "limit");
-                Some(PaginationConfig::OffsetLimit {
-                    offset_param: str_or(&p.offset_param, "offset"),
-                    limit_param: str_or(&p.limit_param, "limit"),
-                    limit: num_or(&p.limit, 100).max(1),
-                    start_offset: num_or(&p.start_offset, 0),
-                })
-            }
-            "page" => {
-                unused(self, "page");
-                positive(self, &p.size, "size");
-                Some(PaginationConfig::PageNumber {
-                    page_param: str_or(&p.page_param, "page"),
-                    size_param: str_or(&p.size_param, "per_page"),
-                    size: num_or(&p.size, 100).max(1),
-                    start_page: num_or(&p.start_page, 1),
-                    total_pages_header: p.total_pages_header.as_ref().map(|h| h.get_ref().clone()),
-                })
-            }
-            other => {
-                self.error(
-                    p.kind.span(),
-                    &format!("{key}.type"),
-                    format!("unknown pagination type `{other}`"),
-                )
-                .hint(format!("one of: {PAGINATION_TYPES}"));
-                None
-            }
-        }
-    }
-
-    fn rest_stream(
-        &mut self,
-        key: &str,
-        s: &RawStream,
-        source_limits: [Option<u64>; 2],
-    ) -> Option<RestStreamConfig> {
-        let errors_before = self.errors.len();
-        self.identifier(&s.name, &format!("{key}.name"), "stream name");
-        let path = self
-            .required(&s.path, key, "path", "rest", s.name.span())
-            .map(|p| p.get_ref().clone());
-        let mut params = Vec::new();
-        if let Some(ps) = &s.params {
-            for (k, v) in ps.get_ref() {
-                let text = match v {
-                    toml::Value::String(x) => x.clone(),
-                    toml::Value::Integer(i) => i.to_string(),
-                    toml::Value::Float(f) => f.to_string(),
-                    toml::Value::Boolean(b) => b.to_string(),
-                    _ => {
-                        self.error(
-                            ps.span(),
-                            &format!("{key}.params.{k}"),
-                            "must be a string, number or boolean",
-                        );
-                        continue;
-                    }
-                };
-                params.push((k.clone(), text));
-            }
-        }
-        let primary_key = match &s.primary_key {
-            None => {
-                self.error(s.name.span(), &format!("{key}.primary_key"), "missing key `primary_key`")
-                    .hint("the field(s) that identify a record, e.g. primary_key = \"id\"; rows are merged by it");
-                Vec::new()
-            }
-            Some(pk) => match pk.get_ref() {
-                toml::Value::String(x) => vec![x.clone()],
-                toml::Value::Array(a) if !a.is_empty() && a.iter().all(|v| v.is_str()) => a
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect(),
-                _ => {
-                    self.error(
-                        pk.span(),
-                        &format!("{key}.primary_key"),
-                        "must be a field name or a non-empty list of field names",
-                    );
-                    Vec::new()
-                }
-            },
-        };
-        let uses_placeholder = params.iter().any(|(_, v)| v.contains("{cursor}"));
-        let incremental = s
-            .incremental
-            .as_ref()
-            .and_then(|i| self.incremental(&format!("{key}.incremental"), i, uses_placeholder));
-        let pagination = s
-            .pagination
-            .as_ref()
-            .map(|p| self.pagination(&format!("{key}.pagination"), p));
-        let page_limits = self.stream_page_limits(key, s, source_limits);
-        if self.errors.len() > errors_before {
-            return None;
-        }
-        Some(RestStreamConfig {
-            name: s.name.get_ref().clone(),
-            path: path?,
-            params,
-            record_selector: s
-                .records
-                .as_ref()
-                .map(|r| JsonPath::parse(r.get_ref()))
-                .unwrap_or_default(),
-            primary_key,
-            incremental,
-            pagination: pagination.flatten(),
-            page_limits,
-        })
-    }
-
-    /// A stream's page limits: each from the nearest place that sets it —
-    /// the stream's own key, its `pagination` table, the source's — else
-    /// the default.
-    fn stream_page_limits(
-        &mut self,
-        key: &str,
-        s: &RawStream,
-        source_limits: [Option<u64>; 2],
-    ) -> PageLimits {
-        let in_pagination = match &s.pagination {
-            None => [None, None],
-            Some(p) => self.page_limit_keys(
-                &format!("{key}.pagination"),
-                &p.get_ref().max_pages,
-                &p.get_ref().max_empty_pages,
-            ),
-        };
-        let own = self.page_limit_keys(key, &s.max_pages, &s.max_empty_pages);
-        let pick = |i: usize| own[i].or(in_pagination[i]).or(source_limits[i]);
-        PageLimits {
-            max_pages: pick(0).unwrap_or(PageLimits::DEFAULT_MAX_PAGES),
-            max_empty_pages: pick(1).unwrap_or(PageLimits::DEFAULT_MAX_EMPTY_PAGES),
-        }
-    }
-
-    /// `max_pages` and `max_empty_pages` of the table at `key`, where set;
-    /// each must be at least 1.
-    pub(crate) fn page_limit_keys(
-        &mut self,
-        key: &str,
-        max_pages: &Option<Spanned<u64>>,
-        max_empty_pages: &Option<Spanned<u64>>,
-    ) -> [Option<u64>; 2] {
-        let mut out = [None, None];
-        for (slot, (name, value)) in out.iter_mut().zip([
-            ("max_pages", max_pages),
-            ("max_empty_pages", max_empty_pages),
-        ]) {
-            let Some(v) = value else { continue };
-            if *v.get_ref() == 0 {
-                self.error(v.span(), &format!("{key}.{name}"), "must be at least 1")
-                    .hint("it bounds one read's paging; leave it out for the default");
-            } else {
-                *slot = Some(*v.get_ref());
-            }
-        }
-        out
-    }
-
-    fn incremental(
-        &mut self,
-        key: &str,
-        i: &Spanned<RawIncremental>,
-        uses_placeholder: bool,
-    ) -> Option<IncrementalConfig> {
-        let at = i.span();
-        let i = i.get_ref();
-        let location = match (&i.param, &i.header) {
-            (Some(p), None) => Some(KeyLocation::Query(p.get_ref().clone())),
-            (None, Some(h)) => Some(KeyLocation::Header(h.get_ref().clone())),
-            (None, None) if uses_placeholder => None,
-            _ => {
-                self.error(at, key, "incremental needs exactly one of `param` or `header` (or a `{cursor}` placeholder in params)")
-                    .hint("where the saved cursor is sent, e.g. param = \"updated_since\"");
-                return None;
-            }
-        };
-        let value_format = match i.format.as_ref().map(|f| f.get_ref().as_str()) {
-            None | Some("rfc3339") => CursorFormat::Rfc3339,
-            Some("unix") => CursorFormat::UnixSeconds,
-            Some("unix_ms") => CursorFormat::UnixMillis,
-            Some(other) => {
-                let span = i.format.as_ref().map(|f| f.span()).unwrap_or(0..0);
-                self.error(
-                    span,
-                    &format!("{key}.format"),
-                    format!("unknown cursor format `{other}`"),
-                )
-                .hint("one of: rfc3339, unix, unix_ms");
-                return None;
-            }
-        };
-        let template = i
-            .template
-            .as_ref()
-            .map(|t| t.get_ref().clone())
-            .unwrap_or_else(|| "{cursor}".into());
-        if !template.contains("{cursor}") {
-            let span = i.template.as_ref().map(|t| t.span()).unwrap_or(0..0);
-            self.error(span, &format!("{key}.template"), "must contain `{cursor}`");
-            return None;
-        }
-        Some(IncrementalConfig {
-            cursor_field: i.cursor_field.get_ref().clone(),
-            location,
-            value_format,
-            template,
-            lookback: Duration::from_secs(
-                i.lookback_secs.as_ref().map(|l| *l.get_ref()).unwrap_or(0),
-            ),
-            start: i.start.as_ref().map(|s| s.get_ref().clone()),
-        })
     }
 }
 
@@ -1363,6 +748,7 @@ fn size_bytes(text: &str) -> Option<u64> {
 mod tests {
     use super::*;
     use std::path::PathBuf;
+    use std::time::Duration;
 
     fn check(text: &str) -> Result<Config, ConfigErrors> {
         validate(
@@ -1474,86 +860,6 @@ primary_key = "uuid"
             "/etc/conveyor/conveyor.toml:23:8: sources.pay.streams[0].name: stream name `Employees` must be lower-case",
         ];
         crate::diagnostics::assert_prefixes(&lines, &expect);
-    }
-
-    #[test]
-    fn page_limits_come_from_the_nearest_place_that_sets_them() {
-        let text = r#"[warehouse]
-path = "wh.duckdb"
-
-[sources.api]
-type = "rest"
-base_url = "https://api.example.com"
-pagination = { type = "next_url", max_pages = 500, max_empty_pages = 7 }
-[[sources.api.streams]]
-name = "inherits"
-path = "/a"
-primary_key = "id"
-[[sources.api.streams]]
-name = "own_key"
-path = "/b"
-primary_key = "id"
-max_pages = 9
-[[sources.api.streams]]
-name = "own_table"
-path = "/c"
-primary_key = "id"
-pagination = { type = "cursor", cursor_path = "next", cursor_param = "c", max_empty_pages = 2 }
-
-[sources.plain]
-type = "rest"
-base_url = "https://api.example.com"
-[[sources.plain.streams]]
-name = "defaults"
-path = "/d"
-primary_key = "id"
-"#;
-        let c = check(text).unwrap();
-        let limits = |source: &str, stream: &str| {
-            let ConnectorConfig::Rest(r) = &c.source(source).unwrap().connector else {
-                panic!("a rest source")
-            };
-            let s = r.streams.iter().find(|s| s.name == stream).unwrap();
-            (s.page_limits.max_pages, s.page_limits.max_empty_pages)
-        };
-        assert_eq!(limits("api", "inherits"), (500, 7));
-        assert_eq!(limits("api", "own_key"), (9, 7));
-        // A stream's own pagination table replaces the style, while a
-        // limit it leaves out is still the source's.
-        assert_eq!(limits("api", "own_table"), (500, 2));
-        assert_eq!(
-            limits("plain", "defaults"),
-            (
-                PageLimits::DEFAULT_MAX_PAGES,
-                PageLimits::DEFAULT_MAX_EMPTY_PAGES
-            )
-        );
-    }
-
-    #[test]
-    fn a_zero_page_limit_is_located() {
-        let text = r#"[warehouse]
-path = "wh.duckdb"
-
-[sources.api]
-type = "rest"
-base_url = "https://api.example.com"
-pagination = { type = "next_url", max_empty_pages = 0 }
-[[sources.api.streams]]
-name = "items"
-path = "/a"
-primary_key = "id"
-max_pages = 0
-"#;
-        let errs = check(text).unwrap_err();
-        let lines: Vec<String> = errs.0.iter().map(|d| d.to_string()).collect();
-        crate::diagnostics::assert_prefixes(
-            &lines,
-            &[
-                "/etc/conveyor/conveyor.toml:7:53: sources.api.pagination.max_empty_pages: must be at least 1",
-                "/etc/conveyor/conveyor.toml:12:13: sources.api.streams[0].max_pages: must be at least 1",
-            ],
-        );
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! table shapes are the connector's business, not the config's.
 
 use std::ops::Range;
-use std::time::Duration;
 
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -58,6 +57,15 @@ impl Vendor {
 
     pub fn from_type(t: &str) -> Option<Vendor> {
         Vendor::ALL.into_iter().find(|v| v.type_name() == t)
+    }
+
+    /// Every built-in source `type` — `rest`, then each vendor's in
+    /// [`Vendor::ALL`] order — comma-separated, for hints.
+    pub fn builtin_types() -> String {
+        std::iter::once("rest")
+            .chain(Vendor::ALL.iter().map(|v| v.type_name()))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Stream (and warehouse table) names, in read order.
@@ -495,31 +503,18 @@ impl Checker<'_> {
     }
 
     fn vendor_http(&mut self, key: &str, raw: &RawVendorSource) -> Option<HttpConfig> {
-        let mut h = HttpConfig::default();
-        if let Some(t) = &raw.timeout_secs {
-            if *t.get_ref() == 0 {
-                self.error(
-                    t.span(),
-                    &format!("{key}.timeout_secs"),
-                    "must be at least 1",
-                );
-                return None;
-            }
-            h.timeout = Duration::from_secs(*t.get_ref());
-        }
-        if let Some(r) = &raw.max_retries {
-            h.max_retries = *r.get_ref();
-        }
-        if let Some(b) = &raw.backoff_base_ms {
-            h.backoff_base = Duration::from_millis(*b.get_ref());
-        }
-        if let Some(b) = &raw.backoff_max_secs {
-            h.backoff_max = Duration::from_secs(*b.get_ref());
-        }
-        if let Some(r) = &raw.requests_per_second {
-            h.requests_per_second = Some(self.requests_per_second(r, key)?);
-        }
-        Some(h)
+        self.http_settings(
+            key,
+            crate::http::HttpKeys {
+                timeout_secs: &raw.timeout_secs,
+                max_retries: &raw.max_retries,
+                backoff_base_ms: &raw.backoff_base_ms,
+                backoff_max_secs: &raw.backoff_max_secs,
+                requests_per_second: &raw.requests_per_second,
+                // Vendor connectors read one page at a time.
+                prefetch_pages: None,
+            },
+        )
     }
 }
 
@@ -532,6 +527,19 @@ mod tests {
 
     fn check(text: &str) -> Result<crate::Config, crate::ConfigErrors> {
         crate::parse(text, Path::new("/etc/conveyor/conveyor.toml"))
+    }
+
+    #[test]
+    fn every_vendor_round_trips_through_its_type_and_has_streams() {
+        for v in Vendor::ALL {
+            assert_eq!(Vendor::from_type(v.type_name()), Some(v));
+            assert!(!v.streams().is_empty(), "{v:?} declares no streams");
+        }
+        assert_eq!(Vendor::from_type("rest"), None);
+        assert_eq!(
+            Vendor::builtin_types(),
+            "rest, greenhouse, quickbooks, gusto, zendesk_talk, hubspot, genesys"
+        );
     }
 
     #[test]

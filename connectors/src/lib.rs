@@ -16,18 +16,8 @@ use std::sync::Arc;
 use conveyor_config::{ConnectorConfig, SourceConfig};
 use conveyor_plugin_api::{Connector, ConnectorError, CredentialStore};
 
-/// The built-in connector types, by the `type` a source gives in config.
-pub const BUILTIN_CONNECTORS: &[&str] = &[
-    "rest",
-    "greenhouse",
-    "quickbooks",
-    "gusto",
-    "zendesk_talk",
-    "hubspot",
-    "genesys",
-];
-
-/// Builds the connector for a configured source.
+/// Builds the connector for a configured source. The built-in types are
+/// `rest` and every [`conveyor_config::Vendor::ALL`] (the one list to grep).
 pub fn build(
     source: &SourceConfig,
     credentials: Arc<dyn CredentialStore>,

@@ -1,7 +1,7 @@
 //! The `page_columns` fuzz target's body: a page's bytes → Arrow columns.
 //!
 //! Shared by `fuzz/fuzz_targets/page_columns.rs` and the seed replay test
-//! `connectors/tests/fuzz_corpus.rs` (which includes this file by path), so
+//! `connectors/tests/suite/fuzz_corpus.rs` (which includes this file by path), so
 //! it uses only crates both have. Input: the first line is the stream's
 //! `records` selector (as written in config), the rest is the page body.
 //!

@@ -3,7 +3,7 @@
 //! over real loopback HTTP, with every response chosen by the input.
 //!
 //! Shared by `fuzz/fuzz_targets/rest_pager.rs` and the seed replay test
-//! `connectors/tests/fuzz_corpus.rs` (which includes this file by path).
+//! `connectors/tests/suite/fuzz_corpus.rs` (which includes this file by path).
 //! `rest::pager::Pager` and `rest::select` are private to the connector
 //! crate, so this drives them through the public `RestConnector::read`.
 //!

@@ -325,16 +325,63 @@ fn another_major_version_is_refused_naming_both() {
     assert!(text.contains("rebuild the plugin"), "{text}");
 }
 
+/// Log lines that reached `counting_log`, by the `host_data` it was given.
+static LOGGED_WHILE_OPEN: AtomicUsize = AtomicUsize::new(0);
+
+/// A host log callback that counts the lines it receives into the
+/// `AtomicUsize` its `host_data` points to (a static: never freed).
+unsafe extern "C" fn counting_log(data: *mut std::ffi::c_void, _: u32, _: *const u8, _: usize) {
+    // SAFETY: `data` is `&LOGGED_WHILE_OPEN`, a static that lives forever.
+    let counter = unsafe { &*(data as *const AtomicUsize) };
+    counter.fetch_add(1, Ordering::SeqCst);
+}
+
 #[test]
 fn a_host_kept_past_close_goes_quiet_instead_of_touching_freed_callbacks() {
-    let c = PluginConnector::open(library(), &json!({"mode": "keep_host"})).unwrap();
+    // Driven through the raw table with a log callback of our own whose
+    // `host_data` is never freed, so what reaches the host is observable:
+    // after `close` the host may free `host_data`, and no call may come.
+    let mut table = PluginFunctions::empty();
+    let mut err = FfiError::empty();
+    // SAFETY: `table` is writable for its full size.
+    let status = unsafe { conveyor_plugin_init(&mut table, &mut err) };
+    assert_eq!(status, ffi::STATUS_OK);
+    let callbacks = ffi::HostCallbacks {
+        size: std::mem::size_of::<ffi::HostCallbacks>(),
+        host_data: &LOGGED_WHILE_OPEN as *const AtomicUsize as *mut std::ffi::c_void,
+        log: Some(counting_log),
+    };
+    let options = br#"{"mode": "keep_host"}"#;
+    let mut instance: ffi::InstancePtr = std::ptr::null_mut();
+    // SAFETY: the options are valid UTF-8 JSON for their length, the
+    // callbacks and out-pointers are valid for the call.
+    let status = unsafe {
+        (table.open.expect("open"))(
+            options.as_ptr(),
+            options.len(),
+            &callbacks,
+            &mut instance,
+            &mut err,
+        )
+    };
+    assert_eq!(status, ffi::STATUS_OK);
+    assert_eq!(
+        LOGGED_WHILE_OPEN.load(Ordering::SeqCst),
+        1,
+        "`opening` reached the host"
+    );
     let host = KEPT_HOST.lock().unwrap().take().expect("kept in open");
     host.info("while open: reaches the host's log");
-    drop(c);
-    // The host freed the instance's log context on close; safe code must
-    // not be able to reach it (this would read freed memory otherwise).
+    assert_eq!(LOGGED_WHILE_OPEN.load(Ordering::SeqCst), 2);
+    // SAFETY: `instance` came from `open` and is closed once.
+    unsafe { (table.close.expect("close"))(instance) };
     for _ in 0..1_000 {
         host.warn("after close: dropped");
     }
     host.clone().error("and from a clone");
+    assert_eq!(
+        LOGGED_WHILE_OPEN.load(Ordering::SeqCst),
+        2,
+        "no log call reaches the host after close"
+    );
 }

@@ -184,6 +184,39 @@ pub const TABLES: &[Table] = &[
     },
 ];
 
+/// The tables as a closed set, so the read's `match` is exhaustive: a table
+/// added to [`TABLES`] must be given its own branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Users,
+    Conversations,
+    Evaluations,
+    Surveys,
+    UserPresence,
+    ConversationSummaries,
+}
+
+impl Kind {
+    /// The table named `table`; an unknown name is an error, never another
+    /// table's branch.
+    fn of(table: &str) -> Result<Kind, ConnectorError> {
+        Ok(match table {
+            "users" => Kind::Users,
+            "conversations" => Kind::Conversations,
+            "evaluations" => Kind::Evaluations,
+            "surveys" => Kind::Surveys,
+            "user_presence" => Kind::UserPresence,
+            "conversation_summaries" => Kind::ConversationSummaries,
+            other => {
+                return Err(ConnectorError::new(
+                    ErrorKind::Config,
+                    format!("genesys has no table `{other}`"),
+                ))
+            }
+        })
+    }
+}
+
 pub struct Genesys {
     base: Base,
 }
@@ -247,6 +280,47 @@ impl Genesys {
             );
         }
         Ok(ids)
+    }
+
+    /// The conversation details query, day windows from the saved cursor to
+    /// `now`, each conversation turned into rows by `flatten` (the
+    /// conversations, surveys and summaries tables read the same query).
+    async fn conversations(
+        &self,
+        t: &'static Table,
+        state: Option<&Json>,
+        now: DateTime<Utc>,
+        flatten: fn(&Value) -> Vec<Map<String, Value>>,
+        out: &mut Emitter<'_>,
+        cancel: &CancelFlag,
+    ) -> Result<(), ConnectorError> {
+        let url = endpoint(
+            &self.base.cfg.base_url,
+            "api/v2/analytics/conversations/details/query",
+        )?;
+        let mut from = self.since(state)?;
+        while from < now {
+            let to = (from + Duration::days(INTERVAL_DAYS)).min(now);
+            let body = json!({
+                "interval": format!("{}/{}", iso_millis(from), iso_millis(to)),
+                "order": "asc",
+                "orderBy": "conversationStart",
+                "paging": {"pageSize": PAGE_SIZE},
+            });
+            let pager = BodyPager::page_number(url.clone(), body, "paging.pageNumber", PAGE_SIZE);
+            let mut pages = Pages::body(&self.base, t.name, pager, "conversations");
+            while let Some(page) = pages.next(cancel).await? {
+                let rows: Vec<_> = page
+                    .records
+                    .iter()
+                    .filter(|c| started_within(c, from, to))
+                    .flat_map(flatten)
+                    .collect();
+                out.emit(&rows).await?;
+            }
+            from = to;
+        }
+        Ok(())
     }
 
     /// Where this run starts: a trailing window before the last run's end.
@@ -313,8 +387,8 @@ impl Genesys {
         let resume = state.clone().unwrap_or_else(|| json!({ "cursor": null }));
         let mut out = Emitter::new(sink, t, resume);
         let now = Utc::now();
-        match t.name {
-            "users" => {
+        match Kind::of(t.name)? {
+            Kind::Users => {
                 let mut pages =
                     self.next_uri_pages(t.name, "api/v2/users", user_params(), "entities")?;
                 while let Some(page) = pages.next(cancel).await? {
@@ -327,41 +401,19 @@ impl Genesys {
                 }
                 return out.finish(json!({ "cursor": null }), cancel).await;
             }
-            "conversations" | "surveys" | "conversation_summaries" => {
-                let url = endpoint(
-                    &self.base.cfg.base_url,
-                    "api/v2/analytics/conversations/details/query",
-                )?;
-                let flatten = match t.name {
-                    "surveys" => surveys,
-                    "conversation_summaries" => summary,
-                    _ => agent_sessions,
-                };
-                let mut from = self.since(state.as_ref())?;
-                while from < now {
-                    let to = (from + Duration::days(INTERVAL_DAYS)).min(now);
-                    let body = json!({
-                        "interval": format!("{}/{}", iso_millis(from), iso_millis(to)),
-                        "order": "asc",
-                        "orderBy": "conversationStart",
-                        "paging": {"pageSize": PAGE_SIZE},
-                    });
-                    let pager =
-                        BodyPager::page_number(url.clone(), body, "paging.pageNumber", PAGE_SIZE);
-                    let mut pages = Pages::body(&self.base, t.name, pager, "conversations");
-                    while let Some(page) = pages.next(cancel).await? {
-                        let rows: Vec<_> = page
-                            .records
-                            .iter()
-                            .filter(|c| started_within(c, from, to))
-                            .flat_map(flatten)
-                            .collect();
-                        out.emit(&rows).await?;
-                    }
-                    from = to;
-                }
+            Kind::Conversations => {
+                self.conversations(t, state.as_ref(), now, agent_sessions, &mut out, cancel)
+                    .await?
             }
-            "user_presence" => {
+            Kind::Surveys => {
+                self.conversations(t, state.as_ref(), now, surveys, &mut out, cancel)
+                    .await?
+            }
+            Kind::ConversationSummaries => {
+                self.conversations(t, state.as_ref(), now, summary, &mut out, cancel)
+                    .await?
+            }
+            Kind::UserPresence => {
                 let url = endpoint(
                     &self.base.cfg.base_url,
                     "api/v2/analytics/users/aggregates/query",
@@ -387,7 +439,7 @@ impl Genesys {
                     from = to;
                 }
             }
-            _ => {
+            Kind::Evaluations => {
                 let (start, end) = (iso_millis(self.since(state.as_ref())?), iso_millis(now));
                 for agent in self.user_ids(t.name, cancel).await? {
                     let params = vec![
@@ -712,6 +764,16 @@ fn error_message(body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_table_is_a_kind_and_an_unknown_name_is_an_error() {
+        for t in TABLES {
+            assert!(Kind::of(t.name).is_ok(), "{}", t.name);
+        }
+        let e = Kind::of("queues").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Config);
+        assert!(e.to_string().contains("no table `queues`"), "{e}");
+    }
 
     #[test]
     fn agent_sessions_sum_metrics_and_take_queue_and_wrap_up() {

@@ -214,7 +214,12 @@ impl HubSpot {
         out: &mut Emitter<'_>,
         cancel: &CancelFlag,
     ) -> Result<Boundary, ConnectorError> {
-        let modified = t.cursor.expect("searched tables have a cursor");
+        let modified = t.cursor.ok_or_else(|| {
+            ConnectorError::new(
+                ErrorKind::Config,
+                format!("hubspot table `{}` has no cursor to search by", t.name),
+            )
+        })?;
         let url = endpoint(
             &self.base.cfg.base_url,
             &format!("crm/v3/objects/{}/search", t.name),

@@ -2,7 +2,8 @@
 //! vendor's API (paging style, auth flow, error bodies, record shapes) and
 //! emit typed tables with primary keys.
 //!
-//! Each vendor is one module; [`VENDORS`] is the list to grep. Retries,
+//! Each vendor is one module; [`Vendor::ALL`] (in `conveyor-config`) is the
+//! list to grep, and [`build`] matches it exhaustively. Retries,
 //! rate limits, token refresh and paging live in [`crate::http`] and
 //! [`crate::rest::pager`]; [`read`] is the one read loop they share.
 
@@ -26,16 +27,6 @@ use serde_json::Value;
 use crate::http::client::ErrorMessageFn;
 use crate::http::{AuthProvider, HttpClient, Redactor, TokenBody};
 use table::Table;
-
-/// The vendor connectors that are built in, by source `type`.
-pub const VENDORS: &[Vendor] = &[
-    Vendor::Greenhouse,
-    Vendor::QuickBooks,
-    Vendor::Gusto,
-    Vendor::ZendeskTalk,
-    Vendor::HubSpot,
-    Vendor::Genesys,
-];
 
 /// Builds the connector for a vendor source.
 pub fn build(
@@ -237,7 +228,7 @@ mod tests {
 
     #[test]
     fn every_registered_vendor_declares_the_streams_config_offers() {
-        for v in VENDORS {
+        for v in Vendor::ALL {
             let declared: Vec<&str> = match v {
                 Vendor::Greenhouse => greenhouse::TABLES.iter().map(|t| t.name).collect(),
                 Vendor::QuickBooks => quickbooks::TABLES.iter().map(|t| t.name).collect(),

@@ -32,7 +32,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use conveyor_config::{PaginationConfig, VendorSourceConfig};
 use conveyor_plugin_api::{
-    CancelFlag, Connector, ConnectorError, CredentialStore, Json, RecordSink, StreamDescriptor,
+    CancelFlag, Connector, ConnectorError, CredentialStore, ErrorKind, Json, RecordSink,
+    StreamDescriptor,
 };
 use serde_json::{Map, Value};
 
@@ -142,12 +143,37 @@ pub const TABLES: &[Table] = &[
     },
 ];
 
-/// The QuickBooks entity behind a table.
-fn entity(table: &str) -> &'static str {
-    match table {
-        "customers" => "Customer",
-        "invoices" => "Invoice",
-        _ => "Payment",
+/// The tables as a closed set, so each `match` over them is exhaustive: a
+/// table added to [`TABLES`] must be given its own branch everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Customers,
+    Invoices,
+    Payments,
+}
+
+impl Kind {
+    /// The table named `table`; an unknown name is an error, never another
+    /// table's branch.
+    fn of(table: &str) -> Result<Kind, ConnectorError> {
+        match table {
+            "customers" => Ok(Kind::Customers),
+            "invoices" => Ok(Kind::Invoices),
+            "payments" => Ok(Kind::Payments),
+            other => Err(ConnectorError::new(
+                ErrorKind::Config,
+                format!("quickbooks has no table `{other}`"),
+            )),
+        }
+    }
+
+    /// The QuickBooks entity behind the table.
+    fn entity(self) -> &'static str {
+        match self {
+            Kind::Customers => "Customer",
+            Kind::Invoices => "Invoice",
+            Kind::Payments => "Payment",
+        }
     }
 }
 
@@ -313,7 +339,8 @@ impl QuickBooks {
         cancel: &CancelFlag,
     ) -> Result<(), ConnectorError> {
         let t = self.base.table(stream)?;
-        let entity = entity(t.name);
+        let kind = Kind::of(t.name)?;
+        let entity = kind.entity();
         let saved = state
             .as_ref()
             .and_then(|s| s.get("cursor"))
@@ -355,7 +382,7 @@ impl QuickBooks {
             server_now = server_now.or_else(|| server_time(&page.body));
             let mut rows = Vec::with_capacity(page.records.len());
             for r in page.records {
-                let row = project(t.name, object(r, entity)?);
+                let row = project(kind, object(r, entity)?);
                 if boundary.fresh(&row, row.get("updated_at")) {
                     rows.push(row);
                 }
@@ -401,7 +428,7 @@ fn query_text(entity: &str, since: Option<DateTime<Utc>>) -> String {
 
 /// Flattens a QuickBooks record into the table's columns; what is not
 /// projected is kept in `other`.
-fn project(table: &str, mut r: Map<String, Value>) -> Map<String, Value> {
+fn project(table: Kind, mut r: Map<String, Value>) -> Map<String, Value> {
     let mut row = Map::new();
     let mut put = |k: &str, v: Value| {
         row.insert(k.to_string(), v);
@@ -426,7 +453,7 @@ fn project(table: &str, mut r: Map<String, Value>) -> Map<String, Value> {
     );
     put("deleted", Value::Bool(false));
     match table {
-        "customers" => {
+        Kind::Customers => {
             for (col, field) in [
                 ("display_name", "DisplayName"),
                 ("company_name", "CompanyName"),
@@ -446,7 +473,7 @@ fn project(table: &str, mut r: Map<String, Value>) -> Map<String, Value> {
             );
             put("parent_id", reference(&take(&mut r, "ParentRef")).0);
         }
-        "invoices" => {
+        Kind::Invoices => {
             for (col, field) in [
                 ("doc_number", "DocNumber"),
                 ("txn_date", "TxnDate"),
@@ -464,7 +491,7 @@ fn project(table: &str, mut r: Map<String, Value>) -> Map<String, Value> {
             put("customer_name", name);
             put("currency", reference(&take(&mut r, "CurrencyRef")).0);
         }
-        _ => {
+        Kind::Payments => {
             for (col, field) in [
                 ("txn_date", "TxnDate"),
                 ("total_amt", "TotalAmt"),
@@ -543,6 +570,16 @@ fn error_message(body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_table_is_a_kind_and_an_unknown_name_is_an_error() {
+        for t in TABLES {
+            assert!(Kind::of(t.name).is_ok(), "{}", t.name);
+        }
+        let e = Kind::of("bills").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Config);
+        assert!(e.to_string().contains("no table `bills`"), "{e}");
+    }
     use serde_json::json;
 
     #[test]
@@ -567,7 +604,7 @@ mod tests {
         let r = json!({"Id":"9","SyncToken":"0","MetaData":{"CreateTime":"2024-06-03T07:15:22-07:00","LastUpdatedTime":"2024-06-04T09:01:10-07:00"},
             "TotalAmt":100.0,"CustomerRef":{"value":"24","name":"Acme"},"PrivateNote":"hi",
             "Line":[{"Amount":100.0,"LinkedTxn":[{"TxnId":"130","TxnType":"Invoice"},{"TxnId":"7","TxnType":"CreditMemo"}]}]});
-        let row = project("payments", r.as_object().unwrap().clone());
+        let row = project(Kind::Payments, r.as_object().unwrap().clone());
         assert_eq!(row["invoice_ids"], json!(["130"]));
         assert_eq!(row["customer_id"], json!("24"));
         assert_eq!(row["other"], json!({"PrivateNote": "hi"}));

@@ -3,7 +3,7 @@
 //! reads emitting each call once, the agents and admins calls name (cursor
 //! pages), 429s, Zendesk's error bodies, a stream the token may not read.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

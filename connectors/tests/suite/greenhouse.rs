@@ -3,7 +3,7 @@
 //! three), boundary records emitted once, token expiry, 429s, Harvest's
 //! error bodies, and a stream the user may not read.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

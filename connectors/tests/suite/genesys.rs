@@ -6,7 +6,7 @@
 //! user aggregates query, trailing re-query windows, token expiry, 429s,
 //! error bodies, and an org without a permission.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::sync::Arc;

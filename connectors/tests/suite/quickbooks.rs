@@ -4,7 +4,7 @@
 //! inside a 200, throttling and fault messages, a stream the account may
 //! not read.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -4,7 +4,7 @@
 //! until processed, page headers, the API version header, refresh-token
 //! rotation, 429s, Gusto's error bodies, a stream the account may not read.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 //! refresh, the refresh token kept over a restart, 429s, errors, and a
 //! stream the app has no scope for.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;

@@ -4,9 +4,7 @@
 
 use std::path::Path;
 
-#[allow(dead_code)]
-#[path = "../../fuzz/src/rest_pager.rs"]
-mod rest_pager;
+use super::fuzz_corpus::rest_pager;
 
 #[test]
 

@@ -7,11 +7,11 @@
 use std::path::PathBuf;
 
 #[allow(dead_code)]
-#[path = "../../fuzz/src/page_columns.rs"]
+#[path = "../../../fuzz/src/page_columns.rs"]
 mod page_columns;
 #[allow(dead_code)]
-#[path = "../../fuzz/src/rest_pager.rs"]
-mod rest_pager;
+#[path = "../../../fuzz/src/rest_pager.rs"]
+pub(super) mod rest_pager;
 
 fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

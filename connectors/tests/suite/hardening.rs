@@ -7,7 +7,7 @@
 //! at the token endpoint, API keys, bearer tokens) never appearing, raw or
 //! encoded, in the connector's errors.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 
