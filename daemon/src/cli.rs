@@ -99,6 +99,11 @@ pub enum Command {
         #[arg(long, short, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Scorecards (`[[reports]]`): render one now (`preview`), or queue and send it (`send`).
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Hold back a rule's notifications for a while (add, list, remove).
     Silence {
         #[command(subcommand)]
@@ -198,6 +203,29 @@ pub enum AlertsCommand {
         /// The `[[rules]]` name.
         rule: String,
         /// Evaluate as of this UTC instant (the measure's clock, `conveyor_now`), e.g. 2026-11-02 or 2026-11-02T06:00:00.
+        #[arg(long, value_name = "INSTANT")]
+        at: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Render report NAME as of now (or --at) for each of its recipients and print it; sends nothing.
+    #[command(
+        after_help = "Examples:\n  conveyor report preview supervisor_scorecard\n  conveyor report preview supervisor_scorecard --at 2026-11-02"
+    )]
+    Preview {
+        /// The `[[reports]]` name.
+        name: String,
+        /// As of this UTC instant (the measures' clock), e.g. 2026-11-02 or 2026-11-02T06:00:00.
+        #[arg(long, value_name = "INSTANT")]
+        at: Option<String>,
+    },
+    /// Queue report NAME for the period of now (or --at) and deliver it; a recipient who already had that period's report is not sent it again.
+    Send {
+        /// The `[[reports]]` name.
+        name: String,
+        /// As of this UTC instant, e.g. 2026-11-02.
         #[arg(long, value_name = "INSTANT")]
         at: Option<String>,
     },

@@ -14,6 +14,7 @@ pub mod plugins;
 pub mod progress;
 pub(crate) mod query;
 pub(crate) mod recon;
+pub(crate) mod reports;
 pub(crate) mod rules;
 pub(crate) mod ruletest;
 pub(crate) mod scheduler;

@@ -298,7 +298,7 @@ async fn demo_syncs_every_sandbox_stream() {
     let mail_dir = dir.path().join("d/mail");
     assert!(
         stdout.contains(&format!(
-            "4 e-mail(s) received by the demo's SMTP server, kept in {}",
+            "8 e-mail(s) received by the demo's SMTP server, kept in {}",
             mail_dir.canonicalize().unwrap().display()
         )),
         "{stdout}"
@@ -308,9 +308,11 @@ async fn demo_syncs_every_sandbox_stream() {
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
     mails.sort();
+    // Alerts (the scorecards are counted below).
     let to = |who: &str| {
         mails
             .iter()
+            .filter(|m| !m.contains("X-Conveyor-Report: "))
             .filter(|m| m.to_lowercase().contains(&format!("to: {who}\r\n")))
             .count()
     };
@@ -448,6 +450,69 @@ async fn demo_syncs_every_sandbox_stream() {
         let fee = format!("  fee             {}", thousands(fee));
         assert!(finance.text.contains(&fee), "{fee:?}: {}", finance.text);
     }
+    // The three scorecards: the executive's, one per phone-team supervisor,
+    // and the back office's, where the one who misses the QA objective is
+    // the one the quality rule alerts on.
+    for r in [
+        "executive_summary",
+        "supervisor_scorecard",
+        "back_office_quality",
+    ] {
+        assert!(stdout.contains(r), "{r} in {stdout}");
+    }
+    let reports: Vec<&Mail> = mails
+        .iter()
+        .filter(|m| !m.header("X-Conveyor-Report").is_empty())
+        .collect();
+    assert_eq!(
+        reports.len(),
+        4,
+        "{:#?}",
+        reports
+            .iter()
+            .map(|m| m.header("Subject"))
+            .collect::<Vec<_>>()
+    );
+    let exec = find("Executive summary, week of ");
+    assert!(
+        exec.text.contains("placement_without_invoice"),
+        "{}",
+        exec.text
+    );
+    assert!(exec.text.contains("CSAT: "), "{}", exec.text);
+    let scorecards: Vec<&&Mail> = reports
+        .iter()
+        .filter(|m| m.header("Subject").starts_with("Team scorecard: Phones"))
+        .collect();
+    assert_eq!(scorecards.len(), 2);
+    for card in &scorecards {
+        assert!(
+            card.text.contains("Handle time (s) and CSAT show "),
+            "{}",
+            card.text
+        );
+        assert!(card.html.contains("cid:section-2") && card.html.contains("cid:section-3"));
+    }
+    let back_office = find("Back-office quality, week of ");
+    let miss = count(&format!(
+        "SELECT name FROM model.contact_center_people WHERE lower(email) = '{}'",
+        facts.quality_miss_email
+    ));
+    for phrase in [
+        "QA: 9 of 10 meet the objective (goal at least 80).".to_string(),
+        format!("Met in none of the 4 periods: {miss}."),
+    ] {
+        assert!(
+            back_office.text.contains(&phrase),
+            "{phrase:?} in {}",
+            back_office.text
+        );
+        assert!(
+            back_office.html_text().contains(&phrase),
+            "{phrase:?} in {}",
+            back_office.html_text()
+        );
+    }
     let hooks: Vec<serde_json::Value> = std::fs::read_dir(dir.path().join("d/webhooks"))
         .unwrap()
         .map(|e| {
@@ -486,7 +551,24 @@ impl Mail {
             text: String::new(),
             html: String::new(),
         };
-        for part in body.split("\r\n--") {
+        // Split on the MIME boundaries only: a text line may start with "--".
+        let boundaries: Vec<String> = raw
+            .split("boundary=\"")
+            .skip(1)
+            .filter_map(|r| r.split('"').next())
+            .map(|b| format!("\r\n--{b}"))
+            .collect();
+        let mut parts = vec![body.to_string()];
+        for b in &boundaries {
+            parts = parts
+                .iter()
+                .flat_map(|p| p.split(b.as_str()).map(str::to_string).collect::<Vec<_>>())
+                .collect();
+        }
+        for part in parts
+            .iter()
+            .map(|p| p.trim_start_matches("--").trim_start_matches("\r\n"))
+        {
             let Some((h, b)) = part.split_once("\r\n\r\n") else {
                 continue;
             };

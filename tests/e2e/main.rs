@@ -18,6 +18,7 @@ mod pgwire;
 mod plugin_isolation;
 mod plugins;
 mod recon;
+mod reports;
 mod rules;
 mod ruletest;
 mod secrets;

@@ -342,3 +342,44 @@ expect_emails = [{{ to = "sue@example.com", body = "<b>ann</b> scored 3.0", {htm
         assert!(lines.contains(&want), "missing {want:?} in:\n{stdout}");
     }
 }
+
+/// A report asserted like an e-mail: rendered as of each evaluation's `at`
+/// from the fixtures, its text checked, a wrong expectation a diff.
+#[test]
+fn ruletest_a_report_is_asserted_by_what_it_says() {
+    let config = format!(
+        "{CONFIG}\n{}",
+        r#"[[reports]]
+name = "team_scorecard"
+title = "Scores, week of {{ period }}"
+to = ["lead@example.com"]
+[[reports.sections]]
+type = "kpis"
+kpis = [{ label = "Score", measure = "SELECT agent AS entity, week AS period, score AS value FROM model.scores", goal = 4, direction = "above" }]
+"#
+    );
+    let test = |contains: &str| {
+        PASSING.replace(
+            "expect_alerts = [{ entity = \"ann\", state = \"resolved\" }]",
+            &format!(
+                "expect_alerts = [{{ entity = \"ann\", state = \"resolved\" }}]\nexpect_reports = [{{ report = \"team_scorecard\", to = \"lead@example.com\", subject = \"Scores, week of 2026-01-19\", body_contains = \"{contains}\" }}]"
+            ),
+        )
+    };
+    let f = Files::new(
+        &config,
+        &test("Score: 2 of 2 meet the objective (goal at least 4)."),
+    );
+    let out = f.run();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(verdicts(&stdout), ["PASS", "PASS", "PASS"], "{stdout}");
+
+    let f = Files::new(&config, &test("Score: 1 of 2 meet the objective"));
+    let out = f.run();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert_eq!(verdicts(&stdout), ["PASS", "PASS", "FAIL"], "{stdout}");
+    assert!(stdout.contains("reports (- expected, + got):"), "{stdout}");
+    assert!(stdout.contains("2 of 2 meet the objective"), "{stdout}");
+}

@@ -134,6 +134,7 @@ fn tidy_duckdb_stays_in_the_modules_that_own_the_warehouse() {
         "daemon/src/outbox/",
         "daemon/src/pipeline/",
         "daemon/src/checks/",
+        "daemon/src/reports/",
         "daemon/src/query/",
         "daemon/src/server/",
         "daemon/src/pgwire/",

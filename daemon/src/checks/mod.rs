@@ -4,6 +4,7 @@
 //! `conveyor check` prints them; `conveyor run` refuses to start, and a
 //! reload (SIGHUP) to apply, while any remains.
 
+mod reports;
 mod rule_columns;
 
 use conveyor_config::{Config, Diagnostic, Located};
@@ -23,8 +24,7 @@ pub struct Findings {
 impl Findings {
     /// Sorts the problems by file and position, as `check` prints them.
     pub fn sort(&mut self) {
-        self.problems
-            .sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
+        self.problems.sort();
     }
 
     /// Each problem as `FILE:LINE:COL: key: message (hint: …)`.
@@ -38,7 +38,8 @@ pub fn needs_warehouse(c: &Config) -> bool {
     !(c.model.presets.is_empty()
         && c.model.views.is_empty()
         && c.reconciles.is_empty()
-        && c.rules.is_empty())
+        && c.rules.is_empty()
+        && c.reports.is_empty())
 }
 
 /// A problem at an entry located when the config was read; `sub_key`
@@ -75,6 +76,9 @@ pub fn warehouse_findings(conn: &Connection, config: &Config) -> Findings {
     mappings(conn, config, &mut f);
     relations(conn, config, &mut f);
     measures(conn, config, &mut f);
+    for report in &config.reports {
+        reports::check(conn, report, &mut f);
+    }
     f.sort();
     f
 }
@@ -199,16 +203,74 @@ measure = "SELECT 1 AS x"
 direction = "below"
 warn = 1
 "#;
-        let config = conveyor_config::parse(text, std::path::Path::new("/c/conveyor.toml")).unwrap();
+        let config =
+            conveyor_config::parse(text, std::path::Path::new("/c/conveyor.toml")).unwrap();
         let conn = Connection::open_in_memory().unwrap();
         let findings = warehouse_findings(&conn, &config);
         let lines = findings.problem_lines();
         assert_eq!(lines.len(), 3, "{lines:#?}");
         let at: Vec<usize> = findings.problems.iter().map(|d| d.line).collect();
-        assert!(at.windows(2).all(|w| w[0] <= w[1]), "sorted by line: {lines:#?}");
-        assert!(lines[0].contains("unknown template variable `nope`"), "{lines:#?}");
+        assert!(
+            at.windows(2).all(|w| w[0] <= w[1]),
+            "sorted by line: {lines:#?}"
+        );
+        assert!(
+            lines[0].contains("unknown template variable `nope`"),
+            "{lines:#?}"
+        );
         assert!(lines[1].contains("`middle` does not run"), "{lines:#?}");
         assert!(lines[2].contains("`last` does not run"), "{lines:#?}");
-        assert!(lines[2].ends_with("(hint: one row per entity per period, columns entity, period, value)"));
+        assert!(lines[2]
+            .ends_with("(hint: one row per entity per period, columns entity, period, value)"));
+    }
+
+    #[test]
+    fn a_report_is_checked_against_the_warehouse_like_a_rule() {
+        let text = r#"[warehouse]
+path = "wh.duckdb"
+[smtp]
+host = "127.0.0.1"
+port = 2525
+tls = "none"
+from = "Conveyor <conveyor@example.com>"
+[[reports]]
+name = "team"
+title = "Team {{ team }}"
+recipients = "SELECT 'sup@example.com' AS address, 'north' AS team"
+[[reports.sections]]
+type = "kpis"
+only = "tean"
+kpis = [{ label = "CSAT", measure = "SELECT 'a' AS entity, 1 AS period, 4.5 AS value, 'north' AS team", goal = 4.2, direction = "above" }]
+[[reports.sections]]
+type = "trend"
+label = "CSAT"
+measure = "SELECT 'a' AS entity, 4.5 AS value"
+[[reports.sections]]
+type = "table"
+sql = "SELECT * FROM not_synced_yet.t"
+"#;
+        let config =
+            conveyor_config::parse(text, std::path::Path::new("/c/conveyor.toml")).unwrap();
+        let conn = Connection::open_in_memory().unwrap();
+        let findings = warehouse_findings(&conn, &config);
+        let lines = findings.problem_lines();
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert!(
+            lines.iter().any(|l| l.contains(
+                "reports[0].recipients: the query has no `email` column (it returns address, team)"
+            )),
+            "{lines:#?}"
+        );
+        assert!(lines.iter().any(|l| l.contains("reports[0].sections[0].only: the measure at sections[0].kpis[0].measure has no column `tean`")), "{lines:#?}");
+        assert!(lines.iter().any(|l| l.contains("reports[0].sections[1].measure: `team` measure does not run: lacks column(s) period")), "{lines:#?}");
+        // A table of a source not synced yet is a note, not a problem.
+        assert!(
+            findings
+                .notes
+                .iter()
+                .any(|n| n.contains("reports[0].sections[2].sql: not checked yet")),
+            "{:#?}",
+            findings.notes
+        );
     }
 }

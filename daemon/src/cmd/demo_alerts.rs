@@ -98,7 +98,7 @@ fn keep_enrolment(
     }
 }
 
-/// The demo's `[smtp]` and `[[rules]]`; `{smtp_port}` and `{lms_url}` are
+/// The demo's `[smtp]`, `[[rules]]` and `[[reports]]`; `{smtp_port}` and `{lms_url}` are
 /// filled in by [`config_toml`].
 const DEMO_RULES: &str = r#"
 # Notifications: the demo's SMTP capture keeps every e-mail as an .eml file.
@@ -207,6 +207,126 @@ warn = 0
 [[rules.actions]]
 type = "email"
 to = ["payroll@demo.example"]
+
+# Scorecards, one for each stakeholder, through the same outbox as alerts.
+# An executive: progress against the corporate goals, across teams.
+[[reports]]
+name = "executive_summary"
+title = "Executive summary, week of {{ period }}"
+intro = "Progress against the corporate goals: placements invoiced, hours paid as logged, and customer outcomes by team."
+to = ["exec@demo.example"]
+
+[[reports.sections]]
+title = "Placements invoiced and hours paid as logged"
+type = "table"
+sql = """
+SELECT r.reconciliation AS comparison,
+       count(*) FILTER (WHERE r.status IN ('matched', 'matched_within_tolerance')) AS agree,
+       count(*) FILTER (WHERE r.status NOT IN ('matched', 'matched_within_tolerance')) AS exceptions
+FROM conveyor.recon_results AS r
+WHERE r.run_id IN (SELECT max(run_id) FROM conveyor.recon_runs
+                   WHERE status = 'succeeded'
+                     AND reconciliation IN ('placement_without_invoice', 'payroll_hours_vs_logged')
+                   GROUP BY reconciliation)
+GROUP BY ALL ORDER BY 1"""
+
+[[reports.sections]]
+title = "CSAT and QA against goal, by team"
+type = "kpis"
+periods = 4
+kpis = [
+  { label = "CSAT", goal = 4.0, amber = 3.7, direction = "above", measure = """
+SELECT p.team AS entity, CAST(date_trunc('week', d.day) AS DATE) AS period, avg(d.csat) AS value
+FROM model.agent_daily AS d JOIN model.contact_center_people AS p USING (agent_id)
+WHERE d.csat IS NOT NULL AND d.day < date_trunc('week', getvariable('conveyor_now'))
+GROUP BY ALL""" },
+  { label = "QA", goal = 80, amber = 75, direction = "above", measure = """
+SELECT p.team AS entity, CAST(date_trunc('week', d.day) AS DATE) AS period, avg(d.quality_score) AS value
+FROM model.agent_daily AS d JOIN model.contact_center_people AS p USING (agent_id)
+WHERE d.quality_score IS NOT NULL AND d.day < date_trunc('week', getvariable('conveyor_now'))
+GROUP BY ALL""" },
+]
+
+# A supervisor: their team's results, one report each.
+[[reports]]
+name = "supervisor_scorecard"
+title = "Team scorecard: {{ team }}, week of {{ period }}"
+intro = "Your team's results over the last weeks: satisfaction against the goal, and what handle time has to do with it."
+recipients = """
+SELECT DISTINCT supervisor_email AS email, team FROM model.contact_center_people
+WHERE supervisor_email IS NOT NULL AND team LIKE 'Phones%' ORDER BY team"""
+
+[[reports.sections]]
+title = "Each agent against the goal"
+type = "kpis"
+only = "team"
+entity_label = "agent_name"
+periods = 4
+kpis = [
+  { label = "CSAT", goal = 4.0, amber = 3.5, direction = "above", measure = """
+SELECT d.agent_id AS entity, CAST(date_trunc('week', d.day) AS DATE) AS period, avg(d.csat) AS value,
+       any_value(p.name) AS agent_name, any_value(p.team) AS team
+FROM model.agent_daily AS d JOIN model.contact_center_people AS p USING (agent_id)
+WHERE d.csat IS NOT NULL AND d.day < date_trunc('week', getvariable('conveyor_now'))
+GROUP BY ALL""" },
+  { label = "Handle time (s)", goal = 900, amber = 960, direction = "below", measure = """
+SELECT d.agent_id AS entity, CAST(date_trunc('week', d.day) AS DATE) AS period, avg(d.handle_secs) AS value,
+       any_value(p.name) AS agent_name, any_value(p.team) AS team
+FROM model.agent_daily AS d JOIN model.contact_center_people AS p USING (agent_id)
+WHERE d.handle_secs IS NOT NULL AND d.day < date_trunc('week', getvariable('conveyor_now'))
+GROUP BY ALL""" },
+]
+
+[[reports.sections]]
+title = "The team's CSAT, week by week"
+type = "trend"
+only = "team"
+label = "CSAT"
+goal = 4.0
+direction = "above"
+measure = """
+SELECT d.agent_id AS entity, CAST(date_trunc('week', d.day) AS DATE) AS period, avg(d.csat) AS value,
+       any_value(p.team) AS team
+FROM model.agent_daily AS d JOIN model.contact_center_people AS p USING (agent_id)
+WHERE d.csat IS NOT NULL AND d.day < date_trunc('week', getvariable('conveyor_now'))
+GROUP BY ALL"""
+
+[[reports.sections]]
+title = "Handle time and satisfaction"
+type = "correlation"
+only = "team"
+entity_label = "agent_name"
+x = { label = "Handle time (s)", measure = """
+SELECT d.agent_id AS entity, CAST(date_trunc('week', d.day) AS DATE) AS period, avg(d.handle_secs) AS value,
+       any_value(p.name) AS agent_name, any_value(p.team) AS team
+FROM model.agent_daily AS d JOIN model.contact_center_people AS p USING (agent_id)
+WHERE d.handle_secs IS NOT NULL GROUP BY ALL""" }
+y = { label = "CSAT", measure = """
+SELECT d.agent_id AS entity, CAST(date_trunc('week', d.day) AS DATE) AS period, avg(d.csat) AS value,
+       any_value(p.name) AS agent_name, any_value(p.team) AS team
+FROM model.agent_daily AS d JOIN model.contact_center_people AS p USING (agent_id)
+WHERE d.csat IS NOT NULL GROUP BY ALL""" }
+
+# The back office: quality against the objective, person by person.
+[[reports]]
+name = "back_office_quality"
+title = "Back-office quality, week of {{ period }}"
+intro = "QA scores against the objective of 80 over the last eight weeks."
+to = ["backoffice-lead@demo.example"]
+
+[[reports.sections]]
+title = "QA against the objective"
+type = "kpis"
+entity_label = "agent_name"
+kpis = [
+  { label = "QA", goal = 80, amber = 75, direction = "above", measure = """
+SELECT d.agent_id AS entity, CAST(date_trunc('week', d.day) AS DATE) AS period, avg(d.quality_score) AS value,
+       any_value(p.name) AS agent_name
+FROM model.agent_daily AS d JOIN model.contact_center_people AS p USING (agent_id)
+WHERE d.quality_score IS NOT NULL AND p.team = 'Back Office'
+  AND d.day < date_trunc('week', getvariable('conveyor_now'))
+GROUP BY ALL""" },
+]
 "#;
 
 /// The rules and `[smtp]` section for receivers `r`; writes the webhook
@@ -256,6 +376,15 @@ pub fn evaluate_and_notify(
     }
     let alerts = query::run(&conn, &crate::rules::report::alerts_sql(&names))?;
     println!("\n{}", query::render(&alerts, Format::Table));
+    if !config.reports.is_empty() {
+        println!("\nScorecards as of {} …", as_of.date());
+        for report in &config.reports {
+            match crate::reports::enqueue(&conn, report, as_of) {
+                Ok(n) => println!("  {:<26} {n} e-mail(s) queued", report.name),
+                Err(e) => println!("  {:<26} failed: {e}", report.name),
+            }
+        }
+    }
     crate::outbox::deliver_logged(&conn, config);
     let mut mail: Vec<PathBuf> = std::fs::read_dir(mail_dir)?
         .flatten()

@@ -9,6 +9,7 @@ mod outbox;
 pub mod plugins;
 pub mod query;
 pub mod recon;
+mod report;
 pub mod rules;
 pub mod run;
 mod silence;
@@ -30,6 +31,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             | Command::Status { .. }
             | Command::Alerts { .. }
             | Command::Silence { .. }
+            | Command::Report { .. }
             | Command::Check
             | Command::Demo { .. }
             | Command::Plugins { .. }
@@ -75,6 +77,10 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             command: Some(AlertsCommand::Preview { rule, at }),
             ..
         } => with_config_offline(&cli.config, |c| rules::preview_command(c, rule, at)).await,
+        // Sending delivers: the [smtp] password must resolve.
+        Command::Report { command } => {
+            with_config(&cli.config, |c| report::report_command(c, command)).await
+        }
         Command::Silence { command } => {
             with_config_offline(&cli.config, |c| silence::silence_command(c, command)).await
         }

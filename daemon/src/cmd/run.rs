@@ -281,6 +281,7 @@ enum JobKey {
     Source(String),
     Recon(String),
     Rule(String),
+    Report(String),
     /// The outbox and pipeline-health worker (always one).
     Worker,
 }
@@ -299,6 +300,7 @@ enum Spec {
     Source(SourceConfig),
     Recon(conveyor_config::ReconcileConfig),
     Rule(conveyor_config::RuleConfig),
+    Report(conveyor_config::ReportConfig),
     Worker,
 }
 
@@ -321,6 +323,12 @@ fn wanted(config: &Config) -> BTreeMap<JobKey, (String, Spec)> {
         out.insert(
             JobKey::Rule(r.name.clone()),
             (fingerprint(r), Spec::Rule(r.clone())),
+        );
+    }
+    for r in config.reports.iter().filter(|r| r.schedule.is_some()) {
+        out.insert(
+            JobKey::Report(r.name.clone()),
+            (fingerprint(r), Spec::Report(r.clone())),
         );
     }
     out.insert(JobKey::Worker, (String::new(), Spec::Worker));
@@ -442,6 +450,24 @@ impl Daemon {
                             });
                             if let Ok(Err(e)) = job.await {
                                 tracing::error!(error = %format!("{e:#}"), "scheduled rule could not run");
+                            }
+                        }
+                    })
+                    .await;
+                });
+            }
+            Spec::Report(report) => {
+                tasks.spawn(async move {
+                    let schedule = report.schedule.clone().expect("wanted() keeps scheduled ones");
+                    tracing::info!(report = %report.name, schedule = %schedule.expr, "scheduled");
+                    run_on_schedule(&report.name, &schedule, clock, retire, || {
+                        let (wh, config, report) = (d.wh.clone(), d.live.config(), report.clone());
+                        async move {
+                            let job = tokio::task::spawn_blocking(move || {
+                                crate::pipeline::send_report(&wh, &config, &report, chrono::Utc::now().naive_utc())
+                            });
+                            if let Ok(Err(e)) = job.await {
+                                tracing::error!(error = %format!("{e:#}"), "scheduled report could not run");
                             }
                         }
                     })

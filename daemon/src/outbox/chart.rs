@@ -96,7 +96,7 @@ pub fn trend_png(
 ) -> Vec<u8> {
     let mut rgb = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
     draw(&mut rgb, history, warn, critical).expect("drawing in memory does not fail");
-    encode(&rgb)
+    encode(&rgb, WIDTH, HEIGHT)
 }
 
 fn draw(
@@ -150,9 +150,10 @@ fn draw(
     Ok(())
 }
 
-fn encode(rgb: &[u8]) -> Vec<u8> {
+/// `rgb` (`width`×`height` pixels, three bytes each) as a PNG.
+pub(crate) fn encode(rgb: &[u8], width: u32, height: u32) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, WIDTH, HEIGHT);
+    let mut encoder = png::Encoder::new(&mut out, width, height);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
     let mut writer = encoder.write_header().expect("PNG header in memory");

@@ -100,4 +100,4 @@ body = "{{ value }}""#,
 }
 
 mod golden;
-mod mime;
+pub(crate) mod mime;

@@ -49,8 +49,9 @@ struct Due {
     attempts: i32,
     /// `{name: value}` written with the row (`X-Conveyor-Rule`, …).
     headers: Option<String>,
-    /// The HTML part's inline trend chart (`cid:trend`), a PNG.
-    chart_png: Option<Vec<u8>>,
+    /// The HTML part's inline images, `(content id, PNG)`: an alert's
+    /// trend (`cid:trend`), a report's charts (`conveyor.outbox_images`).
+    images: Vec<(String, Vec<u8>)>,
 }
 
 /// Sends every e-mail due at `now`, oldest first. Each row is marked on its
@@ -154,10 +155,24 @@ fn due(conn: &Connection, now: NaiveDateTime) -> duckdb::Result<Vec<Due>> {
             attempts: r.get(5)?,
             html: r.get(6)?,
             headers: r.get(7)?,
-            chart_png: r.get(8)?,
+            images: r
+                .get::<_, Option<Vec<u8>>>(8)?
+                .map(|png| (super::chart::CID.to_string(), png))
+                .into_iter()
+                .collect(),
         })
     })?;
-    rows.collect()
+    let mut due: Vec<Due> = rows.collect::<duckdb::Result<_>>()?;
+    let mut st = conn.prepare(
+        "SELECT cid, png FROM conveyor.outbox_images WHERE outbox_id = ? ORDER BY rowid",
+    )?;
+    for d in &mut due {
+        let images = st.query_map([d.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        for image in images {
+            d.images.push(image?);
+        }
+    }
+    Ok(due)
 }
 
 fn transport(smtp: &SmtpConfig, password: Option<String>) -> Result<SmtpTransport> {
@@ -227,25 +242,27 @@ fn message(smtp: &SmtpConfig, d: &Due) -> Result<Message, String> {
     for (name, value) in extra_headers(d.headers.as_deref()) {
         builder = builder.raw_header(HeaderValue::new(name, value));
     }
-    match (&d.html, &d.chart_png) {
-        // text, or HTML with its chart: multipart/related(html, image/png).
-        (Some(html), Some(png)) => builder.multipart(
-            MultiPart::alternative()
-                .singlepart(SinglePart::plain(d.body.clone()))
-                .multipart(
-                    MultiPart::related()
-                        .singlepart(SinglePart::html(html.clone()))
-                        .singlepart(Attachment::new_inline(super::chart::CID.to_string()).body(
-                            png.clone(),
-                            ContentType::parse("image/png").expect("a valid content type"),
-                        )),
-                ),
-        ),
-        (Some(html), None) => builder.multipart(MultiPart::alternative_plain_html(
+    match &d.html {
+        // text, or HTML with its charts: multipart/related(html, image/png…).
+        Some(html) if !d.images.is_empty() => {
+            let mut related = MultiPart::related().singlepart(SinglePart::html(html.clone()));
+            for (cid, png) in &d.images {
+                related = related.singlepart(Attachment::new_inline(cid.clone()).body(
+                    png.clone(),
+                    ContentType::parse("image/png").expect("a valid content type"),
+                ));
+            }
+            builder.multipart(
+                MultiPart::alternative()
+                    .singlepart(SinglePart::plain(d.body.clone()))
+                    .multipart(related),
+            )
+        }
+        Some(html) => builder.multipart(MultiPart::alternative_plain_html(
             d.body.clone(),
             html.clone(),
         )),
-        (None, _) => builder.header(ContentType::TEXT_PLAIN).body(d.body.clone()),
+        None => builder.header(ContentType::TEXT_PLAIN).body(d.body.clone()),
     }
     .map_err(|e| e.to_string())
 }

@@ -87,6 +87,6 @@ pub fn deliver_logged(conn: &duckdb::Connection, config: &conveyor_config::Confi
 }
 
 #[cfg(test)]
-mod content_tests;
+pub(crate) mod content_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -12,7 +12,7 @@ use duckdb::Connection;
 use super::*;
 use crate::warehouse::Warehouse;
 
-pub(super) use conveyor_mocks::smtp::Aiosmtpd as Smtp;
+pub(crate) use conveyor_mocks::smtp::Aiosmtpd as Smtp;
 
 pub(super) struct Fixture {
     pub(super) dir: tempfile::TempDir,

@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex};
 
 use conveyor_config::{Config, ReconcileConfig, RuleConfig};
 
-pub use now::{evaluate_now, find_rule, preview, run_recons_now, EvalOutcome, ReconResponse};
+pub use now::{
+    evaluate_now, find_rule, preview, report_now, run_recons_now, EvalOutcome, ReconResponse,
+    ReportOutcome,
+};
 
 use crate::recon::{run_all, ReconError, RunSummary};
 use crate::warehouse::Warehouse;
@@ -67,6 +70,30 @@ pub fn evaluate_scheduled_rule(
     let result = crate::rules::evaluate_all(&conn, &[rule]).remove(0);
     health::observe(&conn, config, "rule", &rule.name, result.as_ref().map(drop));
     Ok(())
+}
+
+/// Renders `report` as of `at` and queues it for each recipient that has
+/// not had this period's; the outbox worker (or the caller) delivers it.
+/// A report that cannot be rendered fires `conveyor.job_failing` like a
+/// failed rule evaluation. Blocking.
+pub fn send_report(
+    wh: &Warehouse,
+    config: &Config,
+    report: &conveyor_config::ReportConfig,
+    at: chrono::NaiveDateTime,
+) -> anyhow::Result<usize> {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let conn = wh.connection()?;
+    crate::model::refresh(&conn, config)?;
+    let result = crate::reports::enqueue(&conn, report, at);
+    health::observe(
+        &conn,
+        config,
+        "report",
+        &report.name,
+        result.as_ref().map(drop),
+    );
+    result.map_err(anyhow::Error::msg)
 }
 
 /// The reconciliations that follow any of `synced`, each with the trigger

@@ -149,3 +149,62 @@ pub fn preview(
         at.unwrap_or_else(|| chrono::Utc::now().naive_utc()),
     )?)
 }
+
+/// What `conveyor report preview|send NAME` did: the e-mails rendered (a
+/// preview) or how many were queued (a send).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ReportOutcome {
+    pub report: String,
+    pub period: String,
+    pub rendered: Vec<crate::reports::Rendered>,
+    /// With `send`: e-mails queued (recipients who already had this
+    /// period's report are not sent it again).
+    pub queued: Option<usize>,
+}
+
+/// Renders report `name` as of `at` (default: now) — and with `send`
+/// queues and delivers it — by hand here or in the daemon for
+/// `POST /v1/reports`. Blocking.
+pub fn report_now(
+    wh: &Warehouse,
+    config: &Config,
+    name: &str,
+    at: Option<chrono::NaiveDateTime>,
+    send: bool,
+) -> Result<ReportOutcome> {
+    let report = config
+        .reports
+        .iter()
+        .find(|r| r.name == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = config.reports.iter().map(|r| r.name.as_str()).collect();
+            anyhow::anyhow!(
+                "no report named `{name}`; configured: {}",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )
+        })?;
+    let at = at.unwrap_or_else(|| chrono::Utc::now().naive_utc());
+    let period = crate::reports::period(at);
+    if send {
+        let queued = super::send_report(wh, config, report, at)?;
+        crate::outbox::deliver_logged(&wh.connection()?, config);
+        return Ok(ReportOutcome {
+            report: name.to_string(),
+            period,
+            rendered: Vec::new(),
+            queued: Some(queued),
+        });
+    }
+    let rendered =
+        crate::reports::render_all(&wh.connection()?, report, at).map_err(anyhow::Error::msg)?;
+    Ok(ReportOutcome {
+        report: name.to_string(),
+        period,
+        rendered,
+        queued: None,
+    })
+}

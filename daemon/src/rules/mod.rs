@@ -380,34 +380,13 @@ pub fn measure_columns(
     conn: &Connection,
     rule: &RuleConfig,
 ) -> Result<Vec<String>, MeasureProblem> {
-    // Measures may read the evaluation's clock; give it a typed value so
-    // they bind as they will at run time.
-    let _ = conn.execute_batch("SET VARIABLE conveyor_now = make_timestamp(epoch_us(now()))");
-    if let Err(message) = crate::query::guard::check_config_sql(conn, &rule.measure) {
-        return Err(MeasureProblem {
-            message,
-            not_there_yet: false,
-        });
-    }
-    let described = conn
-        .prepare(&format!(
-            "DESCRIBE SELECT * FROM ({}\n) AS measure",
-            rule.measure
-        ))
-        .and_then(|mut st| {
-            st.query_map([], |r| r.get::<_, String>(0))?
-                .collect::<duckdb::Result<Vec<String>>>()
-        });
-    let columns = match described {
-        Ok(c) => c,
-        Err(e) => {
-            let text = e.to_string();
-            return Err(MeasureProblem {
-                not_there_yet: is_missing_object(&text),
-                message: first_line(&text),
-            });
-        }
-    };
+    measure_sql_columns(conn, &rule.measure)
+}
+
+/// The columns a measure's SQL returns, once it binds and has `entity`,
+/// `period` and `value` (a rule's, or a report section's).
+pub fn measure_sql_columns(conn: &Connection, sql: &str) -> Result<Vec<String>, MeasureProblem> {
+    let columns = sql_columns(conn, sql)?;
     let missing: Vec<&str> = REQUIRED
         .iter()
         .copied()
@@ -424,6 +403,32 @@ pub fn measure_columns(
         });
     }
     Ok(columns)
+}
+
+/// The columns config SQL returns, bound on `conn` without reading a row
+/// (it must be one SELECT).
+pub fn sql_columns(conn: &Connection, sql: &str) -> Result<Vec<String>, MeasureProblem> {
+    // Measures may read the evaluation's clock; give it a typed value so
+    // they bind as they will at run time.
+    let _ = conn.execute_batch("SET VARIABLE conveyor_now = make_timestamp(epoch_us(now()))");
+    if let Err(message) = crate::query::guard::check_config_sql(conn, sql) {
+        return Err(MeasureProblem {
+            message,
+            not_there_yet: false,
+        });
+    }
+    conn.prepare(&format!("DESCRIBE SELECT * FROM ({sql}\n) AS measure"))
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<duckdb::Result<Vec<String>>>()
+        })
+        .map_err(|e| {
+            let text = e.to_string();
+            MeasureProblem {
+                not_there_yet: is_missing_object(&text),
+                message: first_line(&text),
+            }
+        })
 }
 
 #[cfg(test)]

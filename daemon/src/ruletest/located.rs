@@ -4,7 +4,7 @@
 use std::ops::Range;
 use std::path::Path;
 
-use conveyor_config::{Diagnostic, Located};
+use conveyor_config::{line_col, Diagnostic, Located};
 
 /// Collects located problems while validating one file.
 pub(crate) struct Problems<'a> {
@@ -44,21 +44,9 @@ impl Problems<'_> {
 
 /// A diagnostic pointing at an already located entry.
 pub fn at_located(at: &Located, message: impl Into<String>, hint: Option<String>) -> Diagnostic {
-    Diagnostic {
-        file: at.file.clone(),
-        line: at.line,
-        col: at.col,
-        key: at.key.clone(),
-        message: message.into(),
-        hint,
+    let mut d = Diagnostic::from_located(at, message);
+    if let Some(h) = hint {
+        d.hint(h);
     }
-}
-
-/// 1-based line and column (in characters) of byte `offset` in `text`.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, text[line_start..offset].chars().count() + 1)
+    d
 }

@@ -23,7 +23,7 @@ mod tests;
 use std::io::Write;
 use std::path::Path;
 
-use conveyor_config::{Diagnostic, RuleConfig};
+use conveyor_config::{Diagnostic, ReportConfig, RuleConfig};
 use duckdb::Connection;
 
 use crate::warehouse::Warehouse;
@@ -66,7 +66,7 @@ pub fn run(path: &Path, out: &mut dyn Write) -> Outcome {
         Ok(s) => s,
         Err(problems) => return Outcome::Invalid(problems),
     };
-    let rules = match rules_under_test(&spec) {
+    let (rules, reports) = match rules_under_test(&spec) {
         Ok(r) => r,
         Err(problems) => return Outcome::Invalid(problems),
     };
@@ -93,7 +93,7 @@ pub fn run(path: &Path, out: &mut dyn Write) -> Outcome {
     );
     let mut failed = 0;
     for step in &spec.evaluations {
-        let report = match run_step(&conn, &rules, step) {
+        let report = match run_step(&conn, &rules, &reports, step) {
             Ok(r) => r,
             Err(problem) => return Outcome::Invalid(vec![problem]),
         };
@@ -122,8 +122,11 @@ pub fn run(path: &Path, out: &mut dyn Write) -> Outcome {
     }
 }
 
-/// The config's rules named by the test file (all when it names none).
-fn rules_under_test(spec: &TestSpec) -> Result<Vec<RuleConfig>, Vec<Diagnostic>> {
+/// The config's rules named by the test file (all when it names none), and
+/// its reports.
+fn rules_under_test(
+    spec: &TestSpec,
+) -> Result<(Vec<RuleConfig>, Vec<ReportConfig>), Vec<Diagnostic>> {
     if !spec.config.is_file() {
         return Err(vec![at_located(
             &spec.config_at,
@@ -133,14 +136,17 @@ fn rules_under_test(spec: &TestSpec) -> Result<Vec<RuleConfig>, Vec<Diagnostic>>
     }
     let config = conveyor_config::load_offline(&spec.config).map_err(|e| e.0)?;
     let Some(wanted) = &spec.rules else {
-        if config.rules.is_empty() {
+        if config.rules.is_empty() && config.reports.is_empty() {
             return Err(vec![at_located(
                 &spec.config_at,
-                format!("{} has no [[rules]] to test", spec.config.display()),
+                format!(
+                    "{} has no [[rules]] or [[reports]] to test",
+                    spec.config.display()
+                ),
                 None,
             )]);
         }
-        return Ok(config.rules);
+        return Ok((config.rules, config.reports));
     };
     let mut problems = Vec::new();
     let mut out = Vec::new();
@@ -158,7 +164,7 @@ fn rules_under_test(spec: &TestSpec) -> Result<Vec<RuleConfig>, Vec<Diagnostic>>
         }
     }
     if problems.is_empty() {
-        Ok(out)
+        Ok((out, config.reports))
     } else {
         Err(problems)
     }
@@ -240,6 +246,7 @@ fn step_label(step: &Evaluation) -> String {
 fn run_step(
     conn: &Connection,
     rules: &[RuleConfig],
+    reports: &[ReportConfig],
     step: &Evaluation,
 ) -> Result<Vec<String>, Diagnostic> {
     for (table, rows, at) in &step.rows {
@@ -282,7 +289,56 @@ fn run_step(
             }
         }
     }
+    if let Some(expected) = &step.expect_reports {
+        let got = rendered_reports(reports, expected, conn, step.at)?;
+        if let Some(lines) = compare::emails(expected, &got, reports.len() > 1) {
+            section(&mut report, "reports", lines);
+        }
+    }
     Ok(report)
+}
+
+/// Every report of the config rendered as of `at`, as the e-mails it would
+/// send; an expected report the config lacks is a problem with the file.
+fn rendered_reports(
+    reports: &[ReportConfig],
+    expected: &[spec::ExpectedEmail],
+    conn: &Connection,
+    at: chrono::NaiveDateTime,
+) -> Result<Vec<observe::Email>, Diagnostic> {
+    let names: Vec<&str> = reports.iter().map(|r| r.name.as_str()).collect();
+    for e in expected {
+        match &e.rule {
+            Some(r) if !names.contains(&r.as_str()) => {
+                return Err(at_located(
+                    &e.at,
+                    format!("the config has no report named `{r}`"),
+                    Some(format!("configured: {}", names.join(", "))),
+                ))
+            }
+            None if reports.len() > 1 => {
+                return Err(at_located(
+                    &e.at,
+                    "say which report: the config has more than one",
+                    Some(format!("add report = \"…\", one of: {}", names.join(", "))),
+                ))
+            }
+            _ => {}
+        }
+    }
+    let mut got = Vec::new();
+    for report in reports {
+        let rendered = crate::reports::render_all(conn, report, at)
+            .map_err(|m| at_located(&report.at, m, None))?;
+        got.extend(rendered.into_iter().map(|r| observe::Email {
+            rule: report.name.clone(),
+            to: r.recipient,
+            subject: r.subject,
+            body: r.text,
+            html: Some(r.html),
+        }));
+    }
+    Ok(got)
 }
 
 fn section(report: &mut Vec<String>, title: &str, lines: Vec<diff::Line>) {

@@ -84,6 +84,8 @@ pub struct Evaluation {
     pub expect_alerts: Option<Vec<ExpectedAlert>>,
     pub expect_emails: Option<Vec<ExpectedEmail>>,
     pub expect_webhooks: Option<Vec<ExpectedWebhook>>,
+    /// The config's reports rendered as of `at` (`rule` names the report).
+    pub expect_reports: Option<Vec<ExpectedEmail>>,
     pub located: Located,
 }
 
@@ -158,6 +160,7 @@ struct RawEvaluation {
     expect_alerts: Option<Vec<Spanned<RawAlert>>>,
     expect_emails: Option<Vec<Spanned<RawEmail>>>,
     expect_webhooks: Option<Vec<Spanned<RawWebhook>>>,
+    expect_reports: Option<Vec<Spanned<RawEmail>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,6 +176,8 @@ struct RawAlert {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEmail {
+    /// In `expect_reports`, written `report = "…"`.
+    #[serde(alias = "report")]
     rule: Option<String>,
     to: String,
     subject: Option<String>,
@@ -516,30 +521,12 @@ fn evaluation(p: &mut Problems, i: usize, raw: Spanned<RawEvaluation>) -> Option
             .map(|(j, a)| alert(p, &format!("{key}.expect_alerts[{j}]"), a))
             .collect()
     });
-    let expect_emails = raw.expect_emails.map(|emails| {
-        emails
-            .into_iter()
-            .enumerate()
-            .map(|(j, e)| {
-                let at = p.located(e.span(), &format!("{key}.expect_emails[{j}]"));
-                let e = e.into_inner();
-                ExpectedEmail {
-                    rule: e.rule,
-                    to: e.to,
-                    subject: e.subject,
-                    subject_contains: e
-                        .subject_contains
-                        .map(OneOrMany::into_vec)
-                        .unwrap_or_default(),
-                    body: e.body,
-                    body_contains: e.body_contains.map(OneOrMany::into_vec).unwrap_or_default(),
-                    html: e.html,
-                    html_contains: e.html_contains.map(OneOrMany::into_vec).unwrap_or_default(),
-                    at,
-                }
-            })
-            .collect()
-    });
+    let expect_emails = raw
+        .expect_emails
+        .map(|list| emails(p, &format!("{key}.expect_emails"), list));
+    let expect_reports = raw
+        .expect_reports
+        .map(|list| emails(p, &format!("{key}.expect_reports"), list));
     let expect_webhooks = raw.expect_webhooks.map(|hooks| {
         hooks
             .into_iter()
@@ -566,8 +553,34 @@ fn evaluation(p: &mut Problems, i: usize, raw: Spanned<RawEvaluation>) -> Option
         expect_alerts,
         expect_emails,
         expect_webhooks,
+        expect_reports,
         located,
     })
+}
+
+/// Expected e-mails (of rules, or of reports), located at `key[j]`.
+fn emails(p: &mut Problems, key: &str, list: Vec<Spanned<RawEmail>>) -> Vec<ExpectedEmail> {
+    list.into_iter()
+        .enumerate()
+        .map(|(j, e)| {
+            let at = p.located(e.span(), &format!("{key}[{j}]"));
+            let e = e.into_inner();
+            ExpectedEmail {
+                rule: e.rule,
+                to: e.to,
+                subject: e.subject,
+                subject_contains: e
+                    .subject_contains
+                    .map(OneOrMany::into_vec)
+                    .unwrap_or_default(),
+                body: e.body,
+                body_contains: e.body_contains.map(OneOrMany::into_vec).unwrap_or_default(),
+                html: e.html,
+                html_contains: e.html_contains.map(OneOrMany::into_vec).unwrap_or_default(),
+                at,
+            }
+        })
+        .collect()
 }
 
 fn alert(p: &mut Problems, key: &str, raw: Spanned<RawAlert>) -> ExpectedAlert {

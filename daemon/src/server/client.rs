@@ -159,6 +159,24 @@ impl DaemonClient {
 
     /// Asks the daemon to evaluate the rules (all, or `name`) now and waits
     /// for what they found.
+    /// Asks the daemon to render (and with `send` queue and deliver) a report.
+    pub async fn report(
+        &self,
+        name: &str,
+        at: Option<chrono::NaiveDateTime>,
+        send: bool,
+    ) -> Result<crate::pipeline::ReportOutcome> {
+        self.post(
+            "/v1/reports",
+            &super::ReportRequest {
+                name: name.to_string(),
+                at,
+                send,
+            },
+        )
+        .await
+    }
+
     pub async fn rules_eval(&self, name: Option<&str>) -> Result<crate::pipeline::EvalOutcome> {
         self.post(
             "/v1/rules/eval",

@@ -61,6 +61,17 @@ pub struct PreviewRequest {
     pub at: Option<chrono::NaiveDateTime>,
 }
 
+/// `POST /v1/reports`: render a report now (or as of `at`); with `send`,
+/// queue and deliver it.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct ReportRequest {
+    pub name: String,
+    #[serde(default)]
+    pub at: Option<chrono::NaiveDateTime>,
+    #[serde(default)]
+    pub send: bool,
+}
+
 /// `POST /v1/sync`: sync these sources now (all when empty).
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct SyncRequest {
@@ -98,6 +109,7 @@ pub fn router(wh: Arc<Warehouse>, live: Arc<Live>, gate: auth::Gate) -> Router {
         .route("/v1/sync", post(sync_now))
         .route("/v1/recon", post(recon_now))
         .route("/v1/rules/eval", post(rules_eval_now))
+        .route("/v1/reports", post(report_now))
         .route("/v1/outbox/retry", post(outbox_retry))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(
@@ -318,6 +330,23 @@ async fn rules_eval_now(
     })
     .await
     .map(Json)
+}
+
+/// Renders (and with `send` queues and delivers) a report as `conveyor
+/// report` does by hand, on a blocking thread.
+async fn report_now(
+    State(s): State<AppState>,
+    Json(req): Json<ReportRequest>,
+) -> Result<Json<crate::pipeline::ReportOutcome>, Failure> {
+    let config = s.live.config();
+    let wh = s.wh.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::pipeline::report_now(&wh, &config, &req.name, req.at, req.send)
+    })
+    .await
+    .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, e))?
+    .map(Json)
+    .map_err(|e| failure(StatusCode::BAD_REQUEST, e))
 }
 
 /// Re-queues notifications (`conveyor outbox retry`), answers how many,

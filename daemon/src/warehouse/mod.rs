@@ -153,6 +153,11 @@ CREATE TABLE IF NOT EXISTS conveyor.outbox (
     reported_by     BIGINT,                -- … this digest (its outbox id)
     headers         JSON                   -- extra e-mail headers {name: value} (X-Conveyor-Rule, …)
 );
+CREATE TABLE IF NOT EXISTS conveyor.outbox_images (
+    outbox_id       BIGINT NOT NULL,       -- the e-mail (conveyor.outbox.id) it is part of
+    cid             VARCHAR NOT NULL,      -- its Content-ID: the HTML shows it as cid:…
+    png             BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS conveyor.credentials (
     name        VARCHAR PRIMARY KEY,
     sealed      VARCHAR NOT NULL,          -- encrypted; never the plain secret

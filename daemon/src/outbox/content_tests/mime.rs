@@ -59,7 +59,7 @@ impl Eml {
     }
 }
 
-fn header_in(headers: &[(String, String)], name: &str) -> Option<String> {
+pub(crate) fn header_in(headers: &[(String, String)], name: &str) -> Option<String> {
     headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
