@@ -11,7 +11,8 @@ use crate::support::{free_port, listening, sql_on, text, Daemon, BIN};
 
 use conveyor_mocks::smtp::Aiosmtpd as Smtp;
 
-fn message_id(eml: &str) -> String {
+/// The Message-ID header of a received e-mail.
+pub(crate) fn message_id(eml: &str) -> String {
     eml.lines()
         .find_map(|l| l.strip_prefix("Message-ID: "))
         .unwrap_or_else(|| panic!("no Message-ID in {eml}"))
@@ -60,7 +61,8 @@ body = "{{{{ agent_name }}}} scored {{{{ value }}}}"
     path
 }
 
-fn conveyor(config: &Path, args: &[&str]) -> std::process::Output {
+/// `conveyor --config CONFIG ARGS…` run to completion in the config's folder.
+pub(crate) fn conveyor(config: &Path, args: &[&str]) -> std::process::Output {
     Command::new(BIN)
         .arg("--config")
         .arg(config)

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use conveyor_mocks::smtp::Aiosmtpd as Smtp;
 
+use crate::outbox::{conveyor, message_id};
 use crate::support::{free_port, text, wait_until, Daemon, BIN};
 
 /// Three supervisors, one report each, over a constant measure.
@@ -46,24 +47,6 @@ SELECT * FROM (VALUES ('a1', DATE '2026-10-26', 4.3, 'north'), ('a2', DATE '2026
     let path = dir.join("conveyor.toml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn conveyor(config: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .current_dir(config.parent().unwrap())
-        .output()
-        .unwrap()
-}
-
-fn message_id(eml: &str) -> String {
-    eml.lines()
-        .find_map(|l| l.strip_prefix("Message-ID: "))
-        .unwrap_or_else(|| panic!("no Message-ID in {eml}"))
-        .trim()
-        .to_string()
 }
 
 #[test]

@@ -88,7 +88,7 @@ pub fn part(index: usize, section: &ReportSection, facts: &Facts) -> Part {
                 say(&mut text, &mut html, &line);
             }
             if !rows.is_empty() {
-                table_kpis(&mut text, &mut html, kpis, rows);
+                table_kpis(section, &mut text, &mut html, kpis, rows);
             }
         }
         (SectionKind::Trend(series, goal), Facts::Trend { points, entities }) => {
@@ -193,7 +193,7 @@ pub fn part(index: usize, section: &ReportSection, facts: &Facts) -> Part {
             grid(
                 &mut text,
                 &mut html,
-                &["entity".into(), x.label.clone(), y.label.clone()],
+                &[who(section), x.label.clone(), y.label.clone()],
                 &rows,
                 &[],
             );
@@ -281,13 +281,24 @@ fn strength(r: f64) -> &'static str {
     }
 }
 
+/// The heading of the entity column: the label column people know it by,
+/// in words (`agent_name` → `agent name`), or `entity`.
+fn who(section: &ReportSection) -> String {
+    section
+        .entity_label
+        .as_deref()
+        .unwrap_or("entity")
+        .replace('_', " ")
+}
+
 fn table_kpis(
+    section: &ReportSection,
     text: &mut Vec<String>,
     html: &mut String,
     kpis: &[conveyor_config::Kpi],
     rows: &[(String, Vec<Option<KpiCell>>)],
 ) {
-    let mut header = vec!["entity".to_string()];
+    let mut header = vec![who(section)];
     for k in kpis {
         header.push(k.series.label.clone());
         header.push("met".into());

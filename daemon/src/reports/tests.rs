@@ -143,6 +143,8 @@ fn reports_a_kpi_section_says_how_many_meet_the_objective_and_who_never_does() {
         "{}",
         line("Clerk 3")
     );
+    // The entity column is headed by the label people know it by.
+    assert!(r.text.contains("\nclerk name "), "{}", r.text);
     // The HTML colours the cells.
     assert!(
         r.html.contains("background:#f8d0d0\">95 red</td>"),
