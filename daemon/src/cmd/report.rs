@@ -18,16 +18,8 @@ pub async fn report_command(config: Config, command: ReportCommand) -> Result<Ex
         ReportCommand::Preview { name, at } => (name, at, false),
         ReportCommand::Send { name, at } => (name, at, true),
     };
-    if !config.reports.iter().any(|r| r.name == name) {
-        let known: Vec<&str> = config.reports.iter().map(|r| r.name.as_str()).collect();
-        eprintln!(
-            "error: no report named `{name}`; configured: {}",
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
-        );
+    if let Err(known) = crate::pipeline::find_report(&config, &name) {
+        eprintln!("error: no report named `{name}`; configured: {known}");
         return Ok(ExitCode::from(EXIT_CONFIG));
     }
     let at = match at.as_deref().map(super::rules::parse_instant).transpose() {

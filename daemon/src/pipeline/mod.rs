@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use conveyor_config::{Config, ReconcileConfig, RuleConfig};
 
 pub use now::{
-    evaluate_now, find_rule, preview, report_now, run_recons_now, EvalOutcome, ReconResponse,
-    ReportOutcome,
+    evaluate_now, find_report, find_rule, preview, report_now, run_recons_now, EvalOutcome,
+    ReconResponse, ReportOutcome,
 };
 
 use crate::recon::{run_all, ReconError, RunSummary};

@@ -123,8 +123,25 @@ pub fn find_rule<'c>(
     config: &'c Config,
     name: &str,
 ) -> std::result::Result<&'c conveyor_config::RuleConfig, String> {
-    config.rules.iter().find(|r| r.name == name).ok_or_else(|| {
-        let known: Vec<&str> = config.rules.iter().map(|r| r.name.as_str()).collect();
+    find(&config.rules, name, |r| &r.name)
+}
+
+/// The report named `name`, or the names configured (for the error).
+pub fn find_report<'c>(
+    config: &'c Config,
+    name: &str,
+) -> std::result::Result<&'c conveyor_config::ReportConfig, String> {
+    find(&config.reports, name, |r| &r.name)
+}
+
+/// The entry of `all` named `name`, or every name (`none` without any).
+fn find<'c, T>(
+    all: &'c [T],
+    name: &str,
+    name_of: impl Fn(&T) -> &String,
+) -> std::result::Result<&'c T, String> {
+    all.iter().find(|e| name_of(e) == name).ok_or_else(|| {
+        let known: Vec<&str> = all.iter().map(|e| name_of(e).as_str()).collect();
         if known.is_empty() {
             "none".to_string()
         } else {
@@ -172,21 +189,8 @@ pub fn report_now(
     at: Option<chrono::NaiveDateTime>,
     send: bool,
 ) -> Result<ReportOutcome> {
-    let report = config
-        .reports
-        .iter()
-        .find(|r| r.name == name)
-        .ok_or_else(|| {
-            let known: Vec<&str> = config.reports.iter().map(|r| r.name.as_str()).collect();
-            anyhow::anyhow!(
-                "no report named `{name}`; configured: {}",
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
-            )
-        })?;
+    let report = find_report(config, name)
+        .map_err(|known| anyhow::anyhow!("no report named `{name}`; configured: {known}"))?;
     let at = at.unwrap_or_else(|| chrono::Utc::now().naive_utc());
     let period = crate::reports::period(at);
     if send {

@@ -292,10 +292,6 @@ fn rows<T>(
     sql: &str,
     map: impl FnMut(&duckdb::Row<'_>) -> duckdb::Result<T>,
 ) -> Result<Vec<T>, String> {
-    let run = || -> duckdb::Result<Vec<T>> {
-        let mut st = conn.prepare(sql)?;
-        let out = st.query_map([], map)?.collect();
-        out
-    };
-    run().map_err(|e| crate::warehouse::engine_error::first_line(&e.to_string()))
+    crate::warehouse::rows(conn, sql, &[], map)
+        .map_err(|e| crate::warehouse::engine_error::first_line(&e.to_string()))
 }

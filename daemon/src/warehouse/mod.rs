@@ -372,6 +372,18 @@ fn lock_hint(e: duckdb::Error, path: &Path) -> anyhow::Error {
 }
 
 /// Quotes an identifier for DuckDB SQL.
+/// Every row of `sql` (with `params`) through `map`.
+pub fn rows<T>(
+    conn: &Connection,
+    sql: &str,
+    params: &[&dyn duckdb::ToSql],
+    map: impl FnMut(&duckdb::Row<'_>) -> duckdb::Result<T>,
+) -> duckdb::Result<Vec<T>> {
+    let mut st = conn.prepare(sql)?;
+    let out = st.query_map(params, map)?.collect();
+    out
+}
+
 pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }

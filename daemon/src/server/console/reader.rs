@@ -49,9 +49,7 @@ pub fn rows<T>(
     params: &[&dyn duckdb::ToSql],
     map: impl FnMut(&duckdb::Row<'_>) -> duckdb::Result<T>,
 ) -> Result<Vec<T>> {
-    let mut st = conn.prepare(sql)?;
-    let out = st.query_map(params, map)?.collect::<duckdb::Result<_>>()?;
-    Ok(out)
+    Ok(crate::warehouse::rows(conn, sql, params, map)?)
 }
 
 /// Whether `schema.name` exists as a table or view (optional tables such as
