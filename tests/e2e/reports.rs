@@ -143,6 +143,32 @@ async fn reports_a_schedule_firing_often_sends_each_recipient_one_report_a_perio
     to.sort_unstable();
     assert_eq!(to, ["s1@example.com", "s2@example.com", "s3@example.com"]);
 
+    // The endpoint behind `report preview|send` wants the token like the
+    // rest of /v1: without it, or with a wrong one, nothing is rendered.
+    let text_config = std::fs::read_to_string(&config).unwrap();
+    let listen = text_config
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_string();
+    let http = reqwest::Client::new();
+    let body = serde_json::json!({ "name": "team", "send": true });
+    let anonymous = http
+        .post(format!("http://{listen}/v1/reports"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let wrong = http
+        .post(format!("http://{listen}/v1/reports"))
+        .bearer_auth("not-the-token")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
     // A preview goes through the daemon holding the warehouse.
     let out = tokio::task::spawn_blocking({
         let config = config.clone();

@@ -336,3 +336,47 @@ fn reports_a_broken_section_fails_the_report_and_names_the_section() {
         .unwrap();
     assert_eq!(rows, 80);
 }
+
+/// A recipients row is data (it may come from a vendor's API): a value
+/// that looks like SQL stays a value — the variable holds it exactly and
+/// nothing runs.
+#[test]
+fn reports_a_hostile_recipient_value_is_a_value_not_sql() {
+    let f = fixture();
+    let mut config = config(2525);
+    let team = config
+        .reports
+        .iter_mut()
+        .find(|r| r.name == "team")
+        .unwrap();
+    team.recipients =
+        Some("SELECT 'sup@example.com' AS email, 'north''; DROP TABLE q; --' AS team".into());
+    let out = render_all(&f.conn, report(&config, "team"), at()).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].subject, "Team north'; DROP TABLE q; --");
+    // No team of that name: an empty slice, and the table intact.
+    assert!(
+        out[0].text.contains("No values in these periods."),
+        "{}",
+        out[0].text
+    );
+    let rows: i64 = f
+        .conn
+        .query_row("SELECT count(*) FROM q", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 80);
+    // A header injection through the title is flattened onto one line.
+    let team = config
+        .reports
+        .iter_mut()
+        .find(|r| r.name == "team")
+        .unwrap();
+    team.recipients =
+        Some("SELECT 'sup@example.com' AS email, E'north\\r\\nBcc: x@evil.example' AS team".into());
+    let out = render_all(&f.conn, report(&config, "team"), at()).unwrap();
+    assert!(
+        !out[0].subject.contains('\n') && !out[0].subject.contains('\r'),
+        "{:?}",
+        out[0].subject
+    );
+}
