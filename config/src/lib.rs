@@ -7,6 +7,7 @@
 //! found is reported at once as a [`Diagnostic`] with `FILE:LINE:COL`.
 
 pub mod actions;
+mod database;
 pub mod diagnostics;
 pub mod health;
 mod http;
@@ -29,6 +30,10 @@ use std::path::{Path, PathBuf};
 pub use actions::{
     EmailAction, SmtpConfig, SmtpTls, Template, WebhookAction, BUILTIN_VARIABLES,
     DEFAULT_MAX_ATTEMPTS,
+};
+pub use database::{
+    DatabaseEngine, DatabaseRelation, DatabaseSourceConfig, DatabaseStream, DatabaseTlsMode,
+    DEFAULT_CHUNK_ROWS,
 };
 pub use diagnostics::{line_col, ConfigErrors, Diagnostic};
 pub use health::{HealthConfig, DEFAULT_FAILED_RUNS};

@@ -85,6 +85,8 @@ pub enum ConnectorConfig {
     Plugin(PluginSourceConfig),
     /// A built-in vendor connector (`type = "greenhouse"` …).
     Vendor(crate::vendor::VendorSourceConfig),
+    /// A SQL database read directly (`type = "postgres"`, `"mysql"`).
+    Database(crate::database::DatabaseSourceConfig),
 }
 
 impl ConnectorConfig {
@@ -93,6 +95,7 @@ impl ConnectorConfig {
             ConnectorConfig::Rest(_) => "rest",
             ConnectorConfig::Plugin(p) => &p.plugin,
             ConnectorConfig::Vendor(v) => v.vendor.type_name(),
+            ConnectorConfig::Database(d) => d.engine.type_name(),
         }
     }
 }

@@ -19,13 +19,13 @@ const TOP_LEVEL_KEYS: &str =
 
 /// Collects diagnostics while walking the raw config.
 pub(crate) struct Checker<'a> {
-    file: &'a Path,
+    pub(crate) file: &'a Path,
     text: &'a str,
     errors: Vec<Diagnostic>,
     warnings: Vec<String>,
     /// Whether each secret reference must resolve now (false for offline
     /// uses that never read a secret, such as `conveyor test`).
-    resolve_secrets: bool,
+    pub(crate) resolve_secrets: bool,
     /// Whether the warehouse's folder is checked on this machine.
     probe_warehouse: bool,
 }
@@ -65,6 +65,7 @@ pub(crate) fn validate(text: &str, file: &Path, reach: Reach) -> Result<Config, 
     let mut plugins_raw: Option<RawPlugins> = None;
     let mut sources = Vec::new();
     let mut vendor_sources = Vec::new();
+    let mut database_sources = Vec::new();
     let mut model_raw = None;
     let mut reconcile_raw = Vec::new();
     let mut rules_raw = Vec::new();
@@ -88,7 +89,13 @@ pub(crate) fn validate(text: &str, file: &Path, reach: Reach) -> Result<Config, 
                     for (name, v) in t.iter() {
                         let name_s = name.get_ref().to_string();
                         let path = format!("sources.{name_s}");
-                        if crate::vendor::vendor_of(v).is_some() {
+                        if crate::database::engine_of(v).is_some() {
+                            if let Some(raw) =
+                                c.section::<crate::database::RawDatabaseSource>(&path, v)
+                            {
+                                database_sources.push((Spanned::new(name.span(), name_s), raw));
+                            }
+                        } else if crate::vendor::vendor_of(v).is_some() {
                             if let Some(raw) = c.section::<crate::vendor::RawVendorSource>(&path, v)
                             {
                                 vendor_sources.push((Spanned::new(name.span(), name_s), raw));
@@ -144,6 +151,7 @@ pub(crate) fn validate(text: &str, file: &Path, reach: Reach) -> Result<Config, 
         .iter()
         .map(|(n, _)| n.get_ref().clone())
         .chain(vendor_sources.iter().map(|(n, _)| n.get_ref().clone()))
+        .chain(database_sources.iter().map(|(n, _)| n.get_ref().clone()))
         .collect();
     let mut validated = Vec::new();
     for (name, raw) in sources {
@@ -153,6 +161,11 @@ pub(crate) fn validate(text: &str, file: &Path, reach: Reach) -> Result<Config, 
     }
     for (name, raw) in vendor_sources {
         if let Some(s) = c.vendor_source(name, raw) {
+            validated.push(s);
+        }
+    }
+    for (name, raw) in database_sources {
+        if let Some(s) = c.database_source_named(name, raw) {
             validated.push(s);
         }
     }

@@ -64,6 +64,7 @@ impl Vendor {
     pub fn builtin_types() -> String {
         std::iter::once("rest")
             .chain(Vendor::ALL.iter().map(|v| v.type_name()))
+            .chain(crate::database::DatabaseEngine::TYPES)
             .collect::<Vec<_>>()
             .join(", ")
     }

@@ -5,6 +5,7 @@
 //! retries and rate limits live once, in [`http`]; a vendor connector is a
 //! thin layer over it.
 
+pub mod database;
 pub mod http;
 pub mod json_arrow;
 pub mod json_columns;
@@ -29,6 +30,10 @@ pub fn build(
             credentials,
         )?)),
         ConnectorConfig::Vendor(cfg) => vendors::build(&source.name, cfg, credentials),
+        ConnectorConfig::Database(cfg) => Ok(Box::new(database::DatabaseConnector::new(
+            &source.name,
+            cfg.clone(),
+        ))),
         // Plugins are loaded by the daemon, which owns the loader.
         ConnectorConfig::Plugin(p) => Err(ConnectorError::new(
             conveyor_plugin_api::ErrorKind::Config,

@@ -1,11 +1,13 @@
 //! The connectors' one integration-test binary: each connector against its
-//! mock server over loopback HTTP, the hardening cases, and the fuzz seed
+//! mock server over loopback HTTP (the database source against real
+//! PostgreSQL and MariaDB servers), the hardening cases, and the fuzz seed
 //! corpora and regressions, one module per file under `suite/`, sharing
 //! `support/`.
 
 mod support;
 
 mod suite {
+    mod database;
     mod fuzz_corpus;
     mod fuzz_regressions;
     mod genesys;

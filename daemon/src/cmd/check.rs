@@ -77,6 +77,7 @@ pub fn check(path: &Path) -> ExitCode {
                     // A plugin declares its streams when loaded (`conveyor plugins list`).
                     conveyor_config::ConnectorConfig::Plugin(_) => 0,
                     conveyor_config::ConnectorConfig::Vendor(v) => v.streams.len(),
+                    conveyor_config::ConnectorConfig::Database(d) => d.streams.len(),
                 })
                 .sum();
             let plugin_sources = c

@@ -5,6 +5,7 @@
 //! - [`sandbox`]: one cast rendered into four [`vendors`] mocks (Greenhouse, QuickBooks, Gusto, Genesys Cloud) for `conveyor demo`.
 //! - [`vendors`]: one faithful mock per vendor connector, with a handle for faults, token expiry and data changes.
 
+pub mod databases;
 pub mod rest;
 pub mod sandbox;
 pub mod server;
