@@ -15,10 +15,10 @@
 //!   their `LineItems` only when `page` is sent, which it always is here.
 //! - Incremental: `If-Modified-Since: <cursor>` (UTC, whole seconds) is a
 //!   filter — records with `UpdatedDateUTC` at or after it — not a cache
-//!   validator. The cursor is the newest `UpdatedDateUTC` seen; the
-//!   records at it (and within its second, since the header has no
-//!   milliseconds) come again, and unchanged ones are not emitted twice
-//!   (`read::Boundary`). `order=UpdatedDateUTC ASC` keeps pages in cursor
+//!   validator. The header has no milliseconds, so the cursor is the
+//!   second of the newest `UpdatedDateUTC` seen; the records within that
+//!   second come again, and unchanged ones are not emitted twice
+//!   (`read::Boundary`, which judges records by their second). `order=UpdatedDateUTC ASC` keeps pages in cursor
 //!   order.
 //! - Deletions: a deleted or voided invoice keeps its row with `status`
 //!   DELETED / VOIDED (Xero lists them, and they are modifications, so
@@ -309,7 +309,9 @@ impl Xero {
                     Kind::Payments => vec![payment(r)],
                 };
                 for row in projected {
-                    if boundary.fresh(&row, row.get(cursor)) {
+                    // Judged by the second: all the header can ask from.
+                    let at = row.get(cursor).and_then(whole_second);
+                    if boundary.fresh(&row, at.as_ref()) {
                         rows.push(row);
                     }
                 }
@@ -318,6 +320,13 @@ impl Xero {
         }
         out.finish(boundary.state(), cancel).await
     }
+}
+
+/// An instant with its fraction of a second dropped.
+fn whole_second(v: &Value) -> Option<Value> {
+    let t = crate::json_arrow::parse_timestamp(v.as_str()?)?;
+    let t = DateTime::from_timestamp(t.timestamp(), 0)?;
+    Some(Value::String(iso_millis(t)))
 }
 
 /// `2024-06-01T00:00:00`: the form Xero documents (UTC, whole seconds).

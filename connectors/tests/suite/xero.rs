@@ -351,10 +351,35 @@ async fn xero_incremental_reads_send_if_modified_since_and_emit_only_the_change(
     assert_eq!(second.strings("invoice_id"), some(&[&id]));
     assert_eq!(second.strings("status"), some(&["VOIDED"]));
     assert_eq!(second.decimals("amount_due"), some(&["0.00"]));
+    // The cursor is the change's second: what If-Modified-Since can say.
+    let second_of = chrono::DateTime::from_timestamp(at.timestamp(), 0).unwrap();
     assert_eq!(
         second.last_cursor(),
-        json!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        json!(second_of.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
     );
+}
+
+#[tokio::test]
+async fn xero_records_sharing_the_cursors_second_are_not_emitted_again() {
+    // Two invoices 800 ms apart in one second: the header asks from the
+    // second, so both come again on the next run, unchanged.
+    let mut records = crafted();
+    records.invoices[0]["UpdatedDateUTC"] = json!("/Date(1717243199100+0000)/");
+    let s = start(XeroMockConfig::default(), Some(records)).await;
+    let c = s.connector(Arc::new(MemoryCredentials::default()));
+    let (r, first) = read(c.as_ref(), "invoices", None).await;
+    r.unwrap();
+    assert_eq!(first.rows(), 2);
+    let state = first.checkpoints.last().unwrap().clone();
+    assert_eq!(state["cursor"], "2024-06-01T11:59:59.000Z");
+    let (r, again) = read(c.as_ref(), "invoices", Some(state)).await;
+    r.unwrap();
+    let asked = s.data_requests().last().unwrap().clone();
+    assert_eq!(
+        asked.header("if-modified-since"),
+        Some("2024-06-01T11:59:59")
+    );
+    assert_eq!(again.rows(), 0, "{:?}", again.strings("invoice_id"));
 }
 
 #[tokio::test]
