@@ -579,3 +579,25 @@ async fn xero_a_forbidden_stream_is_unavailable_and_says_to_leave_it_out() {
     );
     assert!(sink.checkpoints.is_empty());
 }
+
+#[tokio::test]
+async fn xero_line_items_follow_their_invoices_changes() {
+    let s = start(XeroMockConfig::default(), None).await;
+    let c = s.connector(Arc::new(MemoryCredentials::default()));
+    let (r, first) = read(c.as_ref(), "invoice_line_items", None).await;
+    r.unwrap();
+    assert_eq!(first.rows(), 4200, "two lines an invoice");
+    let state = first.checkpoints.last().unwrap().clone();
+    let id = s.mock.records("Invoices")[7]["InvoiceID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.mock.touch("Invoices", &id, |r| {
+        r["LineItems"][1]["LineAmount"] = json!(99.99);
+    });
+    let (r, second) = read(c.as_ref(), "invoice_line_items", Some(state)).await;
+    r.unwrap();
+    assert_eq!(second.strings("invoice_id"), some(&[&id, &id]));
+    assert_eq!(second.ints("line_number"), [1, 2]);
+    assert_eq!(second.decimals("line_amount")[1].as_deref(), Some("99.99"));
+}
