@@ -44,6 +44,7 @@ pub const MODEL_PRESETS: &[(&str, &[&str])] = &[
         "zendesk_talk",
         &["contact_center_people", "agent_daily", "contacts"],
     ),
+    ("xero", &["invoices", "payments"]),
 ];
 
 /// Options a preset takes (`ats = { preset = "greenhouse", client_field =

@@ -31,16 +31,19 @@ pub enum Vendor {
     HubSpot,
     /// Genesys Cloud (contact center).
     Genesys,
+    /// Xero Accounting.
+    Xero,
 }
 
 impl Vendor {
-    pub const ALL: [Vendor; 6] = [
+    pub const ALL: [Vendor; 7] = [
         Vendor::Greenhouse,
         Vendor::QuickBooks,
         Vendor::Gusto,
         Vendor::ZendeskTalk,
         Vendor::HubSpot,
         Vendor::Genesys,
+        Vendor::Xero,
     ];
 
     /// The source `type` that selects it.
@@ -52,6 +55,7 @@ impl Vendor {
             Vendor::ZendeskTalk => "zendesk_talk",
             Vendor::HubSpot => "hubspot",
             Vendor::Genesys => "genesys",
+            Vendor::Xero => "xero",
         }
     }
 
@@ -85,6 +89,7 @@ impl Vendor {
                 "user_presence",
                 "conversation_summaries",
             ],
+            Vendor::Xero => &["contacts", "invoices", "invoice_line_items", "payments"],
         }
     }
 
@@ -98,6 +103,7 @@ impl Vendor {
             Vendor::ZendeskTalk => "",
             Vendor::HubSpot => "https://api.hubapi.com",
             Vendor::Genesys => "https://api.mypurecloud.com",
+            Vendor::Xero => "https://api.xero.com",
         }
     }
 
@@ -109,6 +115,7 @@ impl Vendor {
             Vendor::ZendeskTalk => "",
             Vendor::HubSpot => "https://api.hubapi.com/oauth/v1/token",
             Vendor::Genesys => "https://login.mypurecloud.com/oauth/token",
+            Vendor::Xero => "https://identity.xero.com/connect/token",
         }
     }
 
@@ -121,6 +128,10 @@ impl Vendor {
             )),
             Vendor::QuickBooks => Some(("realm_id", "the QuickBooks company (realm) id")),
             Vendor::Gusto => Some(("company_id", "the Gusto company uuid")),
+            Vendor::Xero => Some((
+                "tenant_id",
+                "the Xero organisation's tenant id (a UUID, from GET https://api.xero.com/connections)",
+            )),
             Vendor::ZendeskTalk | Vendor::HubSpot | Vendor::Genesys => None,
         }
     }
@@ -134,7 +145,8 @@ pub struct VendorSourceConfig {
     pub base_url: url::Url,
     /// Built from the vendor's credential keys.
     pub auth: AuthConfig,
-    /// Greenhouse user id, QuickBooks realm id or Gusto company id.
+    /// Greenhouse user id, QuickBooks realm id, Gusto company id or Xero
+    /// tenant id.
     pub account: Option<String>,
     /// Where the first sync starts; `None` reads all history the API allows.
     pub start_date: Option<NaiveDate>,
@@ -161,6 +173,7 @@ pub(crate) struct RawVendorSource {
     pub user_id: Option<S<toml::Value>>,
     pub realm_id: Option<S<toml::Value>>,
     pub company_id: Option<S<toml::Value>>,
+    pub tenant_id: Option<S<toml::Value>>,
     pub subdomain: Option<S<String>>,
     pub email: Option<S<String>>,
     pub api_token: Option<S<String>>,
@@ -185,6 +198,16 @@ pub(crate) fn vendor_of(value: &Spanned<DeValue<'_>>) -> Option<Vendor> {
         DeValue::String(s) => Vendor::from_type(s),
         _ => None,
     }
+}
+
+/// `8-4-4-4-12` hex digits, as Xero's tenant ids are.
+fn is_uuid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn text(v: &S<toml::Value>) -> Option<String> {
@@ -226,8 +249,12 @@ impl Checker<'_> {
                 &[],
             ),
             Vendor::Genesys => (&["client_id", "client_secret", "token_url"], &[]),
+            Vendor::Xero => (
+                &["client_id", "client_secret", "refresh_token", "token_url"],
+                &["tenant_id"],
+            ),
         };
-        let present: [(&str, Option<Range<usize>>); 10] = [
+        let present: [(&str, Option<Range<usize>>); 11] = [
             ("client_id", raw.client_id.as_ref().map(|v| v.span())),
             (
                 "client_secret",
@@ -241,6 +268,7 @@ impl Checker<'_> {
             ("user_id", raw.user_id.as_ref().map(|v| v.span())),
             ("realm_id", raw.realm_id.as_ref().map(|v| v.span())),
             ("company_id", raw.company_id.as_ref().map(|v| v.span())),
+            ("tenant_id", raw.tenant_id.as_ref().map(|v| v.span())),
             ("subdomain", raw.subdomain.as_ref().map(|v| v.span())),
             ("email", raw.email.as_ref().map(|v| v.span())),
             ("api_token", raw.api_token.as_ref().map(|v| v.span())),
@@ -279,6 +307,7 @@ impl Checker<'_> {
                 let v = match field {
                     "user_id" => &raw.user_id,
                     "realm_id" => &raw.realm_id,
+                    "tenant_id" => &raw.tenant_id,
                     _ => &raw.company_id,
                 };
                 match v {
@@ -292,6 +321,17 @@ impl Checker<'_> {
                         None
                     }
                     Some(v) => match text(v) {
+                        // Xero answers a malformed tenant id with a bare 403;
+                        // its shape is known, so say so here instead.
+                        Some(t) if vendor == Vendor::Xero && !is_uuid(&t) => {
+                            self.error(
+                                v.span(),
+                                &format!("{key}.{field}"),
+                                format!("`{t}` is not a tenant id"),
+                            )
+                            .hint(what.to_string());
+                            None
+                        }
                         Some(t) => Some(t),
                         None => {
                             self.error(
@@ -392,7 +432,11 @@ impl Checker<'_> {
                         .and_then(|b| b.join("/oauth/v1/token").ok()),
                     None => url::Url::parse(vendor.default_token_url()).ok(),
                 };
-                if matches!(vendor, Vendor::Greenhouse | Vendor::Genesys) {
+                // Xero: a custom connection (one organisation) has no
+                // refresh token and uses the client-credentials grant.
+                let client_credentials = matches!(vendor, Vendor::Greenhouse | Vendor::Genesys)
+                    || (vendor == Vendor::Xero && raw.refresh_token.is_none());
+                if client_credentials {
                     match (token_url, client_id, secret) {
                         (Some(token_url), Some(client_id), Some(client_secret)) => {
                             Some(AuthConfig::OAuth2ClientCredentials {
@@ -539,7 +583,7 @@ mod tests {
         assert_eq!(Vendor::from_type("rest"), None);
         assert_eq!(
             Vendor::builtin_types(),
-            "rest, greenhouse, quickbooks, gusto, zendesk_talk, hubspot, genesys"
+            "rest, greenhouse, quickbooks, gusto, zendesk_talk, hubspot, genesys, xero"
         );
     }
 
@@ -639,8 +683,82 @@ streams = ["offers", "candidates"]
                 "gusto",
                 "hubspot",
                 "quickbooks",
+                "xero",
                 "zendesk_talk"
             ]
+        );
+    }
+
+    #[test]
+    fn a_xero_source_takes_a_tenant_and_a_refresh_token_or_client_credentials() {
+        let text = r#"[warehouse]
+path = "wh.duckdb"
+
+[sources.books]
+type = "xero"
+tenant_id = "70784a63-d24b-46a9-a4db-0e70a274b056"
+client_id = "xero-client"
+client_secret = "env:PATH"
+refresh_token = "env:PATH"
+streams = ["payments", "invoices"]
+"#;
+        let c = check(text).unwrap();
+        let ConnectorConfig::Vendor(v) = &c.source("books").unwrap().connector else {
+            panic!("a vendor source")
+        };
+        assert_eq!(v.vendor, Vendor::Xero);
+        assert_eq!(
+            v.account.as_deref(),
+            Some("70784a63-d24b-46a9-a4db-0e70a274b056")
+        );
+        assert_eq!(v.streams, ["invoices", "payments"], "vendor order kept");
+        assert_eq!(v.base_url.as_str(), "https://api.xero.com/");
+        assert!(
+            matches!(&v.auth, AuthConfig::OAuth2RefreshToken { token_url, client_id, .. }
+                if token_url.as_str() == "https://identity.xero.com/connect/token" && client_id == "xero-client"),
+            "{:?}",
+            v.auth
+        );
+        // A custom connection: no refresh token, the client-credentials grant.
+        let custom = text.replace("refresh_token = \"env:PATH\"\n", "");
+        let c = check(&custom).unwrap();
+        let ConnectorConfig::Vendor(v) = &c.source("books").unwrap().connector else {
+            panic!("a vendor source")
+        };
+        assert!(
+            matches!(&v.auth, AuthConfig::OAuth2ClientCredentials { .. }),
+            "{:?}",
+            v.auth
+        );
+    }
+
+    #[test]
+    fn xero_mistakes_have_locations() {
+        let text = r#"[warehouse]
+path = "wh.duckdb"
+
+[sources.books]
+type = "xero"
+tenant_id = "Demo Company (NZ)"
+client_secret = "env:PATH"
+realm_id = "123"
+streams = ["invoices", "bills"]
+"#;
+        let e = check(text).unwrap_err().to_string();
+        for want in [
+            "conveyor.toml:5:8: sources.books.client_id: missing key `client_id` (required by type = \"xero\") (hint: the OAuth app's client id)",
+            "conveyor.toml:6:13: sources.books.tenant_id: `Demo Company (NZ)` is not a tenant id (hint: the Xero organisation's tenant id (a UUID, from GET https://api.xero.com/connections))",
+            "conveyor.toml:8:12: sources.books.realm_id: not used by type = \"xero\"",
+            "conveyor.toml:9:24: sources.books.streams: unknown stream `bills` (hint: type = \"xero\" has: contacts, invoices, invoice_line_items, payments)",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
+        let e = check(&text.replace("tenant_id = \"Demo Company (NZ)\"\n", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("conveyor.toml:5:8: sources.books.tenant_id: missing key `tenant_id` (required by type = \"xero\")"),
+            "{e}"
         );
     }
 

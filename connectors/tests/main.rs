@@ -17,5 +17,6 @@ mod suite {
     mod hubspot;
     mod quickbooks;
     mod rest;
+    mod xero;
     mod zendesk_talk;
 }

@@ -20,6 +20,9 @@ pub struct Pager {
     page_index: u64,
     next: Option<Url>,
     started: bool,
+    /// Where page-numbered bodies say how many pages there are (Xero's
+    /// `pagination.pageCount`), like `total_pages_header` for headers.
+    total_pages_path: Option<JsonPath>,
 }
 
 impl Pager {
@@ -43,7 +46,15 @@ impl Pager {
             page_index: 0,
             next: None,
             started: false,
+            total_pages_path: None,
         }
+    }
+
+    /// Page-number paging also ends after the page count found at `path`
+    /// in the body.
+    pub fn with_total_pages_at(mut self, path: JsonPath) -> Self {
+        self.total_pages_path = Some(path);
+        self
     }
 
     /// The next URL to fetch, or `None` when the stream is exhausted.
@@ -111,7 +122,11 @@ impl Pager {
                 let total = total_pages_header
                     .as_ref()
                     .and_then(|h| resp.headers.get(h.as_str()))
-                    .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+                    .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                    .or_else(|| {
+                        let p = self.total_pages_path.as_ref()?;
+                        select(body, p).and_then(Value::as_u64)
+                    });
                 let past_total = total.is_some_and(|t| self.page_index >= t);
                 (records as u64 >= *size && !past_total).then(|| current.clone())
             }
@@ -333,6 +348,33 @@ mod tests {
         );
         let body = serde_json::json!({"next_page": "/calls?start_time=9", "count": 0});
         p.advance(&resp("http://h/calls?start_time=5", None), &body, 0);
+        assert!(p.next_url().is_none());
+    }
+
+    #[test]
+    fn page_numbers_stop_at_the_page_count_in_the_body() {
+        let cfg = PaginationConfig::PageNumber {
+            page_param: "page".into(),
+            size_param: "pageSize".into(),
+            size: 2,
+            start_page: 1,
+            total_pages_header: None,
+        };
+        let mut p = Pager::new(
+            cfg,
+            Url::parse("http://h/Invoices").unwrap(),
+            vec![],
+            vec![],
+        )
+        .with_total_pages_at(JsonPath::parse("pagination.pageCount"));
+        let body = serde_json::json!({"pagination": {"pageCount": 2}});
+        let u1 = p.next_url().unwrap();
+        assert_eq!(u1.as_str(), "http://h/Invoices?page=1&pageSize=2");
+        p.advance(&resp(u1.as_str(), None), &body, 2);
+        let u2 = p.next_url().unwrap();
+        assert_eq!(u2.as_str(), "http://h/Invoices?page=2&pageSize=2");
+        // A full page, but the last one the body counts.
+        p.advance(&resp(u2.as_str(), None), &body, 2);
         assert!(p.next_url().is_none());
     }
 }

@@ -14,6 +14,7 @@ pub mod hubspot;
 pub mod quickbooks;
 pub(crate) mod read;
 pub mod table;
+pub mod xero;
 pub mod zendesk_talk;
 
 use std::sync::Arc;
@@ -65,6 +66,7 @@ pub fn build(
             cfg.clone(),
             credentials,
         )?)),
+        Vendor::Xero => Ok(Box::new(xero::Xero::new(source, cfg.clone(), credentials)?)),
     }
 }
 
@@ -236,6 +238,7 @@ mod tests {
                 Vendor::ZendeskTalk => zendesk_talk::TABLES.iter().map(|t| t.name).collect(),
                 Vendor::HubSpot => hubspot::TABLES.iter().map(|t| t.name).collect(),
                 Vendor::Genesys => genesys::TABLES.iter().map(|t| t.name).collect(),
+                Vendor::Xero => xero::TABLES.iter().map(|t| t.name).collect(),
             };
             assert_eq!(declared, v.streams(), "{v:?}");
         }

@@ -61,6 +61,9 @@ pub(crate) struct Pages<'a> {
     stop_on: Option<(u16, bool)>,
     stopped: Option<Stopped>,
     pages: usize,
+    /// Sent with every request of the sequence (an incremental filter
+    /// some APIs take as a header, e.g. Xero's `If-Modified-Since`).
+    headers: Vec<(String, String)>,
 }
 
 impl<'a> Pages<'a> {
@@ -90,7 +93,14 @@ impl<'a> Pages<'a> {
             stop_on: None,
             stopped: None,
             pages: 0,
+            headers: Vec::new(),
         }
+    }
+
+    /// Sends `name: value` with every page request.
+    pub fn header(mut self, name: &str, value: String) -> Self {
+        self.headers.push((name.to_string(), value));
+        self
     }
 
     /// Only these statuses mean "unavailable" (a per-record endpoint's 404
@@ -137,9 +147,10 @@ impl<'a> Pages<'a> {
             AnyPager::Url(p) => p.next_url().map(HttpRequest::get),
             AnyPager::Body(p) => p.next_request(),
         };
-        let Some(req) = req else {
+        let Some(mut req) = req else {
             return Ok(None);
         };
+        req.headers.extend(self.headers.iter().cloned());
         self.guard.check(&req)?;
         let stop = self
             .stop_on
@@ -224,10 +235,26 @@ fn parse_body(
     let shown = client.redactor().url(&resp.url);
     let body: Value = serde_json::from_slice(&resp.body).map_err(|e| {
         let start = client.redactor().snippet(&resp.body);
-        ConnectorError::new(
-            ErrorKind::Data,
-            format!("{shown}: response is not valid JSON ({e}); body starts: {start}"),
-        )
+        // An API whose default is XML (Xero) answers XML when it did not
+        // see `Accept: application/json`: name that, not just a parse error.
+        let xml = resp
+            .headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .filter(|t| t.contains("xml"))
+            .map(str::to_string)
+            .or_else(|| {
+                let t = String::from_utf8_lossy(&resp.body[..resp.body.len().min(64)]).into_owned();
+                t.trim_start().starts_with('<').then(|| "a body starting with `<`".to_string())
+            });
+        let message = match xml {
+            Some(kind) => format!(
+                "{shown}: the server answered XML ({kind}), not JSON — the request's \
+                 `Accept: application/json` was not honoured (a proxy dropping headers?); body starts: {start}"
+            ),
+            None => format!("{shown}: response is not valid JSON ({e}); body starts: {start}"),
+        };
+        ConnectorError::new(ErrorKind::Data, message)
     })?;
     if let Some(message) = check.and_then(|c| c(&body)) {
         return Err(ConnectorError::new(

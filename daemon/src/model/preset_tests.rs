@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use conveyor_connectors::vendors::table::{Col, Table};
-use conveyor_connectors::vendors::{genesys, greenhouse, gusto, quickbooks, zendesk_talk};
+use conveyor_connectors::vendors::{genesys, greenhouse, gusto, quickbooks, xero, zendesk_talk};
 
 use super::*;
 use crate::warehouse::Warehouse;
@@ -18,6 +18,7 @@ const VENDORS: &[(&str, &str, &[Table])] = &[
     ("gusto", "gu", gusto::TABLES),
     ("genesys", "gc", genesys::TABLES),
     ("zendesk_talk", "zd", zendesk_talk::TABLES),
+    ("xero", "xe", xero::TABLES),
 ];
 
 fn sql_type(col: Col) -> String {

@@ -72,6 +72,30 @@ const PRESET_SQL: &[(&str, &str, &str)] = &[
          FROM (SELECT id, customer_name, txn_date, unnest(json_extract(lines, '$[*]')) AS pl
                FROM {s}.payments WHERE NOT coalesce(deleted, false))",
     ),
+    // Xero: only ACCREC invoices are sales invoices (ACCPAY are bills), and
+    // only payments of them are money received. Deleted and voided invoices
+    // (and deleted payments) are kept by the connector with their status
+    // and left out here, as QuickBooks' tombstones are; drafts and
+    // submitted invoices count as invoiced (assumed: an invoice being
+    // prepared for a placement is not "missing"). Xero invoices have no
+    // custom fields, so no placement id is mapped (assumed: `reference`
+    // is free text, often a purchase-order number, not a key to match on).
+    (
+        "xero",
+        "invoices",
+        "SELECT invoice_id, invoice_number AS number, contact_name AS customer,
+                NULL::VARCHAR AS placement_id, \"date\" AS invoice_date, due_date,
+                total AS amount, amount_due AS balance
+         FROM {s}.invoices
+         WHERE \"type\" = 'ACCREC' AND coalesce(status, '') NOT IN ('DELETED', 'VOIDED')",
+    ),
+    (
+        "xero",
+        "payments",
+        "SELECT payment_id, invoice_id, contact_name AS customer, \"date\" AS payment_date, amount
+         FROM {s}.payments
+         WHERE invoice_type = 'ACCREC' AND coalesce(status, '') <> 'DELETED'",
+    ),
     // Gusto: one compensation row per employee per processed payroll, hours
     // already summed over its hourly compensations (salaried: none); the
     // employee's payment unit (Hour, Year, …) and whether the payroll was

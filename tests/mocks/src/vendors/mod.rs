@@ -8,6 +8,7 @@ pub mod greenhouse;
 pub mod gusto;
 pub mod hubspot;
 pub mod quickbooks;
+pub mod xero;
 pub mod zendesk_talk;
 
 use std::collections::{HashSet, VecDeque};
@@ -117,3 +118,5 @@ pub(crate) async fn receive(core: impl FnOnce(RequestLog), req: Request) -> (Par
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod xero_tests;
