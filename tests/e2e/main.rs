@@ -9,6 +9,7 @@ mod cli;
 mod console;
 mod crash;
 mod daemon;
+mod database;
 #[cfg(feature = "demo")]
 mod demo;
 mod hardening_paging;
