@@ -583,7 +583,7 @@ mod tests {
         assert_eq!(Vendor::from_type("rest"), None);
         assert_eq!(
             Vendor::builtin_types(),
-            "rest, greenhouse, quickbooks, gusto, zendesk_talk, hubspot, genesys, xero"
+            "rest, greenhouse, quickbooks, gusto, zendesk_talk, hubspot, genesys, xero, postgres, mysql, mariadb"
         );
     }
 
@@ -644,7 +644,7 @@ streams = ["offers", "candidates"]
     }
 
     #[test]
-    fn the_commented_vendor_examples_in_the_example_config_are_valid() {
+    fn the_commented_source_examples_in_the_example_config_are_valid() {
         let example = include_str!("../../conveyor.example.toml");
         // The commented `[sources.…]` blocks, uncommented; secrets from a
         // variable that is always set.
@@ -652,7 +652,7 @@ streams = ["offers", "candidates"]
         let mut inside = false;
         for line in example.lines() {
             let body = line.strip_prefix("# ").unwrap_or("");
-            if body.starts_with("[sources.") {
+            if body.starts_with("[sources.") || body.starts_with("[[sources.") {
                 inside = true;
             } else if !line.starts_with("# ") || body.trim().is_empty() {
                 inside = false;
@@ -682,6 +682,7 @@ streams = ["offers", "candidates"]
                 "greenhouse",
                 "gusto",
                 "hubspot",
+                "postgres",
                 "quickbooks",
                 "xero",
                 "zendesk_talk"
