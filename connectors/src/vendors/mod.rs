@@ -11,6 +11,7 @@ pub mod genesys;
 pub mod greenhouse;
 pub mod gusto;
 pub mod hubspot;
+pub mod lever;
 pub mod quickbooks;
 pub(crate) mod read;
 pub mod table;
@@ -61,6 +62,11 @@ pub fn build(
             credentials,
         )?)),
         Vendor::Genesys => Ok(Box::new(genesys::Genesys::new(
+            source,
+            cfg.clone(),
+            credentials,
+        )?)),
+        Vendor::Lever => Ok(Box::new(lever::Lever::new(
             source,
             cfg.clone(),
             credentials,
@@ -236,6 +242,7 @@ mod tests {
                 Vendor::ZendeskTalk => zendesk_talk::TABLES.iter().map(|t| t.name).collect(),
                 Vendor::HubSpot => hubspot::TABLES.iter().map(|t| t.name).collect(),
                 Vendor::Genesys => genesys::TABLES.iter().map(|t| t.name).collect(),
+                Vendor::Lever => lever::TABLES.iter().map(|t| t.name).collect(),
             };
             assert_eq!(declared, v.streams(), "{v:?}");
         }
