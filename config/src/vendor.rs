@@ -843,9 +843,9 @@ streams = ["candidates"]
             assert!(e.contains(want), "missing {want:?} in:\n{e}");
         }
         // api_key is Lever's alone.
-        let e = check(&format!(
+        let e = check(
             "[warehouse]\npath = \"wh.duckdb\"\n[sources.crm]\ntype = \"hubspot\"\nclient_id = \"c\"\nclient_secret = \"env:PATH\"\nrefresh_token = \"env:PATH\"\napi_key = \"env:PATH\"\n"
-        ))
+        )
         .unwrap_err()
         .to_string();
         assert!(

@@ -13,6 +13,7 @@ mod suite {
     mod gusto;
     mod hardening;
     mod hubspot;
+    mod lever;
     mod quickbooks;
     mod rest;
     mod zendesk_talk;
