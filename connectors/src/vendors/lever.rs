@@ -221,6 +221,17 @@ fn last_page(body: &Value) -> bool {
     body.get("hasNext").and_then(Value::as_bool) == Some(false)
 }
 
+/// A page saying there is more without saying where: stopping there would
+/// drop the rest silently, so the read fails instead.
+fn more_without_next(body: &Value) -> Option<String> {
+    let more = body.get("hasNext").and_then(Value::as_bool) == Some(true);
+    let next = body
+        .get("next")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    (more && !next).then(|| "hasNext is true but the page has no `next` offset".to_string())
+}
+
 pub struct Lever {
     base: Base,
 }
@@ -246,7 +257,9 @@ impl Lever {
     /// repeated on every page with the `offset` Lever handed back.
     fn pages(&self, stream: &str, url: url::Url, query: Vec<(String, String)>) -> Pages<'_> {
         let pager = Pager::new(paging(), url, query, Vec::new());
-        Pages::new(&self.base, stream, pager, "data").last_page_when(last_page)
+        Pages::new(&self.base, stream, pager, "data")
+            .last_page_when(last_page)
+            .check_body(more_without_next)
     }
 
     /// The resume state of an incremental read: the saved one, or the start.
@@ -465,5 +478,9 @@ mod tests {
             !last_page(&json!({})),
             "no word either way: the pager decides"
         );
+        assert!(more_without_next(&json!({"hasNext": true})).is_some());
+        assert!(more_without_next(&json!({"hasNext": true, "next": ""})).is_some());
+        assert!(more_without_next(&json!({"hasNext": true, "next": "abc"})).is_none());
+        assert!(more_without_next(&json!({"hasNext": false})).is_none());
     }
 }

@@ -406,9 +406,31 @@ async fn lever_an_expired_token_is_refreshed_and_the_rotated_refresh_token_saved
     assert!(data.iter().all(|r| r
         .header("authorization")
         .is_some_and(|a| a.starts_with("Bearer "))));
-    // The token request carried the client in the form, at the token URL
-    // derived from base_url.
+    // The token request went to the token URL derived from base_url.
     assert!(s.mock.requests().iter().any(|r| r.path == "/oauth/token"));
+
+    // Without the stored token only the configured one is left, which
+    // rotation revoked: Lever's refusal, without the token.
+    let (r, _) = read(
+        s.oauth(Arc::new(MemoryCredentials::default())).as_ref(),
+        "users",
+        None,
+    )
+    .await;
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Auth);
+    assert!(
+        e.message.contains("invalid_grant") && !e.message.contains(&s.cfg.refresh_token),
+        "{e}"
+    );
+    // With the store, a new process goes on from the rotated token.
+    let (r, again) = read(s.oauth(store.clone()).as_ref(), "users", None).await;
+    r.unwrap();
+    assert_eq!(again.rows(), 4);
+    assert_eq!(
+        store.load("lever.refresh_token").unwrap(),
+        s.mock.current_refresh_token()
+    );
 }
 
 #[tokio::test]
