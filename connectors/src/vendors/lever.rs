@@ -13,7 +13,8 @@
 //! - Incremental: `updated_at_start` (epoch ms, inclusive) on opportunities
 //!   and postings, a look-back before the saved cursor with the records
 //!   already emitted in it recognised (see `lever/window.rs`). Users have
-//!   no such filter and are read whole (active users only: Lever's default).
+//!   no such filter and are read whole (active users only, Lever's default
+//!   as far as known [?]: deactivated ones are not asked for).
 //! - Offers are per opportunity (`/opportunities/{id}/offers`, no cursor of
 //!   their own): each run reads the offers of the opportunities changed
 //!   since the last, assuming a new or changed offer touches its

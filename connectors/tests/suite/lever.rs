@@ -13,7 +13,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use base64::Engine;
 use conveyor_mocks::server::MockServer;
 use conveyor_mocks::vendors::lever::{LeverHandle, LeverMock, LeverMockConfig};
-use conveyor_mocks::vendors::MockHandle;
+use conveyor_mocks::vendors::{Fault, MockHandle};
 use conveyor_plugin_api::{Connector, CredentialStore, ErrorKind, MemoryCredentials};
 use serde_json::{json, Value};
 use support::{build, distinct, read, read_with_hook, secret_file, source, stream_names};
@@ -371,6 +371,21 @@ async fn lever_a_burst_into_the_token_bucket_is_retried_and_every_row_comes_once
     let (r, opps) = read(c.as_ref(), "opportunities", None).await;
     r.unwrap();
     assert_eq!(strings(&opps.strings("id")), s.ids("opportunities"));
+
+    // A 429 that says when to come back (the reference documents no
+    // header; the mock's queued fault sends `Retry-After`) is waited out.
+    s.mock.push_faults([Fault::RateLimited {
+        retry_after_secs: 1,
+    }]);
+    let started = std::time::Instant::now();
+    let (r, users) = read(c.as_ref(), "users", None).await;
+    r.unwrap();
+    assert_eq!(users.rows(), 4);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(950),
+        "Retry-After honoured: {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
