@@ -45,6 +45,7 @@ pub const MODEL_PRESETS: &[(&str, &[&str])] = &[
         &["contact_center_people", "agent_daily", "contacts"],
     ),
     ("xero", &["invoices", "payments"]),
+    ("lever", &["ats_people", "hires", "placements"]),
 ];
 
 /// Options a preset takes (`ats = { preset = "greenhouse", client_field =
@@ -54,6 +55,9 @@ pub const PRESET_OPTIONS: &[(&str, &str, &str)] = &[
     ("greenhouse", "client_field", "client_company"),
     ("greenhouse", "placement_fee_field", "placement_fee"),
     ("quickbooks", "placement_id_field", "Placement ID"),
+    // Lever: offer form fields, by their `identifier`.
+    ("lever", "client_field", "client_company"),
+    ("lever", "placement_fee_field", "placement_fee"),
 ];
 
 /// The validated `[model]` section.

@@ -723,7 +723,7 @@ compare = [{ name = "fee", left = "fee", right = "amount", absolute = 0.5 }, { l
         let errs = parse(
             r#"
 [model]
-presets = { ats = "lever", crm = "greenhouse" }
+presets = { ats = "taleo", crm = "greenhouse" }
 views = { people = "SELECT 1" }
 
 [[reconcile]]
@@ -744,7 +744,7 @@ keys = [{ left = "d", window_days = 3 }]
         .unwrap_err();
         let lines: Vec<String> = errs.0.iter().map(|d| d.to_string()).collect();
         let expect = [
-            "/c/conveyor.toml:14:19: model.presets.ats: unknown preset `lever`",
+            "/c/conveyor.toml:14:19: model.presets.ats: unknown preset `taleo`",
             "/c/conveyor.toml:14:34: model.presets.crm: no source named `crm`",
             "/c/conveyor.toml:15:20: model.views.people: `people` is not a view of the unified model",
             "/c/conveyor.toml:17:1: reconcile[0].right: missing key `right`",

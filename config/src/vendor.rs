@@ -33,10 +33,12 @@ pub enum Vendor {
     Genesys,
     /// Xero Accounting.
     Xero,
+    /// Lever (ATS).
+    Lever,
 }
 
 impl Vendor {
-    pub const ALL: [Vendor; 7] = [
+    pub const ALL: [Vendor; 8] = [
         Vendor::Greenhouse,
         Vendor::QuickBooks,
         Vendor::Gusto,
@@ -44,6 +46,7 @@ impl Vendor {
         Vendor::HubSpot,
         Vendor::Genesys,
         Vendor::Xero,
+        Vendor::Lever,
     ];
 
     /// The source `type` that selects it.
@@ -56,6 +59,7 @@ impl Vendor {
             Vendor::HubSpot => "hubspot",
             Vendor::Genesys => "genesys",
             Vendor::Xero => "xero",
+            Vendor::Lever => "lever",
         }
     }
 
@@ -90,6 +94,13 @@ impl Vendor {
                 "conversation_summaries",
             ],
             Vendor::Xero => &["contacts", "invoices", "invoice_line_items", "payments"],
+            Vendor::Lever => &[
+                "opportunities",
+                "postings",
+                "users",
+                "offers",
+                "deleted_opportunities",
+            ],
         }
     }
 
@@ -104,6 +115,7 @@ impl Vendor {
             Vendor::HubSpot => "https://api.hubapi.com",
             Vendor::Genesys => "https://api.mypurecloud.com",
             Vendor::Xero => "https://api.xero.com",
+            Vendor::Lever => "https://api.lever.co/v1",
         }
     }
 
@@ -116,6 +128,7 @@ impl Vendor {
             Vendor::HubSpot => "https://api.hubapi.com/oauth/v1/token",
             Vendor::Genesys => "https://login.mypurecloud.com/oauth/token",
             Vendor::Xero => "https://identity.xero.com/connect/token",
+            Vendor::Lever => "https://auth.lever.co/oauth/token",
         }
     }
 
@@ -132,7 +145,7 @@ impl Vendor {
                 "tenant_id",
                 "the Xero organisation's tenant id (a UUID, from GET https://api.xero.com/connections)",
             )),
-            Vendor::ZendeskTalk | Vendor::HubSpot | Vendor::Genesys => None,
+            Vendor::ZendeskTalk | Vendor::HubSpot | Vendor::Genesys | Vendor::Lever => None,
         }
     }
 }
@@ -177,6 +190,7 @@ pub(crate) struct RawVendorSource {
     pub subdomain: Option<S<String>>,
     pub email: Option<S<String>>,
     pub api_token: Option<S<String>>,
+    pub api_key: Option<S<String>>,
     pub start_date: Option<S<toml::Value>>,
     pub streams: Option<S<Vec<S<String>>>>,
     pub timeout_secs: Option<S<u64>>,
@@ -253,8 +267,18 @@ impl Checker<'_> {
                 &["client_id", "client_secret", "refresh_token", "token_url"],
                 &["tenant_id"],
             ),
+            Vendor::Lever => (
+                &[
+                    "api_key",
+                    "client_id",
+                    "client_secret",
+                    "refresh_token",
+                    "token_url",
+                ],
+                &[],
+            ),
         };
-        let present: [(&str, Option<Range<usize>>); 11] = [
+        let present: [(&str, Option<Range<usize>>); 12] = [
             ("client_id", raw.client_id.as_ref().map(|v| v.span())),
             (
                 "client_secret",
@@ -272,6 +296,7 @@ impl Checker<'_> {
             ("subdomain", raw.subdomain.as_ref().map(|v| v.span())),
             ("email", raw.email.as_ref().map(|v| v.span())),
             ("api_token", raw.api_token.as_ref().map(|v| v.span())),
+            ("api_key", raw.api_key.as_ref().map(|v| v.span())),
         ];
         for (field, span) in present {
             if let Some(span) = span {
@@ -371,6 +396,7 @@ impl Checker<'_> {
         };
 
         let auth = match vendor {
+            Vendor::Lever => self.lever_auth(&key, &raw, at.clone(), base_url.as_ref()),
             Vendor::ZendeskTalk => {
                 let email = need(
                     self,
@@ -547,6 +573,85 @@ impl Checker<'_> {
         })
     }
 
+    /// Lever takes either an API key (HTTP Basic `api_key:`) or OAuth
+    /// (client id and secret plus a refresh token), never both: a block
+    /// mixing them is a mistake, said at each key of the other kind.
+    fn lever_auth(
+        &mut self,
+        key: &str,
+        raw: &RawVendorSource,
+        at: Range<usize>,
+        base_url: Option<&url::Url>,
+    ) -> Option<AuthConfig> {
+        let oauth = [
+            ("client_id", &raw.client_id),
+            ("client_secret", &raw.client_secret),
+            ("refresh_token", &raw.refresh_token),
+            ("token_url", &raw.token_url),
+        ];
+        const BOTH: &str = "type = \"lever\" takes api_key (Basic) or client_id, client_secret and refresh_token (OAuth), not both";
+        if let Some(k) = &raw.api_key {
+            for (field, v) in oauth {
+                if let Some(v) = v {
+                    self.error(v.span(), &format!("{key}.{field}"), "not used with api_key")
+                        .hint(BOTH);
+                }
+            }
+            let key_ref = self.secret(k, &format!("{key}.api_key"))?;
+            return Some(AuthConfig::BasicApiKey { key: key_ref });
+        }
+        if oauth[..3].iter().all(|(_, v)| v.is_none()) {
+            self.error(
+                at,
+                &format!("{key}.api_key"),
+                "missing key `api_key` (required by type = \"lever\" unless OAuth is configured)",
+            )
+            .hint("api_key = \"env:LEVER_API_KEY\", or client_id, client_secret and refresh_token for OAuth");
+            return None;
+        }
+        let mut missing = false;
+        for (field, v) in &oauth[..3] {
+            if v.is_none() {
+                missing = true;
+                self.error(
+                    at.clone(),
+                    &format!("{key}.{field}"),
+                    format!("missing key `{field}` (required by type = \"lever\" with OAuth)"),
+                )
+                .hint(
+                    "OAuth needs client_id, client_secret and refresh_token; or use api_key alone",
+                );
+            }
+        }
+        let client_secret = raw
+            .client_secret
+            .as_ref()
+            .and_then(|s| self.secret(s, &format!("{key}.client_secret")));
+        let refresh_token = raw
+            .refresh_token
+            .as_ref()
+            .and_then(|s| self.secret(s, &format!("{key}.refresh_token")));
+        let token_url = match (&raw.token_url, base_url) {
+            (Some(u), _) => self.url(u, &format!("{key}.token_url")),
+            // The sandbox's tokens come from its own Auth0 tenant.
+            (None, Some(b)) if b.host_str() == Some("api.sandbox.lever.co") => {
+                url::Url::parse("https://sandbox-lever.auth0.com/oauth/token").ok()
+            }
+            // Any other base_url (a mock, a proxy): its own `/oauth/token`.
+            (None, Some(b)) if raw.base_url.is_some() => b.join("/oauth/token").ok(),
+            (None, _) => url::Url::parse(Vendor::Lever.default_token_url()).ok(),
+        };
+        if missing {
+            return None;
+        }
+        Some(AuthConfig::OAuth2RefreshToken {
+            token_url: token_url?,
+            client_id: raw.client_id.as_ref()?.get_ref().clone(),
+            client_secret: client_secret?,
+            refresh_token: refresh_token?,
+        })
+    }
+
     fn vendor_http(&mut self, key: &str, raw: &RawVendorSource) -> Option<HttpConfig> {
         self.http_settings(
             key,
@@ -583,7 +688,7 @@ mod tests {
         assert_eq!(Vendor::from_type("rest"), None);
         assert_eq!(
             Vendor::builtin_types(),
-            "rest, greenhouse, quickbooks, gusto, zendesk_talk, hubspot, genesys, xero, postgres, mysql, mariadb"
+            "rest, greenhouse, quickbooks, gusto, zendesk_talk, hubspot, genesys, xero, lever, postgres, mysql, mariadb"
         );
     }
 
@@ -682,6 +787,7 @@ streams = ["offers", "candidates"]
                 "greenhouse",
                 "gusto",
                 "hubspot",
+                "lever",
                 "postgres",
                 "quickbooks",
                 "xero",
@@ -734,6 +840,58 @@ streams = ["payments", "invoices"]
     }
 
     #[test]
+    fn a_lever_source_authenticates_by_api_key_or_by_oauth() {
+        let text = r#"[warehouse]
+path = "wh.duckdb"
+
+[sources.lever]
+type = "lever"
+api_key = "env:PATH"
+start_date = "2024-01-01"
+streams = ["offers", "opportunities"]
+"#;
+        let c = check(text).unwrap();
+        let ConnectorConfig::Vendor(v) = &c.source("lever").unwrap().connector else {
+            panic!("a vendor source")
+        };
+        assert_eq!(v.vendor, Vendor::Lever);
+        assert_eq!(v.base_url.as_str(), "https://api.lever.co/v1");
+        assert_eq!(v.streams, ["opportunities", "offers"], "vendor order kept");
+        assert!(matches!(&v.auth, AuthConfig::BasicApiKey { .. }));
+
+        let oauth = r#"[warehouse]
+path = "wh.duckdb"
+
+[sources.lever]
+type = "lever"
+base_url = "https://api.sandbox.lever.co/v1"
+client_id = "lever-client"
+client_secret = "env:PATH"
+refresh_token = "env:PATH"
+"#;
+        let c = check(oauth).unwrap();
+        let ConnectorConfig::Vendor(v) = &c.source("lever").unwrap().connector else {
+            panic!("a vendor source")
+        };
+        assert!(
+            matches!(&v.auth, AuthConfig::OAuth2RefreshToken { token_url, client_id, .. }
+                if token_url.as_str() == "https://sandbox-lever.auth0.com/oauth/token" && client_id == "lever-client"),
+            "{:?}",
+            v.auth
+        );
+        // A mock's base_url: the token endpoint on the same origin.
+        let c = check(&oauth.replace("https://api.sandbox.lever.co/v1", "http://127.0.0.1:9/v1"))
+            .unwrap();
+        let ConnectorConfig::Vendor(v) = &c.source("lever").unwrap().connector else {
+            panic!("a vendor source")
+        };
+        assert!(
+            matches!(&v.auth, AuthConfig::OAuth2RefreshToken { token_url, .. }
+            if token_url.as_str() == "http://127.0.0.1:9/oauth/token")
+        );
+    }
+
+    #[test]
     fn xero_mistakes_have_locations() {
         let text = r#"[warehouse]
 path = "wh.duckdb"
@@ -759,6 +917,59 @@ streams = ["invoices", "bills"]
             .to_string();
         assert!(
             e.contains("conveyor.toml:5:8: sources.books.tenant_id: missing key `tenant_id` (required by type = \"xero\")"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn lever_mistakes_have_locations() {
+        let text = r#"[warehouse]
+path = "wh.duckdb"
+
+[sources.lever]
+type = "lever"
+api_key = "env:PATH"
+client_id = "lever-client"
+user_id = 7
+streams = ["candidates"]
+"#;
+        let e = check(text).unwrap_err().to_string();
+        for want in [
+            "conveyor.toml:7:13: sources.lever.client_id: not used with api_key (hint: type = \"lever\" takes api_key (Basic) or client_id, client_secret and refresh_token (OAuth), not both)",
+            "conveyor.toml:8:11: sources.lever.user_id: not used by type = \"lever\"",
+            "conveyor.toml:9:12: sources.lever.streams: unknown stream `candidates`",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
+        // Neither way: said once, at the type.
+        let none = text
+            .replace("api_key = \"env:PATH\"\n", "")
+            .replace("client_id = \"lever-client\"\n", "")
+            .replace("user_id = 7\n", "");
+        let e = check(&none).unwrap_err().to_string();
+        assert!(
+            e.contains("conveyor.toml:5:8: sources.lever.api_key: missing key `api_key`"),
+            "{e}"
+        );
+        // OAuth half-configured: each missing key named.
+        let half = text
+            .replace("api_key = \"env:PATH\"\n", "")
+            .replace("user_id = 7\n", "");
+        let e = check(&half).unwrap_err().to_string();
+        for want in [
+            "conveyor.toml:5:8: sources.lever.client_secret: missing key `client_secret`",
+            "conveyor.toml:5:8: sources.lever.refresh_token: missing key `refresh_token`",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
+        // api_key is Lever's alone.
+        let e = check(
+            "[warehouse]\npath = \"wh.duckdb\"\n[sources.crm]\ntype = \"hubspot\"\nclient_id = \"c\"\nclient_secret = \"env:PATH\"\nrefresh_token = \"env:PATH\"\napi_key = \"env:PATH\"\n"
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("sources.crm.api_key: not used by type = \"hubspot\""),
             "{e}"
         );
     }

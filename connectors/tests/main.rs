@@ -15,6 +15,7 @@ mod suite {
     mod gusto;
     mod hardening;
     mod hubspot;
+    mod lever;
     mod quickbooks;
     mod rest;
     mod xero;

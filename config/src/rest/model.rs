@@ -30,6 +30,11 @@ pub enum AuthConfig {
     Bearer {
         token: SecretRef,
     },
+    /// HTTP Basic with the key as the user name and an empty password
+    /// (Lever's `api_key:`): the key is a secret, unlike a Basic user name.
+    BasicApiKey {
+        key: SecretRef,
+    },
     OAuth2ClientCredentials {
         token_url: url::Url,
         client_id: String,

@@ -75,6 +75,15 @@ impl AuthProvider {
                 }
             }
             AuthConfig::Bearer { token } => AuthProvider::Bearer(resolve(token)?),
+            AuthConfig::BasicApiKey { key } => {
+                let key = resolve(key)?;
+                // Sent as `Basic base64(key:)`: that form too.
+                redactor.add_secret_user(key.expose());
+                AuthProvider::Basic {
+                    username: key.expose().to_string(),
+                    password: Secret::new(String::new()),
+                }
+            }
             AuthConfig::OAuth2ClientCredentials {
                 token_url,
                 client_id,

@@ -73,6 +73,23 @@ impl Redactor {
         self.add_forms(all);
     }
 
+    /// Registers a secret sent as the user of an HTTP Basic pair with an
+    /// empty password (`key:`, Lever's API key): the base64 forms of
+    /// `key:`, as [`Redactor::add_credential_pair`] does for a password.
+    pub fn add_secret_user(&self, user: &str) {
+        if user.len() < MIN_SECRET_LEN {
+            return;
+        }
+        self.add_secret(user);
+        let pair = format!("{user}:");
+        let mut all = vec![pair.clone()];
+        for b64 in base64_forms(pair.as_bytes()) {
+            all.extend(url_forms(&b64));
+            all.push(b64);
+        }
+        self.add_forms(all);
+    }
+
     fn add_forms(&self, new: Vec<String>) {
         let mut forms = self.forms.write().expect("redactor lock");
         for f in new {
@@ -225,6 +242,19 @@ mod tests {
             assert!(!r.scrub(&in_url).contains("Pz8"), "{in_url}");
         }
         assert!(STANDARD.encode(&pair) != URL_SAFE.encode(&pair));
+    }
+
+    #[test]
+    fn a_key_sent_as_the_basic_user_is_scrubbed_with_its_empty_password() {
+        let r = Redactor::default();
+        let key = "lever-key-??>7";
+        r.add_secret_user(key);
+        for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+            let b64 = engine.encode(format!("{key}:"));
+            let header = format!("got Authorization: Basic {b64}, refused");
+            assert_eq!(r.scrub(&header), "got Authorization: Basic ***, refused");
+        }
+        assert_eq!(r.scrub(&format!("key {key} refused")), "key *** refused");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod genesys;
 pub mod greenhouse;
 pub mod gusto;
 pub mod hubspot;
+pub mod lever;
 pub mod quickbooks;
 pub(crate) mod read;
 pub mod table;
@@ -67,6 +68,11 @@ pub fn build(
             credentials,
         )?)),
         Vendor::Xero => Ok(Box::new(xero::Xero::new(source, cfg.clone(), credentials)?)),
+        Vendor::Lever => Ok(Box::new(lever::Lever::new(
+            source,
+            cfg.clone(),
+            credentials,
+        )?)),
     }
 }
 
@@ -239,6 +245,7 @@ mod tests {
                 Vendor::HubSpot => hubspot::TABLES.iter().map(|t| t.name).collect(),
                 Vendor::Genesys => genesys::TABLES.iter().map(|t| t.name).collect(),
                 Vendor::Xero => xero::TABLES.iter().map(|t| t.name).collect(),
+                Vendor::Lever => lever::TABLES.iter().map(|t| t.name).collect(),
             };
             assert_eq!(declared, v.streams(), "{v:?}");
         }

@@ -19,6 +19,10 @@ use crate::rest::pager::Pager;
 /// (QuickBooks' `Fault` in a 200); returns the vendor's message.
 pub(crate) type BodyCheck = fn(&Value) -> Option<String>;
 
+/// Says from a page's body that it was the last one (Lever's
+/// `hasNext: false`), whatever paging hint the body still carries.
+pub(crate) type LastPage = fn(&Value) -> bool;
+
 /// One page: its records, and what is left of the body.
 pub(crate) struct Page {
     pub records: Vec<Value>,
@@ -64,6 +68,9 @@ pub(crate) struct Pages<'a> {
     /// Sent with every request of the sequence (an incremental filter
     /// some APIs take as a header, e.g. Xero's `If-Modified-Since`).
     headers: Vec<(String, String)>,
+    last_page: Option<LastPage>,
+    /// [`Pages::last_page_when`] said the page just read was the last.
+    done: bool,
 }
 
 impl<'a> Pages<'a> {
@@ -94,6 +101,8 @@ impl<'a> Pages<'a> {
             stopped: None,
             pages: 0,
             headers: Vec::new(),
+            last_page: None,
+            done: false,
         }
     }
 
@@ -132,6 +141,13 @@ impl<'a> Pages<'a> {
         }
     }
 
+    /// Ends the paging after a page whose body `last` calls the last one,
+    /// even if it still names a next page.
+    pub fn last_page_when(mut self, last: LastPage) -> Self {
+        self.last_page = Some(last);
+        self
+    }
+
     pub fn check_body(mut self, check: BodyCheck) -> Self {
         self.check = Some(check);
         self
@@ -140,7 +156,7 @@ impl<'a> Pages<'a> {
     /// The next page, or `None` when the pager is done, the read was
     /// cancelled or a [`Pages::stop_on`] status ended it.
     pub async fn next(&mut self, cancel: &CancelFlag) -> Result<Option<Page>, ConnectorError> {
-        if cancel.is_cancelled() || self.stopped.is_some() {
+        if cancel.is_cancelled() || self.stopped.is_some() || self.done {
             return Ok(None);
         }
         let req = match &mut self.pager {
@@ -191,6 +207,7 @@ impl<'a> Pages<'a> {
             AnyPager::Url(p) => p.advance(&resp, &body, records.len()),
             AnyPager::Body(p) => p.advance(&body, records.len()),
         }
+        self.done = self.last_page.is_some_and(|last| last(&body));
         Ok(Some(Page { records, body }))
     }
 }

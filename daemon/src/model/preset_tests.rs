@@ -6,7 +6,9 @@
 use std::path::Path;
 
 use conveyor_connectors::vendors::table::{Col, Table};
-use conveyor_connectors::vendors::{genesys, greenhouse, gusto, quickbooks, xero, zendesk_talk};
+use conveyor_connectors::vendors::{
+    genesys, greenhouse, gusto, lever, quickbooks, xero, zendesk_talk,
+};
 
 use super::*;
 use crate::warehouse::Warehouse;
@@ -19,6 +21,7 @@ const VENDORS: &[(&str, &str, &[Table])] = &[
     ("genesys", "gc", genesys::TABLES),
     ("zendesk_talk", "zd", zendesk_talk::TABLES),
     ("xero", "xe", xero::TABLES),
+    ("lever", "lv", lever::TABLES),
 ];
 
 fn sql_type(col: Col) -> String {
@@ -220,5 +223,51 @@ fn greenhouse_custom_fields_are_preset_options_and_placements_need_a_fee() {
             "SELECT hire_id, start_date FROM model.hires ORDER BY 1"
         ),
         ["11 2026-03-09", "12 2026-03-09", "13 2026-03-16"]
+    );
+}
+
+#[test]
+fn lever_people_are_contacts_and_hires_are_signed_offers() {
+    let (_dir, conn, config) = setup();
+    conn.execute_batch(
+        r#"INSERT INTO lv.opportunities (id, name, contact, primary_email, updated_at) VALUES
+               ('o1', 'Ana Maria Lopez', 'c1', 'ana@x.example', TIMESTAMP '2026-03-01 09:00'),
+               ('o2', 'Ana Lopez', 'c1', 'ana@x.example', TIMESTAMP '2026-03-02 09:00'),
+               ('o3', 'Ben', 'c2', 'ben@x.example', TIMESTAMP '2026-03-01 09:00'),
+               ('o4', 'Cleo C', 'c3', 'cleo@x.example', TIMESTAMP '2026-03-01 09:00');
+           INSERT INTO lv.postings (id, department) VALUES ('p1', 'Globex');
+           INSERT INTO lv.offers (id, opportunity_id, posting, status, created_at, start_date, fields) VALUES
+               ('f1', 'o2', 'p1', 'signed', TIMESTAMP '2026-03-02 08:00', DATE '2026-03-09', '[{"identifier": "placement_fee", "value": 15000}]'),
+               ('f2', 'o3', 'p1', 'signed', TIMESTAMP '2026-03-01 08:00', DATE '2026-03-16', '[{"identifier": "client_company", "value": "Acme"}, {"identifier": "placement_fee", "value": "9000"}]'),
+               ('f3', 'o1', 'p1', 'draft', TIMESTAMP '2026-03-01 08:00', NULL, '[]'),
+               ('f4', 'o4', 'p1', 'signed', TIMESTAMP '2026-03-01 08:00', NULL, '[]');
+           INSERT INTO lv.deleted_opportunities (id, deleted_at) VALUES ('o4', TIMESTAMP '2026-03-03 00:00');"#,
+    )
+    .unwrap();
+    let problems = refresh(&conn, &config).unwrap();
+    assert!(problems.iter().all(|p| p.degraded), "{problems:#?}");
+    // One person per contact, named by their latest opportunity; the
+    // deleted opportunity's contact is gone.
+    assert_eq!(
+        rows(
+            &conn,
+            "SELECT ats_id, first_name, last_name, email FROM model.ats_people ORDER BY 1"
+        ),
+        ["c1 Ana Lopez ana@x.example", "c2 Ben ben@x.example"]
+    );
+    // The client: the offer field, else the posting's department.
+    assert_eq!(
+        rows(
+            &conn,
+            "SELECT hire_id, ats_id, client, start_date FROM model.hires ORDER BY 1"
+        ),
+        ["o2 c1 Globex 2026-03-09", "o3 c2 Acme 2026-03-16"]
+    );
+    assert_eq!(
+        rows(
+            &conn,
+            "SELECT placement_id, fee FROM model.placements ORDER BY 1"
+        ),
+        ["o2 15000.0", "o3 9000.0"]
     );
 }

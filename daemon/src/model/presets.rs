@@ -188,6 +188,56 @@ const PRESET_SQL: &[(&str, &str, &str)] = &[
                 NULL AS csat, NULL AS quality_score, 0 AS logged_hours
          FROM {s}.calls WHERE agent_id IS NOT NULL AND completion_status = 'completed' GROUP BY ALL",
     ),
+    // Lever: a person is a contact (one per person, across their
+    // opportunities; the latest opportunity's name, e-mail and phone, the
+    // name split at its first space). A hire is an opportunity with a
+    // signed offer (the latest one) — assumed, since Lever's own "hired"
+    // is an archive reason whose type lives in `/archive_reasons`, which
+    // the connector does not read; an opportunity archived as hired
+    // without an offer in Lever is not a hire here. The client and the
+    // fee are offer form fields by `identifier` (each company's own, so
+    // preset options); the client falls back to the posting's
+    // department. Deleted opportunities are left out.
+    (
+        "lever",
+        "ats_people",
+        "SELECT contact AS ats_id, split_part(name, ' ', 1) AS first_name,
+                nullif(trim(substr(name, length(split_part(name, ' ', 1)) + 2)), '') AS last_name,
+                primary_email AS email, primary_phone AS phone
+         FROM (SELECT *, row_number() OVER (PARTITION BY contact ORDER BY updated_at DESC) AS n
+               FROM {s}.opportunities
+               WHERE contact IS NOT NULL AND id NOT IN (SELECT id FROM {s}.deleted_opportunities?))
+         WHERE n = 1",
+    ),
+    (
+        "lever",
+        "hires",
+        "SELECT o.id AS hire_id, o.contact AS ats_id, o.primary_email AS email,
+                coalesce(list_filter(json_extract(f.fields, '$[*]'), lambda x: x->>'identifier' = '{opt:client_field}')[1]->>'value',
+                         p.department) AS client,
+                f.start_date
+         FROM {s}.opportunities o
+         JOIN (SELECT *, row_number() OVER (PARTITION BY opportunity_id ORDER BY created_at DESC) AS n
+               FROM {s}.offers WHERE status = 'signed') f ON f.opportunity_id = o.id AND f.n = 1
+         LEFT JOIN {s}.postings? p ON p.id = f.posting
+         WHERE o.id NOT IN (SELECT id FROM {s}.deleted_opportunities?)",
+    ),
+    (
+        "lever",
+        "placements",
+        "SELECT * FROM (
+           SELECT o.id AS placement_id, o.contact AS ats_id, o.primary_email AS email,
+                  coalesce(list_filter(json_extract(f.fields, '$[*]'), lambda x: x->>'identifier' = '{opt:client_field}')[1]->>'value',
+                           p.department) AS client,
+                  f.start_date,
+                  TRY_CAST(list_filter(json_extract(f.fields, '$[*]'), lambda x: x->>'identifier' = '{opt:placement_fee_field}')[1]->>'value' AS DOUBLE) AS fee
+           FROM {s}.opportunities o
+           JOIN (SELECT *, row_number() OVER (PARTITION BY opportunity_id ORDER BY created_at DESC) AS n
+                 FROM {s}.offers WHERE status = 'signed') f ON f.opportunity_id = o.id AND f.n = 1
+           LEFT JOIN {s}.postings? p ON p.id = f.posting
+           WHERE o.id NOT IN (SELECT id FROM {s}.deleted_opportunities?))
+         WHERE fee IS NOT NULL",
+    ),
 ];
 
 /// Tables a preset can do without, as empty relations of the same shape:
@@ -207,6 +257,18 @@ const OPTIONAL_TABLES: &[(&str, &str, &str)] = &[
         "genesys",
         "evaluations",
         "SELECT NULL::VARCHAR AS agent_id, NULL::TIMESTAMP AS conversation_date, NULL::TIMESTAMP AS submitted_date, NULL::DOUBLE AS total_score WHERE false",
+    ),
+    // Lever: without postings the client is the offer field alone;
+    // without deletions nothing is left out.
+    (
+        "lever",
+        "postings",
+        "SELECT NULL::VARCHAR AS id, NULL::VARCHAR AS department WHERE false",
+    ),
+    (
+        "lever",
+        "deleted_opportunities",
+        "SELECT NULL::VARCHAR AS id WHERE false",
     ),
 ];
 

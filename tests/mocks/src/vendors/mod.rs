@@ -7,6 +7,7 @@ pub mod genesys;
 pub mod greenhouse;
 pub mod gusto;
 pub mod hubspot;
+pub mod lever;
 pub mod quickbooks;
 pub mod xero;
 pub mod zendesk_talk;
@@ -116,6 +117,8 @@ pub(crate) async fn receive(core: impl FnOnce(RequestLog), req: Request) -> (Par
     (parts, to_bytes(body, 1 << 20).await.unwrap_or_default())
 }
 
+#[cfg(test)]
+mod lever_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
