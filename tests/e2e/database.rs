@@ -71,12 +71,13 @@ fn setup(db: TestDatabase) -> Setup {
 }
 
 /// The same checksum on both sides: ids, customers and totals in id order.
-const SOURCE_SUM: &str = "SELECT md5(string_agg(id || '|' || customer || '|' || total, ',' ORDER BY id)) FROM orders";
+const SOURCE_SUM: &str =
+    "SELECT md5(string_agg(id || '|' || customer || '|' || total, ',' ORDER BY id)) FROM orders";
 const WAREHOUSE_SUM: &str = "SELECT md5(string_agg(id::VARCHAR || '|' || customer || '|' || total::VARCHAR, ',' ORDER BY id)) FROM erp.orders";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_sigkill_mid_read_then_a_full_sync_holds_every_row_once() {
-    const N: u32 = 200_000;
+    const N: u32 = 1_000_000;
     let servers = TestServers::start();
     let s = setup(servers.postgres());
     s.db.sql(&format!(
@@ -86,7 +87,7 @@ async fn postgres_sigkill_mid_read_then_a_full_sync_holds_every_row_once() {
            TIMESTAMPTZ '2024-01-01 00:00:00+00' + (g / 10) * INTERVAL '1 second'
            FROM generate_series(1, {N}) g;"
     ));
-    s.write_config("postgres", 2_000);
+    s.write_config("postgres", 5_000);
     let mut killed_mid_run = 0;
     for round in 0..4u64 {
         let mut child = Daemon::spawn(
@@ -97,7 +98,8 @@ async fn postgres_sigkill_mid_read_then_a_full_sync_holds_every_row_once() {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
         );
-        tokio::time::sleep(Duration::from_millis(400 + round * 250)).await;
+        // A full read of N rows takes about a second here: kill inside it.
+        tokio::time::sleep(Duration::from_millis(250 + round * 150)).await;
         if child.alive() {
             child.kill();
             killed_mid_run += 1;
@@ -115,12 +117,19 @@ async fn postgres_sigkill_mid_read_then_a_full_sync_holds_every_row_once() {
     ));
     let out = s.conveyor(&["sync"]);
     assert!(out.status.success(), "{:?}", text(&out));
-    assert_eq!(s.scalar("SELECT count(*) FROM erp.orders"), (N + 1).to_string());
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM erp.orders"),
+        (N + 1).to_string()
+    );
     assert_eq!(
         s.scalar("SELECT count(DISTINCT id) FROM erp.orders"),
         (N + 1).to_string()
     );
-    assert_eq!(s.scalar(WAREHOUSE_SUM), s.db.sql(SOURCE_SUM), "contents differ");
+    assert_eq!(
+        s.scalar(WAREHOUSE_SUM),
+        s.db.sql(SOURCE_SUM),
+        "contents differ"
+    );
     assert_eq!(
         s.scalar("SELECT typeof(total) || ' ' || typeof(updated_at) FROM erp.orders LIMIT 1"),
         "DECIMAL(12,2) TIMESTAMP"
@@ -128,6 +137,13 @@ async fn postgres_sigkill_mid_read_then_a_full_sync_holds_every_row_once() {
     assert_eq!(
         s.scalar("SELECT count(*) FROM conveyor.runs WHERE status = 'running'"),
         "0"
+    );
+    assert!(
+        s.scalar("SELECT count(*) FROM conveyor.runs WHERE status = 'interrupted'")
+            .parse::<u32>()
+            .unwrap()
+            >= 1,
+        "the killed runs are marked interrupted"
     );
 }
 

@@ -2,12 +2,14 @@
 //! table or a query, read in keyset-paginated chunks straight into Arrow,
 //! each chunk followed by the checkpoint of its last row's position.
 //!
-//! The state is the paging position (cursor, then primary key, as the server
-//! prints them) and whether the last read reached the end. An interrupted
-//! read resumes strictly after the position, so a crash neither loses nor
-//! repeats a chunk; a finished one starts the next sync at the cursor less
-//! the look-back (rows re-read are merged by primary key). Without a cursor
-//! every sync reads the whole relation again.
+//! A first sync (and every sync of a stream without a cursor) is a full read
+//! paged by the primary key, which its index serves; before it starts, the
+//! cursor's highest value is noted. Later syncs read the rows whose cursor is
+//! at or after that value less the look-back, paged by cursor then key (rows
+//! re-read are merged by primary key). The state is the phase, the paging
+//! position (as the server prints the values) and whether the read reached
+//! the end: an interrupted read resumes strictly after its position, so a
+//! crash neither loses nor repeats a chunk.
 
 mod columns;
 mod engine;
@@ -24,18 +26,32 @@ use serde::{Deserialize, Serialize};
 pub use columns::DELETED_COLUMN;
 use columns::{kind_of, ChunkBuilder, Column};
 use engine::{describe_target, query_error, Conn};
-use plan::{Start, POSITION_PREFIX};
+use plan::{Order, Start, POSITION_PREFIX};
 
 use crate::http::redact::Redactor;
 
 /// What a database stream's checkpoint holds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 struct Position {
-    /// The last row read: its cursor (if the stream has one), then its
-    /// primary key, as text.
+    /// How the read that wrote it was ordered.
+    phase: Phase,
+    /// The last row read, by the phase's paging columns (key; or cursor
+    /// then key), as text. A finished full read leaves the high-water
+    /// cursor value here instead.
     after: Vec<String>,
     /// Whether that read went to the end of the relation.
     done: bool,
+    /// A full read's cursor high-water mark, noted before it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    high_water: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Phase {
+    #[default]
+    Full,
+    Incremental,
 }
 
 pub struct DatabaseConnector {
@@ -118,7 +134,7 @@ impl DatabaseConnector {
                 )
             })
             .collect();
-        let needed = plan::paging_columns(stream)
+        let needed = plan::paging_columns(stream, Order::CursorThenKey)
             .into_iter()
             .chain(stream.soft_delete.as_deref());
         for want in needed {
@@ -147,20 +163,26 @@ impl DatabaseConnector {
     }
 }
 
-/// Where this read starts, from the saved state.
-fn start_of(stream: &DatabaseStream, state: Option<&Position>) -> Start {
-    match state {
-        None => Start::Beginning,
-        Some(p) if p.after.is_empty() => Start::Beginning,
-        Some(p) if !p.done => Start::After(p.after.clone()),
-        Some(p) => match &stream.cursor {
-            Some(_) => Start::Since {
+/// How this read is ordered and where it starts, from the saved state.
+fn start_of(stream: &DatabaseStream, state: Option<&Position>) -> (Order, Start) {
+    let Some(p) = state else {
+        return (Order::Key, Start::Beginning);
+    };
+    match (p.phase, p.done, p.after.is_empty()) {
+        (_, _, true) => (Order::Key, Start::Beginning),
+        (Phase::Full, false, _) => (Order::Key, Start::After(p.after.clone())),
+        // A stream without a cursor reads it all again every sync.
+        (Phase::Full, true, _) => (Order::Key, Start::Beginning),
+        (Phase::Incremental, false, _) => (Order::CursorThenKey, Start::After(p.after.clone())),
+        (Phase::Incremental, true, _) if stream.cursor.is_some() => (
+            Order::CursorThenKey,
+            Start::Since {
                 cursor: p.after[0].clone(),
                 lookback_secs: stream.lookback.as_secs(),
             },
-            // A full refresh: every sync reads it all again.
-            None => Start::Beginning,
-        },
+        ),
+        // The cursor was taken out of the config: a full read.
+        (Phase::Incremental, true, _) => (Order::Key, Start::Beginning),
     }
 }
 
@@ -213,16 +235,45 @@ impl DatabaseConnector {
         let columns = self.columns(conn, stream).await?;
         let engine = self.cfg.engine;
         let limit = self.cfg.chunk_rows;
-        let paging = plan::paging_columns(stream);
-        let mut start = start_of(stream, saved.as_ref());
-        let mut last = saved.map(|p| p.after).unwrap_or_default();
+        let (order, mut start) = start_of(stream, saved.as_ref());
+        let phase = match order {
+            Order::Key => Phase::Full,
+            Order::CursorThenKey => Phase::Incremental,
+        };
+        let paging = plan::paging_columns(stream, order);
+        let mut high_water = match (&saved, &start) {
+            (Some(p), Start::After(_)) if phase == Phase::Full => p.high_water.clone(),
+            _ => None,
+        };
+        if phase == Phase::Full && high_water.is_none() && matches!(start, Start::Beginning) {
+            if let Some(sql) = plan::high_water(engine, stream) {
+                let rows = conn
+                    .fetch(&sql, &[])
+                    .await
+                    .map_err(|e| query_error(&stream.name, &e))?;
+                let row = rows.get(0);
+                let nulls = row.text(1).ok().flatten().unwrap_or_default();
+                if nulls != "0" {
+                    let cursor = stream.cursor.as_deref().unwrap_or_default();
+                    return Err(ConnectorError::new(
+                        ErrorKind::Data,
+                        format!("stream {}: {nulls} rows have NULL in `{cursor}`, the stream's cursor, so a sync could never pick up their changes; make it NOT NULL, or COALESCE it in a query stream", stream.name),
+                    ));
+                }
+                high_water = row.text(0).ok().flatten();
+            }
+        }
+        let mut last = match &saved {
+            Some(p) if !matches!(start, Start::Beginning) => p.after.clone(),
+            _ => Vec::new(),
+        };
         let mut chunk = ChunkBuilder::new(&columns, stream.soft_delete.as_deref(), limit as usize);
-        tracing::debug!(source = %self.source, stream = %stream.name, target = %describe_target(&self.cfg), ?start, "reading");
+        tracing::debug!(source = %self.source, stream = %stream.name, target = %describe_target(&self.cfg), ?order, ?start, "reading");
         loop {
             if cancel.is_cancelled() {
                 return Ok(());
             }
-            let sql = plan::chunk(engine, stream, &columns, &start, limit);
+            let sql = plan::chunk(engine, stream, &columns, order, &start, limit);
             let rows = conn
                 .fetch(&sql, &plan::bindings(&start))
                 .await
@@ -239,9 +290,21 @@ impl DatabaseConnector {
                 sink.batch(chunk.finish()?).await?;
             }
             if rows.len() > 0 || done {
-                let state = Position {
-                    after: last.clone(),
-                    done,
+                let state = match (done, phase, &high_water) {
+                    // A full read finished: the next sync starts at the
+                    // cursor value noted before it began.
+                    (true, Phase::Full, Some(hw)) => Position {
+                        phase: Phase::Incremental,
+                        after: vec![hw.clone()],
+                        done: true,
+                        high_water: None,
+                    },
+                    _ => Position {
+                        phase,
+                        after: last.clone(),
+                        done,
+                        high_water: high_water.clone(),
+                    },
                 };
                 sink.checkpoint(serde_json::to_value(state).expect("a position serialises"))
                     .await?;
@@ -298,25 +361,41 @@ mod tests {
     }
 
     #[test]
-    fn an_interrupted_read_resumes_after_its_position_and_a_finished_one_looks_back() {
-        let pos = |done| Position {
-            after: vec!["2024-05-01 10:00:00+00".into(), "42".into()],
+    fn a_full_read_pages_by_key_and_a_finished_one_continues_from_the_cursor() {
+        let pos = |phase, after: &[&str], done| Position {
+            phase,
+            after: after.iter().map(|s| s.to_string()).collect(),
             done,
+            high_water: None,
         };
         let s = stream(Some("updated_at"));
-        assert_eq!(start_of(&s, None), Start::Beginning);
+        assert_eq!(start_of(&s, None), (Order::Key, Start::Beginning));
         assert_eq!(
-            start_of(&s, Some(&pos(false))),
-            Start::After(pos(false).after)
+            start_of(&s, Some(&pos(Phase::Full, &["42"], false))),
+            (Order::Key, Start::After(vec!["42".into()]))
+        );
+        let at = "2024-05-01 10:00:00+00";
+        assert_eq!(
+            start_of(&s, Some(&pos(Phase::Incremental, &[at, "42"], false))),
+            (
+                Order::CursorThenKey,
+                Start::After(vec![at.into(), "42".into()])
+            )
         );
         assert_eq!(
-            start_of(&s, Some(&pos(true))),
-            Start::Since {
-                cursor: "2024-05-01 10:00:00+00".into(),
-                lookback_secs: 60
-            }
+            start_of(&s, Some(&pos(Phase::Incremental, &[at], true))),
+            (
+                Order::CursorThenKey,
+                Start::Since {
+                    cursor: at.into(),
+                    lookback_secs: 60
+                }
+            )
         );
         // A full-refresh stream reads everything again once it finished.
-        assert_eq!(start_of(&stream(None), Some(&pos(true))), Start::Beginning);
+        assert_eq!(
+            start_of(&stream(None), Some(&pos(Phase::Full, &["42"], true))),
+            (Order::Key, Start::Beginning)
+        );
     }
 }

@@ -51,15 +51,43 @@ pub(crate) enum Start {
     Since { cursor: String, lookback_secs: u64 },
 }
 
-/// The columns a chunk pages by, in order: the cursor (if any), then the
-/// primary key.
-pub(crate) fn paging_columns(stream: &DatabaseStream) -> Vec<&str> {
-    stream
-        .cursor
-        .iter()
+/// What a read orders its chunks by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    /// The primary key alone: a full read, which the key's index serves
+    /// (paging a whole table by a cursor without an index on (cursor, key)
+    /// would sort it once per chunk).
+    Key,
+    /// The cursor, then the key: an incremental read of the rows whose
+    /// cursor moved.
+    CursorThenKey,
+}
+
+/// The columns a chunk pages by, in order.
+pub(crate) fn paging_columns(stream: &DatabaseStream, order: Order) -> Vec<&str> {
+    let cursor = match order {
+        Order::Key => None,
+        Order::CursorThenKey => stream.cursor.as_ref(),
+    };
+    cursor
+        .into_iter()
         .chain(stream.primary_key.iter())
         .map(String::as_str)
         .collect()
+}
+
+/// The cursor's highest value now and how many rows have none, as text:
+/// taken before a full read, the value is where the next sync starts, so a
+/// row changed during the read is read again rather than missed; a row
+/// without a cursor value could never be read incrementally.
+pub(crate) fn high_water(engine: DatabaseEngine, stream: &DatabaseStream) -> Option<String> {
+    let cursor = quote(engine, stream.cursor.as_ref()?);
+    Some(format!(
+        "SELECT {}, {} FROM {}",
+        as_text(engine, &format!("max(r.{cursor})")),
+        as_text(engine, &format!("count(*) - count(r.{cursor})")),
+        from_item(engine, &stream.relation)
+    ))
 }
 
 /// One chunk: the stream's columns (cast where the driver needs a common
@@ -70,10 +98,11 @@ pub(crate) fn chunk(
     engine: DatabaseEngine,
     stream: &DatabaseStream,
     columns: &[Column],
+    order: Order,
     start: &Start,
     limit: u32,
 ) -> String {
-    let paging = paging_columns(stream);
+    let paging = paging_columns(stream, order);
     let mut select: Vec<String> = columns.iter().map(|c| select_expr(engine, c)).collect();
     for (i, p) in paging.iter().enumerate() {
         select.push(format!(
@@ -232,6 +261,7 @@ mod tests {
             DatabaseEngine::Postgres,
             &stream(Some("updated_at")),
             &columns(),
+            Order::CursorThenKey,
             &Start::After(vec!["2024-01-01 00:00:00+00".into(), "7".into()]),
             500,
         );
@@ -253,6 +283,7 @@ mod tests {
             DatabaseEngine::MySql,
             &s,
             &columns(),
+            Order::CursorThenKey,
             &Start::Since {
                 cursor: "2024-01-01 00:00:00".into(),
                 lookback_secs: 300,
@@ -266,6 +297,22 @@ mod tests {
             "{sql}"
         );
         assert!(!sql.to_uppercase().contains("OFFSET"), "{sql}");
+    }
+
+    #[test]
+    fn a_full_read_pages_by_the_key_alone() {
+        let sql = chunk(
+            DatabaseEngine::Postgres,
+            &stream(Some("updated_at")),
+            &columns(),
+            Order::Key,
+            &Start::After(vec!["7".into()]),
+            500,
+        );
+        assert!(
+            sql.ends_with("WHERE r.\"id\" > CAST($1 AS INT8) ORDER BY r.\"id\" LIMIT 500"),
+            "{sql}"
+        );
     }
 
     #[test]

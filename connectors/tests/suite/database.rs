@@ -273,10 +273,10 @@ async fn a_soft_deleted_row_arrives_marked_deleted() {
     let s = source(&db, dir.path(), "", &streams);
     let (r, sink) = support::read(connector(&s).as_ref(), "orders", None).await;
     r.unwrap();
-    assert_eq!(sink.ints("id"), [1, 3, 2]);
+    assert_eq!(sink.ints("id"), [1, 2, 3]);
     assert_eq!(
         bools(&sink, conveyor_connectors::database::DELETED_COLUMN),
-        [Some(false), Some(false), Some(true)]
+        [Some(false), Some(true), Some(false)]
     );
 }
 
@@ -327,7 +327,11 @@ async fn a_null_in_the_cursor_is_a_clear_error_not_a_silent_stop() {
     let (r, _) = support::read(connector(&s).as_ref(), "orders", None).await;
     let e = r.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Data);
-    assert!(e.message.contains("NULL in `updated_at`"), "{e}");
+    assert!(
+        e.message
+            .contains("1 rows have NULL in `updated_at`, the stream's cursor"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
