@@ -83,7 +83,7 @@ impl Vendor {
             Vendor::Greenhouse => &["jobs", "candidates", "applications", "offers"],
             Vendor::QuickBooks => &["customers", "invoices", "payments"],
             Vendor::Gusto => &["employees", "payrolls", "employee_compensations"],
-            Vendor::ZendeskTalk => &["calls", "users"],
+            Vendor::ZendeskTalk => &["calls", "legs", "agents_activity", "users"],
             Vendor::HubSpot => &["owners", "contacts", "deals"],
             Vendor::Genesys => &[
                 "users",

@@ -217,7 +217,10 @@ async fn zendesk_talk_users_are_the_agents_and_admins_calls_name() {
     })
     .await;
     let c = s.connector(&s.cfg.api_token, "");
-    assert_eq!(stream_names(c.as_ref()), ["calls", "users"]);
+    assert_eq!(
+        stream_names(c.as_ref()),
+        ["calls", "legs", "agents_activity", "users"]
+    );
     let (r, users) = read(c.as_ref(), "users", None).await;
     r.unwrap_or_else(|e| panic!("{e}"));
     let staff: BTreeSet<i64> = s
@@ -309,8 +312,9 @@ async fn zendesk_talk_an_unreadable_stream_says_to_leave_it_out_and_leaving_it_o
     assert!(
         e.message.contains("stream `users`")
             && e.message.contains("Forbidden: You do not have access")
-            && e.message
-                .contains("streams = [\"calls\"] in [sources.phones]"),
+            && e.message.contains(
+                "streams = [\"calls\", \"legs\", \"agents_activity\"] in [sources.phones]"
+            ),
         "{e}"
     );
     assert!(sink.checkpoints.is_empty());
@@ -363,4 +367,80 @@ async fn zendesk_talk_the_export_in_pages_of_three_emits_each_call_once() {
     // 3, then 2 new a page (the boundary call repeats): 3+2+2+2+2 = 11, then
     // a page of the boundary call alone ends it.
     assert_eq!(s.start_times().len(), 6, "{:?}", s.start_times());
+}
+
+#[tokio::test]
+async fn zendesk_talk_legs_give_each_agent_their_share_of_a_transferred_call() {
+    let s = start().await;
+    let c = s.connector(&s.cfg.api_token, "");
+    let (r, sink) = read(c.as_ref(), "legs", None).await;
+    r.unwrap();
+    let legs = s.mock.legs();
+    assert_eq!(sink.rows(), legs.len());
+    assert!(legs.len() > 2 * s.cfg.calls, "some calls were transferred");
+    assert_eq!(ids(&sink).len(), legs.len(), "each leg once");
+    // Per call, the agents' talk time adds up to the call's.
+    let call_ids = sink.ints("call_id");
+    let talk = sink.ints("talk_time");
+    let kinds = sink.strings("type");
+    for call in s.mock.calls() {
+        let id = call["id"].as_i64().unwrap();
+        let agents: i64 = (0..call_ids.len())
+            .filter(|&i| call_ids[i] == id && kinds[i].as_deref() == Some("agent"))
+            .map(|i| talk[i])
+            .sum();
+        assert_eq!(agents, call["talk_time"].as_i64().unwrap(), "call {id}");
+    }
+    let issues = sink.strings("quality_issues");
+    assert!(issues
+        .iter()
+        .any(|q| q.as_deref() == Some("[\"high_latency\"]")));
+
+    // Incremental like calls: a changed call's legs are the only new rows.
+    let state = sink.checkpoints.last().unwrap().clone();
+    let (r, again) = read(c.as_ref(), "legs", Some(state)).await;
+    r.unwrap();
+    assert_eq!(again.rows(), 0, "nothing changed");
+}
+
+#[tokio::test]
+async fn zendesk_talk_agents_activity_is_a_row_per_agent_for_the_day_it_was_read() {
+    let s = start().await;
+    let c = s.connector(&s.cfg.api_token, "");
+    let before = chrono::Utc::now().date_naive();
+    let (r, sink) = read(c.as_ref(), "agents_activity", None).await;
+    r.unwrap();
+    let want = s.mock.agents_activity();
+    assert_eq!(sink.rows(), s.cfg.agents);
+    assert_eq!(
+        sink.ints("agent_id"),
+        want.iter()
+            .map(|a| a["agent_id"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        sink.ints("total_talk_time"),
+        want.iter()
+            .map(|a| a["total_talk_time"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(sink.data_type("day"), DataType::Date32);
+    let day = sink.batches[0]
+        .column(sink.batches[0].schema().index_of("day").unwrap())
+        .as_any()
+        .downcast_ref::<arrow_array::Date32Array>()
+        .unwrap()
+        .value_as_date(0)
+        .unwrap();
+    assert!(day >= before && day <= chrono::Utc::now().date_naive());
+    // Keyed by agent and day, so tomorrow's read adds rows instead of
+    // overwriting today's.
+    assert_eq!(
+        c.streams()
+            .iter()
+            .find(|d| d.name == "agents_activity")
+            .unwrap()
+            .primary_key,
+        ["agent_id", "day"]
+    );
 }

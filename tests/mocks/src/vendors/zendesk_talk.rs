@@ -17,6 +17,15 @@
 //! cursor's encoding, the 400 body for `page[size]` over 100, and the
 //! `{"error","description"}` bodies beyond the two the connector quotes.
 //!
+//! Call legs (`…/stats/incremental/legs`) are served by the same export as
+//! calls (the reference: "works the same way"): two legs per call, the
+//! agent's and the customer's, every third inbound call transferred to a
+//! second agent's leg; the leg fields follow Zendesk's public docs
+//! (guessed: `quality_issues` as a list of words, `available_via`).
+//! `…/stats/agents_activity` is today's snapshot per agent, derived from the
+//! agent legs (calls accepted, talk/hold/wrap-up totals and averages),
+//! `next_page: null` (guessed: one page).
+//!
 //! Agents are users `900…` (the `agent_id`s calls name), then admins, then
 //! end users; `users_page_size` serves smaller cursor pages than asked.
 
@@ -35,6 +44,8 @@ use crate::wire;
 
 pub const CALLS_PATH: &str = "/api/v2/channels/voice/stats/incremental/calls";
 pub const USERS_PATH: &str = "/api/v2/users";
+pub const LEGS_PATH: &str = "/api/v2/channels/voice/stats/incremental/legs";
+pub const AGENTS_ACTIVITY_PATH: &str = "/api/v2/channels/voice/stats/agents_activity";
 /// Requests per minute on the incremental endpoints.
 pub const RATE_LIMIT: u64 = 10;
 
@@ -72,6 +83,7 @@ struct Talk {
     cfg: ZendeskTalkMockConfig,
     core: Core,
     calls: Vec<Value>,
+    legs: Vec<Value>,
     users: Vec<Value>,
     clock: DateTime<Utc>,
     data_requests: u64,
@@ -89,6 +101,13 @@ impl MockHandle for ZendeskTalkHandle {
 impl ZendeskTalkHandle {
     pub fn calls(&self) -> Vec<Value> {
         lock(&self.0).calls.clone()
+    }
+    pub fn legs(&self) -> Vec<Value> {
+        lock(&self.0).legs.clone()
+    }
+    /// What `agents_activity` answers now.
+    pub fn agents_activity(&self) -> Vec<Value> {
+        agents_activity(&lock(&self.0))
     }
     /// Every user, end users included.
     pub fn users(&self) -> Vec<Value> {
@@ -110,7 +129,7 @@ pub struct ZendeskTalkMock;
 impl ZendeskTalkMock {
     pub async fn start(cfg: ZendeskTalkMockConfig) -> (MockServer, ZendeskTalkHandle) {
         let base = Utc.with_ymd_and_hms(2024, 6, 3, 8, 0, 0).unwrap();
-        let calls = (1..=cfg.calls as u64)
+        let calls: Vec<Value> = (1..=cfg.calls as u64)
             .map(|i| {
                 let t = iso(base + Duration::seconds(97 * i as i64));
                 json!({"id": 360_000_000 + i, "agent_id": 900 + i % 7, "ticket_id": 5000 + i, "direction": if i % 4 == 0 { "outbound" } else { "inbound" },
@@ -120,12 +139,62 @@ impl ZendeskTalkMock {
             })
             .collect();
         let users = invent_users(&cfg, base);
+        let legs = legs_of(&calls);
         let clock = base + Duration::days(30);
-        let t = Talk { cfg, core: Core::default(), calls, users, clock, data_requests: 0 };
+        let t = Talk { cfg, core: Core::default(), calls, legs, users, clock, data_requests: 0 };
         let st = Arc::new(Mutex::new(t));
         let router = Router::new().fallback(serve).with_state(st.clone());
         (MockServer::start(router).await, ZendeskTalkHandle(st))
     }
+}
+
+/// The agent's and the customer's leg of each call; every third inbound
+/// call was transferred, so a second agent has a leg too.
+fn legs_of(calls: &[Value]) -> Vec<Value> {
+    let mut legs = Vec::new();
+    for c in calls {
+        let id = c["id"].as_u64().unwrap_or_default();
+        let at = c["updated_at"].clone();
+        let leg = |n: u64, kind: &str, agent: Value, talk: u64| {
+            json!({"id": id * 10 + n, "call_id": id, "agent_id": agent, "user_id": if kind == "customer" { json!(7000 + id % 20) } else { json!(null) },
+                "type": kind, "available_via": if kind == "agent" { json!("browser") } else { json!(null) }, "forwarded_to": null,
+                "completion_status": c["completion_status"], "created_at": at, "updated_at": at,
+                "duration": talk + 10, "talk_time": talk, "hold_time": if kind == "agent" { c["hold_time"].clone() } else { json!(0) },
+                "wrap_up_time": if kind == "agent" { c["wrap_up_time"].clone() } else { json!(0) }, "conference_time": 0, "consultation_time": 0,
+                "minutes_billed": c["minutes_billed"], "quality_issues": if id % 13 == 0 { json!(["high_latency"]) } else { json!([]) }})
+        };
+        let talk = c["talk_time"].as_u64().unwrap_or_default();
+        let transferred = c["direction"] == "inbound" && id % 3 == 0;
+        let first = if transferred { talk / 3 } else { talk };
+        legs.push(leg(1, "agent", c["agent_id"].clone(), first));
+        legs.push(leg(2, "customer", json!(null), talk));
+        if transferred {
+            let second = 900 + (c["agent_id"].as_u64().unwrap_or(900) - 900 + 1) % 7;
+            legs.push(leg(3, "agent", json!(second), talk - first));
+        }
+    }
+    legs
+}
+
+/// Today's activity per agent, from the agent legs.
+fn agents_activity(t: &Talk) -> Vec<Value> {
+    let mut out = Vec::new();
+    for u in t.users.iter().filter(|u| u["role"] == "agent") {
+        let id = u["id"].clone();
+        let mine: Vec<&Value> =
+            t.legs.iter().filter(|l| l["type"] == "agent" && l["agent_id"] == id).collect();
+        let sum = |f: &str| mine.iter().map(|l| l[f].as_u64().unwrap_or(0)).sum::<u64>();
+        let n = mine.len() as u64;
+        let avg = |total: u64| total.checked_div(n).unwrap_or(0);
+        let (talk, hold, wrap) = (sum("talk_time"), sum("hold_time"), sum("wrap_up_time"));
+        out.push(json!({"agent_id": id, "name": u["name"], "status": "online", "via": "browser", "avatar_url": null,
+            "forwarding_number": null, "calls_accepted": n, "calls_denied": 0, "calls_missed": n / 10, "calls_put_on_hold": mine.iter().filter(|l| l["hold_time"].as_u64().unwrap_or(0) > 0).count(),
+            "accepted_transfers": 0, "started_transfers": 0, "accepted_third_party_conferences": 0, "started_third_party_conferences": 0,
+            "total_talk_time": talk, "average_talk_time": avg(talk), "total_hold_time": hold, "average_hold_time": avg(hold),
+            "total_wrap_up_time": wrap, "average_wrap_up_time": avg(wrap), "total_call_duration": sum("duration"), "average_call_duration": avg(sum("duration")),
+            "online_time": 28_800, "available_time": 25_200, "away_time": 1_800, "transfers_only_time": 0}));
+    }
+    out
 }
 
 fn iso(t: DateTime<Utc>) -> String {
@@ -181,7 +250,21 @@ async fn serve(State(st): State<Arc<Mutex<Talk>>>, req: Request) -> Response {
         None if parts.method == Method::GET
             && parts.uri.path().trim_end_matches(".json") == CALLS_PATH =>
         {
-            export(&t, &parts.headers, &pairs)
+            export(&t.calls, CALLS_PATH, "calls", t.cfg.page_size, &parts.headers, &pairs)
+        }
+        None if parts.method == Method::GET
+            && parts.uri.path().trim_end_matches(".json") == LEGS_PATH =>
+        {
+            export(&t.legs, LEGS_PATH, "legs", t.cfg.page_size, &parts.headers, &pairs)
+        }
+        None if parts.method == Method::GET
+            && parts.uri.path().trim_end_matches(".json") == AGENTS_ACTIVITY_PATH =>
+        {
+            let agents = agents_activity(&t);
+            wire::json(
+                200,
+                json!({"count": agents.len(), "agents_activity": agents, "next_page": null, "previous_page": null}),
+            )
         }
         None if parts.method == Method::GET
             && parts.uri.path().trim_end_matches(".json") == USERS_PATH =>
@@ -193,15 +276,22 @@ async fn serve(State(st): State<Arc<Mutex<Talk>>>, req: Request) -> Response {
     wire::with_headers(resp, &limits)
 }
 
-fn export(t: &Talk, headers: &HeaderMap, pairs: &[(String, String)]) -> Response {
+/// An incremental export (`calls` or `legs`) from `start_time`, inclusive.
+fn export(
+    records: &[Value],
+    path: &str,
+    key: &str,
+    page_size: usize,
+    headers: &HeaderMap,
+    pairs: &[(String, String)],
+) -> Response {
     let Some(start) = wire::param(pairs, "start_time").and_then(|s| s.parse::<i64>().ok()) else {
         return wire::json(
             400,
             json!({"error": "InvalidValue", "description": "start_time is required and must be a unix timestamp"}),
         );
     };
-    let mut calls: Vec<&Value> = t
-        .calls
+    let mut calls: Vec<&Value> = records
         .iter()
         .filter(|c| {
             c["updated_at"]
@@ -211,17 +301,17 @@ fn export(t: &Talk, headers: &HeaderMap, pairs: &[(String, String)]) -> Response
         })
         .collect();
     calls.sort_by_key(|c| (c["updated_at"].as_str().map(str::to_string), c["id"].as_u64()));
-    let page: Vec<Value> = calls.into_iter().take(t.cfg.page_size).cloned().collect();
+    let page: Vec<Value> = calls.into_iter().take(page_size).cloned().collect();
     let end_time = page
         .last()
         .and_then(|c| c["updated_at"].as_str())
         .and_then(wire::parse_time)
         .map_or(start, |u| u.timestamp());
     // next_page is always present; the inclusive start repeats the last call.
-    let next = format!("{}{CALLS_PATH}.json?start_time={end_time}", wire::origin(headers));
+    let next = format!("{}{path}.json?start_time={end_time}", wire::origin(headers));
     wire::json(
         200,
-        json!({"calls": page.clone(), "next_page": next, "count": page.len(), "end_time": end_time}),
+        json!({key: page.clone(), "next_page": next, "count": page.len(), "end_time": end_time}),
     )
 }
 
