@@ -232,6 +232,12 @@ fn connect_error(cfg: &DatabaseSourceConfig, e: &sqlx::Error) -> ConnectorError 
             ErrorKind::Config,
             format!("cannot connect to {target}: TLS failed: {t} (check tls and ca_file)"),
         ),
+        // rustls' verdicts arrive as other errors: a certificate refused is
+        // the config's business (tls, ca_file), not worth retrying.
+        other if other.to_string().contains("certificate") => ConnectorError::new(
+            ErrorKind::Config,
+            format!("cannot connect to {target}: TLS failed: {other} (check tls and ca_file)"),
+        ),
         sqlx::Error::Io(io) => ConnectorError::new(
             ErrorKind::Transient,
             format!("cannot connect to {target}: {io}"),

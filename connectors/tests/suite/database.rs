@@ -26,8 +26,14 @@ fn source(db: &TestDatabase, dir: &Path, extra: &str, streams: &str) -> SourceCo
         conveyor_mocks::databases::Engine::MariaDb => "mysql",
     };
     let password = support::secret_file(dir, "db-password", &db.password);
+    // `extra` may choose its own TLS mode; plain TCP on loopback otherwise.
+    let tls = if extra.contains("tls =") {
+        ""
+    } else {
+        "tls = \"disable\"\n"
+    };
     let text = format!(
-        "[warehouse]\npath = \"x.duckdb\"\n[sources.erp]\ntype = \"{kind}\"\nurl = \"{}\"\npassword = \"{password}\"\ntls = \"disable\"\n{extra}\n{streams}",
+        "[warehouse]\npath = \"x.duckdb\"\n[sources.erp]\ntype = \"{kind}\"\nurl = \"{}\"\npassword = \"{password}\"\n{tls}{extra}\n{streams}",
         db.url()
     );
     let cfg = conveyor_config::parse(&text, Path::new("/tmp/conveyor.toml"))
@@ -420,4 +426,30 @@ async fn mariadb_wrong_password_is_an_auth_error_without_the_secret() {
     assert_eq!(e.kind, ErrorKind::Auth, "{e}");
     assert!(e.message.contains("Access denied"), "{e}");
     assert!(!e.message.contains("n0t-the-password"), "{e}");
+}
+
+#[tokio::test]
+async fn postgres_over_tls_encrypts_and_verify_full_checks_the_certificate() {
+    let servers = TestServers::start();
+    let db = servers.postgres();
+    seed_orders(&db, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let read_with = |extra: String| {
+        let s = source(&db, dir.path(), &extra, ORDERS);
+        async move { support::read(connector(&s).as_ref(), "orders", None).await }
+    };
+    let (r, sink) = read_with("tls = \"require\"".into()).await;
+    r.unwrap();
+    assert_eq!(sink.rows(), 3);
+    let ca = servers.postgres_ca.display().to_string();
+    let (r, sink) = read_with(format!("tls = \"verify-full\"\nca_file = \"{ca}\"")).await;
+    r.unwrap();
+    assert_eq!(sink.rows(), 3);
+    // The self-signed certificate is in no system store: refused, clearly.
+    let (r, sink) = read_with("tls = \"verify-full\"".into()).await;
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Config, "{e}");
+    assert!(e.message.contains("TLS failed"), "{e}");
+    assert!(!e.message.contains(&db.password), "{e}");
+    assert_eq!(sink.rows(), 0);
 }

@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub struct TestServers {
     postgres: url::Url,
     mariadb: url::Url,
+    /// The certificate the Postgres server presents for TLS (self-signed,
+    /// for `localhost` and 127.0.0.1): a client's CA file.
+    pub postgres_ca: PathBuf,
     /// A private pair this value started (and stops on drop).
     private: Option<PathBuf>,
 }
@@ -45,11 +48,14 @@ fn script() -> PathBuf {
 impl TestServers {
     /// The run's shared servers, or a private pair when none is exported.
     pub fn start() -> TestServers {
-        if let (Ok(pg), Ok(my)) =
-            (std::env::var("CONVEYOR_TEST_POSTGRES"), std::env::var("CONVEYOR_TEST_MARIADB"))
-        {
+        if let (Ok(pg), Ok(ca), Ok(my)) = (
+            std::env::var("CONVEYOR_TEST_POSTGRES"),
+            std::env::var("CONVEYOR_TEST_POSTGRES_CA"),
+            std::env::var("CONVEYOR_TEST_MARIADB"),
+        ) {
             return TestServers {
                 postgres: url::Url::parse(&pg).expect("CONVEYOR_TEST_POSTGRES is a URL"),
+                postgres_ca: PathBuf::from(ca),
                 mariadb: url::Url::parse(&my).expect("CONVEYOR_TEST_MARIADB is a URL"),
                 private: None,
             };
@@ -73,12 +79,14 @@ impl TestServers {
         let get = |key: &str| {
             text.lines()
                 .find_map(|l| l.strip_prefix(&format!("{key}=")))
-                .map(|v| url::Url::parse(v).expect("a URL"))
                 .unwrap_or_else(|| panic!("no {key} in {text}"))
+                .to_string()
         };
+        let url = |key: &str| url::Url::parse(&get(key)).expect("a URL");
         TestServers {
-            postgres: get("CONVEYOR_TEST_POSTGRES"),
-            mariadb: get("CONVEYOR_TEST_MARIADB"),
+            postgres: url("CONVEYOR_TEST_POSTGRES"),
+            postgres_ca: PathBuf::from(get("CONVEYOR_TEST_POSTGRES_CA")),
+            mariadb: url("CONVEYOR_TEST_MARIADB"),
             private: Some(dir),
         }
     }
