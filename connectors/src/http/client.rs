@@ -157,6 +157,15 @@ impl HttpClient {
                 Err(e) => Err(e),
             };
             super::stats::request(&host, outcome.as_ref().ok().map(|r| r.status.as_u16()));
+            // The vendor's own count of what is left paces the next requests,
+            // so the budget runs out at the window's reset, not before it.
+            if let (Some(l), Ok(resp)) = (&self.limiter, &outcome) {
+                if let Some(b) =
+                    super::budget::from_headers(&resp.headers, chrono::Utc::now().timestamp())
+                {
+                    l.observe(b);
+                }
+            }
             let (retry_after, failure) = match outcome {
                 Ok(resp) if resp.status.is_success() => return Ok(resp),
                 Ok(resp)

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod body_pager;
+pub mod budget;
 pub mod client;
 pub mod page_guard;
 pub mod ratelimit;
