@@ -102,6 +102,7 @@ impl AuthProvider {
                 cached: tokio::sync::Mutex::new(None),
                 extra_fields: Vec::new(),
                 body: TokenBody::default(),
+                instance_url: std::sync::Mutex::new(None),
             })),
             AuthConfig::OAuth2RefreshToken {
                 token_url,
@@ -121,6 +122,7 @@ impl AuthProvider {
                 cached: tokio::sync::Mutex::new(None),
                 extra_fields: Vec::new(),
                 body: TokenBody::default(),
+                instance_url: std::sync::Mutex::new(None),
             })),
         })
     }
@@ -155,6 +157,25 @@ impl AuthProvider {
             o.body = body;
         }
         self
+    }
+
+    /// The API host the token endpoint named with the current token
+    /// (Salesforce's `instance_url`), fetching a token first if none is
+    /// held; `None` for other providers and answers without one.
+    pub async fn instance_url(
+        &self,
+        http: &reqwest::Client,
+    ) -> Result<Option<url::Url>, ConnectorError> {
+        match self {
+            AuthProvider::OAuth(o) => {
+                o.access_token(http).await?;
+                Ok(o.instance_url
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone())
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Forgets a cached access token after the API refused it. Returns
@@ -200,6 +221,8 @@ pub struct OAuthClient {
     /// Extra token-request fields, e.g. Greenhouse's `sub` (the user id).
     extra_fields: Vec<(String, String)>,
     body: TokenBody,
+    /// The last token answer's `instance_url`, where the API is.
+    instance_url: std::sync::Mutex<Option<url::Url>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -211,6 +234,9 @@ struct TokenResponse {
     expires_at: Option<String>,
     #[serde(default)]
     refresh_token: Option<String>,
+    /// Salesforce: the org's API host, which the token is good for.
+    #[serde(default)]
+    instance_url: Option<String>,
 }
 
 impl OAuthClient {
@@ -351,6 +377,15 @@ impl OAuthClient {
                     tracing::info!(token_url = %url, "stored rotated refresh token");
                 }
             }
+        }
+        if let Some(at) = &parsed.instance_url {
+            let at = url::Url::parse(at).map_err(|e| {
+                ConnectorError::new(
+                    ErrorKind::Auth,
+                    format!("token response from {url}: instance_url `{at}` is not a URL: {e}"),
+                )
+            })?;
+            *self.instance_url.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
         }
         let ttl = parsed
             .expires_in

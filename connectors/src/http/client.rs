@@ -107,6 +107,12 @@ impl HttpClient {
         &self.redactor
     }
 
+    /// The API host the token endpoint named (`instance_url`), if it did;
+    /// fetches a token first when none is held.
+    pub async fn instance_url(&self) -> Result<Option<Url>, ConnectorError> {
+        self.auth.instance_url(&self.http).await
+    }
+
     /// Sends `req`, retrying transient failures. Only a 2xx response is `Ok`.
     pub async fn send(&self, req: &HttpRequest) -> Result<HttpResponse, ConnectorError> {
         self.send_passing(req, &[]).await
