@@ -9,6 +9,7 @@ pub mod gusto;
 pub mod hubspot;
 pub mod lever;
 pub mod quickbooks;
+pub mod salesforce;
 pub mod xero;
 pub mod zendesk_talk;
 
