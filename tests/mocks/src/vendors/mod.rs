@@ -121,6 +121,8 @@ pub(crate) async fn receive(core: impl FnOnce(RequestLog), req: Request) -> (Par
 #[cfg(test)]
 mod lever_tests;
 #[cfg(test)]
+mod salesforce_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod xero_tests;

@@ -325,7 +325,7 @@ fn route(
         return more(s, version, locator);
     }
     let all = match endpoint {
-        "query" | "query/" => false,
+        "query" => false,
         "queryAll" | "queryAll/" => true,
         _ => return error(404, "NOT_FOUND", "The requested resource does not exist"),
     };
