@@ -3,9 +3,8 @@
 //! - Auth: OAuth at `<My Domain or login host>/services/oauth2/token`,
 //!   client id and secret in the form; the refresh-token grant, or client
 //!   credentials without a refresh token. The answer has no `expires_in`:
-//!   the toolkit keeps the token until its default lifetime or a 401
-//!   (`INVALID_SESSION_ID`), then fetches a new one once and repeats the
-//!   request. Its `instance_url` is the API host; `base_url` only issues
+//!   the token is kept until a 401 (`INVALID_SESSION_ID`), then the toolkit
+//!   fetches a new one once and repeats the request. Its `instance_url` is the API host; `base_url` only issues
 //!   tokens (when the answer names no host, `base_url` is the API too).
 //! - Query: `GET /services/data/<api_version>/queryAll?q=<SOQL>`; `queryAll`
 //!   rather than `query` so deleted (recycle-bin) records arrive too, with
@@ -178,10 +177,10 @@ impl Salesforce {
             .api_version
             .clone()
             .unwrap_or_else(|| SALESFORCE_API_VERSION.to_string());
-        Ok(Salesforce {
-            base: Base::new(source, cfg, credentials, spec, TABLES)?,
-            api_version,
-        })
+        let base = Base::new(source, cfg, credentials, spec, TABLES)?;
+        // No `expires_in`: a session lasts until refused (org-configured).
+        base.client.keep_tokens_until_refused();
+        Ok(Salesforce { base, api_version })
     }
 
     async fn read_stream(
