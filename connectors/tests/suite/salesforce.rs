@@ -17,7 +17,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use base64::Engine;
 use conveyor_mocks::server::MockServer;
 use conveyor_mocks::vendors::salesforce::{SalesforceHandle, SalesforceMock, SalesforceMockConfig};
-use conveyor_mocks::vendors::MockHandle;
+use conveyor_mocks::vendors::{Fault, MockHandle};
 use conveyor_plugin_api::{Connector, CredentialStore, ErrorKind, MemoryCredentials};
 use serde_json::json;
 use support::{bools, build, read, read_with_hook, secret_file, source, stream_names};
@@ -368,4 +368,50 @@ async fn salesforce_an_exhausted_request_allocation_is_said_plainly_and_not_retr
     let (r, sink) = read(c.as_ref(), "users", None).await;
     r.unwrap();
     assert_eq!(sink.rows(), 2);
+}
+
+#[tokio::test]
+async fn salesforce_client_credentials_need_no_refresh_token() {
+    let s = start_with(SalesforceMockConfig::default()).await;
+    let secret = secret_file(s.dir.path(), "cs", &s.cfg.client_secret);
+    let body = format!(
+        "type = \"salesforce\"\nbase_url = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{secret}\"\n",
+        s.server.base_url(),
+        s.cfg.client_id,
+    );
+    let c = build(
+        &source("crm", &body),
+        Arc::new(MemoryCredentials::default()),
+    );
+    let (r, users) = read(c.as_ref(), "users", None).await;
+    r.unwrap();
+    assert_eq!(users.rows(), 2);
+    // The token URL followed from base_url (the My Domain).
+    let token = s
+        .mock
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/services/oauth2/token");
+    assert!(token.is_some(), "{:?}", s.mock.requests());
+}
+
+#[tokio::test]
+async fn salesforce_a_refused_object_says_to_leave_the_stream_out() {
+    let s = start_with(SalesforceMockConfig::default()).await;
+    s.mock.push_faults([Fault::Error(
+        403,
+        json!([{"message": "You do not have access to the Account object", "errorCode": "INSUFFICIENT_ACCESS"}]),
+    )]);
+    let c = s.connector("");
+    let (r, _) = read(c.as_ref(), "accounts", None).await;
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+    assert!(
+        e.message.contains("stream `accounts`")
+            && e.message
+                .contains("INSUFFICIENT_ACCESS: You do not have access")
+            && e.message
+                .contains("streams = [\"opportunities\", \"users\"]"),
+        "{e}"
+    );
 }
