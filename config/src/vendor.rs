@@ -35,10 +35,12 @@ pub enum Vendor {
     Xero,
     /// Lever (ATS).
     Lever,
+    /// Salesforce REST query (CRM).
+    Salesforce,
 }
 
 impl Vendor {
-    pub const ALL: [Vendor; 8] = [
+    pub const ALL: [Vendor; 9] = [
         Vendor::Greenhouse,
         Vendor::QuickBooks,
         Vendor::Gusto,
@@ -47,6 +49,7 @@ impl Vendor {
         Vendor::Genesys,
         Vendor::Xero,
         Vendor::Lever,
+        Vendor::Salesforce,
     ];
 
     /// The source `type` that selects it.
@@ -60,6 +63,7 @@ impl Vendor {
             Vendor::Genesys => "genesys",
             Vendor::Xero => "xero",
             Vendor::Lever => "lever",
+            Vendor::Salesforce => "salesforce",
         }
     }
 
@@ -101,6 +105,7 @@ impl Vendor {
                 "offers",
                 "deleted_opportunities",
             ],
+            Vendor::Salesforce => &["opportunities", "accounts", "users"],
         }
     }
 
@@ -116,6 +121,8 @@ impl Vendor {
             Vendor::Genesys => "https://api.mypurecloud.com",
             Vendor::Xero => "https://api.xero.com",
             Vendor::Lever => "https://api.lever.co/v1",
+            // The login host; the API host is the token's `instance_url`.
+            Vendor::Salesforce => "https://login.salesforce.com",
         }
     }
 
@@ -129,6 +136,7 @@ impl Vendor {
             Vendor::Genesys => "https://login.mypurecloud.com/oauth/token",
             Vendor::Xero => "https://identity.xero.com/connect/token",
             Vendor::Lever => "https://auth.lever.co/oauth/token",
+            Vendor::Salesforce => "https://login.salesforce.com/services/oauth2/token",
         }
     }
 
@@ -145,10 +153,17 @@ impl Vendor {
                 "tenant_id",
                 "the Xero organisation's tenant id (a UUID, from GET https://api.xero.com/connections)",
             )),
-            Vendor::ZendeskTalk | Vendor::HubSpot | Vendor::Genesys | Vendor::Lever => None,
+            Vendor::ZendeskTalk
+            | Vendor::HubSpot
+            | Vendor::Genesys
+            | Vendor::Lever
+            | Vendor::Salesforce => None,
         }
     }
 }
+
+/// The Salesforce REST API version used unless `api_version` says otherwise.
+pub const SALESFORCE_API_VERSION: &str = "v66.0";
 
 /// A validated vendor source.
 #[derive(Debug, Clone)]
@@ -169,6 +184,9 @@ pub struct VendorSourceConfig {
     /// Bounds on each paging sequence of a read (`max_pages`,
     /// `max_empty_pages`).
     pub page_limits: crate::model::PageLimits,
+    /// The REST API version of a vendor whose paths carry one
+    /// (Salesforce's `v66.0`); `None` for the others.
+    pub api_version: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,6 +209,7 @@ pub(crate) struct RawVendorSource {
     pub email: Option<S<String>>,
     pub api_token: Option<S<String>>,
     pub api_key: Option<S<String>>,
+    pub api_version: Option<S<String>>,
     pub start_date: Option<S<toml::Value>>,
     pub streams: Option<S<Vec<S<String>>>>,
     pub timeout_secs: Option<S<u64>>,
@@ -277,8 +296,12 @@ impl Checker<'_> {
                 ],
                 &[],
             ),
+            Vendor::Salesforce => (
+                &["client_id", "client_secret", "refresh_token", "token_url"],
+                &["api_version"],
+            ),
         };
-        let present: [(&str, Option<Range<usize>>); 12] = [
+        let present: [(&str, Option<Range<usize>>); 13] = [
             ("client_id", raw.client_id.as_ref().map(|v| v.span())),
             (
                 "client_secret",
@@ -297,6 +320,7 @@ impl Checker<'_> {
             ("email", raw.email.as_ref().map(|v| v.span())),
             ("api_token", raw.api_token.as_ref().map(|v| v.span())),
             ("api_key", raw.api_key.as_ref().map(|v| v.span())),
+            ("api_version", raw.api_version.as_ref().map(|v| v.span())),
         ];
         for (field, span) in present {
             if let Some(span) = span {
@@ -456,12 +480,20 @@ impl Checker<'_> {
                     None if vendor == Vendor::HubSpot && raw.base_url.is_some() => base_url
                         .as_ref()
                         .and_then(|b| b.join("/oauth/v1/token").ok()),
+                    // A My Domain (or sandbox, or mock) host issues its own
+                    // tokens; client credentials even require it.
+                    None if vendor == Vendor::Salesforce && raw.base_url.is_some() => base_url
+                        .as_ref()
+                        .and_then(|b| b.join("/services/oauth2/token").ok()),
                     None => url::Url::parse(vendor.default_token_url()).ok(),
                 };
                 // Xero: a custom connection (one organisation) has no
                 // refresh token and uses the client-credentials grant.
+                // Salesforce likewise without one (a connected app's
+                // client-credentials flow, which needs a My Domain base_url).
                 let client_credentials = matches!(vendor, Vendor::Greenhouse | Vendor::Genesys)
-                    || (vendor == Vendor::Xero && raw.refresh_token.is_none());
+                    || (matches!(vendor, Vendor::Xero | Vendor::Salesforce)
+                        && raw.refresh_token.is_none());
                 if client_credentials {
                     match (token_url, client_id, secret) {
                         (Some(token_url), Some(client_id), Some(client_secret)) => {
@@ -545,6 +577,7 @@ impl Checker<'_> {
             }
         };
 
+        let api_version = self.api_version(&key, vendor, &raw);
         let http = self.vendor_http(&key, &raw);
         let [max_pages, max_empty_pages] =
             self.page_limit_keys(&key, &raw.max_pages, &raw.max_empty_pages);
@@ -565,6 +598,7 @@ impl Checker<'_> {
             streams,
             http: http?,
             page_limits,
+            api_version,
         };
         Some(SourceConfig {
             name: name.into_inner(),
@@ -652,6 +686,36 @@ impl Checker<'_> {
         })
     }
 
+    /// Salesforce's API version: `vMM.m` (default [`SALESFORCE_API_VERSION`]).
+    fn api_version(&mut self, key: &str, vendor: Vendor, raw: &RawVendorSource) -> Option<String> {
+        if vendor != Vendor::Salesforce {
+            return None;
+        }
+        let Some(v) = &raw.api_version else {
+            return Some(SALESFORCE_API_VERSION.to_string());
+        };
+        let t = v.get_ref().trim();
+        let ok = t
+            .strip_prefix('v')
+            .and_then(|n| n.split_once('.'))
+            .is_some_and(|(a, b)| {
+                !a.is_empty()
+                    && !b.is_empty()
+                    && a.bytes().all(|c| c.is_ascii_digit())
+                    && b.bytes().all(|c| c.is_ascii_digit())
+            });
+        if !ok {
+            self.error(
+                v.span(),
+                &format!("{key}.api_version"),
+                format!("`{t}` is not a Salesforce API version"),
+            )
+            .hint(format!("e.g. api_version = \"{SALESFORCE_API_VERSION}\""));
+            return None;
+        }
+        Some(t.to_string())
+    }
+
     fn vendor_http(&mut self, key: &str, raw: &RawVendorSource) -> Option<HttpConfig> {
         self.http_settings(
             key,
@@ -688,7 +752,7 @@ mod tests {
         assert_eq!(Vendor::from_type("rest"), None);
         assert_eq!(
             Vendor::builtin_types(),
-            "rest, greenhouse, quickbooks, gusto, zendesk_talk, hubspot, genesys, xero, lever, postgres, mysql, mariadb"
+            "rest, greenhouse, quickbooks, gusto, zendesk_talk, hubspot, genesys, xero, lever, salesforce, postgres, mysql, mariadb"
         );
     }
 
@@ -790,6 +854,7 @@ streams = ["offers", "candidates"]
                 "lever",
                 "postgres",
                 "quickbooks",
+                "salesforce",
                 "xero",
                 "zendesk_talk"
             ]
@@ -888,6 +953,93 @@ refresh_token = "env:PATH"
         assert!(
             matches!(&v.auth, AuthConfig::OAuth2RefreshToken { token_url, .. }
             if token_url.as_str() == "http://127.0.0.1:9/oauth/token")
+        );
+    }
+
+    #[test]
+    fn a_salesforce_source_takes_its_my_domain_and_a_refresh_token_or_client_credentials() {
+        let text = r#"[warehouse]
+path = "wh.duckdb"
+
+[sources.crm]
+type = "salesforce"
+base_url = "https://acme.my.salesforce.com"
+client_id = "sf-client"
+client_secret = "env:PATH"
+refresh_token = "env:PATH"
+streams = ["users", "opportunities"]
+"#;
+        let c = check(text).unwrap();
+        let ConnectorConfig::Vendor(v) = &c.source("crm").unwrap().connector else {
+            panic!("a vendor source")
+        };
+        assert_eq!(v.vendor, Vendor::Salesforce);
+        assert_eq!(v.streams, ["opportunities", "users"], "vendor order kept");
+        assert_eq!(v.api_version.as_deref(), Some(SALESFORCE_API_VERSION));
+        assert!(
+            matches!(&v.auth, AuthConfig::OAuth2RefreshToken { token_url, client_id, .. }
+                if token_url.as_str() == "https://acme.my.salesforce.com/services/oauth2/token" && client_id == "sf-client"),
+            "{:?}",
+            v.auth
+        );
+        // No refresh token: the client-credentials flow; a version set.
+        let cc = text.replace(
+            "refresh_token = \"env:PATH\"\n",
+            "api_version = \"v61.0\"\n",
+        );
+        let c = check(&cc).unwrap();
+        let ConnectorConfig::Vendor(v) = &c.source("crm").unwrap().connector else {
+            panic!("a vendor source")
+        };
+        assert!(
+            matches!(&v.auth, AuthConfig::OAuth2ClientCredentials { .. }),
+            "{:?}",
+            v.auth
+        );
+        assert_eq!(v.api_version.as_deref(), Some("v61.0"));
+        // Without base_url: the login host for both.
+        let c =
+            check(&text.replace("base_url = \"https://acme.my.salesforce.com\"\n", "")).unwrap();
+        let ConnectorConfig::Vendor(v) = &c.source("crm").unwrap().connector else {
+            panic!("a vendor source")
+        };
+        assert_eq!(v.base_url.as_str(), "https://login.salesforce.com/");
+        assert!(
+            matches!(&v.auth, AuthConfig::OAuth2RefreshToken { token_url, .. }
+                if token_url.as_str() == "https://login.salesforce.com/services/oauth2/token")
+        );
+    }
+
+    #[test]
+    fn salesforce_mistakes_have_locations() {
+        let text = r#"[warehouse]
+path = "wh.duckdb"
+
+[sources.crm]
+type = "salesforce"
+client_secret = "env:PATH"
+api_version = "66"
+tenant_id = "70784a63-d24b-46a9-a4db-0e70a274b056"
+streams = ["leads"]
+"#;
+        let e = check(text).unwrap_err().to_string();
+        for want in [
+            "conveyor.toml:5:8: sources.crm.client_id: missing key `client_id` (required by type = \"salesforce\")",
+            "conveyor.toml:7:15: sources.crm.api_version: `66` is not a Salesforce API version (hint: e.g. api_version = \"v66.0\")",
+            "conveyor.toml:8:13: sources.crm.tenant_id: not used by type = \"salesforce\"",
+            "conveyor.toml:9:12: sources.crm.streams: unknown stream `leads` (hint: type = \"salesforce\" has: opportunities, accounts, users)",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
+        // api_version is Salesforce's alone.
+        let e = check(
+            "[warehouse]\npath = \"wh.duckdb\"\n[sources.crm]\ntype = \"hubspot\"\nclient_id = \"c\"\nclient_secret = \"env:PATH\"\nrefresh_token = \"env:PATH\"\napi_version = \"v66.0\"\n"
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("sources.crm.api_version: not used by type = \"hubspot\""),
+            "{e}"
         );
     }
 

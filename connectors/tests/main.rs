@@ -18,6 +18,7 @@ mod suite {
     mod lever;
     mod quickbooks;
     mod rest;
+    mod salesforce;
     mod xero;
     mod zendesk_talk;
 }

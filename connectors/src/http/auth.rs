@@ -1,6 +1,7 @@
 //! Request authentication: static keys and tokens, and OAuth2 with token
 //! refresh and refresh-token rotation.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,6 +103,8 @@ impl AuthProvider {
                 cached: tokio::sync::Mutex::new(None),
                 extra_fields: Vec::new(),
                 body: TokenBody::default(),
+                instance_url: std::sync::Mutex::new(None),
+                until_refused: AtomicBool::new(false),
             })),
             AuthConfig::OAuth2RefreshToken {
                 token_url,
@@ -121,6 +124,8 @@ impl AuthProvider {
                 cached: tokio::sync::Mutex::new(None),
                 extra_fields: Vec::new(),
                 body: TokenBody::default(),
+                instance_url: std::sync::Mutex::new(None),
+                until_refused: AtomicBool::new(false),
             })),
         })
     }
@@ -155,6 +160,34 @@ impl AuthProvider {
             o.body = body;
         }
         self
+    }
+
+    /// The API host the token endpoint named with the current token
+    /// (Salesforce's `instance_url`), fetching a token first if none is
+    /// held; `None` for other providers and answers without one.
+    pub async fn instance_url(
+        &self,
+        http: &reqwest::Client,
+    ) -> Result<Option<url::Url>, ConnectorError> {
+        match self {
+            AuthProvider::OAuth(o) => {
+                o.access_token(http).await?;
+                Ok(o.instance_url
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone())
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A token answer without a lifetime (Salesforce's has no `expires_in`)
+    /// keeps the token until the API refuses it (a 401 then fetches a new
+    /// one once), instead of assuming an hour. No effect on non-OAuth.
+    pub fn keep_tokens_until_refused(&self) {
+        if let AuthProvider::OAuth(o) = self {
+            o.until_refused.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Forgets a cached access token after the API refused it. Returns
@@ -196,10 +229,15 @@ pub struct OAuthClient {
     /// Where a rotated refresh token is kept, e.g. `source.refresh_token`.
     store_key: String,
     redactor: Redactor,
-    cached: tokio::sync::Mutex<Option<(Secret, Instant)>>,
+    /// The access token and when to renew it (`None`: when refused).
+    cached: tokio::sync::Mutex<Option<(Secret, Option<Instant>)>>,
     /// Extra token-request fields, e.g. Greenhouse's `sub` (the user id).
     extra_fields: Vec<(String, String)>,
     body: TokenBody,
+    /// The last token answer's `instance_url`, where the API is.
+    instance_url: std::sync::Mutex<Option<url::Url>>,
+    /// See [`AuthProvider::keep_tokens_until_refused`].
+    until_refused: AtomicBool,
 }
 
 #[derive(serde::Deserialize)]
@@ -211,18 +249,21 @@ struct TokenResponse {
     expires_at: Option<String>,
     #[serde(default)]
     refresh_token: Option<String>,
+    /// Salesforce: the org's API host, which the token is good for.
+    #[serde(default)]
+    instance_url: Option<String>,
 }
 
 impl OAuthClient {
     async fn access_token(&self, http: &reqwest::Client) -> Result<Secret, ConnectorError> {
         let mut cached = self.cached.lock().await;
         if let Some((token, expires)) = cached.as_ref() {
-            if Instant::now() + EXPIRY_MARGIN < *expires {
+            if expires.is_none_or(|e| Instant::now() + EXPIRY_MARGIN < e) {
                 return Ok(token.clone());
             }
         }
         let (token, ttl) = self.fetch_token(http).await?;
-        *cached = Some((token.clone(), Instant::now() + ttl));
+        *cached = Some((token.clone(), ttl.map(|t| Instant::now() + t)));
         Ok(token)
     }
 
@@ -241,7 +282,7 @@ impl OAuthClient {
     async fn fetch_token(
         &self,
         http: &reqwest::Client,
-    ) -> Result<(Secret, Duration), ConnectorError> {
+    ) -> Result<(Secret, Option<Duration>), ConnectorError> {
         let mut form: Vec<(&str, String)> = Vec::new();
         match &self.grant {
             Grant::ClientCredentials { scope } => {
@@ -352,17 +393,41 @@ impl OAuthClient {
                 }
             }
         }
-        let ttl = parsed
-            .expires_in
-            .map(Duration::from_secs)
-            .or_else(|| {
-                let at =
-                    chrono::DateTime::parse_from_rfc3339(parsed.expires_at.as_deref()?).ok()?;
-                let secs = (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds();
-                Some(Duration::from_secs(secs.max(0) as u64))
-            })
-            .unwrap_or(Duration::from_secs(3600));
+        if let Some(at) = &parsed.instance_url {
+            let at = url::Url::parse(at).map_err(|e| {
+                ConnectorError::new(
+                    ErrorKind::Auth,
+                    format!("token response from {url}: instance_url `{at}` is not a URL: {e}"),
+                )
+            })?;
+            *self.instance_url.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
+        }
+        let ttl = lifetime(
+            parsed.expires_in,
+            parsed.expires_at.as_deref(),
+            self.until_refused.load(Ordering::Relaxed),
+        );
         Ok((Secret::new(parsed.access_token), ttl))
+    }
+}
+
+/// How long a token lives: as the answer says (`expires_in`, or an
+/// RFC 3339 `expires_at`); otherwise an hour, or until refused (`None`)
+/// for APIs whose tokens carry no lifetime by design.
+fn lifetime(
+    expires_in: Option<u64>,
+    expires_at: Option<&str>,
+    until_refused: bool,
+) -> Option<Duration> {
+    let said = expires_in.map(Duration::from_secs).or_else(|| {
+        let at = chrono::DateTime::parse_from_rfc3339(expires_at?).ok()?;
+        let secs = (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds();
+        Some(Duration::from_secs(secs.max(0) as u64))
+    });
+    match said {
+        Some(t) => Some(t),
+        None if until_refused => None,
+        None => Some(Duration::from_secs(3600)),
     }
 }
 
@@ -380,4 +445,21 @@ pub(crate) fn without_url(e: &reqwest::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_without_a_lifetime_lasts_an_hour_or_until_refused() {
+        assert_eq!(
+            lifetime(Some(1800), None, true),
+            Some(Duration::from_secs(1800))
+        );
+        assert_eq!(lifetime(None, None, false), Some(Duration::from_secs(3600)));
+        assert_eq!(lifetime(None, None, true), None);
+        let past = lifetime(None, Some("2000-01-01T00:00:00Z"), true);
+        assert_eq!(past, Some(Duration::ZERO));
+    }
 }

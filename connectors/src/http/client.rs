@@ -107,6 +107,18 @@ impl HttpClient {
         &self.redactor
     }
 
+    /// Keeps access tokens whose answer gave no lifetime until the API
+    /// refuses them (see [`AuthProvider::keep_tokens_until_refused`]).
+    pub fn keep_tokens_until_refused(&self) {
+        self.auth.keep_tokens_until_refused();
+    }
+
+    /// The API host the token endpoint named (`instance_url`), if it did;
+    /// fetches a token first when none is held.
+    pub async fn instance_url(&self) -> Result<Option<Url>, ConnectorError> {
+        self.auth.instance_url(&self.http).await
+    }
+
     /// Sends `req`, retrying transient failures. Only a 2xx response is `Ok`.
     pub async fn send(&self, req: &HttpRequest) -> Result<HttpResponse, ConnectorError> {
         self.send_passing(req, &[]).await

@@ -30,7 +30,7 @@
 //!   it as unavailable, saying to leave it out.
 
 mod project;
-mod window;
+pub(crate) mod window;
 
 use std::sync::Arc;
 

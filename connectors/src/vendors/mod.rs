@@ -14,6 +14,7 @@ pub mod hubspot;
 pub mod lever;
 pub mod quickbooks;
 pub(crate) mod read;
+pub mod salesforce;
 pub mod table;
 pub mod xero;
 pub mod zendesk_talk;
@@ -69,6 +70,11 @@ pub fn build(
         )?)),
         Vendor::Xero => Ok(Box::new(xero::Xero::new(source, cfg.clone(), credentials)?)),
         Vendor::Lever => Ok(Box::new(lever::Lever::new(
+            source,
+            cfg.clone(),
+            credentials,
+        )?)),
+        Vendor::Salesforce => Ok(Box::new(salesforce::Salesforce::new(
             source,
             cfg.clone(),
             credentials,
@@ -246,6 +252,7 @@ mod tests {
                 Vendor::Genesys => genesys::TABLES.iter().map(|t| t.name).collect(),
                 Vendor::Xero => xero::TABLES.iter().map(|t| t.name).collect(),
                 Vendor::Lever => lever::TABLES.iter().map(|t| t.name).collect(),
+                Vendor::Salesforce => salesforce::TABLES.iter().map(|t| t.name).collect(),
             };
             assert_eq!(declared, v.streams(), "{v:?}");
         }

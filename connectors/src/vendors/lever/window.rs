@@ -22,12 +22,12 @@ use crate::json_arrow::parse_timestamp;
 /// How far before the cursor each read starts. Lever does not document
 /// how late a change can show in its filtered lists [?]; five minutes is a
 /// guess that costs a few re-read records per run.
-pub(super) const LOOKBACK_MS: i64 = 5 * 60 * 1000;
+pub(crate) const LOOKBACK_MS: i64 = 5 * 60 * 1000;
 
 /// The state key of the recent fingerprints (`"<ms>:<fingerprint>"`).
 const RECENT: &str = "recent";
 
-pub(super) struct Window {
+pub(crate) struct Window {
     /// The last run's cursor (epoch ms), or the start date.
     cursor: Option<i64>,
     /// What the last run had seen inside its look-back.

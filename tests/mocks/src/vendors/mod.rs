@@ -9,6 +9,7 @@ pub mod gusto;
 pub mod hubspot;
 pub mod lever;
 pub mod quickbooks;
+pub mod salesforce;
 pub mod xero;
 pub mod zendesk_talk;
 
@@ -119,6 +120,8 @@ pub(crate) async fn receive(core: impl FnOnce(RequestLog), req: Request) -> (Par
 
 #[cfg(test)]
 mod lever_tests;
+#[cfg(test)]
+mod salesforce_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
