@@ -137,6 +137,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let config = live.config();
+    // The token file first: a client that sees the port open must find the
+    // token, or it takes the daemon for absent and opens the warehouse
+    // itself (the lock error an e2e test met under load).
+    let gate = auth::Gate::new(auth::daemon_token(&config.server)?, &config.server);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| {
@@ -144,7 +148,6 @@ pub async fn serve(
                 "cannot listen on {listen} (server.listen); is another conveyor daemon running?"
             )
         })?;
-    let gate = auth::Gate::new(auth::daemon_token(&config.server)?, &config.server);
     let tls = config
         .server
         .tls
