@@ -55,6 +55,9 @@ pub fn parse_page(body: &[u8], selector: &[String]) -> Option<Result<Page, serde
         Ok(v) => v,
         Err(e) => return Some(Err(e)),
     };
+    if let Some(msg) = columns.not_records {
+        return Some(Err(<serde_json::Error as serde::de::Error>::custom(msg)));
+    }
     let records = columns.rows;
     let batch = (records > 0).then(|| columns.finish());
     Some(Ok(Page {
@@ -175,6 +178,10 @@ struct Columns {
     /// Records usually list their keys in the same order: the column after
     /// the previous key is tried before the hash lookup.
     next_guess: usize,
+    /// The selector reached a scalar: what to say if no later duplicate of
+    /// its key replaces it (the last of a repeated key wins, as in
+    /// `serde_json::Value`, so this cannot fail on the spot).
+    not_records: Option<&'static str>,
 }
 
 impl Columns {
@@ -428,29 +435,29 @@ impl<'de> Visitor<'de> for RecordsVisitor<'_> {
         Ok(())
     }
     fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
-        Err(E::custom(
-            "the records selector holds a boolean, not a list of records",
-        ))
+        self.columns.not_records =
+            Some("the records selector holds a boolean, not a list of records");
+        Ok(())
     }
     fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
-        Err(E::custom(
-            "the records selector holds a number, not a list of records",
-        ))
+        self.columns.not_records =
+            Some("the records selector holds a number, not a list of records");
+        Ok(())
     }
     fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
-        Err(E::custom(
-            "the records selector holds a number, not a list of records",
-        ))
+        self.columns.not_records =
+            Some("the records selector holds a number, not a list of records");
+        Ok(())
     }
     fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
-        Err(E::custom(
-            "the records selector holds a number, not a list of records",
-        ))
+        self.columns.not_records =
+            Some("the records selector holds a number, not a list of records");
+        Ok(())
     }
     fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
-        Err(E::custom(
-            "the records selector holds a string, not a list of records",
-        ))
+        self.columns.not_records =
+            Some("the records selector holds a string, not a list of records");
+        Ok(())
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 #[allow(dead_code)]
 #[path = "../../../fuzz/src/page_columns.rs"]
-mod page_columns;
+pub(crate) mod page_columns;
 #[allow(dead_code)]
 #[path = "../../../fuzz/src/rest_pager.rs"]
 pub(super) mod rest_pager;

@@ -66,3 +66,16 @@ fn fuzz_huge_prefetch_pages_is_refused_by_the_config() {
     );
     refused("prefetch_pages = 0");
 }
+
+#[test]
+fn fuzz_a_repeated_selector_key_whose_first_value_is_a_scalar_agrees_on_both_paths() {
+    // Found by the page_columns target: `{"data": "…", "data": [{…}]}`. The
+    // Value path keeps the last `data` (the records); the hot path failed on
+    // the first (a string) before it could see the second.
+    let input = b"data\n{\"data\": \"2024-06-03T07:15:22-07:00\", \"data\": [{\"a\": 2}]}";
+    let (_, records, _) = super::fuzz_corpus::page_columns::fuzz_one(input).expect("the records");
+    assert_eq!(records, 1);
+    // The other way round the last value is a string: both refuse it.
+    let input = b"data\n{\"data\": [{\"a\": 2}], \"data\": \"x\"}";
+    assert!(super::fuzz_corpus::page_columns::fuzz_one(input).is_err());
+}
