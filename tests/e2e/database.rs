@@ -117,6 +117,16 @@ async fn postgres_sigkill_mid_read_then_a_full_sync_holds_every_row_once() {
     ));
     let out = s.conveyor(&["sync"]);
     assert!(out.status.success(), "{:?}", text(&out));
+    // That sync finished the interrupted full read (every row once, the new
+    // one too). Rows changed behind its position — read before a kill —
+    // are at or past the high-water mark noted before the full read began,
+    // so the next sync, the first incremental one, brings them.
+    assert_eq!(
+        s.scalar("SELECT count(DISTINCT id) FROM erp.orders"),
+        (N + 1).to_string()
+    );
+    let out = s.conveyor(&["sync"]);
+    assert!(out.status.success(), "{:?}", text(&out));
     assert_eq!(
         s.scalar("SELECT count(*) FROM erp.orders"),
         (N + 1).to_string()
