@@ -38,8 +38,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use conveyor_config::{JsonPath, PaginationConfig, VendorSourceConfig};
 use conveyor_plugin_api::{
-    CancelFlag, Connector, ConnectorError, CredentialStore, ErrorKind, Json, RecordSink,
-    StreamDescriptor,
+    CancelFlag, ConnectorError, CredentialStore, ErrorKind, Json, RecordSink,
 };
 use serde_json::{json, Map, Value};
 
@@ -356,24 +355,7 @@ fn user_params() -> Vec<(String, String)> {
     ]
 }
 
-#[async_trait::async_trait]
-impl Connector for Genesys {
-    fn streams(&self) -> Vec<StreamDescriptor> {
-        self.base.streams()
-    }
-
-    async fn read(
-        &self,
-        stream: &str,
-        state: Option<Json>,
-        sink: &mut dyn RecordSink,
-        cancel: &CancelFlag,
-    ) -> Result<(), ConnectorError> {
-        self.read_stream(stream, state, sink, cancel)
-            .await
-            .map_err(|e| self.base.explain(stream, e))
-    }
-}
+super::connector_over_base!(Genesys);
 
 impl Genesys {
     async fn read_stream(

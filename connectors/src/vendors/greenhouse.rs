@@ -16,9 +16,7 @@
 use std::sync::Arc;
 
 use conveyor_config::{PaginationConfig, VendorSourceConfig};
-use conveyor_plugin_api::{
-    CancelFlag, Connector, ConnectorError, CredentialStore, Json, RecordSink, StreamDescriptor,
-};
+use conveyor_plugin_api::{CancelFlag, ConnectorError, CredentialStore, Json, RecordSink};
 use serde_json::Value;
 
 use super::read::{iso_millis, object, saved_instant, Boundary, Emitter, Pages};
@@ -138,24 +136,7 @@ impl Greenhouse {
     }
 }
 
-#[async_trait::async_trait]
-impl Connector for Greenhouse {
-    fn streams(&self) -> Vec<StreamDescriptor> {
-        self.base.streams()
-    }
-
-    async fn read(
-        &self,
-        stream: &str,
-        state: Option<Json>,
-        sink: &mut dyn RecordSink,
-        cancel: &CancelFlag,
-    ) -> Result<(), ConnectorError> {
-        self.read_stream(stream, state, sink, cancel)
-            .await
-            .map_err(|e| self.base.explain(stream, e))
-    }
-}
+super::connector_over_base!(Greenhouse);
 
 impl Greenhouse {
     async fn read_stream(

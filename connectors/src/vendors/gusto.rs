@@ -32,9 +32,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate, Utc};
 use conveyor_config::{PaginationConfig, VendorSourceConfig};
-use conveyor_plugin_api::{
-    CancelFlag, Connector, ConnectorError, CredentialStore, Json, RecordSink, StreamDescriptor,
-};
+use conveyor_plugin_api::{CancelFlag, ConnectorError, CredentialStore, Json, RecordSink};
 use serde_json::{Map, Value};
 
 use super::read::{object, Emitter, Pages};
@@ -317,24 +315,7 @@ fn is_processed(p: &Map<String, Value>) -> bool {
     p.get("processed") == Some(&Value::Bool(true))
 }
 
-#[async_trait::async_trait]
-impl Connector for Gusto {
-    fn streams(&self) -> Vec<StreamDescriptor> {
-        self.base.streams()
-    }
-
-    async fn read(
-        &self,
-        stream: &str,
-        state: Option<Json>,
-        sink: &mut dyn RecordSink,
-        cancel: &CancelFlag,
-    ) -> Result<(), ConnectorError> {
-        self.read_stream(stream, state, sink, cancel)
-            .await
-            .map_err(|e| self.base.explain(stream, e))
-    }
-}
+super::connector_over_base!(Gusto);
 
 impl Gusto {
     async fn read_stream(

@@ -31,8 +31,7 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 use conveyor_config::{JsonPath, PaginationConfig, VendorSourceConfig};
 use conveyor_plugin_api::{
-    CancelFlag, Connector, ConnectorError, CredentialStore, ErrorKind, Json, RecordSink,
-    StreamDescriptor,
+    CancelFlag, ConnectorError, CredentialStore, ErrorKind, Json, RecordSink,
 };
 use serde_json::{json, Map, Value};
 
@@ -356,24 +355,7 @@ impl HubSpot {
     }
 }
 
-#[async_trait::async_trait]
-impl Connector for HubSpot {
-    fn streams(&self) -> Vec<StreamDescriptor> {
-        self.base.streams()
-    }
-
-    async fn read(
-        &self,
-        stream: &str,
-        state: Option<Json>,
-        sink: &mut dyn RecordSink,
-        cancel: &CancelFlag,
-    ) -> Result<(), ConnectorError> {
-        self.read_stream(stream, state, sink, cancel)
-            .await
-            .map_err(|e| self.base.explain(stream, e))
-    }
-}
+super::connector_over_base!(HubSpot);
 
 impl HubSpot {
     async fn read_stream(

@@ -36,8 +36,7 @@ use std::sync::Arc;
 
 use conveyor_config::{JsonPath, PaginationConfig, VendorSourceConfig};
 use conveyor_plugin_api::{
-    CancelFlag, Connector, ConnectorError, CredentialStore, ErrorKind, Json, RecordSink,
-    StreamDescriptor,
+    CancelFlag, ConnectorError, CredentialStore, ErrorKind, Json, RecordSink,
 };
 use serde_json::{json, Map, Value};
 
@@ -401,24 +400,7 @@ impl Lever {
     }
 }
 
-#[async_trait::async_trait]
-impl Connector for Lever {
-    fn streams(&self) -> Vec<StreamDescriptor> {
-        self.base.streams()
-    }
-
-    async fn read(
-        &self,
-        stream: &str,
-        state: Option<Json>,
-        sink: &mut dyn RecordSink,
-        cancel: &CancelFlag,
-    ) -> Result<(), ConnectorError> {
-        self.read_stream(stream, state, sink, cancel)
-            .await
-            .map_err(|e| self.base.explain(stream, e))
-    }
-}
+super::connector_over_base!(Lever);
 
 impl Lever {
     async fn read_stream(

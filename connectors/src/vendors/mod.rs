@@ -31,6 +31,33 @@ use crate::http::client::ErrorMessageFn;
 use crate::http::{AuthProvider, HttpClient, Redactor, TokenBody};
 use table::Table;
 
+/// The `Connector` a vendor over [`Base`] is: the base's streams, and a read
+/// whose errors [`Base::explain`] words. The vendor writes only its
+/// `read_stream`.
+macro_rules! connector_over_base {
+    ($vendor:ty) => {
+        #[async_trait::async_trait]
+        impl conveyor_plugin_api::Connector for $vendor {
+            fn streams(&self) -> Vec<conveyor_plugin_api::StreamDescriptor> {
+                self.base.streams()
+            }
+
+            async fn read(
+                &self,
+                stream: &str,
+                state: Option<conveyor_plugin_api::Json>,
+                sink: &mut dyn conveyor_plugin_api::RecordSink,
+                cancel: &conveyor_plugin_api::CancelFlag,
+            ) -> Result<(), conveyor_plugin_api::ConnectorError> {
+                self.read_stream(stream, state, sink, cancel)
+                    .await
+                    .map_err(|e| self.base.explain(stream, e))
+            }
+        }
+    };
+}
+pub(crate) use connector_over_base;
+
 /// Builds the connector for a vendor source.
 pub fn build(
     source: &str,

@@ -32,8 +32,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use conveyor_config::{PaginationConfig, VendorSourceConfig};
 use conveyor_plugin_api::{
-    CancelFlag, Connector, ConnectorError, CredentialStore, ErrorKind, Json, RecordSink,
-    StreamDescriptor,
+    CancelFlag, ConnectorError, CredentialStore, ErrorKind, Json, RecordSink,
 };
 use serde_json::{Map, Value};
 
@@ -311,24 +310,7 @@ fn server_time(body: &Value) -> Option<DateTime<Utc>> {
         .and_then(parse_timestamp)
 }
 
-#[async_trait::async_trait]
-impl Connector for QuickBooks {
-    fn streams(&self) -> Vec<StreamDescriptor> {
-        self.base.streams()
-    }
-
-    async fn read(
-        &self,
-        stream: &str,
-        state: Option<Json>,
-        sink: &mut dyn RecordSink,
-        cancel: &CancelFlag,
-    ) -> Result<(), ConnectorError> {
-        self.read_stream(stream, state, sink, cancel)
-            .await
-            .map_err(|e| self.base.explain(stream, e))
-    }
-}
+super::connector_over_base!(QuickBooks);
 
 impl QuickBooks {
     async fn read_stream(

@@ -40,8 +40,7 @@ use std::sync::Arc;
 use chrono::{DateTime, FixedOffset, Utc};
 use conveyor_config::{JsonPath, PaginationConfig, VendorSourceConfig};
 use conveyor_plugin_api::{
-    CancelFlag, Connector, ConnectorError, CredentialStore, ErrorKind, Json, RecordSink,
-    StreamDescriptor,
+    CancelFlag, ConnectorError, CredentialStore, ErrorKind, Json, RecordSink,
 };
 use serde_json::{Map, Value};
 
@@ -230,24 +229,7 @@ impl Xero {
     }
 }
 
-#[async_trait::async_trait]
-impl Connector for Xero {
-    fn streams(&self) -> Vec<StreamDescriptor> {
-        self.base.streams()
-    }
-
-    async fn read(
-        &self,
-        stream: &str,
-        state: Option<Json>,
-        sink: &mut dyn RecordSink,
-        cancel: &CancelFlag,
-    ) -> Result<(), ConnectorError> {
-        self.read_stream(stream, state, sink, cancel)
-            .await
-            .map_err(|e| self.base.explain(stream, e))
-    }
-}
+super::connector_over_base!(Xero);
 
 impl Xero {
     async fn read_stream(
