@@ -20,8 +20,13 @@ pub struct HttpConfig {
     /// First backoff delay; doubles each retry, with jitter.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
-    /// Requests per second per host; `None` means unlimited.
+    /// Requests per second per host, as the source sets it; `None` means
+    /// no rate of its own (the vendor's documented limit, if any, applies).
     pub requests_per_second: Option<f64>,
+    /// The vendor's documented limit, kept to when the source sets no
+    /// `requests_per_second` of its own (which overrides it: a plan may
+    /// allow more, or an account share its budget with other tools).
+    pub documented_limit: Option<RequestWindow>,
     /// Pages fetched ahead of the one being loaded.
     pub prefetch_pages: usize,
 }
@@ -34,7 +39,37 @@ impl Default for HttpConfig {
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
             requests_per_second: None,
+            documented_limit: None,
             prefetch_pages: 2,
+        }
+    }
+}
+
+/// A request limit as vendors document it: at most `requests` in any
+/// span of `per` (a rolling window also bounds a fixed one, and a token
+/// bucket's steady rate), for every call or only those whose path contains
+/// `scope` (Zendesk limits its incremental exports apart from the rest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestWindow {
+    pub requests: u32,
+    pub per: Duration,
+    pub scope: Option<&'static str>,
+}
+
+impl RequestWindow {
+    pub const fn new(requests: u32, per_secs: u64) -> Self {
+        RequestWindow {
+            requests,
+            per: Duration::from_secs(per_secs),
+            scope: None,
+        }
+    }
+
+    /// The same limit, for the calls whose path contains `scope` only.
+    pub const fn on_paths_containing(self, scope: &'static str) -> Self {
+        RequestWindow {
+            scope: Some(scope),
+            ..self
         }
     }
 }

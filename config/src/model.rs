@@ -148,7 +148,7 @@ pub enum PluginIsolation {
 /// reservations count against it too), small enough to stop a runaway.
 pub const DEFAULT_PLUGIN_MEMORY_LIMIT: u64 = 4 << 30;
 
-pub use crate::http::HttpConfig;
+pub use crate::http::{HttpConfig, RequestWindow};
 pub use crate::rest::{
     AuthConfig, CursorFormat, IncrementalConfig, JsonPath, KeyLocation, PageLimits,
     PaginationConfig, RestSourceConfig, RestStreamConfig,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use conveyor_config::HttpConfig;
+use conveyor_config::{HttpConfig, RequestWindow};
 use conveyor_plugin_api::{ConnectorError, ErrorKind};
 use rand::Rng;
 use reqwest::header::HeaderMap;
@@ -56,7 +56,9 @@ pub struct HttpClient {
     cfg: HttpConfig,
     auth: Arc<AuthProvider>,
     headers: Vec<(String, String)>,
-    limiter: Option<Arc<RateLimiter>>,
+    limiter: Arc<RateLimiter>,
+    /// The budget of the calls a documented limit singles out by path.
+    scoped_limiter: Option<(&'static str, Arc<RateLimiter>)>,
     redactor: Redactor,
     /// Pulls the vendor's own message out of an error body, so errors
     /// quote it instead of a raw snippet.
@@ -83,15 +85,32 @@ impl HttpClient {
             .map_err(|e| {
                 ConnectorError::new(ErrorKind::Config, format!("cannot build HTTP client: {e}"))
             })?;
-        let limiter = cfg
-            .requests_per_second
-            .map(|rps| ratelimit::for_host(host, rps));
+        // Every client keeps to a budget, configured or not: the vendor's
+        // headers pace it even when nothing else does.
+        let (limiter, scoped_limiter) = match cfg.documented_limit {
+            Some(
+                w @ RequestWindow {
+                    scope: Some(scope), ..
+                },
+            ) => (
+                ratelimit::for_host(host, cfg.requests_per_second, None),
+                Some((
+                    scope,
+                    ratelimit::for_host(&format!("{host}{scope}"), None, Some(w)),
+                )),
+            ),
+            window => (
+                ratelimit::for_host(host, cfg.requests_per_second, window),
+                None,
+            ),
+        };
         Ok(HttpClient {
             http,
             cfg,
             auth: Arc::new(auth),
             headers,
             limiter,
+            scoped_limiter,
             redactor,
             error_message: None,
         })
@@ -139,11 +158,16 @@ impl HttpClient {
         let mut attempt = 0u32;
         let mut reauthenticated = false;
         loop {
-            if let Some(l) = &self.limiter {
-                let asked = Instant::now();
-                l.acquire().await;
-                super::stats::rate_wait(&host, asked.elapsed());
+            let asked = Instant::now();
+            if let Some((_, scoped)) = self
+                .scoped_limiter
+                .as_ref()
+                .filter(|(scope, _)| req.url.path().contains(scope))
+            {
+                scoped.acquire().await;
             }
+            self.limiter.acquire().await;
+            super::stats::rate_wait(&host, asked.elapsed());
             let mut builder = self.http.request(req.method.clone(), req.url.clone());
             for (k, v) in self.headers.iter().chain(req.headers.iter()) {
                 builder = builder.header(k.as_str(), v.as_str());
@@ -171,11 +195,11 @@ impl HttpClient {
             super::stats::request(&host, outcome.as_ref().ok().map(|r| r.status.as_u16()));
             // The vendor's own count of what is left paces the next requests,
             // so the budget runs out at the window's reset, not before it.
-            if let (Some(l), Ok(resp)) = (&self.limiter, &outcome) {
+            if let Ok(resp) = &outcome {
                 if let Some(b) =
                     super::budget::from_headers(&resp.headers, chrono::Utc::now().timestamp())
                 {
-                    l.observe(b);
+                    self.limiter.observe(b);
                 }
             }
             let (retry_after, failure) = match outcome {
@@ -239,8 +263,8 @@ impl HttpClient {
             let delay = retry_after.unwrap_or_else(|| self.backoff(attempt));
             tracing::warn!(url = %shown, attempt = attempt + 1, delay_ms = delay.as_millis() as u64, error = %failure, "retrying");
             super::stats::retry(&host);
-            if let (Some(l), Some(_)) = (&self.limiter, retry_after) {
-                l.pause_until(Instant::now() + delay).await;
+            if retry_after.is_some() {
+                self.limiter.pause_until(Instant::now() + delay).await;
             }
             tokio::time::sleep(delay).await;
             attempt += 1;

@@ -1,28 +1,53 @@
-//! One request budget per host, shared by every stream and source that calls it:
-//! the configured rate, and the pace the vendor's own rate-limit headers set
-//! (the requests left spread over the time to the window's reset).
+//! One request budget per host, shared by every stream and source that calls
+//! it: the configured rate, the vendor's documented limit (at most N requests
+//! in any window), and the pace the vendor's own rate-limit headers set (the
+//! requests left spread over the time to the window's reset). Every client
+//! has one, so a source keeps under its vendor's limit without being told.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use conveyor_config::RequestWindow;
 use tokio::time::Instant;
 
-/// Spaces requests at least `interval` apart.
+/// Spaces requests: at least `interval` apart, never more than a window's
+/// worth in any span of it, and no faster than the vendor's headers allow.
 pub struct RateLimiter {
     interval: Mutex<Duration>,
+    window: Mutex<Option<RequestWindow>>,
     /// Until when, and how far apart, the last response's budget asks
     /// requests to be.
     pace: Mutex<Option<(Instant, Duration)>>,
-    next_slot: tokio::sync::Mutex<Instant>,
+    slots: tokio::sync::Mutex<Slots>,
+}
+
+/// The slots handed out: the earliest next one, and the last window's worth.
+struct Slots {
+    next: Instant,
+    recent: VecDeque<Instant>,
+}
+
+/// How much later than a window after its N-th predecessor a request goes:
+/// the server counts arrivals, which jitter, and may count whole seconds.
+fn window_margin(w: &RequestWindow) -> Duration {
+    w.per / 50 + Duration::from_millis(20)
 }
 
 impl RateLimiter {
-    pub fn new(requests_per_second: f64) -> Self {
+    /// A limiter spacing requests `1 / requests_per_second` apart (none
+    /// when `None`) and keeping to `window`.
+    pub fn new(requests_per_second: Option<f64>, window: Option<RequestWindow>) -> Self {
         RateLimiter {
-            interval: Mutex::new(Duration::from_secs_f64(1.0 / requests_per_second)),
+            interval: Mutex::new(
+                requests_per_second.map_or(Duration::ZERO, |r| Duration::from_secs_f64(1.0 / r)),
+            ),
+            window: Mutex::new(window),
             pace: Mutex::new(None),
-            next_slot: tokio::sync::Mutex::new(Instant::now()),
+            slots: tokio::sync::Mutex::new(Slots {
+                next: Instant::now(),
+                recent: VecDeque::new(),
+            }),
         }
     }
 
@@ -35,10 +60,22 @@ impl RateLimiter {
                 interval = interval.max(paced);
             }
         }
-        let mut next = self.next_slot.lock().await;
-        let at = (*next).max(now);
-        *next = at + interval;
-        drop(next);
+        let window = *self.window.lock().expect("limiter lock");
+        let mut slots = self.slots.lock().await;
+        let mut at = slots.next.max(now);
+        if let Some(w) = window.filter(|w| w.requests > 0) {
+            let n = w.requests as usize;
+            if slots.recent.len() >= n {
+                let nth_back = slots.recent[slots.recent.len() - n];
+                at = at.max(nth_back + w.per + window_margin(&w));
+            }
+            slots.recent.push_back(at);
+            while slots.recent.len() > n {
+                slots.recent.pop_front();
+            }
+        }
+        slots.next = at + interval;
+        drop(slots);
         tokio::time::sleep_until(at).await;
     }
 
@@ -54,34 +91,62 @@ impl RateLimiter {
 
     /// Pushes every caller back, e.g. after a 429 with `Retry-After`.
     pub async fn pause_until(&self, until: Instant) {
-        let mut next = self.next_slot.lock().await;
-        if *next < until {
-            *next = until;
+        let mut slots = self.slots.lock().await;
+        if slots.next < until {
+            slots.next = until;
         }
     }
 
-    fn tighten(&self, requests_per_second: f64) {
-        let want = Duration::from_secs_f64(1.0 / requests_per_second);
-        let mut i = self.interval.lock().expect("limiter lock");
-        if want > *i {
-            *i = want;
+    /// Keeps the stricter of what it has and what another source asks.
+    fn tighten(&self, requests_per_second: Option<f64>, window: Option<RequestWindow>) {
+        if let Some(r) = requests_per_second {
+            let want = Duration::from_secs_f64(1.0 / r);
+            let mut i = self.interval.lock().expect("limiter lock");
+            if want > *i {
+                *i = want;
+            }
+        }
+        if let Some(w) = window {
+            let mut have = self.window.lock().expect("limiter lock");
+            let stricter = have.is_none_or(|h| {
+                // Fewer requests per second of window: w/per < h/per'.
+                (w.requests as f64) / w.per.as_secs_f64()
+                    < (h.requests as f64) / h.per.as_secs_f64()
+            });
+            if stricter {
+                *have = Some(w);
+            }
         }
     }
 }
 
-/// The limiter for `host`. Sources that name the same host share one budget;
-/// the strictest configured rate wins.
-pub fn for_host(host: &str, requests_per_second: f64) -> Arc<RateLimiter> {
+/// The key a URL's budget is kept under: its host and port (two APIs on one
+/// host but different ports, such as loopback mocks, are two budgets).
+pub fn budget_key(url: &url::Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or_default(),
+        url.port_or_known_default().unwrap_or(0)
+    )
+}
+
+/// The limiter for `authority` (host and port). Sources that call the same
+/// one share one budget; the strictest configured rate and window win.
+pub fn for_host(
+    authority: &str,
+    requests_per_second: Option<f64>,
+    window: Option<RequestWindow>,
+) -> Arc<RateLimiter> {
     static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<RateLimiter>>>> = OnceLock::new();
     let mut map = REGISTRY
         .get_or_init(Default::default)
         .lock()
         .expect("registry lock");
     let limiter = map
-        .entry(host.to_string())
-        .or_insert_with(|| Arc::new(RateLimiter::new(requests_per_second)))
+        .entry(authority.to_string())
+        .or_insert_with(|| Arc::new(RateLimiter::new(requests_per_second, window)))
         .clone();
-    limiter.tighten(requests_per_second);
+    limiter.tighten(requests_per_second, window);
     limiter
 }
 
@@ -91,7 +156,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn spaces_requests_by_the_interval() {
-        let l = RateLimiter::new(10.0);
+        let l = RateLimiter::new(Some(10.0), None);
         let start = Instant::now();
         for _ in 0..5 {
             l.acquire().await;
@@ -103,7 +168,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_nearly_spent_window_spreads_the_rest_until_its_reset() {
         // Configured for 100/s, but the vendor says 4 left for 10 s.
-        let l = RateLimiter::new(100.0);
+        let l = RateLimiter::new(Some(100.0), None);
         l.observe(super::super::budget::Budget {
             remaining: 4,
             resets_in: Duration::from_secs(10),
@@ -124,9 +189,66 @@ mod tests {
 
     #[test]
     fn same_host_shares_one_budget() {
-        let a = for_host("ratelimit-test.example", 10.0);
-        let b = for_host("ratelimit-test.example", 2.0);
+        let a = for_host("ratelimit-test.example", Some(10.0), None);
+        let b = for_host("ratelimit-test.example", Some(2.0), None);
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(*a.interval.lock().unwrap(), Duration::from_millis(500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_documented_window_allows_its_burst_then_waits_for_the_oldest_to_age_out() {
+        // 3 in any 10 s: three at once, the fourth a window (and its margin)
+        // after the first, the fifth after the second.
+        let l = RateLimiter::new(None, Some(RequestWindow::new(3, 10)));
+        let start = Instant::now();
+        let mut at = Vec::new();
+        for _ in 0..6 {
+            l.acquire().await;
+            at.push(start.elapsed());
+        }
+        let margin = Duration::from_millis(200 + 20);
+        let w = Duration::from_secs(10) + margin;
+        assert_eq!(
+            at,
+            vec![Duration::ZERO, Duration::ZERO, Duration::ZERO, w, w, w]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_rate_or_window_only_the_headers_pace() {
+        let l = RateLimiter::new(None, None);
+        let start = Instant::now();
+        for _ in 0..100 {
+            l.acquire().await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        l.observe(super::super::budget::Budget {
+            remaining: 1,
+            resets_in: Duration::from_secs(4),
+        });
+        l.acquire().await;
+        l.acquire().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_stricter_window_wins_on_a_shared_host() {
+        let a = for_host(
+            "window-test.example",
+            None,
+            Some(RequestWindow::new(100, 10)),
+        );
+        for_host(
+            "window-test.example",
+            None,
+            Some(RequestWindow::new(300, 60)),
+        );
+        assert_eq!(*a.window.lock().unwrap(), Some(RequestWindow::new(300, 60)));
+        for_host(
+            "window-test.example",
+            None,
+            Some(RequestWindow::new(500, 10)),
+        );
+        assert_eq!(*a.window.lock().unwrap(), Some(RequestWindow::new(300, 60)));
     }
 }

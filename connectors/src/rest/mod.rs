@@ -52,7 +52,7 @@ impl RestConnector {
             credentials,
             &redactor,
         )?;
-        let host = cfg.base_url.host_str().unwrap_or_default().to_string();
+        let host = crate::http::ratelimit::budget_key(&cfg.base_url);
         let client = HttpClient::new(cfg.http.clone(), &host, auth, cfg.headers.clone(), redactor)?;
         Ok(RestConnector {
             source: source.to_string(),

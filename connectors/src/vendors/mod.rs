@@ -133,7 +133,7 @@ pub(crate) fn client(
         &redactor,
     )?
     .with_token_request(spec.token_fields, spec.token_body);
-    let host = cfg.base_url.host_str().unwrap_or_default().to_string();
+    let host = crate::http::ratelimit::budget_key(&cfg.base_url);
     let client = HttpClient::new(cfg.http.clone(), &host, auth, spec.headers, redactor)?
         .with_error_message(spec.error_message);
     Ok(Arc::new(client))

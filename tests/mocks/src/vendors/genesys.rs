@@ -38,9 +38,13 @@ use axum::Router;
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use serde_json::{json, Value};
 
+use super::limit::Admission;
 use super::{lock, receive, Core, Fault, MockHandle};
 use crate::server::MockServer;
 use crate::wire;
+
+/// Calls a minute a client-credentials token gets.
+pub const RATE_LIMIT: u32 = 300;
 
 #[derive(Clone, Debug)]
 pub struct GenesysMockConfig {
@@ -282,7 +286,7 @@ impl GenesysMock {
         let GenesysRecords { users, conversations, evaluations, presence } = records;
         let g = Genesys {
             cfg,
-            core: Core::default(),
+            core: Core::default().limited(RATE_LIMIT, std::time::Duration::from_secs(60)),
             users,
             conversations,
             evaluations,
@@ -398,6 +402,14 @@ fn error(status: u16, code: &str, message: &str) -> Response {
     )
 }
 
+/// The 429 past the limit, in Genesys' words.
+fn too_many_requests(retry_after_secs: u64) -> Response {
+    wire::with_headers(
+        error(429, "too.many.requests", &format!("Rate limit exceeded the maximum. Retry the request in [{retry_after_secs}] seconds")),
+        &[("retry-after", retry_after_secs.to_string())],
+    )
+}
+
 async fn serve(State(st): State<Arc<Mutex<Genesys>>>, req: Request) -> Response {
     let (parts, body) = receive(|r| lock(&st).core.log.push(r), req).await;
     let pairs = wire::query_pairs(parts.uri.query().unwrap_or(""));
@@ -438,12 +450,13 @@ async fn serve(State(st): State<Arc<Mutex<Genesys>>>, req: Request) -> Response 
             "Unable to perform the requested action. You are missing the following permission(s) for this resource.",
         );
     }
+    // About 300 calls a minute for a client-credentials token.
+    if let Admission::Refused { retry_after_secs } = g.core.admit() {
+        return too_many_requests(retry_after_secs);
+    }
     match g.core.next_fault() {
         Some(Fault::RateLimited { retry_after_secs }) => {
-            return wire::with_headers(
-                error(429, "too.many.requests", &format!("Rate limit exceeded the maximum. Retry the request in [{retry_after_secs}] seconds")),
-                &[("retry-after", retry_after_secs.to_string())],
-            )
+            return too_many_requests(retry_after_secs)
         }
         Some(Fault::Error(status, body)) => return wire::json(status, body),
         None => {}

@@ -22,7 +22,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method};
@@ -31,13 +30,14 @@ use axum::Router;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 
+use super::limit::Admission;
 use super::{lock, receive, Core, Fault, MockHandle};
 use crate::server::MockServer;
 use crate::wire::{self, iso_millis as iso};
 
 pub const RESOURCES: [&str; 4] = ["jobs", "candidates", "applications", "offers"];
 /// The one published v3 limit, per 10 s window.
-pub const RATE_LIMIT: usize = 75;
+pub const RATE_LIMIT: u32 = 75;
 
 #[derive(Clone, Debug)]
 pub struct GreenhouseMockConfig {
@@ -68,8 +68,6 @@ struct State_ {
     cfg: GreenhouseMockConfig,
     core: Core,
     data: BTreeMap<&'static str, Vec<Value>>,
-    /// Data-request times, for `X-RateLimit-Remaining`.
-    recent: Vec<Instant>,
     /// Stamps changes made through the handle, after all seeded data.
     clock: DateTime<Utc>,
 }
@@ -165,9 +163,8 @@ impl GreenhouseMock {
         let clock = newest.unwrap_or_else(|| Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap());
         let st = Arc::new(Mutex::new(State_ {
             cfg,
-            core: Core::default(),
+            core: Core::default().limited(RATE_LIMIT, std::time::Duration::from_secs(10)),
             data,
-            recent: Vec::new(),
             clock,
         }));
         let router = Router::new().fallback(serve).with_state(st.clone());
@@ -221,11 +218,20 @@ async fn serve(State(st): State<Arc<Mutex<State_>>>, req: Request) -> Response {
     match (&parts.method, parts.uri.path()) {
         (&Method::POST, "/token") => token(&mut s, &parts.headers, &body),
         (&Method::GET, path) if path.starts_with("/v3/") => {
-            let now = Instant::now();
-            s.recent.retain(|t| now.duration_since(*t).as_secs() < 10);
-            s.recent.push(now);
-            let remaining = RATE_LIMIT.saturating_sub(s.recent.len());
-            let resp = match s.core.next_fault() {
+            // 75 calls in any 10 seconds; past them a 429 like the queued
+            // one, its reset when the oldest call ages out.
+            let admission = s.core.admit();
+            let remaining = match admission {
+                Admission::Admitted { remaining, .. } => remaining,
+                Admission::Refused { .. } => 0,
+            };
+            let fault = match admission {
+                Admission::Refused { retry_after_secs } => {
+                    Some(Fault::RateLimited { retry_after_secs })
+                }
+                Admission::Admitted { .. } => s.core.next_fault(),
+            };
+            let resp = match fault {
                 Some(Fault::RateLimited { retry_after_secs }) => {
                     let reset = Utc::now().timestamp() + retry_after_secs as i64;
                     return wire::with_headers(

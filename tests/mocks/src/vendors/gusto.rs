@@ -7,8 +7,8 @@
 //! payroll detail paging `employee_compensations`, `page`/`per` paging
 //! whose `X-Page`, `X-Per-Page`, `X-Total-Pages`, `X-Total-Count` headers
 //! appear only when `page` is sent, money and hours as decimal strings,
-//! `X-RateLimit-*` headers, 429 with `Retry-After`, and Gusto's `errors`
-//! bodies.
+//! `X-RateLimit-*` headers of a rolling minute of 200 calls, 429 with
+//! `Retry-After` past it, and Gusto's `errors` bodies.
 //!
 //! Documented (reference §3a and its sample payloads): the endpoints and
 //! fields, decimal strings, the paging headers only with `page`, the date
@@ -29,6 +29,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method};
@@ -37,11 +38,12 @@ use axum::Router;
 use chrono::{Duration, NaiveDate, Utc};
 use serde_json::{json, Value};
 
+use super::limit::Admission;
 use super::{lock, receive, Core, Fault, MockHandle};
 use crate::server::MockServer;
 use crate::wire;
 
-pub const RATE_LIMIT: u64 = 200;
+pub const RATE_LIMIT: u32 = 200;
 
 #[derive(Clone, Debug)]
 pub struct GustoMockConfig {
@@ -85,7 +87,6 @@ struct Gusto {
     refresh_ok: HashSet<String>,
     /// Access token → the refresh token its first use revokes.
     revoke_on_use: HashMap<String, String>,
-    data_requests: u64,
 }
 
 impl Gusto {
@@ -179,13 +180,13 @@ impl GustoMock {
     ) -> (MockServer, GustoHandle) {
         let GustoRecords { employees, payrolls } = records;
         let g = Gusto {
-            core: Core::with_refresh(&cfg.refresh_token),
+            core: Core::with_refresh(&cfg.refresh_token)
+                .limited(RATE_LIMIT, StdDuration::from_secs(60)),
             refresh_ok: HashSet::from([cfg.refresh_token.clone()]),
             cfg,
             employees,
             payrolls,
             revoke_on_use: HashMap::new(),
-            data_requests: 0,
         };
         let st = Arc::new(Mutex::new(g));
         let router = Router::new().fallback(serve).with_state(st.clone());
@@ -262,28 +263,47 @@ async fn serve(State(st): State<Arc<Mutex<Gusto>>>, req: Request) -> Response {
     if parts.method == Method::POST && path == "/oauth/token" {
         return token(&mut g, &parts.headers, &body);
     }
-    g.data_requests += 1;
-    let remaining = RATE_LIMIT.saturating_sub(g.data_requests);
-    let reset = (Utc::now() + Duration::seconds(60)).to_rfc3339();
+    // 200 in any rolling minute; the reset is when the oldest call in the
+    // window ages out.
+    let admission = g.core.admit();
+    let (remaining, resets_in) = match admission {
+        Admission::Admitted { remaining, resets_in } => (remaining, resets_in),
+        Admission::Refused { retry_after_secs } => (0, StdDuration::from_secs(retry_after_secs)),
+    };
+    let reset = (Utc::now() + Duration::from_std(resets_in).unwrap_or_default()).to_rfc3339();
     let limits = [
         ("x-ratelimit-limit", RATE_LIMIT.to_string()),
         ("x-ratelimit-remaining", remaining.to_string()),
         ("x-ratelimit-reset", reset),
     ];
+    if let Admission::Refused { retry_after_secs } = admission {
+        return wire::with_headers(
+            wire::with_headers(
+                too_many_requests(),
+                &[("retry-after", retry_after_secs.to_string())],
+            ),
+            &limits,
+        );
+    }
     let resp = match g.core.next_fault() {
         Some(Fault::RateLimited { retry_after_secs }) => wire::with_headers(
-            errors(
-                429,
-                "base",
-                "rate_limit_exceeded",
-                "Too many requests. Please retry after the Retry-After period.",
-            ),
+            too_many_requests(),
             &[("retry-after", retry_after_secs.to_string())],
         ),
         Some(Fault::Error(status, body)) => wire::json(status, body),
         None => data(&mut g, &parts.headers, &path, &pairs),
     };
     wire::with_headers(resp, &limits)
+}
+
+/// Gusto's 429 body.
+fn too_many_requests() -> Response {
+    errors(
+        429,
+        "base",
+        "rate_limit_exceeded",
+        "Too many requests. Please retry after the Retry-After period.",
+    )
 }
 
 fn token(g: &mut Gusto, headers: &HeaderMap, body: &[u8]) -> Response {

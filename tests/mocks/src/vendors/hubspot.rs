@@ -7,7 +7,8 @@
 //! sort, `limit` ≤ 200, `after` in the body and a 400 past 10,000 results.
 //! Archived (deleted) records only show in `archived=true` lists, with
 //! `archivedAt`; search never returns them. Every property value is a
-//! string. `X-HubSpot-RateLimit-*` headers, the `RATE_LIMIT` 429 body, and
+//! string. `X-HubSpot-RateLimit-*` headers of 100 calls in any 10 seconds
+//! (Free/Starter), the `RATE_LIMIT` 429 body past them, and
 //! `{"status":"error",…}` error bodies.
 //!
 //! Documented (reference §1c and its sample payload): the record shape
@@ -33,9 +34,13 @@ use axum::Router;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 
+use super::limit::Admission;
 use super::{lock, receive, Core, Fault, MockHandle};
 use crate::server::MockServer;
 use crate::wire;
+
+/// Calls in any 10 seconds (a Free/Starter private app).
+pub const RATE_LIMIT: u32 = 100;
 
 pub const SEARCH_CAP: usize = 10_000;
 
@@ -194,7 +199,8 @@ impl HubSpotMock {
             .collect();
         let clock = base + Duration::days(30);
         let h = HubSpot {
-            core: Core::with_refresh(&cfg.refresh_token),
+            core: Core::with_refresh(&cfg.refresh_token)
+                .limited(RATE_LIMIT, std::time::Duration::from_secs(10)),
             cfg,
             data: BTreeMap::from([("contacts", contacts), ("deals", deals)]),
             owners,
@@ -222,13 +228,28 @@ async fn serve(State(st): State<Arc<Mutex<HubSpot>>>, req: Request) -> Response 
     if parts.method == Method::POST && path == "/oauth/v1/token" {
         return token(&mut h, &parts.headers, &body);
     }
+    // A private app on Free/Starter: 100 calls in any 10 seconds.
+    let admission = h.core.admit();
+    let remaining = match admission {
+        Admission::Admitted { remaining, .. } => remaining,
+        Admission::Refused { .. } => 0,
+    };
     let limits = [
-        ("x-hubspot-ratelimit-max", "190".to_string()),
-        ("x-hubspot-ratelimit-remaining", "189".into()),
+        ("x-hubspot-ratelimit-max", RATE_LIMIT.to_string()),
+        ("x-hubspot-ratelimit-remaining", remaining.to_string()),
         ("x-hubspot-ratelimit-interval-milliseconds", "10000".into()),
-        ("x-hubspot-ratelimit-daily", "650000".into()),
-        ("x-hubspot-ratelimit-daily-remaining", "649000".into()),
+        ("x-hubspot-ratelimit-daily", "250000".into()),
+        ("x-hubspot-ratelimit-daily-remaining", "249000".into()),
     ];
+    if let Admission::Refused { retry_after_secs } = admission {
+        return wire::with_headers(
+            wire::json(
+                429,
+                json!({"status": "error", "message": "You have reached your ten_secondly_rolling limit.", "errorType": "RATE_LIMIT", "correlationId": wire::unique_token("corr"), "policyName": "TEN_SECONDLY_ROLLING"}),
+            ),
+            &[&limits[..], &[("retry-after", retry_after_secs.to_string())]].concat(),
+        );
+    }
     if !h.core.access_ok(wire::bearer(&parts.headers)) {
         return error(
             401,

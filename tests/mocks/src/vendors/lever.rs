@@ -201,6 +201,7 @@ impl Lever {
             true
         } else {
             self.throttled += 1;
+            self.core.refused += 1;
             false
         }
     }

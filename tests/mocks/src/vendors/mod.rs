@@ -8,6 +8,7 @@ pub mod greenhouse;
 pub mod gusto;
 pub mod hubspot;
 pub mod lever;
+pub mod limit;
 pub mod quickbooks;
 pub mod salesforce;
 pub mod xero;
@@ -43,11 +44,38 @@ pub struct Core {
     /// The one refresh token that works (rotation revokes the old one).
     refresh: Option<String>,
     pub token_requests: usize,
+    /// The documented limit the mock keeps to (each sets its own).
+    pub(crate) limit: Option<limit::RollingLimit>,
+    /// Data requests refused for the rate limit (any of the mock's limits;
+    /// queued [`Fault::RateLimited`] answers are not counted).
+    pub(crate) refused: u64,
 }
 
 impl Core {
     pub(crate) fn with_refresh(token: &str) -> Self {
         Core { refresh: Some(token.to_string()), ..Default::default() }
+    }
+
+    /// A core keeping to `requests` in any `per`.
+    pub(crate) fn limited(mut self, requests: u32, per: std::time::Duration) -> Self {
+        self.limit = Some(limit::RollingLimit::new(requests, per));
+        self
+    }
+
+    /// Admits a data request against the documented limit (always, with
+    /// `u32::MAX` left, when there is none), counting a refusal.
+    pub(crate) fn admit(&mut self) -> limit::Admission {
+        let Some(l) = self.limit.as_mut() else {
+            return limit::Admission::Admitted {
+                remaining: u32::MAX,
+                resets_in: std::time::Duration::ZERO,
+            };
+        };
+        let a = l.admit();
+        if matches!(a, limit::Admission::Refused { .. }) {
+            self.refused += 1;
+        }
+        a
     }
 
     pub(crate) fn next_fault(&mut self) -> Option<Fault> {
@@ -99,6 +127,15 @@ pub trait MockHandle {
     }
     fn token_requests(&self) -> usize {
         self.with_core(|c| c.token_requests)
+    }
+    /// Data requests refused for going over the vendor's rate limit.
+    fn rate_limit_refusals(&self) -> u64 {
+        self.with_core(|c| c.refused)
+    }
+    /// Keeps to `requests` in any `per` from now on (replacing the
+    /// documented figure the mock started with).
+    fn set_rate_limit(&self, requests: u32, per: std::time::Duration) {
+        self.with_core(|c| c.limit = Some(limit::RollingLimit::new(requests, per)))
     }
     /// The refresh token that currently works.
     fn current_refresh_token(&self) -> Option<String> {

@@ -33,9 +33,13 @@ use axum::Router;
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use serde_json::{json, Value};
 
+use super::limit::Admission;
 use super::{lock, receive, Core, Fault, MockHandle};
 use crate::server::MockServer;
 use crate::wire;
+
+/// Calls a minute per realm.
+pub const RATE_LIMIT: u32 = 500;
 
 pub const TOKEN_PATH: &str = "/oauth2/v1/tokens/bearer";
 pub const ENTITIES: [&str; 3] = ["Customer", "Invoice", "Payment"];
@@ -196,7 +200,8 @@ impl QuickBooksMock {
     ) -> (MockServer, QuickBooksHandle) {
         let now = Utc::now();
         let q = Qbo {
-            core: Core::with_refresh(&cfg.refresh_token),
+            core: Core::with_refresh(&cfg.refresh_token)
+                .limited(RATE_LIMIT, std::time::Duration::from_secs(60)),
             cfg,
             data,
             deleted: Vec::new(),
@@ -270,6 +275,18 @@ fn fault_at(q: &Qbo, status: u16, kind: &str, message: &str, detail: &str, code:
     )
 }
 
+/// The 429 past the limit. Intuit documents no Retry-After; clients back
+/// off.
+fn throttled() -> Response {
+    fault(
+        429,
+        "SERVICE",
+        "message=ThrottleExceeded; errorCode=003001; statusCode=429",
+        "The request limit was reached.",
+        "003001",
+    )
+}
+
 async fn serve(State(st): State<Arc<Mutex<Qbo>>>, req: Request) -> Response {
     let (parts, body) = receive(|r| lock(&st).core.log.push(r), req).await;
     let pairs = wire::query_pairs(parts.uri.query().unwrap_or(""));
@@ -297,17 +314,12 @@ async fn serve(State(st): State<Arc<Mutex<Qbo>>>, req: Request) -> Response {
             "3200",
         );
     }
+    // 500 calls a minute per realm.
+    if matches!(q.core.admit(), Admission::Refused { .. }) {
+        return throttled();
+    }
     match q.core.next_fault() {
-        // Intuit documents no Retry-After; clients back off.
-        Some(Fault::RateLimited { .. }) => {
-            return fault(
-                429,
-                "SERVICE",
-                "message=ThrottleExceeded; errorCode=003001; statusCode=429",
-                "The request limit was reached.",
-                "003001",
-            )
-        }
+        Some(Fault::RateLimited { .. }) => return throttled(),
         Some(Fault::Error(status, body)) => return wire::json(status, body),
         None => {}
     }

@@ -11,6 +11,7 @@ use super::gusto::{GustoMock, GustoMockConfig};
 use super::hubspot::{HubSpotMock, HubSpotMockConfig};
 use super::quickbooks::{QuickBooksMock, QuickBooksMockConfig, TOKEN_PATH};
 use super::zendesk_talk::{ZendeskTalkMock, ZendeskTalkMockConfig, USERS_PATH};
+use super::MockHandle;
 use crate::server::MockServer;
 
 async fn json_of(r: reqwest::RequestBuilder) -> (u16, Value) {
@@ -259,4 +260,32 @@ async fn zendesk_users_filter_by_role_and_page_by_cursor_or_offset() {
     assert!(last["next_page"].is_null());
     let (status, _) = json_of(get("page[size]=101")).await;
     assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn zendesk_talk_allows_ten_exports_a_minute_and_reports_the_accounts_window() {
+    let cfg = ZendeskTalkMockConfig::default();
+    let (server, mock) = ZendeskTalkMock::start(cfg.clone()).await;
+    let get = |path: &str| {
+        reqwest::Client::new()
+            .get(server.url(path))
+            .basic_auth(format!("{}/token", cfg.email), Some(&cfg.api_token))
+    };
+    let export = "/api/v2/channels/voice/stats/incremental/calls.json?start_time=0";
+    let mut remaining = Vec::new();
+    for _ in 0..10 {
+        let r = get(export).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        remaining.push(r.headers()["x-rate-limit-remaining"].to_str().unwrap().to_string());
+    }
+    // The account's own window counts every call, and counts down from 700.
+    assert_eq!(remaining.first().unwrap(), "699");
+    assert_eq!(remaining.last().unwrap(), "690");
+    let r = get(export).send().await.unwrap();
+    assert_eq!(r.status(), 429, "the eleventh export in a minute");
+    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Other endpoints are not held to the exports' limit.
+    assert_eq!(get(USERS_PATH).send().await.unwrap().status(), 200);
+    assert_eq!(mock.rate_limit_refusals(), 1);
 }

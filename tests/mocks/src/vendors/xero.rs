@@ -381,6 +381,9 @@ async fn serve(State(st): State<Arc<Mutex<Xero>>>, req: Request) -> Response {
     } else {
         None
     };
+    if over.is_some() {
+        x.core.refused += 1;
+    }
     let fault = if over.is_none() { x.core.next_fault() } else { None };
     if over.is_none() && !matches!(fault, Some(Fault::RateLimited { .. })) {
         x.minute.1 += 1;

@@ -30,6 +30,7 @@
 //! end users; `users_page_size` serves smaller cursor pages than asked.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method};
@@ -38,6 +39,7 @@ use axum::Router;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 
+use super::limit::{Admission, RollingLimit};
 use super::{lock, receive, Core, Fault, MockHandle};
 use crate::server::MockServer;
 use crate::wire;
@@ -47,7 +49,10 @@ pub const USERS_PATH: &str = "/api/v2/users";
 pub const LEGS_PATH: &str = "/api/v2/channels/voice/stats/incremental/legs";
 pub const AGENTS_ACTIVITY_PATH: &str = "/api/v2/channels/voice/stats/agents_activity";
 /// Requests per minute on the incremental endpoints.
-pub const RATE_LIMIT: u64 = 10;
+pub const RATE_LIMIT: u32 = 10;
+/// Requests per minute for the whole account, which the `X-Rate-Limit`
+/// headers report (Enterprise's figure; guessed for Talk).
+pub const ACCOUNT_RATE_LIMIT: u32 = 700;
 
 #[derive(Clone, Debug)]
 pub struct ZendeskTalkMockConfig {
@@ -86,7 +91,8 @@ struct Talk {
     legs: Vec<Value>,
     users: Vec<Value>,
     clock: DateTime<Utc>,
-    data_requests: u64,
+    /// The account-wide window (the incremental one is the core's).
+    account: RollingLimit,
 }
 
 #[derive(Clone)]
@@ -141,7 +147,9 @@ impl ZendeskTalkMock {
         let users = invent_users(&cfg, base);
         let legs = legs_of(&calls);
         let clock = base + Duration::days(30);
-        let t = Talk { cfg, core: Core::default(), calls, legs, users, clock, data_requests: 0 };
+        let core = Core::default().limited(RATE_LIMIT, StdDuration::from_secs(60));
+        let account = RollingLimit::new(ACCOUNT_RATE_LIMIT, StdDuration::from_secs(60));
+        let t = Talk { cfg, core, calls, legs, users, clock, account };
         let st = Arc::new(Mutex::new(t));
         let router = Router::new().fallback(serve).with_state(st.clone());
         (MockServer::start(router).await, ZendeskTalkHandle(st))
@@ -228,24 +236,38 @@ async fn serve(State(st): State<Arc<Mutex<Talk>>>, req: Request) -> Response {
     let (parts, _) = receive(|r| lock(&st).core.log.push(r), req).await;
     let pairs = wire::query_pairs(parts.uri.query().unwrap_or(""));
     let mut t = lock(&st);
-    t.data_requests += 1;
-    let remaining = RATE_LIMIT.saturating_sub(t.data_requests);
+    // Every call counts against the account; the exports also against
+    // their own 10 a minute.
+    let account = t.account.admit();
+    let is_export = parts.uri.path().contains("/stats/incremental/");
+    let refused = match account {
+        Admission::Refused { retry_after_secs } => Some(retry_after_secs),
+        Admission::Admitted { .. } if is_export => match t.core.admit() {
+            Admission::Refused { retry_after_secs } => Some(retry_after_secs),
+            Admission::Admitted { .. } => None,
+        },
+        Admission::Admitted { .. } => None,
+    };
+    if matches!(account, Admission::Refused { .. }) {
+        t.core.refused += 1;
+    }
+    let remaining = match account {
+        Admission::Admitted { remaining, .. } => remaining,
+        Admission::Refused { .. } => 0,
+    };
     let limits = [
-        ("x-rate-limit", RATE_LIMIT.to_string()),
+        ("x-rate-limit", ACCOUNT_RATE_LIMIT.to_string()),
         ("x-rate-limit-remaining", remaining.to_string()),
     ];
+    if let Some(retry_after_secs) = refused {
+        return wire::with_headers(too_many_requests(retry_after_secs), &limits);
+    }
     let user = format!("{}/token", t.cfg.email);
     if wire::basic_credentials(&parts.headers) != Some((user, t.cfg.api_token.clone())) {
         return wire::json(401, json!({"error": "Couldn't authenticate you"}));
     }
     let resp = match t.core.next_fault() {
-        Some(Fault::RateLimited { retry_after_secs }) => wire::with_headers(
-            wire::json(
-                429,
-                json!({"error": "TooManyRequests", "description": "You have exceeded the rate limit for this endpoint"}),
-            ),
-            &[("retry-after", retry_after_secs.to_string())],
-        ),
+        Some(Fault::RateLimited { retry_after_secs }) => too_many_requests(retry_after_secs),
         Some(Fault::Error(status, body)) => wire::json(status, body),
         None if parts.method == Method::GET
             && parts.uri.path().trim_end_matches(".json") == CALLS_PATH =>
@@ -274,6 +296,17 @@ async fn serve(State(st): State<Arc<Mutex<Talk>>>, req: Request) -> Response {
         None => wire::json(404, json!({"error": "InvalidEndpoint", "description": "Not found"})),
     };
     wire::with_headers(resp, &limits)
+}
+
+/// The 429 past a limit, with the seconds to wait.
+fn too_many_requests(retry_after_secs: u64) -> Response {
+    wire::with_headers(
+        wire::json(
+            429,
+            json!({"error": "TooManyRequests", "description": "You have exceeded the rate limit for this endpoint"}),
+        ),
+        &[("retry-after", retry_after_secs.to_string())],
+    )
 }
 
 /// An incremental export (`calls` or `legs`) from `start_time`, inclusive.
