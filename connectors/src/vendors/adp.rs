@@ -39,7 +39,12 @@
 //!   worker again and the warehouse merges by key (as Gusto's employees).
 //!   A key the last complete read listed and this one does not becomes a
 //!   tombstone row (`deleted = true`, see `adp/roster.rs`), as QuickBooks'
-//!   deletions are, so a removed worker does not linger as current.
+//!   deletions are, so a removed worker does not linger as current. Before
+//!   that, each such worker is asked for by its OID
+//!   (`GET /hr/v2/workers/{aoid}`, reference: a per-worker endpoint [?]):
+//!   `$skip` paging shifts when the list changes during a read, so a worker
+//!   can slip between two pages; one ADP still has is emitted, and only a
+//!   404 makes a tombstone.
 //! - Errors: `{"response":{"responseCode","applicationCode":{"code",
 //!   "typeCode":"error","message"}}}` [?] is quoted by its message; 403 and
 //!   404 on the workers endpoint are `Unavailable`; a 429 is retried after
@@ -60,8 +65,10 @@ use serde_json::{Map, Value};
 use super::read::{Emitter, Pages};
 use super::table::{Col, Table, MONEY};
 use super::{endpoint, Base, ClientSpec};
+use crate::http::client::HttpRequest;
 use crate::http::TokenBody;
 use crate::rest::pager::Pager;
+use reqwest::StatusCode;
 use roster::Roster;
 
 /// ADP's page size "in practice" (the reference).
@@ -193,6 +200,37 @@ impl Adp {
     }
 }
 
+impl Adp {
+    /// `GET /hr/v2/workers/{aoid}`: the worker, or `None` when ADP no
+    /// longer has it (404, or a 204 [?]).
+    async fn worker(&self, aoid: &str) -> Result<Option<Value>, ConnectorError> {
+        let mut url = endpoint(&self.base.cfg.base_url, "hr/v2/workers")?;
+        url.path_segments_mut()
+            .map_err(|_| ConnectorError::new(ErrorKind::Config, "base_url cannot take a path"))?
+            .push(aoid);
+        let req = HttpRequest::get(url);
+        let client = &self.base.client;
+        let resp = client.send_passing(&req, &[StatusCode::NOT_FOUND]).await?;
+        if matches!(resp.status, StatusCode::NOT_FOUND | StatusCode::NO_CONTENT) {
+            return Ok(None);
+        }
+        let body: Value = serde_json::from_slice(&resp.body).map_err(|e| {
+            ConnectorError::new(
+                ErrorKind::Data,
+                format!(
+                    "GET {}: response is not valid JSON ({e}); body starts: {}",
+                    client.redactor().url(&req.url),
+                    client.redactor().snippet(&resp.body)
+                ),
+            )
+        })?;
+        Ok(match body["workers"].get(0) {
+            Some(w) if w.is_object() => Some(w.clone()),
+            _ => None,
+        })
+    }
+}
+
 super::connector_over_base!(Adp);
 
 impl Adp {
@@ -235,6 +273,20 @@ impl Adp {
         if masked > 0 && kind == Kind::Workers {
             tracing::warn!(source = %self.base.source, workers = masked, "ADP sent masked birth dates despite `Accept: {ACCEPT}`; birth_date is NULL for them (the credentials may lack the permission to read them unmasked)");
         }
+        // A worker that moved across a page boundary while the read went on
+        // (someone hired or removed ahead of it shifts every `$skip`) is
+        // missing from the listing without being gone: each one the last
+        // read listed is asked for by its OID before it is called gone.
+        let mut recovered = Vec::new();
+        for oid in roster.missing_workers(state.as_ref()) {
+            if let Some(w) = self.worker(&oid).await? {
+                recovered.extend(kind.rows(w));
+            }
+        }
+        for r in &recovered {
+            roster.see(r, t.primary_key);
+        }
+        out.emit(&recovered).await?;
         let next = match roster.tombstones(state.as_ref(), t.primary_key) {
             Some(gone) => {
                 out.emit(&gone).await?;

@@ -55,6 +55,21 @@ impl Roster {
         }
     }
 
+    /// The associate OIDs (the first key value) of what `state` listed and
+    /// this read did not yet; none when this read listed nothing at all
+    /// while the last listed some (see the module's header).
+    pub fn missing_workers(&self, state: Option<&Json>) -> Vec<String> {
+        let before = listed(state);
+        if self.seen.is_empty() && !before.is_empty() {
+            return Vec::new();
+        }
+        let oids: BTreeSet<String> = before
+            .difference(&self.seen)
+            .filter_map(|k| k.first().cloned())
+            .collect();
+        oids.into_iter().collect()
+    }
+
     /// Tombstones for what `state` listed and this read did not; `None`
     /// when this read listed nothing while the last listed some.
     pub fn tombstones(
@@ -125,6 +140,7 @@ mod tests {
         let mut second = Roster::default();
         second.see(&row("A", "1"), KEY);
         second.see(&row("C", "1"), KEY);
+        assert_eq!(second.missing_workers(Some(&state)), ["A", "B"]);
         let gone = second.tombstones(Some(&state), KEY).unwrap();
         assert_eq!(
             gone,
@@ -147,6 +163,7 @@ mod tests {
         first.see(&row("A", "1"), KEY);
         let state = first.state();
         assert!(Roster::default().tombstones(Some(&state), KEY).is_none());
+        assert!(Roster::default().missing_workers(Some(&state)).is_empty());
         assert_eq!(Roster::keep(Some(&state))["listed"], json!([["A", "1"]]));
         // A row without its key is not an entry.
         let mut r = Roster::default();
