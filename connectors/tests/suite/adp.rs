@@ -2,7 +2,9 @@
 //! mutual TLS: a full read across `$top`/`$skip` pages ending at the 204,
 //! exact values and unmasked birth dates, a second sync that sees a
 //! termination, a hire and a removal (tombstoned), an expired token
-//! refreshed once, a 429 waited out, a 403 as `Unavailable`, and a missing,
+//! refreshed once, a 429 waited out, a 403 as `Unavailable`, an empty
+//! page as the end, a birth date masked anyway kept out of the DATE
+//! column with a warning, and a missing,
 //! untrusted or refused credential as a clear error that holds no secret in
 //! any form.
 
@@ -23,7 +25,7 @@ use conveyor_mocks::vendors::adp::{
 use conveyor_mocks::vendors::{Fault, MockHandle};
 use conveyor_plugin_api::{Connector, ErrorKind, MemoryCredentials};
 use serde_json::json;
-use support::{bools, build, distinct, read, read_with_hook, secret_file, source};
+use support::{bools, build, capture_logs, distinct, read, read_with_hook, secret_file, source};
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -491,4 +493,102 @@ async fn adp_a_wrong_secret_is_a_clear_error_even_when_the_server_quotes_it() {
     for f in forms.iter().chain(s.secret_forms().iter()) {
         assert!(!e.message.contains(f.as_str()), "{f:?} in {e}");
     }
+}
+
+#[tokio::test]
+async fn adp_an_empty_workers_list_ends_the_paging_like_the_204() {
+    let s = start(AdpMockConfig::default(), roster(150)).await;
+    // After the first page, the second comes back as a 200 with no workers.
+    let mock = s.mock.clone();
+    let (r, w) = read_with_hook(s.connector().as_ref(), "workers", None, move |n| {
+        if n == 1 {
+            mock.push_faults([Fault::Error(200, json!({"workers": [], "meta": {}}))]);
+        }
+    })
+    .await;
+    r.unwrap();
+    assert_eq!(w.rows(), 100, "the read ended at the empty page");
+    let skips: Vec<Option<String>> = s
+        .data_requests()
+        .iter()
+        .map(|r| param(r, "$skip"))
+        .collect();
+    assert_eq!(
+        skips,
+        ["0", "100"].map(|s| Some(s.to_string())),
+        "no request after the empty page"
+    );
+}
+
+#[tokio::test]
+async fn adp_a_birth_date_masked_anyway_is_null_kept_in_other_and_warned_about() {
+    let mut workers = roster(3);
+    workers[1]["person"]["birthDate"] = json!("0000-07-04");
+    let s = start(AdpMockConfig::default(), workers).await;
+    let logs = capture_logs();
+    let (r, w) = read(s.connector().as_ref(), "workers", None).await;
+    r.unwrap();
+    let at = w
+        .strings("associate_oid")
+        .iter()
+        .position(|o| o.as_deref() == Some(aoid(2).as_str()))
+        .unwrap();
+    assert_eq!(dates(&w, "birth_date")[at], None);
+    let other: serde_json::Value =
+        serde_json::from_str(w.strings("other")[at].as_deref().unwrap()).unwrap();
+    assert_eq!(
+        other["person"]["birthDate"], "0000-07-04",
+        "kept, not dropped"
+    );
+    assert_eq!(dates(&w, "birth_date")[0].as_deref(), Some("1985-04-12"));
+    let warned = logs.warnings_with("masked birth dates");
+    assert_eq!(warned.len(), 1, "{:?}", logs.warnings());
+    assert!(warned[0].contains("workers=1"), "{warned:?}");
+}
+
+#[tokio::test]
+async fn adp_a_worker_shifted_past_a_page_boundary_mid_read_is_asked_for_not_tombstoned() {
+    let s = start(AdpMockConfig::default(), roster(250)).await;
+    let c = s.connector();
+    let (r, first) = read(c.as_ref(), "workers", None).await;
+    r.unwrap();
+    // A worker on the first page leaves once that page is read: every
+    // later `$skip` shifts by one, so worker 101 slips between pages.
+    let mock = s.mock.clone();
+    let (r, second) = read_with_hook(
+        c.as_ref(),
+        "workers",
+        first.checkpoints.last().cloned(),
+        move |n| {
+            if n == 1 {
+                mock.remove(&aoid(5));
+            }
+        },
+    )
+    .await;
+    r.unwrap();
+    let one_by_one: Vec<String> = s
+        .data_requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with(&format!("{WORKERS_PATH}/")))
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(one_by_one, [format!("{WORKERS_PATH}/{}", aoid(101))]);
+    let oids = second.strings("associate_oid");
+    assert!(oids.contains(&Some(aoid(101))), "recovered, not lost");
+    assert!(
+        bools(&second, "deleted").iter().all(|d| *d == Some(false)),
+        "no false tombstone"
+    );
+    // Worker 5 was read before it left; the next sync finds it gone.
+    let (r, third) = read(c.as_ref(), "workers", second.checkpoints.last().cloned()).await;
+    r.unwrap();
+    let gone: Vec<Option<String>> = third
+        .strings("associate_oid")
+        .into_iter()
+        .zip(bools(&third, "deleted"))
+        .filter(|(_, d)| *d == Some(true))
+        .map(|(o, _)| o)
+        .collect();
+    assert_eq!(gone, [Some(aoid(5))]);
 }
