@@ -7,6 +7,7 @@
 //! found is reported at once as a [`Diagnostic`] with `FILE:LINE:COL`.
 
 pub mod actions;
+pub mod client_tls;
 mod database;
 pub mod diagnostics;
 pub mod health;
@@ -31,6 +32,7 @@ pub use actions::{
     EmailAction, SmtpConfig, SmtpTls, Template, WebhookAction, BUILTIN_VARIABLES,
     DEFAULT_MAX_ATTEMPTS,
 };
+pub use client_tls::{ClientIdentity, ClientTlsConfig};
 pub use database::{
     DatabaseEngine, DatabaseRelation, DatabaseSourceConfig, DatabaseStream, DatabaseTlsMode,
     DEFAULT_CHUNK_ROWS,

@@ -38,10 +38,12 @@ pub enum Vendor {
     Lever,
     /// Salesforce REST query (CRM).
     Salesforce,
+    /// ADP Workforce Now (payroll and HR), over mutual TLS.
+    Adp,
 }
 
 impl Vendor {
-    pub const ALL: [Vendor; 9] = [
+    pub const ALL: [Vendor; 10] = [
         Vendor::Greenhouse,
         Vendor::QuickBooks,
         Vendor::Gusto,
@@ -51,6 +53,7 @@ impl Vendor {
         Vendor::Xero,
         Vendor::Lever,
         Vendor::Salesforce,
+        Vendor::Adp,
     ];
 
     /// The source `type` that selects it.
@@ -65,6 +68,7 @@ impl Vendor {
             Vendor::Xero => "xero",
             Vendor::Lever => "lever",
             Vendor::Salesforce => "salesforce",
+            Vendor::Adp => "adp",
         }
     }
 
@@ -99,6 +103,8 @@ impl Vendor {
             // under it.
             Vendor::Lever => Some(RequestWindow::new(10, 1)),
             Vendor::Salesforce => None,
+            // Not published [?]: a 429 with `Retry-After` is waited out.
+            Vendor::Adp => None,
         }
     }
 
@@ -141,6 +147,7 @@ impl Vendor {
                 "deleted_opportunities",
             ],
             Vendor::Salesforce => &["opportunities", "accounts", "users"],
+            Vendor::Adp => &["workers", "work_assignments"],
         }
     }
 
@@ -158,6 +165,7 @@ impl Vendor {
             Vendor::Lever => "https://api.lever.co/v1",
             // The login host; the API host is the token's `instance_url`.
             Vendor::Salesforce => "https://login.salesforce.com",
+            Vendor::Adp => "https://api.adp.com",
         }
     }
 
@@ -172,6 +180,7 @@ impl Vendor {
             Vendor::Xero => "https://identity.xero.com/connect/token",
             Vendor::Lever => "https://auth.lever.co/oauth/token",
             Vendor::Salesforce => "https://login.salesforce.com/services/oauth2/token",
+            Vendor::Adp => "https://accounts.adp.com/auth/oauth/v2/token",
         }
     }
 
@@ -192,7 +201,8 @@ impl Vendor {
             | Vendor::HubSpot
             | Vendor::Genesys
             | Vendor::Lever
-            | Vendor::Salesforce => None,
+            | Vendor::Salesforce
+            | Vendor::Adp => None,
         }
     }
 }
@@ -222,6 +232,9 @@ pub struct VendorSourceConfig {
     /// The REST API version of a vendor whose paths carry one
     /// (Salesforce's `v66.0`); `None` for the others.
     pub api_version: Option<String>,
+    /// The client certificate and extra CA of a vendor that takes them
+    /// (ADP's mutual TLS); the default for the others.
+    pub tls: crate::client_tls::ClientTlsConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,6 +267,9 @@ pub(crate) struct RawVendorSource {
     pub requests_per_second: Option<S<toml::Value>>,
     pub max_pages: Option<S<u64>>,
     pub max_empty_pages: Option<S<u64>>,
+    pub client_certificate: Option<S<String>>,
+    pub client_key: Option<S<String>>,
+    pub ca_certificate: Option<S<String>>,
 }
 
 /// The vendor a source table names in its `type`, if any.
@@ -335,8 +351,19 @@ impl Checker<'_> {
                 &["client_id", "client_secret", "refresh_token", "token_url"],
                 &["api_version"],
             ),
+            Vendor::Adp => (
+                &[
+                    "client_id",
+                    "client_secret",
+                    "token_url",
+                    "client_certificate",
+                    "client_key",
+                    "ca_certificate",
+                ],
+                &[],
+            ),
         };
-        let present: [(&str, Option<Range<usize>>); 13] = [
+        let present: [(&str, Option<Range<usize>>); 16] = [
             ("client_id", raw.client_id.as_ref().map(|v| v.span())),
             (
                 "client_secret",
@@ -356,6 +383,15 @@ impl Checker<'_> {
             ("api_token", raw.api_token.as_ref().map(|v| v.span())),
             ("api_key", raw.api_key.as_ref().map(|v| v.span())),
             ("api_version", raw.api_version.as_ref().map(|v| v.span())),
+            (
+                "client_certificate",
+                raw.client_certificate.as_ref().map(|v| v.span()),
+            ),
+            ("client_key", raw.client_key.as_ref().map(|v| v.span())),
+            (
+                "ca_certificate",
+                raw.ca_certificate.as_ref().map(|v| v.span()),
+            ),
         ];
         for (field, span) in present {
             if let Some(span) = span {
@@ -520,15 +556,21 @@ impl Checker<'_> {
                     None if vendor == Vendor::Salesforce && raw.base_url.is_some() => base_url
                         .as_ref()
                         .and_then(|b| b.join("/services/oauth2/token").ok()),
+                    // ADP's token host is not its API host; a base_url of
+                    // another host (a mock, a proxy) is taken to serve both.
+                    None if vendor == Vendor::Adp && raw.base_url.is_some() => base_url
+                        .as_ref()
+                        .and_then(|b| b.join("/auth/oauth/v2/token").ok()),
                     None => url::Url::parse(vendor.default_token_url()).ok(),
                 };
                 // Xero: a custom connection (one organisation) has no
                 // refresh token and uses the client-credentials grant.
                 // Salesforce likewise without one (a connected app's
                 // client-credentials flow, which needs a My Domain base_url).
-                let client_credentials = matches!(vendor, Vendor::Greenhouse | Vendor::Genesys)
-                    || (matches!(vendor, Vendor::Xero | Vendor::Salesforce)
-                        && raw.refresh_token.is_none());
+                let client_credentials =
+                    matches!(vendor, Vendor::Greenhouse | Vendor::Genesys | Vendor::Adp)
+                        || (matches!(vendor, Vendor::Xero | Vendor::Salesforce)
+                            && raw.refresh_token.is_none());
                 if client_credentials {
                     match (token_url, client_id, secret) {
                         (Some(token_url), Some(client_id), Some(client_secret)) => {
@@ -613,6 +655,7 @@ impl Checker<'_> {
         };
 
         let api_version = self.api_version(&key, vendor, &raw);
+        let tls = self.vendor_tls(&key, vendor, &raw, at.clone());
         let http = self.vendor_http(&key, &raw).map(|mut h| {
             if h.requests_per_second.is_none() {
                 h.documented_limit = vendor.documented_limit();
@@ -639,6 +682,7 @@ impl Checker<'_> {
             http: http?,
             page_limits,
             api_version,
+            tls: tls?,
         };
         Some(SourceConfig {
             name: name.into_inner(),
@@ -756,6 +800,32 @@ impl Checker<'_> {
         Some(t.to_string())
     }
 
+    /// ADP's client certificate and key (required) and an extra CA; no
+    /// other vendor takes them (the keys are refused above).
+    fn vendor_tls(
+        &mut self,
+        key: &str,
+        vendor: Vendor,
+        raw: &RawVendorSource,
+        at: Range<usize>,
+    ) -> Option<crate::client_tls::ClientTlsConfig> {
+        if vendor != Vendor::Adp {
+            return Some(Default::default());
+        }
+        let identity = self.client_identity(
+            key,
+            at,
+            raw.client_certificate.as_ref(),
+            raw.client_key.as_ref(),
+            vendor.type_name(),
+        );
+        let ca_certificate = self.ca_certificate(key, raw.ca_certificate.as_ref());
+        Some(crate::client_tls::ClientTlsConfig {
+            identity: Some(identity?),
+            ca_certificate: ca_certificate?,
+        })
+    }
+
     fn vendor_http(&mut self, key: &str, raw: &RawVendorSource) -> Option<HttpConfig> {
         self.http_settings(
             key,
@@ -792,7 +862,7 @@ mod tests {
         assert_eq!(Vendor::from_type("rest"), None);
         assert_eq!(
             Vendor::builtin_types(),
-            "rest, greenhouse, quickbooks, gusto, zendesk_talk, hubspot, genesys, xero, lever, salesforce, postgres, mysql, mariadb"
+            "rest, greenhouse, quickbooks, gusto, zendesk_talk, hubspot, genesys, xero, lever, salesforce, adp, postgres, mysql, mariadb"
         );
     }
 
@@ -881,12 +951,16 @@ streams = ["offers", "candidates"]
                 None => format!("{l}\n"),
             })
             .collect();
-        let c = check(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        // Offline: the examples name files (ADP's certificate and key) that
+        // are not on this machine; everything else is checked as usual.
+        let c = crate::parse_offline(&text, Path::new("/etc/conveyor/conveyor.toml"))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
         let mut kinds: Vec<&str> = c.sources.iter().map(|s| s.connector.type_name()).collect();
         kinds.sort();
         assert_eq!(
             kinds,
             [
+                "adp",
                 "genesys",
                 "greenhouse",
                 "gusto",
@@ -1162,6 +1236,162 @@ streams = ["candidates"]
         .to_string();
         assert!(
             e.contains("sources.crm.api_key: not used by type = \"hubspot\""),
+            "{e}"
+        );
+    }
+
+    /// A test CA-less PEM pair: the config only checks the PEM markers
+    /// (the connector parses the certificate).
+    fn adp_files(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let cert = dir.join("adp.pem");
+        let key = dir.join("adp.key");
+        std::fs::write(
+            &cert,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &key,
+            "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleQ==\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        (cert, key)
+    }
+
+    fn adp_source(cert: &Path, key: &Path, extra: &str) -> String {
+        format!(
+            "[warehouse]\npath = \"wh.duckdb\"\n\n[sources.hr]\ntype = \"adp\"\nclient_id = \"adp-client\"\nclient_secret = \"env:PATH\"\nclient_certificate = \"{}\"\nclient_key = \"file:{}\"\n{extra}",
+            cert.display(),
+            key.display()
+        )
+    }
+
+    #[test]
+    fn an_adp_source_takes_client_credentials_and_a_client_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = adp_files(dir.path());
+        let c = check(&adp_source(
+            &cert,
+            &key,
+            "streams = [\"work_assignments\"]\n",
+        ))
+        .unwrap();
+        let ConnectorConfig::Vendor(v) = &c.source("hr").unwrap().connector else {
+            panic!("a vendor source")
+        };
+        assert_eq!(v.vendor, Vendor::Adp);
+        assert_eq!(v.base_url.as_str(), "https://api.adp.com/");
+        assert_eq!(v.streams, ["work_assignments"]);
+        assert!(
+            matches!(&v.auth, AuthConfig::OAuth2ClientCredentials { token_url, client_id, .. }
+                if token_url.as_str() == "https://accounts.adp.com/auth/oauth/v2/token" && client_id == "adp-client"),
+            "{:?}",
+            v.auth
+        );
+        let identity = v.tls.identity.as_ref().expect("an identity");
+        assert_eq!(identity.certificate, cert);
+        assert_eq!(identity.key, crate::SecretRef::File(key.clone()));
+        assert_eq!(v.tls.ca_certificate, None);
+
+        // A mock: base_url serves the token too; its CA is trusted.
+        let ca = dir.path().join("ca.pem");
+        std::fs::copy(&cert, &ca).unwrap();
+        let mock = adp_source(
+            &cert,
+            &key,
+            "base_url = \"https://127.0.0.1:8443\"\nca_certificate = \"ca.pem\"\n",
+        );
+        let c = crate::parse(&mock, &dir.path().join("conveyor.toml")).unwrap();
+        let ConnectorConfig::Vendor(v) = &c.source("hr").unwrap().connector else {
+            panic!("a vendor source")
+        };
+        assert!(
+            matches!(&v.auth, AuthConfig::OAuth2ClientCredentials { token_url, .. }
+                if token_url.as_str() == "https://127.0.0.1:8443/auth/oauth/v2/token"),
+            "{:?}",
+            v.auth
+        );
+        assert_eq!(
+            v.tls.ca_certificate.as_deref(),
+            Some(ca.as_path()),
+            "relative to the config"
+        );
+        // Other vendors take no TLS material.
+        let c = check("[warehouse]\npath = \"wh.duckdb\"\n[sources.g]\ntype = \"genesys\"\nclient_id = \"c\"\nclient_secret = \"env:PATH\"\n").unwrap();
+        let ConnectorConfig::Vendor(v) = &c.source("g").unwrap().connector else {
+            panic!("a vendor source")
+        };
+        assert_eq!(v.tls, crate::ClientTlsConfig::default());
+    }
+
+    #[test]
+    fn adp_certificate_mistakes_have_locations_and_never_quote_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = adp_files(dir.path());
+        // Neither the certificate nor the key: each named at the type.
+        let text = "[warehouse]\npath = \"wh.duckdb\"\n\n[sources.hr]\ntype = \"adp\"\nclient_id = \"adp-client\"\nclient_secret = \"env:PATH\"\n";
+        let e = check(text).unwrap_err().to_string();
+        for want in [
+            "conveyor.toml:5:8: sources.hr.client_certificate: missing key `client_certificate` (required by type = \"adp\")",
+            "conveyor.toml:5:8: sources.hr.client_key: missing key `client_key` (required by type = \"adp\") (hint: the certificate's private key, by reference",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
+        // A certificate path that is not there, a key that is not a key.
+        let not_a_key = dir.path().join("notes.txt");
+        std::fs::write(&not_a_key, "hunter2-not-a-key").unwrap();
+        let missing = dir.path().join("missing.pem");
+        let e = check(&adp_source(&missing, &not_a_key, ""))
+            .unwrap_err()
+            .to_string();
+        for want in [
+            format!(
+                "conveyor.toml:8:22: sources.hr.client_certificate: cannot read {}",
+                missing.display()
+            ),
+            format!(
+                "conveyor.toml:9:14: sources.hr.client_key: file:{} holds no PEM private key",
+                not_a_key.display()
+            ),
+        ] {
+            assert!(e.contains(&want), "missing {want:?} in:\n{e}");
+        }
+        assert!(
+            !e.contains("hunter2"),
+            "the key file's content is never quoted: {e}"
+        );
+        // A certificate file holding only the key; a key written inline.
+        let inline = adp_source(&key, &key, "").replace(
+            &format!("file:{}", key.display()),
+            "-----BEGIN PRIVATE KEY-----",
+        );
+        let e = check(&inline).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "sources.hr.client_certificate: {} holds no PEM certificate",
+                key.display()
+            )),
+            "{e}"
+        );
+        assert!(
+            e.contains("sources.hr.client_key: a secret must be a reference"),
+            "{e}"
+        );
+        // Offline (conveyor test), files are named, not read.
+        assert!(crate::parse_offline(
+            &adp_source(&missing, &missing, ""),
+            Path::new("/x/conveyor.toml")
+        )
+        .is_ok());
+        // The keys are ADP's alone.
+        let e = check(&format!(
+            "[warehouse]\npath = \"wh.duckdb\"\n[sources.g]\ntype = \"genesys\"\nclient_id = \"c\"\nclient_secret = \"env:PATH\"\nclient_certificate = \"{}\"\n",
+            cert.display()
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("sources.g.client_certificate: not used by type = \"genesys\""),
             "{e}"
         );
     }

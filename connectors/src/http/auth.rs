@@ -105,6 +105,7 @@ impl AuthProvider {
                 body: TokenBody::default(),
                 instance_url: std::sync::Mutex::new(None),
                 until_refused: AtomicBool::new(false),
+                tls_peer: String::new(),
             })),
             AuthConfig::OAuth2RefreshToken {
                 token_url,
@@ -126,6 +127,7 @@ impl AuthProvider {
                 body: TokenBody::default(),
                 instance_url: std::sync::Mutex::new(None),
                 until_refused: AtomicBool::new(false),
+                tls_peer: String::new(),
             })),
         })
     }
@@ -160,6 +162,14 @@ impl AuthProvider {
             o.body = body;
         }
         self
+    }
+
+    /// Who refuses a client certificate at the token endpoint, in errors
+    /// (the client's TLS peer name). No effect on non-OAuth providers.
+    pub(crate) fn name_tls_peer(&mut self, peer: &str) {
+        if let AuthProvider::OAuth(o) = self {
+            o.tls_peer = peer.to_string();
+        }
     }
 
     /// The API host the token endpoint named with the current token
@@ -238,6 +248,8 @@ pub struct OAuthClient {
     instance_url: std::sync::Mutex<Option<url::Url>>,
     /// See [`AuthProvider::keep_tokens_until_refused`].
     until_refused: AtomicBool,
+    /// See [`AuthProvider::name_tls_peer`].
+    tls_peer: String,
 }
 
 #[derive(serde::Deserialize)]
@@ -338,6 +350,9 @@ impl OAuthClient {
             }
         };
         let resp = request.send().await.map_err(|e| {
+            if let Some(why) = super::tls::refused_certificate(&e) {
+                return super::tls::refusal_error(&self.tls_peer, "POST", &url, why);
+            }
             // A redirect loop does not end by waiting.
             let kind = if e.is_redirect() {
                 ErrorKind::Http

@@ -16,6 +16,7 @@ use url::Url;
 use super::auth::{without_url, AuthProvider};
 use super::ratelimit::{self, RateLimiter};
 use super::redact::Redactor;
+use super::tls::{self, ClientTls};
 
 /// How many characters of an error body to quote.
 const SNIPPET_CHARS: usize = 300;
@@ -63,6 +64,8 @@ pub struct HttpClient {
     /// Pulls the vendor's own message out of an error body, so errors
     /// quote it instead of a raw snippet.
     error_message: Option<ErrorMessageFn>,
+    /// Who refuses a client certificate, in errors.
+    tls_peer: String,
 }
 
 /// Reads a vendor's error message from a response body.
@@ -76,15 +79,28 @@ impl HttpClient {
         headers: Vec<(String, String)>,
         redactor: Redactor,
     ) -> Result<Self, ConnectorError> {
-        let http = reqwest::Client::builder()
+        Self::with_tls(cfg, host, auth, headers, redactor, ClientTls::default())
+    }
+
+    /// Like [`HttpClient::new`], presenting `tls`'s client certificate and
+    /// trusting its extra roots on every connection, token calls included.
+    pub fn with_tls(
+        cfg: HttpConfig,
+        host: &str,
+        mut auth: AuthProvider,
+        headers: Vec<(String, String)>,
+        redactor: Redactor,
+        tls: ClientTls,
+    ) -> Result<Self, ConnectorError> {
+        let builder = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("conveyor/", env!("CARGO_PKG_VERSION")))
-            .redirect(redirect_policy())
-            .build()
-            .map_err(|e| {
-                ConnectorError::new(ErrorKind::Config, format!("cannot build HTTP client: {e}"))
-            })?;
+            .redirect(redirect_policy());
+        auth.name_tls_peer(&tls.peer);
+        let http = tls.apply(builder).build().map_err(|e| {
+            ConnectorError::new(ErrorKind::Config, format!("cannot build HTTP client: {e}"))
+        })?;
         // Every client keeps to a budget, configured or not: the vendor's
         // headers pace it even when nothing else does.
         let (limiter, scoped_limiter) = match cfg.documented_limit {
@@ -113,6 +129,7 @@ impl HttpClient {
             scoped_limiter,
             redactor,
             error_message: None,
+            tls_peer: tls.peer,
         })
     }
 
@@ -229,6 +246,16 @@ impl HttpClient {
                         _ => ErrorKind::Http,
                     };
                     return Err(ConnectorError::new(kind, self.describe(req, &shown, &resp)));
+                }
+                // A refused client certificate is refused again on every try.
+                Err(e) if tls::refused_certificate(&e).is_some() => {
+                    let why = tls::refused_certificate(&e).unwrap_or_default();
+                    return Err(tls::refusal_error(
+                        &self.tls_peer,
+                        req.method.as_str(),
+                        &shown,
+                        why,
+                    ));
                 }
                 // A redirect loop, or a chain past the cap, answers the same
                 // way every time: retrying it only multiplies the requests.

@@ -9,8 +9,10 @@ pub mod page_guard;
 pub mod ratelimit;
 pub mod redact;
 pub mod stats;
+pub mod tls;
 
 pub use auth::{AuthProvider, TokenBody};
 pub use client::{HttpClient, HttpResponse};
 pub use page_guard::{PageGuard, PageScope};
 pub use redact::Redactor;
+pub use tls::ClientTls;

@@ -23,6 +23,11 @@ pub struct Pager {
     /// Where page-numbered bodies say how many pages there are (Xero's
     /// `pagination.pageCount`), like `total_pages_header` for headers.
     total_pages_path: Option<JsonPath>,
+    /// Offset paging that ends only on an empty page, its offset moved by
+    /// the records received (see [`Pager::until_empty_page`]).
+    until_empty: bool,
+    /// Records received so far, for that offset.
+    received: u64,
 }
 
 impl Pager {
@@ -47,6 +52,27 @@ impl Pager {
             next: None,
             started: false,
             total_pages_path: None,
+            until_empty: false,
+            received: 0,
+        }
+    }
+
+    /// Offset paging for an API that may cap the page below the limit
+    /// asked for and signals the end otherwise (ADP's 204): a short page
+    /// is not the end, only an empty one (or the caller's own end signal)
+    /// is, and the next offset is the records received so far, so a
+    /// capped page skips nothing. No effect on other paging styles.
+    pub fn until_empty_page(mut self) -> Self {
+        self.until_empty = true;
+        self
+    }
+
+    /// The offset of the next page of offset paging.
+    fn offset(&self, limit: u64, start_offset: u64) -> u64 {
+        if self.until_empty {
+            start_offset + self.received
+        } else {
+            start_offset + self.page_index * limit
         }
     }
 
@@ -109,6 +135,11 @@ impl Pager {
                 ps.push((cursor_param.clone(), token));
                 self.with_params_list(&ps)
             }),
+            PaginationConfig::OffsetLimit { .. } if self.until_empty => {
+                self.page_index += 1;
+                self.received += records as u64;
+                (records > 0).then(|| current.clone())
+            }
             PaginationConfig::OffsetLimit { limit, .. } => {
                 self.page_index += 1;
                 (records as u64 >= *limit).then(|| current.clone())
@@ -151,7 +182,7 @@ impl Pager {
                 limit,
                 start_offset,
             } => {
-                let offset = start_offset + self.page_index * limit;
+                let offset = self.offset(*limit, *start_offset);
                 [(offset_param, offset), (limit_param, *limit)]
                     .into_iter()
                     .filter(|(name, _)| !name.is_empty())
@@ -183,7 +214,7 @@ impl Pager {
                 start_offset,
                 ..
             } => (
-                start_offset + self.page_index * limit,
+                self.offset(*limit, *start_offset),
                 *limit,
                 self.page_index + 1,
             ),
@@ -329,6 +360,28 @@ mod tests {
         );
         p.advance(&resp(u2.as_str(), None), &Value::Null, 1);
         assert!(p.next_url().is_none());
+    }
+
+    #[test]
+    fn offset_pages_until_empty_go_past_a_short_page_by_the_records_received() {
+        let cfg = PaginationConfig::OffsetLimit {
+            offset_param: "$skip".into(),
+            limit_param: "$top".into(),
+            limit: 100,
+            start_offset: 0,
+        };
+        let base = Url::parse("http://h/hr/v2/workers").unwrap();
+        let mut p = Pager::new(cfg, base, vec![], vec![]).until_empty_page();
+        let u1 = p.next_url().unwrap();
+        assert_eq!(u1.as_str(), "http://h/hr/v2/workers?%24skip=0&%24top=100");
+        // The server capped the page at 40: the next one starts at 40.
+        p.advance(&resp(u1.as_str(), None), &Value::Null, 40);
+        let u2 = p.next_url().unwrap();
+        assert_eq!(u2.as_str(), "http://h/hr/v2/workers?%24skip=40&%24top=100");
+        p.advance(&resp(u2.as_str(), None), &Value::Null, 40);
+        assert!(p.next_url().unwrap().as_str().contains("%24skip=80"));
+        p.advance(&resp(u2.as_str(), None), &Value::Null, 0);
+        assert!(p.next_url().is_none(), "an empty page ends it");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! rate limits, token refresh and paging live in [`crate::http`] and
 //! [`crate::rest::pager`]; [`read`] is the one read loop they share.
 
+pub mod adp;
 pub mod genesys;
 pub mod greenhouse;
 pub mod gusto;
@@ -28,7 +29,7 @@ use conveyor_plugin_api::{
 use serde_json::Value;
 
 use crate::http::client::ErrorMessageFn;
-use crate::http::{AuthProvider, HttpClient, Redactor, TokenBody};
+use crate::http::{AuthProvider, ClientTls, HttpClient, Redactor, TokenBody};
 use table::Table;
 
 /// The `Connector` a vendor over [`Base`] is: the base's streams, and a read
@@ -106,6 +107,7 @@ pub fn build(
             cfg.clone(),
             credentials,
         )?)),
+        Vendor::Adp => Ok(Box::new(adp::Adp::new(source, cfg.clone(), credentials)?)),
     }
 }
 
@@ -134,9 +136,19 @@ pub(crate) fn client(
     )?
     .with_token_request(spec.token_fields, spec.token_body);
     let host = crate::http::ratelimit::budget_key(&cfg.base_url);
-    let client = HttpClient::new(cfg.http.clone(), &host, auth, spec.headers, redactor)?
+    let tls = ClientTls::load(&cfg.tls, tls_peer(cfg.vendor), &redactor)?;
+    let client = HttpClient::with_tls(cfg.http.clone(), &host, auth, spec.headers, redactor, tls)?
         .with_error_message(spec.error_message);
     Ok(Arc::new(client))
+}
+
+/// Who refuses a client certificate, in errors; only vendors that take
+/// TLS material (`VendorSourceConfig::tls`) need a name.
+fn tls_peer(vendor: Vendor) -> &'static str {
+    match vendor {
+        Vendor::Adp => "ADP",
+        _ => "the server",
+    }
 }
 
 /// What every vendor connector holds: its source's name and config, the
@@ -280,6 +292,7 @@ mod tests {
                 Vendor::Xero => xero::TABLES.iter().map(|t| t.name).collect(),
                 Vendor::Lever => lever::TABLES.iter().map(|t| t.name).collect(),
                 Vendor::Salesforce => salesforce::TABLES.iter().map(|t| t.name).collect(),
+                Vendor::Adp => adp::TABLES.iter().map(|t| t.name).collect(),
             };
             assert_eq!(declared, v.streams(), "{v:?}");
         }

@@ -71,6 +71,8 @@ pub(crate) struct Pages<'a> {
     last_page: Option<LastPage>,
     /// [`Pages::last_page_when`] said the page just read was the last.
     done: bool,
+    /// See [`Pages::no_content_ends`].
+    no_content_ends: bool,
 }
 
 impl<'a> Pages<'a> {
@@ -103,6 +105,7 @@ impl<'a> Pages<'a> {
             headers: Vec::new(),
             last_page: None,
             done: false,
+            no_content_ends: false,
         }
     }
 
@@ -148,6 +151,13 @@ impl<'a> Pages<'a> {
         self
     }
 
+    /// A `204 No Content` answer ends the paging (ADP's end signal) instead
+    /// of failing as a body that is not JSON.
+    pub fn no_content_ends(mut self) -> Self {
+        self.no_content_ends = true;
+        self
+    }
+
     pub fn check_body(mut self, check: BodyCheck) -> Self {
         self.check = Some(check);
         self
@@ -184,6 +194,10 @@ impl<'a> Pages<'a> {
                 return Ok(None);
             }
             return Err(self.client.failure(&req, &resp, ErrorKind::Unavailable));
+        }
+        if self.no_content_ends && resp.status == reqwest::StatusCode::NO_CONTENT {
+            self.done = true;
+            return Ok(None);
         }
         self.pages += 1;
         let mut body = parse_body(self.client, &resp, self.check)?;
