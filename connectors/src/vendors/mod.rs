@@ -27,7 +27,7 @@ use conveyor_plugin_api::{
 };
 use serde_json::Value;
 
-use crate::http::client::ErrorMessageFn;
+use crate::http::client::{ErrorMessageFn, ErrorReaderFn};
 use crate::http::{AuthProvider, HttpClient, Redactor, TokenBody};
 use table::Table;
 
@@ -115,6 +115,8 @@ pub(crate) struct ClientSpec {
     pub token_fields: Vec<(String, String)>,
     pub token_body: TokenBody,
     pub error_message: ErrorMessageFn,
+    /// For a vendor that names its errors in a header (AWS).
+    pub error_reader: Option<ErrorReaderFn>,
 }
 
 /// The toolkit client for a vendor source: its auth (rotated refresh
@@ -134,8 +136,11 @@ pub(crate) fn client(
     )?
     .with_token_request(spec.token_fields, spec.token_body);
     let host = cfg.base_url.host_str().unwrap_or_default().to_string();
-    let client = HttpClient::new(cfg.http.clone(), &host, auth, spec.headers, redactor)?
+    let mut client = HttpClient::new(cfg.http.clone(), &host, auth, spec.headers, redactor)?
         .with_error_message(spec.error_message);
+    if let Some(reader) = spec.error_reader {
+        client = client.with_error_reader(reader);
+    }
     Ok(Arc::new(client))
 }
 

@@ -19,6 +19,12 @@ use crate::rest::pager::Pager;
 /// (QuickBooks' `Fault` in a 200); returns the vendor's message.
 pub(crate) type BodyCheck = fn(&Value) -> Option<String>;
 
+/// The kind of error a refused page (one of [`UNAVAILABLE`]'s statuses)
+/// is, for vendors whose 403 means more than one thing (AWS: a bad
+/// signature is an auth failure, `AccessDeniedException` a missing
+/// permission).
+pub(crate) type RefusalKind = fn(&HttpResponse) -> ErrorKind;
+
 /// Says from a page's body that it was the last one (Lever's
 /// `hasNext: false`), whatever paging hint the body still carries.
 pub(crate) type LastPage = fn(&Value) -> bool;
@@ -71,6 +77,7 @@ pub(crate) struct Pages<'a> {
     last_page: Option<LastPage>,
     /// [`Pages::last_page_when`] said the page just read was the last.
     done: bool,
+    refusal: Option<RefusalKind>,
 }
 
 impl<'a> Pages<'a> {
@@ -103,7 +110,15 @@ impl<'a> Pages<'a> {
             headers: Vec::new(),
             last_page: None,
             done: false,
+            refusal: None,
         }
+    }
+
+    /// A refused page's error gets the kind `kind` says (by default
+    /// [`ErrorKind::Unavailable`]).
+    pub fn refusal_kind(mut self, kind: RefusalKind) -> Self {
+        self.refusal = Some(kind);
+        self
     }
 
     /// Sends `name: value` with every page request.
@@ -183,7 +198,8 @@ impl<'a> Pages<'a> {
                 });
                 return Ok(None);
             }
-            return Err(self.client.failure(&req, &resp, ErrorKind::Unavailable));
+            let kind = self.refusal.map_or(ErrorKind::Unavailable, |f| f(&resp));
+            return Err(self.client.failure(&req, &resp, kind));
         }
         self.pages += 1;
         let mut body = parse_body(self.client, &resp, self.check)?;
@@ -317,6 +333,11 @@ impl<'a> Emitter<'a> {
             resume,
             rows: 0,
         }
+    }
+
+    /// The table (stream) the rows go to.
+    pub fn table_name(&self) -> &'static str {
+        self.table.name
     }
 
     pub async fn emit(&mut self, rows: &[Map<String, Value>]) -> Result<(), ConnectorError> {
