@@ -3,6 +3,7 @@
 //! refresh-token rotation, rate-limit headers, error bodies), and a handle
 //! lets a test change data, expire tokens and queue faults while it runs.
 
+pub mod amazon_connect;
 pub mod genesys;
 pub mod greenhouse;
 pub mod gusto;
@@ -118,6 +119,8 @@ pub(crate) async fn receive(core: impl FnOnce(RequestLog), req: Request) -> (Par
     (parts, to_bytes(body, 1 << 20).await.unwrap_or_default())
 }
 
+#[cfg(test)]
+mod amazon_connect_tests;
 #[cfg(test)]
 mod lever_tests;
 #[cfg(test)]
