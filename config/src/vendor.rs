@@ -16,6 +16,9 @@ use crate::model::{AuthConfig, HttpConfig, SourceConfig};
 use crate::raw::S;
 use crate::validate::Checker;
 
+mod amazon_connect;
+pub use amazon_connect::{AmazonConnectSettings, DEFAULT_LOOKBACK_DAYS, SIGNING_SERVICE};
+
 /// The vendor connectors, in registration order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Vendor {
@@ -37,10 +40,12 @@ pub enum Vendor {
     Lever,
     /// Salesforce REST query (CRM).
     Salesforce,
+    /// Amazon Connect (contact center), signed with AWS SigV4.
+    AmazonConnect,
 }
 
 impl Vendor {
-    pub const ALL: [Vendor; 9] = [
+    pub const ALL: [Vendor; 10] = [
         Vendor::Greenhouse,
         Vendor::QuickBooks,
         Vendor::Gusto,
@@ -50,6 +55,7 @@ impl Vendor {
         Vendor::Xero,
         Vendor::Lever,
         Vendor::Salesforce,
+        Vendor::AmazonConnect,
     ];
 
     /// The source `type` that selects it.
@@ -64,6 +70,7 @@ impl Vendor {
             Vendor::Xero => "xero",
             Vendor::Lever => "lever",
             Vendor::Salesforce => "salesforce",
+            Vendor::AmazonConnect => "amazon_connect",
         }
     }
 
@@ -106,6 +113,7 @@ impl Vendor {
                 "deleted_opportunities",
             ],
             Vendor::Salesforce => &["opportunities", "accounts", "users"],
+            Vendor::AmazonConnect => &["agent_metrics", "contacts"],
         }
     }
 
@@ -123,6 +131,8 @@ impl Vendor {
             Vendor::Lever => "https://api.lever.co/v1",
             // The login host; the API host is the token's `instance_url`.
             Vendor::Salesforce => "https://login.salesforce.com",
+            // Built from the region of `instance_arn`.
+            Vendor::AmazonConnect => "",
         }
     }
 
@@ -137,6 +147,8 @@ impl Vendor {
             Vendor::Xero => "https://identity.xero.com/connect/token",
             Vendor::Lever => "https://auth.lever.co/oauth/token",
             Vendor::Salesforce => "https://login.salesforce.com/services/oauth2/token",
+            // Requests are signed (SigV4); there is no token.
+            Vendor::AmazonConnect => "",
         }
     }
 
@@ -157,7 +169,8 @@ impl Vendor {
             | Vendor::HubSpot
             | Vendor::Genesys
             | Vendor::Lever
-            | Vendor::Salesforce => None,
+            | Vendor::Salesforce
+            | Vendor::AmazonConnect => None,
         }
     }
 }
@@ -187,6 +200,8 @@ pub struct VendorSourceConfig {
     /// The REST API version of a vendor whose paths carry one
     /// (Salesforce's `v66.0`); `None` for the others.
     pub api_version: Option<String>,
+    /// Amazon Connect's instance, queues and look-back; `None` for the others.
+    pub amazon_connect: Option<AmazonConnectSettings>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -219,6 +234,12 @@ pub(crate) struct RawVendorSource {
     pub requests_per_second: Option<S<toml::Value>>,
     pub max_pages: Option<S<u64>>,
     pub max_empty_pages: Option<S<u64>>,
+    pub instance_arn: Option<S<String>>,
+    pub access_key_id: Option<S<String>>,
+    pub secret_access_key: Option<S<String>>,
+    pub session_token: Option<S<String>>,
+    pub queues: Option<S<Vec<S<String>>>>,
+    pub lookback_days: Option<S<i64>>,
 }
 
 /// The vendor a source table names in its `type`, if any.
@@ -300,8 +321,12 @@ impl Checker<'_> {
                 &["client_id", "client_secret", "refresh_token", "token_url"],
                 &["api_version"],
             ),
+            Vendor::AmazonConnect => (
+                &["access_key_id", "secret_access_key", "session_token"],
+                &["instance_arn", "queues", "lookback_days"],
+            ),
         };
-        let present: [(&str, Option<Range<usize>>); 13] = [
+        let shared: [(&str, Option<Range<usize>>); 13] = [
             ("client_id", raw.client_id.as_ref().map(|v| v.span())),
             (
                 "client_secret",
@@ -322,6 +347,7 @@ impl Checker<'_> {
             ("api_key", raw.api_key.as_ref().map(|v| v.span())),
             ("api_version", raw.api_version.as_ref().map(|v| v.span())),
         ];
+        let present = shared.into_iter().chain(amazon_connect::own_keys(&raw));
         for (field, span) in present {
             if let Some(span) = span {
                 if !secret_keys.contains(&field) && !id_keys.contains(&field) {
@@ -396,6 +422,41 @@ impl Checker<'_> {
             }
         };
 
+        let all = vendor.streams();
+        let streams: Vec<String> = match &raw.streams {
+            None => all.iter().map(|s| s.to_string()).collect(),
+            Some(list) => {
+                if list.get_ref().is_empty() {
+                    self.error(
+                        list.span(),
+                        &format!("{key}.streams"),
+                        "must name at least one stream",
+                    )
+                    .hint(format!("type = \"{kind}\" has: {}", all.join(", ")));
+                }
+                for s in list.get_ref() {
+                    if !all.contains(&s.get_ref().as_str()) {
+                        self.error(
+                            s.span(),
+                            &format!("{key}.streams"),
+                            format!("unknown stream `{}`", s.get_ref()),
+                        )
+                        .hint(format!("type = \"{kind}\" has: {}", all.join(", ")));
+                    }
+                }
+                // Keep the vendor's order: later streams may rely on earlier ones.
+                all.iter()
+                    .filter(|a| list.get_ref().iter().any(|s| s.get_ref() == *a))
+                    .map(|s| s.to_string())
+                    .collect()
+            }
+        };
+
+        // Amazon Connect: the instance and credentials, and the endpoint
+        // of the instance's region unless base_url says otherwise.
+        let connect = (vendor == Vendor::AmazonConnect)
+            .then(|| self.amazon_connect(&key, &raw, at.clone(), &streams))
+            .flatten();
         let base_url = match (&raw.base_url, vendor, &raw.subdomain) {
             (Some(u), _, _) => self.url(u, &format!("{key}.base_url")),
             (None, Vendor::ZendeskTalk, Some(sub)) => {
@@ -416,10 +477,12 @@ impl Checker<'_> {
                     .hint("e.g. subdomain = \"acme\" for acme.zendesk.com");
                 None
             }
+            (None, Vendor::AmazonConnect, _) => connect.as_ref().and_then(|(_, _, u)| u.clone()),
             (None, v, _) => url::Url::parse(v.default_base_url()).ok(),
         };
 
         let auth = match vendor {
+            Vendor::AmazonConnect => connect.as_ref().map(|(_, auth, _)| auth.clone()),
             Vendor::Lever => self.lever_auth(&key, &raw, at.clone(), base_url.as_ref()),
             Vendor::ZendeskTalk => {
                 let email = need(
@@ -547,36 +610,6 @@ impl Checker<'_> {
             }
         });
 
-        let all = vendor.streams();
-        let streams: Vec<String> = match &raw.streams {
-            None => all.iter().map(|s| s.to_string()).collect(),
-            Some(list) => {
-                if list.get_ref().is_empty() {
-                    self.error(
-                        list.span(),
-                        &format!("{key}.streams"),
-                        "must name at least one stream",
-                    )
-                    .hint(format!("type = \"{kind}\" has: {}", all.join(", ")));
-                }
-                for s in list.get_ref() {
-                    if !all.contains(&s.get_ref().as_str()) {
-                        self.error(
-                            s.span(),
-                            &format!("{key}.streams"),
-                            format!("unknown stream `{}`", s.get_ref()),
-                        )
-                        .hint(format!("type = \"{kind}\" has: {}", all.join(", ")));
-                    }
-                }
-                // Keep the vendor's order: later streams may rely on earlier ones.
-                all.iter()
-                    .filter(|a| list.get_ref().iter().any(|s| s.get_ref() == *a))
-                    .map(|s| s.to_string())
-                    .collect()
-            }
-        };
-
         let api_version = self.api_version(&key, vendor, &raw);
         let http = self.vendor_http(&key, &raw);
         let [max_pages, max_empty_pages] =
@@ -599,6 +632,7 @@ impl Checker<'_> {
             http: http?,
             page_limits,
             api_version,
+            amazon_connect: connect.map(|(settings, _, _)| settings),
         };
         Some(SourceConfig {
             name: name.into_inner(),
@@ -752,7 +786,7 @@ mod tests {
         assert_eq!(Vendor::from_type("rest"), None);
         assert_eq!(
             Vendor::builtin_types(),
-            "rest, greenhouse, quickbooks, gusto, zendesk_talk, hubspot, genesys, xero, lever, salesforce, postgres, mysql, mariadb"
+            "rest, greenhouse, quickbooks, gusto, zendesk_talk, hubspot, genesys, xero, lever, salesforce, amazon_connect, postgres, mysql, mariadb"
         );
     }
 
@@ -847,6 +881,7 @@ streams = ["offers", "candidates"]
         assert_eq!(
             kinds,
             [
+                "amazon_connect",
                 "genesys",
                 "greenhouse",
                 "gusto",

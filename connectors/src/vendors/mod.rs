@@ -7,6 +7,7 @@
 //! rate limits, token refresh and paging live in [`crate::http`] and
 //! [`crate::rest::pager`]; [`read`] is the one read loop they share.
 
+pub mod amazon_connect;
 pub mod genesys;
 pub mod greenhouse;
 pub mod gusto;
@@ -102,6 +103,11 @@ pub fn build(
             credentials,
         )?)),
         Vendor::Salesforce => Ok(Box::new(salesforce::Salesforce::new(
+            source,
+            cfg.clone(),
+            credentials,
+        )?)),
+        Vendor::AmazonConnect => Ok(Box::new(amazon_connect::AmazonConnect::new(
             source,
             cfg.clone(),
             credentials,
@@ -285,6 +291,7 @@ mod tests {
                 Vendor::Xero => xero::TABLES.iter().map(|t| t.name).collect(),
                 Vendor::Lever => lever::TABLES.iter().map(|t| t.name).collect(),
                 Vendor::Salesforce => salesforce::TABLES.iter().map(|t| t.name).collect(),
+                Vendor::AmazonConnect => amazon_connect::TABLES.iter().map(|t| t.name).collect(),
             };
             assert_eq!(declared, v.streams(), "{v:?}");
         }
