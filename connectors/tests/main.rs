@@ -7,6 +7,7 @@
 mod support;
 
 mod suite {
+    mod amazon_connect;
     mod database;
     mod fuzz_corpus;
     mod fuzz_regressions;
