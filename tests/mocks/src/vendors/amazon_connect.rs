@@ -322,7 +322,7 @@ async fn serve(State(st): State<Arc<Mutex<Connect>>>, req: Request) -> Response 
             "The action or operation requested is invalid.",
         );
     }
-    if c.cfg.denied_paths.iter().any(|p| *p == path) {
+    if c.cfg.denied_paths.contains(&path) {
         let action = if path == METRICS_PATH { "GetMetricDataV2" } else { "SearchContacts" };
         return aws_error(
             403,
@@ -369,19 +369,24 @@ async fn serve(State(st): State<Arc<Mutex<Connect>>>, req: Request) -> Response 
 
 /// `MaxResults` (1–100, default 100) and the offset a `NextToken` carries,
 /// which must come back with the same query.
-fn page_window(request: &Value, query_fingerprint: &str) -> Result<(usize, usize), Response> {
+/// The refusal is boxed: a `Response` is large and the happy path common.
+fn page_window(request: &Value, query_fingerprint: &str) -> Result<(usize, usize), Box<Response>> {
     let max = match request.get("MaxResults") {
         None => 100,
         Some(v) => match v.as_u64() {
             Some(n) if (1..=100).contains(&n) => n as usize,
-            _ => return Err(invalid_parameter(&format!("1 validation error detected: Value '{v}' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 100"))),
+            _ => return Err(Box::new(invalid_parameter(&format!("1 validation error detected: Value '{v}' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 100")))),
         },
     };
     let offset = match request.get("NextToken").and_then(Value::as_str) {
         None => 0,
         Some(t) => match wire::decode_cursor(t) {
             Some(v) if v["q"] == query_fingerprint => v["o"].as_u64().unwrap_or(0) as usize,
-            _ => return Err(invalid_request("The NextToken is not valid for this request.")),
+            _ => {
+                return Err(Box::new(invalid_request(
+                    "The NextToken is not valid for this request.",
+                )))
+            }
         },
     };
     Ok((max, offset))
@@ -476,14 +481,14 @@ fn metric_data(c: &Connect, request: &Value, now: DateTime<Utc>) -> Response {
         if !KNOWN_METRICS.contains(&name) {
             return invalid_parameter(&format!("The metric {name} is not valid."));
         }
-        if name == "SERVICE_LEVEL" && !m["Threshold"].as_array().is_some_and(|t| !t.is_empty()) {
+        if name == "SERVICE_LEVEL" && m["Threshold"].as_array().is_none_or(|t| t.is_empty()) {
             return invalid_request("SERVICE_LEVEL requires a Threshold.");
         }
     }
     let fp = fingerprint(request);
     let (max, offset) = match page_window(request, &fp) {
         Ok(w) => w,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     // One result per (agent, day) the filters match, days cut to the window.
     let mut grouped: BTreeMap<(String, i64), Vec<&AgentDay>> = BTreeMap::new();
@@ -564,7 +569,7 @@ fn search_contacts(c: &Connect, request: &Value) -> Response {
     let fp = fingerprint(request);
     let (max, offset) = match page_window(request, &fp) {
         Ok(w) => w,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let mut matching: Vec<&Value> = c
         .data
