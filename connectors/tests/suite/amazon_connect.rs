@@ -461,6 +461,47 @@ async fn amazon_connect_a_wrong_secret_key_is_a_clear_error_without_the_secret_i
 }
 
 #[tokio::test]
+async fn amazon_connect_a_session_token_a_careless_server_quotes_is_scrubbed_in_every_form() {
+    let token = "FwoGZXIvYXdz+Token/With=Odd&Chars%";
+    let cfg = AmazonConnectMockConfig {
+        credentials: vec![Credential {
+            access_key_id: "ASIAMOCKTEMPORARY001".into(),
+            secret_access_key: "temporary/Secret+Key".into(),
+            session_token: Some(token.into()),
+        }],
+        echo_refused_credentials: true,
+        ..Default::default()
+    };
+    let s = start(cfg, crafted(), "").await;
+    std::fs::write(s.dir.path().join("secret"), "wr0ng/Temporary+Key").unwrap();
+    let body = format!(
+        "{}session_token = \"{}\"\n",
+        s.body,
+        secret_file(s.dir.path(), "token", token)
+    );
+    let c = support::build(&source("cc", &body), Arc::new(MemoryCredentials::default()));
+    let (r, _) = read(c.as_ref(), "contacts", None).await;
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+    assert!(
+        e.message.contains("InvalidSignatureException")
+            && e.message.contains(
+                "refused Authorization: AWS4-HMAC-SHA256 Credential=ASIAMOCKTEMPORARY001/"
+            ),
+        "the echo was quoted: {e}"
+    );
+    let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+    for form in [
+        token.to_string(),
+        url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>(),
+        b64(token),
+        "wr0ng/Temporary+Key".to_string(),
+    ] {
+        assert!(!e.message.contains(form.as_str()), "{form:?} in {e}");
+    }
+}
+
+#[tokio::test]
 async fn amazon_connect_throttling_is_retried() {
     let s = start(AmazonConnectMockConfig::default(), crafted(), "").await;
     s.mock.push_faults([

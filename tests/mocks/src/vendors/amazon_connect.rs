@@ -80,6 +80,10 @@ pub struct AmazonConnectMockConfig {
     pub max_skew_secs: i64,
     /// Paths answered 403 `AccessDeniedException` (an IAM policy without the action).
     pub denied_paths: Vec<String>,
+    /// Not AWS: a careless server that quotes the refused request's
+    /// `Authorization` and `X-Amz-Security-Token` in its message, so
+    /// redaction is tested against an answer holding the session token.
+    pub echo_refused_credentials: bool,
 }
 
 /// The mock's credential unless a test sets others.
@@ -101,6 +105,7 @@ impl Default for AmazonConnectMockConfig {
             requests_per_second: None,
             max_skew_secs: 300,
             denied_paths: Vec::new(),
+            echo_refused_credentials: false,
         }
     }
 }
@@ -311,7 +316,16 @@ async fn serve(State(st): State<Arc<Mutex<Connect>>>, req: Request) -> Response 
     };
     if let Err(refusal) = verifier.verify(&received) {
         let status = if matches!(refusal, sigv4::Refusal::Incomplete(_)) { 400 } else { 403 };
-        return aws_error(status, refusal.error_type(), &refusal.message());
+        let mut message = refusal.message();
+        if c.cfg.echo_refused_credentials {
+            let sent = |h: &str| wire::header_str(&parts.headers, h).unwrap_or("").to_string();
+            message = format!(
+                "{message} (refused Authorization: {}; X-Amz-Security-Token: {})",
+                sent("authorization"),
+                sent("x-amz-security-token")
+            );
+        }
+        return aws_error(status, refusal.error_type(), &message);
     }
     if parts.method != Method::POST
         || ![METRICS_PATH, SEARCH_CONTACTS_PATH].contains(&path.as_str())
