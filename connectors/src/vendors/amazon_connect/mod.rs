@@ -28,7 +28,9 @@
 //!   NextToken}` — marked [?] in the reference; AWS's API reference page
 //!   for SearchContacts shows this shape and the summary fields read here.
 //!   Keyed by `contact_id`, incremental by initiation time with the same
-//!   look-back, so a contact that disconnected since is read again.
+//!   look-back, so a contact that disconnected since is read again. Its
+//!   first read starts like the metrics' (no earlier than 3 months back):
+//!   how far back SearchContacts reaches is not in the reference [?].
 //! - Paging: `NextToken` in the response, sent back in the body, with
 //!   `MaxResults` 100 (the API takes 1–100).
 //! - Errors: the type in `x-amzn-ErrorType` (a `:…` suffix trimmed) and
