@@ -53,7 +53,7 @@ pub use rules::{Direction, Peer, PeerCondition, RuleConfig};
 pub use secret::{Secret, SecretRef};
 pub use server::{PostgresConfig, ServerConfig, TlsFiles, DEFAULT_LISTEN, DEFAULT_POSTGRES_LISTEN};
 pub use validate::parse_cron;
-pub use vendor::{Vendor, VendorSourceConfig, SALESFORCE_API_VERSION};
+pub use vendor::{AmazonConnectSettings, Vendor, VendorSourceConfig, SALESFORCE_API_VERSION};
 
 /// Where the config file is looked for when neither `--config` nor
 /// `CONVEYOR_CONFIG` names one.

@@ -17,6 +17,9 @@ use crate::model::{AuthConfig, HttpConfig, SourceConfig};
 use crate::raw::S;
 use crate::validate::Checker;
 
+mod amazon_connect;
+pub use amazon_connect::{AmazonConnectSettings, DEFAULT_LOOKBACK_DAYS, SIGNING_SERVICE};
+
 /// The vendor connectors, in registration order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Vendor {
@@ -40,10 +43,12 @@ pub enum Vendor {
     Salesforce,
     /// ADP Workforce Now (payroll and HR), over mutual TLS.
     Adp,
+    /// Amazon Connect (contact center), signed with AWS SigV4.
+    AmazonConnect,
 }
 
 impl Vendor {
-    pub const ALL: [Vendor; 10] = [
+    pub const ALL: [Vendor; 11] = [
         Vendor::Greenhouse,
         Vendor::QuickBooks,
         Vendor::Gusto,
@@ -54,6 +59,7 @@ impl Vendor {
         Vendor::Lever,
         Vendor::Salesforce,
         Vendor::Adp,
+        Vendor::AmazonConnect,
     ];
 
     /// The source `type` that selects it.
@@ -69,6 +75,7 @@ impl Vendor {
             Vendor::Lever => "lever",
             Vendor::Salesforce => "salesforce",
             Vendor::Adp => "adp",
+            Vendor::AmazonConnect => "amazon_connect",
         }
     }
 
@@ -105,6 +112,9 @@ impl Vendor {
             Vendor::Salesforce => None,
             // Not published [?]: a 429 with `Retry-After` is waited out.
             Vendor::Adp => None,
+            // GetMetricDataV2's quota is not in the reference; throttling
+            // (429, no Retry-After) is backed off.
+            Vendor::AmazonConnect => None,
         }
     }
 
@@ -148,6 +158,7 @@ impl Vendor {
             ],
             Vendor::Salesforce => &["opportunities", "accounts", "users"],
             Vendor::Adp => &["workers", "work_assignments"],
+            Vendor::AmazonConnect => &["agent_metrics", "contacts"],
         }
     }
 
@@ -166,6 +177,8 @@ impl Vendor {
             // The login host; the API host is the token's `instance_url`.
             Vendor::Salesforce => "https://login.salesforce.com",
             Vendor::Adp => "https://api.adp.com",
+            // Built from the region of `instance_arn`.
+            Vendor::AmazonConnect => "",
         }
     }
 
@@ -181,6 +194,8 @@ impl Vendor {
             Vendor::Lever => "https://auth.lever.co/oauth/token",
             Vendor::Salesforce => "https://login.salesforce.com/services/oauth2/token",
             Vendor::Adp => "https://accounts.adp.com/auth/oauth/v2/token",
+            // Requests are signed (SigV4); there is no token.
+            Vendor::AmazonConnect => "",
         }
     }
 
@@ -203,6 +218,7 @@ impl Vendor {
             | Vendor::Lever
             | Vendor::Salesforce
             | Vendor::Adp => None,
+            | Vendor::AmazonConnect => None,
         }
     }
 }
@@ -235,6 +251,8 @@ pub struct VendorSourceConfig {
     /// The client certificate and extra CA of a vendor that takes them
     /// (ADP's mutual TLS); the default for the others.
     pub tls: crate::client_tls::ClientTlsConfig,
+    /// Amazon Connect's instance, queues and look-back; `None` for the others.
+    pub amazon_connect: Option<AmazonConnectSettings>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -270,6 +288,12 @@ pub(crate) struct RawVendorSource {
     pub client_certificate: Option<S<String>>,
     pub client_key: Option<S<String>>,
     pub ca_certificate: Option<S<String>>,
+    pub instance_arn: Option<S<String>>,
+    pub access_key_id: Option<S<String>>,
+    pub secret_access_key: Option<S<String>>,
+    pub session_token: Option<S<String>>,
+    pub queues: Option<S<Vec<S<String>>>>,
+    pub lookback_days: Option<S<i64>>,
 }
 
 /// The vendor a source table names in its `type`, if any.
@@ -362,8 +386,12 @@ impl Checker<'_> {
                 ],
                 &[],
             ),
+            Vendor::AmazonConnect => (
+                &["access_key_id", "secret_access_key", "session_token"],
+                &["instance_arn", "queues", "lookback_days"],
+            ),
         };
-        let present: [(&str, Option<Range<usize>>); 16] = [
+        let shared: [(&str, Option<Range<usize>>); 16] = [
             ("client_id", raw.client_id.as_ref().map(|v| v.span())),
             (
                 "client_secret",
@@ -393,6 +421,7 @@ impl Checker<'_> {
                 raw.ca_certificate.as_ref().map(|v| v.span()),
             ),
         ];
+        let present = shared.into_iter().chain(amazon_connect::own_keys(&raw));
         for (field, span) in present {
             if let Some(span) = span {
                 if !secret_keys.contains(&field) && !id_keys.contains(&field) {
@@ -467,6 +496,41 @@ impl Checker<'_> {
             }
         };
 
+        let all = vendor.streams();
+        let streams: Vec<String> = match &raw.streams {
+            None => all.iter().map(|s| s.to_string()).collect(),
+            Some(list) => {
+                if list.get_ref().is_empty() {
+                    self.error(
+                        list.span(),
+                        &format!("{key}.streams"),
+                        "must name at least one stream",
+                    )
+                    .hint(format!("type = \"{kind}\" has: {}", all.join(", ")));
+                }
+                for s in list.get_ref() {
+                    if !all.contains(&s.get_ref().as_str()) {
+                        self.error(
+                            s.span(),
+                            &format!("{key}.streams"),
+                            format!("unknown stream `{}`", s.get_ref()),
+                        )
+                        .hint(format!("type = \"{kind}\" has: {}", all.join(", ")));
+                    }
+                }
+                // Keep the vendor's order: later streams may rely on earlier ones.
+                all.iter()
+                    .filter(|a| list.get_ref().iter().any(|s| s.get_ref() == *a))
+                    .map(|s| s.to_string())
+                    .collect()
+            }
+        };
+
+        // Amazon Connect: the instance and credentials, and the endpoint
+        // of the instance's region unless base_url says otherwise.
+        let connect = (vendor == Vendor::AmazonConnect)
+            .then(|| self.amazon_connect(&key, &raw, at.clone(), &streams))
+            .flatten();
         let base_url = match (&raw.base_url, vendor, &raw.subdomain) {
             (Some(u), _, _) => self.url(u, &format!("{key}.base_url")),
             (None, Vendor::ZendeskTalk, Some(sub)) => {
@@ -487,10 +551,12 @@ impl Checker<'_> {
                     .hint("e.g. subdomain = \"acme\" for acme.zendesk.com");
                 None
             }
+            (None, Vendor::AmazonConnect, _) => connect.as_ref().and_then(|(_, _, u)| u.clone()),
             (None, v, _) => url::Url::parse(v.default_base_url()).ok(),
         };
 
         let auth = match vendor {
+            Vendor::AmazonConnect => connect.as_ref().map(|(_, auth, _)| auth.clone()),
             Vendor::Lever => self.lever_auth(&key, &raw, at.clone(), base_url.as_ref()),
             Vendor::ZendeskTalk => {
                 let email = need(
@@ -624,36 +690,6 @@ impl Checker<'_> {
             }
         });
 
-        let all = vendor.streams();
-        let streams: Vec<String> = match &raw.streams {
-            None => all.iter().map(|s| s.to_string()).collect(),
-            Some(list) => {
-                if list.get_ref().is_empty() {
-                    self.error(
-                        list.span(),
-                        &format!("{key}.streams"),
-                        "must name at least one stream",
-                    )
-                    .hint(format!("type = \"{kind}\" has: {}", all.join(", ")));
-                }
-                for s in list.get_ref() {
-                    if !all.contains(&s.get_ref().as_str()) {
-                        self.error(
-                            s.span(),
-                            &format!("{key}.streams"),
-                            format!("unknown stream `{}`", s.get_ref()),
-                        )
-                        .hint(format!("type = \"{kind}\" has: {}", all.join(", ")));
-                    }
-                }
-                // Keep the vendor's order: later streams may rely on earlier ones.
-                all.iter()
-                    .filter(|a| list.get_ref().iter().any(|s| s.get_ref() == *a))
-                    .map(|s| s.to_string())
-                    .collect()
-            }
-        };
-
         let api_version = self.api_version(&key, vendor, &raw);
         let tls = self.vendor_tls(&key, vendor, &raw, at.clone());
         let http = self.vendor_http(&key, &raw).map(|mut h| {
@@ -683,6 +719,7 @@ impl Checker<'_> {
             page_limits,
             api_version,
             tls: tls?,
+            amazon_connect: connect.map(|(settings, _, _)| settings),
         };
         Some(SourceConfig {
             name: name.into_inner(),
@@ -862,7 +899,7 @@ mod tests {
         assert_eq!(Vendor::from_type("rest"), None);
         assert_eq!(
             Vendor::builtin_types(),
-            "rest, greenhouse, quickbooks, gusto, zendesk_talk, hubspot, genesys, xero, lever, salesforce, adp, postgres, mysql, mariadb"
+            "rest, greenhouse, quickbooks, gusto, zendesk_talk, hubspot, genesys, xero, lever, salesforce, adp, amazon_connect, postgres, mysql, mariadb"
         );
     }
 
@@ -961,6 +998,7 @@ streams = ["offers", "candidates"]
             kinds,
             [
                 "adp",
+                "amazon_connect",
                 "genesys",
                 "greenhouse",
                 "gusto",

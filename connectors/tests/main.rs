@@ -8,6 +8,7 @@ mod support;
 
 mod suite {
     mod adp;
+    mod amazon_connect;
     mod database;
     mod fuzz_corpus;
     mod fuzz_regressions;

@@ -49,6 +49,16 @@ pub enum AuthConfig {
         client_secret: SecretRef,
         refresh_token: SecretRef,
     },
+    /// AWS Signature Version 4 (Amazon Connect): every request signed with
+    /// the secret access key for `region` and `service`; a temporary
+    /// credential's session token goes along as `X-Amz-Security-Token`.
+    AwsSigV4 {
+        access_key_id: String,
+        secret_access_key: SecretRef,
+        session_token: Option<SecretRef>,
+        region: String,
+        service: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,11 +18,22 @@ const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
 pub enum AuthProvider {
     None,
-    Header { name: String, value: Secret },
-    Query { name: String, value: Secret },
-    Basic { username: String, password: Secret },
+    Header {
+        name: String,
+        value: Secret,
+    },
+    Query {
+        name: String,
+        value: Secret,
+    },
+    Basic {
+        username: String,
+        password: Secret,
+    },
     Bearer(Secret),
     OAuth(Box<OAuthClient>),
+    /// AWS SigV4: each request signed as it is sent.
+    AwsSigV4(Box<super::sigv4::SigV4Signer>),
 }
 
 impl AuthProvider {
@@ -129,6 +140,19 @@ impl AuthProvider {
                 until_refused: AtomicBool::new(false),
                 tls_peer: String::new(),
             })),
+            AuthConfig::AwsSigV4 {
+                access_key_id,
+                secret_access_key,
+                session_token,
+                region,
+                service,
+            } => AuthProvider::AwsSigV4(Box::new(super::sigv4::SigV4Signer::new(
+                access_key_id.clone(),
+                resolve(secret_access_key)?,
+                session_token.as_ref().map(&resolve).transpose()?,
+                region.clone(),
+                service.clone(),
+            ))),
         })
     }
 
@@ -147,6 +171,19 @@ impl AuthProvider {
             }
             AuthProvider::Bearer(t) => req.bearer_auth(t.expose()),
             AuthProvider::OAuth(o) => req.bearer_auth(o.access_token(http).await?.expose()),
+            AuthProvider::AwsSigV4(signer) => {
+                // The signature covers the finished request (headers and
+                // body), so it is built, signed and handed back.
+                let (client, built) = req.build_split();
+                let mut built = built.map_err(|e| {
+                    ConnectorError::new(
+                        ErrorKind::Config,
+                        format!("cannot build the request: {}", without_url(&e)),
+                    )
+                })?;
+                signer.sign(&mut built, std::time::SystemTime::now())?;
+                reqwest::RequestBuilder::from_parts(client, built)
+            }
         })
     }
 

@@ -66,10 +66,16 @@ pub struct HttpClient {
     error_message: Option<ErrorMessageFn>,
     /// Who refuses a client certificate, in errors.
     tls_peer: String,
+    /// Like `error_message`, for vendors that name the error in a header
+    /// (AWS's `x-amzn-ErrorType`); asked first.
+    error_reader: Option<ErrorReaderFn>,
 }
 
 /// Reads a vendor's error message from a response body.
 pub type ErrorMessageFn = fn(&[u8]) -> Option<String>;
+
+/// Reads a vendor's error message from a response's headers and body.
+pub type ErrorReaderFn = fn(&HeaderMap, &[u8]) -> Option<String>;
 
 impl HttpClient {
     pub fn new(
@@ -130,12 +136,20 @@ impl HttpClient {
             redactor,
             error_message: None,
             tls_peer: tls.peer,
+            error_reader: None,
         })
     }
 
     /// Errors quote what `f` finds in the body (falling back to a snippet).
     pub fn with_error_message(mut self, f: ErrorMessageFn) -> Self {
         self.error_message = Some(f);
+        self
+    }
+
+    /// Errors quote what `f` finds in the headers and body (before any
+    /// [`HttpClient::with_error_message`] reader, then a snippet).
+    pub fn with_error_reader(mut self, f: ErrorReaderFn) -> Self {
+        self.error_reader = Some(f);
         self
     }
 
@@ -319,7 +333,11 @@ impl HttpClient {
     }
 
     fn describe(&self, req: &HttpRequest, shown: &str, resp: &HttpResponse) -> String {
-        let text = match self.error_message.and_then(|f| f(&resp.body)) {
+        let found = self
+            .error_reader
+            .and_then(|f| f(&resp.headers, &resp.body))
+            .or_else(|| self.error_message.and_then(|f| f(&resp.body)));
+        let text = match found {
             Some(message) => self.redactor.scrub(&message),
             None => self.redactor.snippet(&resp.body),
         };

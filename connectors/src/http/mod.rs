@@ -8,6 +8,7 @@ pub mod client;
 pub mod page_guard;
 pub mod ratelimit;
 pub mod redact;
+pub mod sigv4;
 pub mod stats;
 pub mod tls;
 

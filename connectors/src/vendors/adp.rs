@@ -182,6 +182,7 @@ impl Adp {
             token_fields: Vec::new(),
             token_body: TokenBody::FormWithCredentials,
             error_message: errors::error_message,
+            error_reader: None,
         };
         Ok(Adp {
             base: Base::new(source, cfg, credentials, spec, TABLES)?,

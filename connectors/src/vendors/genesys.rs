@@ -231,6 +231,7 @@ impl Genesys {
             token_fields: Vec::new(),
             token_body: TokenBody::FormWithBasic,
             error_message,
+            error_reader: None,
         };
         Ok(Genesys {
             base: Base::new(source, cfg, credentials, spec, TABLES)?,

@@ -129,6 +129,7 @@ impl Greenhouse {
             token_fields: vec![("sub".into(), user)],
             token_body: TokenBody::FormWithBasic,
             error_message,
+            error_reader: None,
         };
         Ok(Greenhouse {
             base: Base::new(source, cfg, credentials, spec, TABLES)?,

@@ -151,6 +151,7 @@ impl Gusto {
             token_fields: Vec::new(),
             token_body: TokenBody::JsonWithCredentials,
             error_message,
+            error_reader: None,
         };
         Ok(Gusto {
             base: Base::new(source, cfg, credentials, spec, TABLES)?,

@@ -146,6 +146,7 @@ impl HubSpot {
             token_fields: Vec::new(),
             token_body: TokenBody::FormWithCredentials,
             error_message,
+            error_reader: None,
         };
         Ok(HubSpot {
             base: Base::new(source, cfg, credentials, spec, TABLES)?,

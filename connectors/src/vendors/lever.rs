@@ -247,6 +247,7 @@ impl Lever {
             token_fields: Vec::new(),
             token_body: TokenBody::FormWithCredentials,
             error_message,
+            error_reader: None,
         };
         Ok(Lever {
             base: Base::new(source, cfg, credentials, spec, TABLES)?,

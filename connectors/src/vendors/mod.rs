@@ -8,6 +8,7 @@
 //! [`crate::rest::pager`]; [`read`] is the one read loop they share.
 
 pub mod adp;
+pub mod amazon_connect;
 pub mod genesys;
 pub mod greenhouse;
 pub mod gusto;
@@ -28,7 +29,7 @@ use conveyor_plugin_api::{
 };
 use serde_json::Value;
 
-use crate::http::client::ErrorMessageFn;
+use crate::http::client::{ErrorMessageFn, ErrorReaderFn};
 use crate::http::{AuthProvider, ClientTls, HttpClient, Redactor, TokenBody};
 use table::Table;
 
@@ -108,6 +109,11 @@ pub fn build(
             credentials,
         )?)),
         Vendor::Adp => Ok(Box::new(adp::Adp::new(source, cfg.clone(), credentials)?)),
+        Vendor::AmazonConnect => Ok(Box::new(amazon_connect::AmazonConnect::new(
+            source,
+            cfg.clone(),
+            credentials,
+        )?)),
     }
 }
 
@@ -117,6 +123,8 @@ pub(crate) struct ClientSpec {
     pub token_fields: Vec<(String, String)>,
     pub token_body: TokenBody,
     pub error_message: ErrorMessageFn,
+    /// For a vendor that names its errors in a header (AWS).
+    pub error_reader: Option<ErrorReaderFn>,
 }
 
 /// The toolkit client for a vendor source: its auth (rotated refresh
@@ -137,8 +145,12 @@ pub(crate) fn client(
     .with_token_request(spec.token_fields, spec.token_body);
     let host = crate::http::ratelimit::budget_key(&cfg.base_url);
     let tls = ClientTls::load(&cfg.tls, tls_peer(cfg.vendor), &redactor)?;
-    let client = HttpClient::with_tls(cfg.http.clone(), &host, auth, spec.headers, redactor, tls)?
-        .with_error_message(spec.error_message);
+    let mut client =
+        HttpClient::with_tls(cfg.http.clone(), &host, auth, spec.headers, redactor, tls)?
+            .with_error_message(spec.error_message);
+    if let Some(reader) = spec.error_reader {
+        client = client.with_error_reader(reader);
+    }
     Ok(Arc::new(client))
 }
 
@@ -293,6 +305,7 @@ mod tests {
                 Vendor::Lever => lever::TABLES.iter().map(|t| t.name).collect(),
                 Vendor::Salesforce => salesforce::TABLES.iter().map(|t| t.name).collect(),
                 Vendor::Adp => adp::TABLES.iter().map(|t| t.name).collect(),
+                Vendor::AmazonConnect => amazon_connect::TABLES.iter().map(|t| t.name).collect(),
             };
             assert_eq!(declared, v.streams(), "{v:?}");
         }

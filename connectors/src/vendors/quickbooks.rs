@@ -191,6 +191,7 @@ impl QuickBooks {
             token_fields: Vec::new(),
             token_body: TokenBody::FormWithBasic,
             error_message,
+            error_reader: None,
         };
         Ok(QuickBooks {
             base: Base::new(source, cfg, credentials, spec, TABLES)?,

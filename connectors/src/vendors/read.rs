@@ -19,6 +19,12 @@ use crate::rest::pager::Pager;
 /// (QuickBooks' `Fault` in a 200); returns the vendor's message.
 pub(crate) type BodyCheck = fn(&Value) -> Option<String>;
 
+/// The kind of error a refused page (one of [`UNAVAILABLE`]'s statuses)
+/// is, for vendors whose 403 means more than one thing (AWS: a bad
+/// signature is an auth failure, `AccessDeniedException` a missing
+/// permission).
+pub(crate) type RefusalKind = fn(&HttpResponse) -> ErrorKind;
+
 /// Says from a page's body that it was the last one (Lever's
 /// `hasNext: false`), whatever paging hint the body still carries.
 pub(crate) type LastPage = fn(&Value) -> bool;
@@ -73,6 +79,7 @@ pub(crate) struct Pages<'a> {
     done: bool,
     /// See [`Pages::no_content_ends`].
     no_content_ends: bool,
+    refusal: Option<RefusalKind>,
 }
 
 impl<'a> Pages<'a> {
@@ -106,7 +113,15 @@ impl<'a> Pages<'a> {
             last_page: None,
             done: false,
             no_content_ends: false,
+            refusal: None,
         }
+    }
+
+    /// A refused page's error gets the kind `kind` says (by default
+    /// [`ErrorKind::Unavailable`]).
+    pub fn refusal_kind(mut self, kind: RefusalKind) -> Self {
+        self.refusal = Some(kind);
+        self
     }
 
     /// Sends `name: value` with every page request.
@@ -193,7 +208,8 @@ impl<'a> Pages<'a> {
                 });
                 return Ok(None);
             }
-            return Err(self.client.failure(&req, &resp, ErrorKind::Unavailable));
+            let kind = self.refusal.map_or(ErrorKind::Unavailable, |f| f(&resp));
+            return Err(self.client.failure(&req, &resp, kind));
         }
         if self.no_content_ends && resp.status == reqwest::StatusCode::NO_CONTENT {
             self.done = true;
@@ -331,6 +347,11 @@ impl<'a> Emitter<'a> {
             resume,
             rows: 0,
         }
+    }
+
+    /// The table (stream) the rows go to.
+    pub fn table_name(&self) -> &'static str {
+        self.table.name
     }
 
     pub async fn emit(&mut self, rows: &[Map<String, Value>]) -> Result<(), ConnectorError> {

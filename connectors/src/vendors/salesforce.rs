@@ -172,6 +172,7 @@ impl Salesforce {
             token_fields: Vec::new(),
             token_body: TokenBody::FormWithCredentials,
             error_message,
+            error_reader: None,
         };
         let api_version = cfg
             .api_version

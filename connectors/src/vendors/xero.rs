@@ -222,6 +222,7 @@ impl Xero {
             token_fields: Vec::new(),
             token_body: TokenBody::FormWithBasic,
             error_message,
+            error_reader: None,
         };
         Ok(Xero {
             base: Base::new(source, cfg, credentials, spec, TABLES)?,

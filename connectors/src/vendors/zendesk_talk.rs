@@ -175,6 +175,7 @@ impl ZendeskTalk {
             token_fields: Vec::new(),
             token_body: TokenBody::default(),
             error_message,
+            error_reader: None,
         };
         Ok(ZendeskTalk {
             base: Base::new(source, cfg, credentials, spec, TABLES)?,

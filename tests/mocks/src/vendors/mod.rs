@@ -4,6 +4,7 @@
 //! lets a test change data, expire tokens and queue faults while it runs.
 
 pub mod adp;
+pub mod amazon_connect;
 pub mod genesys;
 pub mod greenhouse;
 pub mod gusto;
@@ -158,6 +159,8 @@ pub(crate) async fn receive(core: impl FnOnce(RequestLog), req: Request) -> (Par
 
 #[cfg(test)]
 mod adp_tests;
+#[cfg(test)]
+mod amazon_connect_tests;
 #[cfg(test)]
 mod lever_tests;
 #[cfg(test)]
