@@ -46,6 +46,8 @@ pub const MODEL_PRESETS: &[(&str, &[&str])] = &[
     ),
     ("xero", &["invoices", "payments"]),
     ("lever", &["ats_people", "hires", "placements"]),
+    ("adp", &["payroll_people"]),
+    ("amazon_connect", &["agent_daily", "contacts"]),
 ];
 
 /// Options a preset takes (`ats = { preset = "greenhouse", client_field =

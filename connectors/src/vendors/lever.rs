@@ -25,7 +25,7 @@
 //!   endpoint only], so the warehouse keeps the rows and says which are gone.
 //! - Rate limit: a token bucket of 10 requests a second per key (burst 20);
 //!   a 429 is retried by the toolkit (its `Retry-After` honoured when sent,
-//!   otherwise backoff). `requests_per_second = 10` keeps under it.
+//!   otherwise backoff). Its documented limit (10 in any second) is kept to by default.
 //! - Errors: `{"code": "…", "message": "…"}` [?]; a 403 on a stream fails
 //!   it as unavailable, saying to leave it out.
 

@@ -30,7 +30,7 @@
 //!   date in that offset (Xero sends midnight `+0000`, so the date is the
 //!   one shown in Xero).
 //! - Rate limits: 60 calls a minute per tenant; a 429 carries `Retry-After`,
-//!   which the toolkit waits out (`requests_per_second = 1` keeps under it).
+//!   which the toolkit waits out (its 60 a minute are kept to by default).
 //! - Errors: `{"ErrorNumber":10,"Type":"ValidationException","Message":…,
 //!   "Elements":[{"ValidationErrors":[{"Message":…}]}]}` and, for 401/403,
 //!   `{"Title":"Unauthorized","Status":401,"Detail":…}`.

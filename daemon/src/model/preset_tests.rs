@@ -7,7 +7,7 @@ use std::path::Path;
 
 use conveyor_connectors::vendors::table::{Col, Table};
 use conveyor_connectors::vendors::{
-    genesys, greenhouse, gusto, lever, quickbooks, xero, zendesk_talk,
+    adp, amazon_connect, genesys, greenhouse, gusto, lever, quickbooks, xero, zendesk_talk,
 };
 
 use super::*;
@@ -22,6 +22,8 @@ const VENDORS: &[(&str, &str, &[Table])] = &[
     ("zendesk_talk", "zd", zendesk_talk::TABLES),
     ("xero", "xe", xero::TABLES),
     ("lever", "lv", lever::TABLES),
+    ("adp", "ad", adp::TABLES),
+    ("amazon_connect", "ac", amazon_connect::TABLES),
 ];
 
 fn sql_type(col: Col) -> String {
@@ -269,5 +271,68 @@ fn lever_people_are_contacts_and_hires_are_signed_offers() {
             "SELECT placement_id, fee FROM model.placements ORDER BY 1"
         ),
         ["o2 15000.0", "o3 9000.0"]
+    );
+}
+
+#[test]
+fn amazon_connect_handle_time_is_contacts_times_the_average_and_contacts_read_their_queue() {
+    let (_dir, conn, config) = setup();
+    conn.execute_batch(
+        "INSERT INTO ac.agent_metrics (agent_id, interval_start, contacts_handled, avg_handle_time_secs) VALUES
+             ('a-1', TIMESTAMP '2026-10-05 00:00', 4, 150.5),
+             -- A day divided by zero: no contacts, no average.
+             ('a-1', TIMESTAMP '2026-10-06 00:00', NULL, NULL);
+         INSERT INTO ac.contacts (contact_id, channel, initiation_method, initiation_at, agent_id,
+                                  connected_to_agent_at, queue_id, enqueue_at, disconnect_at) VALUES
+             ('k1', 'VOICE', 'INBOUND', TIMESTAMP '2026-10-05 09:00', 'a-1',
+              TIMESTAMP '2026-10-05 09:00:40', 'q-1', TIMESTAMP '2026-10-05 09:00:10', TIMESTAMP '2026-10-05 09:05'),
+             ('k2', 'VOICE', 'INBOUND', TIMESTAMP '2026-10-05 10:00', NULL,
+              NULL, 'q-1', TIMESTAMP '2026-10-05 10:00:05', TIMESTAMP '2026-10-05 10:01:05');",
+    )
+    .unwrap();
+    let problems = refresh(&conn, &config).unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert_eq!(
+        rows(
+            &conn,
+            "SELECT day, contacts, handle_secs, logged_hours FROM model.agent_daily ORDER BY day"
+        ),
+        ["2026-10-05 4.0 602.0 0.0", "2026-10-06 0.0 0.0 0.0"]
+    );
+    assert_eq!(
+        rows(
+            &conn,
+            "SELECT contact_id, direction, channel, queue, answered, abandoned, wait_secs FROM model.contacts ORDER BY 1"
+        ),
+        [
+            "k1 inbound voice q-1 true false 30.0",
+            "k2 inbound voice q-1 false true 60.0"
+        ]
+    );
+}
+
+#[test]
+fn adp_people_are_the_workers_still_listed_terminated_by_status_or_assignment() {
+    let (_dir, conn, config) = setup();
+    conn.execute_batch(
+        "INSERT INTO ad.workers (associate_oid, given_name, family_name, original_hire_date, hire_date,
+                                 termination_date, status, assignment_status, deleted, other) VALUES
+             ('G1', 'Ana', 'Ng', DATE '2019-03-01', DATE '2024-01-08', NULL, 'Active', 'A', NULL,
+              '{\"businessCommunication\": {\"emails\": [{\"emailUri\": \"ana.ng@corp.example\"}]}}'),
+             ('G2', 'Bo', 'Li', NULL, DATE '2022-05-02', NULL, 'Active', 'T', false, NULL),
+             ('G3', NULL, NULL, NULL, NULL, NULL, NULL, NULL, true, NULL);",
+    )
+    .unwrap();
+    let problems = refresh(&conn, &config).unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert_eq!(
+        rows(
+            &conn,
+            "SELECT payroll_id, first_name, hire_date, terminated, email FROM model.payroll_people ORDER BY 1"
+        ),
+        [
+            "G1 Ana 2019-03-01 false ana.ng@corp.example",
+            "G2 Bo 2022-05-02 true"
+        ]
     );
 }

@@ -238,6 +238,52 @@ const PRESET_SQL: &[(&str, &str, &str)] = &[
            WHERE o.id NOT IN (SELECT id FROM {s}.deleted_opportunities?))
          WHERE fee IS NOT NULL",
     ),
+    // ADP Workforce Now: a person is a worker (tombstones of workers ADP
+    // no longer lists left out); the hire date is the original one (a
+    // rehire keeps it), terminated when ADP says so by status, date or
+    // the primary assignment's `T`. The connector reads no pay
+    // statements, so ADP fills no payroll lines. The e-mail is guessed
+    // from ADP's worker shape (business e-mail, else the person's), kept
+    // in `other` by the connector.
+    (
+        "adp",
+        "payroll_people",
+        "SELECT associate_oid AS payroll_id, given_name AS first_name, family_name AS last_name,
+                coalesce(json_extract_string(other, '$.businessCommunication.emails[0].emailUri'),
+                         json_extract_string(other, '$.person.communication.emails[0].emailUri')) AS email,
+                NULL AS phone, coalesce(original_hire_date, hire_date) AS hire_date,
+                termination_date IS NOT NULL OR coalesce(status, '') = 'Terminated'
+                    OR coalesce(assignment_status, '') = 'T' AS terminated
+         FROM {s}.workers WHERE NOT coalesce(deleted, false)",
+    ),
+    // Amazon Connect: GetMetricDataV2 gives per agent per day the contacts
+    // handled and their average handle time, so the day's handle time is
+    // their product; CSAT, QA and logged hours are not among the metrics
+    // read (NULL, NULL, 0 as for Zendesk Talk). A contact is answered when
+    // it reached an agent and abandoned when it queued and never did; its
+    // wait is the time in queue.
+    (
+        "amazon_connect",
+        "agent_daily",
+        "SELECT agent_id, CAST(interval_start AS DATE) AS day, sum(coalesce(contacts_handled, 0)) AS contacts,
+                sum(coalesce(contacts_handled * avg_handle_time_secs, 0)) AS handle_secs,
+                NULL AS csat, NULL AS quality_score, 0 AS logged_hours
+         FROM {s}.agent_metrics WHERE agent_id IS NOT NULL GROUP BY ALL",
+    ),
+    (
+        "amazon_connect",
+        "contacts",
+        "SELECT contact_id, initiation_at AS started_at,
+                CASE initiation_method WHEN 'INBOUND' THEN 'inbound' WHEN 'OUTBOUND' THEN 'outbound'
+                     WHEN 'CALLBACK' THEN 'outbound' ELSE lower(initiation_method) END AS direction,
+                lower(channel) AS channel, queue_id AS queue,
+                connected_to_agent_at IS NOT NULL AS answered,
+                enqueue_at IS NOT NULL AND connected_to_agent_at IS NULL AS abandoned,
+                agent_id,
+                CASE WHEN enqueue_at IS NOT NULL
+                     THEN epoch(coalesce(connected_to_agent_at, disconnect_at) - enqueue_at) END AS wait_secs
+         FROM {s}.contacts",
+    ),
 ];
 
 /// Tables a preset can do without, as empty relations of the same shape:
