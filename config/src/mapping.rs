@@ -48,6 +48,7 @@ pub const MODEL_PRESETS: &[(&str, &[&str])] = &[
     ("lever", &["ats_people", "hires", "placements"]),
     ("adp", &["payroll_people"]),
     ("amazon_connect", &["agent_daily", "contacts"]),
+    ("salesforce", &["placements"]),
 ];
 
 /// Options a preset takes (`ats = { preset = "greenhouse", client_field =

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use conveyor_connectors::vendors::table::{Col, Table};
 use conveyor_connectors::vendors::{
-    adp, amazon_connect, genesys, greenhouse, gusto, lever, quickbooks, xero, zendesk_talk,
+    adp, amazon_connect, genesys, greenhouse, gusto, lever, quickbooks, salesforce, xero,
+    zendesk_talk,
 };
 
 use super::*;
@@ -24,6 +25,7 @@ const VENDORS: &[(&str, &str, &[Table])] = &[
     ("lever", "lv", lever::TABLES),
     ("adp", "ad", adp::TABLES),
     ("amazon_connect", "ac", amazon_connect::TABLES),
+    ("salesforce", "sf", salesforce::TABLES),
 ];
 
 fn sql_type(col: Col) -> String {
@@ -334,5 +336,28 @@ fn adp_people_are_the_workers_still_listed_terminated_by_status_or_assignment() 
             "G1 Ana 2019-03-01 false ana.ng@corp.example",
             "G2 Bo 2022-05-02 true"
         ]
+    );
+}
+
+#[test]
+fn salesforce_placements_are_won_opportunities_with_an_amount_and_their_account() {
+    let (_dir, conn, config) = setup();
+    conn.execute_batch(
+        "INSERT INTO sf.accounts (id, name) VALUES ('001A', 'Acme Logistics');
+         INSERT INTO sf.opportunities (id, account_id, amount, close_date, is_won, is_deleted) VALUES
+             ('006W', '001A', 12500.00, DATE '2026-10-01', true, false),
+             ('006L', '001A', 9000.00, DATE '2026-10-02', false, false),
+             ('006D', '001A', 7000.00, DATE '2026-10-03', true, true),
+             ('006N', '001A', NULL, DATE '2026-10-04', true, false);",
+    )
+    .unwrap();
+    let problems = refresh(&conn, &config).unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert_eq!(
+        rows(
+            &conn,
+            "SELECT placement_id, client, start_date, fee FROM model.placements"
+        ),
+        ["006W Acme Logistics 2026-10-01 12500.0"]
     );
 }

@@ -284,6 +284,20 @@ const PRESET_SQL: &[(&str, &str, &str)] = &[
                      THEN epoch(coalesce(connected_to_agent_at, disconnect_at) - enqueue_at) END AS wait_secs
          FROM {s}.contacts",
     ),
+    // Salesforce: a placement is a won opportunity (assumed: a staffing
+    // firm books each placement as an opportunity, its amount the fee, its
+    // account the client, closing when the candidate starts). Deleted
+    // opportunities (`/queryAll` keeps them as `is_deleted`) are left out;
+    // Salesforce knows no candidate, so `ats_id` and `email` are NULL and
+    // the placement is matched on its id and client.
+    (
+        "salesforce",
+        "placements",
+        "SELECT o.id AS placement_id, NULL AS ats_id, NULL AS email, a.name AS client,
+                o.close_date AS start_date, o.amount AS fee
+         FROM {s}.opportunities o LEFT JOIN {s}.accounts? a ON a.id = o.account_id
+         WHERE coalesce(o.is_won, false) AND NOT coalesce(o.is_deleted, false) AND o.amount IS NOT NULL",
+    ),
 ];
 
 /// Tables a preset can do without, as empty relations of the same shape:
@@ -315,6 +329,12 @@ const OPTIONAL_TABLES: &[(&str, &str, &str)] = &[
         "lever",
         "deleted_opportunities",
         "SELECT NULL::VARCHAR AS id WHERE false",
+    ),
+    // Salesforce: without accounts the client is unknown.
+    (
+        "salesforce",
+        "accounts",
+        "SELECT NULL::VARCHAR AS id, NULL::VARCHAR AS name WHERE false",
     ),
 ];
 
