@@ -11,6 +11,10 @@ use std::time::Duration;
 use conveyor_config::RequestWindow;
 use tokio::time::Instant;
 
+/// Requests left in the vendor's window below which they are spread over
+/// the time to its reset.
+pub const RESERVE: u64 = 10;
+
 /// Spaces requests: at least `interval` apart, never more than a window's
 /// worth in any span of it, and no faster than the vendor's headers allow.
 pub struct RateLimiter {
@@ -79,14 +83,18 @@ impl RateLimiter {
         tokio::time::sleep_until(at).await;
     }
 
-    /// Spreads what is left of the vendor's window over the time to its
-    /// reset: with 5 requests left and 10 s to go, one every 2 s (a request
-    /// held back for the reset itself when none is left). A roomy budget
-    /// paces so little that it costs nothing.
+    /// Spends a roomy budget at once, and spreads the last
+    /// [`RESERVE`] requests of the vendor's window over the time to its
+    /// reset: with 5 left and 10 s to go, one every 2 s (a request held
+    /// back for the reset itself when none is left). Spreading a full
+    /// budget would slow every small sync for nothing; the reserve covers
+    /// the requests already in flight when the count comes back.
     pub fn observe(&self, budget: super::budget::Budget) {
-        let slots = budget.remaining as u32 + 1;
-        let paced = budget.resets_in / slots;
-        *self.pace.lock().expect("limiter lock") = Some((Instant::now() + budget.resets_in, paced));
+        let pace = (budget.remaining <= RESERVE).then(|| {
+            let paced = budget.resets_in / (budget.remaining as u32 + 1);
+            (Instant::now() + budget.resets_in, paced)
+        });
+        *self.pace.lock().expect("limiter lock") = pace;
     }
 
     /// Pushes every caller back, e.g. after a 429 with `Retry-After`.
@@ -229,6 +237,27 @@ mod tests {
         l.acquire().await;
         l.acquire().await;
         assert_eq!(start.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_roomy_budget_is_spent_at_once_and_paced_only_near_its_end() {
+        let l = RateLimiter::new(None, None);
+        let start = Instant::now();
+        l.observe(super::super::budget::Budget {
+            remaining: 150,
+            resets_in: Duration::from_secs(60),
+        });
+        for _ in 0..5 {
+            l.acquire().await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        l.observe(super::super::budget::Budget {
+            remaining: RESERVE,
+            resets_in: Duration::from_secs(55),
+        });
+        l.acquire().await;
+        l.acquire().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
     }
 
     #[test]
