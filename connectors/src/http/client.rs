@@ -189,6 +189,16 @@ impl HttpClient {
         let mut attempt = 0u32;
         let mut reauthenticated = false;
         loop {
+            let mut builder = self.http.request(req.method.clone(), req.url.clone());
+            for (k, v) in self.headers.iter().chain(req.headers.iter()) {
+                builder = builder.header(k.as_str(), v.as_str());
+            }
+            if let Some(j) = &req.json {
+                builder = builder.json(j);
+            }
+            // Credentials first (a token grant may take a round trip): the
+            // slot is the moment the request leaves, which the window counts.
+            let builder = self.auth.apply(&self.http, builder).await?;
             let asked = Instant::now();
             if let Some((_, scoped)) = self
                 .scoped_limiter
@@ -199,14 +209,6 @@ impl HttpClient {
             }
             self.limiter.acquire().await;
             super::stats::rate_wait(&host, asked.elapsed());
-            let mut builder = self.http.request(req.method.clone(), req.url.clone());
-            for (k, v) in self.headers.iter().chain(req.headers.iter()) {
-                builder = builder.header(k.as_str(), v.as_str());
-            }
-            if let Some(j) = &req.json {
-                builder = builder.json(j);
-            }
-            let builder = self.auth.apply(&self.http, builder).await?;
             let outcome = match builder.send().await {
                 Ok(resp) => {
                     let status = resp.status();

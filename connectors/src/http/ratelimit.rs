@@ -20,9 +20,9 @@ pub const RESERVE: u64 = 10;
 pub struct RateLimiter {
     interval: Mutex<Duration>,
     window: Mutex<Option<RequestWindow>>,
-    /// Until when, and how far apart, the last response's budget asks
-    /// requests to be.
-    pace: Mutex<Option<(Instant, Duration)>>,
+    /// What the last response's budget asks: how far apart requests go,
+    /// until when, and how many it said were left.
+    pace: Mutex<Option<Pace>>,
     slots: tokio::sync::Mutex<Slots>,
 }
 
@@ -30,6 +30,29 @@ pub struct RateLimiter {
 struct Slots {
     next: Instant,
     recent: VecDeque<Instant>,
+}
+
+impl Slots {
+    /// Requests `w` allowed in the window ending at `at`, by this
+    /// limiter's own count of the slots handed out up to then.
+    fn left_in_window(&self, w: &RequestWindow, at: Instant) -> u64 {
+        let used = self
+            .recent
+            .iter()
+            .filter(|t| **t <= at && **t + w.per > at)
+            .count();
+        u64::from(w.requests).saturating_sub(used as u64)
+    }
+}
+
+/// The vendor's headers' budget as a pace: `interval` apart until `until`;
+/// `remaining` left when it was `observed`.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    observed: Instant,
+    until: Instant,
+    interval: Duration,
+    remaining: u64,
 }
 
 /// How much later than a window after its N-th predecessor a request goes:
@@ -58,16 +81,13 @@ impl RateLimiter {
     /// Waits for this caller's slot.
     pub async fn acquire(&self) {
         let now = Instant::now();
-        let mut interval = *self.interval.lock().expect("limiter lock");
-        if let Some((until, paced)) = *self.pace.lock().expect("limiter lock") {
-            if now < until {
-                interval = interval.max(paced);
-            }
-        }
+        let interval = *self.interval.lock().expect("limiter lock");
+        let pace = *self.pace.lock().expect("limiter lock");
         let window = *self.window.lock().expect("limiter lock");
         let mut slots = self.slots.lock().await;
         let mut at = slots.next.max(now);
-        if let Some(w) = window.filter(|w| w.requests > 0) {
+        let window = window.filter(|w| w.requests > 0);
+        if let Some(w) = window {
             let n = w.requests as usize;
             if slots.recent.len() >= n {
                 let nth_back = slots.recent[slots.recent.len() - n];
@@ -78,23 +98,46 @@ impl RateLimiter {
                 slots.recent.pop_front();
             }
         }
-        slots.next = at + interval;
+        let paced = pace.filter(|p| Self::pace_binds(p, window, &slots, at));
+        slots.next = at + paced.map_or(interval, |p| interval.max(p.interval));
         drop(slots);
         tokio::time::sleep_until(at).await;
     }
 
-    /// Spends a roomy budget at once, and spreads the last
-    /// [`RESERVE`] requests of the vendor's window over the time to its
-    /// reset: with 5 left and 10 s to go, one every 2 s (a request held
-    /// back for the reset itself when none is left). Spreading a full
-    /// budget would slow every small sync for nothing; the reserve covers
-    /// the requests already in flight when the count comes back.
+    /// Whether the headers' pace still holds for the request going at `at`.
+    /// Not once the window they described has reset (a slot the documented
+    /// window pushed past it would otherwise carry the old, empty window's
+    /// spacing into the next), nor while the vendor counted about as many
+    /// left as the documented window did at the same moment: that window
+    /// already keeps to the budget, and spreading it would only forgo the
+    /// burst it allows (HubSpot's headers give the window's length, not the
+    /// time until a rolling window frees a slot). When the vendor counts
+    /// clearly fewer (another tool spends the same budget) they pace.
+    fn pace_binds(pace: &Pace, window: Option<RequestWindow>, slots: &Slots, at: Instant) -> bool {
+        at < pace.until
+            && window.is_none_or(|w| {
+                // Requests the server counted a little apart from this
+                // limiter (arrivals, not departures; whole seconds).
+                let slack = u64::from((w.requests / 20).max(1));
+                pace.remaining + slack < slots.left_in_window(&w, pace.observed)
+            })
+    }
+
+    /// Spends a roomy budget at once, and spreads the last [`RESERVE`]
+    /// requests of the vendor's window over the time to its reset: with 5
+    /// left and 10 s to go, one every 2 s (a request held back for the
+    /// reset itself when none is left). Spreading a full budget would slow
+    /// every small sync for nothing; the reserve covers the requests
+    /// already in flight when the count comes back.
     pub fn observe(&self, budget: super::budget::Budget) {
-        let pace = (budget.remaining <= RESERVE).then(|| {
-            let paced = budget.resets_in / (budget.remaining as u32 + 1);
-            (Instant::now() + budget.resets_in, paced)
+        let slots = budget.remaining as u32 + 1;
+        let now = Instant::now();
+        *self.pace.lock().expect("limiter lock") = (budget.remaining <= RESERVE).then_some(Pace {
+            observed: now,
+            until: now + budget.resets_in,
+            interval: budget.resets_in / slots,
+            remaining: budget.remaining,
         });
-        *self.pace.lock().expect("limiter lock") = pace;
     }
 
     /// Pushes every caller back, e.g. after a 429 with `Retry-After`.
@@ -258,6 +301,54 @@ mod tests {
         l.acquire().await;
         l.acquire().await;
         assert_eq!(start.elapsed(), Duration::from_secs(5));
+    }
+
+    fn left(remaining: u64, resets_in_secs: u64) -> super::super::budget::Budget {
+        super::super::budget::Budget {
+            remaining,
+            resets_in: Duration::from_secs(resets_in_secs),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn headers_that_agree_with_the_window_leave_its_burst_alone() {
+        // 3 in any 10 s, and the vendor counts the same: no spreading.
+        let l = RateLimiter::new(None, Some(RequestWindow::new(3, 10)));
+        let start = Instant::now();
+        for remaining in [2, 1, 0] {
+            l.acquire().await;
+            l.observe(left(remaining, 10));
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn headers_counting_fewer_left_than_the_window_pace_it() {
+        // The window would allow 9 more, but the vendor says 1 is left for
+        // 4 s (another tool spends the same budget): 2 s apart.
+        let l = RateLimiter::new(None, Some(RequestWindow::new(10, 10)));
+        let start = Instant::now();
+        l.acquire().await;
+        l.observe(left(1, 4));
+        l.acquire().await;
+        l.acquire().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_windows_pace_is_not_carried_past_its_reset() {
+        // 2 in any 10 s, both spent, the vendor says none left for 10 s: the
+        // next two go together once the window has rolled, not 10 s apart.
+        let l = RateLimiter::new(None, Some(RequestWindow::new(2, 10)));
+        let start = Instant::now();
+        l.acquire().await;
+        l.acquire().await;
+        l.observe(left(0, 10));
+        l.acquire().await;
+        let third = start.elapsed();
+        l.acquire().await;
+        assert_eq!(third, Duration::from_millis(10_220));
+        assert_eq!(start.elapsed(), third);
     }
 
     #[test]
