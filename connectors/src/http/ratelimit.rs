@@ -30,6 +30,9 @@ pub struct RateLimiter {
 struct Slots {
     next: Instant,
     recent: VecDeque<Instant>,
+    /// Slots ever dropped from the front of `recent`, so a caller can find
+    /// its own slot again after its wait.
+    dropped: u64,
 }
 
 impl Slots {
@@ -74,6 +77,7 @@ impl RateLimiter {
             slots: tokio::sync::Mutex::new(Slots {
                 next: Instant::now(),
                 recent: VecDeque::new(),
+                dropped: 0,
             }),
         }
     }
@@ -96,12 +100,27 @@ impl RateLimiter {
             slots.recent.push_back(at);
             while slots.recent.len() > n {
                 slots.recent.pop_front();
+                slots.dropped += 1;
             }
         }
+        // Only a window records slots; its own is the newest.
+        let mine = window.map(|_| slots.dropped + slots.recent.len() as u64 - 1);
         let paced = pace.filter(|p| Self::pace_binds(p, window, &slots, at));
         slots.next = at + paced.map_or(interval, |p| interval.max(p.interval));
         drop(slots);
         tokio::time::sleep_until(at).await;
+        if let Some(mine) = mine {
+            // The window counts from when the request really leaves: a
+            // caller woken late (a busy runtime) would otherwise let the
+            // request N later arrive less than a window after it.
+            let now = Instant::now();
+            let mut slots = self.slots.lock().await;
+            if let Some(i) = mine.checked_sub(slots.dropped) {
+                if let Some(t) = slots.recent.get_mut(i as usize) {
+                    *t = (*t).max(now);
+                }
+            }
+        }
     }
 
     /// Whether the headers' pace still holds for the request going at `at`.
