@@ -31,9 +31,22 @@ fn reset(h: &HeaderMap, name: &str, now: i64) -> Option<Duration> {
     Some(Duration::from_secs(secs.max(0) as u64))
 }
 
-/// The budget the headers announce, if they announce one. `now` is the
-/// current time in epoch seconds.
+/// The longest wait a reset may ask for. Rate-limit windows are seconds or
+/// minutes; a server announcing a reset years away (a broken or hostile
+/// upstream) must not stall a sync for that long, nor overflow the clock.
+pub const MAX_RESET: Duration = Duration::from_secs(3600);
+
+/// The budget the headers announce, if they announce one, its reset at
+/// most [`MAX_RESET`] away. `now` is the current time in epoch seconds.
 pub fn from_headers(h: &HeaderMap, now: i64) -> Option<Budget> {
+    announced(h, now).map(|b| Budget {
+        resets_in: b.resets_in.min(MAX_RESET),
+        ..b
+    })
+}
+
+/// The budget exactly as the headers state it.
+fn announced(h: &HeaderMap, now: i64) -> Option<Budget> {
     // HubSpot: the remaining count of a window whose length it states.
     if let (Some(remaining), Some(ms)) = (
         number(h, "x-hubspot-ratelimit-remaining"),
@@ -155,5 +168,30 @@ mod tests {
             })
         );
         assert_eq!(b(&[("content-type", "application/json")]), None);
+        // A reset years away, or an interval of u64::MAX ms, waits an hour
+        // at most.
+        assert_eq!(
+            b(&[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", "99999999999")
+            ]),
+            Some(Budget {
+                remaining: 0,
+                resets_in: MAX_RESET
+            })
+        );
+        assert_eq!(
+            b(&[
+                ("x-hubspot-ratelimit-remaining", "0"),
+                (
+                    "x-hubspot-ratelimit-interval-milliseconds",
+                    "18446744073709551615"
+                )
+            ]),
+            Some(Budget {
+                remaining: 0,
+                resets_in: MAX_RESET
+            })
+        );
     }
 }
