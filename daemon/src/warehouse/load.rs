@@ -34,6 +34,8 @@ pub struct CommitStats {
 }
 
 const STAGE: &str = "conveyor_stage";
+/// The keys of a batch group, staged to see whether any is already stored.
+const KEYS: &str = "conveyor_keys";
 
 impl StreamLoader {
     pub fn new(
@@ -135,8 +137,11 @@ impl StreamLoader {
     fn load_group(&mut self, group: &[&RecordBatch]) -> Result<CommitStats> {
         let batch = group[0];
         let total_rows: usize = group.iter().map(|b| b.num_rows()).sum();
-        self.stage(group)?;
         self.evolve(batch)?;
+        if let Some(stats) = self.append_if_all_new(group, total_rows)? {
+            return Ok(stats);
+        }
+        self.stage(group)?;
         let table = self.table();
         let pk_cols: Vec<String> = self.primary_key.iter().map(|k| ident(k)).collect();
         let staged: Vec<String> = batch
@@ -243,9 +248,102 @@ impl StreamLoader {
         })
     }
 
+    /// The fast path of a merge: when every row of the group has its whole
+    /// key, no key repeats within the group and none is in the table yet (a
+    /// first load, or records past the newest stored), there is nothing to
+    /// replace — the batches are appended straight into the table, with no
+    /// staging copy and no DELETE. Only the key columns are staged, to find
+    /// that out. `None`: a key is missing, repeated or already stored; the
+    /// caller merges.
+    fn append_if_all_new(
+        &self,
+        group: &[&RecordBatch],
+        total_rows: usize,
+    ) -> Result<Option<CommitStats>> {
+        let Some(columns) = &self.columns else {
+            return Ok(None);
+        };
+        let schema = group[0].schema();
+        let Some(key_index) = self
+            .primary_key
+            .iter()
+            .map(|k| schema.index_of(k).ok())
+            .collect::<Option<Vec<usize>>>()
+        else {
+            return Ok(None);
+        };
+        let whole_keys = group.iter().all(|b| {
+            key_index.iter().all(|&i| {
+                b.column(i).null_count() == 0
+                    && b.column(i).data_type() != &arrow_schema::DataType::Null
+            })
+        });
+        if key_index.is_empty() || !whole_keys {
+            return Ok(None);
+        }
+        let keys: Vec<RecordBatch> = group
+            .iter()
+            .map(|b| b.project(&key_index))
+            .collect::<Result<_, _>>()?;
+        let key_refs: Vec<&RecordBatch> = keys.iter().collect();
+        self.stage_as(KEYS, &key_refs)?;
+        let pk_cols: Vec<String> = self.primary_key.iter().map(|k| ident(k)).collect();
+        let join = pk_cols
+            .iter()
+            .map(|c| format!("t.{c} = k.{c}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let (repeated, stored): (i64, i64) = self.conn.query_row(
+            &format!(
+                "SELECT (SELECT count(*) - count(DISTINCT ({keys})) FROM {KEYS}),
+                        (SELECT count(*) FROM {table} t SEMI JOIN {KEYS} k ON {join})",
+                keys = pk_cols.join(", "),
+                table = self.table(),
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        self.conn.execute_batch(&format!("DROP TABLE {KEYS}"))?;
+        if repeated != 0 || stored != 0 {
+            return Ok(None);
+        }
+        // The table's columns the batch brings, in the table's spelling
+        // (as the merge's INSERT names them); the appender casts each to
+        // the table's type, as the merge's CAST does, and leaves the others
+        // NULL.
+        let names: Vec<&str> = columns
+            .iter()
+            .map(|(c, _)| c.as_str())
+            .filter(|c| schema.index_of(c).is_ok())
+            .collect();
+        let index: Vec<usize> = names
+            .iter()
+            .map(|c| schema.index_of(c).expect("filtered above"))
+            .collect();
+        let mut app = self
+            .conn
+            .appender_with_columns_to_db(&self.stream, &self.source, &names)?;
+        for batch in group {
+            app.append_record_batch(null_columns_as_utf8(&batch.project(&index)?)?)
+                .context("bulk append into the table failed")?;
+        }
+        app.flush()?;
+        Ok(Some(CommitStats {
+            rows: total_rows as u64,
+            written: total_rows as u64,
+            updated: 0,
+            rejected: 0,
+        }))
+    }
+
     /// Copies the batches into a temporary staging table through DuckDB's
     /// Arrow appender (bulk, not row by row).
     fn stage(&self, group: &[&RecordBatch]) -> Result<()> {
+        self.stage_as(STAGE, group)
+    }
+
+    /// Copies the batches into the temporary table `name`, made anew.
+    fn stage_as(&self, name: &str, group: &[&RecordBatch]) -> Result<()> {
         let cols: Vec<String> = group[0]
             .schema()
             .fields()
@@ -263,10 +361,10 @@ impl StreamLoader {
             })
             .collect();
         self.conn.execute_batch(&format!(
-            "CREATE OR REPLACE TEMP TABLE {STAGE} ({})",
+            "CREATE OR REPLACE TEMP TABLE {name} ({})",
             cols.join(", ")
         ))?;
-        let mut app = self.conn.appender(STAGE)?;
+        let mut app = self.conn.appender(name)?;
         for batch in group {
             app.append_record_batch(null_columns_as_utf8(batch)?)
                 .context("bulk append into staging failed")?;
@@ -454,6 +552,142 @@ mod tests {
                 (1, "b".into(), "new".into()),
                 (2, "a".into(), "z".into()),
                 (3, "a".into(), "new".into()),
+            ]
+        );
+    }
+}
+
+#[cfg(test)]
+mod append_tests {
+    //! The append path (all keys new) against the merge it stands in for.
+    use super::*;
+    use arrow_array::{ArrayRef, Float64Array, Int64Array, NullArray, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
+        let fields: Vec<Field> = columns
+            .iter()
+            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+            .collect();
+        RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns.into_iter().map(|(_, a)| a).collect(),
+        )
+        .unwrap()
+    }
+
+    fn ids(v: &[i64]) -> ArrayRef {
+        Arc::new(Int64Array::from(v.to_vec()))
+    }
+
+    fn table(
+        wh: &crate::warehouse::Warehouse,
+    ) -> Vec<(i64, Option<f64>, Option<String>, Option<String>)> {
+        let conn = wh.connection().unwrap();
+        let mut st = conn
+            .prepare("SELECT id, a, b, c FROM s.t ORDER BY id")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn new_keys_land_by_name_with_missing_columns_null_and_widened_types_cast() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = crate::warehouse::Warehouse::open(&dir.path().join("w.duckdb")).unwrap();
+        let run = wh.begin_run("s", "t").unwrap();
+        let mut loader =
+            StreamLoader::new(wh.connection().unwrap(), "s", "t", vec!["id".into()], run).unwrap();
+        let state = serde_json::json!({});
+        let first = batch(vec![
+            ("id", ids(&[1, 2])),
+            ("a", ids(&[10, 20])),
+            ("b", Arc::new(StringArray::from(vec!["x", "y"]))),
+        ]);
+        let stats = loader.commit(&[first], &state).unwrap();
+        assert_eq!((stats.rows, stats.written, stats.updated), (2, 2, 0));
+        // Other column order, `a` missing, `b` all null, a new column `c`.
+        let second = batch(vec![
+            ("c", Arc::new(StringArray::from(vec!["p", "q"]))),
+            ("b", Arc::new(NullArray::new(2))),
+            ("id", ids(&[4, 3])),
+        ]);
+        // `a` now a float: the column widens to DOUBLE, ints stored before kept.
+        let third = batch(vec![
+            ("id", ids(&[5])),
+            ("a", Arc::new(Float64Array::from(vec![2.5]))),
+        ]);
+        let stats = loader.commit(&[second, third], &state).unwrap();
+        assert_eq!((stats.rows, stats.written, stats.updated), (3, 3, 0));
+        assert_eq!(
+            table(&wh),
+            vec![
+                (1, Some(10.0), Some("x".into()), None),
+                (2, Some(20.0), Some("y".into()), None),
+                (3, None, None, Some("q".into())),
+                (4, None, None, Some("p".into())),
+                (5, Some(2.5), None, None),
+            ]
+        );
+        let a_type: String = wh
+            .connection()
+            .unwrap()
+            .query_row(
+                "SELECT data_type FROM duckdb_columns() WHERE table_name = 't' AND column_name = 'a'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(a_type, "DOUBLE");
+    }
+
+    #[test]
+    fn a_group_with_one_stored_or_repeated_key_is_merged_not_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = crate::warehouse::Warehouse::open(&dir.path().join("w.duckdb")).unwrap();
+        let run = wh.begin_run("s", "t").unwrap();
+        let mut loader =
+            StreamLoader::new(wh.connection().unwrap(), "s", "t", vec!["id".into()], run).unwrap();
+        let state = serde_json::json!({});
+        let row = |id: &[i64], b: &[&str]| {
+            batch(vec![
+                ("id", ids(id)),
+                ("a", ids(&vec![0; id.len()])),
+                ("b", Arc::new(StringArray::from(b.to_vec()))),
+                (
+                    "c",
+                    Arc::new(StringArray::from(vec![None::<&str>; id.len()])),
+                ),
+            ])
+        };
+        loader
+            .commit(&[row(&[1, 2], &["old", "old"])], &state)
+            .unwrap();
+        // Key 2 is stored: the group merges (2 replaced, 3 new).
+        let stats = loader
+            .commit(&[row(&[3, 2], &["new", "new"])], &state)
+            .unwrap();
+        assert_eq!((stats.written, stats.updated), (2, 1));
+        // Key 4 repeats within the group: the last one wins.
+        let stats = loader
+            .commit(
+                &[row(&[4], &["first"]), row(&[4, 5], &["last", "new"])],
+                &state,
+            )
+            .unwrap();
+        assert_eq!((stats.rows, stats.written, stats.updated), (3, 2, 0));
+        let b: Vec<(i64, Option<String>)> = table(&wh).into_iter().map(|r| (r.0, r.2)).collect();
+        assert_eq!(
+            b,
+            vec![
+                (1, Some("old".into())),
+                (2, Some("new".into())),
+                (3, Some("new".into())),
+                (4, Some("last".into())),
+                (5, Some("new".into())),
             ]
         );
     }
