@@ -18,7 +18,7 @@ use arrow_array::builder::{
 };
 use arrow_array::{ArrayRef, NullArray, RecordBatch, RecordBatchOptions};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::json_arrow::{date_days, parse_timestamp, Kind, JSON_TYPE_KEY};
@@ -40,10 +40,32 @@ pub struct Page {
 /// Record-shape problems (a record that is not an object) are
 /// `serde_json::Error`s of category `Data`; broken JSON is `Syntax`/`Eof`.
 pub fn parse_page(body: &[u8], selector: &[String]) -> Option<Result<Page, serde_json::Error>> {
+    read_page(body, selector, false)
+}
+
+/// Reads `body` as [`parse_page`] does, but only counts the records at the
+/// selector, building no columns (`batch` is `None`): the envelope and the
+/// count are what the pager needs to ask for the next page, so that request
+/// can be on its way while this page's records are parsed. A problem with
+/// the document as a whole (broken JSON, a scalar at the selector) is the
+/// same error as [`parse_page`]'s; a record that is not an object is only
+/// found by the parse.
+pub fn scan_page(body: &[u8], selector: &[String]) -> Option<Result<Page, serde_json::Error>> {
+    read_page(body, selector, true)
+}
+
+fn read_page(
+    body: &[u8],
+    selector: &[String],
+    count_only: bool,
+) -> Option<Result<Page, serde_json::Error>> {
     if selector.iter().any(|s| s.parse::<usize>().is_ok()) {
         return None;
     }
-    let mut columns = Columns::default();
+    let mut columns = Columns {
+        count_only,
+        ..Columns::default()
+    };
     let mut de = serde_json::Deserializer::from_slice(body);
     let envelope = match (DocSeed {
         selector,
@@ -59,7 +81,7 @@ pub fn parse_page(body: &[u8], selector: &[String]) -> Option<Result<Page, serde
         return Some(Err(<serde_json::Error as serde::de::Error>::custom(msg)));
     }
     let records = columns.rows;
-    let batch = (records > 0).then(|| columns.finish());
+    let batch = (records > 0 && !count_only).then(|| columns.finish());
     Some(Ok(Page {
         envelope,
         records,
@@ -182,6 +204,8 @@ struct Columns {
     /// its key replaces it (the last of a repeated key wins, as in
     /// `serde_json::Value`, so this cannot fail on the spot).
     not_records: Option<&'static str>,
+    /// Only count the records (see [`scan_page`]).
+    count_only: bool,
 }
 
 impl Columns {
@@ -366,7 +390,10 @@ impl<'de> Visitor<'de> for DocSeed<'_> {
                 // Records come only from the selector's key: a repeated key
                 // replaces the earlier one's records (the last wins, as in
                 // `serde_json::Value`), so start the columns afresh.
-                *self.columns = Columns::default();
+                *self.columns = Columns {
+                    count_only: self.columns.count_only,
+                    ..Columns::default()
+                };
                 map.next_value_seed(DocSeed {
                     selector: rest,
                     columns: &mut *self.columns,
@@ -417,6 +444,12 @@ impl<'de> Visitor<'de> for RecordsVisitor<'_> {
         f.write_str("a list of records")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if self.columns.count_only {
+            while seq.next_element::<IgnoredAny>()?.is_some() {
+                self.columns.rows += 1;
+            }
+            return Ok(());
+        }
         while seq
             .next_element_seed(RecordSeed {
                 columns: &mut *self.columns,
@@ -425,7 +458,12 @@ impl<'de> Visitor<'de> for RecordsVisitor<'_> {
         {}
         Ok(())
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        if self.columns.count_only {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            self.columns.rows = 1;
+            return Ok(());
+        }
         RecordSeed {
             columns: self.columns,
         }
@@ -665,6 +703,43 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((page.records, page.envelope), (0, json!({"count": 0})));
+    }
+
+    #[test]
+    fn a_scan_counts_what_the_parse_reads_and_keeps_the_same_envelope() {
+        let bodies: [(&[u8], &str); 5] = [
+            (
+                br#"{"data": {"items": [{"a": 1}, {"b": [2]}, {}]}, "next": "/p2"}"#,
+                "data.items",
+            ),
+            (
+                br#"{"data": [{"a": 1}], "data": [{"a": 2}, {"a": 3}]}"#,
+                "data",
+            ),
+            (br#"{"calls": {"a": 1}, "count": 1}"#, "calls"),
+            (br#"{"calls": null, "count": 0}"#, "calls"),
+            (br#"[{"a": 1}, {"a": 2}]"#, ""),
+        ];
+        for (body, sel) in bodies {
+            let parsed = parse_page(body, &selector(sel)).unwrap().unwrap();
+            let scanned = scan_page(body, &selector(sel)).unwrap().unwrap();
+            assert_eq!(scanned.records, parsed.records, "{sel}");
+            assert_eq!(scanned.envelope, parsed.envelope, "{sel}");
+            assert!(scanned.batch.is_none());
+        }
+        let e = scan_page(br#"{"calls": "nope"}"#, &selector("calls"))
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("holds a string, not a list of records"),
+            "{e}"
+        );
+        let e = scan_page(br#"{"calls": [{"a": 1}"#, &selector("calls"))
+            .unwrap()
+            .unwrap_err();
+        assert!(e.is_eof(), "{e}");
+        assert!(scan_page(b"{}", &selector("pages.0.items")).is_none());
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The generic REST connector, fully declarative in TOML.
 //!
 //! Per stream: pages are fetched by a task of their own up to
-//! `prefetch_pages` ahead, while the pages already fetched are turned into
-//! Arrow batches and handed to the sink.
+//! `prefetch_pages` ahead; each page is scanned for what the pager needs
+//! (envelope, record count) and its records are turned into an Arrow batch
+//! on a blocking thread while the next page is fetched; batches are handed
+//! to the sink in page order.
 //!
 //! Checkpoints: APIs rarely promise to return records in cursor order, so
 //! the cursor only moves when a stream has been read to the end. Every
@@ -172,7 +174,9 @@ impl Connector for RestConnector {
             serde_json::json!({ "cursor": saved.as_ref().map(CursorValue::to_json) });
         let result = async {
             while let Some(page) = rx.recv().await {
-                let Some(batch) = page? else { continue };
+                let Some(batch) = page?.batch().await? else {
+                    continue;
+                };
                 if let Some(c) = cursor_field
                     .as_ref()
                     .and_then(|field| CursorValue::newest_in(&batch, field))
@@ -214,16 +218,54 @@ impl Connector for RestConnector {
     }
 }
 
-/// Fetches pages in order, turns each into a batch (straight from the
-/// bytes, see [`json_columns`](crate::json_columns)) and sends it down `tx`
-/// (`None` for a page without records); an error is sent as the last item.
+/// A fetched page's records: parsed already, or being parsed on a blocking
+/// thread while the next page is fetched.
+enum PageBatch {
+    Ready(Option<RecordBatch>),
+    Parsing(tokio::task::JoinHandle<Result<Option<RecordBatch>, ConnectorError>>),
+}
+
+impl PageBatch {
+    /// The page's batch (`None`: it held no records), once parsed.
+    async fn batch(self) -> Result<Option<RecordBatch>, ConnectorError> {
+        match self {
+            PageBatch::Ready(batch) => Ok(batch),
+            PageBatch::Parsing(task) => task.await.map_err(|e| {
+                ConnectorError::new(
+                    ErrorKind::Data,
+                    format!("a page's parse stopped unexpectedly ({e})"),
+                )
+            })?,
+        }
+    }
+}
+
+/// Why a body could not be read, said without a secret: what the records
+/// were, or (broken JSON) how the body starts.
+fn not_json(redactor: &Redactor, shown: &str, body: &[u8], e: serde_json::Error) -> ConnectorError {
+    let message = if e.is_data() {
+        format!("GET {shown}: cannot read records: {e}")
+    } else {
+        let body = redactor.snippet(body);
+        format!("GET {shown}: response is not valid JSON ({e}); body starts: {body}")
+    };
+    // A parse error may quote a value from the body.
+    ConnectorError::new(ErrorKind::Data, redactor.scrub(&message))
+}
+
+/// Fetches pages in order and sends each page's records down `tx` as a
+/// batch (straight from the bytes, see [`json_columns`](crate::json_columns);
+/// `None` for a page without records); an error is sent as the last item.
+/// The pager needs only a page's envelope and record count, so a page is
+/// scanned for those, the next request goes out, and the records are parsed
+/// meanwhile on a blocking thread: fetching and parsing overlap.
 async fn fetch_pages(
     client: Arc<HttpClient>,
     mut pager: Pager,
     mut guard: PageGuard,
     headers: Vec<(String, String)>,
     selector: conveyor_config::JsonPath,
-    tx: mpsc::Sender<Result<Option<RecordBatch>, ConnectorError>>,
+    tx: mpsc::Sender<Result<PageBatch, ConnectorError>>,
     cancel: CancelFlag,
 ) {
     while !cancel.is_cancelled() {
@@ -234,26 +276,27 @@ async fn fetch_pages(
             guard.check(&req)?;
             let resp = client.send(&req).await?;
             let shown = client.redactor().url(&resp.url);
-            let not_json = |e: serde_json::Error| {
-                let message = if e.is_data() {
-                    format!("GET {shown}: cannot read records: {e}")
-                } else {
-                    let body = client.redactor().snippet(&resp.body);
-                    format!("GET {shown}: response is not valid JSON ({e}); body starts: {body}")
-                };
-                // A parse error may quote a value from the body.
-                ConnectorError::new(ErrorKind::Data, client.redactor().scrub(&message))
-            };
+            let unreadable =
+                |e: serde_json::Error| not_json(client.redactor(), &shown, &resp.body, e);
             let (envelope, count, batch) =
-                match crate::json_columns::parse_page(&resp.body, &selector.0) {
-                    Some(parsed) => {
-                        let page = parsed.map_err(not_json)?;
-                        (page.envelope, page.records, page.batch)
+                match crate::json_columns::scan_page(&resp.body, &selector.0) {
+                    Some(scanned) => {
+                        let page = scanned.map_err(unreadable)?;
+                        let (body, selector) = (resp.body.clone(), selector.0.clone());
+                        let (redactor, shown) = (client.redactor().clone(), shown.clone());
+                        let parse = tokio::task::spawn_blocking(move || {
+                            let parsed = crate::json_columns::parse_page(&body, &selector)
+                                .expect("the scan took the same selector");
+                            parsed
+                                .map(|page| page.batch)
+                                .map_err(|e| not_json(&redactor, &shown, &body, e))
+                        });
+                        (page.envelope, page.records, PageBatch::Parsing(parse))
                     }
                     // A selector through an array: the slower `Value` path.
                     None => {
                         let mut body: Value =
-                            serde_json::from_slice(&resp.body).map_err(not_json)?;
+                            serde_json::from_slice(&resp.body).map_err(unreadable)?;
                         let records = match select::take(&mut body, &selector) {
                             Some(Value::Array(v)) => v,
                             None | Some(Value::Null) => Vec::new(),
@@ -272,7 +315,7 @@ async fn fetch_pages(
                         } else {
                             Some(records_to_batch(&records)?)
                         };
-                        (body, records.len(), batch)
+                        (body, records.len(), PageBatch::Ready(batch))
                     }
                 };
             tracing::debug!(url = %shown, records = count, "page");
