@@ -645,6 +645,54 @@ mod append_tests {
     }
 
     #[test]
+    fn sliced_batches_append_their_own_rows() {
+        // The sink cuts a page in two at a row-group line: each commit gets
+        // a slice (an offset into shared buffers), nulls and strings included.
+        let dir = tempfile::tempdir().unwrap();
+        let wh = crate::warehouse::Warehouse::open(&dir.path().join("w.duckdb")).unwrap();
+        let run = wh.begin_run("s", "t").unwrap();
+        let mut loader =
+            StreamLoader::new(wh.connection().unwrap(), "s", "t", vec!["id".into()], run).unwrap();
+        let state = serde_json::json!({});
+        let page = batch(vec![
+            ("id", ids(&[1, 2, 3, 4, 5])),
+            (
+                "a",
+                Arc::new(Float64Array::from(vec![
+                    Some(1.5),
+                    None,
+                    Some(3.5),
+                    None,
+                    Some(5.5),
+                ])),
+            ),
+            (
+                "b",
+                Arc::new(StringArray::from(vec![
+                    Some("one"),
+                    Some("two"),
+                    None,
+                    Some("four"),
+                    None,
+                ])),
+            ),
+            ("c", Arc::new(StringArray::from(vec![None::<&str>; 5]))),
+        ]);
+        loader.commit(&[page.slice(0, 2)], &state).unwrap();
+        loader.commit(&[page.slice(2, 3)], &state).unwrap();
+        assert_eq!(
+            table(&wh),
+            vec![
+                (1, Some(1.5), Some("one".into()), None),
+                (2, None, Some("two".into()), None),
+                (3, Some(3.5), None, None),
+                (4, None, Some("four".into()), None),
+                (5, Some(5.5), None, None),
+            ]
+        );
+    }
+
+    #[test]
     fn a_group_with_one_stored_or_repeated_key_is_merged_not_appended() {
         let dir = tempfile::tempdir().unwrap();
         let wh = crate::warehouse::Warehouse::open(&dir.path().join("w.duckdb")).unwrap();
