@@ -439,7 +439,7 @@ impl<'a> WarehouseSink<'a> {
         };
         self.last_commit = Instant::now();
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
-            let result = loader.commit(&batches, &state);
+            let result = loader.commit(batches, &state);
             Committed {
                 loader,
                 result,

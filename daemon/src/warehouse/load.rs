@@ -79,9 +79,11 @@ impl StreamLoader {
     }
 
     /// Stores `batches` and `state` atomically: all of it or none of it.
+    /// Each batch is dropped once it is in DuckDB, so a commit does not hold
+    /// its rows twice for longer than it must.
     pub fn commit(
         &mut self,
-        batches: &[RecordBatch],
+        batches: Vec<RecordBatch>,
         state: &serde_json::Value,
     ) -> Result<CommitStats> {
         begin(&self.conn)?;
@@ -96,14 +98,21 @@ impl StreamLoader {
 
     fn commit_in_transaction(
         &mut self,
-        batches: &[RecordBatch],
+        batches: Vec<RecordBatch>,
         state: &serde_json::Value,
     ) -> Result<CommitStats> {
         let mut stats = CommitStats::default();
         // Consecutive batches with one schema are staged and merged together:
         // one merge of 50,000 rows costs about what one of 1,000 does.
-        let batches: Vec<&RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).collect();
-        for group in batches.chunk_by(|a, b| a.schema() == b.schema()) {
+        let batch_count = batches.len();
+        let mut groups: Vec<Vec<RecordBatch>> = Vec::new();
+        for batch in batches.into_iter().filter(|b| b.num_rows() > 0) {
+            match groups.last_mut() {
+                Some(group) if group[0].schema() == batch.schema() => group.push(batch),
+                _ => groups.push(vec![batch]),
+            }
+        }
+        for group in groups {
             let s = self.load_group(group)?;
             stats.rows += s.rows;
             stats.written += s.written;
@@ -126,7 +135,7 @@ impl StreamLoader {
                 (stats.written - stats.updated) as i64,
                 stats.updated as i64,
                 stats.rejected as i64,
-                batches.len() as i64,
+                batch_count as i64,
                 self.run_id
             ],
         )?;
@@ -134,22 +143,18 @@ impl StreamLoader {
     }
 
     /// Loads batches that share one schema.
-    fn load_group(&mut self, group: &[&RecordBatch]) -> Result<CommitStats> {
-        let batch = group[0];
+    fn load_group(&mut self, mut group: Vec<RecordBatch>) -> Result<CommitStats> {
+        let schema = group[0].schema();
         let total_rows: usize = group.iter().map(|b| b.num_rows()).sum();
-        self.evolve(batch)?;
-        if let Some(stats) = self.append_if_all_new(group, total_rows)? {
+        self.evolve(&group[0])?;
+        if let Some(stats) = self.append_if_all_new(&mut group, total_rows)? {
             return Ok(stats);
         }
-        self.stage(group)?;
+        self.stage(&group.iter().collect::<Vec<_>>())?;
+        drop(group);
         let table = self.table();
         let pk_cols: Vec<String> = self.primary_key.iter().map(|k| ident(k)).collect();
-        let staged: Vec<String> = batch
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
+        let staged: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let missing_pk: Vec<&String> = self
             .primary_key
             .iter()
@@ -257,7 +262,7 @@ impl StreamLoader {
     /// caller merges.
     fn append_if_all_new(
         &self,
-        group: &[&RecordBatch],
+        group: &mut Vec<RecordBatch>,
         total_rows: usize,
     ) -> Result<Option<CommitStats>> {
         let Some(columns) = &self.columns else {
@@ -323,7 +328,8 @@ impl StreamLoader {
         let mut app = self
             .conn
             .appender_with_columns_to_db(&self.stream, &self.source, &names)?;
-        for batch in group {
+        // Each batch goes as soon as it is in DuckDB.
+        for batch in std::mem::take(group) {
             app.append_record_batch(null_columns_as_utf8(&batch.project(&index)?)?)
                 .context("bulk append into the table failed")?;
         }
@@ -523,7 +529,7 @@ mod tests {
         // No duplicates: the fast path.
         loader
             .commit(
-                &[batch(&[(1, "a"), (1, "b"), (2, "a")], &["x", "y", "z"])],
+                vec![batch(&[(1, "a"), (1, "b"), (2, "a")], &["x", "y", "z"])],
                 &state,
             )
             .unwrap();
@@ -531,7 +537,7 @@ mod tests {
         // (1, "b") also replaces the row stored before.
         let first = batch(&[(1, "b"), (3, "a")], &["old", "old"]);
         let second = batch(&[(3, "a"), (1, "b"), (3, "a")], &["mid", "new", "new"]);
-        let stats = loader.commit(&[first, second], &state).unwrap();
+        let stats = loader.commit(vec![first, second], &state).unwrap();
         assert_eq!(stats.rows, 5);
         // Two keys written: (1, "b") replaced, (3, "a") new.
         assert_eq!((stats.written, stats.updated), (2, 1));
@@ -607,7 +613,7 @@ mod append_tests {
             ("a", ids(&[10, 20])),
             ("b", Arc::new(StringArray::from(vec!["x", "y"]))),
         ]);
-        let stats = loader.commit(&[first], &state).unwrap();
+        let stats = loader.commit(vec![first], &state).unwrap();
         assert_eq!((stats.rows, stats.written, stats.updated), (2, 2, 0));
         // Other column order, `a` missing, `b` all null, a new column `c`.
         let second = batch(vec![
@@ -620,7 +626,7 @@ mod append_tests {
             ("id", ids(&[5])),
             ("a", Arc::new(Float64Array::from(vec![2.5]))),
         ]);
-        let stats = loader.commit(&[second, third], &state).unwrap();
+        let stats = loader.commit(vec![second, third], &state).unwrap();
         assert_eq!((stats.rows, stats.written, stats.updated), (3, 3, 0));
         assert_eq!(
             table(&wh),
@@ -678,8 +684,8 @@ mod append_tests {
             ),
             ("c", Arc::new(StringArray::from(vec![None::<&str>; 5]))),
         ]);
-        loader.commit(&[page.slice(0, 2)], &state).unwrap();
-        loader.commit(&[page.slice(2, 3)], &state).unwrap();
+        loader.commit(vec![page.slice(0, 2)], &state).unwrap();
+        loader.commit(vec![page.slice(2, 3)], &state).unwrap();
         assert_eq!(
             table(&wh),
             vec![
@@ -712,17 +718,17 @@ mod append_tests {
             ])
         };
         loader
-            .commit(&[row(&[1, 2], &["old", "old"])], &state)
+            .commit(vec![row(&[1, 2], &["old", "old"])], &state)
             .unwrap();
         // Key 2 is stored: the group merges (2 replaced, 3 new).
         let stats = loader
-            .commit(&[row(&[3, 2], &["new", "new"])], &state)
+            .commit(vec![row(&[3, 2], &["new", "new"])], &state)
             .unwrap();
         assert_eq!((stats.written, stats.updated), (2, 1));
         // Key 4 repeats within the group: the last one wins.
         let stats = loader
             .commit(
-                &[row(&[4], &["first"]), row(&[4, 5], &["last", "new"])],
+                vec![row(&[4], &["first"]), row(&[4, 5], &["last", "new"])],
                 &state,
             )
             .unwrap();
