@@ -568,8 +568,11 @@ mod append_tests {
     //! The append path (all keys new) against the merge it stands in for.
     use super::*;
     use arrow_array::{ArrayRef, Float64Array, Int64Array, NullArray, StringArray};
-    use arrow_schema::{DataType, Field, Schema};
+    use arrow_schema::{Field, Schema};
     use std::sync::Arc;
+
+    /// `id`, `a`, `b`, `c` of one stored row.
+    type Row = (i64, Option<f64>, Option<String>, Option<String>);
 
     fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
         let fields: Vec<Field> = columns
@@ -587,9 +590,7 @@ mod append_tests {
         Arc::new(Int64Array::from(v.to_vec()))
     }
 
-    fn table(
-        wh: &crate::warehouse::Warehouse,
-    ) -> Vec<(i64, Option<f64>, Option<String>, Option<String>)> {
+    fn table(wh: &crate::warehouse::Warehouse) -> Vec<Row> {
         let conn = wh.connection().unwrap();
         let mut st = conn
             .prepare("SELECT id, a, b, c FROM s.t ORDER BY id")
