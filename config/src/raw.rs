@@ -16,6 +16,7 @@ pub type S<T> = Spanned<T>;
 pub struct RawWarehouse {
     pub path: Option<S<String>>,
     pub memory_limit: Option<S<String>>,
+    pub threads: Option<S<u64>>,
 }
 
 /// `[plugins]`: where connector plugins are found, and their pinned checksums.

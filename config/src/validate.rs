@@ -14,6 +14,9 @@ use crate::raw::*;
 use crate::rest::raw::RawSource;
 use crate::secret::SecretRef;
 
+/// The most DuckDB worker threads `warehouse.threads` may ask for.
+const MAX_THREADS: u64 = 256;
+
 const TOP_LEVEL_KEYS: &str =
     "warehouse, server, plugins, sources, model, reconcile, rules, reports, smtp, health";
 
@@ -320,6 +323,19 @@ impl<'a> Checker<'a> {
                 return None;
             }
         };
+        let threads = match raw.threads {
+            None => None,
+            Some(t) if (1..=MAX_THREADS).contains(t.get_ref()) => Some(*t.get_ref()),
+            Some(t) => {
+                self.error(
+                    t.span(),
+                    "warehouse.threads",
+                    format!("{} is not between 1 and {MAX_THREADS}", t.get_ref()),
+                )
+                .hint("leave it out for one thread per core");
+                return None;
+            }
+        };
         let resolved = crate::resolve_relative(self.file, path.get_ref());
         if self.probe_warehouse {
             if let Some((message, hint)) = crate::writable::warehouse_location_problem(&resolved) {
@@ -331,6 +347,7 @@ impl<'a> Checker<'a> {
         Some(WarehouseConfig {
             path: resolved,
             memory_limit,
+            threads,
         })
     }
 
@@ -809,6 +826,23 @@ incremental = { cursor_field = "updated_at", param = "updated_since", lookback_s
         assert_eq!(
             inc.location,
             Some(KeyLocation::Query("updated_since".into()))
+        );
+    }
+
+    #[test]
+    fn threads_are_a_small_positive_number_or_duckdbs_default() {
+        let with = |t: &str| {
+            GOOD.replace(
+                "path = \"wh.duckdb\"",
+                &format!("path = \"wh.duckdb\"\nthreads = {t}"),
+            )
+        };
+        assert_eq!(check(&with("1")).unwrap().warehouse.threads, Some(1));
+        assert_eq!(check(GOOD).unwrap().warehouse.threads, None);
+        let errs = check(&with("0")).unwrap_err().to_string();
+        assert!(
+            errs.contains("conveyor.toml:4:11: warehouse.threads: 0 is not between 1 and 256"),
+            "{errs}"
         );
     }
 

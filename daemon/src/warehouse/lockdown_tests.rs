@@ -10,9 +10,21 @@ fn open() -> (tempfile::TempDir, Warehouse) {
     let cfg = conveyor_config::WarehouseConfig {
         path: dir.path().join("w.duckdb"),
         memory_limit: "64MB".into(),
+        threads: Some(1),
     };
     let wh = Warehouse::open_config(&cfg).unwrap();
     (dir, wh)
+}
+
+#[test]
+fn warehouse_threads_is_the_engines_thread_count() {
+    let (_dir, wh) = open();
+    let threads: i64 = wh
+        .connection()
+        .unwrap()
+        .query_row("SELECT current_setting('threads')", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(threads, 1);
 }
 
 #[test]

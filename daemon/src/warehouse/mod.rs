@@ -249,9 +249,12 @@ impl Warehouse {
     pub fn open_config(cfg: &conveyor_config::WarehouseConfig) -> Result<Self> {
         // Validated by the config as a number and a unit.
         let limit = &cfg.memory_limit;
-        let config = base_config()?
+        let mut config = base_config()?
             .max_memory(limit)
             .with_context(|| format!("cannot set warehouse.memory_limit = {limit:?}"))?;
+        if let Some(threads) = cfg.threads {
+            config = config.threads(threads as i64)?;
+        }
         Self::open_with(&cfg.path, locked(config)?)
     }
 
