@@ -526,7 +526,7 @@ mod tests {
         let key = vec!["id".to_string(), "region".to_string()];
         let mut loader = StreamLoader::new(wh.connection().unwrap(), "s", "t", key, run).unwrap();
         let state = serde_json::json!({});
-        // No duplicates: the fast path.
+        // All keys new: the append path.
         loader
             .commit(
                 vec![batch(&[(1, "a"), (1, "b"), (2, "a")], &["x", "y", "z"])],
@@ -590,6 +590,16 @@ mod append_tests {
         Arc::new(Int64Array::from(v.to_vec()))
     }
 
+    /// A fresh warehouse and a loader for `s.t` keyed by `id`.
+    fn open_loader() -> (tempfile::TempDir, crate::warehouse::Warehouse, StreamLoader) {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = crate::warehouse::Warehouse::open(&dir.path().join("w.duckdb")).unwrap();
+        let run = wh.begin_run("s", "t").unwrap();
+        let loader =
+            StreamLoader::new(wh.connection().unwrap(), "s", "t", vec!["id".into()], run).unwrap();
+        (dir, wh, loader)
+    }
+
     fn table(wh: &crate::warehouse::Warehouse) -> Vec<Row> {
         let conn = wh.connection().unwrap();
         let mut st = conn
@@ -603,11 +613,7 @@ mod append_tests {
 
     #[test]
     fn new_keys_land_by_name_with_missing_columns_null_and_widened_types_cast() {
-        let dir = tempfile::tempdir().unwrap();
-        let wh = crate::warehouse::Warehouse::open(&dir.path().join("w.duckdb")).unwrap();
-        let run = wh.begin_run("s", "t").unwrap();
-        let mut loader =
-            StreamLoader::new(wh.connection().unwrap(), "s", "t", vec!["id".into()], run).unwrap();
+        let (_dir, wh, mut loader) = open_loader();
         let state = serde_json::json!({});
         let first = batch(vec![
             ("id", ids(&[1, 2])),
@@ -655,11 +661,7 @@ mod append_tests {
     fn sliced_batches_append_their_own_rows() {
         // The sink cuts a page in two at a row-group line: each commit gets
         // a slice (an offset into shared buffers), nulls and strings included.
-        let dir = tempfile::tempdir().unwrap();
-        let wh = crate::warehouse::Warehouse::open(&dir.path().join("w.duckdb")).unwrap();
-        let run = wh.begin_run("s", "t").unwrap();
-        let mut loader =
-            StreamLoader::new(wh.connection().unwrap(), "s", "t", vec!["id".into()], run).unwrap();
+        let (_dir, wh, mut loader) = open_loader();
         let state = serde_json::json!({});
         let page = batch(vec![
             ("id", ids(&[1, 2, 3, 4, 5])),
@@ -701,11 +703,7 @@ mod append_tests {
 
     #[test]
     fn a_group_with_one_stored_or_repeated_key_is_merged_not_appended() {
-        let dir = tempfile::tempdir().unwrap();
-        let wh = crate::warehouse::Warehouse::open(&dir.path().join("w.duckdb")).unwrap();
-        let run = wh.begin_run("s", "t").unwrap();
-        let mut loader =
-            StreamLoader::new(wh.connection().unwrap(), "s", "t", vec!["id".into()], run).unwrap();
+        let (_dir, wh, mut loader) = open_loader();
         let state = serde_json::json!({});
         let row = |id: &[i64], b: &[&str]| {
             batch(vec![
