@@ -407,6 +407,34 @@ async fn malformed_json_fails_clearly_without_a_checkpoint() {
 }
 
 #[tokio::test]
+async fn a_record_that_is_not_an_object_fails_the_read_from_the_parse_without_a_checkpoint() {
+    // The page is scanned (envelope, count) and the next request may be on
+    // its way before the parse finds the bad record: the read must still
+    // fail with the parse's error and move no cursor.
+    let mut records = conveyor_mocks::rest::dataset(250);
+    records.push(serde_json::json!(5));
+    let s = start(RestMockConfig {
+        records,
+        ..RestMockConfig::default()
+    })
+    .await;
+    let src = s.source(
+        r#"pagination = { type = "next_url" }"#,
+        r#"records = "data""#,
+    );
+    let (r, sink) = read(&src, None).await;
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Data);
+    assert!(
+        e.message.contains("cannot read records")
+            && e.message.contains("to be an object")
+            && e.message.contains(&s.server.url("/items")),
+        "{e}"
+    );
+    assert!(sink.checkpoints.is_empty() && sink.batches.is_empty());
+}
+
+#[tokio::test]
 async fn client_errors_quote_status_and_body_but_never_the_key() {
     let s = start(RestMockConfig {
         auth: Auth::ApiKeyQuery {
