@@ -22,6 +22,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use serde_json::{Map, Value};
 
 use crate::json_arrow::{date_days, parse_timestamp, Kind, JSON_TYPE_KEY};
+use crate::json_text::JsonText;
 
 /// One parsed page: the envelope (the document with the records taken out,
 /// as `take` leaves it) and the records as a batch.
@@ -175,13 +176,20 @@ impl Column {
     }
 
     fn push_text(&mut self, row: usize, s: &str, kind: Kind) {
-        let start = self.text.len() as u32;
+        let start = self.text.len();
         self.text.push_str(s);
+        self.set_text(row, start, kind);
+    }
+
+    /// The cell at `row` is the text written from `start` to the end of the
+    /// column's buffer.
+    fn set_text(&mut self, row: usize, start: usize, kind: Kind) {
+        let len = self.text.len() - start;
         self.set(
             row,
             Cell::Text {
-                start,
-                len: s.len() as u32,
+                start: start as u32,
+                len: len as u32,
                 kind,
             },
         );
@@ -615,18 +623,24 @@ impl<'de> Visitor<'de> for CellSeed<'_> {
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        let v = Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-        self.column.push_text(self.row, &v.to_string(), Kind::Json);
+        let start = self.column.text.len();
+        JsonText {
+            out: &mut self.column.text,
+        }
+        .visit_map(map)?;
+        self.column.set_text(self.row, start, Kind::Json);
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
-        let v = Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
-        self.column.push_text(self.row, &v.to_string(), Kind::Json);
+        let start = self.column.text.len();
+        JsonText {
+            out: &mut self.column.text,
+        }
+        .visit_seq(seq)?;
+        self.column.set_text(self.row, start, Kind::Json);
         Ok(())
     }
 }
-
-use serde::Deserialize as _;
 
 #[cfg(test)]
 mod tests {
