@@ -67,14 +67,23 @@ fn read_page(
         count_only,
         ..Columns::default()
     };
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let envelope = match (DocSeed {
-        selector,
-        columns: &mut columns,
-    })
-    .deserialize(&mut de)
-    .and_then(|v| de.end().map(|_| v))
-    {
+    // The parse reads every string: checking the body's UTF-8 once is
+    // cheaper than serde_json checking each string as it borrows it. The
+    // scan skips record strings unchecked, so it reads the bytes as they are
+    // (and so does the parse of a body that is not UTF-8, for its error).
+    let read = match std::str::from_utf8(body) {
+        Ok(text) if !count_only => read_document(
+            serde_json::Deserializer::from_str(text),
+            selector,
+            &mut columns,
+        ),
+        _ => read_document(
+            serde_json::Deserializer::from_slice(body),
+            selector,
+            &mut columns,
+        ),
+    };
+    let envelope = match read {
         Ok(v) => v,
         Err(e) => return Some(Err(e)),
     };
@@ -88,6 +97,18 @@ fn read_page(
         records,
         batch,
     }))
+}
+
+/// The document read to its end by `de`: its envelope, the records going
+/// into `columns`.
+fn read_document<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    selector: &[String],
+    columns: &mut Columns,
+) -> Result<Value, serde_json::Error> {
+    let envelope = DocSeed { selector, columns }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(envelope)
 }
 
 /// Builds a batch from records already parsed as `Value`s (every one an
