@@ -11,6 +11,7 @@
 //! and a key repeated within one object keeping its first position and its
 //! last value (`preserve_order`'s `IndexMap::insert`).
 
+use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -84,6 +85,9 @@ impl<'de> Visitor<'de> for JsonText<'_> {
         // Where each member's key (escaped, with quotes) and value sit in
         // `out`, to find a repeated key and, if one came, to rewrite.
         let mut members: Vec<Member> = Vec::new();
+        // Past a few members, keys are found through an index (key → member),
+        // so an object with very many keys costs no more than `Value`'s map.
+        let mut index: Option<HashMap<String, usize>> = None;
         let mut repeated = false;
         loop {
             let comma = self.out.len();
@@ -100,13 +104,33 @@ impl<'de> Visitor<'de> for JsonText<'_> {
             let value_start = self.out.len();
             map.next_value_seed(JsonText { out: self.out })?;
             let value = value_start..self.out.len();
-            let earlier = members
-                .iter_mut()
-                .find(|m| !m.replaced_later && self.out[m.key.clone()] == self.out[key.clone()]);
+            if index.is_none() && members.len() >= INDEX_AFTER {
+                index = Some(
+                    members
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, m)| !m.replaced_later)
+                        .map(|(i, m)| (self.out[m.key.clone()].to_string(), i))
+                        .collect(),
+                );
+            }
+            let text = &self.out[key.clone()];
+            let earlier = match &mut index {
+                Some(index) => match index.get(text) {
+                    Some(&i) => Some(i),
+                    None => {
+                        index.insert(text.to_string(), members.len());
+                        None
+                    }
+                },
+                None => members
+                    .iter()
+                    .position(|m| !m.replaced_later && self.out[m.key.clone()] == *text),
+            };
             match earlier {
                 // The first position keeps the key, the last value wins.
-                Some(m) => {
-                    m.value = value;
+                Some(i) => {
+                    members[i].value = value;
                     repeated = true;
                     members.push(Member {
                         key,
@@ -140,6 +164,9 @@ impl<'de> Visitor<'de> for JsonText<'_> {
         Ok(())
     }
 }
+
+/// How many members an object may have before its keys are indexed.
+const INDEX_AFTER: usize = 16;
 
 /// One object member as written: byte ranges of its key and value in `out`.
 /// A repeat of an earlier key is kept (`replaced_later`) only so that its
@@ -242,6 +269,21 @@ mod tests {
             let (ours, value) = both(doc);
             assert_eq!(ours, value, "for {doc}");
         }
+    }
+
+    #[test]
+    fn an_object_with_many_keys_and_repeats_prints_as_value_prints_it() {
+        // Past INDEX_AFTER members the repeats are found through the index.
+        let mut members: Vec<String> = (0..5_000).map(|i| format!(r#""k{i}": {i}"#)).collect();
+        members.extend(
+            (0..5_000)
+                .step_by(7)
+                .map(|i| format!(r#""k{i}": "again {i}""#)),
+        );
+        members.push(r#""k3": [1]"#.to_string());
+        let doc = format!("{{{}}}", members.join(", "));
+        let (ours, value) = both(&doc);
+        assert_eq!(ours, value);
     }
 
     #[test]
