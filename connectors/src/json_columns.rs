@@ -47,10 +47,12 @@ pub fn parse_page(body: &[u8], selector: &[String]) -> Option<Result<Page, serde
 /// Reads `body` as [`parse_page`] does, but only counts the records at the
 /// selector, building no columns (`batch` is `None`): the envelope and the
 /// count are what the pager needs to ask for the next page, so that request
-/// can be on its way while this page's records are parsed. A problem with
-/// the document as a whole (broken JSON, a scalar at the selector) is the
-/// same error as [`parse_page`]'s; a record that is not an object is only
-/// found by the parse.
+/// can be on its way while this page's records are parsed. The records are
+/// usually only skimmed ([`json_skim`](crate::json_skim)): brackets and
+/// strings, not the tokens inside. A problem with the document as a whole
+/// (broken structure or envelope, a scalar at the selector) is the same
+/// error as [`parse_page`]'s; a broken token inside a record, or a record
+/// that is not an object, is only found by the parse.
 pub fn scan_page(body: &[u8], selector: &[String]) -> Option<Result<Page, serde_json::Error>> {
     read_page(body, selector, true)
 }
@@ -62,6 +64,11 @@ fn read_page(
 ) -> Option<Result<Page, serde_json::Error>> {
     if selector.iter().any(|s| s.parse::<usize>().is_ok()) {
         return None;
+    }
+    if count_only {
+        if let Some(page) = skim_page(body, selector) {
+            return Some(Ok(page));
+        }
     }
     let mut columns = Columns {
         count_only,
@@ -97,6 +104,29 @@ fn read_page(
         records,
         batch,
     }))
+}
+
+/// The scan's fast path: the records found and counted by
+/// [`skim`](crate::json_skim::skim), the envelope read with null in their
+/// place (which is what the exact reading leaves there). `None` when the
+/// skim is unsure or the envelope does not read: the exact reading then
+/// decides, and gives the error.
+fn skim_page(body: &[u8], selector: &[String]) -> Option<Page> {
+    let found = crate::json_skim::skim(body, selector)?;
+    let envelope = if selector.is_empty() {
+        Value::Null
+    } else {
+        let mut rest = Vec::with_capacity(body.len() - found.span.len() + 4);
+        rest.extend_from_slice(&body[..found.span.start]);
+        rest.extend_from_slice(b"null");
+        rest.extend_from_slice(&body[found.span.end..]);
+        serde_json::from_slice(&rest).ok()?
+    };
+    Some(Page {
+        envelope,
+        records: found.count,
+        batch: None,
+    })
 }
 
 /// The document read to its end by `de`: its envelope, the records going

@@ -9,6 +9,7 @@ pub mod database;
 pub mod http;
 pub mod json_arrow;
 pub mod json_columns;
+mod json_skim;
 mod json_text;
 pub mod rest;
 pub mod vendors;

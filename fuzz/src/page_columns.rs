@@ -9,11 +9,14 @@
 //! bytes → columns hot path (`parse_page`) gives the same batch, record count
 //! and envelope as the `Value` path (`serde_json` tree, records taken at the
 //! selector, `records_to_batch`), and each fails where the other fails.
+//! And the scan the pager reads first (`scan_page`, which only skims the
+//! records) counts what the parse reads, keeps the same envelope, and fails
+//! only where the parse fails too.
 
 use arrow_array::RecordBatch;
 use conveyor_config::JsonPath;
 use conveyor_connectors::json_arrow::records_to_batch;
-use conveyor_connectors::json_columns::parse_page;
+use conveyor_connectors::json_columns::{parse_page, scan_page};
 use serde_json::Value;
 
 /// What one page became: the envelope, how many records, and the batch.
@@ -76,6 +79,15 @@ pub fn fuzz_one(data: &[u8]) -> Result<Parsed, String> {
         );
         return slow;
     };
+    let scan = scan_page(body, &selector.0).expect("the parse took this selector");
+    match (&scan, &fast) {
+        (Ok(scanned), Ok(parsed)) => {
+            assert_eq!(scanned.records, parsed.records, "the scan counted differently");
+            assert_eq!(scanned.envelope, parsed.envelope, "the scan's envelope differs");
+        }
+        (Err(e), Ok(_)) => panic!("the scan failed where the parse did not: {e}"),
+        (_, Err(_)) => {}
+    }
     match (fast, &slow) {
         (Ok(page), Ok((envelope, records, batch))) => {
             assert_eq!(page.records, *records, "record counts differ");
