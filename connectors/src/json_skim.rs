@@ -222,7 +222,10 @@ mod tests {
         assert_eq!(count(r#"{"calls": [7]}"#, "calls"), Some(1));
         assert_eq!(count(r#"[{"a": 1}, {"a": 2}]"#, ""), Some(2));
         assert_eq!(
-            count(r#"{"x": [], "data": {"items": [{}, {}], "n": 2}}"#, "data.items"),
+            count(
+                r#"{"x": [], "data": {"items": [{}, {}], "n": 2}}"#,
+                "data.items"
+            ),
             Some(2)
         );
     }

@@ -82,8 +82,14 @@ pub fn fuzz_one(data: &[u8]) -> Result<Parsed, String> {
     let scan = scan_page(body, &selector.0).expect("the parse took this selector");
     match (&scan, &fast) {
         (Ok(scanned), Ok(parsed)) => {
-            assert_eq!(scanned.records, parsed.records, "the scan counted differently");
-            assert_eq!(scanned.envelope, parsed.envelope, "the scan's envelope differs");
+            assert_eq!(
+                scanned.records, parsed.records,
+                "the scan counted differently"
+            );
+            assert_eq!(
+                scanned.envelope, parsed.envelope,
+                "the scan's envelope differs"
+            );
         }
         (Err(e), Ok(_)) => panic!("the scan failed where the parse did not: {e}"),
         (_, Err(_)) => {}
