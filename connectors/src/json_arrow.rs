@@ -28,16 +28,6 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    pub(crate) fn of_str(s: &str) -> Kind {
-        if parse_timestamp(s).is_some() {
-            Kind::Timestamp
-        } else if parse_date(s).is_some() {
-            Kind::Date
-        } else {
-            Kind::Str
-        }
-    }
-
     pub(crate) fn merge(self, other: Kind) -> Kind {
         use Kind::*;
         match (self, other) {
@@ -73,8 +63,7 @@ pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// The common shape `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|±HH:MM)`, read by hand:
-/// chrono's general parser took a tenth of a page's parse (every instant is
-/// read twice, to type its column and to fill it). Anything else — a leap
+/// chrono's general parser took a tenth of a page's parse. Anything else — a leap
 /// second, a `+0000` offset, a field out of range — is `None` and left to
 /// chrono, which decides; what this accepts, chrono reads the same (tested).
 fn parse_rfc3339_fast(b: &[u8]) -> Option<DateTime<Utc>> {

@@ -168,6 +168,14 @@ enum Cell {
         len: u32,
         kind: Kind,
     },
+    /// A string that reads as an instant: its time, read once here (the
+    /// column's type is known only at the end), and its text in the
+    /// column's buffer should the column turn out to be text.
+    Instant {
+        micros: i64,
+        start: u32,
+        len: u32,
+    },
 }
 
 impl Cell {
@@ -178,6 +186,7 @@ impl Cell {
             Cell::Int(_) => Kind::Int,
             Cell::Float(_) => Kind::Float,
             Cell::Text { kind, .. } => *kind,
+            Cell::Instant { .. } => Kind::Timestamp,
         }
     }
 }
@@ -226,10 +235,28 @@ impl Column {
             .fold(Kind::Null, |acc, k| acc.merge(*k))
     }
 
-    fn push_text(&mut self, row: usize, s: &str, kind: Kind) {
-        let start = self.text.len();
+    /// A string value, typed by what it reads as.
+    fn push_str(&mut self, row: usize, s: &str) {
+        let start = self.text.len() as u32;
         self.text.push_str(s);
-        self.set_text(row, start, kind);
+        let len = s.len() as u32;
+        let cell = match parse_timestamp(s) {
+            Some(t) => Cell::Instant {
+                micros: t.timestamp_micros(),
+                start,
+                len,
+            },
+            None => Cell::Text {
+                start,
+                len,
+                kind: if date_days(s).is_some() {
+                    Kind::Date
+                } else {
+                    Kind::Str
+                },
+            },
+        };
+        self.set(row, cell);
     }
 
     /// The cell at `row` is the text written from `start` to the end of the
@@ -354,6 +381,9 @@ fn build(col: &Column, len: usize) -> (Field, ArrayRef) {
             let mut b = TimestampMicrosecondBuilder::with_capacity(len);
             cells.for_each(|c| {
                 b.append_option(match c {
+                    Cell::Instant { micros, .. } => Some(*micros),
+                    // A date in a column of instants: as `records_to_batch`
+                    // reads it.
                     Cell::Text { start, len, .. } => {
                         parse_timestamp(col.str_at(*start, *len)).map(|t| t.timestamp_micros())
                     }
@@ -384,7 +414,9 @@ fn build(col: &Column, len: usize) -> (Field, ArrayRef) {
             for c in cells {
                 match c {
                     Cell::Null => b.append_null(),
-                    Cell::Text { start, len, .. } => b.append_value(col.str_at(*start, *len)),
+                    Cell::Text { start, len, .. } | Cell::Instant { start, len, .. } => {
+                        b.append_value(col.str_at(*start, *len))
+                    }
                     // Numbers and booleans in a mixed column, written as
                     // `Value::to_string` writes them.
                     other => {
@@ -411,7 +443,7 @@ fn scalar_value(c: &Cell) -> Value {
         Cell::Bool(v) => Value::Bool(*v),
         Cell::Int(v) => Value::from(*v),
         Cell::Float(v) => serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number),
-        Cell::Null | Cell::Text { .. } => Value::Null,
+        Cell::Null | Cell::Text { .. } | Cell::Instant { .. } => Value::Null,
     }
 }
 
@@ -670,7 +702,7 @@ impl<'de> Visitor<'de> for CellSeed<'_> {
         Ok(())
     }
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        self.column.push_text(self.row, v, Kind::of_str(v));
+        self.column.push_str(self.row, v);
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
