@@ -382,8 +382,10 @@ fn build(col: &Column, len: usize) -> (Field, ArrayRef) {
             cells.for_each(|c| {
                 b.append_option(match c {
                     Cell::Instant { micros, .. } => Some(*micros),
-                    // A date in a column of instants: as `records_to_batch`
-                    // reads it.
+                    // A date in a column of instants (the kinds merge to
+                    // Timestamp): a bare date does not read as an instant,
+                    // so it is null here, as it was before instants were
+                    // kept in their cells.
                     Cell::Text { start, len, .. } => {
                         parse_timestamp(col.str_at(*start, *len)).map(|t| t.timestamp_micros())
                     }
