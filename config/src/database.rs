@@ -227,50 +227,8 @@ impl Checker<'_> {
             .password
             .as_ref()
             .and_then(|p| self.secret(p, &format!("{key}.password")));
-        let tls = match raw.tls.as_ref() {
-            None => DatabaseTlsMode::VerifyFull,
-            Some(t) => match t.get_ref().as_str() {
-                "disable" => DatabaseTlsMode::Disable,
-                "require" => DatabaseTlsMode::Require,
-                "verify-full" => DatabaseTlsMode::VerifyFull,
-                other => {
-                    self.error(
-                        t.span(),
-                        &format!("{key}.tls"),
-                        format!("unknown TLS mode `{other}`"),
-                    )
-                    .hint("one of \"verify-full\" (the default), \"require\", \"disable\" (loopback only)");
-                    DatabaseTlsMode::VerifyFull
-                }
-            },
-        };
-        if let (Some((host, ..)), DatabaseTlsMode::Disable, Some(t)) = (&address, tls, &raw.tls) {
-            if !is_loopback(host) {
-                self.error(
-                    t.span(),
-                    &format!("{key}.tls"),
-                    format!("tls = \"disable\" would send the password and the data to {host} in the clear"),
-                )
-                .hint("use \"verify-full\" (with ca_file for a private CA) or \"require\"; \"disable\" is for a database on this machine");
-            }
-        }
-        let ca_file = raw.ca_file.as_ref().map(|f| {
-            let path = crate::resolve_relative(self.file, f.get_ref());
-            if tls != DatabaseTlsMode::VerifyFull {
-                self.error(
-                    f.span(),
-                    &format!("{key}.ca_file"),
-                    "only used with tls = \"verify-full\"",
-                );
-            } else if self.resolve_secrets && !path.is_file() {
-                self.error(
-                    f.span(),
-                    &format!("{key}.ca_file"),
-                    format!("cannot read {}", path.display()),
-                );
-            }
-            path
-        });
+        let host = address.as_ref().map(|(h, ..)| h.as_str());
+        let (tls, ca_file) = self.database_tls(key, raw.tls.as_ref(), raw.ca_file.as_ref(), host);
         let chunk_rows = match &raw.chunk_rows {
             None => DEFAULT_CHUNK_ROWS,
             Some(n) if (100..=1_000_000).contains(n.get_ref()) => *n.get_ref(),
@@ -310,9 +268,65 @@ impl Checker<'_> {
         })
     }
 
+    /// `tls` and `ca_file` of a connection to a database at `host`:
+    /// verify-full by default, "disable" only to a loopback host.
+    pub(crate) fn database_tls(
+        &mut self,
+        key: &str,
+        tls: Option<&S<String>>,
+        ca_file: Option<&S<String>>,
+        host: Option<&str>,
+    ) -> (DatabaseTlsMode, Option<PathBuf>) {
+        let mode = match tls {
+            None => DatabaseTlsMode::VerifyFull,
+            Some(t) => match t.get_ref().as_str() {
+                "disable" => DatabaseTlsMode::Disable,
+                "require" => DatabaseTlsMode::Require,
+                "verify-full" => DatabaseTlsMode::VerifyFull,
+                other => {
+                    self.error(
+                        t.span(),
+                        &format!("{key}.tls"),
+                        format!("unknown TLS mode `{other}`"),
+                    )
+                    .hint("one of \"verify-full\" (the default), \"require\", \"disable\" (loopback only)");
+                    DatabaseTlsMode::VerifyFull
+                }
+            },
+        };
+        if let (Some(host), DatabaseTlsMode::Disable, Some(t)) = (host, mode, tls) {
+            if !is_loopback(host) {
+                self.error(
+                    t.span(),
+                    &format!("{key}.tls"),
+                    format!("tls = \"disable\" would send the password and the data to {host} in the clear"),
+                )
+                .hint("use \"verify-full\" (with ca_file for a private CA) or \"require\"; \"disable\" is for a database on this machine");
+            }
+        }
+        let ca_file = ca_file.map(|f| {
+            let path = crate::resolve_relative(self.file, f.get_ref());
+            if mode != DatabaseTlsMode::VerifyFull {
+                self.error(
+                    f.span(),
+                    &format!("{key}.ca_file"),
+                    "only used with tls = \"verify-full\"",
+                );
+            } else if self.resolve_secrets && !path.is_file() {
+                self.error(
+                    f.span(),
+                    &format!("{key}.ca_file"),
+                    format!("cannot read {}", path.display()),
+                );
+            }
+            path
+        });
+        (mode, ca_file)
+    }
+
     /// Host, port, database and user from the URL. A password written in it
     /// is refused without repeating the URL: it would sit in the config file.
-    fn database_url(
+    pub(crate) fn database_url(
         &mut self,
         u: &S<String>,
         key: &str,

@@ -8,6 +8,7 @@
 
 pub mod actions;
 pub mod client_tls;
+pub mod cluster;
 mod database;
 pub mod diagnostics;
 pub mod health;
@@ -33,6 +34,7 @@ pub use actions::{
     DEFAULT_MAX_ATTEMPTS,
 };
 pub use client_tls::{ClientIdentity, ClientTlsConfig};
+pub use cluster::{ClusterConfig, DEFAULT_LEASE};
 pub use database::{
     DatabaseEngine, DatabaseRelation, DatabaseSourceConfig, DatabaseStream, DatabaseTlsMode,
     DEFAULT_CHUNK_ROWS,

@@ -27,6 +27,9 @@ pub struct Config {
     pub smtp: Option<crate::actions::SmtpConfig>,
     /// `[health]`: the built-in pipeline-health alerts (defaults if absent).
     pub health: crate::health::HealthConfig,
+    /// `[cluster]`: leases shared with other daemons (none: this daemon
+    /// works alone).
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     /// Non-fatal remarks (e.g. an inline secret) for `conveyor check`.
     pub warnings: Vec<String>,
 }

@@ -18,7 +18,7 @@ use crate::secret::SecretRef;
 const MAX_THREADS: u64 = 256;
 
 const TOP_LEVEL_KEYS: &str =
-    "warehouse, server, plugins, sources, model, reconcile, rules, reports, smtp, health";
+    "warehouse, server, plugins, sources, model, reconcile, rules, reports, smtp, health, cluster";
 
 /// Collects diagnostics while walking the raw config.
 pub(crate) struct Checker<'a> {
@@ -75,6 +75,7 @@ pub(crate) fn validate(text: &str, file: &Path, reach: Reach) -> Result<Config, 
     let mut reports_raw = Vec::new();
     let mut smtp_raw = None;
     let mut health_raw = None;
+    let mut cluster_raw = None;
     for (key, value) in doc.get_ref().iter() {
         match &**key.get_ref() {
             "warehouse" => {
@@ -126,6 +127,11 @@ pub(crate) fn validate(text: &str, file: &Path, reach: Reach) -> Result<Config, 
             "health" => {
                 health_raw = c
                     .section::<crate::health::RawHealth>("health", value)
+                    .map(|r| Spanned::new(value.span(), r))
+            }
+            "cluster" => {
+                cluster_raw = c
+                    .section::<crate::cluster::RawCluster>("cluster", value)
                     .map(|r| Spanned::new(value.span(), r))
             }
             "reports" => {
@@ -185,6 +191,7 @@ pub(crate) fn validate(text: &str, file: &Path, reach: Reach) -> Result<Config, 
     let operator = smtp.as_ref().and_then(|s| s.operator.as_deref());
     let (health, health_warning) = c.health(health_raw, operator);
     c.warnings.extend(health_warning);
+    let cluster = c.cluster(cluster_raw);
     if !smtp_given {
         let action = rules
             .iter()
@@ -218,6 +225,7 @@ pub(crate) fn validate(text: &str, file: &Path, reach: Reach) -> Result<Config, 
         reports,
         smtp,
         health,
+        cluster,
         warnings: c.warnings,
     })
 }

@@ -3,6 +3,7 @@
 
 pub(crate) mod checks;
 pub mod cli;
+pub(crate) mod cluster;
 pub(crate) mod cmd;
 pub(crate) mod logging;
 pub(crate) mod metrics;

@@ -77,11 +77,12 @@ pub async fn run_on_schedule<F, Fut>(
     F: FnMut() -> Fut,
     Fut: Future<Output = ()>,
 {
-    run_on_schedule_with(name, schedule, clock, cancel, |_| {}, job).await
+    let mut job = job;
+    run_on_schedule_with(name, schedule, clock, cancel, |_| {}, |_| job()).await
 }
 
 /// [`run_on_schedule`], telling `on_next` each firing it waits for (the
-/// daemon publishes it as a metric).
+/// daemon publishes it as a metric) and `job` the firing it runs for.
 pub async fn run_on_schedule_with<F, Fut>(
     name: &str,
     schedule: &Schedule,
@@ -90,7 +91,7 @@ pub async fn run_on_schedule_with<F, Fut>(
     on_next: impl Fn(DateTime<Utc>),
     mut job: F,
 ) where
-    F: FnMut() -> Fut,
+    F: FnMut(DateTime<Utc>) -> Fut,
     Fut: Future<Output = ()>,
 {
     loop {
@@ -116,7 +117,7 @@ pub async fn run_on_schedule_with<F, Fut>(
         if cancel.is_cancelled() {
             return;
         }
-        job().await;
+        job(next).await;
     }
 }
 

@@ -5,6 +5,7 @@ mod support;
 
 mod act_now;
 mod cli;
+mod cluster;
 #[cfg(feature = "demo")]
 mod console;
 mod crash;

@@ -167,6 +167,7 @@ fn tidy_the_mocks_stay_out_of_the_product() {
         "daemon/src/cmd/demo.rs",
         "daemon/src/cmd/demo_alerts.rs",
         "daemon/src/outbox/tests.rs",
+        "daemon/src/cluster/tests.rs",
         "tests/",
         "connectors/tests/",
         // Examples are built for benchmarks from dev-dependencies, never

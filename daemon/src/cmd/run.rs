@@ -12,10 +12,15 @@
 //! flight finishes normally — and a changed or new one is spawned. One lock
 //! per source keeps two runs of a source (old and new job, the schedule
 //! and a `conveyor sync` sent to the daemon) from ever overlapping.
+//!
+//! With `[cluster]`, each run of a source also takes the source's lease in
+//! the shared catalog (`crate::cluster`), and only the daemon holding the
+//! evaluator lease runs reconciliations, rules and reports.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +30,7 @@ use conveyor_plugin_api::CancelFlag;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::cluster::{source_lease, Cluster};
 use crate::progress::Progress;
 use crate::scheduler::{run_on_schedule, run_on_schedule_with, Clock};
 use crate::server::{Live, SyncResponse};
@@ -170,13 +176,25 @@ pub async fn run_daemon_with(
         None => None,
     };
 
+    let cluster = match &config.cluster {
+        Some(c) => {
+            let cluster = Arc::new(Cluster::connect(c).await?);
+            tracing::info!(catalog = %c.describe(), owner = %cluster.owner(), lease_secs = c.lease.as_secs(), "joined the cluster");
+            Some(cluster)
+        }
+        None => None,
+    };
     let daemon = Arc::new(Daemon {
         wh: wh.clone(),
         live: live.clone(),
         cancel: CancelFlag::default(),
         clock: Clock::new(),
         locks: Mutex::new(HashMap::new()),
+        evaluator: Arc::new(AtomicBool::new(cluster.is_none())),
+        cluster: cluster.clone(),
     });
+    let evaluator_lease = cluster
+        .map(|c| tokio::spawn(c.hold_evaluator(daemon.evaluator.clone(), daemon.cancel.clone())));
     {
         // Weak: `Live` outlives the daemon in the endpoint's state, and a
         // strong reference here would keep the daemon — and its warehouse,
@@ -237,6 +255,9 @@ pub async fn run_daemon_with(
         job.retire.cancel();
     }
     while tasks.join_next().await.is_some() {}
+    if let Some(lease) = evaluator_lease {
+        let _ = lease.await;
+    }
     if let Some(w) = watchdog {
         w.abort();
     }
@@ -274,6 +295,11 @@ struct Daemon {
     clock: Clock,
     /// One per source, held for the length of a run.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// `[cluster]`: the shared lease catalog.
+    cluster: Option<Arc<Cluster>>,
+    /// Whether this daemon evaluates: always alone, while it holds the
+    /// evaluator lease in a cluster.
+    evaluator: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -411,10 +437,10 @@ impl Daemon {
                     tracing::info!(source = %source.name, schedule = %schedule.expr, timezone = %schedule.timezone, "scheduled");
                     let name = source.name.clone();
                     let on_next = |at| crate::metrics::global().next_run(&name, Some(at));
-                    run_on_schedule_with(&source.name, &schedule, clock, retire, on_next, || {
+                    run_on_schedule_with(&source.name, &schedule, clock, retire, on_next, |firing| {
                         let (d, source) = (d.clone(), source.clone());
                         async move {
-                            d.scheduled_run(&source).await;
+                            d.scheduled_run(&source, firing).await;
                         }
                     })
                     .await;
@@ -426,7 +452,11 @@ impl Daemon {
                     tracing::info!(reconciliation = %recon.name, schedule = %schedule.expr, "scheduled");
                     run_on_schedule(&recon.name, &schedule, clock, retire, || {
                         let (wh, config, recon) = (d.wh.clone(), d.live.config(), recon.clone());
+                        let evaluates = d.evaluates(&recon.name);
                         async move {
+                            if !evaluates {
+                                return;
+                            }
                             let job = tokio::task::spawn_blocking(move || {
                                 crate::pipeline::refresh_and_run(&wh, &config, &[&recon], "schedule")
                             });
@@ -444,7 +474,11 @@ impl Daemon {
                     tracing::info!(rule = %rule.name, schedule = %schedule.expr, "scheduled");
                     run_on_schedule(&rule.name, &schedule, clock, retire, || {
                         let (wh, config, rule) = (d.wh.clone(), d.live.config(), rule.clone());
+                        let evaluates = d.evaluates(&rule.name);
                         async move {
+                            if !evaluates {
+                                return;
+                            }
                             let job = tokio::task::spawn_blocking(move || {
                                 crate::pipeline::evaluate_scheduled_rule(&wh, &config, &rule)
                             });
@@ -462,7 +496,11 @@ impl Daemon {
                     tracing::info!(report = %report.name, schedule = %schedule.expr, "scheduled");
                     run_on_schedule(&report.name, &schedule, clock, retire, || {
                         let (wh, config, report) = (d.wh.clone(), d.live.config(), report.clone());
+                        let evaluates = d.evaluates(&report.name);
                         async move {
+                            if !evaluates {
+                                return;
+                            }
                             let job = tokio::task::spawn_blocking(move || {
                                 crate::pipeline::send_report(&wh, &config, &report, chrono::Utc::now().naive_utc())
                             });
@@ -499,7 +537,9 @@ impl Daemon {
                 })
                 .await;
             }
-            if last_stale.is_none_or(|l| l.elapsed() >= STALE_EVERY) {
+            // A warehouse in a cluster holds only the runs of its own
+            // daemon, so its view of staleness would be wrong.
+            if self.cluster.is_none() && last_stale.is_none_or(|l| l.elapsed() >= STALE_EVERY) {
                 last_stale = Some(tokio::time::Instant::now());
                 let wh = self.wh.clone();
                 let _ = tokio::task::spawn_blocking(move || {
@@ -523,17 +563,51 @@ impl Daemon {
         }
     }
 
+    /// Whether this daemon runs the reconciliation, rule or report `name`
+    /// now (in a cluster: only while it holds the evaluator lease).
+    fn evaluates(&self, name: &str) -> bool {
+        let yes = self.evaluator.load(Ordering::SeqCst);
+        if !yes {
+            tracing::debug!(
+                name,
+                "firing skipped: another daemon of the cluster evaluates"
+            );
+        }
+        yes
+    }
+
     /// A run at a firing of the source's schedule. Skipped (not queued)
     /// when a run of the source is still going — one started by hand, or by
-    /// the job a reload replaced.
-    async fn scheduled_run(self: &Arc<Self>, source: &SourceConfig) {
+    /// the job a reload replaced — and, in a cluster, when another daemon
+    /// ran this firing.
+    async fn scheduled_run(
+        self: &Arc<Self>,
+        source: &SourceConfig,
+        firing: chrono::DateTime<chrono::Utc>,
+    ) {
         let lock = self.lock_for(&source.name);
         let Ok(_running) = lock.try_lock() else {
             tracing::info!(source = %source.name, "firing skipped: a run of this source is still going");
             return;
         };
-        let report = self.run_locked(source, "schedule").await;
-        if !report.failed() && !self.cancel.is_cancelled() {
+        let report = match &self.cluster {
+            None => self.run_locked(source, "schedule", &self.cancel).await,
+            Some(cluster) => {
+                let Some(lease) = cluster
+                    .take(&source_lease(&source.name), Some(firing), &self.cancel)
+                    .await
+                else {
+                    return;
+                };
+                let report = self.run_locked(source, "schedule", lease.stop()).await;
+                // Stopped by a shutdown or a lost lease, the firing is not
+                // done: another daemon takes it over.
+                let finished = !lease.stop().is_cancelled();
+                lease.release(finished).await;
+                report
+            }
+        };
+        if !report.failed() && !self.cancel.is_cancelled() && self.evaluates("after sync") {
             crate::pipeline::after_sync(
                 self.wh.clone(),
                 self.live.config(),
@@ -545,11 +619,16 @@ impl Daemon {
 
     /// Syncs `source` (its lock held by the caller), then records the
     /// outcome for pipeline health (which may queue an operator e-mail).
-    async fn run_locked(&self, source: &SourceConfig, trigger: &str) -> SourceReport {
+    async fn run_locked(
+        &self,
+        source: &SourceConfig,
+        trigger: &str,
+        cancel: &CancelFlag,
+    ) -> SourceReport {
         let report = sync_source_for(
             self.wh.clone(),
             source,
-            &self.cancel,
+            cancel,
             &Progress::hidden(),
             trigger,
         )
@@ -604,16 +683,31 @@ impl Daemon {
             async move {
                 let lock = d.lock_for(&s.name);
                 let _running = lock.lock().await;
-                d.run_locked(s, "daemon").await
+                match &d.cluster {
+                    None => Some(d.run_locked(s, "daemon", &d.cancel).await),
+                    Some(cluster) => {
+                        let lease = cluster
+                            .take(&source_lease(&s.name), None, &d.cancel)
+                            .await?;
+                        let report = d.run_locked(s, "daemon", lease.stop()).await;
+                        lease.release(true).await;
+                        Some(report)
+                    }
+                }
             }
         });
-        let reports = futures::future::join_all(runs).await;
+        // None: the daemon stopped while waiting for another's lease.
+        let reports: Vec<SourceReport> = futures::future::join_all(runs)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         let synced: Vec<String> = reports
             .iter()
             .filter(|r| !r.failed())
             .map(|r| r.source.clone())
             .collect();
-        let reconciled = if self.cancel.is_cancelled() {
+        let reconciled = if self.cancel.is_cancelled() || !self.evaluates("after sync") {
             Vec::new()
         } else {
             crate::pipeline::after_sync(self.wh.clone(), config, synced).await
