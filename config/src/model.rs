@@ -52,7 +52,7 @@ pub struct Located {
 }
 
 /// `warehouse.memory_limit` when the config does not set it.
-pub const DEFAULT_MEMORY_LIMIT: &str = "64MB";
+pub const DEFAULT_MEMORY_LIMIT: &str = "160MB";
 
 #[derive(Debug, Clone)]
 pub struct WarehouseConfig {
