@@ -24,6 +24,8 @@ use serde_json::{Map, Value};
 use crate::json_arrow::{date_days, parse_timestamp, Kind, JSON_TYPE_KEY};
 use crate::json_text::JsonText;
 
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
 /// One parsed page: the envelope (the document with the records taken out,
 /// as `take` leaves it) and the records as a batch.
 #[derive(Debug)]
@@ -383,11 +385,14 @@ fn build(col: &Column, len: usize) -> (Field, ArrayRef) {
                 b.append_option(match c {
                     Cell::Instant { micros, .. } => Some(*micros),
                     // A date in a column of instants (the kinds merge to
-                    // Timestamp): a bare date does not read as an instant,
-                    // so it is null here, as it was before instants were
-                    // kept in their cells.
+                    // Timestamp) is its midnight UTC — what DuckDB makes of
+                    // a date stored into a TIMESTAMP column, as happens when
+                    // a later batch holds only dates — not a null.
                     Cell::Text { start, len, .. } => {
-                        parse_timestamp(col.str_at(*start, *len)).map(|t| t.timestamp_micros())
+                        let text = col.str_at(*start, *len);
+                        parse_timestamp(text)
+                            .map(|t| t.timestamp_micros())
+                            .or_else(|| date_days(text).map(|d| i64::from(d) * MICROS_PER_DAY))
                     }
                     _ => None,
                 })
@@ -782,6 +787,32 @@ mod tests {
         assert_eq!(batch.schema().field(0).data_type(), &DataType::Int64);
         assert_eq!(batch.schema().field(1).data_type(), &DataType::Date32);
         assert_eq!(batch, want);
+    }
+
+    #[test]
+    fn a_date_among_instants_is_its_midnight_not_a_null() {
+        let body = br#"[{"at": "2024-06-01T10:30:00Z"}, {"at": "2024-06-02"}, {"at": null}]"#;
+        let page = parse_page(body, &[]).unwrap().unwrap();
+        let batch = page.batch.unwrap();
+        assert_eq!(
+            batch.schema().field(0).data_type(),
+            &DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, None)
+        );
+        let at = arrow_array::cast::AsArray::as_primitive::<
+            arrow_array::types::TimestampMicrosecondType,
+        >(batch.column(0));
+        let midnight = chrono::NaiveDate::from_ymd_opt(2024, 6, 2)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_micros();
+        assert_eq!(at.value(1), midnight);
+        use arrow_array::Array;
+        assert!(at.is_valid(0) && at.is_valid(1) && at.is_null(2));
+        // The same through records already parsed.
+        let doc: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(records_to_batch(doc.as_array().unwrap()).unwrap(), batch);
     }
 
     #[test]
