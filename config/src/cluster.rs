@@ -3,14 +3,12 @@
 //! before it works on it, so a source is never synced by two daemons at
 //! once and a daemon that dies hands its work on when its leases expire.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned as S;
 
-use crate::database::{DatabaseEngine, DatabaseTlsMode};
-use crate::secret::SecretRef;
+use crate::catalog_db::{PostgresEndpoint, RawEndpoint};
 use crate::validate::Checker;
 
 /// How long a lease lasts unless renewed, when the config does not say. A
@@ -21,28 +19,11 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
     /// The Postgres database that holds the leases.
-    pub host: String,
-    pub port: u16,
-    pub database: String,
-    pub user: String,
-    pub password: Option<SecretRef>,
-    pub tls: DatabaseTlsMode,
-    pub ca_file: Option<PathBuf>,
-    pub connect_timeout: Duration,
+    pub db: PostgresEndpoint,
     /// How long a lease lasts without renewal (renewed every third of it).
     pub lease: Duration,
     /// This daemon's name in the lease table (default: the host name).
     pub name: String,
-}
-
-impl ClusterConfig {
-    /// Where the lease database is, for messages (never the password).
-    pub fn describe(&self) -> String {
-        format!(
-            "postgres at {}:{} (database {}, user {})",
-            self.host, self.port, self.database, self.user
-        )
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,31 +38,25 @@ pub(crate) struct RawCluster {
     name: Option<S<String>>,
 }
 
-const EXAMPLE: &str = "postgres://conveyor@catalog-db.internal:5432/conveyor";
-
 impl Checker<'_> {
     pub(crate) fn cluster(&mut self, raw: Option<S<RawCluster>>) -> Option<ClusterConfig> {
         let raw = raw?;
         let span = raw.span();
         let raw = raw.into_inner();
         let errors_before = self.error_count();
-        let address = match &raw.catalog {
-            None => {
-                self.error(span, "cluster.catalog", "missing key `catalog`")
-                    .hint(format!(
-                        "the Postgres database that holds the leases, e.g. catalog = \"{EXAMPLE}\""
-                    ));
-                None
-            }
-            Some(u) => self.database_url(u, "cluster.catalog", DatabaseEngine::Postgres, EXAMPLE),
-        };
-        let password = raw
-            .password
-            .as_ref()
-            .and_then(|p| self.secret(p, "cluster.password"));
-        let host = address.as_ref().map(|(h, ..)| h.as_str());
-        let (tls, ca_file) =
-            self.database_tls("cluster", raw.tls.as_ref(), raw.ca_file.as_ref(), host);
+        let db = self.postgres_endpoint(
+            "cluster",
+            span,
+            "catalog",
+            RawEndpoint {
+                url: raw.catalog.as_ref(),
+                password: raw.password.as_ref(),
+                tls: raw.tls.as_ref(),
+                ca_file: raw.ca_file.as_ref(),
+                connect_timeout_secs: raw.connect_timeout_secs.as_ref(),
+            },
+            "the Postgres database that holds the leases",
+        );
         let lease = match &raw.lease {
             None => DEFAULT_LEASE,
             Some(d) => match humantime::parse_duration(d.get_ref()) {
@@ -123,26 +98,11 @@ impl Checker<'_> {
             }
             None => default_name(),
         };
-        let connect_timeout = Duration::from_secs(
-            raw.connect_timeout_secs
-                .as_ref()
-                .map(|s| *s.get_ref())
-                .unwrap_or(10)
-                .max(1),
-        );
         if self.error_count() > errors_before {
             return None;
         }
-        let (host, port, database, user) = address?;
         Some(ClusterConfig {
-            host,
-            port,
-            database,
-            user,
-            password,
-            tls,
-            ca_file,
-            connect_timeout,
+            db: db?,
             lease,
             name,
         })
@@ -181,16 +141,16 @@ mod tests {
         let cl = c.cluster.unwrap();
         assert_eq!(
             (
-                cl.host.as_str(),
-                cl.port,
-                cl.database.as_str(),
-                cl.user.as_str()
+                cl.db.host.as_str(),
+                cl.db.port,
+                cl.db.database.as_str(),
+                cl.db.user.as_str()
             ),
             ("127.0.0.1", 6543, "leases", "conveyor")
         );
         assert_eq!(cl.lease.as_secs(), 12);
         assert_eq!(cl.name, "conveyor-a");
-        assert!(cl.password.is_some());
+        assert!(cl.db.password.is_some());
     }
 
     #[test]

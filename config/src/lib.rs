@@ -7,6 +7,7 @@
 //! found is reported at once as a [`Diagnostic`] with `FILE:LINE:COL`.
 
 pub mod actions;
+pub mod catalog_db;
 pub mod client_tls;
 pub mod cluster;
 mod database;
@@ -33,6 +34,7 @@ pub use actions::{
     EmailAction, SmtpConfig, SmtpTls, Template, WebhookAction, BUILTIN_VARIABLES,
     DEFAULT_MAX_ATTEMPTS,
 };
+pub use catalog_db::PostgresEndpoint;
 pub use client_tls::{ClientIdentity, ClientTlsConfig};
 pub use cluster::{ClusterConfig, DEFAULT_LEASE};
 pub use database::{

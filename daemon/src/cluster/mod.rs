@@ -25,9 +25,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use conveyor_config::{ClusterConfig, DatabaseTlsMode};
+use conveyor_config::ClusterConfig;
 use conveyor_plugin_api::CancelFlag;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
+use sqlx::postgres::PgPool;
 
 /// The lease of the daemon that evaluates (reconciliations, rules,
 /// reports, the outbox).
@@ -66,32 +66,9 @@ impl Cluster {
     /// Connects and creates the lease table if it is missing. An error
     /// names the database, never the password.
     pub async fn connect(cfg: &ClusterConfig) -> Result<Cluster> {
-        let mut options = PgConnectOptions::new()
-            .host(&cfg.host)
-            .port(cfg.port)
-            .database(&cfg.database)
-            .username(&cfg.user)
-            .application_name("conveyor-cluster")
-            .ssl_mode(match cfg.tls {
-                DatabaseTlsMode::Disable => PgSslMode::Disable,
-                DatabaseTlsMode::Require => PgSslMode::Require,
-                DatabaseTlsMode::VerifyFull => PgSslMode::VerifyFull,
-            });
-        if let Some(p) = &cfg.password {
-            let secret = p
-                .resolve()
-                .map_err(|e| anyhow::anyhow!("cluster.password: {e}"))?;
-            options = options.password(secret.expose());
-        }
-        if let Some(ca) = &cfg.ca_file {
-            options = options.ssl_root_cert(ca);
-        }
-        let pool = PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(cfg.connect_timeout)
-            .connect_with(options)
+        let pool = crate::catalog_db::connect(&cfg.db, "conveyor-cluster")
             .await
-            .with_context(|| format!("cannot reach the cluster catalog, {}", cfg.describe()))?;
+            .context("cannot join the cluster")?;
         let mut tx = pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(SCHEMA_LOCK)
@@ -100,7 +77,7 @@ impl Cluster {
         sqlx::query(SCHEMA)
             .execute(&mut *tx)
             .await
-            .with_context(|| format!("cannot create conveyor_leases in {}", cfg.describe()))?;
+            .with_context(|| format!("cannot create conveyor_leases in {}", cfg.db.describe()))?;
         tx.commit().await?;
         let started = Utc::now().timestamp_micros();
         Ok(Cluster {

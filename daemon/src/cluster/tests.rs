@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use conveyor_config::{ClusterConfig, DatabaseTlsMode, SecretRef};
+use conveyor_config::{ClusterConfig, DatabaseTlsMode, PostgresEndpoint, SecretRef};
 use conveyor_mocks::databases::{TestDatabase, TestServers};
 use conveyor_plugin_api::CancelFlag;
 
@@ -18,14 +18,16 @@ async fn member(db: &TestDatabase, dir: &std::path::Path, name: &str) -> Arc<Clu
     let password = dir.join("pw");
     std::fs::write(&password, &db.password).unwrap();
     let cfg = ClusterConfig {
-        host: db.host.clone(),
-        port: db.port,
-        database: db.name.clone(),
-        user: db.user.clone(),
-        password: Some(SecretRef::File(password)),
-        tls: DatabaseTlsMode::Disable,
-        ca_file: None,
-        connect_timeout: Duration::from_secs(10),
+        db: PostgresEndpoint {
+            host: db.host.clone(),
+            port: db.port,
+            database: db.name.clone(),
+            user: db.user.clone(),
+            password: Some(SecretRef::File(password)),
+            tls: DatabaseTlsMode::Disable,
+            ca_file: None,
+            connect_timeout: Duration::from_secs(10),
+        },
         lease: LEASE,
         name: name.into(),
     };

@@ -179,7 +179,7 @@ pub async fn run_daemon_with(
     let cluster = match &config.cluster {
         Some(c) => {
             let cluster = Arc::new(Cluster::connect(c).await?);
-            tracing::info!(catalog = %c.describe(), owner = %cluster.owner(), lease_secs = c.lease.as_secs(), "joined the cluster");
+            tracing::info!(catalog = %c.db.describe(), owner = %cluster.owner(), lease_secs = c.lease.as_secs(), "joined the cluster");
             Some(cluster)
         }
         None => None,
