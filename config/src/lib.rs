@@ -17,6 +17,7 @@ mod http;
 pub mod mapping;
 mod measure;
 pub mod model;
+pub mod publish;
 mod raw;
 pub mod reconcile;
 pub mod reports;
@@ -47,6 +48,7 @@ pub use mapping::{
     ModelConfig, PresetUse, ViewMapping, MAPPED_VIEWS, MODEL_PRESETS, PRESET_OPTIONS,
 };
 pub use model::*;
+pub use publish::{PublishConfig, DEFAULT_CATALOG_NAME};
 pub use reconcile::{
     Cardinality, ComparePair, KeyPair, Normalize, Pairing, ReconcileConfig, Relation, Tolerance,
 };

@@ -30,6 +30,8 @@ pub struct Config {
     /// `[cluster]`: leases shared with other daemons (none: this daemon
     /// works alone).
     pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// `[publish]`: tables published as Apache Iceberg after each sync.
+    pub publish: Option<crate::publish::PublishConfig>,
     /// Non-fatal remarks (e.g. an inline secret) for `conveyor check`.
     pub warnings: Vec<String>,
 }

@@ -18,7 +18,7 @@ use crate::secret::SecretRef;
 const MAX_THREADS: u64 = 256;
 
 const TOP_LEVEL_KEYS: &str =
-    "warehouse, server, plugins, sources, model, reconcile, rules, reports, smtp, health, cluster";
+    "warehouse, server, plugins, sources, model, reconcile, rules, reports, smtp, health, cluster, publish";
 
 /// Collects diagnostics while walking the raw config.
 pub(crate) struct Checker<'a> {
@@ -76,6 +76,7 @@ pub(crate) fn validate(text: &str, file: &Path, reach: Reach) -> Result<Config, 
     let mut smtp_raw = None;
     let mut health_raw = None;
     let mut cluster_raw = None;
+    let mut publish_raw = None;
     for (key, value) in doc.get_ref().iter() {
         match &**key.get_ref() {
             "warehouse" => {
@@ -127,6 +128,11 @@ pub(crate) fn validate(text: &str, file: &Path, reach: Reach) -> Result<Config, 
             "health" => {
                 health_raw = c
                     .section::<crate::health::RawHealth>("health", value)
+                    .map(|r| Spanned::new(value.span(), r))
+            }
+            "publish" => {
+                publish_raw = c
+                    .section::<crate::publish::RawPublish>("publish", value)
                     .map(|r| Spanned::new(value.span(), r))
             }
             "cluster" => {
@@ -192,6 +198,7 @@ pub(crate) fn validate(text: &str, file: &Path, reach: Reach) -> Result<Config, 
     let (health, health_warning) = c.health(health_raw, operator);
     c.warnings.extend(health_warning);
     let cluster = c.cluster(cluster_raw);
+    let publish = c.publish(publish_raw);
     if !smtp_given {
         let action = rules
             .iter()
@@ -226,6 +233,7 @@ pub(crate) fn validate(text: &str, file: &Path, reach: Reach) -> Result<Config, 
         smtp,
         health,
         cluster,
+        publish,
         warnings: c.warnings,
     })
 }

@@ -14,6 +14,7 @@ pub(crate) mod pgwire;
 pub(crate) mod pipeline;
 pub mod plugins;
 pub mod progress;
+pub(crate) mod publish;
 pub(crate) mod query;
 pub(crate) mod recon;
 pub(crate) mod reports;

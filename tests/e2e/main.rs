@@ -19,6 +19,7 @@ mod outbox;
 mod pgwire;
 mod plugin_isolation;
 mod plugins;
+mod publish;
 mod recon;
 mod reports;
 mod rules;

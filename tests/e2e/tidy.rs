@@ -139,6 +139,7 @@ fn tidy_duckdb_stays_in_the_modules_that_own_the_warehouse() {
         "daemon/src/server/",
         "daemon/src/pgwire/",
         "daemon/src/ruletest/",
+        "daemon/src/publish/",
         "daemon/src/cmd/",
         "tests/e2e/",
     ];

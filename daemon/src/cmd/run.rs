@@ -184,6 +184,10 @@ pub async fn run_daemon_with(
         }
         None => None,
     };
+    let publisher = match &config.publish {
+        Some(p) => Some(Arc::new(crate::publish::Publisher::connect(p).await?)),
+        None => None,
+    };
     let daemon = Arc::new(Daemon {
         wh: wh.clone(),
         live: live.clone(),
@@ -192,7 +196,14 @@ pub async fn run_daemon_with(
         locks: Mutex::new(HashMap::new()),
         evaluator: Arc::new(AtomicBool::new(cluster.is_none())),
         cluster: cluster.clone(),
+        publisher: publisher.clone(),
     });
+    // Runs committed in DuckDB but not published (a crash between the two)
+    // are published now, before any new sync.
+    if let Some(p) = publisher {
+        let names: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
+        p.publish_sources(&wh, &names).await;
+    }
     let evaluator_lease = cluster
         .map(|c| tokio::spawn(c.hold_evaluator(daemon.evaluator.clone(), daemon.cancel.clone())));
     {
@@ -300,6 +311,8 @@ struct Daemon {
     /// Whether this daemon evaluates: always alone, while it holds the
     /// evaluator lease in a cluster.
     evaluator: Arc<AtomicBool>,
+    /// `[publish]`: tables published as Iceberg after their syncs.
+    publisher: Option<Arc<crate::publish::Publisher>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -633,6 +646,12 @@ impl Daemon {
             trigger,
         )
         .await;
+        // Still under the source's lock (and lease): nothing else writes
+        // its tables while they are read out.
+        if let Some(p) = &self.publisher {
+            p.publish_sources(&self.wh, std::slice::from_ref(&source.name))
+                .await;
+        }
         let (wh, config, r) = (self.wh.clone(), self.live.config(), report.clone());
         let recorded = tokio::task::spawn_blocking(move || {
             let conn = wh.connection()?;

@@ -71,6 +71,20 @@ pub async fn sync_command(config: Config, names: Vec<String>) -> Result<ExitCode
     let reports = sync_sources(wh.clone(), &selected, &cancel, &Progress::for_terminal()).await;
     print_summary(&reports, started.elapsed().as_secs_f64());
     record_health(&wh, &config, &reports).await;
+    if let Some(publish) = &config.publish {
+        let names: Vec<String> = reports.iter().map(|r| r.source.clone()).collect();
+        match crate::publish::Publisher::connect(publish).await {
+            Ok(p) => {
+                for t in p.publish_sources(&wh, &names).await {
+                    println!(
+                        "published {}.{} to Iceberg: run {}, {} rows in {} file(s), {:.1} s",
+                        t.source, t.stream, t.run_id, t.rows, t.files, t.seconds
+                    );
+                }
+            }
+            Err(e) => eprintln!("error: cannot publish to Iceberg: {e:#}"),
+        }
+    }
     // The model's views and the reconciliations that follow these sources.
     let synced: Vec<String> = reports
         .iter()

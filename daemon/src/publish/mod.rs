@@ -1,0 +1,212 @@
+//! `[publish] type = "iceberg"`: after a sync, each table it changed is
+//! published as an Apache Iceberg table (namespace = source, table =
+//! stream) — Parquet data files under `warehouse`, the pointer in an
+//! Iceberg SQL catalog on Postgres — as one new snapshot per sync.
+//!
+//! Crash-safe and idempotent by construction: a snapshot records the run
+//! it holds (`conveyor.run-id`, `conveyor.run-finished-us` in its summary),
+//! and every publish first compares the table's latest changing run in
+//! DuckDB with the published one. A crash between the DuckDB commit and the
+//! catalog swap leaves the catalog on the old snapshot (files written on
+//! the way are orphans, never referenced); the next publish of that source
+//! — the daemon's start, or its next sync — finds the run unpublished and
+//! publishes it, once.
+
+mod catalog;
+mod export;
+mod snapshot;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use conveyor_config::PublishConfig;
+use iceberg::io::FileIO;
+use iceberg::spec::TableMetadata;
+
+use crate::warehouse::Warehouse;
+use catalog::Catalog;
+use export::RunStamp;
+
+pub struct Publisher {
+    catalog: Catalog,
+    io: FileIO,
+    root: PathBuf,
+}
+
+/// One table published.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub source: String,
+    pub stream: String,
+    pub run_id: i64,
+    pub rows: u64,
+    pub files: usize,
+    pub bytes: u64,
+    /// Files of the previous snapshot this one replaced.
+    pub replaced_files: u64,
+    pub seconds: f64,
+}
+
+impl Publisher {
+    pub async fn connect(cfg: &PublishConfig) -> Result<Publisher> {
+        let pool = crate::catalog_db::connect(&cfg.catalog, "conveyor-publish")
+            .await
+            .context("cannot open the Iceberg catalog")?;
+        Ok(Publisher {
+            catalog: Catalog::open(pool, &cfg.catalog_name).await?,
+            io: FileIO::new_with_fs(),
+            root: cfg.warehouse.clone(),
+        })
+    }
+
+    /// Publishes every stream of `sources` whose latest change is not
+    /// published yet; logs each table and each failure (a failure leaves
+    /// that table on its previous snapshot and is retried next time).
+    pub async fn publish_sources(&self, wh: &Arc<Warehouse>, sources: &[String]) -> Vec<Published> {
+        let mut out = Vec::new();
+        let (w, names) = (wh.clone(), sources.to_vec());
+        let tables = tokio::task::spawn_blocking(move || streams_of(&w, &names)).await;
+        let tables = match tables {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                tracing::error!(error = %format!("{e:#}"), "cannot list the tables to publish");
+                return out;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list the tables to publish");
+                return out;
+            }
+        };
+        for (name, stream) in tables {
+            {
+                match self.publish_stream(wh, &name, &stream).await {
+                    Ok(Some(p)) => {
+                        tracing::info!(source = %p.source, stream = %p.stream, run_id = p.run_id, rows = p.rows, files = p.files, bytes = p.bytes, replaced_files = p.replaced_files, seconds = p.seconds, "published to Iceberg");
+                        out.push(p);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(source = %name, stream = %stream, error = %format!("{e:#}"), "cannot publish to Iceberg; the published table stays as it was");
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Publishes `source.stream` if its latest change is newer than the
+    /// published snapshot.
+    async fn publish_stream(
+        &self,
+        wh: &Arc<Warehouse>,
+        source: &str,
+        stream: &str,
+    ) -> Result<Option<Published>> {
+        let started = std::time::Instant::now();
+        let current_location = self.catalog.current(source, stream).await?;
+        let current: Option<TableMetadata> = match &current_location {
+            Some(loc) => Some(
+                TableMetadata::read_from(&self.io, loc)
+                    .await
+                    .with_context(|| format!("cannot read {loc}"))?,
+            ),
+            None => None,
+        };
+        let published = current.as_ref().and_then(snapshot::published_run);
+        let table_dir = self.root.join(source).join(stream);
+        let data_dir = table_dir.join("data");
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+
+        // The run and the rows from one read transaction, so the snapshot
+        // holds exactly the run it names.
+        let (wh2, src, st, cur) = (
+            wh.clone(),
+            source.to_string(),
+            stream.to_string(),
+            current.clone(),
+        );
+        let exported = tokio::task::spawn_blocking(move || -> Result<_> {
+            let conn = wh2.connection()?;
+            crate::warehouse::transaction::rolled_back(&conn, || -> Result<_> {
+                let Some(stamp) = export::latest_change(&conn, &src, &st)? else {
+                    return Ok(None);
+                };
+                if published
+                    .as_ref()
+                    .is_some_and(|(p, _): &(RunStamp, String)| p.finished_us >= stamp.finished_us)
+                {
+                    return Ok(None);
+                }
+                let columns = export::columns(&conn, &src, &st)?;
+                let content = export::content(&conn, &src, &st, &columns)?;
+                if published.as_ref().is_some_and(|(_, c)| *c == content) {
+                    return Ok(None);
+                }
+                let ids = snapshot::field_ids(&columns, cur.as_ref());
+                let prefix = format!("{}-{}", stamp.run_id, uuid::Uuid::new_v4());
+                let files =
+                    export::write_parquet(&conn, &src, &st, &columns, &ids, &data_dir, &prefix)?;
+                Ok(Some((stamp, content, columns, ids, files)))
+            })
+        })
+        .await??;
+        let Some((stamp, content, columns, ids, files)) = exported else {
+            return Ok(None);
+        };
+        let location = table_dir.display().to_string();
+        let properties = HashMap::from([
+            ("conveyor.source".to_string(), source.to_string()),
+            ("conveyor.stream".to_string(), stream.to_string()),
+        ]);
+        let commit = snapshot::commit(
+            &self.io,
+            &location,
+            current.as_ref().zip(current_location.as_deref()),
+            &columns,
+            &ids,
+            &files,
+            stamp,
+            &content,
+            properties,
+        )
+        .await?;
+        let new_location = commit.location.to_string();
+        if !self
+            .catalog
+            .swap(source, stream, current_location.as_deref(), &new_location)
+            .await?
+        {
+            anyhow::bail!(
+                "another writer published {source}.{stream} first; it is published again at the next sync"
+            );
+        }
+        Ok(Some(Published {
+            replaced_files: commit.deleted_files,
+            source: source.to_string(),
+            stream: stream.to_string(),
+            run_id: stamp.run_id,
+            rows: files.iter().map(|f| f.rows).sum(),
+            files: files.len(),
+            bytes: files.iter().map(|f| f.bytes).sum(),
+            seconds: started.elapsed().as_secs_f64(),
+        }))
+    }
+}
+
+/// The streams of `sources` that ever ran, as (source, stream).
+fn streams_of(wh: &Warehouse, sources: &[String]) -> Result<Vec<(String, String)>> {
+    let conn = wh.connection()?;
+    let mut stmt =
+        conn.prepare("SELECT DISTINCT stream FROM conveyor.runs WHERE source = ? ORDER BY stream")?;
+    let mut out = Vec::new();
+    for source in sources {
+        let rows = stmt.query_map([source], |r| r.get::<_, String>(0))?;
+        for stream in rows {
+            out.push((source.clone(), stream?));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,269 @@
+//! `[publish] type = "iceberg"`: the real binary publishes a synced table
+//! to an Iceberg SQL catalog on a real Postgres; pyiceberg and stock DuckDB
+//! read it back equal to the warehouse, a merge is one new snapshot, a
+//! sync that changed nothing adds none, and a sync SIGKILLed at random
+//! moments leaves the next run to publish the table exactly.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use conveyor_mocks::databases::{TestDatabase, TestServers};
+use conveyor_mocks::rest::{dataset, RestMockConfig};
+
+use crate::support::{text, Fixture, BIN};
+
+fn python() -> String {
+    std::env::var("CONVEYOR_TEST_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/conveyor-venv/bin/python",
+            std::env::var("HOME").unwrap()
+        )
+    })
+}
+
+/// What pyiceberg and stock DuckDB read of `src.items`.
+fn read_back(db: &TestDatabase) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/iceberg_read.py");
+    let out = Command::new(python())
+        .arg(script)
+        .arg("src.items")
+        .env("CATALOG_NAME", "conveyor")
+        .env(
+            "CATALOG_URI",
+            format!(
+                "postgresql+psycopg://{}:{}@{}:{}/{}",
+                db.user, db.password, db.host, db.port, db.name
+            ),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "iceberg_read.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn setup(f: &Fixture, db: &TestDatabase) {
+    std::fs::write(f.path("pg-password"), &db.password).unwrap();
+    std::fs::create_dir_all(f.path("iceberg")).unwrap();
+    f.write_config(
+        "",
+        &format!(
+            r#"
+[publish]
+type = "iceberg"
+catalog = "{}"
+password = "file:pg-password"
+tls = "disable"
+warehouse = "iceberg"
+"#,
+            db.url()
+        ),
+    );
+}
+
+/// The warehouse's count, id sum and id checksum of `src.items`.
+fn warehouse_sums(f: &Fixture) -> (u64, u64, String) {
+    let r = f.sql(
+        "SELECT count(*), sum(id), md5(string_agg(id::VARCHAR, ',' ORDER BY id)) FROM src.items",
+    );
+    (
+        r[0][0].parse().unwrap(),
+        r[0][1].parse().unwrap(),
+        r[0][2].clone(),
+    )
+}
+
+fn assert_same(f: &Fixture, got: &serde_json::Value) {
+    let (rows, sum, md5) = warehouse_sums(f);
+    assert_eq!(got["rows"], rows, "{got}");
+    assert_eq!(got["id_sum"], sum, "{got}");
+    assert_eq!(got["ids_md5"], md5.as_str(), "{got}");
+    assert_eq!(
+        got["duckdb_rows"], rows,
+        "stock DuckDB over the snapshot's files: {got}"
+    );
+    assert_eq!(got["duckdb_id_sum"], sum, "{got}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publish_syncs_become_iceberg_snapshots_that_pyiceberg_and_duckdb_read() {
+    let servers = TestServers::start();
+    let db = servers.postgres();
+    let f = Fixture::new(RestMockConfig {
+        records: dataset(2_500),
+        ..Default::default()
+    })
+    .await;
+    setup(&f, &db);
+
+    let out = f.conveyor(&["sync"]).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("published src.items to Iceberg"),
+        "{stdout}"
+    );
+    let first = read_back(&db);
+    assert_same(&f, &first);
+    assert_eq!(first["snapshots"], 1, "{first}");
+    assert_eq!(first["namespaces"], serde_json::json!(["src"]), "{first}");
+    for column in [
+        "id",
+        "name",
+        "amount",
+        "active",
+        "updated_at",
+        "address",
+        "tags",
+    ] {
+        assert!(
+            first["columns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c == column),
+            "{first}"
+        );
+    }
+
+    // Changed records merge by key in DuckDB; Iceberg gets one overwrite
+    // snapshot whose files replace the previous ones.
+    for id in [3, 700, 2_400] {
+        f.mock.update(id, |r| {
+            r["name"] = "Renamed".into();
+            r["updated_at"] = "2030-01-01T00:00:00.000Z".into();
+        });
+    }
+    let mut new = conveyor_mocks::rest::record(2_501);
+    new["updated_at"] = "2030-01-01T00:00:00.000Z".into();
+    f.mock.push(new);
+    let out = f.conveyor(&["sync"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let second = read_back(&db);
+    assert_same(&f, &second);
+    assert_eq!(second["rows"], 2_501, "{second}");
+    assert_eq!(second["snapshots"], 2, "{second}");
+    assert_eq!(second["operation"], "overwrite", "{second}");
+    assert_ne!(second["files"], first["files"], "{second}");
+    assert_ne!(second["run_id"], first["run_id"], "{second}");
+
+    // Nothing changed: no new snapshot.
+    let out = f.conveyor(&["sync"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(!text(&out).0.contains("published"), "{:?}", text(&out));
+    assert_eq!(read_back(&db)["snapshots"], 2);
+
+    // The catalog's password is in no output and in no metadata file.
+    let (stdout, stderr) = text(&out);
+    assert!(!stdout.contains(&db.password) && !stderr.contains(&db.password));
+    let mut stack = vec![f.path("iceberg")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                assert!(
+                    !bytes
+                        .windows(db.password.len())
+                        .any(|w| w == db.password.as_bytes()),
+                    "the password in {}",
+                    p.display()
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publish_after_a_sigkill_at_random_moments_ends_exact() {
+    let servers = TestServers::start();
+    let db = servers.postgres();
+    let f = Fixture::new(RestMockConfig {
+        records: dataset(20_000),
+        ..Default::default()
+    })
+    .await;
+    setup(&f, &db);
+    for round in 0..6u64 {
+        // New and changed rows each round, so every sync has work and a
+        // publish to do.
+        for i in 0..50 {
+            f.mock.update(1 + round * 1_000 + i, |r| {
+                r["name"] = format!("round {round}").into();
+                r["updated_at"] = format!("2030-01-0{}T00:00:00.000Z", round + 1).into();
+            });
+        }
+        let mut new = conveyor_mocks::rest::record(20_001 + round);
+        new["updated_at"] = format!("2030-01-0{}T00:00:00.000Z", round + 1).into();
+        f.mock.push(new);
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(f.config())
+            .arg("sync")
+            .current_dir(f.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Somewhere in the sync or its publish (a quick machine finishes
+        // both well within a second).
+        let at = Duration::from_millis(100 + (round * 7919 % 900));
+        tokio::time::sleep(at).await;
+        let _ = child.kill();
+        child.wait().unwrap();
+    }
+    // The next run publishes what the killed ones committed but did not
+    // publish (or merges what they did not commit), once.
+    let out = f.conveyor(&["sync"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let got = read_back(&db);
+    assert_same(&f, &got);
+    assert_eq!(got["rows"], 20_006, "{got}");
+    // A run with nothing new publishes nothing more.
+    let snapshots = got["snapshots"].clone();
+    let out = f.conveyor(&["sync"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert_eq!(read_back(&db)["snapshots"], snapshots);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publish_a_run_committed_but_never_published_is_published_when_the_daemon_starts() {
+    let servers = TestServers::start();
+    let db = servers.postgres();
+    let f = Fixture::new(RestMockConfig {
+        records: dataset(1_200),
+        ..Default::default()
+    })
+    .await;
+    // The state a crash between the DuckDB commit and the catalog swap
+    // leaves: the run committed, the catalog without it.
+    f.write_config("", "");
+    let out = f.conveyor(&["sync"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    setup(&f, &db);
+    let mut daemon = crate::support::Daemon::spawn_logged(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(f.config())
+            .arg("run")
+            .current_dir(f.dir.path()),
+        &f.path("daemon.log"),
+    );
+    daemon
+        .ready(Duration::from_secs(60), "the table published at start", async || {
+            let log = std::fs::read_to_string(f.path("daemon.log")).unwrap_or_default();
+            log.contains("published to Iceberg")
+        })
+        .await;
+    let got = read_back(&db);
+    assert_eq!(got["rows"], 1_200, "{got}");
+    assert_eq!(got["snapshots"], 1, "{got}");
+    assert!(daemon.terminate().await.success(), "{}", daemon.log());
+    assert_same(&f, &got);
+}
