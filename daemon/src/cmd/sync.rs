@@ -77,8 +77,8 @@ pub async fn sync_command(config: Config, names: Vec<String>) -> Result<ExitCode
             Ok(p) => {
                 for t in p.publish_sources(&wh, &names).await {
                     println!(
-                        "published {}.{} to Iceberg: run {}, {} rows in {} file(s), {:.1} s",
-                        t.source, t.stream, t.run_id, t.rows, t.files, t.seconds
+                        "published {}.{} to Iceberg: run {}, {} rows in {} file(s) of {} bytes, {:.2} s",
+                        t.source, t.stream, t.run_id, t.rows, t.files, t.bytes, t.seconds
                     );
                 }
             }
