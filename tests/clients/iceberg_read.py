@@ -32,6 +32,8 @@ def main():
         "id_sum": sum(ids),
         "ids_md5": hashlib.md5(",".join(map(str, ids)).encode()).hexdigest(),
         "snapshots": len(table.metadata.snapshots),
+        "schemas": len(table.metadata.schemas),
+        "non_null": {c: len(data) - data.column(c).null_count for c in data.column_names},
         "operation": snapshot.summary.operation.value,
         "run_id": snapshot.summary.additional_properties.get("conveyor.run-id"),
         "files": files,

@@ -256,14 +256,48 @@ async fn publish_a_run_committed_but_never_published_is_published_when_the_daemo
         &f.path("daemon.log"),
     );
     daemon
-        .ready(Duration::from_secs(60), "the table published at start", async || {
-            let log = std::fs::read_to_string(f.path("daemon.log")).unwrap_or_default();
-            log.contains("published to Iceberg")
-        })
+        .ready(
+            Duration::from_secs(60),
+            "the table published at start",
+            async || {
+                let log = std::fs::read_to_string(f.path("daemon.log")).unwrap_or_default();
+                log.contains("published to Iceberg")
+            },
+        )
         .await;
     let got = read_back(&db);
     assert_eq!(got["rows"], 1_200, "{got}");
     assert_eq!(got["snapshots"], 1, "{got}");
     assert!(daemon.terminate().await.success(), "{}", daemon.log());
     assert_same(&f, &got);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publish_a_new_field_upstream_becomes_iceberg_schema_evolution() {
+    let servers = TestServers::start();
+    let db = servers.postgres();
+    let f = Fixture::new(RestMockConfig {
+        records: dataset(500),
+        ..Default::default()
+    })
+    .await;
+    setup(&f, &db);
+    let out = f.conveyor(&["sync"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert_eq!(read_back(&db)["schemas"], 1);
+    // The API starts sending a field: the warehouse adds a column, and the
+    // Iceberg table a schema with it.
+    for id in [10, 20] {
+        f.mock.update(id, |r| {
+            r["vip"] = true.into();
+            r["updated_at"] = "2030-01-01T00:00:00.000Z".into();
+        });
+    }
+    let out = f.conveyor(&["sync"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let got = read_back(&db);
+    assert_same(&f, &got);
+    assert_eq!(got["schemas"], 2, "{got}");
+    assert_eq!(got["non_null"]["vip"], 2, "{got}");
+    assert_eq!(got["non_null"]["id"], 500, "{got}");
 }
