@@ -301,3 +301,53 @@ async fn publish_a_new_field_upstream_becomes_iceberg_schema_evolution() {
     assert_eq!(got["non_null"]["vip"], 2, "{got}");
     assert_eq!(got["non_null"]["id"], 500, "{got}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publish_a_failed_publish_is_an_error_and_an_operator_alert_until_it_succeeds() {
+    let servers = TestServers::start();
+    let db = servers.postgres();
+    let f = Fixture::new(RestMockConfig {
+        records: dataset(300),
+        ..Default::default()
+    })
+    .await;
+    setup(&f, &db);
+    let out = f.conveyor(&["sync"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    // The catalog refuses commits for a while: the next publish fails.
+    db.sql(
+        "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'catalog in maintenance'; END $$ LANGUAGE plpgsql;
+         CREATE TRIGGER maintenance BEFORE UPDATE ON iceberg_tables FOR EACH ROW EXECUTE FUNCTION refuse();",
+    );
+    f.mock.update(7, |r| {
+        r["name"] = "Changed".into();
+        r["updated_at"] = "2030-01-01T00:00:00.000Z".into();
+    });
+    let out = f.conveyor(&["sync"]).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("cannot publish src.items to Iceberg")
+            && stderr.contains("catalog in maintenance"),
+        "{stderr}"
+    );
+    let alerts = text(&f.conveyor(&["alerts"]).await).0;
+    assert!(
+        alerts.contains("conveyor.job_failing") && alerts.contains("publish:src.items"),
+        "{alerts}"
+    );
+    assert_eq!(
+        read_back(&db)["snapshots"],
+        1,
+        "the published table stays as it was"
+    );
+    // Fixed: the next sync publishes the change and resolves the alert.
+    db.sql("DROP TRIGGER maintenance ON iceberg_tables");
+    let out = f.conveyor(&["sync"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let got = read_back(&db);
+    assert_eq!(got["snapshots"], 2, "{got}");
+    assert_same(&f, &got);
+    let alerts = text(&f.conveyor(&["alerts"]).await).0;
+    assert!(!alerts.contains("publish:src.items"), "{alerts}");
+}

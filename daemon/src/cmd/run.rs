@@ -202,7 +202,7 @@ pub async fn run_daemon_with(
     // are published now, before any new sync.
     if let Some(p) = publisher {
         let names: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
-        p.publish_sources(&wh, &names).await;
+        p.publish_sources(&wh, &live.config(), &names).await;
     }
     let evaluator_lease = cluster
         .map(|c| tokio::spawn(c.hold_evaluator(daemon.evaluator.clone(), daemon.cancel.clone())));
@@ -649,8 +649,12 @@ impl Daemon {
         // Still under the source's lock (and lease): nothing else writes
         // its tables while they are read out.
         if let Some(p) = &self.publisher {
-            p.publish_sources(&self.wh, std::slice::from_ref(&source.name))
-                .await;
+            p.publish_sources(
+                &self.wh,
+                &self.live.config(),
+                std::slice::from_ref(&source.name),
+            )
+            .await;
         }
         let (wh, config, r) = (self.wh.clone(), self.live.config(), report.clone());
         let recorded = tokio::task::spawn_blocking(move || {

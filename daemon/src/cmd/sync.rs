@@ -71,18 +71,29 @@ pub async fn sync_command(config: Config, names: Vec<String>) -> Result<ExitCode
     let reports = sync_sources(wh.clone(), &selected, &cancel, &Progress::for_terminal()).await;
     print_summary(&reports, started.elapsed().as_secs_f64());
     record_health(&wh, &config, &reports).await;
+    let mut publish_failed = false;
     if let Some(publish) = &config.publish {
         let names: Vec<String> = reports.iter().map(|r| r.source.clone()).collect();
         match crate::publish::Publisher::connect(publish).await {
             Ok(p) => {
-                for t in p.publish_sources(&wh, &names).await {
+                let run = p
+                    .publish_sources(&wh, &Arc::new(config.clone()), &names)
+                    .await;
+                for t in &run.published {
                     println!(
                         "published {}.{} to Iceberg: run {}, {} rows in {} file(s) of {} bytes, {:.2} s",
                         t.source, t.stream, t.run_id, t.rows, t.files, t.bytes, t.seconds
                     );
                 }
+                for (table, error) in &run.failed {
+                    eprintln!("error: cannot publish {table} to Iceberg (it stays as it was; retried at the next sync): {error}");
+                }
+                publish_failed = !run.failed.is_empty();
             }
-            Err(e) => eprintln!("error: cannot publish to Iceberg: {e:#}"),
+            Err(e) => {
+                eprintln!("error: cannot publish to Iceberg: {e:#}");
+                publish_failed = true;
+            }
         }
     }
     // The model's views and the reconciliations that follow these sources.
@@ -101,11 +112,13 @@ pub async fn sync_command(config: Config, names: Vec<String>) -> Result<ExitCode
             r.reconciliation
         );
     }
-    Ok(if reports.iter().any(SourceReport::failed) {
-        ExitCode::from(EXIT_FAILED)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(
+        if reports.iter().any(SourceReport::failed) || publish_failed {
+            ExitCode::from(EXIT_FAILED)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
 
 /// Records each run for pipeline health (`[health]`), as the daemon does, so

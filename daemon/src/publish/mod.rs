@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use conveyor_config::PublishConfig;
+use conveyor_config::{Config, PublishConfig};
 use iceberg::io::FileIO;
 use iceberg::spec::TableMetadata;
 
@@ -33,6 +33,14 @@ pub struct Publisher {
     catalog: Catalog,
     io: FileIO,
     root: PathBuf,
+}
+
+/// What one round of publishing did.
+#[derive(Debug, Default)]
+pub struct PublishRun {
+    pub published: Vec<Published>,
+    /// (source.stream, error) of each table that could not be published.
+    pub failed: Vec<(String, String)>,
 }
 
 /// One table published.
@@ -64,8 +72,13 @@ impl Publisher {
     /// Publishes every stream of `sources` whose latest change is not
     /// published yet; logs each table and each failure (a failure leaves
     /// that table on its previous snapshot and is retried next time).
-    pub async fn publish_sources(&self, wh: &Arc<Warehouse>, sources: &[String]) -> Vec<Published> {
-        let mut out = Vec::new();
+    pub async fn publish_sources(
+        &self,
+        wh: &Arc<Warehouse>,
+        config: &Arc<Config>,
+        sources: &[String],
+    ) -> PublishRun {
+        let mut out = PublishRun::default();
         let (w, names) = (wh.clone(), sources.to_vec());
         let tables = tokio::task::spawn_blocking(move || streams_of(&w, &names)).await;
         let tables = match tables {
@@ -81,16 +94,35 @@ impl Publisher {
         };
         for (name, stream) in tables {
             {
-                match self.publish_stream(wh, &name, &stream).await {
+                let outcome = match self.publish_stream(wh, &name, &stream).await {
                     Ok(Some(p)) => {
                         tracing::info!(source = %p.source, stream = %p.stream, run_id = p.run_id, rows = p.rows, files = p.files, bytes = p.bytes, replaced_files = p.replaced_files, seconds = p.seconds, "published to Iceberg");
-                        out.push(p);
+                        out.published.push(p);
+                        Ok(())
                     }
-                    Ok(None) => {}
+                    Ok(None) => continue,
                     Err(e) => {
                         tracing::error!(source = %name, stream = %stream, error = %format!("{e:#}"), "cannot publish to Iceberg; the published table stays as it was");
+                        out.failed
+                            .push((format!("{name}.{stream}"), format!("{e:#}")));
+                        Err(format!("{e:#}"))
                     }
-                }
+                };
+                // A failed publish fires `conveyor.job_failing` (the
+                // operator is e-mailed), and the next success resolves it.
+                let (w, c, table) = (wh.clone(), config.clone(), format!("{name}.{stream}"));
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Ok(conn) = w.connection() {
+                        crate::pipeline::health::observe(
+                            &conn,
+                            &c,
+                            "publish",
+                            &table,
+                            outcome.as_ref().map(drop),
+                        );
+                    }
+                })
+                .await;
             }
         }
         out
