@@ -273,7 +273,7 @@ async fn publish_a_run_committed_but_never_published_is_published_when_the_daemo
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn publish_a_new_field_upstream_becomes_iceberg_schema_evolution() {
+async fn publish_a_new_field_upstream_becomes_iceberg_schema_evolution_in_a_catalog_pyiceberg_made() {
     let servers = TestServers::start();
     let db = servers.postgres();
     let f = Fixture::new(RestMockConfig {
@@ -281,6 +281,12 @@ async fn publish_a_new_field_upstream_becomes_iceberg_schema_evolution() {
         ..Default::default()
     })
     .await;
+    // A catalog pyiceberg created first: its tables lack `iceberg_type`.
+    db.sql(
+        "CREATE TABLE iceberg_tables (catalog_name varchar(255) NOT NULL, table_namespace varchar(255) NOT NULL,
+           table_name varchar(255) NOT NULL, metadata_location varchar(1000), previous_metadata_location varchar(1000),
+           PRIMARY KEY (catalog_name, table_namespace, table_name))",
+    );
     setup(&f, &db);
     let out = f.conveyor(&["sync"]).await;
     assert!(out.status.success(), "{:?}", text(&out));

@@ -201,13 +201,19 @@ async fn renew(c: Arc<ClusterRef>, name: String, token: i64, parent: CancelFlag,
             }
             tokio::time::sleep(TICK).await;
         }
-        let done = sqlx::query(RENEW)
+        // A renewal that hangs (a half-open connection, a pool waiting for
+        // one) is given only until the stop deadline, not its own timeouts.
+        let deadline = (c.lease * 2 / 3).saturating_sub(renewed.elapsed());
+        let renewal = sqlx::query(RENEW)
             .bind(&name)
             .bind(&c.owner)
             .bind(token)
             .bind(c.lease.as_secs_f64())
-            .execute(&c.pool)
-            .await;
+            .execute(&c.pool);
+        let done = match tokio::time::timeout(deadline, renewal).await {
+            Ok(done) => done.map_err(anyhow::Error::from),
+            Err(_) => Err(anyhow::anyhow!("no answer from the cluster catalog")),
+        };
         match done {
             Ok(r) if r.rows_affected() == 1 => renewed = Instant::now(),
             Ok(_) => {

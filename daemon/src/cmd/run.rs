@@ -184,10 +184,10 @@ pub async fn run_daemon_with(
         }
         None => None,
     };
-    let publisher = match &config.publish {
-        Some(p) => Some(Arc::new(crate::publish::Publisher::connect(p).await?)),
-        None => None,
-    };
+    let publisher = config
+        .publish
+        .as_ref()
+        .map(|p| Arc::new(crate::publish::Publisher::new(p)));
     let daemon = Arc::new(Daemon {
         wh: wh.clone(),
         live: live.clone(),
@@ -199,10 +199,25 @@ pub async fn run_daemon_with(
         publisher: publisher.clone(),
     });
     // Runs committed in DuckDB but not published (a crash between the two)
-    // are published now, before any new sync.
+    // are published now, beside the daemon's start (a long export must not
+    // hold readiness back); each source's lock keeps its syncs out meanwhile.
     if let Some(p) = publisher {
-        let names: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
-        p.publish_sources(&wh, &live.config(), &names).await;
+        let (d, names) = (
+            daemon.clone(),
+            config
+                .sources
+                .iter()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>(),
+        );
+        tokio::spawn(async move {
+            for name in names {
+                let lock = d.lock_for(&name);
+                let _running = lock.lock().await;
+                p.publish_sources(&d.wh, &d.live.config(), std::slice::from_ref(&name))
+                    .await;
+            }
+        });
     }
     let evaluator_lease = cluster
         .map(|c| tokio::spawn(c.hold_evaluator(daemon.evaluator.clone(), daemon.cancel.clone())));

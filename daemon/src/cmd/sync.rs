@@ -74,27 +74,20 @@ pub async fn sync_command(config: Config, names: Vec<String>) -> Result<ExitCode
     let mut publish_failed = false;
     if let Some(publish) = &config.publish {
         let names: Vec<String> = reports.iter().map(|r| r.source.clone()).collect();
-        match crate::publish::Publisher::connect(publish).await {
-            Ok(p) => {
-                let run = p
-                    .publish_sources(&wh, &Arc::new(config.clone()), &names)
-                    .await;
-                for t in &run.published {
-                    println!(
-                        "published {}.{} to Iceberg: run {}, {} rows in {} file(s) of {} bytes, {:.2} s",
-                        t.source, t.stream, t.run_id, t.rows, t.files, t.bytes, t.seconds
-                    );
-                }
-                for (table, error) in &run.failed {
-                    eprintln!("error: cannot publish {table} to Iceberg (it stays as it was; retried at the next sync): {error}");
-                }
-                publish_failed = !run.failed.is_empty();
-            }
-            Err(e) => {
-                eprintln!("error: cannot publish to Iceberg: {e:#}");
-                publish_failed = true;
-            }
+        let p = crate::publish::Publisher::new(publish);
+        let run = p
+            .publish_sources(&wh, &Arc::new(config.clone()), &names)
+            .await;
+        for t in &run.published {
+            println!(
+                "published {}.{} to Iceberg: run {}, {} rows in {} file(s) of {} bytes, {:.2} s",
+                t.source, t.stream, t.run_id, t.rows, t.files, t.bytes, t.seconds
+            );
         }
+        for (table, error) in &run.failed {
+            eprintln!("error: cannot publish {table} to Iceberg (it stays as it was; retried at the next sync): {error}");
+        }
+        publish_failed = !run.failed.is_empty();
     }
     // The model's views and the reconciliations that follow these sources.
     let synced: Vec<String> = reports

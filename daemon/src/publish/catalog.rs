@@ -95,7 +95,8 @@ impl Catalog {
             None => {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(
-                    "INSERT INTO iceberg_namespace_properties VALUES ($1, $2, 'exists', 'true')
+                    "INSERT INTO iceberg_namespace_properties (catalog_name, namespace, property_key, property_value)
+                     VALUES ($1, $2, 'exists', 'true')
                      ON CONFLICT DO NOTHING",
                 )
                 .bind(&self.name)
@@ -103,7 +104,10 @@ impl Catalog {
                 .execute(&mut *tx)
                 .await?;
                 let n = sqlx::query(
-                    "INSERT INTO iceberg_tables VALUES ($1, $2, $3, $4, NULL, 'TABLE')
+                    // Named columns: a catalog pyiceberg created has no
+                    // `iceberg_type` (a NULL one reads as a table).
+                    "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, metadata_location)
+                     VALUES ($1, $2, $3, $4)
                      ON CONFLICT DO NOTHING",
                 )
                 .bind(&self.name)

@@ -101,11 +101,13 @@ pub struct RunStamp {
     pub finished_us: i64,
 }
 
-/// The latest succeeded run of the stream that changed rows, if any.
+/// The latest finished run of the stream that changed rows, if any — of
+/// any outcome: a run that failed, was cancelled or was killed still
+/// committed the batches before its end, and they are in the table.
 pub fn latest_change(conn: &Connection, source: &str, stream: &str) -> Result<Option<RunStamp>> {
     let mut stmt = conn.prepare(
         "SELECT run_id, epoch_us(finished_at) FROM conveyor.runs
-          WHERE source = ? AND stream = ? AND status = 'succeeded'
+          WHERE source = ? AND stream = ? AND status <> 'running'
             AND coalesce(inserted, 0) + coalesce(updated, 0) > 0
           ORDER BY finished_at DESC, run_id DESC LIMIT 1",
     )?;
@@ -120,12 +122,13 @@ pub fn latest_change(conn: &Connection, source: &str, stream: &str) -> Result<Op
 }
 
 /// A fingerprint of the table's content: its columns, row count and an
-/// order-free hash of its rows (keys are unique, so rows never cancel). A
+/// order-free sum of its rows' hashes (a sum, so two equal rows do not
+/// cancel as they would in an XOR). A
 /// re-sync that re-sent rows unchanged leaves it as it was, and publishes
 /// nothing.
 pub fn content(conn: &Connection, schema: &str, table: &str, columns: &[Column]) -> Result<String> {
     let sql = format!(
-        "SELECT count(*), coalesce(bit_xor(hash(t)), 0)::VARCHAR FROM \"{}\".\"{}\" AS t",
+        "SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM \"{}\".\"{}\" AS t",
         schema.replace('"', "\"\""),
         table.replace('"', "\"\"")
     );
@@ -204,7 +207,8 @@ pub fn write_parquet(
 }
 
 fn close((w, path, rows): (ArrowWriter<File>, PathBuf, u64)) -> Result<Written> {
-    w.close()?;
+    // On disk before the catalog can point at it.
+    w.into_inner()?.sync_all()?;
     let bytes = std::fs::metadata(&path)?.len();
     Ok(Written { path, rows, bytes })
 }

@@ -30,7 +30,10 @@ use catalog::Catalog;
 use export::RunStamp;
 
 pub struct Publisher {
-    catalog: Catalog,
+    /// Opened at the first publish, and again after a failure to: a
+    /// catalog that is down fails publishing (an alert), never the syncs.
+    catalog: tokio::sync::OnceCell<Catalog>,
+    config: PublishConfig,
     io: FileIO,
     root: PathBuf,
 }
@@ -58,15 +61,24 @@ pub struct Published {
 }
 
 impl Publisher {
-    pub async fn connect(cfg: &PublishConfig) -> Result<Publisher> {
-        let pool = crate::catalog_db::connect(&cfg.catalog, "conveyor-publish")
-            .await
-            .context("cannot open the Iceberg catalog")?;
-        Ok(Publisher {
-            catalog: Catalog::open(pool, &cfg.catalog_name).await?,
+    pub fn new(cfg: &PublishConfig) -> Publisher {
+        Publisher {
+            catalog: tokio::sync::OnceCell::new(),
+            config: cfg.clone(),
             io: FileIO::new_with_fs(),
             root: cfg.warehouse.clone(),
-        })
+        }
+    }
+
+    async fn catalog(&self) -> Result<&Catalog> {
+        self.catalog
+            .get_or_try_init(|| async {
+                let pool = crate::catalog_db::connect(&self.config.catalog, "conveyor-publish")
+                    .await
+                    .context("cannot open the Iceberg catalog")?;
+                Catalog::open(pool, &self.config.catalog_name).await
+            })
+            .await
     }
 
     /// Publishes every stream of `sources` whose latest change is not
@@ -100,7 +112,9 @@ impl Publisher {
                         out.published.push(p);
                         Ok(())
                     }
-                    Ok(None) => continue,
+                    // Nothing to publish: the table is as published, so an
+                    // alert from an earlier failure resolves.
+                    Ok(None) => Ok(()),
                     Err(e) => {
                         tracing::error!(source = %name, stream = %stream, error = %format!("{e:#}"), "cannot publish to Iceberg; the published table stays as it was");
                         out.failed
@@ -137,7 +151,17 @@ impl Publisher {
         stream: &str,
     ) -> Result<Option<Published>> {
         let started = std::time::Instant::now();
-        let current_location = self.catalog.current(source, stream).await?;
+        // The names become folders and Iceberg identifiers: a plugin's
+        // stream named `../x` or `a.b` must not reach either.
+        for name in [source, stream] {
+            anyhow::ensure!(
+                !name.is_empty()
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+                "`{name}` cannot name an Iceberg namespace or table (letters, digits, `_` and `-` only)"
+            );
+        }
+        let catalog = self.catalog().await?;
+        let current_location = catalog.current(source, stream).await?;
         let current: Option<TableMetadata> = match &current_location {
             Some(loc) => Some(
                 TableMetadata::read_from(&self.io, loc)
@@ -206,8 +230,11 @@ impl Publisher {
         )
         .await?;
         let new_location = commit.location.to_string();
-        if !self
-            .catalog
+        // Everything the new metadata names is on disk before the catalog
+        // points at it (the data files were synced as they were closed).
+        sync_file_and_folder(std::path::Path::new(&new_location))?;
+        sync_file_and_folder(&table_dir.join("data").join("."))?;
+        if !catalog
             .swap(source, stream, current_location.as_deref(), &new_location)
             .await?
         {
@@ -241,4 +268,17 @@ fn streams_of(wh: &Warehouse, sources: &[String]) -> Result<Vec<(String, String)
         }
     }
     Ok(out)
+}
+
+/// fsyncs `path` (a file, or `folder/.`) and the folder it is in.
+fn sync_file_and_folder(path: &std::path::Path) -> Result<()> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("cannot sync {}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("cannot sync {}", dir.display()))?;
+    }
+    Ok(())
 }

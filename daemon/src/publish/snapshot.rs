@@ -151,7 +151,7 @@ pub async fn commit(
         None => (0, 0),
         Some(previous) => {
             let bytes = io.new_input(previous.manifest_list())?.read().await?;
-            let list = ManifestList::parse_with_version(&bytes, FormatVersion::V2)?;
+            let list = ManifestList::parse_with_version(&bytes, base.format_version())?;
             let mut gone = ManifestWriterBuilder::new(
                 io.new_output(manifest_path(1))?,
                 Some(snapshot_id),
