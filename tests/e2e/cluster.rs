@@ -170,6 +170,7 @@ async fn two_daemons_share_sources_through_leases_across_a_sigkill() {
         show()
     );
 
+    let killed: Vec<_> = all.iter().filter(|r| r.3 == "interrupted").collect();
     for i in 0..SOURCES {
         let name = format!("src{i}");
         // A run cut short by the SIGKILL is `interrupted`, its end stamped
@@ -186,9 +187,14 @@ async fn two_daemons_share_sources_through_leases_across_a_sigkill() {
                 show()
             );
             // Two daemons running one firing would start within a run's
-            // length of each other; firings are 3 s apart.
+            // length of each other; firings are 3 s apart — except after a
+            // takeover: the firing the killed daemon left unfinished runs
+            // once its lease expires, and the next firing may follow soon.
+            let takeover = killed.iter().any(|k| {
+                k.0 == name && (LEASE_SECS - 1.0..=LEASE_SECS + 2.5).contains(&(w[0].1 - k.1))
+            });
             assert!(
-                w[1].1 - w[0].1 > EVERY_SECS - 1.0,
+                w[1].1 - w[0].1 > EVERY_SECS - 1.0 || takeover,
                 "{name}: one firing synced twice:\n{}",
                 show()
             );
