@@ -233,7 +233,8 @@ async fn publish_after_a_sigkill_at_random_moments_ends_exact() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn publish_a_run_committed_but_never_published_is_published_when_the_daemon_starts() {
+async fn publish_a_run_committed_but_never_published_is_published_when_the_daemon_starts_and_a_daemon_sync_reports_a_failed_publish(
+) {
     let servers = TestServers::start();
     let db = servers.postgres();
     let f = Fixture::new(RestMockConfig {
@@ -268,12 +269,31 @@ async fn publish_a_run_committed_but_never_published_is_published_when_the_daemo
     let got = read_back(&db);
     assert_eq!(got["rows"], 1_200, "{got}");
     assert_eq!(got["snapshots"], 1, "{got}");
+    // `conveyor sync` sent to the daemon says when the publish after it
+    // failed, and exits 1, as a sync run by hand does.
+    db.sql(
+        "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'catalog in maintenance'; END $$ LANGUAGE plpgsql;
+         CREATE TRIGGER maintenance BEFORE UPDATE ON iceberg_tables FOR EACH ROW EXECUTE FUNCTION refuse();",
+    );
+    f.mock.update(5, |r| {
+        r["name"] = "Changed".into();
+        r["updated_at"] = "2030-01-01T00:00:00.000Z".into();
+    });
+    let out = f.conveyor(&["sync"]).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("a daemon holds the warehouse"), "{stderr}");
+    assert!(
+        stderr.contains("cannot publish src.items to Iceberg"),
+        "{stderr}"
+    );
     assert!(daemon.terminate().await.success(), "{}", daemon.log());
-    assert_same(&f, &got);
+    assert_eq!(read_back(&db)["snapshots"], 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn publish_a_new_field_upstream_becomes_iceberg_schema_evolution_in_a_catalog_pyiceberg_made() {
+async fn publish_a_new_field_upstream_becomes_iceberg_schema_evolution_in_a_catalog_pyiceberg_made()
+{
     let servers = TestServers::start();
     let db = servers.postgres();
     let f = Fixture::new(RestMockConfig {

@@ -619,7 +619,7 @@ impl Daemon {
             return;
         };
         let report = match &self.cluster {
-            None => self.run_locked(source, "schedule", &self.cancel).await,
+            None => self.run_locked(source, "schedule", &self.cancel).await.0,
             Some(cluster) => {
                 let Some(lease) = cluster
                     .take(&source_lease(&source.name), Some(firing), &self.cancel)
@@ -627,7 +627,7 @@ impl Daemon {
                 else {
                     return;
                 };
-                let report = self.run_locked(source, "schedule", lease.stop()).await;
+                let (report, _) = self.run_locked(source, "schedule", lease.stop()).await;
                 // Stopped by a shutdown or a lost lease, the firing is not
                 // done: another daemon takes it over.
                 let finished = !lease.stop().is_cancelled();
@@ -645,14 +645,16 @@ impl Daemon {
         }
     }
 
-    /// Syncs `source` (its lock held by the caller), then records the
-    /// outcome for pipeline health (which may queue an operator e-mail).
+    /// Syncs `source` (its lock held by the caller), publishes what it
+    /// changed (`[publish]`), then records the outcome for pipeline health
+    /// (which may queue an operator e-mail). Also returns the tables that
+    /// could not be published, with why.
     async fn run_locked(
         &self,
         source: &SourceConfig,
         trigger: &str,
         cancel: &CancelFlag,
-    ) -> SourceReport {
+    ) -> (SourceReport, Vec<(String, String)>) {
         let report = sync_source_for(
             self.wh.clone(),
             source,
@@ -662,14 +664,18 @@ impl Daemon {
         )
         .await;
         // Still under the source's lock (and lease): nothing else writes
-        // its tables while they are read out.
-        if let Some(p) = &self.publisher {
-            p.publish_sources(
-                &self.wh,
-                &self.live.config(),
-                std::slice::from_ref(&source.name),
-            )
-            .await;
+        // its tables while they are read out. A run stopped by a shutdown or
+        // a lost lease publishes nothing: the next holder does.
+        let mut publish_failed = Vec::new();
+        if let (Some(p), false) = (&self.publisher, cancel.is_cancelled()) {
+            publish_failed = p
+                .publish_sources(
+                    &self.wh,
+                    &self.live.config(),
+                    std::slice::from_ref(&source.name),
+                )
+                .await
+                .failed;
         }
         let (wh, config, r) = (self.wh.clone(), self.live.config(), report.clone());
         let recorded = tokio::task::spawn_blocking(move || {
@@ -687,7 +693,7 @@ impl Daemon {
         if let Ok(Err(e)) = recorded {
             tracing::error!(source = %source.name, error = %format!("{e:#}"), "cannot record the run for pipeline health");
         }
-        report
+        (report, publish_failed)
     }
 
     /// `conveyor sync [SOURCE…]` sent to the daemon: syncs the sources (all
@@ -727,19 +733,20 @@ impl Daemon {
                         let lease = cluster
                             .take(&source_lease(&s.name), None, &d.cancel)
                             .await?;
-                        let report = d.run_locked(s, "daemon", lease.stop()).await;
+                        let done = d.run_locked(s, "daemon", lease.stop()).await;
                         lease.release(true).await;
-                        Some(report)
+                        Some(done)
                     }
                 }
             }
         });
         // None: the daemon stopped while waiting for another's lease.
-        let reports: Vec<SourceReport> = futures::future::join_all(runs)
-            .await
-            .into_iter()
-            .flatten()
-            .collect();
+        let (reports, publish_failed): (Vec<SourceReport>, Vec<_>) =
+            futures::future::join_all(runs)
+                .await
+                .into_iter()
+                .flatten()
+                .unzip();
         let synced: Vec<String> = reports
             .iter()
             .filter(|r| !r.failed())
@@ -757,6 +764,7 @@ impl Daemon {
                 .map(|r| (r.reconciliation.clone(), r.run_id, r.exceptions()))
                 .collect(),
             seconds: started.elapsed().as_secs_f64(),
+            publish_failed: publish_failed.into_iter().flatten().collect(),
         })
     }
 

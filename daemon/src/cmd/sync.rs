@@ -45,11 +45,16 @@ pub async fn sync_command(config: Config, names: Vec<String>) -> Result<ExitCode
         for (name, run_id, exceptions) in &done.reconciled {
             println!("reconciled {name}: run {run_id}, {exceptions} exception(s) (conveyor recon --show {name})");
         }
-        return Ok(if done.reports.iter().any(SourceReport::failed) {
-            ExitCode::from(EXIT_FAILED)
-        } else {
-            ExitCode::SUCCESS
-        });
+        for (table, error) in &done.publish_failed {
+            eprintln!("error: cannot publish {table} to Iceberg (it stays as it was; retried at the next sync): {error}");
+        }
+        return Ok(
+            if done.reports.iter().any(SourceReport::failed) || !done.publish_failed.is_empty() {
+                ExitCode::from(EXIT_FAILED)
+            } else {
+                ExitCode::SUCCESS
+            },
+        );
     }
     let wh = Arc::new(Warehouse::open_config(&config.warehouse)?);
     let recovered = wh.recover_interrupted_runs()?;

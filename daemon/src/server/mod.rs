@@ -85,6 +85,10 @@ pub struct SyncResponse {
     /// The reconciliations that followed: (name, run id, exceptions).
     pub reconciled: Vec<(String, i64, i64)>,
     pub seconds: f64,
+    /// `[publish]`: (source.stream, error) of each table that could not be
+    /// published.
+    #[serde(default)]
+    pub publish_failed: Vec<(String, String)>,
 }
 
 /// `POST /v1/recon`: run the reconciliations (all, or the one named) now.
