@@ -618,22 +618,8 @@ impl Daemon {
             tracing::info!(source = %source.name, "firing skipped: a run of this source is still going");
             return;
         };
-        let report = match &self.cluster {
-            None => self.run_locked(source, "schedule", &self.cancel).await.0,
-            Some(cluster) => {
-                let Some(lease) = cluster
-                    .take(&source_lease(&source.name), Some(firing), &self.cancel)
-                    .await
-                else {
-                    return;
-                };
-                let (report, _) = self.run_locked(source, "schedule", lease.stop()).await;
-                // Stopped by a shutdown or a lost lease, the firing is not
-                // done: another daemon takes it over.
-                let finished = !lease.stop().is_cancelled();
-                lease.release(finished).await;
-                report
-            }
+        let Some((report, _)) = self.run_leased(source, "schedule", Some(firing)).await else {
+            return;
         };
         if !report.failed() && !self.cancel.is_cancelled() && self.evaluates("after sync") {
             crate::pipeline::after_sync(
@@ -643,6 +629,29 @@ impl Daemon {
             )
             .await;
         }
+    }
+
+    /// [`Daemon::run_locked`] under the source's cluster lease for `firing`
+    /// (None: a run by hand), when in a cluster. None when another daemon
+    /// ran the firing, or this one stopped while waiting for the lease.
+    async fn run_leased(
+        &self,
+        source: &SourceConfig,
+        trigger: &str,
+        firing: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Option<(SourceReport, Vec<(String, String)>)> {
+        let Some(cluster) = &self.cluster else {
+            return Some(self.run_locked(source, trigger, &self.cancel).await);
+        };
+        let lease = cluster
+            .take(&source_lease(&source.name), firing, &self.cancel)
+            .await?;
+        let done = self.run_locked(source, trigger, lease.stop()).await;
+        // Stopped by a shutdown or a lost lease, the firing is not done:
+        // another daemon takes it over.
+        let finished = !lease.stop().is_cancelled();
+        lease.release(finished).await;
+        Some(done)
     }
 
     /// Syncs `source` (its lock held by the caller), publishes what it
@@ -727,17 +736,7 @@ impl Daemon {
             async move {
                 let lock = d.lock_for(&s.name);
                 let _running = lock.lock().await;
-                match &d.cluster {
-                    None => Some(d.run_locked(s, "daemon", &d.cancel).await),
-                    Some(cluster) => {
-                        let lease = cluster
-                            .take(&source_lease(&s.name), None, &d.cancel)
-                            .await?;
-                        let done = d.run_locked(s, "daemon", lease.stop()).await;
-                        lease.release(true).await;
-                        Some(done)
-                    }
-                }
+                d.run_leased(s, "daemon", None).await
             }
         });
         // None: the daemon stopped while waiting for another's lease.

@@ -45,9 +45,7 @@ pub async fn sync_command(config: Config, names: Vec<String>) -> Result<ExitCode
         for (name, run_id, exceptions) in &done.reconciled {
             println!("reconciled {name}: run {run_id}, {exceptions} exception(s) (conveyor recon --show {name})");
         }
-        for (table, error) in &done.publish_failed {
-            eprintln!("error: cannot publish {table} to Iceberg (it stays as it was; retried at the next sync): {error}");
-        }
+        print_publish_failures(&done.publish_failed);
         return Ok(
             if done.reports.iter().any(SourceReport::failed) || !done.publish_failed.is_empty() {
                 ExitCode::from(EXIT_FAILED)
@@ -89,9 +87,7 @@ pub async fn sync_command(config: Config, names: Vec<String>) -> Result<ExitCode
                 t.source, t.stream, t.run_id, t.rows, t.files, t.bytes, t.seconds
             );
         }
-        for (table, error) in &run.failed {
-            eprintln!("error: cannot publish {table} to Iceberg (it stays as it was; retried at the next sync): {error}");
-        }
+        print_publish_failures(&run.failed);
         publish_failed = !run.failed.is_empty();
     }
     // The model's views and the reconciliations that follow these sources.
@@ -117,6 +113,13 @@ pub async fn sync_command(config: Config, names: Vec<String>) -> Result<ExitCode
             ExitCode::SUCCESS
         },
     )
+}
+
+/// The tables `[publish]` could not publish, one error line each.
+fn print_publish_failures(failed: &[(String, String)]) {
+    for (table, error) in failed {
+        eprintln!("error: cannot publish {table} to Iceberg (it stays as it was; retried at the next sync): {error}");
+    }
 }
 
 /// Records each run for pipeline health (`[health]`), as the daemon does, so

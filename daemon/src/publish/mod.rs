@@ -92,52 +92,44 @@ impl Publisher {
     ) -> PublishRun {
         let mut out = PublishRun::default();
         let (w, names) = (wh.clone(), sources.to_vec());
-        let tables = tokio::task::spawn_blocking(move || streams_of(&w, &names)).await;
+        let tables = tokio::task::spawn_blocking(move || streams_of(&w, &names))
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|listed| listed);
         let tables = match tables {
-            Ok(Ok(t)) => t,
-            Ok(Err(e)) => {
-                tracing::error!(error = %format!("{e:#}"), "cannot list the tables to publish");
-                return out;
-            }
+            Ok(t) => t,
             Err(e) => {
-                tracing::error!(error = %e, "cannot list the tables to publish");
+                tracing::error!(error = %format!("{e:#}"), "cannot list the tables to publish");
                 return out;
             }
         };
         for (name, stream) in tables {
-            {
-                let outcome = match self.publish_stream(wh, &name, &stream).await {
-                    Ok(Some(p)) => {
-                        tracing::info!(source = %p.source, stream = %p.stream, run_id = p.run_id, rows = p.rows, files = p.files, bytes = p.bytes, replaced_files = p.replaced_files, seconds = p.seconds, "published to Iceberg");
-                        out.published.push(p);
-                        Ok(())
-                    }
-                    // Nothing to publish: the table is as published, so an
-                    // alert from an earlier failure resolves.
-                    Ok(None) => Ok(()),
-                    Err(e) => {
-                        tracing::error!(source = %name, stream = %stream, error = %format!("{e:#}"), "cannot publish to Iceberg; the published table stays as it was");
-                        out.failed
-                            .push((format!("{name}.{stream}"), format!("{e:#}")));
-                        Err(format!("{e:#}"))
-                    }
-                };
-                // A failed publish fires `conveyor.job_failing` (the
-                // operator is e-mailed), and the next success resolves it.
-                let (w, c, table) = (wh.clone(), config.clone(), format!("{name}.{stream}"));
-                let _ = tokio::task::spawn_blocking(move || {
-                    if let Ok(conn) = w.connection() {
-                        crate::pipeline::health::observe(
-                            &conn,
-                            &c,
-                            "publish",
-                            &table,
-                            outcome.as_ref().map(drop),
-                        );
-                    }
-                })
-                .await;
-            }
+            let outcome = match self.publish_stream(wh, &name, &stream).await {
+                Ok(Some(p)) => {
+                    tracing::info!(source = %p.source, stream = %p.stream, run_id = p.run_id, rows = p.rows, files = p.files, bytes = p.bytes, replaced_files = p.replaced_files, seconds = p.seconds, "published to Iceberg");
+                    out.published.push(p);
+                    Ok(())
+                }
+                // Nothing to publish: the table is as published, so an alert
+                // from an earlier failure resolves.
+                Ok(None) => Ok(()),
+                Err(e) => {
+                    tracing::error!(source = %name, stream = %stream, error = %format!("{e:#}"), "cannot publish to Iceberg; the published table stays as it was");
+                    out.failed
+                        .push((format!("{name}.{stream}"), format!("{e:#}")));
+                    Err(format!("{e:#}"))
+                }
+            };
+            // A failed publish fires `conveyor.job_failing` (the operator is
+            // e-mailed), and the next success resolves it.
+            let (w, c, table) = (wh.clone(), config.clone(), format!("{name}.{stream}"));
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Ok(conn) = w.connection() {
+                    let result = outcome.as_ref().map(drop);
+                    crate::pipeline::health::observe(&conn, &c, "publish", &table, result);
+                }
+            })
+            .await;
         }
         out
     }
