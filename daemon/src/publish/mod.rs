@@ -143,15 +143,8 @@ impl Publisher {
         stream: &str,
     ) -> Result<Option<Published>> {
         let started = std::time::Instant::now();
-        // The names become folders and Iceberg identifiers: a plugin's
-        // stream named `../x` or `a.b` must not reach either.
-        for name in [source, stream] {
-            anyhow::ensure!(
-                !name.is_empty()
-                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
-                "`{name}` cannot name an Iceberg namespace or table (letters, digits, `_` and `-` only)"
-            );
-        }
+        publishable_name(source)?;
+        publishable_name(stream)?;
         let catalog = self.catalog().await?;
         let current_location = catalog.current(source, stream).await?;
         let current: Option<TableMetadata> = match &current_location {
@@ -247,6 +240,19 @@ impl Publisher {
     }
 }
 
+/// The names become folders and Iceberg identifiers: a plugin's stream
+/// named `../x`, `/etc` or `a.b` must reach neither.
+fn publishable_name(name: &str) -> Result<()> {
+    anyhow::ensure!(
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+        "`{name}` cannot name an Iceberg namespace or table (letters, digits, `_` and `-` only)"
+    );
+    Ok(())
+}
+
 /// The streams of `sources` that ever ran, as (source, stream).
 fn streams_of(wh: &Warehouse, sources: &[String]) -> Result<Vec<(String, String)>> {
     let conn = wh.connection()?;
@@ -273,4 +279,17 @@ fn sync_file_and_folder(path: &std::path::Path) -> Result<()> {
             .with_context(|| format!("cannot sync {}", dir.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn publish_refuses_names_that_would_leave_the_folder_or_break_identifiers() {
+        for bad in ["", "..", "../etc", "/etc", "a/b", "a.b", "a b", "ü"] {
+            assert!(super::publishable_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["crm", "agent_daily", "call-legs", "v2"] {
+            assert!(super::publishable_name(good).is_ok(), "{good:?}");
+        }
+    }
 }
