@@ -112,21 +112,23 @@ pub async fn sync_source(
     cancel: &CancelFlag,
     progress: &Progress,
 ) -> SourceReport {
-    sync_source_for(wh, source, cancel, progress, "manual").await
+    sync_source_for(wh, source, cancel, progress, "manual", None).await
 }
 
 /// [`sync_source`], saying in the log what started the run (`schedule`,
-/// `manual`, `daemon` for a `conveyor sync` the daemon ran).
+/// `manual`, `daemon` for a `conveyor sync` the daemon ran), and recording
+/// on its runs the cluster lease it runs under (`lease_token`).
 pub async fn sync_source_for(
     wh: Arc<Warehouse>,
     source: &SourceConfig,
     cancel: &CancelFlag,
     progress: &Progress,
     trigger: &str,
+    lease_token: Option<i64>,
 ) -> SourceReport {
     tracing::info!(source = %source.name, trigger, "run started");
     let started = Instant::now();
-    let report = sync_source_inner(wh, source, cancel, progress).await;
+    let report = sync_source_inner(wh, source, cancel, progress, lease_token).await;
     let outcome = report.outcome();
     crate::metrics::global().source_finished(&source.name, outcome.as_str());
     let secs = crate::logging::secs(started.elapsed());
@@ -153,6 +155,7 @@ async fn sync_source_inner(
     source: &SourceConfig,
     cancel: &CancelFlag,
     progress: &Progress,
+    lease_token: Option<i64>,
 ) -> SourceReport {
     let mut report = SourceReport {
         source: source.name.clone(),
@@ -180,7 +183,7 @@ async fn sync_source_inner(
                 // mismatch) fails the streams it used to read, so `conveyor
                 // status` shows why they stopped, not just the log.
                 for stream in wh.known_streams(&source.name).unwrap_or_default() {
-                    if let Ok(run_id) = wh.begin_run(&source.name, &stream) {
+                    if let Ok(run_id) = wh.begin_run(&source.name, &stream, lease_token) {
                         let _ =
                             wh.finish_run(run_id, RunStatus::Failed.as_str(), Some(&e.to_string()));
                     }
@@ -190,18 +193,28 @@ async fn sync_source_inner(
             return report;
         }
     };
-    sync_connector(wh, &source.name, connector.as_ref(), cancel, progress).await
+    sync_connector(
+        wh,
+        &source.name,
+        connector.as_ref(),
+        cancel,
+        progress,
+        lease_token,
+    )
+    .await
 }
 
 /// Syncs every stream of an already built `connector` into the schema
 /// `source` (what `sync_source` does once the connector is built; tests
-/// use it to load a connector natively).
+/// use it to load a connector natively), under the cluster lease
+/// `lease_token` if any.
 pub async fn sync_connector(
     wh: Arc<Warehouse>,
     source: &str,
     connector: &dyn Connector,
     cancel: &CancelFlag,
     progress: &Progress,
+    lease_token: Option<i64>,
 ) -> SourceReport {
     let mut report = SourceReport {
         source: source.to_string(),
@@ -217,7 +230,7 @@ pub async fn sync_connector(
         let started = Instant::now();
         let bar = progress.stream(source, &stream.name);
         let result = async {
-            let run_id = wh.begin_run(source, &stream.name)?;
+            let run_id = wh.begin_run(source, &stream.name, lease_token)?;
             let state = wh.stream_state(source, &stream.name)?;
             let loader = StreamLoader::new(
                 wh.connection()?,

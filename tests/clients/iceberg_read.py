@@ -36,6 +36,7 @@ def main():
         "non_null": {c: len(data) - data.column(c).null_count for c in data.column_names},
         "operation": snapshot.summary.operation.value,
         "run_id": snapshot.summary.additional_properties.get("conveyor.run-id"),
+        "lease_token": snapshot.summary.additional_properties.get("conveyor.lease-token"),
         "files": files,
         "duckdb_rows": stock[0],
         "duckdb_id_sum": int(stock[1] or 0),

@@ -182,6 +182,7 @@ async fn file_drop_plugin_syncs_into_duckdb_exactly_like_the_native_connector() 
             &connector,
             &CancelFlag::default(),
             &Progress::hidden(),
+            None,
         )
         .await;
         assert!(!report.failed(), "{report:?}");

@@ -377,3 +377,133 @@ async fn publish_a_failed_publish_is_an_error_and_an_operator_alert_until_it_suc
     let alerts = text(&f.conveyor(&["alerts"]).await).0;
     assert!(!alerts.contains("publish:src.items"), "{alerts}");
 }
+
+/// `conveyor.toml` beside `base` for the daemon `name` of a cluster: the
+/// same source, catalog and Iceberg folder, its own warehouse file.
+fn cluster_member(f: &Fixture, db: &TestDatabase, name: &str) -> std::path::PathBuf {
+    let base = std::fs::read_to_string(f.config()).unwrap();
+    let text = base.replace("path = \"wh.duckdb\"", &format!("path = \"{name}.duckdb\""))
+        + &format!(
+            r#"
+[cluster]
+catalog = "{}"
+password = "file:pg-password"
+tls = "disable"
+lease = "6s"
+name = "{name}"
+"#,
+            db.url()
+        );
+    let p = f.path(&format!("{name}.toml"));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn conveyor_with(config: &Path, dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publish_in_a_cluster_is_ordered_by_the_source_lease_so_an_older_run_never_replaces_a_newer_table(
+) {
+    let servers = TestServers::start();
+    let db = servers.postgres();
+    let f = Fixture::new(RestMockConfig {
+        records: dataset(800),
+        ..Default::default()
+    })
+    .await;
+    setup(&f, &db);
+    let (a, b) = (
+        cluster_member(&f, &db, "alpha"),
+        cluster_member(&f, &db, "beta"),
+    );
+    let dir = f.dir.path();
+    let token = |who: &str| -> i64 {
+        crate::support::sql_on(
+            &f.path(&format!("{who}.duckdb")),
+            "SELECT max(lease_token) FROM conveyor.runs WHERE source = 'src'",
+        )[0][0]
+            .parse()
+            .unwrap()
+    };
+
+    // alpha syncs and publishes under the source lease.
+    let out = conveyor_with(&a, dir, &["sync"]);
+    assert!(out.status.success(), "{:?}", out);
+    let first = read_back(&db);
+    assert_eq!(first["rows"], 800, "{first}");
+    assert_eq!(first["lease_token"], token("alpha").to_string(), "{first}");
+
+    // alpha's next run commits, then cannot publish (the catalog refuses
+    // commits): the state a crash between the two commits leaves.
+    db.sql(
+        "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'catalog in maintenance'; END $$ LANGUAGE plpgsql;
+         CREATE TRIGGER maintenance BEFORE UPDATE ON iceberg_tables FOR EACH ROW EXECUTE FUNCTION refuse();",
+    );
+    f.mock.push({
+        let mut r = conveyor_mocks::rest::record(801);
+        r["updated_at"] = "2030-01-01T00:00:00.000Z".into();
+        r
+    });
+    let out = conveyor_with(&a, dir, &["sync"]);
+    assert_eq!(out.status.code(), Some(1), "{:?}", out);
+    let alpha_unpublished = token("alpha");
+    db.sql("DROP TRIGGER maintenance ON iceberg_tables");
+
+    // beta syncs later, under a later lease, and publishes more rows.
+    f.mock.push({
+        let mut r = conveyor_mocks::rest::record(802);
+        r["updated_at"] = "2030-01-02T00:00:00.000Z".into();
+        r
+    });
+    let out = conveyor_with(&b, dir, &["sync"]);
+    assert!(out.status.success(), "{:?}", out);
+    assert!(token("beta") > alpha_unpublished);
+    let newer = read_back(&db);
+    assert_eq!(newer["rows"], 802, "{newer}");
+    assert_eq!(newer["lease_token"], token("beta").to_string(), "{newer}");
+
+    // alpha starts: its committed but unpublished run is older than beta's
+    // table, so it is left alone; once alpha syncs again under a newer
+    // lease, its table is published.
+    let mut daemon = crate::support::Daemon::spawn_logged(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&a)
+            .arg("run")
+            .current_dir(dir),
+        &f.path("alpha.log"),
+    );
+    daemon
+        .ready(
+            Duration::from_secs(60),
+            "alpha's start-up publish round",
+            async || {
+                let log = std::fs::read_to_string(f.path("alpha.log")).unwrap_or_default();
+                log.contains("joined the cluster")
+            },
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after_start = read_back(&db);
+    assert_eq!(
+        after_start["snapshots"], newer["snapshots"],
+        "{after_start}"
+    );
+    assert_eq!(after_start["rows"], 802, "{after_start}");
+    assert!(daemon.terminate().await.success(), "{}", daemon.log());
+    let out = conveyor_with(&a, dir, &["sync"]);
+    assert!(out.status.success(), "{:?}", out);
+    let last = read_back(&db);
+    assert_eq!(last["rows"], 802, "{last}");
+    // alpha's table now holds beta's rows too: the same content, so no
+    // new snapshot was needed.
+    assert_eq!(last["snapshots"], newer["snapshots"], "{last}");
+}

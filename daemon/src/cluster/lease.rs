@@ -159,6 +159,11 @@ impl HeldLease {
         }
     }
 
+    /// The fencing token: issued by the database, higher for every take.
+    pub fn token(&self) -> i64 {
+        self.token
+    }
+
     /// Set once the lease is lost or the daemon stops: the cancel flag of
     /// the work done under it.
     pub fn stop(&self) -> &CancelFlag {

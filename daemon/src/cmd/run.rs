@@ -214,8 +214,7 @@ pub async fn run_daemon_with(
             for name in names {
                 let lock = d.lock_for(&name);
                 let _running = lock.lock().await;
-                p.publish_sources(&d.wh, &d.live.config(), std::slice::from_ref(&name))
-                    .await;
+                d.publish_leftover(&p, &name).await;
             }
         });
     }
@@ -641,12 +640,14 @@ impl Daemon {
         firing: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Option<(SourceReport, Vec<(String, String)>)> {
         let Some(cluster) = &self.cluster else {
-            return Some(self.run_locked(source, trigger, &self.cancel).await);
+            return Some(self.run_locked(source, trigger, &self.cancel, None).await);
         };
         let lease = cluster
             .take(&source_lease(&source.name), firing, &self.cancel)
             .await?;
-        let done = self.run_locked(source, trigger, lease.stop()).await;
+        let done = self
+            .run_locked(source, trigger, lease.stop(), Some(lease.token()))
+            .await;
         // Stopped by a shutdown or a lost lease, the firing is not done:
         // another daemon takes it over.
         let finished = !lease.stop().is_cancelled();
@@ -654,15 +655,49 @@ impl Daemon {
         Some(done)
     }
 
+    /// Publishes what `source`'s last runs left unpublished (its lock held
+    /// by the caller). In a cluster only under the source's lease, and only
+    /// if free now: a daemon that holds it is syncing, and publishes a
+    /// table newer than this one's.
+    async fn publish_leftover(&self, publisher: &crate::publish::Publisher, source: &str) {
+        let config = self.live.config();
+        let Some(cluster) = &self.cluster else {
+            publisher
+                .publish_sources(&self.wh, &config, &[source.to_string()])
+                .await;
+            return;
+        };
+        match cluster
+            .try_take(&source_lease(source), None, &self.cancel)
+            .await
+        {
+            Ok(crate::cluster::Taken::Held(lease)) => {
+                publisher
+                    .publish_sources(&self.wh, &config, &[source.to_string()])
+                    .await;
+                lease.release(false).await;
+            }
+            Ok(_) => tracing::info!(
+                source,
+                "not publishing this daemon's last runs: another daemon holds the source"
+            ),
+            Err(e) => {
+                tracing::warn!(source, error = %format!("{e:#}"), "cannot reach the cluster catalog; this daemon's last runs are published after its next sync")
+            }
+        }
+    }
+
     /// Syncs `source` (its lock held by the caller), publishes what it
     /// changed (`[publish]`), then records the outcome for pipeline health
     /// (which may queue an operator e-mail). Also returns the tables that
-    /// could not be published, with why.
+    /// could not be published, with why. `lease_token`: the cluster lease
+    /// it runs under, recorded on its runs.
     async fn run_locked(
         &self,
         source: &SourceConfig,
         trigger: &str,
         cancel: &CancelFlag,
+        lease_token: Option<i64>,
     ) -> (SourceReport, Vec<(String, String)>) {
         let report = sync_source_for(
             self.wh.clone(),
@@ -670,6 +705,7 @@ impl Daemon {
             cancel,
             &Progress::hidden(),
             trigger,
+            lease_token,
         )
         .await;
         // Still under the source's lock (and lease): nothing else writes

@@ -10,8 +10,10 @@ use anyhow::Result;
 use conveyor_config::{Config, SourceConfig};
 use conveyor_plugin_api::CancelFlag;
 
+use crate::cluster::{source_lease, Cluster};
 use crate::progress::Progress;
-use crate::sync::{sync_source, SourceReport};
+use crate::publish::{PublishRun, Publisher};
+use crate::sync::{sync_source, sync_source_for, SourceReport};
 use crate::warehouse::Warehouse;
 use crate::{EXIT_CONFIG, EXIT_FAILED};
 
@@ -70,17 +72,31 @@ pub async fn sync_command(config: Config, names: Vec<String>) -> Result<ExitCode
             on_signal.cancel();
         }
     });
+    let cluster = match &config.cluster {
+        Some(c) => Some(Arc::new(Cluster::connect(c).await?)),
+        None => None,
+    };
+    let publisher = config.publish.as_ref().map(Publisher::new);
+    let shared = Arc::new(config.clone());
     let started = Instant::now();
-    let reports = sync_sources(wh.clone(), &selected, &cancel, &Progress::for_terminal()).await;
+    let progress = Progress::for_terminal();
+    let runs = selected.iter().map(|s| {
+        sync_and_publish(
+            &wh,
+            s,
+            &cancel,
+            &progress,
+            cluster.as_ref(),
+            publisher.as_ref(),
+            &shared,
+        )
+    });
+    let (reports, published): (Vec<SourceReport>, Vec<PublishRun>) =
+        futures::future::join_all(runs).await.into_iter().unzip();
     print_summary(&reports, started.elapsed().as_secs_f64());
     record_health(&wh, &config, &reports).await;
     let mut publish_failed = false;
-    if let Some(publish) = &config.publish {
-        let names: Vec<String> = reports.iter().map(|r| r.source.clone()).collect();
-        let p = crate::publish::Publisher::new(publish);
-        let run = p
-            .publish_sources(&wh, &Arc::new(config.clone()), &names)
-            .await;
+    for run in &published {
         for t in &run.published {
             println!(
                 "published {}.{} to Iceberg: run {}, {} rows in {} file(s) of {} bytes, {:.2} s",
@@ -88,7 +104,7 @@ pub async fn sync_command(config: Config, names: Vec<String>) -> Result<ExitCode
             );
         }
         print_publish_failures(&run.failed);
-        publish_failed = !run.failed.is_empty();
+        publish_failed |= !run.failed.is_empty();
     }
     // The model's views and the reconciliations that follow these sources.
     let synced: Vec<String> = reports
@@ -113,6 +129,49 @@ pub async fn sync_command(config: Config, names: Vec<String>) -> Result<ExitCode
             ExitCode::SUCCESS
         },
     )
+}
+
+/// Syncs `source` and publishes its tables (`[publish]`); in a cluster
+/// under the source's lease, as the daemons run it — waiting while a daemon
+/// holds it, and publishing nothing if the lease is lost.
+async fn sync_and_publish(
+    wh: &Arc<Warehouse>,
+    source: &SourceConfig,
+    cancel: &CancelFlag,
+    progress: &Progress,
+    cluster: Option<&Arc<Cluster>>,
+    publisher: Option<&Publisher>,
+    config: &Arc<Config>,
+) -> (SourceReport, PublishRun) {
+    let lease = match cluster {
+        Some(c) => match c.take(&source_lease(&source.name), None, cancel).await {
+            Some(lease) => Some(lease),
+            None => {
+                let stopped = SourceReport {
+                    source: source.name.clone(),
+                    streams: Vec::new(),
+                    error: None,
+                    cancelled: true,
+                };
+                return (stopped, PublishRun::default());
+            }
+        },
+        None => None,
+    };
+    let stop = lease.as_ref().map_or(cancel, |l| l.stop());
+    let token = lease.as_ref().map(|l| l.token());
+    let report = sync_source_for(wh.clone(), source, stop, progress, "manual", token).await;
+    let published = match publisher {
+        Some(p) if !stop.is_cancelled() => {
+            p.publish_sources(wh, config, std::slice::from_ref(&source.name))
+                .await
+        }
+        _ => PublishRun::default(),
+    };
+    if let Some(lease) = lease {
+        lease.release(false).await;
+    }
+    (report, published)
 }
 
 /// The tables `[publish]` could not publish, one error line each.

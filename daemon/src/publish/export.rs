@@ -99,6 +99,21 @@ pub struct RunStamp {
     pub run_id: i64,
     /// `finished_at` in microseconds since the epoch.
     pub finished_us: i64,
+    /// In a cluster: the fencing token of the source lease the run synced
+    /// under. Issued by the cluster database, it orders runs of different
+    /// daemons (whose clocks never meet).
+    pub lease_token: Option<i64>,
+}
+
+impl RunStamp {
+    /// Whether a table holding this run is newer than one holding
+    /// `published`: the later lease first (another daemon's sync under a
+    /// later lease saw the source later), then — runs of one lease, so of
+    /// one daemon and one clock — the later finish.
+    pub fn is_newer_than(&self, published: &RunStamp) -> bool {
+        (self.lease_token.unwrap_or(0), self.finished_us)
+            > (published.lease_token.unwrap_or(0), published.finished_us)
+    }
 }
 
 /// The latest finished run of the stream that changed rows, if any — of
@@ -106,7 +121,7 @@ pub struct RunStamp {
 /// committed the batches before its end, and they are in the table.
 pub fn latest_change(conn: &Connection, source: &str, stream: &str) -> Result<Option<RunStamp>> {
     let mut stmt = conn.prepare(
-        "SELECT run_id, epoch_us(finished_at) FROM conveyor.runs
+        "SELECT run_id, epoch_us(finished_at), lease_token FROM conveyor.runs
           WHERE source = ? AND stream = ? AND status <> 'running'
             AND coalesce(inserted, 0) + coalesce(updated, 0) > 0
           ORDER BY finished_at DESC, run_id DESC LIMIT 1",
@@ -116,6 +131,7 @@ pub fn latest_change(conn: &Connection, source: &str, stream: &str) -> Result<Op
         Some(r) => Some(RunStamp {
             run_id: r.get(0)?,
             finished_us: r.get(1)?,
+            lease_token: r.get(2)?,
         }),
         None => None,
     })

@@ -11,6 +11,13 @@
 //! the way are orphans, never referenced); the next publish of that source
 //! — the daemon's start, or its next sync — finds the run unpublished and
 //! publishes it, once.
+//!
+//! In a cluster several daemons publish the same table, each from its own
+//! warehouse, and only while holding the source's lease. "Newer" is then
+//! decided by the lease's fencing token recorded on the run (issued by the
+//! cluster database, so independent of the daemons' clocks): a daemon that
+//! restarts with a run older than another daemon's published one leaves
+//! the table alone.
 
 mod catalog;
 mod export;
@@ -177,7 +184,7 @@ impl Publisher {
                 };
                 if published
                     .as_ref()
-                    .is_some_and(|(p, _): &(RunStamp, String)| p.finished_us >= stamp.finished_us)
+                    .is_some_and(|(p, _): &(RunStamp, String)| !stamp.is_newer_than(p))
                 {
                     return Ok(None);
                 }
@@ -283,6 +290,32 @@ fn sync_file_and_folder(path: &std::path::Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::export::RunStamp;
+
+    fn stamp(lease_token: Option<i64>, finished_us: i64) -> RunStamp {
+        RunStamp {
+            run_id: 1,
+            finished_us,
+            lease_token,
+        }
+    }
+
+    #[test]
+    fn a_later_lease_is_newer_whatever_the_clocks_say() {
+        // Another daemon, its clock an hour behind, synced under a later lease.
+        assert!(stamp(Some(8), 1_000).is_newer_than(&stamp(Some(7), 3_600_000_000)));
+        assert!(!stamp(Some(7), 3_600_000_000).is_newer_than(&stamp(Some(8), 1_000)));
+        // One lease (one daemon, one clock): the later finish.
+        assert!(stamp(Some(7), 2_000).is_newer_than(&stamp(Some(7), 1_000)));
+        assert!(!stamp(Some(7), 1_000).is_newer_than(&stamp(Some(7), 1_000)));
+        // Without a cluster: the clock alone, as before.
+        assert!(stamp(None, 2_000).is_newer_than(&stamp(None, 1_000)));
+        assert!(!stamp(None, 1_000).is_newer_than(&stamp(None, 2_000)));
+        // A table published under a lease is never replaced by a run that
+        // took none (a `conveyor sync` of an older version, say).
+        assert!(!stamp(None, 9_000_000_000).is_newer_than(&stamp(Some(1), 1_000)));
+    }
+
     #[test]
     fn publish_refuses_names_that_would_leave_the_folder_or_break_identifiers() {
         for bad in ["", "..", "../etc", "/etc", "a/b", "a.b", "a b", "ü"] {

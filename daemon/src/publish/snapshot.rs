@@ -21,6 +21,8 @@ use super::export::{iceberg_type, Column, RunStamp, Written};
 /// Summary keys of Conveyor's own: which run the snapshot holds.
 pub const RUN_ID: &str = "conveyor.run-id";
 pub const RUN_FINISHED_US: &str = "conveyor.run-finished-us";
+/// The run's source lease token, in a cluster ([`RunStamp::lease_token`]).
+pub const LEASE_TOKEN: &str = "conveyor.lease-token";
 /// The table's content fingerprint (`export::content`).
 pub const CONTENT: &str = "conveyor.content";
 
@@ -194,19 +196,23 @@ pub async fn commit(
     list.close().await?;
 
     let added_records: u64 = files.iter().map(|f| f.rows).sum();
+    let mut properties = HashMap::from([
+        ("added-data-files".into(), files.len().to_string()),
+        ("added-records".into(), added_records.to_string()),
+        ("deleted-data-files".into(), deleted_files.to_string()),
+        ("deleted-records".into(), deleted_records.to_string()),
+        ("total-data-files".into(), files.len().to_string()),
+        ("total-records".into(), added_records.to_string()),
+        (RUN_ID.into(), stamp.run_id.to_string()),
+        (RUN_FINISHED_US.into(), stamp.finished_us.to_string()),
+        (CONTENT.into(), content.to_string()),
+    ]);
+    if let Some(token) = stamp.lease_token {
+        properties.insert(LEASE_TOKEN.into(), token.to_string());
+    }
     let summary = Summary {
         operation: Operation::Overwrite,
-        additional_properties: HashMap::from([
-            ("added-data-files".into(), files.len().to_string()),
-            ("added-records".into(), added_records.to_string()),
-            ("deleted-data-files".into(), deleted_files.to_string()),
-            ("deleted-records".into(), deleted_records.to_string()),
-            ("total-data-files".into(), files.len().to_string()),
-            ("total-records".into(), added_records.to_string()),
-            (RUN_ID.into(), stamp.run_id.to_string()),
-            (RUN_FINISHED_US.into(), stamp.finished_us.to_string()),
-            (CONTENT.into(), content.to_string()),
-        ]),
+        additional_properties: properties,
     };
     let snapshot = Snapshot::builder()
         .with_snapshot_id(snapshot_id)
@@ -240,6 +246,7 @@ pub fn published_run(meta: &TableMetadata) -> Option<(RunStamp, String)> {
         RunStamp {
             run_id: props.get(RUN_ID)?.parse().ok()?,
             finished_us: props.get(RUN_FINISHED_US)?.parse().ok()?,
+            lease_token: props.get(LEASE_TOKEN).and_then(|t| t.parse().ok()),
         },
         props.get(CONTENT).cloned().unwrap_or_default(),
     ))

@@ -522,7 +522,7 @@ mod tests {
     fn merge_keeps_the_last_occurrence_of_a_key_within_and_across_commits() {
         let dir = tempfile::tempdir().unwrap();
         let wh = crate::warehouse::Warehouse::open(&dir.path().join("w.duckdb")).unwrap();
-        let run = wh.begin_run("s", "t").unwrap();
+        let run = wh.begin_run("s", "t", None).unwrap();
         let key = vec!["id".to_string(), "region".to_string()];
         let mut loader = StreamLoader::new(wh.connection().unwrap(), "s", "t", key, run).unwrap();
         let state = serde_json::json!({});
@@ -594,7 +594,7 @@ mod append_tests {
     fn open_loader() -> (tempfile::TempDir, crate::warehouse::Warehouse, StreamLoader) {
         let dir = tempfile::tempdir().unwrap();
         let wh = crate::warehouse::Warehouse::open(&dir.path().join("w.duckdb")).unwrap();
-        let run = wh.begin_run("s", "t").unwrap();
+        let run = wh.begin_run("s", "t", None).unwrap();
         let loader =
             StreamLoader::new(wh.connection().unwrap(), "s", "t", vec!["id".into()], run).unwrap();
         (dir, wh, loader)

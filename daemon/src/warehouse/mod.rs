@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS conveyor.runs (
     updated     BIGINT DEFAULT 0,             -- of those, keys already there, replaced
     batches     BIGINT NOT NULL DEFAULT 0,
     rejected    BIGINT NOT NULL DEFAULT 0,
-    error       VARCHAR
+    error       VARCHAR,
+    lease_token BIGINT                    -- [cluster]: the source lease's fencing token it ran under
 );
 CREATE TABLE IF NOT EXISTS conveyor.stream_state (
     source      VARCHAR NOT NULL,
@@ -184,6 +185,7 @@ pub fn create_metadata(conn: &Connection) -> Result<()> {
          ALTER TABLE conveyor.silences ADD COLUMN IF NOT EXISTS created_by VARCHAR;
          ALTER TABLE conveyor.runs ADD COLUMN IF NOT EXISTS inserted BIGINT DEFAULT 0;
          ALTER TABLE conveyor.runs ADD COLUMN IF NOT EXISTS updated BIGINT DEFAULT 0;
+         ALTER TABLE conveyor.runs ADD COLUMN IF NOT EXISTS lease_token BIGINT;
          ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS html_body VARCHAR;
          ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS reported_at TIMESTAMP;
          ALTER TABLE conveyor.outbox ADD COLUMN IF NOT EXISTS reported_by BIGINT;
@@ -294,11 +296,13 @@ impl Warehouse {
         Ok(n)
     }
 
-    pub fn begin_run(&self, source: &str, stream: &str) -> Result<i64> {
+    /// Records a run as started; `lease_token` is the cluster lease it runs
+    /// under (`[publish]` orders the runs of several daemons by it).
+    pub fn begin_run(&self, source: &str, stream: &str, lease_token: Option<i64>) -> Result<i64> {
         let id: i64 = self.conn().query_row(
-            "INSERT INTO conveyor.runs (run_id, source, stream, status, started_at)
-             VALUES (nextval('conveyor.run_ids'), ?, ?, 'running', make_timestamp(epoch_us(now()))) RETURNING run_id",
-            params![source, stream],
+            "INSERT INTO conveyor.runs (run_id, source, stream, status, started_at, lease_token)
+             VALUES (nextval('conveyor.run_ids'), ?, ?, 'running', make_timestamp(epoch_us(now())), ?) RETURNING run_id",
+            params![source, stream, lease_token],
             |r| r.get(0),
         )?;
         Ok(id)
