@@ -40,6 +40,9 @@ use crate::EXIT_CONFIG;
 
 /// How often the daemon looks for outbox rows that are due.
 const OUTBOX_EVERY: Duration = Duration::from_secs(15);
+/// How often the cluster's evaluator hands its state over (when changed):
+/// the longest a rule notification waits for the cluster to hold it.
+const HANDOVER_EVERY: Duration = Duration::from_secs(2);
 /// How often scheduled sources are checked for staleness (`[health]`).
 const STALE_EVERY: Duration = Duration::from_secs(60);
 
@@ -180,6 +183,10 @@ pub async fn run_daemon_with(
         Some(c) => {
             let cluster = Arc::new(Cluster::connect(c).await?);
             tracing::info!(catalog = %c.db.describe(), owner = %cluster.owner(), lease_secs = c.lease.as_secs(), "joined the cluster");
+            // Closed until this daemon evaluates and has handed its state
+            // over: a rule notification goes out only once the cluster
+            // holds it.
+            crate::outbox::handover::gate().open_upto(None);
             Some(cluster)
         }
         None => None,
@@ -219,7 +226,7 @@ pub async fn run_daemon_with(
         });
     }
     let evaluator_lease = cluster
-        .map(|c| tokio::spawn(c.hold_evaluator(daemon.evaluator.clone(), daemon.cancel.clone())));
+        .map(|c| tokio::spawn(c.hold_evaluator(wh.clone(), daemon.evaluator.clone(), daemon.cancel.clone())));
     {
         // Weak: `Live` outlives the daemon in the endpoint's state, and a
         // strong reference here would keep the daemon — and its warehouse,
@@ -551,9 +558,31 @@ impl Daemon {
     async fn worker(self: Arc<Self>, retire: CancelFlag) {
         let mut last_outbox: Option<tokio::time::Instant> = None;
         let mut last_stale: Option<tokio::time::Instant> = None;
+        let mut last_handover: Option<tokio::time::Instant> = None;
+        let mut handed: Option<crate::outbox::handover::EvaluatorState> = None;
         // Short naps, so a shutdown is noticed within a quarter second.
         while !retire.is_cancelled() {
             let config = self.live.config();
+            if let (Some(c), true) = (
+                &self.cluster,
+                last_handover.is_none_or(|l| l.elapsed() >= HANDOVER_EVERY),
+            ) {
+                last_handover = Some(tokio::time::Instant::now());
+                let before = handed.as_ref().map(|s| s.upto);
+                match c.hand_over(&self.wh, handed.as_ref()).await {
+                    Ok(state) => {
+                        // Notifications the cluster now holds go out now,
+                        // not at the next delivery pass.
+                        if state.is_some() && state.as_ref().map(|s| s.upto) != before {
+                            last_outbox = None;
+                        }
+                        handed = state;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "cannot hand the evaluator's state over; its notifications wait");
+                    }
+                }
+            }
             if last_outbox.is_none_or(|l| l.elapsed() >= OUTBOX_EVERY) {
                 last_outbox = Some(tokio::time::Instant::now());
                 let (wh, config) = (self.wh.clone(), config.clone());

@@ -13,7 +13,7 @@ use conveyor_plugin_api::CancelFlag;
 use crate::cluster::{source_lease, Cluster};
 use crate::progress::Progress;
 use crate::publish::{PublishRun, Publisher};
-use crate::sync::{sync_source, sync_source_for, SourceReport};
+use crate::sync::{sync_source_for, SourceReport};
 use crate::warehouse::Warehouse;
 use crate::{EXIT_CONFIG, EXIT_FAILED};
 
@@ -204,7 +204,9 @@ async fn record_health(wh: &Arc<Warehouse>, config: &Config, reports: &[SourceRe
     }
 }
 
-/// Syncs sources concurrently; one failing does not stop the others.
+/// Syncs sources concurrently; one failing does not stop the others (the
+/// demo's sandbox; `conveyor sync` goes through [`sync_and_publish`]).
+#[cfg(feature = "demo")]
 pub async fn sync_sources(
     wh: Arc<Warehouse>,
     sources: &[&SourceConfig],
@@ -213,7 +215,7 @@ pub async fn sync_sources(
 ) -> Vec<SourceReport> {
     let runs = sources
         .iter()
-        .map(|s| sync_source(wh.clone(), s, cancel, progress));
+        .map(|s| crate::sync::sync_source(wh.clone(), s, cancel, progress));
     futures::future::join_all(runs).await
 }
 

@@ -42,6 +42,7 @@ pub(super) static ONE_PASS: Mutex<()> = Mutex::new(());
 struct Due {
     id: i64,
     key: String,
+    rule: String,
     recipient: String,
     subject: String,
     body: String,
@@ -78,6 +79,11 @@ pub fn deliver_due(
     let transport = transport(smtp, password.as_ref().map(|p| p.expose().to_string()))?;
     let ts = crate::warehouse::timestamp_text(now);
     for d in due {
+        if super::handover::delivered_elsewhere(&d.rule, &d.key) {
+            tracing::info!(id = d.id, "e-mail already delivered by another daemon of the cluster");
+            record_attempt(conn, &mut report, "e-mail", d.id, d.attempts, &ts, None)?;
+            continue;
+        }
         let outcome = message(smtp, &d)
             .and_then(|m| transport.send(&m).map(|_| ()).map_err(|e| e.to_string()));
         let attempts = d.attempts + 1;
@@ -90,6 +96,9 @@ pub fn deliver_due(
             };
             (e, attempts as u32 >= smtp.max_attempts)
         });
+        if failure.is_none() {
+            super::handover::delivered_here(&d.rule, &d.key);
+        }
         record_attempt(conn, &mut report, "e-mail", d.id, attempts, &ts, failure)?;
     }
     Ok(report)
@@ -140,15 +149,19 @@ pub(crate) fn backoff_secs(attempts: i32) -> i64 {
 
 fn due(conn: &Connection, now: NaiveDateTime) -> duckdb::Result<Vec<Due>> {
     let mut st = conn.prepare(
-        "SELECT id, key, recipient, subject, body, attempts, html_body, CAST(headers AS VARCHAR), chart_png FROM conveyor.outbox
-         WHERE channel = 'email' AND delivered_at IS NULL AND dead_at IS NULL
-           AND next_attempt_at <= CAST(? AS TIMESTAMP)
-         ORDER BY id",
+        &format!(
+            "SELECT id, key, recipient, subject, body, attempts, html_body, CAST(headers AS VARCHAR), chart_png, rule FROM conveyor.outbox
+              WHERE channel = 'email' AND delivered_at IS NULL AND dead_at IS NULL
+                AND next_attempt_at <= CAST(? AS TIMESTAMP) AND {}
+              ORDER BY id",
+            super::handover::sendable(super::handover::sendable_upto())
+        ),
     )?;
     let rows = st.query_map([crate::warehouse::timestamp_text(now)], |r| {
         Ok(Due {
             id: r.get(0)?,
             key: r.get(1)?,
+            rule: r.get(9)?,
             recipient: r.get(2)?,
             subject: r.get(3)?,
             body: r.get(4)?,

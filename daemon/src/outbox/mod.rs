@@ -13,6 +13,7 @@ pub mod chart;
 mod dead_letters;
 mod deliver;
 mod enqueue;
+pub mod handover;
 pub mod retry;
 mod webhook;
 
@@ -90,3 +91,5 @@ pub fn deliver_logged(conn: &duckdb::Connection, config: &conveyor_config::Confi
 pub(crate) mod content_tests;
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod handover_tests;

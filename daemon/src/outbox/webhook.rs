@@ -71,6 +71,11 @@ pub fn deliver_webhooks_due(
         .context("HTTP client")?;
     let ts = crate::warehouse::timestamp_text(now);
     for d in due {
+        if super::handover::delivered_elsewhere(&d.rule, &d.key) {
+            tracing::info!(id = d.id, "webhook already delivered by another daemon of the cluster");
+            record_attempt(conn, &mut report, "webhook", d.id, d.attempts, &ts, None)?;
+            continue;
+        }
         let (outcome, secret) = post(&client, config, &d);
         let attempts = d.attempts + 1;
         let scrub = |e: String| match &secret {
@@ -79,7 +84,10 @@ pub fn deliver_webhooks_due(
             _ => e,
         };
         let failure = match outcome {
-            Outcome::Delivered => None,
+            Outcome::Delivered => {
+                super::handover::delivered_here(&d.rule, &d.key);
+                None
+            }
             Outcome::Retry(e) => Some((scrub(e), attempts as u32 >= max_attempts)),
             Outcome::Dead(e) => Some((scrub(e), true)),
         };
@@ -147,10 +155,13 @@ fn post(client: &reqwest::blocking::Client, config: &Config, d: &Due) -> (Outcom
 
 fn due(conn: &Connection, now: NaiveDateTime) -> duckdb::Result<Vec<Due>> {
     let mut st = conn.prepare(
-        "SELECT id, key, rule, recipient, body, attempts FROM conveyor.outbox
-         WHERE channel = 'webhook' AND delivered_at IS NULL AND dead_at IS NULL
-           AND next_attempt_at <= CAST(? AS TIMESTAMP)
-         ORDER BY id",
+        &format!(
+            "SELECT id, key, rule, recipient, body, attempts FROM conveyor.outbox
+              WHERE channel = 'webhook' AND delivered_at IS NULL AND dead_at IS NULL
+                AND next_attempt_at <= CAST(? AS TIMESTAMP) AND {}
+              ORDER BY id",
+            super::handover::sendable(super::handover::sendable_upto())
+        ),
     )?;
     let rows = st.query_map([crate::warehouse::timestamp_text(now)], |r| {
         Ok(Due {
