@@ -6,6 +6,7 @@ mod support;
 mod act_now;
 mod cli;
 mod cluster;
+mod cluster_alerts;
 #[cfg(feature = "demo")]
 mod console;
 mod crash;

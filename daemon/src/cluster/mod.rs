@@ -86,7 +86,10 @@ impl Cluster {
             .await?;
         for ddl in std::iter::once(SCHEMA).chain(handover::SCHEMA.iter().copied()) {
             sqlx::query(ddl).execute(&mut *tx).await.with_context(|| {
-                format!("cannot create the cluster's tables in {}", cfg.db.describe())
+                format!(
+                    "cannot create the cluster's tables in {}",
+                    cfg.db.describe()
+                )
             })?;
         }
         tx.commit().await?;
@@ -212,10 +215,9 @@ impl Cluster {
             return Ok(None);
         };
         let w = wh.clone();
-        let state = tokio::task::spawn_blocking(move || {
-            crate::outbox::handover::export(&w.connection()?)
-        })
-        .await??;
+        let state =
+            tokio::task::spawn_blocking(move || crate::outbox::handover::export(&w.connection()?))
+                .await??;
         gate.set_delivered_elsewhere(self.delivered_keys(&state.keys).await?);
         let delivered = gate.take_delivered_here();
         if last == Some(&state) && delivered.is_empty() {

@@ -225,8 +225,9 @@ pub async fn run_daemon_with(
             }
         });
     }
-    let evaluator_lease = cluster
-        .map(|c| tokio::spawn(c.hold_evaluator(wh.clone(), daemon.evaluator.clone(), daemon.cancel.clone())));
+    let evaluator_lease = cluster.map(|c| {
+        tokio::spawn(c.hold_evaluator(wh.clone(), daemon.evaluator.clone(), daemon.cancel.clone()))
+    });
     {
         // Weak: `Live` outlives the daemon in the endpoint's state, and a
         // strong reference here would keep the daemon — and its warehouse,

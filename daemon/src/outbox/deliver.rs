@@ -80,7 +80,10 @@ pub fn deliver_due(
     let ts = crate::warehouse::timestamp_text(now);
     for d in due {
         if super::handover::delivered_elsewhere(&d.rule, &d.key) {
-            tracing::info!(id = d.id, "e-mail already delivered by another daemon of the cluster");
+            tracing::info!(
+                id = d.id,
+                "e-mail already delivered by another daemon of the cluster"
+            );
             record_attempt(conn, &mut report, "e-mail", d.id, d.attempts, &ts, None)?;
             continue;
         }

@@ -259,12 +259,20 @@ impl Gate {
 
     /// The keys another daemon delivered, as the cluster last said.
     pub fn set_delivered_elsewhere(&self, keys: HashSet<String>) {
-        *self.delivered_elsewhere.lock().unwrap_or_else(|e| e.into_inner()) = keys;
+        *self
+            .delivered_elsewhere
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = keys;
     }
 
     /// The keys delivered here since the last call.
     pub fn take_delivered_here(&self) -> Vec<String> {
-        std::mem::take(&mut *self.delivered_here.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(
+            &mut *self
+                .delivered_here
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     /// Puts keys back that could not be told to the cluster.

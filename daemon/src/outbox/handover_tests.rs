@@ -36,7 +36,14 @@ fn outbox(conn: &Connection) -> Vec<(String, i64, bool, bool, bool, i64)> {
         )
         .unwrap();
     st.query_map([], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        ))
     })
     .unwrap()
     .map(Result::unwrap)
@@ -61,9 +68,7 @@ fn handover_carries_alerts_and_pending_notifications_and_announces_nothing_twice
     // The new one evaluated on its own before (its own ids, its own
     // undelivered e-mail about a3), then takes the state over.
     let b = fixture();
-    b.conn
-        .execute_batch("UPDATE m SET score = 5.0")
-        .unwrap();
+    b.conn.execute_batch("UPDATE m SET score = 5.0").unwrap();
     crate::rules::evaluate_at(&b.conn, rule, t0() - Duration::days(7)).unwrap();
     b.conn
         .execute_batch("UPDATE m SET score = 3.0 WHERE agent = 'a3'")
@@ -89,9 +94,23 @@ fn handover_carries_alerts_and_pending_notifications_and_announces_nothing_twice
         after,
         vec![
             // b's own e-mail: kept, never sent, never reported as dead.
-            (before[0].0.clone(), before[0].1, false, true, true, before[0].5),
+            (
+                before[0].0.clone(),
+                before[0].1,
+                false,
+                true,
+                true,
+                before[0].5
+            ),
             // a's, with its key and its images.
-            (state.keys[0].clone(), fired.eval_id, false, false, false, outbox(&a.conn)[0].5),
+            (
+                state.keys[0].clone(),
+                fired.eval_id,
+                false,
+                false,
+                false,
+                outbox(&a.conn)[0].5
+            ),
         ]
     );
 
@@ -100,7 +119,12 @@ fn handover_carries_alerts_and_pending_notifications_and_announces_nothing_twice
     let next = crate::rules::evaluate_at(&b.conn, rule, t0() + Duration::hours(2)).unwrap();
     assert_eq!(next.started_firing, 1, "only a3");
     assert!(next.eval_id > fired.eval_id.max(own.eval_id), "{next:?}");
-    let r = deliver_due(&b.conn, config.smtp.as_ref().unwrap(), t0() + Duration::hours(3)).unwrap();
+    let r = deliver_due(
+        &b.conn,
+        config.smtp.as_ref().unwrap(),
+        t0() + Duration::hours(3),
+    )
+    .unwrap();
     assert_eq!(r.delivered, 2);
     let mail = smtp.messages();
     let ids: Vec<String> = mail
@@ -115,7 +139,10 @@ fn handover_carries_alerts_and_pending_notifications_and_announces_nothing_twice
     let new_key = notification_key("csat_low", next.eval_id, "email", "sup@example.com");
     assert_eq!(
         ids,
-        vec![format!("<{}@conveyor>", state.keys[0]), format!("<{new_key}@conveyor>")]
+        vec![
+            format!("<{}@conveyor>", state.keys[0]),
+            format!("<{new_key}@conveyor>")
+        ]
     );
     assert!(mail[0].contains("Ann (a1) scored 3.1"), "{}", mail[0]);
     assert!(mail[1].contains("Cy (a3) scored 3"), "{}", mail[1]);

@@ -90,6 +90,6 @@ pub fn deliver_logged(conn: &duckdb::Connection, config: &conveyor_config::Confi
 #[cfg(test)]
 pub(crate) mod content_tests;
 #[cfg(test)]
-pub(crate) mod tests;
-#[cfg(test)]
 mod handover_tests;
+#[cfg(test)]
+pub(crate) mod tests;

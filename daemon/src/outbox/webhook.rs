@@ -72,7 +72,10 @@ pub fn deliver_webhooks_due(
     let ts = crate::warehouse::timestamp_text(now);
     for d in due {
         if super::handover::delivered_elsewhere(&d.rule, &d.key) {
-            tracing::info!(id = d.id, "webhook already delivered by another daemon of the cluster");
+            tracing::info!(
+                id = d.id,
+                "webhook already delivered by another daemon of the cluster"
+            );
             record_attempt(conn, &mut report, "webhook", d.id, d.attempts, &ts, None)?;
             continue;
         }
@@ -154,15 +157,13 @@ fn post(client: &reqwest::blocking::Client, config: &Config, d: &Due) -> (Outcom
 }
 
 fn due(conn: &Connection, now: NaiveDateTime) -> duckdb::Result<Vec<Due>> {
-    let mut st = conn.prepare(
-        &format!(
-            "SELECT id, key, rule, recipient, body, attempts FROM conveyor.outbox
+    let mut st = conn.prepare(&format!(
+        "SELECT id, key, rule, recipient, body, attempts FROM conveyor.outbox
               WHERE channel = 'webhook' AND delivered_at IS NULL AND dead_at IS NULL
                 AND next_attempt_at <= CAST(? AS TIMESTAMP) AND {}
               ORDER BY id",
-            super::handover::sendable(super::handover::sendable_upto())
-        ),
-    )?;
+        super::handover::sendable(super::handover::sendable_upto())
+    ))?;
     let rows = st.query_map([crate::warehouse::timestamp_text(now)], |r| {
         Ok(Due {
             id: r.get(0)?,
