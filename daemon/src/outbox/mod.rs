@@ -7,7 +7,9 @@
 //! accepting it and the row being marked delivered; the resend carries the
 //! same Message-ID (derived from the notification key), so a receiving
 //! system can drop the duplicate. A webhook resend carries the same
-//! `Idempotency-Key`.
+//! `Idempotency-Key`. In a cluster the same holds across daemons: rule
+//! notifications wait until the evaluator's state handed over holds them
+//! (`handover`).
 
 pub mod chart;
 mod dead_letters;
