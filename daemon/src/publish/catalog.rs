@@ -69,8 +69,8 @@ impl Catalog {
     }
 
     /// Points the table at `new` if it still points at `old` (`None`: the
-    /// table is created, with its namespace). False when another writer
-    /// got there first.
+    /// table is created, with its namespace, or its pointer-less row
+    /// filled in). False when another writer got there first.
     pub async fn swap(
         &self,
         namespace: &str,
@@ -117,6 +117,24 @@ impl Catalog {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                // A row without a pointer (a table another tool began to
+                // create and never finished) is taken over, not fought.
+                let n = if n == 0 {
+                    sqlx::query(
+                        "UPDATE iceberg_tables SET metadata_location = $4
+                          WHERE catalog_name = $1 AND table_namespace = $2 AND table_name = $3
+                            AND metadata_location IS NULL",
+                    )
+                    .bind(&self.name)
+                    .bind(namespace)
+                    .bind(table)
+                    .bind(new)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                } else {
+                    n
+                };
                 tx.commit().await?;
                 n
             }
