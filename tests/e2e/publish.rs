@@ -90,6 +90,34 @@ fn assert_same(f: &Fixture, got: &serde_json::Value) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn publish_takes_over_a_catalog_row_another_tool_left_without_a_pointer() {
+    let servers = TestServers::start();
+    let db = servers.postgres();
+    let f = Fixture::new(RestMockConfig {
+        records: dataset(300),
+        ..Default::default()
+    })
+    .await;
+    setup(&f, &db);
+    // The SQL catalog's table as pyiceberg makes it, with a row for
+    // src.items whose creation never finished.
+    db.sql(
+        "CREATE TABLE iceberg_tables (
+            catalog_name varchar(255) NOT NULL, table_namespace varchar(255) NOT NULL,
+            table_name varchar(255) NOT NULL, metadata_location varchar(1000),
+            previous_metadata_location varchar(1000),
+            PRIMARY KEY (catalog_name, table_namespace, table_name));
+         INSERT INTO iceberg_tables VALUES ('conveyor', 'src', 'items', NULL, NULL);",
+    );
+    let out = f.conveyor(&["sync"]).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let got = read_back(&db);
+    assert_same(&f, &got);
+    assert_eq!(got["rows"], 300, "{got}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn publish_syncs_become_iceberg_snapshots_that_pyiceberg_and_duckdb_read() {
     let servers = TestServers::start();
     let db = servers.postgres();
@@ -190,17 +218,18 @@ async fn publish_after_a_sigkill_at_random_moments_ends_exact() {
     })
     .await;
     setup(&f, &db);
-    for round in 0..6u64 {
+    const ROUNDS: u64 = 10;
+    for round in 0..ROUNDS {
         // New and changed rows each round, so every sync has work and a
         // publish to do.
         for i in 0..50 {
             f.mock.update(1 + round * 1_000 + i, |r| {
                 r["name"] = format!("round {round}").into();
-                r["updated_at"] = format!("2030-01-0{}T00:00:00.000Z", round + 1).into();
+                r["updated_at"] = format!("2030-01-{:02}T00:00:00.000Z", round + 1).into();
             });
         }
         let mut new = conveyor_mocks::rest::record(20_001 + round);
-        new["updated_at"] = format!("2030-01-0{}T00:00:00.000Z", round + 1).into();
+        new["updated_at"] = format!("2030-01-{:02}T00:00:00.000Z", round + 1).into();
         f.mock.push(new);
         let mut child = Command::new(BIN)
             .arg("--config")
@@ -224,7 +253,7 @@ async fn publish_after_a_sigkill_at_random_moments_ends_exact() {
     assert!(out.status.success(), "{:?}", text(&out));
     let got = read_back(&db);
     assert_same(&f, &got);
-    assert_eq!(got["rows"], 20_006, "{got}");
+    assert_eq!(got["rows"], 20_000 + ROUNDS, "{got}");
     // A run with nothing new publishes nothing more.
     let snapshots = got["snapshots"].clone();
     let out = f.conveyor(&["sync"]).await;
