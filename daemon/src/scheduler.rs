@@ -66,23 +66,8 @@ pub fn next_fire(schedule: &Schedule, after: DateTime<Utc>) -> Option<DateTime<U
 /// firings missed while a run was still going are skipped, not queued.
 /// `cancel` is looked at between runs only: a run in progress is the job's
 /// to stop (the daemon retires a job on reload this way, letting its run
-/// finish).
-pub async fn run_on_schedule<F, Fut>(
-    name: &str,
-    schedule: &Schedule,
-    clock: Clock,
-    cancel: CancelFlag,
-    job: F,
-) where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let mut job = job;
-    run_on_schedule_with(name, schedule, clock, cancel, |_| {}, |_| job()).await
-}
-
-/// [`run_on_schedule`], telling `on_next` each firing it waits for (the
-/// daemon publishes it as a metric) and `job` the firing it runs for.
+/// finish). `on_next` is told each firing waited for (the daemon publishes it as a
+/// metric) and `job` the firing it runs for.
 pub async fn run_on_schedule_with<F, Fut>(
     name: &str,
     schedule: &Schedule,
@@ -151,10 +136,17 @@ mod tests {
         let task = tokio::spawn({
             let cancel = cancel.clone();
             async move {
-                run_on_schedule("t", &s, Clock::starting_at(t0()), cancel, || {
-                    c.fetch_add(1, Ordering::SeqCst);
-                    async {}
-                })
+                run_on_schedule_with(
+                    "t",
+                    &s,
+                    Clock::starting_at(t0()),
+                    cancel,
+                    |_| {},
+                    |_| {
+                        c.fetch_add(1, Ordering::SeqCst);
+                        async {}
+                    },
+                )
                 .await
             }
         });
@@ -176,16 +168,23 @@ mod tests {
         let task = tokio::spawn({
             let cancel = cancel.clone();
             async move {
-                run_on_schedule("t", &s, Clock::starting_at(t0()), cancel, move || {
-                    let (r, m, n) = (r.clone(), m.clone(), n.clone());
-                    async move {
-                        let now = r.fetch_add(1, Ordering::SeqCst) + 1;
-                        m.fetch_max(now, Ordering::SeqCst);
-                        n.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_secs(25)).await;
-                        r.fetch_sub(1, Ordering::SeqCst);
-                    }
-                })
+                run_on_schedule_with(
+                    "t",
+                    &s,
+                    Clock::starting_at(t0()),
+                    cancel,
+                    |_| {},
+                    move |_| {
+                        let (r, m, n) = (r.clone(), m.clone(), n.clone());
+                        async move {
+                            let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+                            m.fetch_max(now, Ordering::SeqCst);
+                            n.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_secs(25)).await;
+                            r.fetch_sub(1, Ordering::SeqCst);
+                        }
+                    },
+                )
                 .await
             }
         });
@@ -203,7 +202,17 @@ mod tests {
         let cancel = CancelFlag::default();
         let task = tokio::spawn({
             let cancel = cancel.clone();
-            async move { run_on_schedule("t", &s, Clock::starting_at(t0()), cancel, || async {}).await }
+            async move {
+                run_on_schedule_with(
+                    "t",
+                    &s,
+                    Clock::starting_at(t0()),
+                    cancel,
+                    |_| {},
+                    |_| async {},
+                )
+                .await
+            }
         });
         tokio::time::sleep(Duration::from_secs(1)).await;
         let before = Instant::now();

@@ -2,7 +2,9 @@
 //! through the evaluator lease in a real Postgres, e-mailing a real SMTP
 //! server (aiosmtpd). The evaluator is SIGKILLed and later the other one
 //! stops: each time the next evaluator takes the alert states over, so every
-//! alert is e-mailed once across the cluster, not once per daemon.
+//! alert is e-mailed once across the cluster, not once per daemon. And a
+//! firing that comes due while the evaluator is dead is run by the next
+//! evaluator once it takes over, not lost.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,6 +21,17 @@ const LEASE_SECS: u64 = 5;
 /// A member evaluating `csat_low` every second: agents a1–a3 breach (and
 /// a4 too once [`A4`] is put in its config).
 fn member(root: &Path, name: &str, db: &TestDatabase, smtp_port: u16) -> PathBuf {
+    member_on(root, name, db, smtp_port, "* * * * * *")
+}
+
+/// [`member`] with the rule on `schedule`.
+fn member_on(
+    root: &Path,
+    name: &str,
+    db: &TestDatabase,
+    smtp_port: u16,
+    schedule: &str,
+) -> PathBuf {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("pg-password"), &db.password).unwrap();
@@ -44,7 +57,7 @@ from = "Conveyor <conveyor@example.com>"
 
 [[rules]]
 name = "csat_low"
-schedule = "* * * * * *"
+schedule = "{schedule}"
 measure = """
 SELECT * FROM (VALUES ('a1', DATE '2026-01-05', 3.1, 'Ann', 's1@example.com'),
                       ('a2', DATE '2026-01-05', 3.2, 'Bob', 's2@example.com'),
@@ -204,4 +217,63 @@ async fn until(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_a_firing_due_while_the_evaluator_is_dead_is_run_once_by_the_next() {
+    let servers = TestServers::start();
+    let db = servers.postgres();
+    let root = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(&root.path().join("mail"), &[]);
+    // One firing, 20 s from now; the evaluator dies 2 s before it, and
+    // the other daemon holds the evaluator lease only after it.
+    let at = chrono::Utc::now() + chrono::Duration::seconds(20);
+    let schedule = at.format("%S %M %H %d %m *").to_string();
+    let a = member_on(root.path(), "a", &db, smtp.port, &schedule);
+    let b = member_on(root.path(), "b", &db, smtp.port, &schedule);
+
+    let mut da = start(&a, "1").await;
+    until(Duration::from_secs(30), "a evaluates", || {
+        da.log().contains("this daemon is the cluster's evaluator")
+    })
+    .await;
+    let mut db_ = start(&b, "1").await;
+    let kill_at = at - chrono::Duration::seconds(2);
+    let wait = (kill_at - chrono::Utc::now())
+        .to_std()
+        .expect("started in time");
+    tokio::time::sleep(wait).await;
+    da.kill();
+    until(Duration::from_secs(40), "b runs the firing", || {
+        recipients(&smtp).len() >= 3
+    })
+    .await;
+    let took_over = db_.log();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(db_.terminate().await.success(), "{}", db_.log());
+
+    assert_eq!(
+        recipients(&smtp),
+        ["s1@example.com", "s2@example.com", "s3@example.com"],
+        "{took_over}"
+    );
+    let became = took_over
+        .lines()
+        .find(|l| l.contains("this daemon is the cluster's evaluator"))
+        .expect("b became the evaluator");
+    assert!(
+        became[..19] >= *at.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        "b became the evaluator after the firing: {became}"
+    );
+    assert_eq!(
+        crate::support::sql_on(
+            &b.parent().unwrap().join("wh.duckdb"),
+            "SELECT count(DISTINCT eval_id) FROM conveyor.rule_results"
+        ),
+        vec![vec!["1".to_string()]],
+        "the firing evaluated once"
+    );
+    let done =
+        db.sql("SELECT done_firing = firing FROM conveyor_leases WHERE name = 'rule:csat_low'");
+    assert_eq!(done.trim(), "t", "{done}");
 }

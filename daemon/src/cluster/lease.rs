@@ -80,6 +80,18 @@ pub(super) async fn try_take(
 }
 
 impl Cluster {
+    /// Whether some daemon ran `firing` of `name` to its end.
+    pub async fn firing_done(&self, name: &str, firing: DateTime<Utc>) -> Result<bool> {
+        let row: Option<(String, f64, Option<bool>)> = sqlx::query_as(LOOK)
+            .bind(name)
+            .bind(Some(firing))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some_and(|(_, _, done)| done == Some(true)))
+    }
+}
+
+impl Cluster {
     /// Takes `name`, waiting while another daemon holds it: `None` when
     /// that daemon finished the firing, or when `cancel` is set. A busy
     /// lease is asked again every second (or at its expiry, if sooner), so

@@ -14,6 +14,10 @@
 //!   same on every daemon) and records it as done on release, so a firing
 //!   is synced once across the cluster; a daemon that finds the firing
 //!   taken waits, and takes it over if the holder dies before finishing;
+//! - the evaluator takes a lease per firing of each scheduled
+//!   reconciliation, rule and report, and a standby daemon waits on a
+//!   firing until it is done — so one that came due while the evaluator
+//!   was dying is run by its successor, once;
 //! - the evaluator hands its state (alert states, notifications not yet
 //!   delivered) to the next through the same database (`handover.rs`),
 //!   fenced by its token, so an alert is announced once across a failover.
@@ -43,6 +47,13 @@ pub const EVALUATOR: &str = "evaluator";
 /// The lease name of a source.
 pub fn source_lease(source: &str) -> String {
     format!("source:{source}")
+}
+
+/// The lease name of a scheduled reconciliation, rule or report (`kind`
+/// one of `recon`, `rule`, `report`): taken by the evaluator for each
+/// firing, so a firing is run once even across an evaluator's failover.
+pub fn evaluation_lease(kind: &str, name: &str) -> String {
+    format!("{kind}:{name}")
 }
 
 /// A connection pool to the lease database and who this daemon is in it.

@@ -30,9 +30,9 @@ use conveyor_plugin_api::CancelFlag;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::cluster::{source_lease, Cluster};
+use crate::cluster::{evaluation_lease, source_lease, Cluster, Taken};
 use crate::progress::Progress;
-use crate::scheduler::{run_on_schedule, run_on_schedule_with, Clock};
+use crate::scheduler::{run_on_schedule_with, Clock};
 use crate::server::{Live, SyncResponse};
 use crate::sync::{sync_source_for, SourceReport};
 use crate::warehouse::Warehouse;
@@ -485,19 +485,14 @@ impl Daemon {
                 tasks.spawn(async move {
                     let schedule = recon.schedule.clone().expect("wanted() keeps scheduled ones");
                     tracing::info!(reconciliation = %recon.name, schedule = %schedule.expr, "scheduled");
-                    run_on_schedule(&recon.name, &schedule, clock, retire, || {
-                        let (wh, config, recon) = (d.wh.clone(), d.live.config(), recon.clone());
-                        let evaluates = d.evaluates(&recon.name);
+                    run_on_schedule_with(&recon.name, &schedule, clock, retire.clone(), |_| {}, |firing| {
+                        let (d, recon, schedule, retire) = (d.clone(), recon.clone(), schedule.clone(), retire.clone());
                         async move {
-                            if !evaluates {
-                                return;
-                            }
-                            let job = tokio::task::spawn_blocking(move || {
-                                crate::pipeline::refresh_and_run(&wh, &config, &[&recon], "schedule")
-                            });
-                            if let Ok(Err(e)) = job.await {
-                                tracing::error!(error = %format!("{e:#}"), "scheduled reconciliation could not run");
-                            }
+                            let name = recon.name.clone();
+                            d.evaluate_at_firing("recon", &name, &schedule, firing, &retire, move |wh, config| {
+                                crate::pipeline::refresh_and_run(&wh, &config, &[&recon], "schedule").map(|_| ())
+                            })
+                            .await
                         }
                     })
                     .await;
@@ -505,45 +500,80 @@ impl Daemon {
             }
             Spec::Rule(rule) => {
                 tasks.spawn(async move {
-                    let schedule = rule.schedule.clone().expect("wanted() keeps scheduled ones");
+                    let schedule = rule
+                        .schedule
+                        .clone()
+                        .expect("wanted() keeps scheduled ones");
                     tracing::info!(rule = %rule.name, schedule = %schedule.expr, "scheduled");
-                    run_on_schedule(&rule.name, &schedule, clock, retire, || {
-                        let (wh, config, rule) = (d.wh.clone(), d.live.config(), rule.clone());
-                        let evaluates = d.evaluates(&rule.name);
-                        async move {
-                            if !evaluates {
-                                return;
+                    run_on_schedule_with(
+                        &rule.name,
+                        &schedule,
+                        clock,
+                        retire.clone(),
+                        |_| {},
+                        |firing| {
+                            let (d, rule, schedule, retire) =
+                                (d.clone(), rule.clone(), schedule.clone(), retire.clone());
+                            async move {
+                                let name = rule.name.clone();
+                                d.evaluate_at_firing(
+                                    "rule",
+                                    &name,
+                                    &schedule,
+                                    firing,
+                                    &retire,
+                                    move |wh, config| {
+                                        crate::pipeline::evaluate_scheduled_rule(
+                                            &wh, &config, &rule,
+                                        )
+                                        .map(|_| ())
+                                    },
+                                )
+                                .await
                             }
-                            let job = tokio::task::spawn_blocking(move || {
-                                crate::pipeline::evaluate_scheduled_rule(&wh, &config, &rule)
-                            });
-                            if let Ok(Err(e)) = job.await {
-                                tracing::error!(error = %format!("{e:#}"), "scheduled rule could not run");
-                            }
-                        }
-                    })
+                        },
+                    )
                     .await;
                 });
             }
             Spec::Report(report) => {
                 tasks.spawn(async move {
-                    let schedule = report.schedule.clone().expect("wanted() keeps scheduled ones");
+                    let schedule = report
+                        .schedule
+                        .clone()
+                        .expect("wanted() keeps scheduled ones");
                     tracing::info!(report = %report.name, schedule = %schedule.expr, "scheduled");
-                    run_on_schedule(&report.name, &schedule, clock, retire, || {
-                        let (wh, config, report) = (d.wh.clone(), d.live.config(), report.clone());
-                        let evaluates = d.evaluates(&report.name);
-                        async move {
-                            if !evaluates {
-                                return;
+                    run_on_schedule_with(
+                        &report.name,
+                        &schedule,
+                        clock,
+                        retire.clone(),
+                        |_| {},
+                        |firing| {
+                            let (d, report, schedule, retire) =
+                                (d.clone(), report.clone(), schedule.clone(), retire.clone());
+                            async move {
+                                let name = report.name.clone();
+                                d.evaluate_at_firing(
+                                    "report",
+                                    &name,
+                                    &schedule,
+                                    firing,
+                                    &retire,
+                                    move |wh, config| {
+                                        crate::pipeline::send_report(
+                                            &wh,
+                                            &config,
+                                            &report,
+                                            chrono::Utc::now().naive_utc(),
+                                        )
+                                        .map(|_| ())
+                                    },
+                                )
+                                .await
                             }
-                            let job = tokio::task::spawn_blocking(move || {
-                                crate::pipeline::send_report(&wh, &config, &report, chrono::Utc::now().naive_utc())
-                            });
-                            if let Ok(Err(e)) = job.await {
-                                tracing::error!(error = %format!("{e:#}"), "scheduled report could not run");
-                            }
-                        }
-                    })
+                        },
+                    )
                     .await;
                 });
             }
@@ -617,6 +647,69 @@ impl Daemon {
                 });
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// One firing of a scheduled reconciliation, rule or report (`kind`:
+    /// `recon`, `rule`, `report`). Alone, it runs. In a cluster the
+    /// evaluator runs it under the firing's lease, once; a standby waits on
+    /// it until it is done elsewhere — or until this daemon becomes the
+    /// evaluator and runs it, so a firing that came due while the last
+    /// evaluator was dying is not lost. Waiting ends before the next firing.
+    async fn evaluate_at_firing(
+        self: &Arc<Self>,
+        kind: &'static str,
+        name: &str,
+        schedule: &conveyor_config::Schedule,
+        firing: chrono::DateTime<chrono::Utc>,
+        retire: &CancelFlag,
+        work: impl FnOnce(Arc<Warehouse>, Arc<Config>) -> Result<()> + Send + 'static,
+    ) {
+        let Some(c) = self.cluster.clone() else {
+            return self.run_evaluation(kind, name, work).await;
+        };
+        let lease = evaluation_lease(kind, name);
+        let until = crate::scheduler::next_fire(schedule, firing)
+            .map(|next| next - chrono::Duration::milliseconds(500));
+        while !retire.is_cancelled() && !self.cancel.is_cancelled() {
+            let evaluator = self.evaluator.load(Ordering::SeqCst);
+            if evaluator {
+                match c.try_take(&lease, Some(firing), &self.cancel).await {
+                    Ok(Taken::Held(held)) => {
+                        self.run_evaluation(kind, name, work).await;
+                        held.release(true).await;
+                        return;
+                    }
+                    Ok(Taken::Done { .. }) => return,
+                    // The last evaluator's run of it: wait for its end, or
+                    // its lease to expire and the firing to be ours.
+                    Ok(Taken::Busy { .. }) => {}
+                    Err(e) => {
+                        tracing::warn!(lease = %lease, error = %format!("{e:#}"), "cannot reach the cluster catalog; retrying")
+                    }
+                }
+            } else if let Ok(true) = c.firing_done(&lease, firing).await {
+                return;
+            }
+            if until.is_some_and(|u| self.clock.now() >= u) {
+                tracing::warn!(kind, name, firing = %firing, "firing not run: no daemon of the cluster evaluated it before the next one");
+                return;
+            }
+            let nap = if evaluator { 250 } else { 1_000 };
+            tokio::time::sleep(Duration::from_millis(nap)).await;
+        }
+    }
+
+    /// Runs one evaluation on a blocking thread, logging its failure.
+    async fn run_evaluation(
+        &self,
+        kind: &'static str,
+        name: &str,
+        work: impl FnOnce(Arc<Warehouse>, Arc<Config>) -> Result<()> + Send + 'static,
+    ) {
+        let (wh, config) = (self.wh.clone(), self.live.config());
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || work(wh, config)).await {
+            tracing::error!(kind, name, error = %format!("{e:#}"), "scheduled {kind} could not run");
         }
     }
 
