@@ -1,6 +1,7 @@
 //! Conveyor, the library behind the `conveyor` binary: CLI commands,
 //! scheduler, warehouse, sync engine and the local query endpoint.
 
+pub mod allocator;
 pub(crate) mod catalog_db;
 pub(crate) mod checks;
 pub mod cli;

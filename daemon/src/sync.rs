@@ -453,6 +453,7 @@ impl<'a> WarehouseSink<'a> {
         self.last_commit = Instant::now();
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
             let result = loader.commit(batches, &state);
+            crate::allocator::release_free_memory();
             Committed {
                 loader,
                 result,

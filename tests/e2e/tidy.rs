@@ -2,7 +2,7 @@
 //! tree (rust-analyzer's `tidy.rs` style) so that they stay true — every
 //! file says what it is for, DuckDB stays in the modules that own the
 //! warehouse, the mocks stay out of the product, `unsafe` stays in
-//! plugin-api.
+//! plugin-api (and the one `malloc_trim` call of `daemon/src/allocator.rs`).
 
 use std::path::{Path, PathBuf};
 
@@ -203,7 +203,8 @@ fn tidy_unsafe_lives_only_in_plugin_api_with_a_safety_comment() {
             if !flagged {
                 continue;
             }
-            if !path.starts_with("plugin-api/") {
+            // plugin-api (the ABI) and the one call into glibc's malloc.
+            if !path.starts_with("plugin-api/") && path != "daemon/src/allocator.rs" {
                 outside.push(format!("{path}:{n}"));
                 continue;
             }
@@ -223,7 +224,7 @@ fn tidy_unsafe_lives_only_in_plugin_api_with_a_safety_comment() {
     }
     assert!(
         outside.is_empty(),
-        "`unsafe` outside plugin-api: {outside:?}"
+        "`unsafe` outside plugin-api and daemon/src/allocator.rs: {outside:?}"
     );
     assert!(
         unexplained.is_empty(),
