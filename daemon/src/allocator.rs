@@ -3,7 +3,7 @@
 //! Why: glibc's malloc keeps memory freed inside its per-thread arenas
 //! resident (it only returns the top of each), and a sync frees a row
 //! group's Arrow batches and DuckDB's staging after every commit. A 5M-row
-//! sync peaked at 342–364 MB that way and at 314–315 MB with a
+//! sync peaked at 342–364 MB that way and at 314–318 MB with a
 //! `malloc_trim` after each commit, at the same speed (the README's
 //! Performance section has the runs). Holding the mmap threshold at 128 KiB
 //! (`MALLOC_MMAP_THRESHOLD_=131072`) goes lower, 285 MB, but a fifth slower,
