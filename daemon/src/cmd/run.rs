@@ -482,100 +482,57 @@ impl Daemon {
                 });
             }
             Spec::Recon(recon) => {
-                tasks.spawn(async move {
-                    let schedule = recon.schedule.clone().expect("wanted() keeps scheduled ones");
-                    tracing::info!(reconciliation = %recon.name, schedule = %schedule.expr, "scheduled");
-                    run_on_schedule_with(&recon.name, &schedule, clock, retire.clone(), |_| {}, |firing| {
-                        let (d, recon, schedule, retire) = (d.clone(), recon.clone(), schedule.clone(), retire.clone());
-                        async move {
-                            let name = recon.name.clone();
-                            d.evaluate_at_firing("recon", &name, &schedule, firing, &retire, move |wh, config| {
-                                crate::pipeline::refresh_and_run(&wh, &config, &[&recon], "schedule").map(|_| ())
-                            })
-                            .await
-                        }
-                    })
-                    .await;
-                });
+                let schedule = recon
+                    .schedule
+                    .clone()
+                    .expect("wanted() keeps scheduled ones");
+                tracing::info!(reconciliation = %recon.name, schedule = %schedule.expr, "scheduled");
+                let name = recon.name.clone();
+                tasks.spawn(d.evaluate_on_schedule(
+                    "recon",
+                    name,
+                    schedule,
+                    retire,
+                    move |wh, config| {
+                        crate::pipeline::refresh_and_run(&wh, &config, &[&recon], "schedule")
+                            .map(|_| ())
+                    },
+                ));
             }
             Spec::Rule(rule) => {
-                tasks.spawn(async move {
-                    let schedule = rule
-                        .schedule
-                        .clone()
-                        .expect("wanted() keeps scheduled ones");
-                    tracing::info!(rule = %rule.name, schedule = %schedule.expr, "scheduled");
-                    run_on_schedule_with(
-                        &rule.name,
-                        &schedule,
-                        clock,
-                        retire.clone(),
-                        |_| {},
-                        |firing| {
-                            let (d, rule, schedule, retire) =
-                                (d.clone(), rule.clone(), schedule.clone(), retire.clone());
-                            async move {
-                                let name = rule.name.clone();
-                                d.evaluate_at_firing(
-                                    "rule",
-                                    &name,
-                                    &schedule,
-                                    firing,
-                                    &retire,
-                                    move |wh, config| {
-                                        crate::pipeline::evaluate_scheduled_rule(
-                                            &wh, &config, &rule,
-                                        )
-                                        .map(|_| ())
-                                    },
-                                )
-                                .await
-                            }
-                        },
-                    )
-                    .await;
-                });
+                let schedule = rule
+                    .schedule
+                    .clone()
+                    .expect("wanted() keeps scheduled ones");
+                tracing::info!(rule = %rule.name, schedule = %schedule.expr, "scheduled");
+                let name = rule.name.clone();
+                tasks.spawn(d.evaluate_on_schedule(
+                    "rule",
+                    name,
+                    schedule,
+                    retire,
+                    move |wh, config| {
+                        crate::pipeline::evaluate_scheduled_rule(&wh, &config, &rule).map(|_| ())
+                    },
+                ));
             }
             Spec::Report(report) => {
-                tasks.spawn(async move {
-                    let schedule = report
-                        .schedule
-                        .clone()
-                        .expect("wanted() keeps scheduled ones");
-                    tracing::info!(report = %report.name, schedule = %schedule.expr, "scheduled");
-                    run_on_schedule_with(
-                        &report.name,
-                        &schedule,
-                        clock,
-                        retire.clone(),
-                        |_| {},
-                        |firing| {
-                            let (d, report, schedule, retire) =
-                                (d.clone(), report.clone(), schedule.clone(), retire.clone());
-                            async move {
-                                let name = report.name.clone();
-                                d.evaluate_at_firing(
-                                    "report",
-                                    &name,
-                                    &schedule,
-                                    firing,
-                                    &retire,
-                                    move |wh, config| {
-                                        crate::pipeline::send_report(
-                                            &wh,
-                                            &config,
-                                            &report,
-                                            chrono::Utc::now().naive_utc(),
-                                        )
-                                        .map(|_| ())
-                                    },
-                                )
-                                .await
-                            }
-                        },
-                    )
-                    .await;
-                });
+                let schedule = report
+                    .schedule
+                    .clone()
+                    .expect("wanted() keeps scheduled ones");
+                tracing::info!(report = %report.name, schedule = %schedule.expr, "scheduled");
+                let name = report.name.clone();
+                tasks.spawn(d.evaluate_on_schedule(
+                    "report",
+                    name,
+                    schedule,
+                    retire,
+                    move |wh, config| {
+                        let now = chrono::Utc::now().naive_utc();
+                        crate::pipeline::send_report(&wh, &config, &report, now).map(|_| ())
+                    },
+                ));
             }
             Spec::Worker => {
                 tasks.spawn(async move { d.worker(retire).await });
@@ -648,6 +605,41 @@ impl Daemon {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+
+    /// Runs `work` at each firing of `schedule` (a reconciliation, rule or
+    /// report: `kind` and `name` as for [`Self::evaluate_at_firing`]) until
+    /// `retire` is set.
+    async fn evaluate_on_schedule(
+        self: Arc<Self>,
+        kind: &'static str,
+        name: String,
+        schedule: conveyor_config::Schedule,
+        retire: CancelFlag,
+        work: impl Fn(Arc<Warehouse>, Arc<Config>) -> Result<()> + Clone + Send + Sync + 'static,
+    ) {
+        let clock = self.clock;
+        run_on_schedule_with(
+            &name,
+            &schedule,
+            clock,
+            retire.clone(),
+            |_| {},
+            |firing| {
+                let (d, name, schedule, retire, work) = (
+                    self.clone(),
+                    name.clone(),
+                    schedule.clone(),
+                    retire.clone(),
+                    work.clone(),
+                );
+                async move {
+                    d.evaluate_at_firing(kind, &name, &schedule, firing, &retire, work)
+                        .await
+                }
+            },
+        )
+        .await
     }
 
     /// One firing of a scheduled reconciliation, rule or report (`kind`:
