@@ -144,8 +144,11 @@ async fn genesys_serves_conversations_without_agents_small_pages_and_missing_per
     assert_eq!(no_agent.len(), cfg.days * 3);
     let abandoned = no_agent.iter().filter(|c| c["originatingDirection"] == "inbound").count();
     assert_eq!(abandoned, cfg.days * 2);
-    // …and the details query serves them.
-    let day = Utc::now().date_naive();
+    // …and the details query serves them. Yesterday, not today: a kind
+    // generated x minutes before now on day 0 and on day 1 lands in
+    // yesterday on one of the two whatever the time, where today holds none
+    // in the first hour after midnight UTC.
+    let day = (Utc::now() - Duration::days(1)).date_naive();
     let interval = format!("{}T00:00:00.000Z/{}T00:00:00.000Z", day, day + Duration::days(1));
     let (_, body) = json_of(
         http.post(server.url("/api/v2/analytics/conversations/details/query"))
